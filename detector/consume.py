@@ -1,0 +1,287 @@
+"""The sidecar's run loop: consume a batch → pipeline → produce alerts and dead letters →
+checkpoint (commit offsets together with, or after, the outputs).
+
+The loop follows confluent-kafka's and quix-streams' shape: finite poll timeouts, signals only
+set a flag, auto-commit and auto offset store off, offsets committed on an interval, and on
+revoke the work in hand is committed before the partitions go.
+
+Inputs are assigned with the `range` assignor: it gives partition p of every input topic to
+the same member, which is what keeps all of a model's events (and its state) in one process.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient
+from prometheus_client import CollectorRegistry
+
+from detector.alerts import Alert
+from detector.delivery import AtLeastOnceOutputs, ExactlyOnceOutputs, Outputs
+from detector.endpoints import HealthServer
+from detector.metrics import Metrics
+from detector.pipeline import BatchResult, Pipeline
+from detector.settings import ProcessingGuarantee, Settings
+from detector.topics import ensure_topics, wait_for_cluster
+
+log = logging.getLogger(__name__)
+
+AlertListener = Callable[[Alert, dict[str, Any]], None]
+CONNECTION_CHECK_S = 2.0
+
+
+class Service:
+    """One detector process: a consumer-group member that owns some input partitions."""
+
+    def __init__(self, settings: Settings, registry: CollectorRegistry | None = None) -> None:
+        if not settings.kafka.bootstrap_servers:
+            raise ValueError("kafka.bootstrap_servers is empty: set STREAMDRIFT_KAFKA__BOOTSTRAP_SERVERS")
+        self.settings = settings
+        self.registry = registry or CollectorRegistry()
+        self.metrics = Metrics(self.registry)
+        self.pipeline = Pipeline(settings)
+        self.inputs = settings.topics.inputs()
+        self.stop_requested = threading.Event()
+        self.alert_listeners: list[AlertListener] = []
+        self.http: HealthServer | None = None
+        self.consumer: Consumer | None = None
+        self.outputs: Outputs | None = None
+        self.connected = False
+        self.last_connection_check = 0.0
+        self.fatal_error: KafkaError | None = None
+        self.failed = False
+        self.joined = False  # the group assigned this member at least once
+        self.owned: set[int] = set()  # input partition numbers
+        self.positions: dict[tuple[str, int], int] = {}  # next offset to commit, per input partition
+        self.touched: set[str] = set()  # models with events since the last checkpoint
+        self.uncommitted_events = 0
+        self.last_checkpoint = time.monotonic()
+        self.processed_events = 0
+
+    # -- control ------------------------------------------------------------------------
+
+    def request_stop(self) -> None:
+        """Finish the batch in hand, commit and return from run(); safe from a signal handler."""
+        self.stop_requested.set()
+
+    def readiness(self) -> tuple[bool, dict[str, object]]:
+        details = {"connected": self.connected, "assigned": self.joined, "partitions": sorted(self.owned)}
+        return self.connected and self.joined, details
+
+    @property
+    def metrics_port(self) -> int | None:
+        return self.http.port if self.http else None
+
+    # -- the loop -----------------------------------------------------------------------
+
+    def run(self, until: Callable[["Service"], bool] | None = None) -> None:
+        """Run until a stop is requested (or `until(self)` is true); then checkpoint and close."""
+        settings = self.settings
+        self.http = HealthServer(settings.metrics.host, settings.metrics.port, self.registry, self.readiness).start()
+        log.info("metrics, health and readiness on http://%s:%d/metrics", settings.metrics.host, self.http.port)
+        try:
+            admin = AdminClient(settings.kafka.client_config())
+            if not wait_for_cluster(admin, settings.kafka.bootstrap_servers, self.stop_requested.is_set):
+                return
+            self.connected = True
+            outputs = [settings.topics.alerts, settings.topics.dlq]
+            partitions = ensure_topics(admin, settings, self.inputs, outputs)
+            log.info("inputs %s have %d partitions each", ", ".join(self.inputs), partitions)
+            self.consumer = Consumer(self._consumer_config())
+            self.outputs = self._make_outputs()
+            self.consumer.subscribe(self.inputs, on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost)
+            while not self.stop_requested.is_set() and not (until and until(self)):
+                self._step()
+            if self.fatal_error is not None:
+                raise KafkaException(self.fatal_error)
+            self._checkpoint()
+            log.info("stopped after %d events; offsets committed", self.processed_events)
+        except BaseException:
+            self.failed = True  # nothing more is committed on the way out: the input will be replayed
+            raise
+        finally:
+            self._close()
+
+    def _step(self) -> None:
+        assert self.consumer is not None and self.outputs is not None
+        self.outputs.poll()
+        messages = self.consumer.consume(self.settings.batch_max_events, self.settings.batch_timeout_ms / 1000)
+        good = [m for m in messages if not m.error() or self._on_consume_error(m.error())]
+        if good:
+            self.connected = True
+            with self.metrics.batch_seconds.time():
+                result = self.pipeline.process(good)
+            self._publish(result)
+            for message in good:
+                self.positions[message.topic(), message.partition()] = message.offset() + 1
+            self.uncommitted_events += len(good)
+            self.processed_events += len(good)
+        elif not self.connected:
+            self._check_connection()
+        if self._checkpoint_due():
+            self._checkpoint()
+
+    def _check_connection(self) -> None:
+        """While disconnected and idle, ask for metadata every few seconds to notice recovery."""
+        assert self.consumer is not None
+        if time.monotonic() - self.last_connection_check < CONNECTION_CHECK_S:
+            return
+        self.last_connection_check = time.monotonic()
+        try:
+            self.consumer.list_topics(timeout=1.0)
+        except KafkaException:
+            return
+        log.info("kafka is reachable again")
+        self.connected = True
+
+    def _publish(self, result: BatchResult) -> None:
+        assert self.outputs is not None
+        topics, group = self.settings.topics, self.settings.kafka.group_id
+        for alert in result.alerts:
+            self.outputs.send(topics.alerts, alert.key, alert.encode(group))
+            log.info(
+                "alert %s %s/%s (%s, %s, %s) at %s[%d]@%d",
+                alert.kind, alert.model, alert.monitor, alert.statistic, alert.detector, alert.severity,
+                alert.topic, alert.partition, alert.offset,
+            )
+            for listener in self.alert_listeners:
+                listener(alert, alert.cloudevent(group))
+        for letter in result.dead_letters:
+            self.outputs.send(topics.dlq, letter.key, letter.value, letter.headers())
+        self.metrics.record_batch(result)
+        self.metrics.record_alerts(result.alerts)
+        self.touched.update(model for _, model in result.events)
+
+    def _on_consume_error(self, error: KafkaError) -> bool:
+        """Log a consumer error; raise if it is fatal. Returns False (the message is not data)."""
+        if error.fatal():
+            raise KafkaException(error)
+        if error.code() in (KafkaError._ALL_BROKERS_DOWN, KafkaError._TRANSPORT):
+            self.connected = False
+        log.warning("consumer: %s", error.str())
+        return False
+
+    # -- checkpoints --------------------------------------------------------------------
+
+    def _checkpoint_due(self) -> bool:
+        s = self.settings
+        if not self.uncommitted_events:
+            return False
+        elapsed_ms = (time.monotonic() - self.last_checkpoint) * 1000
+        return elapsed_ms >= s.commit_interval_ms or self.uncommitted_events >= s.commit_interval_events
+
+    def _checkpoint(self) -> None:
+        """Flush/commit outputs and the offsets of everything processed so far."""
+        if self.consumer is None or self.outputs is None:
+            return
+        offsets = [TopicPartition(topic, partition, offset) for (topic, partition), offset in self.positions.items() if partition in self.owned]
+        with self.metrics.checkpoint_seconds.time():
+            try:
+                self.outputs.commit(self.consumer, offsets)
+            except Exception:
+                self.metrics.commit_failures.inc()
+                raise
+        self.metrics.commits.inc()
+        self.positions.clear()
+        self.uncommitted_events = 0
+        self.last_checkpoint = time.monotonic()
+        self._refresh_gauges()
+
+    def _refresh_gauges(self) -> None:
+        touched = [m for m in self.pipeline.models() if m.name in self.touched]
+        self.metrics.record_models(touched, self.pipeline.model_count)
+        self.touched.clear()
+        if self.consumer is not None:
+            self.metrics.set_lag(self._lags())
+
+    def _lags(self) -> dict[tuple[str, int], int]:
+        assert self.consumer is not None
+        assigned = [tp for tp in self.consumer.assignment() if tp.partition in self.owned]
+        lags: dict[tuple[str, int], int] = {}
+        for tp in self.consumer.position(assigned) if assigned else []:
+            low, high = self.consumer.get_watermark_offsets(tp, cached=True)
+            if tp.offset >= 0 and high >= 0:
+                lags[tp.topic, tp.partition] = max(0, high - tp.offset)
+        return lags
+
+    # -- rebalancing --------------------------------------------------------------------
+
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        numbers = {tp.partition for tp in partitions}
+        self.pipeline.assign(numbers)
+        self.owned = numbers
+        self.joined = True
+        log.info("assigned input partitions %s", sorted(numbers) or "none")
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        numbers = {tp.partition for tp in partitions}
+        if self.failed:
+            log.warning("revoking input partitions %s after a failure: not committing", sorted(numbers))
+            if self.outputs is not None:
+                self.outputs.abort()
+        else:
+            log.info("revoking input partitions %s: committing work in hand", sorted(numbers))
+            self._checkpoint()
+        self._drop(numbers)
+
+    def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        numbers = {tp.partition for tp in partitions}
+        log.warning("lost input partitions %s: dropping their state without committing", sorted(numbers))
+        if self.outputs is not None:
+            self.outputs.abort()
+        self._drop(numbers)
+
+    def _drop(self, numbers: set[int]) -> None:
+        self.metrics.forget_models(self.pipeline.revoke(numbers))
+        self.owned -= numbers
+        self.positions = {key: offset for key, offset in self.positions.items() if key[1] not in numbers}
+
+    # -- clients ------------------------------------------------------------------------
+
+    def _consumer_config(self) -> dict[str, Any]:
+        kafka = self.settings.kafka
+        config = {
+            "auto.offset.reset": "earliest",
+            **kafka.client_config(),
+            "group.id": kafka.group_id,
+            "enable.auto.commit": False,
+            "enable.auto.offset.store": False,
+            "isolation.level": "read_committed",
+            "partition.assignment.strategy": "range",
+            "session.timeout.ms": kafka.session_timeout_ms,
+            "max.poll.interval.ms": kafka.max_poll_interval_ms,
+            "error_cb": self._on_client_error,
+        }
+        return config
+
+    def _make_outputs(self) -> Outputs:
+        kafka = self.settings.kafka
+        config: dict[str, Any] = {"linger.ms": 5, **kafka.client_config(), "enable.idempotence": True, "error_cb": self._on_client_error}
+        if self.settings.processing_guarantee is ProcessingGuarantee.exactly_once:
+            config["transactional.id"] = kafka.effective_transactional_id()
+            return ExactlyOnceOutputs(Producer(config))
+        return AtLeastOnceOutputs(Producer(config))
+
+    def _on_client_error(self, error: KafkaError) -> None:
+        if error.fatal():
+            log.error("kafka client fatal error: %s", error.str())
+            self.fatal_error = error
+            self.request_stop()
+            return
+        if error.code() in (KafkaError._ALL_BROKERS_DOWN, KafkaError._TRANSPORT, KafkaError._RESOLVE):
+            self.connected = False
+        log.warning("kafka: %s", error.str())
+
+    def _close(self) -> None:
+        # The consumer first: leaving the group runs the revoke callback, which still produces.
+        if self.consumer is not None:
+            self.consumer.close()
+        if self.outputs is not None:
+            self.outputs.close()
+        if self.http is not None:
+            self.http.stop()

@@ -1,0 +1,209 @@
+"""Decode and validate raw Kafka messages into events (pure; no I/O).
+
+A message is either an `Event` or an `Invalid` with a reason from `REASONS`. Invalid input is
+never an exception: the caller dead-letters it verbatim with the reason.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import IntEnum
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import orjson
+
+from detector.settings import FieldMapping
+
+# Why a message was rejected (the `reason` label of streamdrift_events_invalid_total).
+REASONS = (
+    "empty",  # no value
+    "oversize",  # larger than limits.max_message_bytes
+    "not_json",  # not UTF-8 JSON
+    "non_finite",  # NaN, Infinity or a number too large for a double
+    "too_deep",  # nesting beyond the JSON parser's limit
+    "not_object",  # valid JSON, but not an object
+    "missing_model",
+    "bad_model",  # not a string of 1..max characters
+    "bad_field",  # a known field has the wrong type or range (detail names it)
+    "nested_feature",  # a feature value is an object or array
+    "missing_field",  # a field this topic requires is absent (detail names it)
+    "unknown_model",  # auto-discovery is off and the model is not configured
+    "model_cap",  # limits.max_models reached
+)
+
+
+class Source(IntEnum):
+    """Which input topic an event came from (also the topic code in evidence)."""
+
+    prediction = 0
+    feature = 1
+    label = 2
+
+
+class Invalid(NamedTuple):
+    reason: str
+    detail: str = ""
+
+
+@dataclass(slots=True)
+class Event:
+    """A valid event. `score` is the binary score, or the top class probability."""
+
+    source: Source
+    model: str
+    partition: int
+    offset: int
+    ts_ms: int
+    version: str | None = None
+    id: str | None = None
+    features: dict[str, Any] | None = None
+    prediction: Any = None
+    score: float | None = None
+    latency_ms: float | None = None
+    label: Any = None
+
+
+_NUMBER = (int, float)
+_SCALAR = (int, float, str, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, _NUMBER) and not isinstance(value, bool)
+
+
+def parse_json(raw: bytes | None, max_bytes: int) -> Any | Invalid:
+    """orjson.loads with every failure classified."""
+    if not raw:
+        return Invalid("empty")
+    if len(raw) > max_bytes:
+        return Invalid("oversize", f"{len(raw)} bytes > {max_bytes}")
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        message = str(exc)
+        if "infinity" in message or b"NaN" in raw or b"Infinity" in raw:
+            return Invalid("non_finite", message)
+        if "depth limit" in message or "recursion" in message:
+            return Invalid("too_deep", message)
+        return Invalid("not_json", message)
+
+
+def parse_timestamp(value: Any) -> int | None:
+    """Epoch milliseconds from epoch ms (number) or RFC 3339 text; None if neither."""
+    if _is_number(value):
+        return int(value) if 0 <= value < 1e16 else None
+    if isinstance(value, str):
+        try:
+            moment = datetime.fromisoformat(value)
+        except ValueError:
+            return None
+        if moment.tzinfo is None:
+            return None
+        return int(moment.timestamp() * 1000)
+    return None
+
+
+class Decoder:
+    """Turns message values into events, with the configured field names.
+
+    `fields_for(model)` gives a model's own field names; the model field itself is global."""
+
+    def __init__(
+        self,
+        fields: FieldMapping,
+        max_message_bytes: int,
+        max_model_name_length: int,
+        fields_for: Callable[[str], FieldMapping] | None = None,
+    ) -> None:
+        self.fields = fields
+        self.max_message_bytes = max_message_bytes
+        self.max_model_name_length = max_model_name_length
+        self.fields_for = fields_for or (lambda model: fields)
+
+    def decode(self, raw: bytes | None, source: Source, partition: int, offset: int, kafka_ts_ms: int) -> Event | Invalid:
+        """Validate one message value."""
+        obj = parse_json(raw, self.max_message_bytes)
+        if isinstance(obj, Invalid):
+            return obj
+        if not isinstance(obj, dict):
+            return Invalid("not_object", type(obj).__name__)
+        model = obj.get(self.fields.model)
+        if model is None:
+            return Invalid("missing_model", f"no '{self.fields.model}' field")
+        if not isinstance(model, str) or not 0 < len(model) <= self.max_model_name_length:
+            return Invalid("bad_model", f"'{self.fields.model}' must be a string of 1 to {self.max_model_name_length} characters")
+        return self.validate(obj, model, source, partition, offset, kafka_ts_ms, self.fields_for(model))
+
+    def validate(
+        self, obj: dict[str, Any], model: str, source: Source, partition: int, offset: int, kafka_ts_ms: int, f: FieldMapping
+    ) -> Event | Invalid:
+        event = Event(source, model, partition, offset, kafka_ts_ms)
+        ts = obj.get(f.ts)
+        if ts is not None:
+            parsed = parse_timestamp(ts)
+            if parsed is None:
+                return Invalid("bad_field", f"'{f.ts}' must be epoch milliseconds or RFC 3339 with a zone")
+            event.ts_ms = parsed
+        version = obj.get(f.version)
+        if version is not None:
+            if not isinstance(version, _SCALAR):
+                return Invalid("bad_field", f"'{f.version}' must be a string or number")
+            event.version = str(version)
+        identifier = obj.get(f.id)
+        if identifier is not None:
+            if not isinstance(identifier, (str, int)) or isinstance(identifier, bool):
+                return Invalid("bad_field", f"'{f.id}' must be a string or integer")
+            event.id = str(identifier)
+
+        features = obj.get(f.features)
+        if features is not None:
+            if not isinstance(features, dict):
+                return Invalid("bad_field", f"'{f.features}' must be an object")
+            for name, value in features.items():
+                if value.__class__ is dict or value.__class__ is list:
+                    return Invalid("nested_feature", f"feature '{name[:100]}' is an {type(value).__name__}")
+            event.features = features
+        elif source is Source.feature:
+            return Invalid("missing_field", f"feature events need '{f.features}'")
+
+        if source is Source.label:
+            return self._label_fields(obj, event, f)
+        return self._prediction_fields(obj, event, f)
+
+    @staticmethod
+    def _prediction_fields(obj: dict[str, Any], event: Event, f: FieldMapping) -> Event | Invalid:
+        prediction = obj.get(f.prediction)
+        if prediction is not None and not isinstance(prediction, _SCALAR):
+            return Invalid("bad_field", f"'{f.prediction}' must be a number, string or boolean")
+        event.prediction = prediction
+        score = obj.get(f.score)
+        if score is not None:
+            if isinstance(score, dict):
+                probabilities = list(score.values())
+                if not probabilities or not all(_is_number(p) and 0 <= p <= 1 for p in probabilities):
+                    return Invalid("bad_field", f"'{f.score}' classes must map to probabilities in [0, 1]")
+                event.score = float(max(probabilities))
+            elif _is_number(score) and 0 <= score <= 1:
+                event.score = float(score)
+            else:
+                return Invalid("bad_field", f"'{f.score}' must be a number in [0, 1] or an object of probabilities")
+        latency = obj.get(f.latency_ms)
+        if latency is not None:
+            if not _is_number(latency) or latency < 0:
+                return Invalid("bad_field", f"'{f.latency_ms}' must be a non-negative number")
+            event.latency_ms = float(latency)
+        return event
+
+    @staticmethod
+    def _label_fields(obj: dict[str, Any], event: Event, f: FieldMapping) -> Event | Invalid:
+        if event.id is None:
+            return Invalid("missing_field", f"label events need '{f.id}'")
+        label = obj.get(f.label)
+        if label is None:
+            return Invalid("missing_field", f"label events need '{f.label}'")
+        if not isinstance(label, _SCALAR):
+            return Invalid("bad_field", f"'{f.label}' must be a number, string or boolean")
+        event.label = label
+        return event

@@ -1,0 +1,287 @@
+"""All monitors of one model: discovers its features, turns a batch of its events into columns,
+feeds each signal, and turns lifecycle transitions into alerts (pure; no I/O).
+
+Monitors: `feature.<name>` (numeric or categorical), `quality.missing.<name>`,
+`prediction.score`, `prediction.value`, `prediction.latency` and `quality.schema`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from detector.alerts import Alert
+from detector.calibration import Thresholds, detectors_for, thresholds_for_budget
+from detector.events import Event
+from detector.monitors.schema import SchemaMonitor
+from detector.monitors.signal import SignalConfig, SignalKind, SignalMonitor, SourceRefs, Transition
+from detector.settings import DetectionSettings, LimitSettings, ModelSettings
+
+CRITICAL_EFFECT = 0.2  # a shift of the mean PIT position (or of a rate) this large is 'critical'
+
+SCORE, VALUE, LATENCY = "prediction.score", "prediction.value", "prediction.latency"
+SCHEMA = "quality.schema"
+
+
+def signal_config(detection: DetectionSettings, thresholds: Thresholds) -> SignalConfig:
+    return SignalConfig(
+        warmup_events=detection.warmup_events,
+        reference_bins=detection.reference_bins,
+        max_categories=detection.max_categories,
+        block_events=detection.block_events,
+        page_hinkley_threshold=thresholds.page_hinkley_threshold,
+        page_hinkley_delta=thresholds.page_hinkley_delta,
+        page_hinkley_alpha=detection.page_hinkley_alpha,
+        adwin_delta=thresholds.adwin_delta,
+        adwin_max_buckets=detection.adwin_max_buckets,
+        cooldown_events=detection.cooldown_events,
+        resolve_window_events=detection.resolve_window_events,
+        rebaseline_after_events=detection.rebaseline_after_events,
+    )
+
+
+def category(value: Any, max_length: int) -> str:
+    """A categorical value as text: JSON spelling for booleans, truncated to max_length."""
+    if value.__class__ is str:
+        return value if len(value) <= max_length else value[:max_length]
+    if value is True or value is False:
+        return "true" if value else "false"
+    return str(value)[:max_length]
+
+
+@dataclass
+class Columns:
+    """The rows of a batch that carry a signal, and their values."""
+
+    rows: np.ndarray
+    values: np.ndarray | list[str]
+
+
+class ModelMonitor:
+    """Monitors of one model, created as its features and outputs appear."""
+
+    def __init__(
+        self,
+        name: str,
+        settings: ModelSettings,
+        detection: DetectionSettings,
+        limits: LimitSettings,
+        topics: tuple[str, ...],
+    ) -> None:
+        self.name = name
+        self.settings = settings
+        self.limits = limits
+        self.topics = topics
+        monitored = len(settings.features) if settings.features is not None else limits.max_features_per_model
+        self.thresholds = thresholds_for_budget(
+            detection.false_alarm_budget_per_million,
+            detectors_for(monitored),
+            detection.page_hinkley_delta,
+            detection.block_events,
+        )
+        self.config = signal_config(detection, self.thresholds)
+        self.disabled = tuple(detection.disabled_monitors)
+        self.signals: dict[str, SignalMonitor] = {}
+        self.feature_kinds: dict[str, SignalKind] = {}
+        self.skipped_features: set[str] = set()  # ignored, not configured, or over the cap
+        self.untyped_features: dict[str, None] = {}  # seen only as null so far (ordered set)
+        self.mistyped_features: set[str] = set()  # reported as a schema change once
+        self.feature_overflow = 0  # features not monitored because of the cap
+        self.schema = SchemaMonitor(detection.warmup_events, detection.resolve_window_events, detection.cooldown_events)
+        self.version: str | None = None
+        self.events_seen = 0
+
+    # -- one batch ----------------------------------------------------------------------
+
+    def observe(self, events: Sequence[Event]) -> list[Alert]:
+        """Feed this model's events of one batch, in partition order; return its alerts."""
+        if not events:
+            return []
+        self.events_seen += len(events)
+        for event in reversed(events):
+            if event.version is not None:
+                self.version = event.version
+                break
+        codes = np.fromiter((int(e.source) for e in events), dtype=np.int64, count=len(events))
+        offsets = np.fromiter((e.offset for e in events), dtype=np.int64, count=len(events))
+        partition = events[0].partition
+        changes: list[tuple[int, str]] = []
+        found: list[tuple[str, int, str, Transition]] = []  # (monitor, row, kind, transition)
+
+        def feed(monitor: str, kind: SignalKind, columns: Columns) -> None:
+            if not len(columns.rows):
+                return
+            signal = self._signal(monitor, kind)
+            if signal is None:
+                return
+            refs = SourceRefs(self.topics, partition, codes[columns.rows], offsets[columns.rows])
+            for transition in signal.update(columns.values, refs):
+                found.append((monitor, int(columns.rows[transition.index]), signal.kind.value, transition))
+
+        feature_rows = [i for i, e in enumerate(events) if e.features is not None]
+        if feature_rows:
+            maps = [events[i].features or {} for i in feature_rows]
+            rows = np.asarray(feature_rows, dtype=np.int64)
+            changes += self._discover(maps, feature_rows)
+            for name, kind in list(self.feature_kinds.items()):
+                column = [m.get(name) for m in maps]
+                values, missing, mismatched = self._column(column, kind)
+                if mismatched and name not in self.mistyped_features:
+                    self.mistyped_features.add(name)  # reported once: its missing rate shows the rest
+                    changes.append((feature_rows[mismatched[0]], f"feature '{name}' is no longer {kind.value}"))
+                feed(f"quality.missing.{name}", SignalKind.rate, Columns(rows, missing.astype(np.float64)))
+                present = np.flatnonzero(~missing)
+                feed(f"feature.{name}", kind, Columns(rows[present], _pick(values, present)))
+            for name in list(self.untyped_features):
+                missing = np.fromiter((m.get(name) is None for m in maps), dtype=np.float64, count=len(maps))
+                feed(f"quality.missing.{name}", SignalKind.rate, Columns(rows, missing))
+            schema_transitions = self.schema.update(changes_in(changes, feature_rows), len(feature_rows))
+            found += [(SCHEMA, feature_rows[t.index], "schema", t) for t in schema_transitions]
+
+        feed(SCORE, SignalKind.numeric, self._output(events, "score", SignalKind.numeric))
+        feed(LATENCY, SignalKind.numeric, self._output(events, "latency_ms", SignalKind.numeric))
+        prediction_kind = self._prediction_kind(events)
+        if prediction_kind is not None:
+            feed(VALUE, prediction_kind, self._output(events, "prediction", prediction_kind))
+
+        found.sort(key=lambda item: (item[1], item[0]))
+        return [self._alert(monitor, events[row], kind, t) for monitor, row, kind, t in found]
+
+    # -- signals and features -----------------------------------------------------------
+
+    def _signal(self, monitor: str, kind: SignalKind) -> SignalMonitor | None:
+        signal = self.signals.get(monitor)
+        if signal is None:
+            if self.disabled and monitor.startswith(self.disabled):
+                return None
+            signal = self.signals[monitor] = SignalMonitor(monitor, kind, self.config)
+        return signal
+
+    def _discover(self, maps: list[dict[str, Any]], feature_rows: list[int]) -> list[tuple[int, str]]:
+        """Register feature names not seen before; return schema changes (row, description).
+
+        A feature seen only as null has no kind yet: its missing rate is watched meanwhile."""
+        known = self.feature_kinds.keys() | self.skipped_features
+        changes: list[tuple[int, str]] = []
+        for j, features in enumerate(maps):
+            if features.keys() <= known:
+                continue
+            for name, value in features.items():
+                if name in known:
+                    continue
+                if not self._wanted(name):
+                    self.skipped_features.add(name)
+                elif value is not None:
+                    self.feature_kinds[name] = self._kind_of(name, value)
+                    self.untyped_features.pop(name, None)
+                    changes.append((feature_rows[j], f"new feature '{name}'"))
+                else:
+                    self.untyped_features[name] = None
+                known = self.feature_kinds.keys() | self.skipped_features
+        return changes
+
+    def _wanted(self, name: str) -> bool:
+        s = self.settings
+        if name in s.ignore_features or (s.features is not None and name not in s.features):
+            return False
+        if len(name) > self.limits.max_category_length:
+            return False
+        if len(self.feature_kinds) + len(self.untyped_features) >= self.limits.max_features_per_model:
+            self.feature_overflow += 1
+            return False
+        return True
+
+    def _kind_of(self, name: str, value: Any) -> SignalKind:
+        if name in self.settings.categorical or value.__class__ in (str, bool):
+            return SignalKind.categorical
+        return SignalKind.numeric
+
+    def _column(self, column: list[Any], kind: SignalKind) -> tuple[np.ndarray | list[str], np.ndarray, list[int]]:
+        """Values, missing mask and rows whose value has the wrong type (counted as missing)."""
+        if kind is SignalKind.numeric:
+            try:
+                values = np.array(column, dtype=np.float64)
+                return values, np.isnan(values), []
+            except (TypeError, ValueError):
+                cleaned = [v if v is None or isinstance(v, (int, float)) else None for v in column]
+                mismatched = [j for j, (v, c) in enumerate(zip(column, cleaned)) if v is not None and c is None]
+                values = np.array(cleaned, dtype=np.float64)
+                return values, np.isnan(values), mismatched
+        limit = self.limits.max_category_length
+        missing = np.fromiter((v is None for v in column), dtype=bool, count=len(column))
+        return [category(v, limit) if v is not None else "" for v in column], missing, []
+
+    def _prediction_kind(self, events: Sequence[Event]) -> SignalKind | None:
+        known = self.signals.get(VALUE)
+        if known is not None:
+            return known.kind
+        task = self.settings.task
+        if task != "auto":
+            return SignalKind.numeric if task == "regression" else SignalKind.categorical
+        first = next((e.prediction for e in events if e.prediction is not None), None)
+        if first is None:
+            return None
+        return SignalKind.numeric if first.__class__ is float else SignalKind.categorical
+
+    def _output(self, events: Sequence[Event], field: str, kind: SignalKind) -> Columns:
+        rows = [i for i, e in enumerate(events) if getattr(e, field) is not None]
+        raw = [getattr(events[i], field) for i in rows]
+        if kind is SignalKind.categorical:
+            return Columns(np.asarray(rows, dtype=np.int64), [category(v, self.limits.max_category_length) for v in raw])
+        keep = [j for j, v in enumerate(raw) if v.__class__ in (int, float)]
+        if len(keep) < len(raw):  # e.g. a string prediction for a regression model
+            rows, raw = [rows[j] for j in keep], [raw[j] for j in keep]
+        return Columns(np.asarray(rows, dtype=np.int64), np.asarray(raw, dtype=np.float64))
+
+    # -- alerts -------------------------------------------------------------------------
+
+    def _alert(self, monitor: str, event: Event, kind: str, transition: Transition) -> Alert:
+        return Alert(
+            kind=transition.kind,
+            model=self.name,
+            version=event.version or self.version,
+            monitor=monitor,
+            statistic=transition.statistic,
+            detector=transition.detector,
+            severity=severity(transition),
+            observations=transition.observations,
+            evidence={"signal_kind": kind, **transition.evidence},
+            topic=self.topics[int(event.source)],
+            partition=event.partition,
+            offset=event.offset,
+            event_time_ms=event.ts_ms,
+            owner=self.settings.owner,
+            runbook_url=self.settings.runbook_url,
+            reason=transition.reason,
+        )
+
+    # -- for metrics --------------------------------------------------------------------
+
+    def drifting_monitors(self) -> dict[str, bool]:
+        states = {name: signal.drifting for name, signal in self.signals.items()}
+        states[SCHEMA] = self.schema.drifting
+        return states
+
+
+def changes_in(changes: list[tuple[int, str]], feature_rows: list[int]) -> list[tuple[int, str]]:
+    """Schema changes re-indexed to positions among the feature-carrying rows."""
+    position = {row: j for j, row in enumerate(feature_rows)}
+    return sorted((position[row], text) for row, text in changes)
+
+
+def severity(transition: Transition) -> str:
+    if transition.kind == "resolved":
+        return "info"
+    before, after = transition.evidence.get("before", {}), transition.evidence.get("after", {})
+    shared = [k for k in after if (k.startswith("pit_") or k == "rate") and k in before]
+    effect = max((abs(after[k] - before[k]) for k in shared), default=0.0)
+    return "critical" if effect >= CRITICAL_EFFECT else "warning"
+
+
+def _pick(values: np.ndarray | list[str], rows: np.ndarray) -> np.ndarray | list[str]:
+    if isinstance(values, np.ndarray):
+        return values[rows]
+    return [values[j] for j in rows.tolist()]

@@ -1,0 +1,157 @@
+"""References: what a signal looked like while it was trusted, and the map from a raw value
+to its position in that distribution (the probability integral transform, PIT).
+
+Every detector downstream sees PIT positions u in [0, 1] instead of raw values, which is what
+makes the defaults scale-free: a feature in dollars, one in [0, 1], an integer count and a
+category all give u ~ Uniform(0, 1) while they behave like their reference. Values that tie
+with a reference point mass (counts, categories, booleans) get the middle of their mass
+(mid-PIT), which keeps the mean at 1/2 and the variance below 1/12, so thresholds calibrated
+on the uniform stay conservative for discrete data. No randomness: a replay gives the same u.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class NumericReference:
+    """A distribution as knots: value, CDF just below it, CDF at it (equal unless a point mass).
+
+    Between knots the CDF is linear; below the first knot u = 0, above the last u = 1.
+    """
+
+    values: np.ndarray
+    below: np.ndarray
+    upto: np.ndarray
+    summary: dict[str, float]
+
+    @classmethod
+    def fit(cls, sample: np.ndarray, bins: int) -> "NumericReference":
+        """Learn from a sample of finite values; keeps at most `bins` knots."""
+        sample = np.sort(np.asarray(sample, dtype=np.float64))
+        if not len(sample):
+            raise ValueError("a reference needs at least one value")
+        distinct, counts = np.unique(sample, return_counts=True)
+        if len(distinct) <= bins:
+            upto = np.cumsum(counts) / len(sample)
+            below = upto - counts / len(sample)
+            values = distinct
+        else:
+            probabilities = np.linspace(0.0, 1.0, bins)
+            quantiles = np.quantile(sample, probabilities)
+            # A value repeated among the quantiles is a point mass: it spans those probabilities.
+            values, first = np.unique(quantiles, return_index=True)
+            last = np.append(first[1:] - 1, len(quantiles) - 1)
+            below, upto = probabilities[first], probabilities[last]
+        return cls(values=values, below=below, upto=upto, summary=_numeric_summary(sample))
+
+    @classmethod
+    def binary(cls, rate: float) -> "NumericReference":
+        """A 0/1 indicator that is 1 with probability `rate`."""
+        rate = float(np.clip(rate, 0.0, 1.0))
+        return cls(
+            values=np.array([0.0, 1.0]),
+            below=np.array([0.0, 1.0 - rate]),
+            upto=np.array([1.0 - rate, 1.0]),
+            summary={"rate": rate},
+        )
+
+    def transform(self, x: np.ndarray) -> np.ndarray:
+        """PIT positions in [0, 1] of finite values x."""
+        values, below, upto = self.values, self.below, self.upto
+        last = len(values) - 1
+        k = np.searchsorted(values, x, side="right") - 1  # last knot <= x, -1 if none
+        at = np.clip(k, 0, last)
+        nxt = np.clip(k + 1, 0, last)
+        exact = (k >= 0) & (values[at] == x)
+        span = values[nxt] - values[at]
+        fraction = np.divide(x - values[at], span, out=np.zeros_like(x), where=span > 0)
+        u = np.where(exact, 0.5 * (below[at] + upto[at]), upto[at] + fraction * (below[nxt] - upto[at]))
+        u = np.where(k < 0, 0.0, u)
+        return np.where((k >= last) & ~exact, 1.0, u)
+
+    def to_state(self) -> dict[str, Any]:
+        return {"values": self.values, "below": self.below, "upto": self.upto, "summary": self.summary}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> "NumericReference":
+        arrays = {key: np.asarray(state[key], dtype=np.float64) for key in ("values", "below", "upto")}
+        return cls(**arrays, summary={k: float(v) for k, v in state["summary"].items()})
+
+
+@dataclass(frozen=True)
+class CategoricalReference:
+    """Category frequencies, most frequent first; categories beyond the cap pool as 'other'.
+
+    The PIT of a category orders categories by reference frequency, so mass moving from
+    common to rare categories moves u up. Unseen categories fall into 'other', at the top.
+    """
+
+    categories: tuple[str, ...]
+    below: np.ndarray  # per code; code len(categories) is 'other'
+    upto: np.ndarray
+    novelty_rate: float  # expected rate of values outside `categories` (other mass or Good-Turing)
+
+    @classmethod
+    def fit(cls, sample: Sequence[str], max_categories: int) -> "CategoricalReference":
+        counts = Counter(sample)
+        if not counts:
+            raise ValueError("a reference needs at least one value")
+        ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+        kept = ranked[:max_categories]
+        total = len(sample)
+        masses = np.array([count for _, count in kept] + [total - sum(c for _, c in kept)]) / total
+        upto = np.cumsum(masses)
+        upto[-1] = 1.0
+        singletons = sum(1 for _, count in counts.items() if count == 1)
+        return cls(
+            categories=tuple(name for name, _ in kept),
+            below=upto - masses,
+            upto=upto,
+            novelty_rate=float(max(masses[-1], singletons / total)),
+        )
+
+    @property
+    def other_code(self) -> int:
+        return len(self.categories)
+
+    def index(self) -> dict[str, int]:
+        return {name: code for code, name in enumerate(self.categories)}
+
+    def transform(self, codes: np.ndarray) -> np.ndarray:
+        """Mid-PIT positions of category codes (from `index()`, `other_code` for the rest)."""
+        return 0.5 * (self.below[codes] + self.upto[codes])
+
+    def shares(self) -> dict[str, float]:
+        """Reference probability of each kept category, and of 'other'."""
+        masses = self.upto - self.below
+        return {**dict(zip(self.categories, masses.tolist())), "(other)": float(masses[-1])}
+
+    def to_state(self) -> dict[str, Any]:
+        return {"categories": list(self.categories), "below": self.below, "upto": self.upto, "novelty_rate": self.novelty_rate}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> "CategoricalReference":
+        return cls(
+            categories=tuple(str(c) for c in state["categories"]),
+            below=np.asarray(state["below"], dtype=np.float64),
+            upto=np.asarray(state["upto"], dtype=np.float64),
+            novelty_rate=float(state["novelty_rate"]),
+        )
+
+
+def _numeric_summary(sorted_sample: np.ndarray) -> dict[str, float]:
+    p05, p50, p95 = np.quantile(sorted_sample, [0.05, 0.5, 0.95])
+    return {
+        "mean": float(sorted_sample.mean()),
+        "std": float(sorted_sample.std()),
+        "p05": float(p05),
+        "p50": float(p50),
+        "p95": float(p95),
+    }

@@ -1,0 +1,426 @@
+"""One monitored signal of one model (a feature, the score, the latency, a missing-value rate…):
+learn a reference, map values to PIT positions, run detectors on each statistic, and turn
+their edge-triggered hits into a detected → resolved lifecycle.
+
+Lifecycle (per monitor, counted in events of this signal):
+
+* learning: the first `warmup_events` values form the reference; nothing can alert.
+* watching: a detector hit outside the cooldown emits `detected` and starts a drift.
+* drifting: further hits are absorbed (one change, one alert). The drift is `resolved`
+  when the mean of every statistic over the last `resolve_window_events` (all of them
+  after the detection) is back within a band of its reference level; or, if that has not
+  happened after `rebaseline_after_events`, the monitor re-learns its reference from the
+  next values (resolve reason `rebaselined`). A cooldown of `cooldown_events` follows.
+
+Decisions fall on positions that depend only on the order of this signal's values, never
+on batch boundaries, so a replay produces the same alerts at the same offsets.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+import numpy as np
+
+from detector.monitors.detectors import Hit, StatisticStream, complete_blocks, BlockCarry
+from detector.monitors.page_hinkley import PageHinkley
+from detector.monitors.reference import CategoricalReference, NumericReference
+
+BAND_SIGMAS = 3.0  # half-width of the resolve band, in standard errors of the window mean
+
+
+class SignalKind(str, Enum):
+    numeric = "numeric"  # location and spread of a continuous or discrete value
+    categorical = "categorical"  # category mix (location) and rate of unseen categories (novelty)
+    rate = "rate"  # a 0/1 indicator, e.g. "value missing"
+
+
+STATISTICS: dict[SignalKind, tuple[str, ...]] = {
+    SignalKind.numeric: ("location", "spread"),
+    SignalKind.categorical: ("location", "novelty"),
+    SignalKind.rate: ("location",),
+}
+
+
+@dataclass(frozen=True)
+class SignalConfig:
+    """Detection parameters of one signal (derived from DetectionSettings and the budget)."""
+
+    warmup_events: int
+    reference_bins: int
+    max_categories: int
+    block_events: int
+    page_hinkley_threshold: float
+    page_hinkley_delta: float
+    page_hinkley_alpha: float
+    adwin_delta: float
+    adwin_max_buckets: int
+    cooldown_events: int
+    resolve_window_events: int
+    rebaseline_after_events: int
+
+    @property
+    def window_blocks(self) -> int:
+        return max(1, -(-self.resolve_window_events // self.block_events))
+
+
+@dataclass(frozen=True)
+class SourceRefs:
+    """Where each value of an update came from: topic code and offset per value."""
+
+    topics: tuple[str, ...]
+    partition: int
+    topic_codes: np.ndarray
+    offsets: np.ndarray
+
+    def ref(self, index: int) -> dict[str, Any]:
+        return {"topic": self.topics[int(self.topic_codes[index])], "offset": int(self.offsets[index])}
+
+
+@dataclass(frozen=True)
+class Transition:
+    """A lifecycle edge at `index` of the values passed to `SignalMonitor.update`."""
+
+    kind: str  # "detected" or "resolved"
+    index: int
+    statistic: str
+    detector: str
+    reason: str
+    observations: int
+    evidence: dict[str, Any]
+
+
+@dataclass
+class Drift:
+    started_at: int  # signal position of the detection
+    statistic: str
+    detector: str
+
+
+class BlockHistory:
+    """The last `capacity` complete blocks of a signal: per block, its end position, the source
+    of its first value, raw sum and sum of squares, and the mean of each statistic."""
+
+    def __init__(self, statistics: tuple[str, ...], capacity: int) -> None:
+        self.columns = ("end", "topic", "offset", "raw_sum", "raw_sumsq", *statistics)
+        self.capacity = capacity
+        self.rows = np.empty((0, len(self.columns)))
+
+    def append(self, rows: np.ndarray) -> None:
+        """Add rows; the history may exceed its capacity until `trim`."""
+        if len(rows):
+            self.rows = np.concatenate((self.rows, rows))
+
+    def trim(self) -> None:
+        self.rows = self.rows[-self.capacity :]
+
+    def column(self, name: str, rows: np.ndarray | None = None) -> np.ndarray:
+        return (self.rows if rows is None else rows)[:, self.columns.index(name)]
+
+    def between(self, after: int, upto: int) -> np.ndarray:
+        """Rows of blocks that end in (after, upto]."""
+        ends = self.column("end")
+        return self.rows[(ends > after) & (ends <= upto)]
+
+
+class SignalMonitor:
+    """Reference, detectors and lifecycle of one signal."""
+
+    def __init__(self, monitor: str, kind: SignalKind, config: SignalConfig) -> None:
+        self.monitor = monitor
+        self.kind = kind
+        self.config = config
+        self.statistics = STATISTICS[kind]
+        self.seen = 0  # values observed, warm-up included
+        self.sample: list[Any] = []
+        self.reference: NumericReference | CategoricalReference | None = None
+        self.novelty_reference: NumericReference | None = None
+        self.category_index: dict[str, int] = {}
+        self.levels: dict[str, tuple[float, float]] = {}  # statistic -> (reference mean, variance)
+        self.streams: dict[str, StatisticStream] = {}
+        self.raw_carry = (BlockCarry(), BlockCarry())
+        self.block_source = (0, -1)  # (topic code, offset) of the first value of the open block
+        self.history = BlockHistory(self.statistics, 2 * config.window_blocks)
+        self.recent_counts = np.zeros(0)  # decayed category counts, categorical only
+        self.drift: Drift | None = None
+        self.cooldown_until = 0
+
+    @property
+    def learning(self) -> bool:
+        return self.reference is None
+
+    @property
+    def drifting(self) -> bool:
+        return self.drift is not None
+
+    # -- the main entry point -----------------------------------------------------------
+
+    def update(self, values: np.ndarray | Sequence[str], sources: SourceRefs) -> list[Transition]:
+        """Observe values (floats, or category strings) in order; return lifecycle transitions.
+
+        `sources` describes the same values (topic code and offset of each)."""
+        transitions: list[Transition] = []
+        start = 0
+        while start < len(values):
+            if self.learning:
+                start += self._learn(values, start)
+                continue
+            end = self._segment_end(start, len(values))
+            transitions += self._watch(values, start, end, sources)
+            start = end
+        return transitions
+
+    def _segment_end(self, start: int, total: int) -> int:
+        """Cut exactly at a pending re-baseline, and keep segments no longer than the re-baseline
+        delay, so that a drift starting inside a segment cannot reach its re-baseline in it."""
+        limit = self.config.rebaseline_after_events
+        if not limit:
+            return total
+        end = min(total, start + limit)
+        if self.drift is not None:
+            end = min(end, start + self.drift.started_at + limit - self.seen)
+        return end
+
+    # -- learning -----------------------------------------------------------------------
+
+    def _learn(self, values: np.ndarray | Sequence[str], start: int) -> int:
+        take = min(len(values) - start, self.config.warmup_events - len(self.sample))
+        chunk = values[start : start + take]
+        self.sample.extend(chunk.tolist() if isinstance(chunk, np.ndarray) else chunk)
+        self.seen += take
+        if len(self.sample) >= self.config.warmup_events:
+            self._fit_reference()
+        return take
+
+    def _fit_reference(self) -> None:
+        cfg = self.config
+        if self.kind is SignalKind.categorical:
+            reference = CategoricalReference.fit(self.sample, cfg.max_categories)
+            self.reference = reference
+            self.category_index = reference.index()
+            self.novelty_reference = NumericReference.binary(reference.novelty_rate)
+            self.recent_counts = np.zeros(len(reference.categories) + 1)
+        else:
+            self.reference = NumericReference.fit(np.asarray(self.sample, dtype=np.float64), cfg.reference_bins)
+        in_sample = self._statistic_values(self.sample)
+        self.levels = {name: (float(col.mean()), max(float(col.var()), 1e-4)) for name, col in in_sample.items()}
+        self.streams = {name: self._new_stream() for name in self.statistics}
+        self.sample = []
+        self.raw_carry = (BlockCarry(), BlockCarry())
+        self.history = BlockHistory(self.statistics, 2 * cfg.window_blocks)
+
+    def _new_stream(self) -> StatisticStream:
+        cfg = self.config
+        return StatisticStream(
+            PageHinkley(cfg.page_hinkley_threshold, cfg.page_hinkley_delta, cfg.page_hinkley_alpha),
+            cfg.adwin_delta,
+            cfg.block_events,
+            cfg.adwin_max_buckets,
+        )
+
+    def _codes(self, values: Sequence[Any]) -> np.ndarray:
+        assert isinstance(self.reference, CategoricalReference)
+        other = self.reference.other_code
+        return np.fromiter((self.category_index.get(v, other) for v in values), dtype=np.int64, count=len(values))
+
+    def _statistic_values(self, values: np.ndarray | Sequence[Any], codes: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        """PIT statistics of raw values, one array per statistic."""
+        if self.kind is SignalKind.categorical:
+            assert isinstance(self.reference, CategoricalReference) and self.novelty_reference is not None
+            codes = self._codes(values) if codes is None else codes
+            novel = (codes == self.reference.other_code).astype(np.float64)
+            return {"location": self.reference.transform(codes), "novelty": self.novelty_reference.transform(novel)}
+        assert isinstance(self.reference, NumericReference)
+        u = self.reference.transform(np.asarray(values, dtype=np.float64))
+        if self.kind is SignalKind.rate:
+            return {"location": u}
+        return {"location": u, "spread": np.abs(2.0 * u - 1.0)}
+
+    # -- watching and drifting ----------------------------------------------------------
+
+    def _watch(self, values: np.ndarray | Sequence[Any], start: int, end: int, sources: SourceRefs) -> list[Transition]:
+        chunk = values[start:end]
+        codes = self._codes(chunk) if self.kind is SignalKind.categorical else None
+        stats = self._statistic_values(chunk, codes)
+        hits: list[tuple[int, str, Hit]] = []
+        block_means: dict[str, np.ndarray] = {}
+        ends = np.empty(0, dtype=np.int64)
+        for name, stream in self.streams.items():
+            stream_hits, block_means[name], ends = stream.update(stats[name])
+            hits += [(hit.index, name, hit) for hit in stream_hits]
+        self._record_blocks(chunk, block_means, ends, sources, start)
+        if codes is not None:
+            self._track_categories(codes)
+
+        # Merge hits and in-band block ends in signal order; a hit sorts before a block end.
+        candidates = [(index, 0, name, hit) for index, name, hit in hits]
+        candidates += [(int(index), 1, "", None) for index in ends[self._in_band(ends)]]
+        candidates.sort(key=lambda item: (item[0], item[1]))
+        transitions: list[Transition] = []
+        for index, _, statistic, hit in candidates:
+            position = self.seen + index
+            if hit is not None and self.drift is None and position >= self.cooldown_until:
+                self.drift = Drift(position, statistic, hit.detector)
+                transitions.append(self._detected(start + index, position, statistic, hit, sources))
+            elif hit is None and self.drift is not None and position - self.drift.started_at >= self.config.resolve_window_events:
+                transitions.append(self._resolved(start + index, position, "returned_to_reference", sources))
+        self.seen += len(chunk)
+        limit = self.config.rebaseline_after_events
+        if self.drift is not None and limit and self.seen - self.drift.started_at >= limit:
+            transitions.append(self._resolved(end - 1, self.seen - 1, "rebaselined", sources))
+            self.reference = None  # learn a new one from the next values
+            self.streams = {}
+        self.history.trim()
+        return transitions
+
+    def _record_blocks(
+        self, chunk: np.ndarray | Sequence[Any], block_means: dict[str, np.ndarray], ends: np.ndarray, sources: SourceRefs, start: int
+    ) -> None:
+        """Append completed blocks to the history (raw sums only for numbers)."""
+        size = self.config.block_events
+        raw = np.asarray(chunk, dtype=np.float64) if self.kind is not SignalKind.categorical else np.zeros(len(chunk))
+        raw_sums, _, carry_sum = complete_blocks(raw, self.raw_carry[0], size)
+        raw_sumsq, _, carry_sq = complete_blocks(raw * raw, self.raw_carry[1], size)
+        self.raw_carry = (carry_sum, carry_sq)
+        if self.block_source[1] < 0 and len(chunk):
+            self.block_source = (int(sources.topic_codes[start]), int(sources.offsets[start]))
+        if not len(ends):
+            return
+        # The first value of each completed block: carried over for the first, else the one after the previous end.
+        starts = np.concatenate(([-1], ends[:-1])) + 1
+        topics = sources.topic_codes[start + np.maximum(starts, 0)].astype(np.float64)
+        offsets = sources.offsets[start + np.maximum(starts, 0)].astype(np.float64)
+        topics[0], offsets[0] = self.block_source
+        after_last = start + int(ends[-1]) + 1
+        self.block_source = (
+            (int(sources.topic_codes[after_last]), int(sources.offsets[after_last])) if after_last < start + len(chunk) else (0, -1)
+        )
+        columns = [self.seen + ends, topics, offsets, raw_sums, raw_sumsq, *(block_means[name] for name in self.statistics)]
+        self.history.append(np.column_stack(columns))
+
+    def _in_band(self, ends: np.ndarray) -> np.ndarray:
+        """For each block just completed (the last len(ends) rows of the history): is every
+        statistic's mean over the window ending there within its band around the reference?"""
+        fresh = len(ends)
+        window = self.config.window_blocks
+        inside = np.ones(fresh, dtype=bool)
+        for name in self.statistics:
+            column = self.history.column(name)
+            cumulative = np.concatenate(([0.0], np.cumsum(column)))
+            last = np.arange(len(column) - fresh, len(column)) + 1
+            first = np.maximum(last - window, 0)
+            means = (cumulative[last] - cumulative[first]) / np.maximum(last - first, 1)
+            level, variance = self.levels[name]
+            half_width = BAND_SIGMAS * np.sqrt(
+                variance / self.config.resolve_window_events + variance / self.config.warmup_events
+            )
+            inside &= (np.abs(means - level) <= half_width) & (last - first >= window)
+        return inside
+
+    def _track_categories(self, codes: np.ndarray) -> None:
+        decay = 1.0 - 1.0 / self.config.resolve_window_events
+        weights = decay ** np.arange(len(codes) - 1, -1, -1, dtype=np.float64)
+        self.recent_counts = self.recent_counts * decay ** len(codes) + np.bincount(
+            codes, weights=weights, minlength=len(self.recent_counts)
+        )
+
+    # -- alerts' evidence ---------------------------------------------------------------
+
+    def _detected(self, index: int, position: int, statistic: str, hit: Hit, sources: SourceRefs) -> Transition:
+        change_start = position - max(hit.change_age, 1)
+        before = self.history.between(change_start - self.config.window_blocks * self.config.block_events, change_start)
+        after = self.history.between(change_start, position)
+        first = after[0] if len(after) else None
+        evidence = {
+            "reference": self.reference_summary(),
+            "before": self._summarise(before),
+            "after": self._summarise(after) | self._current_shares(),
+            "window": {
+                "events": int(position - change_start),
+                "partition": sources.partition,
+                "from": self._block_ref(first, sources) if first is not None else sources.ref(index),
+                "to": sources.ref(index),
+            },
+            "thresholds": self._thresholds(hit.detector),
+        }
+        return Transition("detected", index, statistic, hit.detector, "", position + 1, evidence)
+
+    def _resolved(self, index: int, position: int, reason: str, sources: SourceRefs) -> Transition:
+        assert self.drift is not None
+        drift, self.drift = self.drift, None
+        self.cooldown_until = position + 1 + self.config.cooldown_events
+        window = self.history.rows[-self.config.window_blocks :]
+        evidence = {
+            "reference": self.reference_summary(),
+            "after": self._summarise(window) | self._current_shares(),
+            "window": {
+                "events": int(position - drift.started_at),
+                "partition": sources.partition,
+                "from": self._block_ref(window[0], sources) if len(window) else sources.ref(index),
+                "to": sources.ref(index),
+            },
+            "drift_started_at_events": drift.started_at + 1,
+        }
+        return Transition("resolved", index, drift.statistic, drift.detector, reason, position + 1, evidence)
+
+    def _block_ref(self, row: np.ndarray, sources: SourceRefs) -> dict[str, Any]:
+        return {"topic": sources.topics[int(self.history.column("topic", row[None])[0])], "offset": int(self.history.column("offset", row[None])[0])}
+
+    def _summarise(self, rows: np.ndarray) -> dict[str, Any]:
+        """Raw and PIT summaries of a set of blocks."""
+        if not len(rows):
+            return {"events": 0}
+        events = len(rows) * self.config.block_events
+        summary: dict[str, Any] = {"events": events}
+        if self.kind is not SignalKind.categorical:
+            mean = float(self.history.column("raw_sum", rows).sum() / events)
+            square = float(self.history.column("raw_sumsq", rows).sum() / events)
+            key = "rate" if self.kind is SignalKind.rate else "mean"
+            summary[key] = mean
+            if self.kind is SignalKind.numeric:
+                summary["std"] = float(np.sqrt(max(square - mean * mean, 0.0)))
+        for name in self.statistics:
+            summary[f"pit_{name}"] = float(self.history.column(name, rows).mean())
+        return summary
+
+    def _current_shares(self) -> dict[str, Any]:
+        if self.kind is not SignalKind.categorical or not self.recent_counts.sum():
+            return {}
+        assert isinstance(self.reference, CategoricalReference)
+        shares = self.recent_counts / self.recent_counts.sum()
+        names = [*self.reference.categories, "(other)"]
+        top = np.argsort(-shares, kind="stable")[:5]
+        return {"top_categories": {names[i]: round(float(shares[i]), 4) for i in top}}
+
+    def reference_summary(self) -> dict[str, Any]:
+        if isinstance(self.reference, CategoricalReference):
+            shares = self.reference.shares()
+            top = dict(sorted(shares.items(), key=lambda item: -item[1])[:5])
+            return {"top_categories": {k: round(v, 4) for k, v in top.items()}, "categories": len(self.reference.categories)}
+        if isinstance(self.reference, NumericReference):
+            return dict(self.reference.summary)
+        return {}
+
+    def _thresholds(self, detector: str) -> dict[str, float]:
+        cfg = self.config
+        if detector == "adwin":
+            return {"delta": cfg.adwin_delta, "block_events": cfg.block_events}
+        return {"threshold": cfg.page_hinkley_threshold, "delta": cfg.page_hinkley_delta}
+
+    # -- for metrics --------------------------------------------------------------------
+
+    def window_statistics(self) -> dict[str, float]:
+        """Current window means: each PIT statistic (1/2 = as reference), and the raw mean."""
+        rows = self.history.rows[-self.config.window_blocks :]
+        if self.learning or not len(rows):
+            return {}
+        summary = self._summarise(rows)
+        values = {name: summary[f"pit_{name}"] for name in self.statistics}
+        if self.kind is SignalKind.numeric:
+            values["mean"] = summary["mean"]
+        elif self.kind is SignalKind.rate:
+            values["rate"] = summary["rate"]
+        return values

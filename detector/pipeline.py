@@ -1,0 +1,150 @@
+"""One batch of input messages → alerts, dead letters and counts (pure; no I/O).
+
+State is kept per input partition: all events of a model carry the model name as key, so they
+share one partition number in every (co-partitioned) input topic, and a model's monitors move
+with that partition when the consumer group rebalances.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from detector.alerts import Alert
+from detector.events import Decoder, Event, Invalid, Source
+from detector.monitors.model import ModelMonitor
+from detector.settings import Settings
+
+
+class Message(Protocol):
+    """The part of confluent_kafka.Message the pipeline reads."""
+
+    def topic(self) -> str | None: ...
+    def partition(self) -> int | None: ...
+    def offset(self) -> int | None: ...
+    def key(self) -> bytes | None: ...
+    def value(self) -> bytes | None: ...
+    def timestamp(self) -> tuple[int, int]: ...
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """An input message that cannot be used, copied verbatim with the reason."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    timestamp_ms: int
+    reason: str
+    detail: str
+
+    def headers(self) -> list[tuple[str, bytes]]:
+        return [
+            ("streamdrift.reason", self.reason.encode()),
+            ("streamdrift.detail", self.detail.encode()[:1000]),
+            ("streamdrift.source.topic", self.topic.encode()),
+            ("streamdrift.source.partition", str(self.partition).encode()),
+            ("streamdrift.source.offset", str(self.offset).encode()),
+            ("streamdrift.source.timestamp", str(self.timestamp_ms).encode()),
+        ]
+
+
+@dataclass
+class BatchResult:
+    alerts: list[Alert] = field(default_factory=list)
+    dead_letters: list[DeadLetter] = field(default_factory=list)
+    events: Counter[tuple[str, str]] = field(default_factory=Counter)  # (topic, model) -> valid events
+    invalid: Counter[tuple[str, str]] = field(default_factory=Counter)  # (topic, reason) -> messages
+    last_event_ms: dict[str, int] = field(default_factory=dict)  # model -> newest event time
+
+
+@dataclass
+class PartitionState:
+    """The monitors of the models whose events live on one input partition."""
+
+    partition: int
+    models: dict[str, ModelMonitor] = field(default_factory=dict)
+
+
+class Pipeline:
+    """Decodes, validates and routes batches to per-partition model monitors."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        topics = settings.topics
+        self.topics = (topics.predictions, topics.features, topics.labels)
+        self.sources = {name: Source(code) for code, name in enumerate(self.topics)}
+        self.decoder = Decoder(
+            settings.fields, settings.limits.max_message_bytes, settings.limits.max_model_name_length, settings.fields_for
+        )
+        self.partitions: dict[int, PartitionState] = {}
+
+    @property
+    def model_count(self) -> int:
+        return sum(len(state.models) for state in self.partitions.values())
+
+    def assign(self, partitions: Iterable[int]) -> None:
+        for partition in partitions:
+            self.partitions.setdefault(partition, PartitionState(partition))
+
+    def revoke(self, partitions: Iterable[int]) -> list[str]:
+        """Drop the state of partitions this process no longer owns; return their models."""
+        dropped: list[str] = []
+        for partition in partitions:
+            state = self.partitions.pop(partition, None)
+            if state is not None:
+                dropped += list(state.models)
+        return dropped
+
+    def models(self) -> Iterable[ModelMonitor]:
+        for state in self.partitions.values():
+            yield from state.models.values()
+
+    def process(self, messages: Sequence[Message]) -> BatchResult:
+        """Run one batch: every message ends as an event of some model, or as a dead letter."""
+        result = BatchResult()
+        per_model: dict[ModelMonitor, list[Event]] = defaultdict(list)
+        for message in messages:
+            topic = message.topic() or ""
+            partition, offset = message.partition() or 0, message.offset() or 0
+            timestamp_ms = message.timestamp()[1]
+            decoded = self.decoder.decode(message.value(), self.sources[topic], partition, offset, timestamp_ms)
+            monitor = decoded if isinstance(decoded, Invalid) else self._monitor_for(decoded)
+            if isinstance(monitor, Invalid):
+                result.dead_letters.append(
+                    DeadLetter(topic, partition, offset, message.key(), message.value(), timestamp_ms, *monitor)
+                )
+                result.invalid[topic, monitor.reason] += 1
+                continue
+            assert isinstance(decoded, Event)
+            per_model[monitor].append(decoded)
+            result.events[topic, decoded.model] += 1
+        for monitor, events in per_model.items():
+            result.alerts += monitor.observe(events)
+            result.last_event_ms[monitor.name] = max(e.ts_ms for e in events)
+        return result
+
+    def _monitor_for(self, event: Event) -> ModelMonitor | Invalid:
+        state = self.partitions.get(event.partition)
+        if state is None:
+            state = self.partitions[event.partition] = PartitionState(event.partition)
+        monitor = state.models.get(event.model)
+        if monitor is not None:
+            return monitor
+        settings = self.settings
+        if event.model not in settings.models and not settings.auto_discover_models:
+            return Invalid("unknown_model", f"model '{event.model[:100]}' is not configured and auto-discovery is off")
+        if self.model_count >= settings.limits.max_models:
+            return Invalid("model_cap", f"already monitoring limits.max_models={settings.limits.max_models} models")
+        monitor = state.models[event.model] = ModelMonitor(
+            event.model,
+            settings.model_settings(event.model),
+            settings.detection_for(event.model),
+            settings.limits,
+            self.topics,
+        )
+        return monitor

@@ -1,0 +1,193 @@
+"""Helpers for tests that talk to a real broker: settings, producing events, reading topics,
+running the detector in a thread or as a subprocess."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from confluent_kafka import Consumer, Message, Producer, TopicPartition
+
+from detector.consume import Service
+from detector.settings import Settings, load_settings
+
+SESSION_TIMEOUT_MS = 6000  # a group join on the embedded broker waits about half of this
+
+
+@dataclass(frozen=True)
+class KafkaNames:
+    bootstrap: str
+    suffix: str
+
+    @property
+    def predictions(self) -> str:
+        return f"predictions-{self.suffix}"
+
+    @property
+    def features(self) -> str:
+        return f"features-{self.suffix}"
+
+    @property
+    def labels(self) -> str:
+        return f"labels-{self.suffix}"
+
+    @property
+    def alerts(self) -> str:
+        return f"alerts-{self.suffix}"
+
+    @property
+    def dlq(self) -> str:
+        return f"dlq-{self.suffix}"
+
+    @property
+    def state(self) -> str:
+        return f"state-{self.suffix}"
+
+    @property
+    def group(self) -> str:
+        return f"group-{self.suffix}"
+
+    def env(self, **extra: str) -> dict[str, str]:
+        """Environment for a `streamdrift run` subprocess using these topics."""
+        return {
+            **os.environ,
+            "STREAMDRIFT_KAFKA__BOOTSTRAP_SERVERS": self.bootstrap,
+            "STREAMDRIFT_KAFKA__GROUP_ID": self.group,
+            "STREAMDRIFT_KAFKA__SESSION_TIMEOUT_MS": str(SESSION_TIMEOUT_MS),
+            "STREAMDRIFT_TOPICS__PREDICTIONS": self.predictions,
+            "STREAMDRIFT_TOPICS__FEATURES": self.features,
+            "STREAMDRIFT_TOPICS__LABELS": self.labels,
+            "STREAMDRIFT_TOPICS__ALERTS": self.alerts,
+            "STREAMDRIFT_TOPICS__DLQ": self.dlq,
+            "STREAMDRIFT_TOPICS__STATE": self.state,
+            "STREAMDRIFT_METRICS__PORT": "0",
+            **extra,
+        }
+
+    def settings(self, **overrides: Any) -> Settings:
+        kafka = {"bootstrap_servers": self.bootstrap, "group_id": self.group, "session_timeout_ms": SESSION_TIMEOUT_MS}
+        kafka.update(overrides.pop("kafka", {}))
+        names = {
+            "predictions": self.predictions, "features": self.features, "labels": self.labels,
+            "alerts": self.alerts, "dlq": self.dlq, "state": self.state,
+        }
+        names.update(overrides.pop("topics", {}))
+        metrics = {"port": 0, **overrides.pop("metrics", {})}
+        return load_settings(None, kafka=kafka, topics=names, metrics=metrics, commit_interval_ms=300, **overrides)
+
+
+def produce(bootstrap: str, topic: str, values: Iterable[bytes | dict[str, Any]], key: bytes | str | None = None) -> int:
+    """Produce values (dicts are JSON-encoded; their 'model' is the key unless `key` is given)."""
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5})
+    count = 0
+    for value in values:
+        payload = orjson.dumps(value) if isinstance(value, dict) else value
+        message_key = key if key is not None else (value.get("model") if isinstance(value, dict) else None)
+        while True:
+            try:
+                producer.produce(topic, value=payload, key=message_key)
+                break
+            except BufferError:
+                producer.poll(0.1)
+        count += 1
+    remaining = producer.flush(30)
+    assert remaining == 0, f"{remaining} messages not delivered to {topic}"
+    return count
+
+
+def read_topic(
+    bootstrap: str, topic: str, expect: int | None = None, idle_s: float = 3.0, timeout_s: float = 60.0, committed_only: bool = True
+) -> list[Message]:
+    """All messages of a topic from the beginning: until `expect` are read, or nothing new came
+    for `idle_s` (the embedded broker's high watermarks are not exact, so they are not used)."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": "test-reader",
+            "enable.auto.commit": False,
+            "isolation.level": "read_committed" if committed_only else "read_uncommitted",
+        }
+    )
+    try:
+        metadata = consumer.list_topics(topic, timeout=10).topics[topic]
+        consumer.assign([TopicPartition(topic, p, 0) for p in metadata.partitions])
+        messages: list[Message] = []
+        deadline = time.monotonic() + timeout_s
+        last_new = time.monotonic()
+        while time.monotonic() < deadline:
+            if expect is not None and len(messages) >= expect:
+                break
+            if expect is None and time.monotonic() - last_new > idle_s:
+                break
+            batch = consumer.consume(1000, 0.2)
+            fresh = [m for m in batch if not m.error()]
+            if fresh:
+                messages += fresh
+                last_new = time.monotonic()
+        return messages
+    finally:
+        consumer.close()
+
+
+def alerts_of(messages: Iterable[Message]) -> list[dict[str, Any]]:
+    return [orjson.loads(m.value()) for m in messages]
+
+
+def wait_until(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout_s:.0f}s waiting for {what}")
+
+
+class ServiceThread:
+    """The detector in a background thread of the test process."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.service = Service(settings)
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        try:
+            self.service.run()
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the test thread by stop()
+            self.error = exc
+
+    def start(self) -> "ServiceThread":
+        self.thread.start()
+        return self
+
+    def wait_processed(self, count: int, timeout_s: float = 60.0) -> None:
+        wait_until(lambda: self.service.processed_events >= count or self.error is not None, timeout_s, f"{count} events processed")
+        if self.error:
+            raise self.error
+
+    def stop(self) -> None:
+        self.service.request_stop()
+        self.thread.join(timeout=30)
+        assert not self.thread.is_alive(), "the detector did not stop within 30s"
+        if self.error:
+            raise self.error
+
+    def __enter__(self) -> "ServiceThread":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def start_cli(args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+    """`streamdrift ARGS` as a subprocess (this interpreter), stderr captured."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "detector.cli", *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )

@@ -1,0 +1,107 @@
+"""Every kind of bad input is classified with a reason; valid events decode completely."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+
+from detector.events import REASONS, Decoder, Event, Invalid, Source, parse_timestamp
+from detector.settings import FieldMapping
+
+DECODER = Decoder(FieldMapping(), max_message_bytes=2000, max_model_name_length=200)
+
+
+def decode(raw: bytes | None, source: Source = Source.prediction) -> Event | Invalid:
+    return DECODER.decode(raw, source, 0, 42, 1_700_000_000_000)
+
+
+def test_a_full_prediction_event() -> None:
+    raw = orjson.dumps(
+        {"model": "fraud", "version": 3, "id": "req-1", "ts": "2025-11-25T10:00:00.123Z",
+         "features": {"amount": 12.5, "country": "DE", "age": None, "vip": True},
+         "prediction": 1, "score": 0.87, "latency_ms": 14.2, "unknown_top_level": [1, 2]}
+    )
+    event = decode(raw)
+    assert isinstance(event, Event)
+    assert (event.model, event.version, event.id, event.prediction, event.score, event.latency_ms) == ("fraud", "3", "req-1", 1, 0.87, 14.2)
+    assert event.ts_ms == 1764064800123
+    assert event.features == {"amount": 12.5, "country": "DE", "age": None, "vip": True}
+    assert (event.partition, event.offset) == (0, 42)
+
+
+def test_kafka_timestamp_is_the_default_event_time() -> None:
+    event = decode(b'{"model": "m"}')
+    assert isinstance(event, Event) and event.ts_ms == 1_700_000_000_000
+
+
+def test_multiclass_scores_keep_the_top_probability() -> None:
+    event = decode(b'{"model": "m", "score": {"a": 0.2, "b": 0.7, "c": 0.1}}')
+    assert isinstance(event, Event) and event.score == 0.7
+
+
+@pytest.mark.parametrize(
+    "raw,reason",
+    [
+        (None, "empty"),
+        (b"", "empty"),
+        (b"x" * 2001, "oversize"),
+        (b"{not json", "not_json"),
+        (b"\xff\xfe\x00", "not_json"),
+        (b'{"model": "m", "features": {"a": NaN}}', "non_finite"),
+        (b'{"model": "m", "score": Infinity}', "non_finite"),
+        (b'{"model": "m", "latency_ms": 1e400}', "non_finite"),
+        (b"[" * 1500 + b"]" * 1500, "oversize"),
+        (b"[1, 2]", "not_object"),
+        (b'"fraud"', "not_object"),
+        (b'{"features": {}}', "missing_model"),
+        (b'{"model": 7}', "bad_model"),
+        (b'{"model": ""}', "bad_model"),
+        (orjson.dumps({"model": "m" * 201}), "bad_model"),
+        (b'{"model": "m", "features": [1, 2]}', "bad_field"),
+        (b'{"model": "m", "features": {"a": {"b": 1}}}', "nested_feature"),
+        (b'{"model": "m", "features": {"a": [1]}}', "nested_feature"),
+        (b'{"model": "m", "score": 1.5}', "bad_field"),
+        (b'{"model": "m", "score": "high"}', "bad_field"),
+        (b'{"model": "m", "score": {"a": 2}}', "bad_field"),
+        (b'{"model": "m", "latency_ms": -1}', "bad_field"),
+        (b'{"model": "m", "prediction": {"x": 1}}', "bad_field"),
+        (b'{"model": "m", "ts": "yesterday"}', "bad_field"),
+        (b'{"model": "m", "ts": "2025-11-25T10:00:00"}', "bad_field"),
+        (b'{"model": "m", "id": {"x": 1}}', "bad_field"),
+    ],
+)
+def test_bad_input_is_classified(raw: bytes | None, reason: str) -> None:
+    result = decode(raw)
+    assert isinstance(result, Invalid), result
+    assert result.reason == reason
+    assert reason in REASONS
+
+
+def test_deep_nesting_within_size_is_too_deep() -> None:
+    decoder = Decoder(FieldMapping(), max_message_bytes=100_000, max_model_name_length=200)
+    result = decoder.decode(b"[" * 5000 + b"]" * 5000, Source.prediction, 0, 0, 0)
+    assert isinstance(result, Invalid) and result.reason == "too_deep"
+
+
+def test_topic_specific_requirements() -> None:
+    assert decode(b'{"model": "m"}', Source.feature) == Invalid("missing_field", "feature events need 'features'")
+    assert isinstance(decode(b'{"model": "m", "label": 1}', Source.label), Invalid)
+    assert isinstance(decode(b'{"model": "m", "id": "1"}', Source.label), Invalid)
+    label = decode(b'{"model": "m", "id": "1", "label": true}', Source.label)
+    assert isinstance(label, Event) and label.label is True
+
+
+def test_field_mapping_reads_other_names() -> None:
+    decoder = Decoder(
+        FieldMapping(model="model_name"), 10_000, 200,
+        fields_for=lambda model: FieldMapping(model="model_name", features="inputs", score="proba"),
+    )
+    event = decoder.decode(b'{"model_name": "m", "inputs": {"a": 1}, "proba": 0.3}', Source.prediction, 0, 0, 0)
+    assert isinstance(event, Event) and event.features == {"a": 1} and event.score == 0.3
+
+
+def test_timestamps() -> None:
+    assert parse_timestamp(1764064800123) == 1764064800123
+    assert parse_timestamp("2025-11-25T10:00:00+01:00") == 1764061200000
+    assert parse_timestamp(-5) is None
+    assert parse_timestamp(True) is None
