@@ -1,9 +1,10 @@
 """The sidecar's run loop: consume a batch → pipeline → produce alerts and dead letters →
-checkpoint (commit offsets together with, or after, the outputs).
+checkpoint (state and input offsets, with or after the outputs).
 
 The loop follows confluent-kafka's and quix-streams' shape: finite poll timeouts, signals only
-set a flag, auto-commit and auto offset store off, offsets committed on an interval, and on
-revoke the work in hand is committed before the partitions go.
+set a flag, auto-commit and auto offset store off, checkpoints on an interval in a fixed order
+(outputs → state → commit), state restored on assignment before any event of a partition is
+processed, the work in hand committed on revoke, nothing committed after a failure.
 
 Inputs are assigned with the `range` assignor: it gives partition p of every input topic to
 the same member, which is what keeps all of a model's events (and its state) in one process.
@@ -17,22 +18,26 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 from prometheus_client import CollectorRegistry
 
 from detector.alerts import Alert
-from detector.delivery import AtLeastOnceOutputs, ExactlyOnceOutputs, Outputs
+from detector.checkpoint import StateStore
+from detector.delivery import AtLeastOnceOutputs, CheckpointAborted, ExactlyOnceOutputs, Outputs
 from detector.endpoints import HealthServer
+from detector.faults import FaultInjector
 from detector.metrics import Metrics
 from detector.pipeline import BatchResult, Pipeline
 from detector.settings import ProcessingGuarantee, Settings
+from detector.state import StateCodec
 from detector.topics import ensure_topics, wait_for_cluster
 
 log = logging.getLogger(__name__)
 
 AlertListener = Callable[[Alert, dict[str, Any]], None]
 CONNECTION_CHECK_S = 2.0
+COMMITTED_TIMEOUT_S = 30.0
 
 
 class Service:
@@ -44,8 +49,13 @@ class Service:
         self.settings = settings
         self.registry = registry or CollectorRegistry()
         self.metrics = Metrics(self.registry)
+        self.metrics.ready.set_function(lambda: 1.0 if self.is_ready() else 0.0)
         self.pipeline = Pipeline(settings)
         self.inputs = settings.topics.inputs()
+        key = settings.state.signing_key
+        codec = StateCodec(settings.kafka.group_id, key.get_secret_value().encode() if key else None)
+        self.store = StateStore(settings.state_topic(), codec, settings.kafka.client_config())
+        self.faults = FaultInjector(settings.fault_injection)
         self.stop_requested = threading.Event()
         self.alert_listeners: list[AlertListener] = []
         self.http: HealthServer | None = None
@@ -56,9 +66,11 @@ class Service:
         self.fatal_error: KafkaError | None = None
         self.failed = False
         self.joined = False  # the group assigned this member at least once
+        self.restoring = False
         self.owned: set[int] = set()  # input partition numbers
-        self.positions: dict[tuple[str, int], int] = {}  # next offset to commit, per input partition
-        self.touched: set[str] = set()  # models with events since the last checkpoint
+        self.covered: dict[int, dict[str, int]] = {}  # per owned partition: next offset of each input topic
+        self.progressed: set[int] = set()  # partitions with events since the last checkpoint
+        self.touched: set[str] = set()  # models with events since the last checkpoint (for gauges)
         self.uncommitted_events = 0
         self.last_checkpoint = time.monotonic()
         self.processed_events = 0
@@ -69,9 +81,13 @@ class Service:
         """Finish the batch in hand, commit and return from run(); safe from a signal handler."""
         self.stop_requested.set()
 
+    def is_ready(self) -> bool:
+        """Connected, assigned by the group, and every assigned partition's state restored."""
+        return self.connected and self.joined and not self.restoring
+
     def readiness(self) -> tuple[bool, dict[str, object]]:
-        details = {"connected": self.connected, "assigned": self.joined, "partitions": sorted(self.owned)}
-        return self.connected and self.joined, details
+        details = {"connected": self.connected, "assigned": self.joined, "restoring": self.restoring, "partitions": sorted(self.owned)}
+        return self.is_ready(), details
 
     @property
     def metrics_port(self) -> int | None:
@@ -89,11 +105,11 @@ class Service:
             if not wait_for_cluster(admin, settings.kafka.bootstrap_servers, self.stop_requested.is_set):
                 return
             self.connected = True
-            outputs = [settings.topics.alerts, settings.topics.dlq]
+            outputs = [settings.topics.alerts, settings.topics.dlq] + ([settings.state_topic()] if settings.state.enabled else [])
             partitions = ensure_topics(admin, settings, self.inputs, outputs)
             log.info("inputs %s have %d partitions each", ", ".join(self.inputs), partitions)
+            self.outputs = self._make_outputs()  # before joining: init_transactions fences a dead predecessor
             self.consumer = Consumer(self._consumer_config())
-            self.outputs = self._make_outputs()
             self.consumer.subscribe(self.inputs, on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost)
             while not self.stop_requested.is_set() and not (until and until(self)):
                 self._step()
@@ -118,26 +134,15 @@ class Service:
                 result = self.pipeline.process(good)
             self._publish(result)
             for message in good:
-                self.positions[message.topic(), message.partition()] = message.offset() + 1
+                partition = message.partition()
+                self.covered.setdefault(partition, {})[message.topic()] = message.offset() + 1
+                self.progressed.add(partition)
             self.uncommitted_events += len(good)
             self.processed_events += len(good)
         elif not self.connected:
             self._check_connection()
         if self._checkpoint_due():
             self._checkpoint()
-
-    def _check_connection(self) -> None:
-        """While disconnected and idle, ask for metadata every few seconds to notice recovery."""
-        assert self.consumer is not None
-        if time.monotonic() - self.last_connection_check < CONNECTION_CHECK_S:
-            return
-        self.last_connection_check = time.monotonic()
-        try:
-            self.consumer.list_topics(timeout=1.0)
-        except KafkaException:
-            return
-        log.info("kafka is reachable again")
-        self.connected = True
 
     def _publish(self, result: BatchResult) -> None:
         assert self.outputs is not None
@@ -156,6 +161,8 @@ class Service:
         self.metrics.record_batch(result)
         self.metrics.record_alerts(result.alerts)
         self.touched.update(model for _, model in result.events)
+        if result.alerts:
+            self.faults.reached("after_alerts")
 
     def _on_consume_error(self, error: KafkaError) -> bool:
         """Log a consumer error; raise if it is fatal. Returns False (the message is not data)."""
@@ -166,28 +173,56 @@ class Service:
         log.warning("consumer: %s", error.str())
         return False
 
+    def _check_connection(self) -> None:
+        """While disconnected and idle, ask for metadata every few seconds to notice recovery."""
+        assert self.consumer is not None
+        if time.monotonic() - self.last_connection_check < CONNECTION_CHECK_S:
+            return
+        self.last_connection_check = time.monotonic()
+        try:
+            self.consumer.list_topics(timeout=1.0)
+        except KafkaException:
+            return
+        log.info("kafka is reachable again")
+        self.connected = True
+
     # -- checkpoints --------------------------------------------------------------------
 
     def _checkpoint_due(self) -> bool:
         s = self.settings
-        if not self.uncommitted_events:
+        if not self.progressed:
             return False
         elapsed_ms = (time.monotonic() - self.last_checkpoint) * 1000
         return elapsed_ms >= s.commit_interval_ms or self.uncommitted_events >= s.commit_interval_events
 
     def _checkpoint(self) -> None:
-        """Flush/commit outputs and the offsets of everything processed so far."""
+        """Outputs, then state, then input offsets: under exactly_once all in one transaction;
+        under at_least_once each acknowledged before the next is sent. An aborted transaction
+        rewinds input and state to the last checkpoint."""
         if self.consumer is None or self.outputs is None:
             return
-        offsets = [TopicPartition(topic, partition, offset) for (topic, partition), offset in self.positions.items() if partition in self.owned]
+        partitions = sorted(self.progressed & self.owned)
+        offsets = [TopicPartition(topic, p, offset) for p in partitions for topic, offset in self.covered[p].items()]
+        outputs = self.outputs
         with self.metrics.checkpoint_seconds.time():
             try:
-                self.outputs.commit(self.consumer, offsets)
+                outputs.settle()
+                if self.settings.state.enabled:
+                    for p in partitions:
+                        self.store.write(outputs, p, self.covered[p], self.pipeline.partitions[p].take_dirty())
+                self.faults.reached("before_commit", before_exit=lambda: outputs.producer.flush(10))
+                outputs.commit(self.consumer, offsets)
+            except CheckpointAborted as exc:
+                self.metrics.commit_failures.inc()
+                log.warning("checkpoint aborted (%s): rewinding to the last checkpoint", exc)
+                self._rewind()
+                return
             except Exception:
                 self.metrics.commit_failures.inc()
                 raise
+        self.faults.reached("after_commit")
         self.metrics.commits.inc()
-        self.positions.clear()
+        self.progressed.clear()
         self.uncommitted_events = 0
         self.last_checkpoint = time.monotonic()
         self._refresh_gauges()
@@ -209,14 +244,67 @@ class Service:
                 lags[tp.topic, tp.partition] = max(0, high - tp.offset)
         return lags
 
-    # -- rebalancing --------------------------------------------------------------------
+    # -- rebalancing and restore --------------------------------------------------------
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         numbers = {tp.partition for tp in partitions}
-        self.pipeline.assign(numbers)
+        self.restoring = True
+        try:
+            starts = self._restore(consumer, partitions)
+            consumer.assign(starts)
+        finally:
+            self.restoring = False
         self.owned = numbers
         self.joined = True
         log.info("assigned input partitions %s", sorted(numbers) or "none")
+
+    def _restore(self, consumer: Consumer, partitions: list[TopicPartition]) -> list[TopicPartition]:
+        """Load the newest checkpoint of each partition into the pipeline; return where each
+        input partition resumes: the checkpoint's offsets, else the committed ones."""
+        numbers = sorted({tp.partition for tp in partitions})
+        started = time.monotonic()
+        restored = self.store.read(numbers) if self.settings.state.enabled else {}
+        committed = {(tp.topic, tp.partition): tp.offset for tp in consumer.committed(partitions, timeout=COMMITTED_TIMEOUT_S)}
+        starts: list[TopicPartition] = []
+        for p in numbers:
+            checkpoint = restored.get(p)
+            models = {}
+            for name, state in (checkpoint.models if checkpoint else {}).items():
+                monitor = self.pipeline.new_monitor(name)
+                if monitor.load_state(state):
+                    models[name] = monitor
+                else:
+                    log.warning("state of model %s was learned with other detection settings: re-learning it", name)
+            self.pipeline.install(p, models)
+            self.covered[p] = {}
+            for topic in self.inputs:
+                offset = committed.get((topic, p), -1001)
+                if checkpoint and checkpoint.offsets is not None and topic in checkpoint.offsets:
+                    resume = checkpoint.offsets[topic]
+                    if offset >= 0 and resume != offset:
+                        log.warning("%s[%d]: state covers offset %d, committed offset is %d: resuming at %d", topic, p, resume, offset, resume)
+                        self.progressed.add(p)  # commit the resume point even if no new event comes
+                    offset = resume
+                if offset >= 0:
+                    self.covered[p][topic] = offset
+                starts.append(TopicPartition(topic, p, offset))
+        if restored:
+            log.info("restored %d models of partitions %s in %.2fs", sum(len(r.models) for r in restored.values()), numbers, time.monotonic() - started)
+        return starts
+
+    def _rewind(self) -> None:
+        """After an aborted transaction: reload the last checkpoint and seek back to it."""
+        assert self.consumer is not None
+        assignment = [tp for tp in self.consumer.assignment() if tp.partition in self.owned]
+        self.progressed.clear()
+        self.uncommitted_events = 0
+        self.restoring = True
+        try:
+            for tp in self._restore(self.consumer, assignment):
+                if tp.offset >= 0:
+                    self.consumer.seek(tp)
+        finally:
+            self.restoring = False
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         numbers = {tp.partition for tp in partitions}
@@ -227,6 +315,7 @@ class Service:
         else:
             log.info("revoking input partitions %s: committing work in hand", sorted(numbers))
             self._checkpoint()
+            self.faults.reached("in_revoke")
         self._drop(numbers)
 
     def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
@@ -239,13 +328,15 @@ class Service:
     def _drop(self, numbers: set[int]) -> None:
         self.metrics.forget_models(self.pipeline.revoke(numbers))
         self.owned -= numbers
-        self.positions = {key: offset for key, offset in self.positions.items() if key[1] not in numbers}
+        self.progressed -= numbers
+        for p in numbers:
+            self.covered.pop(p, None)
 
     # -- clients ------------------------------------------------------------------------
 
     def _consumer_config(self) -> dict[str, Any]:
         kafka = self.settings.kafka
-        config = {
+        return {
             "auto.offset.reset": "earliest",
             **kafka.client_config(),
             "group.id": kafka.group_id,
@@ -257,7 +348,6 @@ class Service:
             "max.poll.interval.ms": kafka.max_poll_interval_ms,
             "error_cb": self._on_client_error,
         }
-        return config
 
     def _make_outputs(self) -> Outputs:
         kafka = self.settings.kafka

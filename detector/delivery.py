@@ -47,12 +47,16 @@ class Outputs:
         if error is not None:
             self.failures.append(f"{message.topic()}: {error.str()}")
 
-    def send(self, topic: str, key: bytes | None, value: bytes | None, headers: Sequence[tuple[str, bytes]] | None = None) -> None:
-        """Queue one message; waits (bounded) while the local queue is full."""
+    def send(
+        self, topic: str, key: bytes | None, value: bytes | None, headers: Sequence[tuple[str, bytes]] | None = None, partition: int = -1
+    ) -> None:
+        """Queue one message (partition -1: by key); waits (bounded) while the local queue is full."""
         deadline = time.monotonic() + QUEUE_FULL_TIMEOUT_S
         while True:
             try:
-                self.producer.produce(topic, value=value, key=key, headers=list(headers or ()), on_delivery=self._on_delivery)
+                self.producer.produce(
+                    topic, value=value, key=key, headers=list(headers or ()), partition=partition, on_delivery=self._on_delivery
+                )
                 self.unacknowledged += 1
                 return
             except BufferError:
@@ -68,6 +72,9 @@ class Outputs:
             failures, self.failures = self.failures, []
             raise DeliveryError(f"{len(failures)} output message(s) were not delivered, first: {failures[0]}")
 
+    def settle(self) -> None:
+        """Make sure what was sent so far is durable before anything that depends on it is sent."""
+
     def commit(self, consumer: Consumer, offsets: list[TopicPartition]) -> None:
         raise NotImplementedError
 
@@ -80,11 +87,15 @@ class Outputs:
 
 
 class AtLeastOnceOutputs(Outputs):
-    def commit(self, consumer: Consumer, offsets: list[TopicPartition]) -> None:
+    def settle(self) -> None:
+        """Wait until everything sent is acknowledged; raise if anything failed."""
         remaining = self.producer.flush(FLUSH_TIMEOUT_S)
         if remaining:
             raise DeliveryError(f"{remaining} output message(s) still unacknowledged after {FLUSH_TIMEOUT_S:.0f}s")
         self._raise_failures()
+
+    def commit(self, consumer: Consumer, offsets: list[TopicPartition]) -> None:
+        self.settle()
         if offsets:
             consumer.commit(offsets=offsets, asynchronous=False)
 
@@ -95,9 +106,11 @@ class ExactlyOnceOutputs(Outputs):
         self.in_transaction = False
         _retrying(lambda: producer.init_transactions(TRANSACTION_TIMEOUT_S), "init_transactions")
 
-    def send(self, topic: str, key: bytes | None, value: bytes | None, headers: Sequence[tuple[str, bytes]] | None = None) -> None:
+    def send(
+        self, topic: str, key: bytes | None, value: bytes | None, headers: Sequence[tuple[str, bytes]] | None = None, partition: int = -1
+    ) -> None:
         self._begin()
-        super().send(topic, key, value, headers)
+        super().send(topic, key, value, headers, partition)
 
     def _begin(self) -> None:
         if not self.in_transaction:

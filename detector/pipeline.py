@@ -68,6 +68,13 @@ class PartitionState:
 
     partition: int
     models: dict[str, ModelMonitor] = field(default_factory=dict)
+    dirty: set[str] = field(default_factory=set)  # models with events since the last checkpoint
+
+    def take_dirty(self) -> list[ModelMonitor]:
+        """Models changed since the last call, in name order."""
+        changed = [self.models[name] for name in sorted(self.dirty) if name in self.models]
+        self.dirty.clear()
+        return changed
 
 
 class Pipeline:
@@ -90,6 +97,14 @@ class Pipeline:
     def assign(self, partitions: Iterable[int]) -> None:
         for partition in partitions:
             self.partitions.setdefault(partition, PartitionState(partition))
+
+    def install(self, partition: int, models: dict[str, ModelMonitor]) -> None:
+        """Own `partition` with these (restored) model monitors."""
+        self.partitions[partition] = PartitionState(partition, dict(models))
+
+    def new_monitor(self, model: str) -> ModelMonitor:
+        settings = self.settings
+        return ModelMonitor(model, settings.model_settings(model), settings.detection_for(model), settings.limits, self.topics)
 
     def revoke(self, partitions: Iterable[int]) -> list[str]:
         """Drop the state of partitions this process no longer owns; return their models."""
@@ -124,6 +139,7 @@ class Pipeline:
             per_model[monitor].append(decoded)
             result.events[topic, decoded.model] += 1
         for monitor, events in per_model.items():
+            self.partitions[events[0].partition].dirty.add(monitor.name)
             result.alerts += monitor.observe(events)
             result.last_event_ms[monitor.name] = max(e.ts_ms for e in events)
         return result
@@ -140,11 +156,5 @@ class Pipeline:
             return Invalid("unknown_model", f"model '{event.model[:100]}' is not configured and auto-discovery is off")
         if self.model_count >= settings.limits.max_models:
             return Invalid("model_cap", f"already monitoring limits.max_models={settings.limits.max_models} models")
-        monitor = state.models[event.model] = ModelMonitor(
-            event.model,
-            settings.model_settings(event.model),
-            settings.detection_for(event.model),
-            settings.limits,
-            self.topics,
-        )
+        monitor = state.models[event.model] = self.new_monitor(event.model)
         return monitor

@@ -84,7 +84,7 @@ class TopicSettings(Strict):
     labels: str = "labels"
     alerts: str = "drift-alerts"
     dlq: str = "drift-dlq"
-    state: str = "streamdrift-state"
+    state: str = Field("", description="compacted state topic; default '<kafka.group_id>-state'")
     create_missing: bool = Field(True, description="create missing topics at start (else a clear error)")
     partitions: int = Field(3, ge=1, description="partition count for topics the detector creates")
     replication_factor: int = Field(1, ge=1, description="replication for topics the detector creates")
@@ -166,6 +166,25 @@ class ModelSettings(Strict):
         return value
 
 
+class StateSettings(Strict):
+    """Checkpointing of detector state to `topics.state` (see detector/state.py for the format)."""
+
+    enabled: bool = Field(True, description="checkpoint and restore detector state; off: every start re-learns")
+    signing_key: SecretStr | None = Field(
+        None, description="HMAC-SHA256 key; when set, state records without a valid signature are ignored"
+    )
+
+
+FaultPoint = Literal["after_alerts", "before_commit", "after_commit", "in_revoke"]
+
+
+class FaultSettings(Strict):
+    """Fault injection for crash tests only: the process exits abruptly (no cleanup) at a point."""
+
+    point: FaultPoint | None = Field(None, description="where to exit; unset in production")
+    after: int = Field(1, ge=1, description="exit the N-th time the point is reached")
+
+
 class LimitSettings(Strict):
     """Caps that bound memory and metric cardinality; overflow is counted, never a crash."""
 
@@ -192,6 +211,8 @@ class Settings(BaseSettings):
     fields: FieldMapping = Field(default_factory=FieldMapping)
     detection: DetectionSettings = Field(default_factory=DetectionSettings)
     limits: LimitSettings = Field(default_factory=LimitSettings)
+    state: StateSettings = Field(default_factory=StateSettings)
+    fault_injection: FaultSettings = Field(default_factory=FaultSettings)
     models: dict[str, ModelSettings] = Field(default_factory=dict)
     processing_guarantee: ProcessingGuarantee = ProcessingGuarantee.exactly_once
     auto_discover_models: bool = Field(True, description="monitor models not named under [models]")
@@ -218,6 +239,10 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         # Precedence: explicit arguments > environment > TOML file > defaults.
         return init_settings, env_settings, InitSettingsSource(settings_cls, init_kwargs=_config_file_data.get())
+
+    def state_topic(self) -> str:
+        """The state topic: one per consumer group, like Kafka Streams' changelog topics."""
+        return self.topics.state or f"{self.kafka.group_id}-state"
 
     def model_settings(self, model: str) -> ModelSettings:
         """Settings for one model; defaults for auto-discovered models."""

@@ -47,6 +47,7 @@ def partition_counts(admin: AdminClient, topics: list[str]) -> dict[str, int]:
 def ensure_topics(admin: AdminClient, settings: Settings, inputs: list[str], outputs: list[str]) -> int:
     """Create missing topics if allowed, check co-partitioning; return the input partition count."""
     t = settings.topics
+    state = settings.state_topic()
     wanted = inputs + outputs
     existing = partition_counts(admin, wanted)
     missing = [name for name in wanted if name not in existing]
@@ -57,8 +58,8 @@ def ensure_topics(admin: AdminClient, settings: Settings, inputs: list[str], out
     if missing:
         compact = {"cleanup.policy": "compact"}
         new = [
-            NewTopic(name, num_partitions=partitions if name in inputs or name == t.state else t.partitions,
-                     replication_factor=t.replication_factor, config=compact if name == t.state else {})
+            NewTopic(name, num_partitions=partitions if name in inputs or name == state else t.partitions,
+                     replication_factor=t.replication_factor, config=compact if name == state else {})
             for name in missing
         ]
         for name, future in admin.create_topics(new, operation_timeout=10).items():
@@ -73,7 +74,7 @@ def ensure_topics(admin: AdminClient, settings: Settings, inputs: list[str], out
     if len(set(counts.values())) > 1:
         detail = ", ".join(f"{name} has {count}" for name, count in counts.items())
         raise TopicError(f"input topics are not co-partitioned ({detail}); give them the same partition count")
-    state_count = existing.get(t.state)
-    if t.state in outputs and state_count is not None and state_count != partitions:
-        raise TopicError(f"state topic {t.state} has {state_count} partitions but the inputs have {partitions}; they must match")
+    state_count = existing.get(state)
+    if state in outputs and state_count is not None and state_count != partitions:
+        raise TopicError(f"state topic {state} has {state_count} partitions but the inputs have {partitions}; they must match")
     return partitions

@@ -191,3 +191,82 @@ def start_cli(args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [sys.executable, "-m", "detector.cli", *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
+
+
+def create_topics(settings: Settings) -> int:
+    """Create the detector's topics as it would at start; return the input partition count."""
+    from confluent_kafka.admin import AdminClient
+
+    from detector.topics import ensure_topics
+
+    t = settings.topics
+    admin = AdminClient(settings.kafka.client_config())
+    return ensure_topics(admin, settings, t.inputs(), [t.alerts, t.dlq, settings.state_topic()])
+
+
+def committed_offsets(bootstrap: str, group: str, topic: str) -> dict[int, int]:
+    """A group's committed offset per partition of a topic (0 where none)."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group})
+    try:
+        metadata = consumer.list_topics(topic, timeout=10).topics.get(topic)
+        if metadata is None:
+            return {}
+        offsets = consumer.committed([TopicPartition(topic, p) for p in metadata.partitions], timeout=10)
+        return {tp.partition: max(tp.offset, 0) for tp in offsets}
+    finally:
+        consumer.close()
+
+
+def committed_total(bootstrap: str, group: str, topic: str) -> int:
+    return sum(committed_offsets(bootstrap, group, topic).values())
+
+
+def expected_alert_ids(settings: Settings, inputs: list[Message]) -> list[str]:
+    """Alert ids of an uninterrupted run over these input messages (the pure pipeline, in
+    partition order: decisions depend only on each partition's order)."""
+    from detector.pipeline import Pipeline
+
+    pipeline = Pipeline(settings)
+    ordered = sorted(inputs, key=lambda m: (m.partition(), m.offset()))
+    return [alert.id(settings.kafka.group_id) for alert in pipeline.process(ordered).alerts]
+
+
+def interleaved(streams: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """Round-robin merge of several models' event lists (as traffic of many models arrives)."""
+    merged: list[dict[str, Any]] = []
+    for group in zip(*streams):
+        merged.extend(group)
+    return merged
+
+
+class PacedProducer:
+    """Produces events at `rate` per second from a background thread (traffic that keeps
+    arriving while the detector is killed and restarted)."""
+
+    def __init__(self, bootstrap: str, topic: str, events: list[dict[str, Any]], rate: float) -> None:
+        self.bootstrap, self.topic, self.events, self.rate = bootstrap, topic, events, rate
+        self.sent = 0
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        producer = Producer({"bootstrap.servers": self.bootstrap, "linger.ms": 5})
+        started = time.monotonic()
+        step = max(1, int(self.rate / 20))
+        for start in range(0, len(self.events), step):
+            for event in self.events[start : start + step]:
+                producer.produce(self.topic, value=orjson.dumps(event), key=event["model"])
+            producer.poll(0)
+            self.sent = min(len(self.events), start + step)
+            ahead = self.sent / self.rate - (time.monotonic() - started)
+            if ahead > 0:
+                time.sleep(ahead)
+        assert producer.flush(30) == 0
+        producer.close()
+
+    def start(self) -> "PacedProducer":
+        self.thread.start()
+        return self
+
+    def join(self) -> None:
+        self.thread.join(timeout=120)
+        assert not self.thread.is_alive(), "the producer did not finish"

@@ -11,8 +11,10 @@
 
 from __future__ import annotations
 
+import base64
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from river.drift import ADWIN
@@ -80,13 +82,14 @@ class BlockAdwin:
     def window_events(self) -> int:
         return int(self.adwin.width) * self.block_events
 
-    def to_state(self) -> dict[str, object]:
-        # The Rust core serialises itself to bytes (plain data, decoded by serde; no code runs).
-        return {"adwin": self.adwin._helper.__getstate__(), "carry": [self.carry.total, self.carry.count]}
+    def to_state(self) -> dict[str, Any]:
+        # river's Rust core serialises its buckets to bytes: plain numbers, decoded without running code.
+        window = base64.b64encode(self.adwin._helper.__getstate__()).decode()
+        return {"adwin": window, "carry": [self.carry.total, self.carry.count]}
 
-    def load_state(self, state: dict[str, object]) -> None:
-        self.adwin._helper.__setstate__(bytes(state["adwin"]))  # type: ignore[arg-type]
-        total, count = state["carry"]  # type: ignore[misc]
+    def load_state(self, state: dict[str, Any]) -> None:
+        self.adwin._helper.__setstate__(base64.b64decode(state["adwin"], validate=True))
+        total, count = state["carry"]
         self.carry = BlockCarry(float(total), int(count))
 
 
@@ -105,9 +108,9 @@ class StatisticStream:
         adwin_hits, means, ends = self.adwin.update(values)
         return sorted(hits + adwin_hits, key=lambda hit: hit.index), means, ends
 
-    def to_state(self) -> dict[str, object]:
-        return {"page_hinkley": vars(self.page_hinkley.state).copy(), **self.adwin.to_state()}
+    def to_state(self) -> dict[str, Any]:
+        return {"page_hinkley": self.page_hinkley.state.to_state(), **self.adwin.to_state()}
 
-    def load_state(self, state: dict[str, object]) -> None:
-        self.page_hinkley.state = PageHinkleyState(**state["page_hinkley"])  # type: ignore[arg-type]
+    def load_state(self, state: dict[str, Any]) -> None:
+        self.page_hinkley.state = PageHinkleyState.from_state(state["page_hinkley"])
         self.adwin.load_state(state)

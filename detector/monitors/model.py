@@ -7,6 +7,7 @@ Monitors: `feature.<name>` (numeric or categorical), `quality.missing.<name>`,
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -257,6 +258,43 @@ class ModelMonitor:
             runbook_url=self.settings.runbook_url,
             reason=transition.reason,
         )
+
+    # -- checkpoint state ---------------------------------------------------------------
+
+    def config_fingerprint(self) -> str:
+        """Identifies the detection parameters; state learned under others is not reused."""
+        return hashlib.sha256(repr(self.config).encode()).hexdigest()[:16]
+
+    def to_state(self) -> dict[str, Any]:
+        return {
+            "config": self.config_fingerprint(),
+            "version": self.version,
+            "events_seen": self.events_seen,
+            "feature_kinds": {name: kind.value for name, kind in self.feature_kinds.items()},
+            "skipped_features": sorted(self.skipped_features),
+            "untyped_features": list(self.untyped_features),
+            "mistyped_features": sorted(self.mistyped_features),
+            "feature_overflow": self.feature_overflow,
+            "signals": {name: signal.to_state() for name, signal in self.signals.items()},
+            "schema": self.schema.to_state(),
+        }
+
+    def load_state(self, state: dict[str, Any]) -> bool:
+        """Take over learned state; False (and nothing loaded) if it was learned under other parameters."""
+        if state["config"] != self.config_fingerprint():
+            return False
+        self.version = state["version"]
+        self.events_seen = int(state["events_seen"])
+        self.feature_kinds = {str(name): SignalKind(kind) for name, kind in state["feature_kinds"].items()}
+        self.skipped_features = {str(name) for name in state["skipped_features"]}
+        self.untyped_features = dict.fromkeys(str(name) for name in state["untyped_features"])
+        self.mistyped_features = {str(name) for name in state["mistyped_features"]}
+        self.feature_overflow = int(state["feature_overflow"])
+        self.signals = {
+            str(name): SignalMonitor.from_state(str(name), self.config, signal) for name, signal in state["signals"].items()
+        }
+        self.schema.load_state(state["schema"])
+        return True
 
     # -- for metrics --------------------------------------------------------------------
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -32,6 +33,14 @@ class PageHinkleyState:
     max_decrease: float = -1.0  # river starts this at -1, not -inf; kept for identical decisions
     count_at_min_increase: int = 0
     count_at_max_decrease: int = 0
+
+    def to_state(self) -> dict[str, Any]:
+        """Plain data (infinity as None, since JSON has no infinity)."""
+        return {**vars(self), "min_increase": None if math.isinf(self.min_increase) else self.min_increase}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> "PageHinkleyState":
+        return cls(**{**state, "min_increase": math.inf if state["min_increase"] is None else state["min_increase"]})
 
 
 @dataclass(frozen=True)

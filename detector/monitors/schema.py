@@ -64,3 +64,19 @@ class SchemaMonitor:
         self.cooldown_until = position + 1 + self.cooldown_events
         evidence = {"changes": drift.changes, "quiet_events": self.quiet_events, "drift_started_at_events": drift.started_at + 1}
         return Transition("resolved", index, "schema", "rule", "rebaselined", position + 1, evidence)
+
+    def to_state(self) -> dict[str, object]:
+        drift = self.drift
+        return {
+            "seen": self.seen,
+            "cooldown_until": self.cooldown_until,
+            "drift": [drift.started_at, drift.last_change_at, drift.changes] if drift else None,
+        }
+
+    def load_state(self, state: dict[str, object]) -> None:
+        self.seen = int(state["seen"])  # type: ignore[arg-type]
+        self.cooldown_until = int(state["cooldown_until"])  # type: ignore[arg-type]
+        drift = state["drift"]
+        if drift is not None:
+            started_at, last_change_at, changes = drift  # type: ignore[misc]
+            self.drift = SchemaDrift(int(started_at), int(last_change_at), [str(c) for c in changes])

@@ -424,3 +424,52 @@ class SignalMonitor:
         elif self.kind is SignalKind.rate:
             values["rate"] = summary["rate"]
         return values
+
+    # -- checkpoint state -----------------------------------------------------------------
+
+    def to_state(self) -> dict[str, Any]:
+        """Everything learned, as plain data (the config is not stored: it comes from settings)."""
+        return {
+            "kind": self.kind.value,
+            "seen": self.seen,
+            "sample": self.sample,
+            "reference": self.reference.to_state() if self.reference is not None else None,
+            "novelty_reference": self.novelty_reference.to_state() if self.novelty_reference is not None else None,
+            "levels": self.levels,
+            "streams": {name: stream.to_state() for name, stream in self.streams.items()},
+            "raw_carry": [[c.total, c.count] for c in self.raw_carry],
+            "block_source": list(self.block_source),
+            "history": self.history.rows,
+            "recent_counts": self.recent_counts,
+            "drift": [self.drift.started_at, self.drift.statistic, self.drift.detector] if self.drift else None,
+            "cooldown_until": self.cooldown_until,
+        }
+
+    @classmethod
+    def from_state(cls, monitor: str, config: SignalConfig, state: dict[str, Any]) -> "SignalMonitor":
+        signal = cls(monitor, SignalKind(state["kind"]), config)
+        signal.seen = int(state["seen"])
+        signal.sample = list(state["sample"])
+        if state["reference"] is not None:
+            if signal.kind is SignalKind.categorical:
+                signal.reference = CategoricalReference.from_state(state["reference"])
+                signal.category_index = signal.reference.index()
+            else:
+                signal.reference = NumericReference.from_state(state["reference"])
+        if state["novelty_reference"] is not None:
+            signal.novelty_reference = NumericReference.from_state(state["novelty_reference"])
+        signal.levels = {name: (float(m), float(v)) for name, (m, v) in state["levels"].items()}
+        for name, stream_state in state["streams"].items():
+            signal.streams[name] = signal._new_stream()
+            signal.streams[name].load_state(stream_state)
+        (t0, c0), (t1, c1) = state["raw_carry"]
+        signal.raw_carry = (BlockCarry(float(t0), int(c0)), BlockCarry(float(t1), int(c1)))
+        signal.block_source = (int(state["block_source"][0]), int(state["block_source"][1]))
+        rows = np.asarray(state["history"], dtype=np.float64)
+        signal.history.rows = rows.reshape(-1, len(signal.history.columns))
+        signal.recent_counts = np.asarray(state["recent_counts"], dtype=np.float64)
+        if state["drift"] is not None:
+            started_at, statistic, detector = state["drift"]
+            signal.drift = Drift(int(started_at), str(statistic), str(detector))
+        signal.cooldown_until = int(state["cooldown_until"])
+        return signal

@@ -10,7 +10,7 @@ import orjson
 import pytest
 
 from producers.simulate import Injection, Simulator
-from tests.kafka_helpers import KafkaNames, ServiceThread, alerts_of, produce, read_topic, start_cli, wait_until
+from tests.kafka_helpers import KafkaNames, ServiceThread, alerts_of, committed_total, produce, read_topic, start_cli, wait_until
 
 pytestmark = pytest.mark.broker
 
@@ -118,27 +118,13 @@ def test_sigterm_finishes_the_batch_commits_and_exits_zero(topics: KafkaNames) -
     produce(topics.bootstrap, topics.predictions, steady("m", 3000))
     process = start_cli(["run"], topics.env())
     try:
-        wait_until(lambda: committed(topics) >= 3000 or process.poll() is not None, 60, "offsets committed")
+        wait_until(lambda: committed_total(topics.bootstrap, topics.group, topics.predictions) >= 3000 or process.poll() is not None, 60, "offsets committed")
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=30) == 0
     finally:
         process.kill()
     stderr = process.stderr.read().decode() if process.stderr else ""
     assert "received SIGTERM" in stderr and "offsets committed" in stderr
-
-
-def committed(topics: KafkaNames) -> int:
-    from confluent_kafka import Consumer, TopicPartition
-
-    consumer = Consumer({"bootstrap.servers": topics.bootstrap, "group.id": topics.group})
-    try:
-        metadata = consumer.list_topics(topics.predictions, timeout=10).topics.get(topics.predictions)
-        if metadata is None:
-            return 0
-        offsets = consumer.committed([TopicPartition(topics.predictions, p) for p in metadata.partitions], timeout=10)
-        return sum(max(tp.offset, 0) for tp in offsets)
-    finally:
-        consumer.close()
 
 
 def test_an_unreachable_broker_is_retried_and_readiness_stays_false(topics: KafkaNames) -> None:
@@ -156,3 +142,22 @@ def test_an_unreachable_broker_is_retried_and_readiness_stays_false(topics: Kafk
         process.kill()
     stderr = process.stderr.read().decode() if process.stderr else ""
     assert "is unreachable" in stderr and "retrying in" in stderr
+
+
+def test_groups_sharing_a_state_topic_keep_their_own_state(topics: KafkaNames) -> None:
+    """A second group on the same input and (misconfigured) shared state topic starts from scratch
+    instead of taking over the first group's checkpoints and offsets."""
+    produced = produce(topics.bootstrap, topics.predictions, steady("m", 3000))
+    with ServiceThread(topics.settings()) as first:
+        first.wait_processed(produced)
+    other = topics.settings(kafka={"group_id": f"{topics.group}-other"})
+    assert other.state_topic() == topics.state
+    with ServiceThread(other) as second:
+        second.wait_processed(produced)
+        assert sum(len(state.models) for state in second.service.pipeline.partitions.values()) == 1
+
+
+def test_the_state_topic_is_named_after_the_group_by_default() -> None:
+    from detector.settings import load_settings
+
+    assert load_settings(None, kafka={"group_id": "fraud-monitor"}).state_topic() == "fraud-monitor-state"

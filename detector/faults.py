@@ -1,0 +1,33 @@
+"""Fault injection for crash tests: exit abruptly at a named point of the loop (settings.fault_injection)."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+
+from detector.settings import FaultPoint, FaultSettings
+
+log = logging.getLogger(__name__)
+
+FAULT_EXIT_CODE = 86
+
+
+class FaultInjector:
+    def __init__(self, settings: FaultSettings) -> None:
+        self.point = settings.point
+        self.after = settings.after
+        self.reached_count = 0
+
+    def reached(self, point: FaultPoint, before_exit: Callable[[], object] | None = None) -> None:
+        """Exit now (os._exit: no cleanup, like a kill) if this is the configured point's N-th time."""
+        if point != self.point:
+            return
+        self.reached_count += 1
+        if self.reached_count < self.after:
+            return
+        if before_exit is not None:
+            before_exit()
+        log.error("fault injection: exiting at %s (occurrence %d)", point, self.reached_count)
+        logging.shutdown()
+        os._exit(FAULT_EXIT_CODE)

@@ -1,0 +1,120 @@
+"""Checkpoint records of the state topic, and how a partition's state is chosen on restore (pure).
+
+The state topic has as many partitions as the inputs; input partition p checkpoints to state
+partition p. Each checkpoint writes one record per model that saw events since the last one
+(key `model:<name>`) and then a `checkpoint` record naming the input offsets the state covers.
+Every record carries those offsets. On restore the newest checkpoint record wins, and each
+model takes its newest record that the checkpoint covers: records of a checkpoint that never
+completed are ignored.
+
+Format (version 1): `SDS\\x01`, then a 32-byte HMAC-SHA256 when a signing key is configured,
+then zlib-compressed JSON: {"type", "group", "partition", "offsets", "model"?, "state"?}. Decoding
+never runs code: JSON, base64 and river's plain-data ADWIN buckets only. Whoever can write the
+state topic can still change what the detector remembers; a signing key stops that.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import zlib
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+MAGIC = b"SDS\x01"
+CHECKPOINT_KEY = b"checkpoint"
+MODEL_KEY_PREFIX = b"model:"
+MAX_DECODED_BYTES = 64 * 1024 * 1024
+_MAC_BYTES = 32
+
+
+class StateError(ValueError):
+    """A state record that cannot be used (wrong format, version, signature or content)."""
+
+
+@dataclass(frozen=True)
+class StateRecord:
+    type: str  # "model" or "checkpoint"
+    group: str  # consumer group that wrote it
+    partition: int
+    offsets: dict[str, int]  # input topic -> next offset the state covers
+    model: str | None = None
+    state: dict[str, Any] | None = None
+
+    def covered_by(self, offsets: dict[str, int]) -> bool:
+        return all(offset <= offsets.get(topic, -1) for topic, offset in self.offsets.items())
+
+
+class StateCodec:
+    """Encodes and decodes the state records of one consumer group, signed when `signing_key` is set."""
+
+    def __init__(self, group: str, signing_key: bytes | None = None) -> None:
+        self.group = group
+        self.signing_key = signing_key
+
+    def model_record(self, partition: int, offsets: dict[str, int], model: str, state: dict[str, Any]) -> tuple[bytes, bytes]:
+        """(key, value) of a model's state."""
+        body = {"type": "model", "group": self.group, "partition": partition, "offsets": offsets, "model": model, "state": state}
+        return MODEL_KEY_PREFIX + model.encode(), self._encode(body)
+
+    def checkpoint_record(self, partition: int, offsets: dict[str, int]) -> tuple[bytes, bytes]:
+        """(key, value) closing a checkpoint of one partition."""
+        return CHECKPOINT_KEY, self._encode({"type": "checkpoint", "group": self.group, "partition": partition, "offsets": offsets})
+
+    def _encode(self, body: dict[str, Any]) -> bytes:
+        payload = zlib.compress(orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY), 1)
+        mac = hmac.new(self.signing_key, payload, hashlib.sha256).digest() if self.signing_key else b""
+        return MAGIC + mac + payload
+
+    def decode(self, value: bytes | None) -> StateRecord:
+        if not value or not value.startswith(MAGIC):
+            raise StateError("not a streamdrift state record of format version 1")
+        payload = value[len(MAGIC) :]
+        if self.signing_key:
+            mac, payload = payload[:_MAC_BYTES], payload[_MAC_BYTES:]
+            if not hmac.compare_digest(mac, hmac.new(self.signing_key, payload, hashlib.sha256).digest()):
+                raise StateError("signature does not match the configured signing key")
+        try:
+            inflater = zlib.decompressobj()
+            raw = inflater.decompress(payload, MAX_DECODED_BYTES)
+            if inflater.unconsumed_tail:
+                raise StateError(f"decoded state exceeds {MAX_DECODED_BYTES} bytes")
+            body = orjson.loads(raw)
+            record = StateRecord(
+                type=str(body["type"]),
+                group=str(body["group"]),
+                partition=int(body["partition"]),
+                offsets={str(topic): int(offset) for topic, offset in body["offsets"].items()},
+                model=str(body["model"]) if body.get("model") is not None else None,
+                state=body.get("state"),
+            )
+        except (zlib.error, orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise StateError(f"malformed state record: {exc}") from None
+        if record.type not in ("model", "checkpoint") or (record.type == "model" and not isinstance(record.state, dict)):
+            raise StateError(f"malformed state record of type {record.type!r}")
+        return record
+
+
+@dataclass
+class RestoredPartition:
+    """What a partition restarts from: input offsets (None: none checkpointed) and model states."""
+
+    offsets: dict[str, int] | None
+    models: dict[str, dict[str, Any]]
+
+
+def select(records: Iterable[StateRecord]) -> RestoredPartition:
+    """The newest complete checkpoint among one partition's records, in log order."""
+    records = list(records)
+    checkpoints = [r for r in records if r.type == "checkpoint"]
+    if not checkpoints:
+        return RestoredPartition(None, {})
+    offsets = checkpoints[-1].offsets
+    models: dict[str, dict[str, Any]] = {}
+    for record in records:
+        if record.type == "model" and record.covered_by(offsets) and record.model is not None and record.state is not None:
+            models[record.model] = record.state
+    return RestoredPartition(offsets, models)
