@@ -54,8 +54,8 @@ def _parser() -> argparse.ArgumentParser:
 
     command("run", _run, "Run the detector as a consumer-group member until SIGTERM/SIGINT.")
     demo = command("demo", _demo, "Run the main job on an embedded broker: simulated traffic with drifts, live alerts, summary.")
-    demo.add_argument("--events", type=int, default=24_000, help="events to produce (default: %(default)s)")
-    demo.add_argument("--rate", type=float, default=3000.0, help="events per second (default: %(default)s)")
+    demo.add_argument("--events", type=int, default=24_000, help="prediction events per model (default: %(default)s)")
+    demo.add_argument("--rate", type=float, default=3000.0, help="events per second, all models together (default: %(default)s)")
     demo.add_argument("--seed", type=int, default=7, help="simulator seed (default: %(default)s)")
     broker = command("broker", _broker, "Run the embedded Kafka-compatible broker in the foreground.", config=False)
     broker.add_argument("--port", type=int, default=9092, help="loopback port (0 picks a free one; default: %(default)s)")

@@ -3,12 +3,23 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 pytestmark = pytest.mark.broker
+
+EXPECTED = {  # injected drift -> the monitor that must detect it
+    ("fraud", "mean_shift amount"): "feature.amount",
+    ("fraud", "category_mix country"): "feature.country",
+    ("fraud", "missing_burst income"): "quality.missing.income",
+    ("shuttle", "incremental_shift f1"): "feature.f1",
+    ("shuttle", "latency_creep"): "prediction.latency",
+}
+SUMMARY_ROW = re.compile(r"^  (\w+)\s+(\w+(?: \w+)?) @\d+\S*(?: \(ramp \d+\))?\s+(\S+)\s+(\S+/\S+)\s+(\d+)\s+\+(\d+)$", re.MULTILINE)
 
 
 def test_demo_detects_every_injected_drift_and_exits_zero() -> None:
@@ -17,10 +28,33 @@ def test_demo_detects_every_injected_drift_and_exits_zero() -> None:
         [sys.executable, "-m", "detector.cli", "demo", "--events", "16000", "--rate", "6000"],
         env=env, capture_output=True, text=True, timeout=180,
     )
-    assert result.returncode == 0, result.stdout + result.stderr
     out = result.stdout
-    assert "starting the embedded broker" in out
-    assert "DETECTED fraud/feature.amount" in out
-    assert "RESOLVED fraud/feature.amount" in out
-    assert "all injected drifts detected" in out
-    assert "false alarms before the first injection: 0" in out
+    assert result.returncode == 0, out + result.stderr
+    port = re.search(r"starting the embedded broker \.\.\. listening on 127\.0\.0\.1:(\d+)", out)
+    assert port, out
+    assert not broker_processes_on(int(port[1])), "the demo left its broker running"
+
+    assert "event  model/monitor" in out  # the live table's header
+    assert re.search(r"^\s+\d+  fraud/feature\.amount\s+DETECTED .* mean_shift amount @\d+\.\.\d+ \(\+\d+\)$", out, re.MULTILINE)
+    assert re.search(r"^\s+\d+  fraud/feature\.amount\s+RESOLVED .* returned_to_reference$", out, re.MULTILINE)
+    assert "[########################] 100%" in out  # the progress indicator reached the end
+
+    detected = {(model, injected): (monitor, int(delay)) for model, injected, monitor, _, _, delay in SUMMARY_ROW.findall(out)}
+    assert {key: monitor for key, (monitor, _) in detected.items()} == EXPECTED, out
+    assert all(delay < 1500 for _, delay in detected.values()), out
+    assert "unexpected alerts (false alarms): 0" in out
+    assert "UNEXPECTED" not in out
+    assert "all 5 injected drifts detected" in out
+
+
+def broker_processes_on(port: int) -> list[int]:
+    """Processes whose command line names this loopback port (the embedded broker's)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            command = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if f"tcp://127.0.0.1:{port}" in command:
+            found.append(int(proc.name))
+    return found
