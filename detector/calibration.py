@@ -26,11 +26,14 @@ PAGE_HINKLEY_INTERCEPTS = {0.02: 3.27, 0.03: 3.25, 0.05: 2.60}
 ADWIN_RATE_PER_BLOCK = 4.8e-4
 ADWIN_RATE_EXPONENT = 1.65
 
-# Detector streams per monitored feature (location, spread or novelty, missing rate) and
-# for the model outputs (score, prediction, latency: two each), used to split the budget.
+# Detector streams per monitored feature (location, spread or novelty, missing rate), for the
+# model outputs (score, prediction, latency: two each) and for performance (error: two,
+# estimated: two, label coverage: one, recall per class: one each), used to split the budget.
 STREAMS_PER_FEATURE = 3
 OUTPUT_STREAMS = 6
+PERFORMANCE_STREAMS = 5
 DETECTORS_PER_STREAM = 2
+BINARY_DETECTORS = 2  # river's DDM and HDDM_A on the 0/1 error stream
 
 
 @dataclass(frozen=True)
@@ -44,10 +47,10 @@ class Thresholds:
     per_detector_rate: float  # target false alarms per event, each
 
 
-def detectors_for(monitored_features: int, extra_streams: int = 0) -> int:
+def detectors_for(monitored_features: int, recall_classes: int = 0) -> int:
     """Number of detectors a model with this many features runs (the budget's divisor)."""
-    streams = STREAMS_PER_FEATURE * monitored_features + OUTPUT_STREAMS + extra_streams
-    return DETECTORS_PER_STREAM * streams
+    streams = STREAMS_PER_FEATURE * monitored_features + OUTPUT_STREAMS + PERFORMANCE_STREAMS + recall_classes
+    return DETECTORS_PER_STREAM * streams + BINARY_DETECTORS
 
 
 def page_hinkley_threshold(arl0: float, delta: float) -> float:

@@ -125,16 +125,13 @@ def _broker(args: argparse.Namespace) -> int:
 
 
 def _check_config(args: argparse.Namespace) -> int:
-    from detector.calibration import detectors_for, thresholds_for_budget
+    from detector.monitors.model import model_thresholds
 
     settings = load_settings(args.config)
     resolved = settings.redacted()
     derived = {}
     for model in ["(default)", *settings.models]:
-        detection = settings.detection_for(model)
-        features = settings.model_settings(model).features
-        count = len(features) if features is not None else settings.limits.max_features_per_model
-        t = thresholds_for_budget(detection.false_alarm_budget_per_million, detectors_for(count), detection.page_hinkley_delta, detection.block_events)
+        t = model_thresholds(settings.model_settings(model), settings.detection_for(model), settings.limits)
         derived[model] = {
             "detectors": t.detectors,
             "false_alarms_per_million_events_per_detector": t.per_detector_rate * 1e6,

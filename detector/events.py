@@ -49,7 +49,8 @@ class Invalid(NamedTuple):
 
 @dataclass(slots=True)
 class Event:
-    """A valid event. `score` is the binary score, or the top class probability."""
+    """A valid event. `score` is the binary score, or the top class probability; `confidence`
+    is the probability of the predicted class (max(score, 1 - score) for a binary score)."""
 
     source: Source
     model: str
@@ -61,6 +62,7 @@ class Event:
     features: dict[str, Any] | None = None
     prediction: Any = None
     score: float | None = None
+    confidence: float | None = None
     latency_ms: float | None = None
     label: Any = None
 
@@ -184,9 +186,10 @@ class Decoder:
                 probabilities = list(score.values())
                 if not probabilities or not all(_is_number(p) and 0 <= p <= 1 for p in probabilities):
                     return Invalid("bad_field", f"'{f.score}' classes must map to probabilities in [0, 1]")
-                event.score = float(max(probabilities))
+                event.score = event.confidence = float(max(probabilities))
             elif _is_number(score) and 0 <= score <= 1:
                 event.score = float(score)
+                event.confidence = max(event.score, 1.0 - event.score)
             else:
                 return Invalid("bad_field", f"'{f.score}' must be a number in [0, 1] or an object of probabilities")
         latency = obj.get(f.latency_ms)

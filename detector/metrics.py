@@ -24,6 +24,7 @@ class Metrics:
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self.registry = registry
+        self._with_labels: set[str] = set()  # models that have had a label join
         self.build = Info("streamdrift_build", "Version of the running detector.", registry=registry)
         self.build.info({"version": __version__})
         self.events = Counter(
@@ -61,6 +62,52 @@ class Metrics:
             "streamdrift_features_unmonitored",
             "Feature names seen but not monitored because of limits.max_features_per_model.",
             ["model"],
+            registry=registry,
+        )
+        self.accuracy = Gauge(
+            "streamdrift_model_accuracy", "Share of recent labelled predictions that were right (classifiers).", ["model"], registry=registry
+        )
+        self.error = Gauge(
+            "streamdrift_model_error", "Recent error of labelled predictions (regressions): mae or rmse.", ["model", "statistic"], registry=registry
+        )
+        self.estimated_accuracy = Gauge(
+            "streamdrift_estimated_accuracy",
+            "Accuracy implied by the recent predictions' confidence (probability of the predicted class), before labels.",
+            ["model"],
+            registry=registry,
+        )
+        self.estimation_error = Gauge(
+            "streamdrift_estimation_error",
+            "Estimated minus realised accuracy over the same recent labelled predictions (0: the estimate holds).",
+            ["model"],
+            registry=registry,
+        )
+        self.label_pending = Gauge(
+            "streamdrift_label_join_pending", "Predictions waiting for their label.", ["model"], registry=registry
+        )
+        self.label_expired = Counter(
+            "streamdrift_label_join_expired",
+            "Predictions whose label never came: reason ttl (waited label_ttl_seconds) or cap (buffer full).",
+            ["model", "reason"],
+            registry=registry,
+        )
+        self.label_unmatched = Counter(
+            "streamdrift_label_join_unmatched",
+            "Labels that found no prediction: reason unknown (never seen or not sampled) or late (after its TTL).",
+            ["model", "reason"],
+            registry=registry,
+        )
+        self.label_coverage = Gauge(
+            "streamdrift_label_coverage_ratio",
+            "Share of recent predictions that got their label within the maturity age.",
+            ["model"],
+            registry=registry,
+        )
+        self.label_delay = Histogram(
+            "streamdrift_label_delay_seconds",
+            "Event time from a prediction to its label.",
+            ["model"],
+            buckets=(1, 10, 60, 300, 900, 3600, 4 * 3600, 12 * 3600, 86_400, 3 * 86_400, 7 * 86_400),
             registry=registry,
         )
         self.models = Gauge("streamdrift_models", "Models monitored by this process.", registry=registry)
@@ -103,13 +150,45 @@ class Metrics:
                 for statistic, value in signal.window_statistics().items():
                     self.monitor_statistic.labels(monitor.name, name, statistic).set(value)
             self.features_unmonitored.labels(monitor.name).set(monitor.feature_overflow)
+            self._record_performance(monitor)
+
+    def _record_performance(self, monitor: ModelMonitor) -> None:
+        model, performance = monitor.name, monitor.performance
+        values = performance.summary()
+        for name, gauge in (("accuracy", self.accuracy), ("estimated", self.estimated_accuracy), ("coverage", self.label_coverage)):
+            if name in values:
+                gauge.labels(model).set(values[name])
+        for statistic in ("mae", "rmse"):
+            if statistic in values:
+                self.error.labels(model, statistic).set(values[statistic])
+        if "accuracy" in values and "estimated_labelled" in values:
+            self.estimation_error.labels(model).set(values["estimated_labelled"] - values["accuracy"])
+        if performance.pending or model in self._with_labels:
+            self._with_labels.add(model)
+            self.label_pending.labels(model).set(performance.pending)
+        counts, delays = performance.take_counts()
+        for reason, key in (("ttl", "expired"), ("cap", "evicted")):
+            if counts[key]:
+                self.label_expired.labels(model, reason).inc(counts[key])
+        for reason, key in (("unknown", "unmatched"), ("late", "late")):
+            if counts[key]:
+                self.label_unmatched.labels(model, reason).inc(counts[key])
+        if delays:
+            histogram = self.label_delay.labels(model)
+            for delay in delays:
+                histogram.observe(delay)
 
     def forget_models(self, models: Iterable[str]) -> None:
         """Remove the series of models whose partitions moved to another process."""
         gone = set(models)
         if not gone:
             return
-        per_model = (self.events, self.alerts, self.drift_active, self.monitor_statistic, self.last_event, self.features_unmonitored)
+        per_model = (
+            self.events, self.alerts, self.drift_active, self.monitor_statistic, self.last_event, self.features_unmonitored,
+            self.accuracy, self.error, self.estimated_accuracy, self.estimation_error, self.label_pending, self.label_expired,
+            self.label_unmatched, self.label_coverage, self.label_delay,
+        )
+        self._with_labels -= gone
         for metric in per_model:
             names = metric._labelnames  # the public API removes by full label set only
             position = names.index("model")

@@ -91,7 +91,7 @@ class TopicSettings(Strict):
 
     def inputs(self) -> list[str]:
         """The co-partitioned input topics, in the order the consumer subscribes to them."""
-        return [self.predictions, self.features]
+        return [self.predictions, self.features, self.labels]
 
 
 class MetricsSettings(Strict):
@@ -149,7 +149,14 @@ class ModelSettings(Strict):
     categorical: list[str] = Field(default_factory=list, description="numeric-looking features to treat as categories")
     fields: dict[str, str] = Field(default_factory=dict, description="field mapping overrides for this model")
     detection: dict[str, Any] = Field(default_factory=dict, description="overrides of [detection]")
-    label_ttl_seconds: float = Field(86_400.0, gt=0, description="how long a prediction waits for its label")
+    label_ttl_seconds: float = Field(86_400.0, gt=0, description="how long a prediction waits for its label (event time)")
+    label_wait_seconds: float = Field(300.0, ge=0, description="how long a label that came first waits for its prediction")
+    label_maturity_seconds: float | None = Field(
+        None, gt=0, description="age by which a prediction normally has its label; default: learned (3 × p95 of the first delays)"
+    )
+    label_sample_rate: float = Field(
+        1.0, gt=0, le=1, description="share of predictions kept for the label join (by id hash): bounds memory at high traffic"
+    )
 
     @field_validator("fields")
     @classmethod
@@ -193,6 +200,11 @@ class LimitSettings(Strict):
     max_message_bytes: int = Field(1_000_000, ge=1024, description="larger messages are dead-lettered")
     max_model_name_length: int = Field(200, ge=1, le=10_000)
     max_category_length: int = Field(200, ge=1, description="longer categorical values are truncated")
+    max_pending_labels: int = Field(
+        100_000, ge=1, description="predictions waiting for a label, per model (about 150 bytes each); the oldest go first"
+    )
+    max_waiting_labels: int = Field(10_000, ge=1, description="labels waiting for their prediction, per model")
+    max_recall_classes: int = Field(10, ge=0, description="classes with their own recall monitor, per model")
 
 
 class Settings(BaseSettings):

@@ -2,7 +2,9 @@
 feeds each signal, and turns lifecycle transitions into alerts (pure; no I/O).
 
 Monitors: `feature.<name>` (numeric or categorical), `quality.missing.<name>`,
-`prediction.score`, `prediction.value`, `prediction.latency` and `quality.schema`.
+`prediction.score`, `prediction.value`, `prediction.latency`, `quality.schema`, and those of
+detector.monitors.performance (`performance.error`, `performance.recall.<class>`,
+`performance.estimated`, `quality.labels`).
 """
 
 from __future__ import annotations
@@ -17,14 +19,27 @@ import numpy as np
 from detector.alerts import Alert
 from detector.calibration import Thresholds, detectors_for, thresholds_for_budget
 from detector.events import Event
+from detector.monitors.performance import ERROR, Performance
 from detector.monitors.schema import SchemaMonitor
-from detector.monitors.signal import SignalConfig, SignalKind, SignalMonitor, SourceRefs, Transition
+from detector.monitors.signal import Columns, SignalConfig, SignalKind, SignalMonitor, SourceRefs, Transition
 from detector.settings import DetectionSettings, LimitSettings, ModelSettings
 
 CRITICAL_EFFECT = 0.2  # a shift of the mean PIT position (or of a rate) this large is 'critical'
 
 SCORE, VALUE, LATENCY = "prediction.score", "prediction.value", "prediction.latency"
 SCHEMA = "quality.schema"
+
+
+def model_thresholds(settings: ModelSettings, detection: DetectionSettings, limits: LimitSettings) -> Thresholds:
+    """A model's detector thresholds: its false-alarm budget split over all the detectors it can
+    run (configured features, or the feature cap, plus outputs and performance)."""
+    monitored = len(settings.features) if settings.features is not None else limits.max_features_per_model
+    return thresholds_for_budget(
+        detection.false_alarm_budget_per_million,
+        detectors_for(monitored, limits.max_recall_classes),
+        detection.page_hinkley_delta,
+        detection.block_events,
+    )
 
 
 def signal_config(detection: DetectionSettings, thresholds: Thresholds) -> SignalConfig:
@@ -41,6 +56,7 @@ def signal_config(detection: DetectionSettings, thresholds: Thresholds) -> Signa
         cooldown_events=detection.cooldown_events,
         resolve_window_events=detection.resolve_window_events,
         rebaseline_after_events=detection.rebaseline_after_events,
+        per_detector_rate=thresholds.per_detector_rate,
     )
 
 
@@ -53,12 +69,28 @@ def category(value: Any, max_length: int) -> str:
     return str(value)[:max_length]
 
 
-@dataclass
-class Columns:
-    """The rows of a batch that carry a signal, and their values."""
+class BatchFeed:
+    """Feeds one batch's columns to a model's signals and collects their transitions."""
 
-    rows: np.ndarray
-    values: np.ndarray | list[str]
+    def __init__(self, model: "ModelMonitor", events: Sequence[Event]) -> None:
+        self.model = model
+        self.codes = np.fromiter((int(e.source) for e in events), dtype=np.int64, count=len(events))
+        self.offsets = np.fromiter((e.offset for e in events), dtype=np.int64, count=len(events))
+        self.partition = events[0].partition
+        self.found: list[tuple[str, int, str, Transition]] = []  # (monitor, row, signal kind, transition)
+
+    def feed(self, monitor: str, kind: SignalKind, columns: Columns, binary_detectors: bool = False) -> None:
+        if not len(columns.rows):
+            return
+        signal = self.model.signal(monitor, kind, binary_detectors)
+        if signal is None:
+            return
+        refs = SourceRefs(self.model.topics, self.partition, self.codes[columns.rows], self.offsets[columns.rows])
+        for transition in signal.update(columns.values, refs):
+            self.found.append((monitor, int(columns.rows[transition.index]), signal.kind.value, transition))
+
+    def add(self, monitor: str, row: int, kind: str, transition: Transition) -> None:
+        self.found.append((monitor, row, kind, transition))
 
 
 class ModelMonitor:
@@ -76,13 +108,7 @@ class ModelMonitor:
         self.settings = settings
         self.limits = limits
         self.topics = topics
-        monitored = len(settings.features) if settings.features is not None else limits.max_features_per_model
-        self.thresholds = thresholds_for_budget(
-            detection.false_alarm_budget_per_million,
-            detectors_for(monitored),
-            detection.page_hinkley_delta,
-            detection.block_events,
-        )
+        self.thresholds = model_thresholds(settings, detection, limits)
         self.config = signal_config(detection, self.thresholds)
         self.disabled = tuple(detection.disabled_monitors)
         self.signals: dict[str, SignalMonitor] = {}
@@ -92,6 +118,7 @@ class ModelMonitor:
         self.mistyped_features: set[str] = set()  # reported as a schema change once
         self.feature_overflow = 0  # features not monitored because of the cap
         self.schema = SchemaMonitor(detection.warmup_events, detection.resolve_window_events, detection.cooldown_events)
+        self.performance = Performance(settings, limits, detection.warmup_events, detection.resolve_window_events)
         self.version: str | None = None
         self.events_seen = 0
 
@@ -102,63 +129,58 @@ class ModelMonitor:
         if not events:
             return []
         self.events_seen += len(events)
+        self._note_version(events)
+        batch = BatchFeed(self, events)
+        self._observe_features(events, batch)
+        self._observe_outputs(events, batch)
+        for feed in self.performance.observe(events, self._is_classifier(events)):
+            batch.feed(feed.monitor, feed.kind, feed.columns, feed.binary_detectors)
+        batch.found.sort(key=lambda item: (item[1], item[0]))
+        return [self._alert(monitor, events[row], kind, t) for monitor, row, kind, t in batch.found]
+
+    def _note_version(self, events: Sequence[Event]) -> None:
         for event in reversed(events):
             if event.version is not None:
                 self.version = event.version
-                break
-        codes = np.fromiter((int(e.source) for e in events), dtype=np.int64, count=len(events))
-        offsets = np.fromiter((e.offset for e in events), dtype=np.int64, count=len(events))
-        partition = events[0].partition
-        changes: list[tuple[int, str]] = []
-        found: list[tuple[str, int, str, Transition]] = []  # (monitor, row, kind, transition)
-
-        def feed(monitor: str, kind: SignalKind, columns: Columns) -> None:
-            if not len(columns.rows):
                 return
-            signal = self._signal(monitor, kind)
-            if signal is None:
-                return
-            refs = SourceRefs(self.topics, partition, codes[columns.rows], offsets[columns.rows])
-            for transition in signal.update(columns.values, refs):
-                found.append((monitor, int(columns.rows[transition.index]), signal.kind.value, transition))
 
+    def _observe_features(self, events: Sequence[Event], batch: BatchFeed) -> None:
         feature_rows = [i for i, e in enumerate(events) if e.features is not None]
-        if feature_rows:
-            maps = [events[i].features or {} for i in feature_rows]
-            rows = np.asarray(feature_rows, dtype=np.int64)
-            changes += self._discover(maps, feature_rows)
-            for name, kind in list(self.feature_kinds.items()):
-                column = [m.get(name) for m in maps]
-                values, missing, mismatched = self._column(column, kind)
-                if mismatched and name not in self.mistyped_features:
-                    self.mistyped_features.add(name)  # reported once: its missing rate shows the rest
-                    changes.append((feature_rows[mismatched[0]], f"feature '{name}' is no longer {kind.value}"))
-                feed(f"quality.missing.{name}", SignalKind.rate, Columns(rows, missing.astype(np.float64)))
-                present = np.flatnonzero(~missing)
-                feed(f"feature.{name}", kind, Columns(rows[present], _pick(values, present)))
-            for name in list(self.untyped_features):
-                missing = np.fromiter((m.get(name) is None for m in maps), dtype=np.float64, count=len(maps))
-                feed(f"quality.missing.{name}", SignalKind.rate, Columns(rows, missing))
-            schema_transitions = self.schema.update(changes_in(changes, feature_rows), len(feature_rows))
-            found += [(SCHEMA, feature_rows[t.index], "schema", t) for t in schema_transitions]
+        if not feature_rows:
+            return
+        maps = [events[i].features or {} for i in feature_rows]
+        rows = np.asarray(feature_rows, dtype=np.int64)
+        changes = self._discover(maps, feature_rows)
+        for name, kind in list(self.feature_kinds.items()):
+            values, missing, mismatched = self._column([m.get(name) for m in maps], kind)
+            if mismatched and name not in self.mistyped_features:
+                self.mistyped_features.add(name)  # reported once: its missing rate shows the rest
+                changes.append((feature_rows[mismatched[0]], f"feature '{name}' is no longer {kind.value}"))
+            batch.feed(f"quality.missing.{name}", SignalKind.rate, Columns(rows, missing.astype(np.float64)))
+            present = np.flatnonzero(~missing)
+            batch.feed(f"feature.{name}", kind, Columns(rows[present], _pick(values, present)))
+        for name in list(self.untyped_features):
+            missing = np.fromiter((m.get(name) is None for m in maps), dtype=np.float64, count=len(maps))
+            batch.feed(f"quality.missing.{name}", SignalKind.rate, Columns(rows, missing))
+        for transition in self.schema.update(changes_in(changes, feature_rows), len(feature_rows)):
+            batch.add(SCHEMA, feature_rows[transition.index], "schema", transition)
 
-        feed(SCORE, SignalKind.numeric, self._output(events, "score", SignalKind.numeric))
-        feed(LATENCY, SignalKind.numeric, self._output(events, "latency_ms", SignalKind.numeric))
+    def _observe_outputs(self, events: Sequence[Event], batch: BatchFeed) -> None:
+        batch.feed(SCORE, SignalKind.numeric, self._output(events, "score", SignalKind.numeric))
+        batch.feed(LATENCY, SignalKind.numeric, self._output(events, "latency_ms", SignalKind.numeric))
         prediction_kind = self._prediction_kind(events)
         if prediction_kind is not None:
-            feed(VALUE, prediction_kind, self._output(events, "prediction", prediction_kind))
-
-        found.sort(key=lambda item: (item[1], item[0]))
-        return [self._alert(monitor, events[row], kind, t) for monitor, row, kind, t in found]
+            batch.feed(VALUE, prediction_kind, self._output(events, "prediction", prediction_kind))
 
     # -- signals and features -----------------------------------------------------------
 
-    def _signal(self, monitor: str, kind: SignalKind) -> SignalMonitor | None:
+    def signal(self, monitor: str, kind: SignalKind, binary_detectors: bool = False) -> SignalMonitor | None:
+        """The monitor of a signal, created on first use (None if disabled by configuration)."""
         signal = self.signals.get(monitor)
         if signal is None:
             if self.disabled and monitor.startswith(self.disabled):
                 return None
-            signal = self.signals[monitor] = SignalMonitor(monitor, kind, self.config)
+            signal = self.signals[monitor] = SignalMonitor(monitor, kind, self.config, binary_detectors)
         return signal
 
     def _discover(self, maps: list[dict[str, Any]], feature_rows: list[int]) -> list[tuple[int, str]]:
@@ -227,6 +249,11 @@ class ModelMonitor:
             return None
         return SignalKind.numeric if first.__class__ is float else SignalKind.categorical
 
+    def _is_classifier(self, events: Sequence[Event]) -> bool | None:
+        """Whether predictions are classes (None: not known yet)."""
+        kind = self._prediction_kind(events)
+        return None if kind is None else kind is SignalKind.categorical
+
     def _output(self, events: Sequence[Event], field: str, kind: SignalKind) -> Columns:
         rows = [i for i, e in enumerate(events) if getattr(e, field) is not None]
         raw = [getattr(events[i], field) for i in rows]
@@ -240,6 +267,9 @@ class ModelMonitor:
     # -- alerts -------------------------------------------------------------------------
 
     def _alert(self, monitor: str, event: Event, kind: str, transition: Transition) -> Alert:
+        evidence = {"signal_kind": kind, **transition.evidence}
+        if monitor == ERROR and kind == SignalKind.rate.value:
+            evidence["accuracy"] = accuracy_view(transition.evidence)
         return Alert(
             kind=transition.kind,
             model=self.name,
@@ -249,7 +279,7 @@ class ModelMonitor:
             detector=transition.detector,
             severity=severity(transition),
             observations=transition.observations,
-            evidence={"signal_kind": kind, **transition.evidence},
+            evidence=evidence,
             topic=self.topics[int(event.source)],
             partition=event.partition,
             offset=event.offset,
@@ -277,6 +307,7 @@ class ModelMonitor:
             "feature_overflow": self.feature_overflow,
             "signals": {name: signal.to_state() for name, signal in self.signals.items()},
             "schema": self.schema.to_state(),
+            "performance": self.performance.to_state(),
         }
 
     def load_state(self, state: dict[str, Any]) -> bool:
@@ -294,6 +325,7 @@ class ModelMonitor:
             str(name): SignalMonitor.from_state(str(name), self.config, signal) for name, signal in state["signals"].items()
         }
         self.schema.load_state(state["schema"])
+        self.performance.load_state(state["performance"])
         return True
 
     # -- for metrics --------------------------------------------------------------------
@@ -302,6 +334,19 @@ class ModelMonitor:
         states = {name: signal.drifting for name, signal in self.signals.items()}
         states[SCHEMA] = self.schema.drifting
         return states
+
+
+def accuracy_view(evidence: dict[str, Any]) -> dict[str, Any]:
+    """The error-rate evidence of a classifier restated as accuracy."""
+    view: dict[str, Any] = {}
+    if "rate" in evidence.get("reference", {}):
+        view["reference"] = 1.0 - evidence["reference"]["rate"]
+    for side in ("before", "after"):
+        window = evidence.get(side, {})
+        if "rate" in window:
+            view[side] = 1.0 - window["rate"]
+            view[f"{side}_labelled_events"] = window["events"]
+    return view
 
 
 def changes_in(changes: list[tuple[int, str]], feature_rows: list[int]) -> list[tuple[int, str]]:

@@ -25,11 +25,14 @@ from typing import Any
 
 import numpy as np
 
-from detector.monitors.detectors import Hit, StatisticStream, complete_blocks, BlockCarry
+from detector.monitors.binary import binary_state, load_binary_state, make_binary_detectors, update_binary
+from detector.monitors.decay import decay_weights
+from detector.monitors.detectors import BlockCarry, Hit, StatisticStream, complete_blocks
 from detector.monitors.page_hinkley import PageHinkley
 from detector.monitors.reference import CategoricalReference, NumericReference
 
 BAND_SIGMAS = 3.0  # half-width of the resolve band, in standard errors of the window mean
+MIN_AFTER_BLOCKS = 4  # evidence 'after' a change covers at least this many blocks
 
 
 class SignalKind(str, Enum):
@@ -61,10 +64,19 @@ class SignalConfig:
     cooldown_events: int
     resolve_window_events: int
     rebaseline_after_events: int
+    per_detector_rate: float  # false alarms per event allowed to each detector (for river's binary ones)
 
     @property
     def window_blocks(self) -> int:
         return max(1, -(-self.resolve_window_events // self.block_events))
+
+
+@dataclass
+class Columns:
+    """The rows of a batch that carry a signal, and their values (floats or category text)."""
+
+    rows: np.ndarray
+    values: np.ndarray | list[str]
 
 
 @dataclass(frozen=True)
@@ -129,10 +141,13 @@ class BlockHistory:
 class SignalMonitor:
     """Reference, detectors and lifecycle of one signal."""
 
-    def __init__(self, monitor: str, kind: SignalKind, config: SignalConfig) -> None:
+    def __init__(self, monitor: str, kind: SignalKind, config: SignalConfig, binary_detectors: bool = False) -> None:
+        """`binary_detectors`: also run river's DDM and HDDM_A on the raw values (0/1 error streams)."""
         self.monitor = monitor
         self.kind = kind
         self.config = config
+        self.with_binary = binary_detectors and kind is SignalKind.rate
+        self.binary: dict[str, Any] = {}
         self.statistics = STATISTICS[kind]
         self.seen = 0  # values observed, warm-up included
         self.sample: list[Any] = []
@@ -208,6 +223,7 @@ class SignalMonitor:
         in_sample = self._statistic_values(self.sample)
         self.levels = {name: (float(col.mean()), max(float(col.var()), 1e-4)) for name, col in in_sample.items()}
         self.streams = {name: self._new_stream() for name in self.statistics}
+        self.binary = make_binary_detectors(cfg.per_detector_rate) if self.with_binary else {}
         self.sample = []
         self.raw_carry = (BlockCarry(), BlockCarry())
         self.history = BlockHistory(self.statistics, 2 * cfg.window_blocks)
@@ -251,6 +267,8 @@ class SignalMonitor:
         for name, stream in self.streams.items():
             stream_hits, block_means[name], ends = stream.update(stats[name])
             hits += [(hit.index, name, hit) for hit in stream_hits]
+        if self.binary:
+            hits += [(hit.index, "location", hit) for hit in update_binary(self.binary, np.asarray(chunk))]
         self._record_blocks(chunk, block_means, ends, sources, start)
         if codes is not None:
             self._track_categories(codes)
@@ -322,9 +340,8 @@ class SignalMonitor:
 
     def _track_categories(self, codes: np.ndarray) -> None:
         decay = 1.0 - 1.0 / self.config.resolve_window_events
-        weights = decay ** np.arange(len(codes) - 1, -1, -1, dtype=np.float64)
         self.recent_counts = self.recent_counts * decay ** len(codes) + np.bincount(
-            codes, weights=weights, minlength=len(self.recent_counts)
+            codes, weights=decay_weights(len(codes), decay), minlength=len(self.recent_counts)
         )
 
     # -- alerts' evidence ---------------------------------------------------------------
@@ -333,6 +350,8 @@ class SignalMonitor:
         change_start = position - max(hit.change_age, 1)
         before = self.history.between(change_start - self.config.window_blocks * self.config.block_events, change_start)
         after = self.history.between(change_start, position)
+        if len(after) < MIN_AFTER_BLOCKS:  # a very recent change point, or a detector without one
+            after = self.history.between(-1, position)[-MIN_AFTER_BLOCKS:]
         first = after[0] if len(after) else None
         evidence = {
             "reference": self.reference_summary(),
@@ -401,6 +420,8 @@ class SignalMonitor:
             top = dict(sorted(shares.items(), key=lambda item: -item[1])[:5])
             return {"top_categories": {k: round(v, 4) for k, v in top.items()}, "categories": len(self.reference.categories)}
         if isinstance(self.reference, NumericReference):
+            if self.kind is SignalKind.rate:
+                return {"rate": self.reference.summary["mean"]}
             return dict(self.reference.summary)
         return {}
 
@@ -437,6 +458,8 @@ class SignalMonitor:
             "novelty_reference": self.novelty_reference.to_state() if self.novelty_reference is not None else None,
             "levels": self.levels,
             "streams": {name: stream.to_state() for name, stream in self.streams.items()},
+            "with_binary": self.with_binary,
+            "binary": {name: binary_state(detector) for name, detector in self.binary.items()},
             "raw_carry": [[c.total, c.count] for c in self.raw_carry],
             "block_source": list(self.block_source),
             "history": self.history.rows,
@@ -447,7 +470,7 @@ class SignalMonitor:
 
     @classmethod
     def from_state(cls, monitor: str, config: SignalConfig, state: dict[str, Any]) -> "SignalMonitor":
-        signal = cls(monitor, SignalKind(state["kind"]), config)
+        signal = cls(monitor, SignalKind(state["kind"]), config, binary_detectors=bool(state["with_binary"]))
         signal.seen = int(state["seen"])
         signal.sample = list(state["sample"])
         if state["reference"] is not None:
@@ -462,6 +485,10 @@ class SignalMonitor:
         for name, stream_state in state["streams"].items():
             signal.streams[name] = signal._new_stream()
             signal.streams[name].load_state(stream_state)
+        if state["binary"]:
+            signal.binary = make_binary_detectors(config.per_detector_rate)
+            for name, detector_state in state["binary"].items():
+                load_binary_state(signal.binary[name], detector_state)
         (t0, c0), (t1, c1) = state["raw_carry"]
         signal.raw_carry = (BlockCarry(float(t0), int(c0)), BlockCarry(float(t1), int(c1)))
         signal.block_source = (int(state["block_source"][0]), int(state["block_source"][1]))

@@ -84,12 +84,20 @@ def firing_alerts(prometheus: PrometheusServer) -> list[dict[str, Any]]:
 @pytest.fixture(scope="module")
 def stack(bootstrap: str, prometheus_tools: PrometheusTools, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     names = KafkaNames(bootstrap=bootstrap, suffix=uuid.uuid4().hex[:10])
-    simulator = Simulator(model=MODEL, seed=5, injections=(Injection("mean_shift", "amount", start=WARMUP_EVENTS),))
-    produce(bootstrap, names.predictions, [*simulator.events(WARMUP_EVENTS), *INVALID], key=MODEL)
-    detector = ServiceThread(names.settings(metrics={"host": "127.0.0.1"})).start()
+    # Labels for 80% of the predictions, 5 s of event time later; the rest expire after 20 s, so
+    # that every label-join series exists too.
+    simulator = Simulator(
+        model=MODEL, seed=5, label_delay_ms=5000, label_coverage=0.8,
+        injections=(Injection("mean_shift", "amount", start=WARMUP_EVENTS),),
+    )
+    warmup = simulator.batch(WARMUP_EVENTS)
+    produce(bootstrap, names.predictions, [*warmup.predictions, *INVALID], key=MODEL)
+    produce(bootstrap, names.labels, warmup.labels, key=MODEL)
+    settings = names.settings(metrics={"host": "127.0.0.1"}, models={MODEL: {"label_ttl_seconds": 20}})
+    detector = ServiceThread(settings).start()
     prometheus = None
     try:
-        detector.wait_processed(WARMUP_EVENTS)
+        detector.wait_processed(WARMUP_EVENTS + len(warmup.labels))
         target = f"127.0.0.1:{detector.service.metrics_port}"
         prometheus = PrometheusServer(prometheus_tools.prometheus, scrape_config(target), tmp_path_factory.mktemp("prometheus"))
         prometheus.start()
@@ -98,8 +106,10 @@ def stack(bootstrap: str, prometheus_tools: PrometheusTools, tmp_path_factory: p
         seen = time.time()
         wait_until(lambda: rules_evaluated_since(prometheus, seen), 30, "a rule evaluation over the gauges")
         firing_before = {alert["labels"]["alertname"] for alert in firing_alerts(prometheus)}
-        produce(bootstrap, names.predictions, simulator.events(DRIFT_EVENTS), key=MODEL)
-        detector.wait_processed(WARMUP_EVENTS + DRIFT_EVENTS)
+        drift = simulator.batch(DRIFT_EVENTS)
+        produce(bootstrap, names.predictions, drift.predictions, key=MODEL)
+        produce(bootstrap, names.labels, drift.labels, key=MODEL)
+        detector.wait_processed(WARMUP_EVENTS + DRIFT_EVENTS + len(warmup.labels) + len(drift.labels))
         wait_until(lambda: bool(prometheus.query("streamdrift_drift_active == 1")), 30, "the drift in Prometheus")
         yield Stack(detector, prometheus, f"http://{target}/metrics", firing_before)
     finally:
@@ -112,7 +122,7 @@ def test_prometheus_scrapes_the_detector_with_the_projects_scrape_config(stack: 
     up = stack.prometheus.query('up{job="streamdrift"}')
     assert [series["value"][1] for series in up] == ["1"]
     assert up[0]["metric"]["environment"] == "compose", "the static labels of deploy/prometheus/prometheus.yml"
-    events = stack.prometheus.query(f'sum(streamdrift_events_total{{model="{MODEL}"}})')
+    events = stack.prometheus.query(f'sum(streamdrift_events_total{{model="{MODEL}",topic=~"predictions-.*"}})')
     assert float(events[0]["value"][1]) == WARMUP_EVENTS + DRIFT_EVENTS
     invalid = stack.prometheus.query("sum(streamdrift_events_invalid_total)")
     assert float(invalid[0]["value"][1]) == len(INVALID)

@@ -22,7 +22,7 @@ def test_inputs_that_are_not_co_partitioned_are_a_clear_error(topics: KafkaNames
     detector = ServiceThread(topics.settings()).start()
     detector.thread.join(timeout=60)
     assert isinstance(detector.error, TopicError)
-    assert f"not co-partitioned ({topics.predictions} has 3, {topics.features} has 2)" in str(detector.error)
+    assert f"not co-partitioned ({topics.predictions} has 3, {topics.features} has 2, {topics.labels} has 3)" in str(detector.error)
 
 
 def test_a_state_topic_with_another_partition_count_is_a_clear_error(topics: KafkaNames) -> None:

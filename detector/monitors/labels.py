@@ -1,0 +1,226 @@
+"""Joining delayed labels to earlier predictions of one model (pure; no I/O).
+
+A prediction with an `id` waits for its label for `ttl` of event time; a label that arrives
+first waits `wait` for its prediction. Both buffers are bounded by count; the oldest entry
+goes first when full. The clock is the newest prediction `ts` seen for the model (the
+watermark): predictions keep flowing when labels stop, and a labels topic read ahead of the
+predictions topic (as in a catch-up) cannot expire labels whose predictions are still unread.
+
+Labels going missing is the failure this product exists to catch, so every waiting prediction
+also yields one *maturity* outcome: 1 if its label came within the maturity age, 0 if it did
+not. The maturity age is learned from the first `warmup` label delays (three times their 95th
+percentile, at least `min_maturity`) unless configured. The `quality.labels` monitor watches
+that 0/1 stream: when labels stop, it turns to zeros one maturity age later.
+
+`sample_rate` < 1 keeps only predictions whose id hashes below the rate (labels are matched
+the same way), which bounds memory for long label delays at high traffic.
+"""
+
+from __future__ import annotations
+
+import heapq
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from detector.events import Event, Source
+
+_SAMPLE_BUCKETS = 10_000
+
+
+@dataclass(frozen=True)
+class Joined:
+    """A prediction and its label, completed by the event at `row` of the batch."""
+
+    row: int
+    prediction: Any
+    score: float | None
+    confidence: float | None
+    label: Any
+    delay_ms: int
+
+
+@dataclass
+class JoinOutcome:
+    """What one batch did to the join."""
+
+    joined: list[Joined] = field(default_factory=list)
+    matured: list[tuple[int, float]] = field(default_factory=list)  # (row, 1 labelled in time / 0 not)
+    expired: int = 0  # predictions given up after the TTL
+    evicted: int = 0  # predictions dropped because the buffer was full
+    unmatched: int = 0  # labels whose prediction never came (or was not kept)
+    late: int = 0  # labels whose prediction had already expired
+
+
+@dataclass
+class Pending:
+    prediction: Any
+    score: float | None
+    confidence: float | None
+    ts_ms: int
+    matured: bool = False
+
+
+class LabelJoin:
+    def __init__(
+        self,
+        ttl_ms: int,
+        wait_ms: int,
+        max_pending: int,
+        max_waiting: int,
+        sample_rate: float,
+        warmup: int,
+        maturity_ms: int | None,
+        min_maturity_ms: int,
+    ) -> None:
+        self.ttl_ms, self.wait_ms = ttl_ms, wait_ms
+        self.max_pending, self.max_waiting = max_pending, max_waiting
+        self.sample_threshold = int(sample_rate * _SAMPLE_BUCKETS)
+        self.warmup = warmup
+        self.maturity_ms = maturity_ms
+        self.min_maturity_ms = min_maturity_ms
+        self.watermark = 0
+        self.pending: dict[str, Pending] = {}  # insertion order: oldest first for eviction
+        self.waiting: dict[str, tuple[Any, int]] = {}  # labels before their prediction: id -> (label, ts)
+        self.to_mature: list[tuple[int, str]] = []  # heap of (prediction ts, id) not yet matured
+        self.to_expire: list[tuple[int, str]] = []  # heap of (prediction ts, id) still waiting
+        self.early_delays: list[int] = []  # delays collected to learn the maturity age
+        self.expired_ids: dict[str, None] = {}  # recently expired ids, to tell late labels from unknown ones
+
+    # -- one batch ------------------------------------------------------------------------
+
+    def observe(self, events: Sequence[Event]) -> JoinOutcome:
+        outcome = JoinOutcome()
+        for row, event in enumerate(events):
+            if event.source is not Source.prediction:
+                if event.source is Source.label and event.id is not None and self._sampled(event.id):
+                    self._on_label(row, event, outcome)
+                continue
+            if event.ts_ms > self.watermark:
+                self.watermark = event.ts_ms
+                self._advance(row, outcome)
+            if event.id is not None and self._sampled(event.id):
+                self._on_prediction(row, event, outcome)
+        return outcome
+
+    def _sampled(self, identifier: str) -> bool:
+        return self.sample_threshold >= _SAMPLE_BUCKETS or zlib.crc32(identifier.encode()) % _SAMPLE_BUCKETS < self.sample_threshold
+
+    def _on_prediction(self, row: int, event: Event, outcome: JoinOutcome) -> None:
+        identifier = event.id
+        assert identifier is not None
+        waiting = self.waiting.pop(identifier, None)
+        if waiting is not None:
+            label, label_ts = waiting
+            self._join(row, Pending(event.prediction, event.score, event.confidence, event.ts_ms), label, label_ts, outcome)
+            return
+        if identifier in self.pending:
+            return  # a duplicate prediction: the first one stands
+        if len(self.pending) >= self.max_pending:
+            oldest = next(iter(self.pending))
+            del self.pending[oldest]
+            outcome.evicted += 1
+        self.pending[identifier] = Pending(event.prediction, event.score, event.confidence, event.ts_ms)
+        heapq.heappush(self.to_mature, (event.ts_ms, identifier))
+        heapq.heappush(self.to_expire, (event.ts_ms, identifier))
+
+    def _on_label(self, row: int, event: Event, outcome: JoinOutcome) -> None:
+        identifier = event.id
+        assert identifier is not None
+        pending = self.pending.pop(identifier, None)
+        if pending is not None:
+            self._join(row, pending, event.label, event.ts_ms, outcome)
+        elif identifier in self.expired_ids:
+            del self.expired_ids[identifier]
+            outcome.late += 1
+        else:
+            if len(self.waiting) >= self.max_waiting:
+                del self.waiting[next(iter(self.waiting))]
+                outcome.unmatched += 1
+            self.waiting[identifier] = (event.label, event.ts_ms)
+
+    def _join(self, row: int, pending: Pending, label: Any, label_ts: int, outcome: JoinOutcome) -> None:
+        delay = max(0, label_ts - pending.ts_ms)
+        outcome.joined.append(Joined(row, pending.prediction, pending.score, pending.confidence, label, delay))
+        if self.maturity_ms is None:
+            self._learn_maturity(delay)
+        elif not pending.matured:
+            outcome.matured.append((row, 1.0 if delay <= self.maturity_ms else 0.0))
+
+    def _learn_maturity(self, delay: int) -> None:
+        self.early_delays.append(delay)
+        if len(self.early_delays) >= self.warmup:
+            p95 = float(np.quantile(self.early_delays, 0.95))
+            self.maturity_ms = max(self.min_maturity_ms, int(3 * p95))
+            self.early_delays = []
+
+    def _advance(self, row: int, outcome: JoinOutcome) -> None:
+        """The watermark moved: mature, then expire, the predictions it passed."""
+        if self.maturity_ms is not None:
+            for identifier in self._passed(self.to_mature, self.maturity_ms):
+                self.pending[identifier].matured = True
+                outcome.matured.append((row, 0.0))
+        for identifier in self._passed(self.to_expire, self.ttl_ms):
+            del self.pending[identifier]
+            outcome.expired += 1
+            self._remember_expired(identifier)
+        for identifier, (_, ts) in list(self.waiting.items()):
+            if self.watermark - ts <= self.wait_ms:
+                break
+            del self.waiting[identifier]
+            outcome.unmatched += 1
+
+    def _passed(self, queue: list[tuple[int, str]], age_ms: int) -> list[str]:
+        """Pop the still-pending predictions older than `age_ms` from a time-ordered queue."""
+        passed = []
+        while queue and self.watermark - queue[0][0] > age_ms:
+            ts, identifier = heapq.heappop(queue)
+            pending = self.pending.get(identifier)
+            if pending is not None and pending.ts_ms == ts:
+                passed.append(identifier)
+        return passed
+
+    def _remember_expired(self, identifier: str) -> None:
+        self.expired_ids[identifier] = None
+        if len(self.expired_ids) > self.max_waiting:
+            del self.expired_ids[next(iter(self.expired_ids))]
+
+    # -- checkpoint state -----------------------------------------------------------------
+
+    def to_state(self) -> dict[str, Any]:
+        ids = list(self.pending)
+        entries = [self.pending[i] for i in ids]
+        return {
+            "watermark": self.watermark,
+            "maturity_ms": self.maturity_ms,
+            "early_delays": self.early_delays,
+            "pending": {
+                "ids": ids,
+                "predictions": [e.prediction for e in entries],
+                "scores": [e.score for e in entries],
+                "confidences": [e.confidence for e in entries],
+                "ts": [e.ts_ms for e in entries],
+                "matured": [e.matured for e in entries],
+            },
+            "waiting": [[i, label, ts] for i, (label, ts) in self.waiting.items()],
+            "expired_ids": list(self.expired_ids),
+        }
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        self.watermark = int(state["watermark"])
+        self.maturity_ms = None if state["maturity_ms"] is None else int(state["maturity_ms"])
+        self.early_delays = [int(d) for d in state["early_delays"]]
+        p = state["pending"]
+        self.pending = {
+            str(i): Pending(pred, score, confidence, int(ts), bool(matured))
+            for i, pred, score, confidence, ts, matured in zip(p["ids"], p["predictions"], p["scores"], p["confidences"], p["ts"], p["matured"])
+        }
+        self.to_expire = [(entry.ts_ms, identifier) for identifier, entry in self.pending.items()]
+        self.to_mature = [(entry.ts_ms, identifier) for identifier, entry in self.pending.items() if not entry.matured]
+        heapq.heapify(self.to_expire)
+        heapq.heapify(self.to_mature)
+        self.waiting = {str(i): (label, int(ts)) for i, label, ts in state["waiting"]}
+        self.expired_ids = dict.fromkeys(str(i) for i in state["expired_ids"])

@@ -1,0 +1,88 @@
+"""Ground truth on the real broker: delayed labels join, concept drift is caught by the error
+monitor alone, and the join buffer stays within its cap."""
+
+from __future__ import annotations
+
+import re
+import urllib.request
+
+import numpy as np
+import pytest
+
+from producers.scenarios import Injection
+from producers.simulate import Simulator
+from tests.kafka_helpers import KafkaNames, ServiceThread, alerts_of, create_topics, produce, read_topic, wait_until
+
+pytestmark = pytest.mark.broker
+
+
+def scrape(port: int) -> str:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        return response.read().decode()
+
+
+def metric(text: str, name: str, model: str = "m") -> float:
+    match = re.search(rf'^{name}\{{[^}}]*model="{model}"[^}}]*\}} (\S+)$', text, re.MULTILINE)
+    assert match, f"{name} for {model} not exported"
+    return float(match.group(1))
+
+
+def test_concept_drift_is_caught_by_the_error_monitor_and_not_by_feature_monitors(topics: KafkaNames) -> None:
+    simulator = Simulator(model="fraud", seed=5, label_delay_ms=30_000, injections=(Injection("concept_drift", "", start=7000, magnitude=0.3),))
+    batch = simulator.batch(14_000)
+    labels = batch.labels + simulator.drain()
+    create_topics(topics.settings())
+    produce(topics.bootstrap, topics.predictions, batch.predictions)
+    produce(topics.bootstrap, topics.labels, labels)
+    with ServiceThread(topics.settings()) as detector:
+        detector.wait_processed(len(batch.predictions) + len(labels))
+        read_topic(topics.bootstrap, topics.alerts, expect=1, timeout_s=30)
+        alerts = alerts_of(read_topic(topics.bootstrap, topics.alerts, idle_s=2))
+    detected = {a["data"]["monitor"] for a in alerts if a["type"].endswith("detected")}
+    assert "performance.error" in detected
+    assert not {m for m in detected if m.startswith(("feature.", "quality.missing"))}, detected
+    error = next(a for a in alerts if a["data"]["monitor"] == "performance.error")
+    # The event that completed the join: the label, or the prediction if its label was read first.
+    assert error["data"]["source"]["topic"] in (topics.labels, topics.predictions)
+    assert error["data"]["evidence"]["accuracy"]["after"] < error["data"]["evidence"]["accuracy"]["before"]
+
+
+def test_labels_with_random_delays_of_minutes_join(topics: KafkaNames) -> None:
+    rng = np.random.default_rng(3)
+    n = 6000
+    predictions, labels = [], []
+    for i in range(n):
+        ts = 1_764_000_000_000 + i * 1000
+        pred = int(rng.random() < 0.5)
+        predictions.append({"model": "m", "id": f"r{i}", "ts": ts, "prediction": pred, "score": 0.8 if pred else 0.2})
+        delay = int(rng.uniform(60_000, 600_000))  # one to ten minutes of event time
+        labels.append({"model": "m", "id": f"r{i}", "ts": ts + delay, "label": pred if rng.random() < 0.85 else 1 - pred})
+    labels.sort(key=lambda e: e["ts"])
+    create_topics(topics.settings())
+    produce(topics.bootstrap, topics.predictions, predictions)
+    produce(topics.bootstrap, topics.labels, labels)
+    with ServiceThread(topics.settings()) as detector:
+        detector.wait_processed(2 * n)
+        port = detector.service.metrics_port
+        assert port
+        wait_until(lambda: 'streamdrift_model_accuracy{model="m"}' in scrape(port), 20, "the accuracy gauge")
+        text = scrape(port)
+    assert metric(text, "streamdrift_label_delay_seconds_count") == n, "every label should have joined its prediction"
+    assert 60 <= metric(text, "streamdrift_label_delay_seconds_sum") / n <= 600
+    assert metric(text, "streamdrift_label_join_pending") == 0
+    assert 'streamdrift_label_join_unmatched_total{model="m"' not in text
+    assert 0.8 < metric(text, "streamdrift_model_accuracy") < 0.9
+    assert metric(text, "streamdrift_estimated_accuracy") == pytest.approx(0.8)
+
+
+def test_the_join_buffer_holds_its_cap_under_a_flood_without_labels(topics: KafkaNames) -> None:
+    flood = [{"model": "m", "id": f"x{i}", "ts": i, "prediction": 1, "score": 0.7} for i in range(20_000)]
+    produce(topics.bootstrap, topics.predictions, flood)
+    with ServiceThread(topics.settings(limits={"max_pending_labels": 1000})) as detector:
+        detector.wait_processed(len(flood))
+        port = detector.service.metrics_port
+        assert port
+        evicted = r'streamdrift_label_join_expired_total\{model="m",reason="cap"\} 19000\.0'
+        wait_until(lambda: re.search(evicted, scrape(port)) is not None, 20, "19,000 evictions counted")
+        text = scrape(port)
+    assert metric(text, "streamdrift_label_join_pending") == 1000
