@@ -46,10 +46,11 @@ ALERT_HEADER = f"{'event':>6}  {'model/monitor':<28} {'alert':<8} {'severity':<8
 def demo_streams(events: int, seed: int) -> list[EventStream]:
     """The two models, with drifts at fixed fractions of `events` (per model)."""
     fraud = Simulator(
-        model="fraud", seed=seed,
+        model="fraud", seed=seed, label_delay_ms=5_000,
         injections=(
             Injection("mean_shift", "amount", start=events // 4, magnitude=1.0, length=events // 4),
-            Injection("category_mix", "country", start=events * 5 // 8),
+            Injection("concept_drift", "", start=events * 9 // 16, magnitude=0.3),
+            Injection("category_mix", "country", start=events * 11 // 16),
             Injection("missing_burst", "income", start=events * 13 // 16, magnitude=0.5),
         ),
     )
@@ -85,7 +86,7 @@ class Board:
     truths: list[dict[str, Any]]
     total: int
     out: TextIO = sys.stdout
-    offsets: dict[str, list[int]] = field(default_factory=lambda: defaultdict(list))
+    offsets: dict[tuple[str, str], list[int]] = field(default_factory=lambda: defaultdict(list))  # (topic, model)
     alerts: list[tuple[dict[str, Any], int | None, Explained]] = field(default_factory=list)
     played: Played = field(default_factory=Played)  # the producer's live counts
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -95,19 +96,20 @@ class Board:
     def playing(self, played: Played) -> None:
         self.played = played
 
-    def delivered(self, model: str, offset: int) -> None:
-        self.offsets[model].append(offset)  # delivery reports of one partition arrive in offset order
+    def delivered(self, topic: str, model: str, offset: int) -> None:
+        self.offsets[topic, model].append(offset)  # delivery reports of one partition arrive in offset order
 
-    def position(self, model: str, offset: int) -> int | None:
-        """The model's event number of a predictions offset."""
-        offsets = self.offsets.get(model, [])
+    def position(self, topic: str, model: str, offset: int) -> int | None:
+        """The model's event number of an offset: its n-th prediction, or the prediction of its
+        n-th label (every prediction of the demo gets a label, in order)."""
+        offsets = self.offsets.get((topic, model), [])
         at = bisect.bisect_left(offsets, offset)
         return at if at < len(offsets) and offsets[at] == offset else None
 
-    def alert(self, event: dict[str, Any], predictions_topic: str) -> None:
+    def alert(self, event: dict[str, Any]) -> None:
         data = event["data"]
         source = data["source"]
-        position = self.position(data["model"], source["offset"]) if source["topic"] == predictions_topic else None
+        position = self.position(source["topic"], data["model"], source["offset"])
         explained = explain(self.truths, data["model"], data["monitor"], position)
         with self.lock:
             self.alerts.append((event, position, explained))
@@ -181,7 +183,6 @@ def _run(settings: Settings, events: int, rate: float, seed: int, out: TextIO) -
     topics = settings.topics
     ensure_topics(AdminClient(settings.kafka.client_config()), settings, topics.inputs(), [topics.alerts, topics.dlq])
     streams = demo_streams(events, seed)
-    with_labels = topics.labels in topics.inputs()  # labels only matter once the detector reads them
     truths = [truth for stream in streams for truth in stream.ground_truth()]
     board = Board(truths, total=events * len(streams), out=out)
     _introduce(streams, events, rate, topics.predictions, out)
@@ -189,9 +190,9 @@ def _run(settings: Settings, events: int, rate: float, seed: int, out: TextIO) -
     alerts_end = _end_offsets(settings, topics.alerts)
     reading = threading.Event()
     reading.set()
-    reader = threading.Thread(target=_read_alerts, args=(settings, alerts_end, board, reading), daemon=True)
     failure: list[str] = []
-    producer = threading.Thread(target=_produce, args=(settings, streams, events, rate, board, with_labels, failure), daemon=True)
+    reader = threading.Thread(target=_read_alerts, args=(settings, alerts_end, board, reading, failure), daemon=True)
+    producer = threading.Thread(target=_produce, args=(settings, streams, events, rate, board, failure), daemon=True)
     service = Service(settings)
     published: list[str] = []
     service.alert_listeners.append(lambda alert, event: published.append(event["id"]))
@@ -212,13 +213,13 @@ def _run(settings: Settings, events: int, rate: float, seed: int, out: TextIO) -
         if time.monotonic() - last_status[0] >= STATUS_INTERVAL_S:
             last_status[0] = time.monotonic()
             board.status(svc.processed_events, time.monotonic() - started[0])
-        expected = board.played.predictions + (board.played.labels if with_labels else 0)
-        return not producer.is_alive() and (svc.processed_events >= expected or bool(failure))
+        expected = board.played.predictions + board.played.labels
+        return (not producer.is_alive() and svc.processed_events >= expected) or bool(failure)
 
     reader.start()
     service.run(until=finished)
     deadline = time.monotonic() + READ_TIMEOUT_S
-    while len(board.alerts) < len(published) and time.monotonic() < deadline:
+    while len(board.alerts) < len(published) and reader.is_alive() and time.monotonic() < deadline:
         time.sleep(0.1)
     reading.clear()
     reader.join(timeout=5)
@@ -256,23 +257,23 @@ def _end_offsets(settings: Settings, topic: str) -> list[TopicPartition]:
 
 
 def _produce(
-    settings: Settings, streams: list[EventStream], events: int, rate: float, board: Board, with_labels: bool, failure: list[str]
+    settings: Settings, streams: list[EventStream], events: int, rate: float, board: Board, failure: list[str]
 ) -> None:
     topics = settings.topics
 
     def delivered(topic: str, model: str, partition: int, offset: int) -> None:
-        if topic == topics.predictions:
-            board.delivered(model, offset)
+        board.delivered(topic, model, offset)
 
     try:
-        sink = KafkaSink({**settings.kafka.client_config(), "linger.ms": 5}, topics.predictions, topics.labels if with_labels else None, delivered)
+        sink = KafkaSink({**settings.kafka.client_config(), "linger.ms": 5}, topics.predictions, topics.labels, delivered)
         play(streams, sink, events, rate, on_progress=board.playing)
         sink.close()
     except SinkError as exc:
         failure.append(str(exc))
 
 
-def _read_alerts(settings: Settings, start: list[TopicPartition], board: Board, reading: threading.Event) -> None:
+def _read_alerts(settings: Settings, start: list[TopicPartition], board: Board, reading: threading.Event, failure: list[str]) -> None:
+    """A downstream consumer of the alerts topic (read_committed), printing each alert."""
     consumer = Consumer(
         {**settings.kafka.client_config(), "group.id": "streamdrift-demo-reader", "isolation.level": "read_committed", "enable.auto.commit": False}
     )
@@ -282,7 +283,9 @@ def _read_alerts(settings: Settings, start: list[TopicPartition], board: Board, 
             message = consumer.poll(0.2)
             if message is None or message.error():
                 continue
-            board.alert(orjson.loads(message.value()), settings.topics.predictions)
+            board.alert(orjson.loads(message.value()))
+    except Exception as exc:  # noqa: BLE001 - reported as the demo's failure, not lost in a thread
+        failure.append(f"reading alerts failed: {exc!r}")
     finally:
         consumer.close()
 

@@ -3,11 +3,15 @@ false-alarm budget and an explicit, code-free state encoding.
 
 Both test every value. HDDM_A's `drift_confidence` bounds its false-alarm probability per test
 (Hoeffding), so it is set to the detector's share of the budget; DDM's `drift_threshold` is the
-number of standard deviations whose one-sided normal tail is that share.
+number of standard deviations whose one-sided normal tail is that share. DDM rests on a normal
+approximation of the error rate: with almost no errors its minimum spread can be 0 and the next
+error fires, so it runs only when the reference held at least `MIN_DDM_ERRORS` errors, and it
+warms up over as many values as the reference.
 """
 
 from __future__ import annotations
 
+import math
 from statistics import NormalDist
 from typing import Any
 
@@ -18,15 +22,17 @@ from river.drift.binary import DDM, HDDMA
 
 from detector.monitors.detectors import Hit
 
-BINARY_DETECTORS = ("ddm", "hddm_a")
+MIN_DDM_ERRORS = 30
 
 
-def make_binary_detectors(rate_per_event: float) -> dict[str, DriftDetector]:
-    z = NormalDist().inv_cdf(1.0 - rate_per_event)
-    return {
-        "ddm": DDM(warm_start=30, warning_threshold=z - 1.0, drift_threshold=z),
+def make_binary_detectors(rate_per_event: float, reference_size: int, reference_errors: int) -> dict[str, DriftDetector]:
+    detectors: dict[str, DriftDetector] = {
         "hddm_a": HDDMA(drift_confidence=rate_per_event, warning_confidence=min(0.5, 10 * rate_per_event)),
     }
+    if reference_errors >= MIN_DDM_ERRORS:
+        z = NormalDist().inv_cdf(1.0 - rate_per_event)
+        detectors["ddm"] = DDM(warm_start=reference_size, warning_threshold=z - 1.0, drift_threshold=z)
+    return detectors
 
 
 def update_binary(detectors: dict[str, DriftDetector], values: np.ndarray) -> list[Hit]:
@@ -42,14 +48,17 @@ def update_binary(detectors: dict[str, DriftDetector], values: np.ndarray) -> li
 
 
 def binary_state(detector: DriftDetector) -> dict[str, Any]:
-    """The private state of a river binary detector: numbers, and running means as [n, mean]."""
+    """The private state of a river binary detector: numbers (or None), infinities as
+    {"float": "inf"}, and running means as {"mean": [n, mean]}."""
     state: dict[str, Any] = {}
     for name, value in vars(detector).items():
         if not name.startswith("_"):
             continue  # constructor arguments come from the configuration
         if isinstance(value, stats.Mean):
             state[name] = {"mean": [value.n, value._mean]}
-        elif isinstance(value, (bool, int, float)):
+        elif isinstance(value, float) and math.isinf(value):
+            state[name] = {"float": str(value)}
+        elif value is None or isinstance(value, (bool, int, float)):
             state[name] = value
         else:
             raise TypeError(f"cannot encode {type(detector).__name__}.{name} of type {type(value).__name__}")
@@ -60,11 +69,13 @@ def load_binary_state(detector: DriftDetector, state: dict[str, Any]) -> None:
     for name, value in state.items():
         if name not in vars(detector) or not name.startswith("_"):
             raise ValueError(f"unexpected attribute {name!r} for {type(detector).__name__}")
-        if isinstance(value, dict):
+        if isinstance(value, dict) and "float" in value:
+            setattr(detector, name, float(value["float"]) if value["float"] in ("inf", "-inf") else math.nan)
+        elif isinstance(value, dict):
             mean = stats.Mean()
             mean.n, mean._mean = float(value["mean"][0]), float(value["mean"][1])
             setattr(detector, name, mean)
-        elif isinstance(value, (bool, int, float)):
+        elif value is None or isinstance(value, (bool, int, float)):
             setattr(detector, name, value)
         else:
             raise ValueError(f"unexpected value for {type(detector).__name__}.{name}")

@@ -10,7 +10,9 @@ Lifecycle (per monitor, counted in events of this signal):
   when the mean of every statistic over the last `resolve_window_events` (all of them
   after the detection) is back within a band of its reference level; or, if that has not
   happened after `rebaseline_after_events`, the monitor re-learns its reference from the
-  next values (resolve reason `rebaselined`). A cooldown of `cooldown_events` follows.
+  next values (resolve reason `rebaselined`). A cooldown of `cooldown_events` follows, so a
+  drift that flaps is one alert, not many: a hit within the cooldown is deferred to its end
+  and raised then if the signal is still outside its band (a real new change is not lost).
 
 Decisions fall on positions that depend only on the order of this signal's values, never
 on batch boundaries, so a replay produces the same alerts at the same offsets.
@@ -25,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from detector.monitors.binary import binary_state, load_binary_state, make_binary_detectors, update_binary
+from detector.monitors.binary import MIN_DDM_ERRORS, binary_state, load_binary_state, make_binary_detectors, update_binary
 from detector.monitors.decay import decay_weights
 from detector.monitors.detectors import BlockCarry, Hit, StatisticStream, complete_blocks
 from detector.monitors.page_hinkley import PageHinkley
@@ -112,6 +114,15 @@ class Drift:
     detector: str
 
 
+@dataclass
+class Deferred:
+    """A detector hit inside the cooldown, decided when the cooldown ends."""
+
+    statistic: str
+    detector: str
+    change_start: int  # signal position where the change was estimated to begin
+
+
 class BlockHistory:
     """The last `capacity` complete blocks of a signal: per block, its end position, the source
     of its first value, raw sum and sum of squares, and the mean of each statistic."""
@@ -161,6 +172,7 @@ class SignalMonitor:
         self.history = BlockHistory(self.statistics, 2 * config.window_blocks)
         self.recent_counts = np.zeros(0)  # decayed category counts, categorical only
         self.drift: Drift | None = None
+        self.deferred: Deferred | None = None
         self.cooldown_until = 0
 
     @property
@@ -223,7 +235,8 @@ class SignalMonitor:
         in_sample = self._statistic_values(self.sample)
         self.levels = {name: (float(col.mean()), max(float(col.var()), 1e-4)) for name, col in in_sample.items()}
         self.streams = {name: self._new_stream() for name in self.statistics}
-        self.binary = make_binary_detectors(cfg.per_detector_rate) if self.with_binary else {}
+        if self.with_binary:
+            self.binary = make_binary_detectors(cfg.per_detector_rate, len(self.sample), int(np.sum(self.sample)))
         self.sample = []
         self.raw_carry = (BlockCarry(), BlockCarry())
         self.history = BlockHistory(self.statistics, 2 * cfg.window_blocks)
@@ -273,18 +286,7 @@ class SignalMonitor:
         if codes is not None:
             self._track_categories(codes)
 
-        # Merge hits and in-band block ends in signal order; a hit sorts before a block end.
-        candidates = [(index, 0, name, hit) for index, name, hit in hits]
-        candidates += [(int(index), 1, "", None) for index in ends[self._in_band(ends)]]
-        candidates.sort(key=lambda item: (item[0], item[1]))
-        transitions: list[Transition] = []
-        for index, _, statistic, hit in candidates:
-            position = self.seen + index
-            if hit is not None and self.drift is None and position >= self.cooldown_until:
-                self.drift = Drift(position, statistic, hit.detector)
-                transitions.append(self._detected(start + index, position, statistic, hit, sources))
-            elif hit is None and self.drift is not None and position - self.drift.started_at >= self.config.resolve_window_events:
-                transitions.append(self._resolved(start + index, position, "returned_to_reference", sources))
+        transitions = self._decide(hits, ends, start, sources)
         self.seen += len(chunk)
         limit = self.config.rebaseline_after_events
         if self.drift is not None and limit and self.seen - self.drift.started_at >= limit:
@@ -292,6 +294,36 @@ class SignalMonitor:
             self.reference = None  # learn a new one from the next values
             self.streams = {}
         self.history.trim()
+        return transitions
+
+    def _decide(self, hits: list[tuple[int, str, Hit]], ends: np.ndarray, start: int, sources: SourceRefs) -> list[Transition]:
+        """Walk detector hits and block ends in signal order (a hit first at equal positions)
+        through the lifecycle. A hit inside the cooldown is deferred: at the cooldown's end it
+        becomes a detection if the signal is still out of its band, else it is dropped."""
+        full, inside = self._in_band(ends)
+        candidates: list[tuple[int, int, str, Hit | None, bool, bool]] = [(i, 0, name, hit, False, False) for i, name, hit in hits]
+        candidates += [(int(i), 1, "", None, bool(f), bool(n)) for i, f, n in zip(ends, full, inside)]
+        candidates.sort(key=lambda item: (item[0], item[1]))
+        transitions: list[Transition] = []
+        for index, _, statistic, hit, window_full, in_band in candidates:
+            position = self.seen + index
+            if hit is not None:
+                if self.drift is not None:
+                    continue  # one change, one alert
+                if position >= self.cooldown_until:
+                    self.drift = Drift(position, statistic, hit.detector)
+                    transitions.append(self._detected(start + index, position, statistic, hit, sources))
+                elif self.deferred is None:
+                    self.deferred = Deferred(statistic, hit.detector, position - max(hit.change_age, 1))
+            elif self.drift is not None:
+                if window_full and in_band and position - self.drift.started_at >= self.config.resolve_window_events:
+                    transitions.append(self._resolved(start + index, position, "returned_to_reference", sources))
+            elif self.deferred is not None and position >= self.cooldown_until and window_full:
+                deferred, self.deferred = self.deferred, None
+                if not in_band:
+                    self.drift = Drift(position, deferred.statistic, deferred.detector)
+                    late = Hit(index, deferred.detector, position - deferred.change_start)
+                    transitions.append(self._detected(start + index, position, deferred.statistic, late, sources))
         return transitions
 
     def _record_blocks(
@@ -319,11 +351,13 @@ class SignalMonitor:
         columns = [self.seen + ends, topics, offsets, raw_sums, raw_sumsq, *(block_means[name] for name in self.statistics)]
         self.history.append(np.column_stack(columns))
 
-    def _in_band(self, ends: np.ndarray) -> np.ndarray:
-        """For each block just completed (the last len(ends) rows of the history): is every
-        statistic's mean over the window ending there within its band around the reference?"""
+    def _in_band(self, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """For each block just completed (the last len(ends) rows of the history): does a full
+        window end there, and is every statistic's mean over it within its band around the
+        reference level?"""
         fresh = len(ends)
         window = self.config.window_blocks
+        full = np.ones(fresh, dtype=bool)
         inside = np.ones(fresh, dtype=bool)
         for name in self.statistics:
             column = self.history.column(name)
@@ -335,8 +369,9 @@ class SignalMonitor:
             half_width = BAND_SIGMAS * np.sqrt(
                 variance / self.config.resolve_window_events + variance / self.config.warmup_events
             )
-            inside &= (np.abs(means - level) <= half_width) & (last - first >= window)
-        return inside
+            inside &= np.abs(means - level) <= half_width
+            full &= last - first >= window
+        return full, inside
 
     def _track_categories(self, codes: np.ndarray) -> None:
         decay = 1.0 - 1.0 / self.config.resolve_window_events
@@ -466,6 +501,7 @@ class SignalMonitor:
             "recent_counts": self.recent_counts,
             "drift": [self.drift.started_at, self.drift.statistic, self.drift.detector] if self.drift else None,
             "cooldown_until": self.cooldown_until,
+            "deferred": [self.deferred.statistic, self.deferred.detector, self.deferred.change_start] if self.deferred else None,
         }
 
     @classmethod
@@ -486,7 +522,8 @@ class SignalMonitor:
             signal.streams[name] = signal._new_stream()
             signal.streams[name].load_state(stream_state)
         if state["binary"]:
-            signal.binary = make_binary_detectors(config.per_detector_rate)
+            errors = MIN_DDM_ERRORS if "ddm" in state["binary"] else 0
+            signal.binary = make_binary_detectors(config.per_detector_rate, config.warmup_events, errors)
             for name, detector_state in state["binary"].items():
                 load_binary_state(signal.binary[name], detector_state)
         (t0, c0), (t1, c1) = state["raw_carry"]
@@ -499,4 +536,7 @@ class SignalMonitor:
             started_at, statistic, detector = state["drift"]
             signal.drift = Drift(int(started_at), str(statistic), str(detector))
         signal.cooldown_until = int(state["cooldown_until"])
+        if state["deferred"] is not None:
+            statistic, detector, change_start = state["deferred"]
+            signal.deferred = Deferred(str(statistic), str(detector), int(change_start))
         return signal

@@ -14,6 +14,7 @@ pytestmark = pytest.mark.broker
 
 EXPECTED = {  # injected drift -> the monitor that must detect it
     ("fraud", "mean_shift amount"): "feature.amount",
+    ("fraud", "concept_drift"): "performance.error",
     ("fraud", "category_mix country"): "feature.country",
     ("fraud", "missing_burst income"): "quality.missing.income",
     ("shuttle", "incremental_shift f1"): "feature.f1",
@@ -41,10 +42,11 @@ def test_demo_detects_every_injected_drift_and_exits_zero() -> None:
 
     detected = {(model, injected): (monitor, int(delay)) for model, injected, monitor, _, _, delay in SUMMARY_ROW.findall(out)}
     assert {key: monitor for key, (monitor, _) in detected.items()} == EXPECTED, out
-    assert all(delay < 1500 for _, delay in detected.values()), out
+    # Labels come 500 events after their predictions: the concept drift is seen later than the rest.
+    assert all(delay < (3000 if monitor.startswith("performance.") else 1500) for monitor, delay in detected.values()), out
     assert "unexpected alerts (false alarms): 0" in out
     assert "UNEXPECTED" not in out
-    assert "all 5 injected drifts detected" in out
+    assert "all 6 injected drifts detected" in out
 
 
 def broker_processes_on(port: int) -> list[int]:

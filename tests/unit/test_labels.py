@@ -156,6 +156,13 @@ def test_river_binary_detectors_run_on_the_error_stream() -> None:
     assert set(error.binary) == {"ddm", "hddm_a"}
 
 
+def test_ddm_sits_out_when_errors_are_too_rare_for_its_normal_approximation() -> None:
+    pipeline, result = run(traffic(20_000, [(0, 0.004)], seed=2))
+    error = next(iter(pipeline.models())).signals["performance.error"]
+    assert set(error.binary) == {"hddm_a"}
+    assert not [a for a in result.alerts if a.monitor == "performance.error"]
+
+
 def test_a_drop_of_confidence_is_an_estimated_performance_drift_before_any_label() -> None:
     _, result = run(traffic(12_000, [(0, 0.1)], confidence_from=6000, label_delay=10**9))
     detected = [a for a in result.alerts if a.kind == "detected"]

@@ -124,13 +124,25 @@ def test_rebaselines_a_drift_that_persists_then_watches_again() -> None:
     assert 20_000 <= found[2][0] < 20_500
 
 
-def test_cooldown_holds_back_a_new_alert() -> None:
+def test_a_flap_inside_the_cooldown_raises_nothing() -> None:
     config = default_config(cooldown_events=20_000)
     values = RNG.normal(0, 1, 30_000)
     values[3000:6000] += 2.0
-    values[12_000:] += 2.0  # back within the cooldown of the first resolve
+    values[12_000:15_000] += 2.0  # back and gone again within the cooldown of the first resolve
     found = observe(SignalKind.numeric, values, config=config)
     assert [t.kind for _, t in found] == ["detected", "resolved"]
+
+
+def test_a_change_inside_the_cooldown_is_raised_when_the_cooldown_ends() -> None:
+    config = default_config(cooldown_events=4000)
+    values = RNG.normal(0, 1, 30_000)
+    values[3000:6000] += 2.0
+    values[9000:] += 2.0  # a new, lasting change while the first one's cooldown runs
+    found = observe(SignalKind.numeric, values, config=config)
+    assert [t.kind for _, t in found] == ["detected", "resolved", "detected"]
+    resolved_at = found[1][0]
+    assert found[2][0] >= resolved_at + 4000 and found[2][0] < resolved_at + 4000 + 100
+    assert found[2][1].evidence["window"]["events"] > 4000 - (9000 - resolved_at)  # the change began before
 
 
 def test_nothing_fires_during_warm_up() -> None:
