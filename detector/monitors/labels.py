@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import heapq
 import zlib
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -83,12 +84,14 @@ class LabelJoin:
         self.maturity_ms = maturity_ms
         self.min_maturity_ms = min_maturity_ms
         self.watermark = 0
-        self.pending: dict[str, Pending] = {}  # insertion order: oldest first for eviction
-        self.waiting: dict[str, tuple[Any, int]] = {}  # labels before their prediction: id -> (label, ts)
+        # Insertion-ordered, oldest first; OrderedDict pops its oldest entry in O(1), where a dict
+        # that had many entries deleted at its front scans them on every next(iter(...)).
+        self.pending: OrderedDict[str, Pending] = OrderedDict()
+        self.waiting: OrderedDict[str, tuple[Any, int]] = OrderedDict()  # labels before their prediction: id -> (label, ts)
         self.to_mature: list[tuple[int, str]] = []  # heap of (prediction ts, id) not yet matured
         self.to_expire: list[tuple[int, str]] = []  # heap of (prediction ts, id) still waiting
         self.early_delays: list[int] = []  # delays collected to learn the maturity age
-        self.expired_ids: dict[str, None] = {}  # recently expired ids, to tell late labels from unknown ones
+        self.expired_ids: OrderedDict[str, None] = OrderedDict()  # recently expired ids: late labels vs unknown ones
 
     # -- one batch ------------------------------------------------------------------------
 
@@ -120,8 +123,7 @@ class LabelJoin:
         if identifier in self.pending:
             return  # a duplicate prediction: the first one stands
         if len(self.pending) >= self.max_pending:
-            oldest = next(iter(self.pending))
-            del self.pending[oldest]
+            self.pending.popitem(last=False)
             outcome.evicted += 1
         self.pending[identifier] = Pending(event.prediction, event.score, event.confidence, event.ts_ms)
         heapq.heappush(self.to_mature, (event.ts_ms, identifier))
@@ -138,7 +140,7 @@ class LabelJoin:
             outcome.late += 1
         else:
             if len(self.waiting) >= self.max_waiting:
-                del self.waiting[next(iter(self.waiting))]
+                self.waiting.popitem(last=False)
                 outcome.unmatched += 1
             self.waiting[identifier] = (event.label, event.ts_ms)
 
@@ -167,10 +169,11 @@ class LabelJoin:
             del self.pending[identifier]
             outcome.expired += 1
             self._remember_expired(identifier)
-        for identifier, (_, ts) in list(self.waiting.items()):
+        while self.waiting:
+            _, ts = next(iter(self.waiting.values()))
             if self.watermark - ts <= self.wait_ms:
                 break
-            del self.waiting[identifier]
+            self.waiting.popitem(last=False)
             outcome.unmatched += 1
 
     def _passed(self, queue: list[tuple[int, str]], age_ms: int) -> list[str]:
@@ -186,7 +189,7 @@ class LabelJoin:
     def _remember_expired(self, identifier: str) -> None:
         self.expired_ids[identifier] = None
         if len(self.expired_ids) > self.max_waiting:
-            del self.expired_ids[next(iter(self.expired_ids))]
+            self.expired_ids.popitem(last=False)
 
     # -- checkpoint state -----------------------------------------------------------------
 
@@ -214,13 +217,13 @@ class LabelJoin:
         self.maturity_ms = None if state["maturity_ms"] is None else int(state["maturity_ms"])
         self.early_delays = [int(d) for d in state["early_delays"]]
         p = state["pending"]
-        self.pending = {
-            str(i): Pending(pred, score, confidence, int(ts), bool(matured))
+        self.pending = OrderedDict(
+            (str(i), Pending(pred, score, confidence, int(ts), bool(matured)))
             for i, pred, score, confidence, ts, matured in zip(p["ids"], p["predictions"], p["scores"], p["confidences"], p["ts"], p["matured"])
-        }
+        )
         self.to_expire = [(entry.ts_ms, identifier) for identifier, entry in self.pending.items()]
         self.to_mature = [(entry.ts_ms, identifier) for identifier, entry in self.pending.items() if not entry.matured]
         heapq.heapify(self.to_expire)
         heapq.heapify(self.to_mature)
-        self.waiting = {str(i): (label, int(ts)) for i, label, ts in state["waiting"]}
-        self.expired_ids = dict.fromkeys(str(i) for i in state["expired_ids"])
+        self.waiting = OrderedDict((str(i), (label, int(ts))) for i, label, ts in state["waiting"])
+        self.expired_ids = OrderedDict.fromkeys(str(i) for i in state["expired_ids"])

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+from operator import itemgetter
 from dataclasses import dataclass
 from typing import Any
 
@@ -151,8 +152,8 @@ class ModelMonitor:
         maps = [events[i].features or {} for i in feature_rows]
         rows = np.asarray(feature_rows, dtype=np.int64)
         changes = self._discover(maps, feature_rows)
-        for name, kind in list(self.feature_kinds.items()):
-            values, missing, mismatched = self._column([m.get(name) for m in maps], kind)
+        for name, kind, column in self._feature_columns(maps):
+            values, missing, mismatched = self._column(column, kind)
             if mismatched and name not in self.mistyped_features:
                 self.mistyped_features.add(name)  # reported once: its missing rate shows the rest
                 changes.append((feature_rows[mismatched[0]], f"feature '{name}' is no longer {kind.value}"))
@@ -222,11 +223,29 @@ class ModelMonitor:
             return SignalKind.categorical
         return SignalKind.numeric
 
-    def _column(self, column: list[Any], kind: SignalKind) -> tuple[np.ndarray | list[str], np.ndarray, list[int]]:
+    def _feature_columns(self, maps: list[dict[str, Any]]) -> list[tuple[str, SignalKind, Sequence[Any] | np.ndarray]]:
+        """(name, kind, values) of every known feature over `maps`, None where absent. Numeric
+        features come as one float array each when the whole batch converts at once."""
+        numeric = [n for n, k in self.feature_kinds.items() if k is SignalKind.numeric]
+        categorical = [n for n, k in self.feature_kinds.items() if k is SignalKind.categorical]
+        columns: list[tuple[str, SignalKind, Sequence[Any] | np.ndarray]] = []
+        if numeric:
+            rows = rows_of(maps, numeric)
+            try:
+                matrix = np.array(rows, dtype=np.float64).reshape(len(maps), len(numeric))
+                columns += [(name, SignalKind.numeric, matrix[:, j]) for j, name in enumerate(numeric)]
+            except (TypeError, ValueError):  # a value of another type somewhere: column by column
+                columns += [(name, SignalKind.numeric, column) for name, column in zip(numeric, transpose(rows, len(numeric)))]
+        if categorical:
+            rows = rows_of(maps, categorical)
+            columns += [(name, SignalKind.categorical, column) for name, column in zip(categorical, transpose(rows, len(categorical)))]
+        return columns
+
+    def _column(self, column: Sequence[Any] | np.ndarray, kind: SignalKind) -> tuple[np.ndarray | list[str], np.ndarray, list[int]]:
         """Values, missing mask and rows whose value has the wrong type (counted as missing)."""
         if kind is SignalKind.numeric:
             try:
-                values = np.array(column, dtype=np.float64)
+                values = column if isinstance(column, np.ndarray) else np.array(column, dtype=np.float64)
                 return values, np.isnan(values), []
             except (TypeError, ValueError):
                 cleaned = [v if v is None or isinstance(v, (int, float)) else None for v in column]
@@ -362,6 +381,22 @@ def severity(transition: Transition) -> str:
     shared = [k for k in after if (k.startswith("pit_") or k == "rate") and k in before]
     effect = max((abs(after[k] - before[k]) for k in shared), default=0.0)
     return "critical" if effect >= CRITICAL_EFFECT else "warning"
+
+
+def rows_of(maps: list[dict[str, Any]], names: list[str]) -> list[Any]:
+    """Each map's values of `names` (a tuple, or the bare value for one name), None where absent;
+    in C when every map has every name."""
+    try:
+        return list(map(itemgetter(*names), maps))
+    except KeyError:
+        if len(names) == 1:
+            return [m.get(names[0]) for m in maps]
+        return [tuple(m.get(n) for n in names) for m in maps]
+
+
+def transpose(rows: list[Any], width: int) -> list[Sequence[Any]]:
+    """Columns of rows as made by rows_of."""
+    return [rows] if width == 1 else list(zip(*rows))
 
 
 def _pick(values: np.ndarray | list[str], rows: np.ndarray) -> np.ndarray | list[str]:

@@ -108,8 +108,10 @@ class PageHinkley:
         fired = np.flatnonzero(up | down)
         last = int(fired[0]) if len(fired) else n - 1
 
-        at_min = _position_of_last_new_extremum(sum_increase[: last + 1], s.min_increase, np.less)
-        at_max = _position_of_last_new_extremum(sum_decrease[: last + 1], s.max_decrease, np.greater)
+        # Where the last new extreme was set: the first occurrence of the chunk's extreme, if it
+        # beat the one carried in (-1: it did not).
+        at_min = int(np.argmin(sum_increase[: last + 1])) if min_increase[last] < s.min_increase else -1
+        at_max = int(np.argmax(sum_decrease[: last + 1])) if max_decrease[last] > s.max_decrease else -1
         count_at_min = s.count_at_min_increase if at_min < 0 else s.count + at_min + 1
         count_at_max = s.count_at_max_decrease if at_max < 0 else s.count + at_max + 1
         self.state = PageHinkleyState(
@@ -134,13 +136,3 @@ class PageHinkley:
             return start + np.cumsum(increments)
         powers = self.alpha ** np.arange(len(increments), dtype=np.float64)
         return powers * (self.alpha * start + np.cumsum(increments / powers))
-
-
-def _position_of_last_new_extremum(values: np.ndarray, previous: float, better: np.ufunc) -> int:
-    """Index of the last value that set a new running extremum (strictly), or -1 if none did."""
-    if not len(values):
-        return -1
-    running = (np.minimum if better is np.less else np.maximum).accumulate(values)
-    before = np.concatenate(([previous], running[:-1]))
-    improved = np.flatnonzero(better(values, before))
-    return int(improved[-1]) if len(improved) else -1

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -64,17 +65,18 @@ class NumericReference:
 
     def transform(self, x: np.ndarray) -> np.ndarray:
         """PIT positions in [0, 1] of finite values x."""
-        values, below, upto = self.values, self.below, self.upto
-        last = len(values) - 1
-        k = np.searchsorted(values, x, side="right") - 1  # last knot <= x, -1 if none
-        at = np.clip(k, 0, last)
-        nxt = np.clip(k + 1, 0, last)
-        exact = (k >= 0) & (values[at] == x)
-        span = values[nxt] - values[at]
-        fraction = np.divide(x - values[at], span, out=np.zeros_like(x), where=span > 0)
-        u = np.where(exact, 0.5 * (below[at] + upto[at]), upto[at] + fraction * (below[nxt] - upto[at]))
-        u = np.where(k < 0, 0.0, u)
-        return np.where((k >= last) & ~exact, 1.0, u)
+        xp, fp = self._interpolation
+        return np.interp(x, xp, fp)
+
+    @cached_property
+    def _interpolation(self) -> tuple[np.ndarray, np.ndarray]:
+        """The CDF as one piecewise-linear function: each knot v becomes three points, the float
+        just below v (CDF below), v itself (the middle of its mass) and the float just above
+        (CDF at v), so point masses jump exactly there and np.interp does the rest in C."""
+        v = self.values
+        xp = np.column_stack((np.nextafter(v, -np.inf), v, np.nextafter(v, np.inf))).ravel()
+        fp = np.column_stack((self.below, 0.5 * (self.below + self.upto), self.upto)).ravel()
+        return xp, fp
 
     def to_state(self) -> dict[str, Any]:
         return {"values": self.values, "below": self.below, "upto": self.upto, "summary": self.summary}
@@ -126,7 +128,11 @@ class CategoricalReference:
 
     def transform(self, codes: np.ndarray) -> np.ndarray:
         """Mid-PIT positions of category codes (from `index()`, `other_code` for the rest)."""
-        return 0.5 * (self.below[codes] + self.upto[codes])
+        return self._middles[codes]
+
+    @cached_property
+    def _middles(self) -> np.ndarray:
+        return 0.5 * (self.below + self.upto)
 
     def shares(self) -> dict[str, float]:
         """Reference probability of each kept category, and of 'other'."""

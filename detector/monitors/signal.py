@@ -23,6 +23,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import Enum
+from itertools import repeat
 from typing import Any
 
 import numpy as np
@@ -253,7 +254,7 @@ class SignalMonitor:
     def _codes(self, values: Sequence[Any]) -> np.ndarray:
         assert isinstance(self.reference, CategoricalReference)
         other = self.reference.other_code
-        return np.fromiter((self.category_index.get(v, other) for v in values), dtype=np.int64, count=len(values))
+        return np.fromiter(map(self.category_index.get, values, repeat(other, len(values))), dtype=np.int64, count=len(values))
 
     def _statistic_values(self, values: np.ndarray | Sequence[Any], codes: np.ndarray | None = None) -> dict[str, np.ndarray]:
         """PIT statistics of raw values, one array per statistic."""
@@ -300,6 +301,8 @@ class SignalMonitor:
         """Walk detector hits and block ends in signal order (a hit first at equal positions)
         through the lifecycle. A hit inside the cooldown is deferred: at the cooldown's end it
         becomes a detection if the signal is still out of its band, else it is dropped."""
+        if not hits and self.drift is None and self.deferred is None:
+            return []  # the usual case: nothing to decide
         full, inside = self._in_band(ends)
         candidates: list[tuple[int, int, str, Hit | None, bool, bool]] = [(i, 0, name, hit, False, False) for i, name, hit in hits]
         candidates += [(int(i), 1, "", None, bool(f), bool(n)) for i, f, n in zip(ends, full, inside)]
