@@ -163,9 +163,10 @@ class Decoder:
         if features is not None:
             if not isinstance(features, dict):
                 return Invalid("bad_field", f"'{f.features}' must be an object")
-            for name, value in features.items():
-                if value.__class__ is dict or value.__class__ is list:
-                    return Invalid("nested_feature", f"feature '{name[:100]}' is an {type(value).__name__}")
+            types = {*map(type, features.values())}  # in C: far cheaper than a loop over the values
+            if dict in types or list in types:
+                name, value = next((n, v) for n, v in features.items() if type(v) in (dict, list))
+                return Invalid("nested_feature", f"feature '{name[:100]}' is an {type(value).__name__}")
             event.features = features
         elif source is Source.feature:
             return Invalid("missing_field", f"feature events need '{f.features}'")

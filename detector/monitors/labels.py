@@ -18,9 +18,8 @@ the same way), which bounds memory for long label delays at high traffic.
 
 from __future__ import annotations
 
-import heapq
 import zlib
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -88,8 +87,10 @@ class LabelJoin:
         # that had many entries deleted at its front scans them on every next(iter(...)).
         self.pending: OrderedDict[str, Pending] = OrderedDict()
         self.waiting: OrderedDict[str, tuple[Any, int]] = OrderedDict()  # labels before their prediction: id -> (label, ts)
-        self.to_mature: list[tuple[int, str]] = []  # heap of (prediction ts, id) not yet matured
-        self.to_expire: list[tuple[int, str]] = []  # heap of (prediction ts, id) still waiting
+        # (prediction ts, id) in arrival order, which is nearly time order: a prediction that arrives
+        # out of order matures and expires when those ahead of it do, not earlier.
+        self.to_mature: deque[tuple[int, str]] = deque()
+        self.to_expire: deque[tuple[int, str]] = deque()
         self.early_delays: list[int] = []  # delays collected to learn the maturity age
         self.expired_ids: OrderedDict[str, None] = OrderedDict()  # recently expired ids: late labels vs unknown ones
 
@@ -126,8 +127,8 @@ class LabelJoin:
             self.pending.popitem(last=False)
             outcome.evicted += 1
         self.pending[identifier] = Pending(event.prediction, event.score, event.confidence, event.ts_ms)
-        heapq.heappush(self.to_mature, (event.ts_ms, identifier))
-        heapq.heappush(self.to_expire, (event.ts_ms, identifier))
+        self.to_mature.append((event.ts_ms, identifier))
+        self.to_expire.append((event.ts_ms, identifier))
 
     def _on_label(self, row: int, event: Event, outcome: JoinOutcome) -> None:
         identifier = event.id
@@ -176,11 +177,11 @@ class LabelJoin:
             self.waiting.popitem(last=False)
             outcome.unmatched += 1
 
-    def _passed(self, queue: list[tuple[int, str]], age_ms: int) -> list[str]:
-        """Pop the still-pending predictions older than `age_ms` from a time-ordered queue."""
+    def _passed(self, queue: deque[tuple[int, str]], age_ms: int) -> list[str]:
+        """Pop the still-pending predictions older than `age_ms` from the front of a queue."""
         passed = []
         while queue and self.watermark - queue[0][0] > age_ms:
-            ts, identifier = heapq.heappop(queue)
+            ts, identifier = queue.popleft()
             pending = self.pending.get(identifier)
             if pending is not None and pending.ts_ms == ts:
                 passed.append(identifier)
@@ -221,9 +222,7 @@ class LabelJoin:
             (str(i), Pending(pred, score, confidence, int(ts), bool(matured)))
             for i, pred, score, confidence, ts, matured in zip(p["ids"], p["predictions"], p["scores"], p["confidences"], p["ts"], p["matured"])
         )
-        self.to_expire = [(entry.ts_ms, identifier) for identifier, entry in self.pending.items()]
-        self.to_mature = [(entry.ts_ms, identifier) for identifier, entry in self.pending.items() if not entry.matured]
-        heapq.heapify(self.to_expire)
-        heapq.heapify(self.to_mature)
+        self.to_expire = deque((entry.ts_ms, identifier) for identifier, entry in self.pending.items())
+        self.to_mature = deque((entry.ts_ms, identifier) for identifier, entry in self.pending.items() if not entry.matured)
         self.waiting = OrderedDict((str(i), (label, int(ts))) for i, label, ts in state["waiting"])
         self.expired_ids = OrderedDict.fromkeys(str(i) for i in state["expired_ids"])

@@ -110,8 +110,8 @@ class PageHinkley:
 
         # Where the last new extreme was set: the first occurrence of the chunk's extreme, if it
         # beat the one carried in (-1: it did not).
-        at_min = int(np.argmin(sum_increase[: last + 1])) if min_increase[last] < s.min_increase else -1
-        at_max = int(np.argmax(sum_decrease[: last + 1])) if max_decrease[last] > s.max_decrease else -1
+        at_min = int(sum_increase[: last + 1].argmin()) if min_increase[last] < s.min_increase else -1
+        at_max = int(sum_decrease[: last + 1].argmax()) if max_decrease[last] > s.max_decrease else -1
         count_at_min = s.count_at_min_increase if at_min < 0 else s.count + at_min + 1
         count_at_max = s.count_at_max_decrease if at_max < 0 else s.count + at_max + 1
         self.state = PageHinkleyState(
