@@ -86,7 +86,8 @@ class Pipeline:
         self.topics = (topics.predictions, topics.features, topics.labels)
         self.sources = {name: Source(code) for code, name in enumerate(self.topics)}
         self.decoder = Decoder(
-            settings.fields, settings.limits.max_message_bytes, settings.limits.max_model_name_length, settings.fields_for
+            settings.fields, settings.limits.max_message_bytes, settings.limits.max_model_name_length, settings.fields_for,
+            custom_models=[name for name, model in settings.models.items() if model.fields],
         )
         self.partitions: dict[int, PartitionState] = {}
 

@@ -18,7 +18,7 @@ import numpy as np
 # Longest run processed with one scaled cumulative sum when alpha < 1: alpha**-n must not overflow.
 _MAX_SCALED_EXPONENT = 300.0
 # Values computed ahead in one step; bounds the work thrown away after a detection.
-_MAX_CHUNK = 4096
+_MAX_CHUNK = 16384
 
 
 @dataclass
@@ -102,9 +102,12 @@ class PageHinkley:
         min_increase = np.minimum(np.minimum.accumulate(sum_increase), s.min_increase)
         max_decrease = np.maximum(np.maximum.accumulate(sum_decrease), s.max_decrease)
 
-        armed = counts >= self.min_instances
-        up = armed & (sum_increase - min_increase > self.threshold)
-        down = armed & (max_decrease - sum_decrease > self.threshold)
+        up = sum_increase - min_increase > self.threshold
+        down = max_decrease - sum_decrease > self.threshold
+        if s.count + 1 < self.min_instances:  # the first values cannot signal
+            armed = counts >= self.min_instances
+            up &= armed
+            down &= armed
         fired = np.flatnonzero(up | down)
         last = int(fired[0]) if len(fired) else n - 1
 

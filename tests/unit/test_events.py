@@ -95,9 +95,29 @@ def test_field_mapping_reads_other_names() -> None:
     decoder = Decoder(
         FieldMapping(model="model_name"), 10_000, 200,
         fields_for=lambda model: FieldMapping(model="model_name", features="inputs", score="proba"),
+        custom_models=["m"],
     )
     event = decoder.decode(b'{"model_name": "m", "inputs": {"a": 1}, "proba": 0.3}', Source.prediction, 0, 0, 0)
     assert isinstance(event, Event) and event.features == {"a": 1} and event.score == 0.3
+
+
+VALID = [
+    b'{"model": "m"}',
+    b'{"model": "m", "version": 3, "id": 17, "ts": 1764064800123, "prediction": 0, "score": 0.25, "latency_ms": 3}',
+    b'{"model": "m", "ts": "2025-11-25T10:00:00+01:00", "prediction": "cat", "score": {"cat": 0.7, "dog": 0.3}}',
+    b'{"model": "m", "ts": 1764064800123.9, "prediction": 2.5, "features": {"a": 1, "b": 2.5, "c": "x", "d": true, "e": null}}',
+    b'{"model": "m", "features": {"big": 123456789012345678901234567890}, "extra": {"ignored": [1, 2]}}',
+    b'{"model": "m", "prediction": true, "score": 1, "latency_ms": 0.0, "id": "r-1"}',
+]
+
+
+@pytest.mark.parametrize("raw", VALID)
+@pytest.mark.parametrize("source", [Source.prediction, Source.feature, Source.label])
+def test_the_fast_and_the_slow_path_decode_alike(raw: bytes, source: Source) -> None:
+    labelled = raw[:-1] + b', "id": "L", "label": 1}' if source is Source.label else raw
+    fast = DECODER.decode(labelled, source, 0, 42, 1_700_000_000_000)
+    slow = DECODER._decode_slowly(labelled, source, 0, 42, 1_700_000_000_000)
+    assert fast == slow
 
 
 def test_timestamps() -> None:
