@@ -4,6 +4,7 @@ running the detector in a thread or as a subprocess."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -270,3 +271,13 @@ class PacedProducer:
     def join(self) -> None:
         self.thread.join(timeout=120)
         assert not self.thread.is_alive(), "the producer did not finish"
+
+
+def stop_gracefully(process: subprocess.Popen[bytes], timeout_s: float = 30.0) -> str:
+    """SIGTERM a `streamdrift run` subprocess, require exit code 0, return its stderr."""
+    try:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=timeout_s) == 0, f"exit code {process.returncode}"
+    finally:
+        process.kill()
+    return process.stderr.read().decode() if process.stderr else ""

@@ -27,7 +27,7 @@ from producers.simulate import Injection, Simulator
 from tests.conftest import EXTERNAL_BOOTSTRAP
 from tests.kafka_helpers import (
     KafkaNames, PacedProducer, alerts_of, committed_total, create_topics, expected_alert_ids, interleaved, produce,
-    read_topic, start_cli, wait_until,
+    read_topic, start_cli, stop_gracefully, wait_until,
 )
 
 pytestmark = pytest.mark.broker
@@ -65,8 +65,7 @@ def finish(process: subprocess.Popen[bytes], topics: KafkaNames, total: int) -> 
         120, "all input committed",
     )
     assert process.poll() is None, f"detector exited with {process.returncode}: {process.stderr.read().decode()[-2000:] if process.stderr else ''}"
-    process.send_signal(signal.SIGTERM)
-    assert process.wait(timeout=30) == 0
+    stop_gracefully(process)
 
 
 def compare(topics: KafkaNames, expected: list[str]) -> tuple[set[str], set[str], int]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import signal
 import urllib.error
 import urllib.request
 
@@ -10,7 +9,7 @@ import orjson
 import pytest
 
 from producers.simulate import Injection, Simulator
-from tests.kafka_helpers import KafkaNames, ServiceThread, alerts_of, committed_total, produce, read_topic, start_cli, wait_until
+from tests.kafka_helpers import KafkaNames, ServiceThread, alerts_of, committed_total, produce, read_topic, start_cli, stop_gracefully, wait_until
 
 pytestmark = pytest.mark.broker
 
@@ -117,13 +116,8 @@ def test_a_restart_resumes_from_the_committed_offsets(topics: KafkaNames, guaran
 def test_sigterm_finishes_the_batch_commits_and_exits_zero(topics: KafkaNames) -> None:
     produce(topics.bootstrap, topics.predictions, steady("m", 3000))
     process = start_cli(["run"], topics.env())
-    try:
-        wait_until(lambda: committed_total(topics.bootstrap, topics.group, topics.predictions) >= 3000 or process.poll() is not None, 60, "offsets committed")
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=30) == 0
-    finally:
-        process.kill()
-    stderr = process.stderr.read().decode() if process.stderr else ""
+    wait_until(lambda: committed_total(topics.bootstrap, topics.group, topics.predictions) >= 3000 or process.poll() is not None, 60, "offsets committed")
+    stderr = stop_gracefully(process)
     assert "received SIGTERM" in stderr and "offsets committed" in stderr
 
 
@@ -133,14 +127,9 @@ def test_an_unreachable_broker_is_retried_and_readiness_stays_false(topics: Kafk
     env = topics.env(STREAMDRIFT_KAFKA__BOOTSTRAP_SERVERS=f"127.0.0.1:{free_loopback_port()}", STREAMDRIFT_METRICS__PORT=str(free_loopback_port()))
     port = int(env["STREAMDRIFT_METRICS__PORT"])
     process = start_cli(["run"], env)
-    try:
-        wait_until(lambda: http_get(port, "/healthz")[0] == 200, 20, "the health endpoint")
-        assert http_get(port, "/readyz")[0] == 503
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=30) == 0
-    finally:
-        process.kill()
-    stderr = process.stderr.read().decode() if process.stderr else ""
+    wait_until(lambda: http_get(port, "/healthz")[0] == 200, 20, "the health endpoint")
+    assert http_get(port, "/readyz")[0] == 503
+    stderr = stop_gracefully(process)
     assert "is unreachable" in stderr and "retrying in" in stderr
 
 
