@@ -1,4 +1,4 @@
-"""The `streamdrift` command: run, demo, broker, check-config.
+"""The `streamdrift` command: run, demo, broker, check-config, backtest.
 
 Exit codes: 0 ok, 2 bad configuration or usage (one line saying what and where), 1 other failure.
 """
@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 
 from detector import __version__
+from detector.backtest.arguments import add_arguments as add_backtest_arguments
 from detector.settings import ConfigError, Settings, load_settings
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
@@ -60,6 +61,8 @@ def _parser() -> argparse.ArgumentParser:
     broker = command("broker", _broker, "Run the embedded Kafka-compatible broker in the foreground.", config=False)
     broker.add_argument("--port", type=int, default=9092, help="loopback port (0 picks a free one; default: %(default)s)")
     command("check-config", _check_config, "Validate the configuration and print it resolved (secrets masked).")
+    backtest = command("backtest", _backtest, "Replay history through a candidate config and report what would have fired.")
+    add_backtest_arguments(backtest)
     return parser
 
 
@@ -122,6 +125,13 @@ def _broker(args: argparse.Namespace) -> int:
     finally:
         broker.stop()
     return EXIT_OK if stopping else EXIT_FAILURE
+
+
+def _backtest(args: argparse.Namespace) -> int:
+    from detector.backtest.command import run
+
+    _configure_logging(level="WARNING")
+    return run(args)
 
 
 def _check_config(args: argparse.Namespace) -> int:

@@ -1,0 +1,121 @@
+"""History through one or more candidate configurations: each a `detector.pipeline.Pipeline`,
+the live service's own code, fed the same batches in the same order.
+
+Decisions depend only on each model's order of events, never on batch boundaries, so the
+batch size is free: it is the largest that lets the trace see every block of every signal
+(`trace.batch_limit`, about 2,000 messages with the defaults), within [1,000, 5,000].
+"""
+
+from __future__ import annotations
+
+import gc
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+from detector.alerts import Alert
+from detector.backtest.score import Detection
+from detector.backtest.sources import Batch, Source
+from detector.backtest.timeline import Timeline
+from detector.backtest.trace import Trace, batch_limit
+from detector.consume import GC_THRESHOLDS
+from detector.pipeline import Pipeline
+from detector.settings import Settings
+
+MIN_BATCH, MAX_BATCH = 1000, 5000
+
+ProgressHook = Callable[[int, "float | None"], None]  # (messages replayed, fraction done or None)
+
+
+@dataclass(frozen=True)
+class Fired:
+    """An alert the configuration would have raised, placed in its model's predictions."""
+
+    alert: Alert
+    position: int | None
+
+
+@dataclass
+class Run:
+    """One candidate configuration being replayed."""
+
+    name: str
+    config: str | None  # the TOML file it came from
+    settings: Settings
+    pipeline: Pipeline = field(init=False)
+    trace: Trace = field(default_factory=Trace)
+    fired: list[Fired] = field(default_factory=list)
+    events: Counter[tuple[str, str]] = field(default_factory=Counter)  # (topic, model) -> valid events
+    invalid: Counter[tuple[str, str]] = field(default_factory=Counter)  # (topic, reason) -> messages
+
+    def __post_init__(self) -> None:
+        self.pipeline = Pipeline(self.settings)
+
+    @property
+    def group(self) -> str:
+        return self.settings.kafka.group_id
+
+    def detections(self) -> list[Detection]:
+        return [
+            Detection(f.alert.model, f.alert.monitor, f.position, f.alert.id(self.group), f.alert.statistic, f.alert.detector)
+            for f in self.fired
+            if f.alert.kind == "detected"
+        ]
+
+
+@dataclass
+class Replayed:
+    runs: list[Run]
+    timeline: Timeline
+    messages: int
+    seconds: float
+    batch_events: int
+
+    @property
+    def events_per_second(self) -> float:
+        return self.messages / self.seconds if self.seconds > 0 else 0.0
+
+
+def batch_size(runs: list[Run]) -> int:
+    return max(MIN_BATCH, min(MAX_BATCH, *(batch_limit(run.settings) for run in runs)))
+
+
+def replay(source: Source, runs: list[Run], on_progress: ProgressHook | None = None) -> Replayed:
+    """Feed every batch of `source` to every run's pipeline; collect alerts and traces."""
+    timeline = Timeline(runs[0].settings.topics.predictions)
+    size = batch_size(runs)
+    messages = 0
+    started = time.perf_counter()
+    with _fewer_collections():
+        for batch in source.batches(size):
+            messages += len(batch.messages)
+            _feed(batch, runs, timeline)
+            if on_progress is not None:
+                on_progress(messages, source.fraction_done())
+    return Replayed(runs, timeline, messages, time.perf_counter() - started, size)
+
+
+def _feed(batch: Batch, runs: list[Run], timeline: Timeline) -> None:
+    timeline.add(batch.messages, batch.models)
+    for run in runs:
+        result = run.pipeline.process(batch.messages)
+        run.fired += [Fired(alert, timeline.position(alert.model, alert.topic, alert.partition, alert.offset)) for alert in result.alerts]
+        run.events.update(result.events)
+        run.invalid.update(result.invalid)
+        run.trace.capture(run.pipeline, {model for _, model in result.events}, timeline)
+
+
+@contextmanager
+def _fewer_collections() -> Iterator[None]:
+    """The live service's collector thresholds (`detector.consume.GC_THRESHOLDS`) for the replay,
+    restored afterwards: with Python's defaults the collector walks all long-lived state every
+    few batches, and the replay allocates a line, a parsed line and a message per event on top
+    (measured on 200,000 simulated events: a fifth of the CPU time)."""
+    previous = gc.get_threshold()
+    gc.set_threshold(*GC_THRESHOLDS)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*previous)

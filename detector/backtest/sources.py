@@ -1,0 +1,75 @@
+"""Where a backtest's history comes from, as the replay sees it: batches of message-like
+objects in the order the live service would have met them, with each message's model.
+Two sources: files (`detector.backtest.files`) and topics (`detector.backtest.topics`)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import msgspec
+from msgspec import UNSET
+
+from detector.pipeline import Message
+from detector.settings import FieldMapping, Settings
+
+
+class SourceError(RuntimeError):
+    """History could not be read (the message says where and what to do)."""
+
+
+@dataclass
+class Batch:
+    messages: list[Message]
+    models: list[str]  # the model of each message ('' when it names none)
+
+
+class Source(Protocol):
+    description: str
+
+    def batches(self, size: int) -> Iterator[Batch]: ...
+
+    def fraction_done(self) -> float | None:
+        """Share of the history read so far, when its size is known."""
+
+
+Peeked = tuple[str, Any, bool]  # (model, '' when none; the event time field as given; is it a label event)
+
+
+class Peeker:
+    """Reads the few fields of a message value that the sources need without building the rest
+    (msgspec skips the features): the model, the event time, and whether it is a label event
+    (a label, and neither prediction nor score). About 0.6 us against 3 us for a full parse."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.default = self._decoder(settings.fields)
+        self.own_fields = {name for name, model in settings.models.items() if model.fields}
+        self.decoders: dict[str, msgspec.json.Decoder[Any]] = {}
+
+    def peek(self, payload: bytes) -> Peeked:
+        try:
+            found = self.default.decode(payload)
+            if found.model in self.own_fields:  # this model names its fields differently
+                found = self._decoder_of(found.model).decode(payload)
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            return "", None, False  # not an event: the pipeline dead-letters it
+        is_label = found.label is not UNSET and found.prediction is UNSET and found.score is UNSET
+        return found.model or "", found.ts, is_label
+
+    def _decoder_of(self, model: str) -> msgspec.json.Decoder[Any]:
+        decoder = self.decoders.get(model)
+        if decoder is None:
+            decoder = self.decoders[model] = self._decoder(self.settings.fields_for(model))
+        return decoder
+
+    def _decoder(self, fields: FieldMapping) -> msgspec.json.Decoder[Any]:
+        present = (msgspec.Raw | msgspec.UnsetType, UNSET)
+        names = {"model": self.settings.fields.model, "ts": fields.ts, "label": fields.label, "prediction": fields.prediction, "score": fields.score}
+        struct = msgspec.defstruct(
+            "Peek",
+            [("model", str | None, None), ("ts", Any, None), ("label", *present), ("prediction", *present), ("score", *present)],
+            rename=names,
+        )
+        return msgspec.json.Decoder(struct)

@@ -1,0 +1,170 @@
+"""Time series of every signal during a replay, for the pictures (pure; no I/O).
+
+A live monitor keeps only its last blocks (`SignalMonitor.history`). After each batch the
+trace copies the blocks completed since the previous one and turns them into what the resolve
+decision watches: each statistic's mean over the last `resolve_window_events`, beside its
+reference band (the reference level ± BAND_SIGMAS standard errors, as in the monitor), and for
+numbers and rates the same window's raw mean with the reference's band. A point is kept every
+eighth of a window and placed by the timeline (the model's prediction position).
+
+The replay's batches must not outrun a history (`batch_limit`), or blocks are lost to gaps.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from detector.backtest.timeline import UNKNOWN, Timeline
+from detector.monitors.model import ModelMonitor
+from detector.monitors.reference import NumericReference
+from detector.monitors.signal import BAND_SIGMAS, SignalConfig, SignalKind, SignalMonitor
+from detector.pipeline import Pipeline
+from detector.settings import Settings
+
+POINTS_PER_WINDOW = 8
+
+
+def batch_limit(settings: Settings) -> int:
+    """The most messages per batch for which no monitor's history drops an unseen block."""
+    models = ["", *settings.models]
+    return min(2 * -(-d.resolve_window_events // d.block_events) * d.block_events for d in map(settings.detection_for, models))
+
+
+def band_half_width(variance: float, config: SignalConfig) -> float:
+    """Half-width of the reference band of a window mean (the monitor's resolve band)."""
+    return BAND_SIGMAS * float(np.sqrt(variance / config.resolve_window_events + variance / config.warmup_events))
+
+
+@dataclass
+class Series:
+    """One monitor's points: position, then value/level/half per statistic, then the raw mean's."""
+
+    model: str
+    monitor: str
+    kind: SignalKind
+    statistics: tuple[str, ...]
+    chunks: list[np.ndarray] = field(default_factory=list)
+
+    @property
+    def names(self) -> list[str]:
+        parts = [*self.statistics, "raw"]
+        return ["position", *(f"{name}{suffix}" for name in parts for suffix in ("", ".level", ".half"))]
+
+    def columns(self) -> dict[str, np.ndarray]:
+        rows = np.concatenate(self.chunks) if self.chunks else np.empty((0, len(self.names)))
+        return {name: rows[:, i] for i, name in enumerate(self.names)}
+
+
+@dataclass
+class _Taken:
+    """How far the trace has read one signal's history."""
+
+    last_end: float = -1.0  # signal position of the last block taken
+    blocks: int = 0  # blocks taken so far
+    tail: np.ndarray | None = None  # the last blocks taken, which the next windows reach back to
+
+    def new_blocks(self, signal: SignalMonitor) -> tuple[np.ndarray, int]:
+        """The blocks completed since the last call, after the tail their windows need;
+        and the index of the first new one."""
+        history, config = signal.history, signal.config
+        rows = history.rows[history.column("end") > self.last_end]
+        if not len(rows):
+            return rows, 0
+        tail = self.tail
+        if tail is None or not len(tail) or rows[0, 0] - tail[-1, 0] != config.block_events:
+            tail = rows[:0]  # the first blocks, or a re-baseline: windows start again
+        blocks = np.concatenate((tail, rows))
+        self.last_end = float(rows[-1, 0])
+        self.tail = blocks[len(blocks) - config.window_blocks + 1 :] if config.window_blocks > 1 else blocks[:0]
+        return blocks, len(tail)
+
+    def window_ends(self, first_new: int, count: int, window: int) -> np.ndarray:
+        """Blocks (indices) whose window to plot: new ones with a whole window behind them,
+        one every eighth of a window."""
+        ends = np.arange(first_new, count)
+        every = max(1, window // POINTS_PER_WINDOW)
+        picked = ends[(ends + 1 >= window) & ((self.blocks + ends - first_new) % every == 0)]
+        self.blocks += count - first_new
+        return picked
+
+
+class Trace:
+    """Series of every signal of every model of one pipeline."""
+
+    def __init__(self) -> None:
+        self.series: dict[tuple[str, str], Series] = {}
+        self.taken: dict[tuple[str, str], _Taken] = {}
+
+    def capture(self, pipeline: Pipeline, models: Collection[str], timeline: Timeline) -> None:
+        """Take the blocks completed since the last call by these models (the batch's)."""
+        for partition, state in pipeline.partitions.items():
+            for model in (state.models[name] for name in models if name in state.models):
+                for name, signal in model.signals.items():
+                    if not signal.learning:
+                        self._take(model, name, signal, partition, timeline)
+
+    def of(self, model: str, monitor: str) -> Series | None:
+        return self.series.get((model, monitor))
+
+    def _take(self, model: ModelMonitor, name: str, signal: SignalMonitor, partition: int, timeline: Timeline) -> None:
+        taken = self.taken.setdefault((model.name, name), _Taken())
+        blocks, first_new = taken.new_blocks(signal)
+        ends = taken.window_ends(first_new, len(blocks), signal.config.window_blocks)
+        positions = _positions(model, partition, signal, blocks[ends], timeline)
+        known = positions != UNKNOWN
+        if not known.any():
+            return
+        series = self.series.get((model.name, name))
+        if series is None:
+            series = self.series[(model.name, name)] = Series(model.name, name, signal.kind, signal.statistics)
+        series.chunks.append(_points(signal, blocks, ends[known], positions[known]))
+
+
+def _positions(model: ModelMonitor, partition: int, signal: SignalMonitor, blocks: np.ndarray, timeline: Timeline) -> np.ndarray:
+    """Each block's position: that of its first value's source message."""
+    codes = signal.history.column("topic", blocks).astype(np.int64)
+    offsets = signal.history.column("offset", blocks).astype(np.int64)
+    positions = np.full(len(blocks), UNKNOWN, dtype=np.int64)
+    for code in np.unique(codes):
+        mine = codes == code
+        positions[mine] = timeline.locate((model.name, model.topics[int(code)], partition), offsets[mine])
+    return positions
+
+
+def _points(signal: SignalMonitor, blocks: np.ndarray, ends: np.ndarray, positions: np.ndarray) -> np.ndarray:
+    """Rows of Series.names: the window means ending at `ends`, with their bands."""
+    config = signal.config
+
+    def window_means(column: str) -> np.ndarray:
+        return _window_means(signal.history.column(column, blocks), config.window_blocks)[ends - config.window_blocks + 1]
+
+    def constant(value: float) -> np.ndarray:
+        return np.full(len(ends), value)
+
+    columns = [positions.astype(np.float64)]
+    for statistic in signal.statistics:
+        level, variance = signal.levels[statistic]
+        columns += [window_means(statistic), constant(level), constant(band_half_width(variance, config))]
+    raw = _raw_band(signal)
+    if raw is None:
+        columns += [constant(np.nan)] * 3
+    else:
+        columns += [window_means("raw_sum") / config.block_events, constant(raw[0]), constant(raw[1])]
+    return np.column_stack(columns)
+
+
+def _raw_band(signal: SignalMonitor) -> tuple[float, float] | None:
+    """(level, half-width) of the raw window mean's reference band; None for categories."""
+    reference = signal.reference
+    if not isinstance(reference, NumericReference):
+        return None
+    return reference.summary["mean"], band_half_width(reference.summary["std"] ** 2, signal.config)
+
+
+def _window_means(values: np.ndarray, window: int) -> np.ndarray:
+    """Means of every run of `window` consecutive values (len(values) - window + 1 of them)."""
+    cumulative = np.concatenate(([0.0], np.cumsum(values)))
+    return (cumulative[window:] - cumulative[:-window]) / window
