@@ -34,27 +34,17 @@ class Hit:
     change_age: int  # events since the estimated start of the change
 
 
-@dataclass
-class BlockCarry:
-    """The unfinished block: sum and count of values not yet in a complete block."""
+def complete_blocks(values: np.ndarray, carry: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The blocks of `size` that `values` complete after the values of the unfinished block
+    `carry`, as a (blocks, size) array; the index in `values` of each block's last value; and
+    the new unfinished block.
 
-    total: float = 0.0
-    count: int = 0
-
-
-def complete_blocks(values: np.ndarray, carry: BlockCarry, size: int) -> tuple[np.ndarray, np.ndarray, BlockCarry]:
-    """Sums of the blocks of `size` that `values` complete, the index of each block's last
-    value, and the new carry. Block edges depend only on how many values came before."""
-    first_end = size - carry.count - 1
-    ends = np.arange(first_end, len(values), size)
-    if not len(ends):
-        return np.empty(0), ends, BlockCarry(carry.total + float(values.sum()), carry.count + len(values))
-    cumulative = np.cumsum(values)
-    at_ends = cumulative[ends]
-    sums = np.diff(at_ends, prepend=0.0)
-    sums[0] += carry.total
-    tail = float(cumulative[-1] - at_ends[-1])
-    return sums, ends, BlockCarry(tail, len(values) - int(ends[-1]) - 1)
+    Each block is summed on its own by the caller, so its sum is the same bits whatever the
+    batching: block edges and sums depend only on how many values came before."""
+    joined = np.concatenate((carry, values)) if len(carry) else values
+    count = len(joined) // size
+    ends = np.arange(size - len(carry) - 1, len(values), size)[:count]
+    return joined[: count * size].reshape(count, size), ends, joined[count * size :].copy()
 
 
 class BlockAdwin:
@@ -63,7 +53,7 @@ class BlockAdwin:
     def __init__(self, delta: float, block_events: int, max_buckets: int = 5) -> None:
         self.block_events = block_events
         self.adwin = ADWIN(delta=delta, clock=1, max_buckets=max_buckets)
-        self.carry = BlockCarry()
+        self.carry = np.empty(0)  # the values of the unfinished block
         self._scale = math.sqrt(block_events)
 
     def update(self, values: np.ndarray) -> tuple[list[Hit], np.ndarray, np.ndarray]:
@@ -73,8 +63,8 @@ class BlockAdwin:
 
     def blocks(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Cut values into blocks (advancing the carry): block means and the index of each end."""
-        sums, ends, self.carry = complete_blocks(values, self.carry, self.block_events)
-        return sums / self.block_events, ends
+        blocks, ends, self.carry = complete_blocks(values, self.carry, self.block_events)
+        return blocks.sum(axis=1) / self.block_events, ends
 
     def feed(self, means: np.ndarray, ends: np.ndarray) -> list[Hit]:
         """Give ADWIN block means (ending at `ends`); return its hits."""
@@ -93,12 +83,11 @@ class BlockAdwin:
     def to_state(self) -> dict[str, Any]:
         # river's Rust core serialises its buckets to bytes: plain numbers, decoded without running code.
         window = base64.b64encode(self.adwin._helper.__getstate__()).decode()
-        return {"adwin": window, "carry": [self.carry.total, self.carry.count]}
+        return {"adwin": window, "carry": self.carry}
 
     def load_state(self, state: dict[str, Any]) -> None:
         self.adwin._helper.__setstate__(base64.b64decode(state["adwin"], validate=True))
-        total, count = state["carry"]
-        self.carry = BlockCarry(float(total), int(count))
+        self.carry = np.asarray(state["carry"], dtype=np.float64)
 
 
 @dataclass

@@ -23,10 +23,11 @@ _MAX_CHUNK = 16384
 
 @dataclass
 class PageHinkleyState:
-    """Everything river's PageHinkley keeps between updates (after its last reset)."""
+    """Everything river's PageHinkley keeps between updates (after its last reset); the running
+    mean is kept as a total, so that sums run sequentially across batches (see `_run_chunk`)."""
 
     count: int = 0
-    mean: float = 0.0
+    total: float = 0.0
     sum_increase: float = 0.0
     sum_decrease: float = 0.0
     min_increase: float = math.inf
@@ -95,7 +96,10 @@ class PageHinkley:
         s = self.state
         n = len(x)
         counts = s.count + np.arange(1, n + 1, dtype=np.float64)
-        means = (s.mean * s.count + np.cumsum(x)) / counts
+        # Cumulative sums start from the carried value, so each partial sum is computed in the
+        # same order however the stream was cut into batches: decisions are batch-invariant.
+        totals = _carried_cumsum(s.total, x)
+        means = totals / counts
         deviation = x - means
         sum_increase = self._faded_cumsum(s.sum_increase, deviation - self.delta)
         sum_decrease = self._faded_cumsum(s.sum_decrease, deviation + self.delta)
@@ -119,7 +123,7 @@ class PageHinkley:
         count_at_max = s.count_at_max_decrease if at_max < 0 else s.count + at_max + 1
         self.state = PageHinkleyState(
             count=s.count + last + 1,
-            mean=float(means[last]),
+            total=float(totals[last]),
             sum_increase=float(sum_increase[last]),
             sum_decrease=float(sum_decrease[last]),
             min_increase=float(min_increase[last]),
@@ -134,8 +138,14 @@ class PageHinkley:
         return Detection(last, -1, self.state.count - count_at_max)
 
     def _faded_cumsum(self, start: float, increments: np.ndarray) -> np.ndarray:
-        """s[t] = alpha * s[t-1] + increments[t], with s[-1] = start."""
+        """s[t] = alpha * s[t-1] + increments[t], with s[-1] = start (batch-invariant to the bit
+        for alpha = 1, the default; the faded form rounds differently at batch edges)."""
         if self.alpha == 1:
-            return start + np.cumsum(increments)
+            return _carried_cumsum(start, increments)
         powers = self.alpha ** np.arange(len(increments), dtype=np.float64)
         return powers * (self.alpha * start + np.cumsum(increments / powers))
+
+
+def _carried_cumsum(start: float, increments: np.ndarray) -> np.ndarray:
+    """start + increments[0], then + increments[1], ...: summed in that order."""
+    return np.cumsum(np.concatenate(((start,), increments)))[1:]

@@ -29,8 +29,7 @@ from typing import Any
 import numpy as np
 
 from detector.monitors.binary import MIN_DDM_ERRORS, binary_state, load_binary_state, make_binary_detectors, update_binary
-from detector.monitors.decay import decay_weights
-from detector.monitors.detectors import BlockCarry, Hit, StatisticStream, complete_blocks
+from detector.monitors.detectors import Hit, StatisticStream, complete_blocks
 from detector.monitors.page_hinkley import PageHinkley
 from detector.monitors.reference import CategoricalReference, NumericReference
 
@@ -168,10 +167,11 @@ class SignalMonitor:
         self.category_index: dict[str, int] = {}
         self.levels: dict[str, tuple[float, float]] = {}  # statistic -> (reference mean, variance)
         self.streams: dict[str, StatisticStream] = {}
-        self.raw_carry = (BlockCarry(), BlockCarry())
+        self.raw_carry = np.empty(0)  # raw values of the unfinished block
         self.block_source = (0, -1)  # (topic code, offset) of the first value of the open block
         self.history = BlockHistory(self.statistics, 2 * config.window_blocks)
-        self.recent_counts = np.zeros(0)  # decayed category counts, categorical only
+        self.recent_codes = np.empty(0, dtype=np.int64)  # the last resolve_window_events category codes
+        self.codes_in_play: tuple[int, np.ndarray] | None = None  # (position of the first, codes) while deciding a chunk
         self.drift: Drift | None = None
         self.deferred: Deferred | None = None
         self.cooldown_until = 0
@@ -230,7 +230,6 @@ class SignalMonitor:
             self.reference = reference
             self.category_index = reference.index()
             self.novelty_reference = NumericReference.binary(reference.novelty_rate)
-            self.recent_counts = np.zeros(len(reference.categories) + 1)
         else:
             self.reference = NumericReference.fit(np.asarray(self.sample, dtype=np.float64), cfg.reference_bins)
         in_sample = self._statistic_values(self.sample)
@@ -239,7 +238,8 @@ class SignalMonitor:
         if self.with_binary:
             self.binary = make_binary_detectors(cfg.per_detector_rate, len(self.sample), int(np.sum(self.sample)))
         self.sample = []
-        self.raw_carry = (BlockCarry(), BlockCarry())
+        self.raw_carry = np.empty(0)
+        self.recent_codes = np.empty(0, dtype=np.int64)
         self.history = BlockHistory(self.statistics, 2 * cfg.window_blocks)
 
     def _new_stream(self) -> StatisticStream:
@@ -284,8 +284,8 @@ class SignalMonitor:
         if self.binary:
             hits += [(hit.index, "location", hit) for hit in update_binary(self.binary, np.asarray(chunk))]
         self._record_blocks(chunk, block_means, ends, sources, start)
-        if codes is not None:
-            self._track_categories(codes)
+        # Category codes of the window before this chunk, then the chunk's, while deciding it.
+        self.codes_in_play = (self.seen - len(self.recent_codes), np.concatenate((self.recent_codes, codes))) if codes is not None else None
 
         transitions = self._decide(hits, ends, start, sources)
         self.seen += len(chunk)
@@ -294,6 +294,9 @@ class SignalMonitor:
             transitions.append(self._resolved(end - 1, self.seen - 1, "rebaselined", sources))
             self.reference = None  # learn a new one from the next values
             self.streams = {}
+        if self.codes_in_play is not None:
+            self.recent_codes = self.codes_in_play[1][-self.config.resolve_window_events :]
+            self.codes_in_play = None
         self.history.trim()
         return transitions
 
@@ -333,11 +336,9 @@ class SignalMonitor:
         self, chunk: np.ndarray | Sequence[Any], block_means: dict[str, np.ndarray], ends: np.ndarray, sources: SourceRefs, start: int
     ) -> None:
         """Append completed blocks to the history (raw sums only for numbers)."""
-        size = self.config.block_events
         raw = np.asarray(chunk, dtype=np.float64) if self.kind is not SignalKind.categorical else np.zeros(len(chunk))
-        raw_sums, _, carry_sum = complete_blocks(raw, self.raw_carry[0], size)
-        raw_sumsq, _, carry_sq = complete_blocks(raw * raw, self.raw_carry[1], size)
-        self.raw_carry = (carry_sum, carry_sq)
+        blocks, _, self.raw_carry = complete_blocks(raw, self.raw_carry, self.config.block_events)
+        raw_sums, raw_sumsq = blocks.sum(axis=1), (blocks * blocks).sum(axis=1)
         if self.block_source[1] < 0 and len(chunk):
             self.block_source = (int(sources.topic_codes[start]), int(sources.offsets[start]))
         if not len(ends):
@@ -357,30 +358,21 @@ class SignalMonitor:
     def _in_band(self, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """For each block just completed (the last len(ends) rows of the history): does a full
         window end there, and is every statistic's mean over it within its band around the
-        reference level?"""
+        reference level? Each window is summed on its own, so the answer does not depend on how
+        much history happened to be kept."""
         fresh = len(ends)
         window = self.config.window_blocks
-        full = np.ones(fresh, dtype=bool)
+        available = len(self.history.rows)
+        full = np.arange(available - fresh, available) + 1 >= window
         inside = np.ones(fresh, dtype=bool)
         for name in self.statistics:
-            column = self.history.column(name)
-            cumulative = np.concatenate(([0.0], np.cumsum(column)))
-            last = np.arange(len(column) - fresh, len(column)) + 1
-            first = np.maximum(last - window, 0)
-            means = (cumulative[last] - cumulative[first]) / np.maximum(last - first, 1)
-            level, variance = self.levels[name]
-            half_width = BAND_SIGMAS * np.sqrt(
-                variance / self.config.resolve_window_events + variance / self.config.warmup_events
-            )
-            inside &= np.abs(means - level) <= half_width
-            full &= last - first >= window
-        return full, inside
-
-    def _track_categories(self, codes: np.ndarray) -> None:
-        decay = 1.0 - 1.0 / self.config.resolve_window_events
-        self.recent_counts = self.recent_counts * decay ** len(codes) + np.bincount(
-            codes, weights=decay_weights(len(codes), decay), minlength=len(self.recent_counts)
-        )
+            column = self.history.column(name)[max(0, available - fresh - window + 1) :]
+            if len(column) >= window:
+                means = np.lib.stride_tricks.sliding_window_view(column, window).sum(axis=1)[-fresh:] / window
+                level, variance = self.levels[name]
+                half_width = BAND_SIGMAS * np.sqrt(variance / self.config.resolve_window_events + variance / self.config.warmup_events)
+                inside[-len(means) :] &= np.abs(means - level) <= half_width
+        return full, inside & full
 
     # -- alerts' evidence ---------------------------------------------------------------
 
@@ -394,7 +386,7 @@ class SignalMonitor:
         evidence = {
             "reference": self.reference_summary(),
             "before": self._summarise(before),
-            "after": self._summarise(after) | self._current_shares(),
+            "after": self._summarise(after) | self._shares_at(position),
             "window": {
                 "events": int(position - change_start),
                 "partition": sources.partition,
@@ -409,10 +401,10 @@ class SignalMonitor:
         assert self.drift is not None
         drift, self.drift = self.drift, None
         self.cooldown_until = position + 1 + self.config.cooldown_events
-        window = self.history.rows[-self.config.window_blocks :]
+        window = self.history.between(-1, position)[-self.config.window_blocks :]
         evidence = {
             "reference": self.reference_summary(),
-            "after": self._summarise(window) | self._current_shares(),
+            "after": self._summarise(window) | self._shares_at(position),
             "window": {
                 "events": int(position - drift.started_at),
                 "partition": sources.partition,
@@ -443,14 +435,16 @@ class SignalMonitor:
             summary[f"pit_{name}"] = float(self.history.column(name, rows).mean())
         return summary
 
-    def _current_shares(self) -> dict[str, Any]:
-        if self.kind is not SignalKind.categorical or not self.recent_counts.sum():
+    def _shares_at(self, position: int) -> dict[str, Any]:
+        """Shares of the top categories over the last resolve_window_events values up to `position`."""
+        if self.codes_in_play is None or not isinstance(self.reference, CategoricalReference):
             return {}
-        assert isinstance(self.reference, CategoricalReference)
-        shares = self.recent_counts / self.recent_counts.sum()
+        first, codes = self.codes_in_play
+        window = codes[: position - first + 1][-self.config.resolve_window_events :]
+        counts = np.bincount(window, minlength=len(self.reference.categories) + 1)
         names = [*self.reference.categories, "(other)"]
-        top = np.argsort(-shares, kind="stable")[:5]
-        return {"top_categories": {names[i]: round(float(shares[i]), 4) for i in top}}
+        top = np.argsort(-counts, kind="stable")[:5]
+        return {"top_categories": {names[i]: round(float(counts[i] / len(window)), 4) for i in top}}
 
     def reference_summary(self) -> dict[str, Any]:
         if isinstance(self.reference, CategoricalReference):
@@ -498,10 +492,10 @@ class SignalMonitor:
             "streams": {name: stream.to_state() for name, stream in self.streams.items()},
             "with_binary": self.with_binary,
             "binary": {name: binary_state(detector) for name, detector in self.binary.items()},
-            "raw_carry": [[c.total, c.count] for c in self.raw_carry],
+            "raw_carry": self.raw_carry,
             "block_source": list(self.block_source),
             "history": self.history.rows,
-            "recent_counts": self.recent_counts,
+            "recent_codes": self.recent_codes,
             "drift": [self.drift.started_at, self.drift.statistic, self.drift.detector] if self.drift else None,
             "cooldown_until": self.cooldown_until,
             "deferred": [self.deferred.statistic, self.deferred.detector, self.deferred.change_start] if self.deferred else None,
@@ -529,12 +523,11 @@ class SignalMonitor:
             signal.binary = make_binary_detectors(config.per_detector_rate, config.warmup_events, errors)
             for name, detector_state in state["binary"].items():
                 load_binary_state(signal.binary[name], detector_state)
-        (t0, c0), (t1, c1) = state["raw_carry"]
-        signal.raw_carry = (BlockCarry(float(t0), int(c0)), BlockCarry(float(t1), int(c1)))
+        signal.raw_carry = np.asarray(state["raw_carry"], dtype=np.float64)
         signal.block_source = (int(state["block_source"][0]), int(state["block_source"][1]))
         rows = np.asarray(state["history"], dtype=np.float64)
         signal.history.rows = rows.reshape(-1, len(signal.history.columns))
-        signal.recent_counts = np.asarray(state["recent_counts"], dtype=np.float64)
+        signal.recent_codes = np.asarray(state["recent_codes"], dtype=np.int64)
         if state["drift"] is not None:
             started_at, statistic, detector = state["drift"]
             signal.drift = Drift(int(started_at), str(statistic), str(detector))

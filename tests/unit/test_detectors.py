@@ -28,7 +28,7 @@ def test_a_flat_run_then_a_change_decides_as_if_every_value_was_fed(flat_value: 
         for start in range(0, len(values), batch):
             found, _, _ = s.update(values[start : start + batch])
             hits += [(start + h.index, h.detector) for h in found]
-        results.append((hits, s.page_hinkley.state, s.adwin.adwin.width, s.adwin.adwin.estimation, s.adwin.carry))
+        results.append((hits, s.page_hinkley.state, s.adwin.adwin.width, s.adwin.adwin.estimation, s.adwin.carry.tolist()))
     assert results[0] == results[1]
     assert results[0][0], "the change after the flat run must be detected"
 

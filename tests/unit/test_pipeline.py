@@ -36,6 +36,15 @@ def test_a_feature_shift_raises_the_right_alert() -> None:
     assert result.events["predictions", "fraud"] == 12_000
 
 
+@pytest.mark.parametrize("size", [1, 333, 5000])
+def test_published_alerts_do_not_depend_on_batching(size: int) -> None:
+    simulator = Simulator(seed=6, injections=(Injection("mean_shift", "amount", start=3000, length=3000), Injection("category_mix", "country", start=8000)))
+    batch = messages(simulator.events(12_000))
+    whole = [a.encode("g") for a in run(Pipeline(load_settings(None)), batch, size=12_000).alerts]
+    assert len(whole) >= 3
+    assert [a.encode("g") for a in run(Pipeline(load_settings(None)), batch, size=size).alerts] == whole
+
+
 def test_a_stationary_stream_raises_nothing() -> None:
     result = run(Pipeline(load_settings(None)), messages(Simulator(seed=4).events(60_000)), size=5000)
     assert result.alerts == []

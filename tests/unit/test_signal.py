@@ -152,14 +152,17 @@ def test_nothing_fires_during_warm_up() -> None:
 
 
 @pytest.mark.parametrize("batch", [1, 97, 1000, 7777])
-def test_decisions_do_not_depend_on_batch_boundaries(batch: int) -> None:
+def test_decisions_and_evidence_do_not_depend_on_batch_boundaries(batch: int) -> None:
     rng = np.random.default_rng(99)
     values = rng.normal(0, 1, 24_000)
     values[4000:9000] += 1.0
     values[15_000:] *= 2.0
-    reference = [(p, t.kind, t.statistic, t.detector, t.reason) for p, t in observe(SignalKind.numeric, values, batch=24_000)]
-    assert len(reference) >= 3
-    assert [(p, t.kind, t.statistic, t.detector, t.reason) for p, t in observe(SignalKind.numeric, values, batch=batch)] == reference
+    categories = rng.choice(["a", "b", "c"], 24_000, p=[0.6, 0.3, 0.1]).tolist()
+    categories[12_000:] = rng.choice(["a", "b", "c"], 12_000, p=[0.2, 0.3, 0.5]).tolist()
+    for kind, stream in ((SignalKind.numeric, values), (SignalKind.categorical, categories)):
+        whole = [(p, t.kind, t.statistic, t.detector, t.reason, t.evidence) for p, t in observe(kind, stream, batch=24_000)]
+        assert whole
+        assert [(p, t.kind, t.statistic, t.detector, t.reason, t.evidence) for p, t in observe(kind, stream, batch=batch)] == whole
 
 
 def test_evidence_names_the_offset_range() -> None:
