@@ -329,11 +329,14 @@ class EventStream(ABC):
     def _side_effects(self, injection: Injection) -> list[str]:
         """Monitors that may also alert, as a consequence of the injection."""
         target = injection.target
+        outputs = [*OUTPUT_EFFECTS, *(f"performance.recall.{name}" for name in self.class_names)]
         effects: list[str] = []
         if injection.scenario == "prior_shift":
-            effects = [f"feature.{name}" for name in self.model_inputs] + list(OUTPUT_EFFECTS)
+            effects = [f"feature.{name}" for name in self.model_inputs] + outputs
         elif injection.scenario in COVARIATE + SCHEMA and target in self.model_inputs:
-            effects = list(OUTPUT_EFFECTS)
+            effects = outputs
+        elif injection.scenario == "concept_drift":
+            effects = [f"performance.recall.{name}" for name in self.class_names]
         if injection.scenario == "field_rename":
             effects = [f"quality.missing.{target}", *effects]
         elif injection.scenario == "field_missing":
