@@ -1,0 +1,98 @@
+"""`python -m detector.bench`: every sub-command runs at its tiny size (`--quick`) and prints the
+header and tables it promises. Figures are not checked: benchmarks are not timed tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from detector.bench import peers
+from detector.bench.__main__ import main
+
+
+def bench(capsys: pytest.CaptureFixture[str], *args: str) -> str:
+    assert main(list(args)) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"Command: `python -m detector.bench {' '.join(args)}`")
+    assert "Date: " in out and "Machine: nproc " in out and "numpy " in out and "river " in out
+    return out
+
+
+def table_rows(out: str, first_header: str) -> list[list[str]]:
+    """Cells of the rows of the Markdown table whose first header cell is `first_header`."""
+    lines = out.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(f"| {first_header} |"))
+    rows = []
+    for line in lines[start + 2 :]:
+        if not line.startswith("|"):
+            break
+        rows.append([cell.strip() for cell in line.strip("|").split("|")])
+    return rows
+
+
+def test_throughput_measures_core_end_to_end_and_baseline(capsys: pytest.CaptureFixture[str]) -> None:
+    out = bench(capsys, "throughput", "--quick")
+    rows = table_rows(out, "measurement")
+    assert [row[0] for row in rows] == [
+        "detector core, in-process", "baseline: consume + orjson.loads", "end to end, exactly_once", "end to end, at_least_once",
+    ]
+    assert all(float(row[3].replace(",", "")) > 0 for row in rows)
+
+
+def test_throughput_core_only_skips_the_broker(capsys: pytest.CaptureFixture[str]) -> None:
+    rows = table_rows(bench(capsys, "throughput", "--quick", "--core-only"), "measurement")
+    assert [row[0] for row in rows] == ["detector core, in-process"]
+
+
+def test_memory_reports_bytes_per_model_and_state_size(capsys: pytest.CaptureFixture[str]) -> None:
+    rows = table_rows(bench(capsys, "memory", "--quick"), "models")
+    assert [(row[0], row[1], row[2]) for row in rows] == [("10", "5", "yes"), ("20", "5", "no")]
+    assert all(float(row[6]) > 0 and float(row[8]) > 0 for row in rows)
+
+
+def test_calibrate_prints_fits_budget_check_and_constants(capsys: pytest.CaptureFixture[str]) -> None:
+    out = bench(capsys, "calibrate", "--quick")
+    assert "gives river's alarms on the same 30,000 values: True" in out
+    assert table_rows(out, "delta")[-1][1] == "fit"
+    assert table_rows(out, "budget /M events")[0][0] == "100"
+    assert "PAGE_HINKLEY_INTERCEPTS = {0.05: " in out and "ADWIN_RATE_PER_BLOCK = " in out and "ADWIN_RATE_EXPONENT = " in out
+
+
+def test_quality_covers_every_family_and_change(capsys: pytest.CaptureFixture[str]) -> None:
+    out = bench(capsys, "quality", "--quick")
+    changes = table_rows(out, "family")
+    families = ["normal", "lognormal", "student_t2", "poisson", "bimodal", "categorical"]
+    assert sorted({row[0] for row in changes}) == sorted(families)
+    assert len(changes) == 5 * 4 + 3  # no spread change for categories
+    stationary = table_rows(out.split("### Stationary")[1], "family")
+    assert [row[0] for row in stationary] == families
+    assert "### Targets" in out
+
+
+def test_peers_runs_streamdrift_and_labels_recorded_figures_without_installing(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    out = bench(capsys, "peers", "--quick", "--no-install", "--venv", str(tmp_path / "absent"))
+    tools = [row[0] for row in table_rows(out, "tool")]
+    assert tools[0] == "streamdrift core (this run)"
+    assert all("recorded" in tool for tool in tools[1:]) and len(tools) == 3
+    assert "NannyML not run: no NannyML in" in out
+    assert not (tmp_path / "absent").exists()
+
+
+def test_peers_data_has_the_shift_where_it_is_described(tmp_path: Path) -> None:
+    sizes = peers.QUICK
+    peers.write_data(sizes, tmp_path / "data.npz")
+    data = np.load(tmp_path / "data.npz")
+    names = [str(n) for n in data["names"]]
+    assert len(names) == 23 and [str(n) for n in data["categorical"]] == ["c0", "c1", "c2"]
+    assert all(len(data[f"analysis.{n}"]) == sizes.analysis and len(data[f"reference.{n}"]) == sizes.reference for n in names)
+    shifted = data[f"analysis.{peers.SHIFTED}"]
+    sd = data[f"reference.{peers.SHIFTED}"].std()
+    moved = shifted[sizes.change :].mean() - shifted[: sizes.change].mean()
+    assert 0.35 * sd < moved < 0.65 * sd
+
+
+def test_no_sub_command_prints_help_and_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([]) == 2
+    assert "throughput" in capsys.readouterr().out
