@@ -32,9 +32,9 @@ class StateStore:
         """Queue one checkpoint of a partition: changed models, then the closing record."""
         written = 0
         for monitor in models:
-            key, value = self.codec.model_record(partition, offsets, monitor.name, monitor.to_state())
-            outputs.send(self.topic, key, value, partition=partition)
-            written += len(value)
+            for key, value in self.codec.model_records(partition, offsets, monitor.name, monitor.to_state()):
+                outputs.send(self.topic, key, value, partition=partition)
+                written += len(value)
         key, value = self.codec.checkpoint_record(partition, offsets)
         outputs.send(self.topic, key, value, partition=partition)
         return written + len(value)
@@ -82,4 +82,4 @@ class StateStore:
                         records[message.partition()].append(record)
         finally:
             consumer.close()
-        return {p: select(records.get(p, [])) for p in wanted}
+        return {p: select(records.get(p, []), self.codec.decode) for p in wanted}

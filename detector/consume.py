@@ -287,8 +287,9 @@ class Service:
                 offset = committed.get((topic, p), -1001)
                 if checkpoint and checkpoint.offsets is not None and topic in checkpoint.offsets:
                     resume = checkpoint.offsets[topic]
-                    if offset >= 0 and resume != offset:
-                        log.warning("%s[%d]: state covers offset %d, committed offset is %d: resuming at %d", topic, p, resume, offset, resume)
+                    if resume != offset:
+                        if offset >= 0:
+                            log.warning("%s[%d]: state covers offset %d, committed offset is %d: resuming at %d", topic, p, resume, offset, resume)
                         self.progressed.add(p)  # commit the resume point even if no new event comes
                     offset = resume
                 if offset >= 0:

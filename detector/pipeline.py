@@ -14,6 +14,7 @@ from typing import Protocol
 
 from detector.alerts import Alert
 from detector.events import Decoder, Event, Invalid, Source
+from detector.monitors.labels import PendingBudget
 from detector.monitors.model import ModelMonitor
 from detector.settings import Settings
 
@@ -90,6 +91,7 @@ class Pipeline:
             custom_models=[name for name, model in settings.models.items() if model.fields],
         )
         self.partitions: dict[int, PartitionState] = {}
+        self.pending_budget = PendingBudget(settings.limits.max_pending_labels_total)
 
     @property
     def model_count(self) -> int:
@@ -100,12 +102,15 @@ class Pipeline:
             self.partitions.setdefault(partition, PartitionState(partition))
 
     def install(self, partition: int, models: dict[str, ModelMonitor]) -> None:
-        """Own `partition` with these (restored) model monitors."""
+        """Own `partition` with these (restored) model monitors, replacing any it had."""
+        self.revoke([partition])
         self.partitions[partition] = PartitionState(partition, dict(models))
 
     def new_monitor(self, model: str) -> ModelMonitor:
         settings = self.settings
-        return ModelMonitor(model, settings.model_settings(model), settings.detection_for(model), settings.limits, self.topics)
+        return ModelMonitor(
+            model, settings.model_settings(model), settings.detection_for(model), settings.limits, self.topics, self.pending_budget
+        )
 
     def revoke(self, partitions: Iterable[int]) -> list[str]:
         """Drop the state of partitions this process no longer owns; return their models."""
@@ -114,6 +119,8 @@ class Pipeline:
             state = self.partitions.pop(partition, None)
             if state is not None:
                 dropped += list(state.models)
+                for monitor in state.models.values():
+                    monitor.performance.join.release()
         return dropped
 
     def models(self) -> Iterable[ModelMonitor]:

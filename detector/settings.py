@@ -201,7 +201,10 @@ class LimitSettings(Strict):
     max_model_name_length: int = Field(200, ge=1, le=10_000)
     max_category_length: int = Field(200, ge=1, description="longer categorical values are truncated")
     max_pending_labels: int = Field(
-        100_000, ge=1, description="predictions waiting for a label, per model (about 150 bytes each); the oldest go first"
+        50_000, ge=1, description="predictions waiting for a label, per model (about 350 bytes each); the oldest go first"
+    )
+    max_pending_labels_total: int = Field(
+        500_000, ge=1, description="predictions waiting for a label in the whole process; beyond it new ones are not kept"
     )
     max_waiting_labels: int = Field(10_000, ge=1, description="labels waiting for their prediction, per model")
     max_recall_classes: int = Field(10, ge=0, description="classes with their own recall monitor, per model")

@@ -5,7 +5,9 @@ partition p. Each checkpoint writes one record per model that saw events since t
 (key `model:<name>`) and then a `checkpoint` record naming the input offsets the state covers.
 Every record carries those offsets. On restore the newest checkpoint record wins, and each
 model takes its newest record that the checkpoint covers: records of a checkpoint that never
-completed are ignored.
+completed are ignored. A model record larger than `PART_BYTES` (a wide model, or a long label
+join buffer) is written as parts `model:<name>#<i>` carrying the same offsets and the part
+count; restore reassembles complete sets only, so no record outgrows the broker's limit.
 
 Format (version 1): `SDS\\x01`, then a 32-byte HMAC-SHA256 when a signing key is configured,
 then zlib-compressed JSON: {"type", "group", "partition", "offsets", "model"?, "state"?}. Decoding
@@ -15,10 +17,12 @@ state topic can still change what the detector remembers; a signing key stops th
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import hmac
 import zlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +32,7 @@ MAGIC = b"SDS\x01"
 CHECKPOINT_KEY = b"checkpoint"
 MODEL_KEY_PREFIX = b"model:"
 MAX_DECODED_BYTES = 64 * 1024 * 1024
+PART_BYTES = 400_000  # encoded model records above this are split (Kafka's default limit is 1 MB)
 _MAC_BYTES = 32
 
 
@@ -37,12 +42,13 @@ class StateError(ValueError):
 
 @dataclass(frozen=True)
 class StateRecord:
-    type: str  # "model" or "checkpoint"
+    type: str  # "model", "part" or "checkpoint"
     group: str  # consumer group that wrote it
     partition: int
     offsets: dict[str, int]  # input topic -> next offset the state covers
     model: str | None = None
     state: dict[str, Any] | None = None
+    part: tuple[int, int, bytes] | None = None  # (index, count, piece of an encoded model record)
 
     def covered_by(self, offsets: dict[str, int]) -> bool:
         return all(offset <= offsets.get(topic, -1) for topic, offset in self.offsets.items())
@@ -55,10 +61,18 @@ class StateCodec:
         self.group = group
         self.signing_key = signing_key
 
-    def model_record(self, partition: int, offsets: dict[str, int], model: str, state: dict[str, Any]) -> tuple[bytes, bytes]:
-        """(key, value) of a model's state."""
-        body = {"type": "model", "group": self.group, "partition": partition, "offsets": offsets, "model": model, "state": state}
-        return MODEL_KEY_PREFIX + model.encode(), self._encode(body)
+    def model_records(self, partition: int, offsets: dict[str, int], model: str, state: dict[str, Any]) -> list[tuple[bytes, bytes]]:
+        """(key, value) of a model's state: one record, or parts of it when it is large."""
+        key = MODEL_KEY_PREFIX + model.encode()
+        head = {"group": self.group, "partition": partition, "offsets": offsets, "model": model}
+        value = self._encode({"type": "model", **head, "state": state})
+        if len(value) <= PART_BYTES:
+            return [(key, value)]
+        pieces = [value[start : start + PART_BYTES] for start in range(0, len(value), PART_BYTES)]
+        return [
+            (key + b"#%d" % index, self._encode({"type": "part", **head, "index": index, "count": len(pieces), "data": base64.b64encode(piece).decode()}))
+            for index, piece in enumerate(pieces)
+        ]
 
     def checkpoint_record(self, partition: int, offsets: dict[str, int]) -> tuple[bytes, bytes]:
         """(key, value) closing a checkpoint of one partition."""
@@ -90,10 +104,11 @@ class StateCodec:
                 offsets={str(topic): int(offset) for topic, offset in body["offsets"].items()},
                 model=str(body["model"]) if body.get("model") is not None else None,
                 state=body.get("state"),
+                part=(int(body["index"]), int(body["count"]), base64.b64decode(body["data"], validate=True)) if body["type"] == "part" else None,
             )
-        except (zlib.error, orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
+        except (zlib.error, orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError, binascii.Error) as exc:
             raise StateError(f"malformed state record: {exc}") from None
-        if record.type not in ("model", "checkpoint") or (record.type == "model" and not isinstance(record.state, dict)):
+        if record.type not in ("model", "part", "checkpoint") or (record.type == "model" and not isinstance(record.state, dict)):
             raise StateError(f"malformed state record of type {record.type!r}")
         return record
 
@@ -106,15 +121,27 @@ class RestoredPartition:
     models: dict[str, dict[str, Any]]
 
 
-def select(records: Iterable[StateRecord]) -> RestoredPartition:
-    """The newest complete checkpoint among one partition's records, in log order."""
+def select(records: Iterable[StateRecord], decode: Callable[[bytes], StateRecord]) -> RestoredPartition:
+    """The newest complete checkpoint among one partition's records, in log order; `decode`
+    turns a reassembled model record (from its parts) back into a record."""
     records = list(records)
     checkpoints = [r for r in records if r.type == "checkpoint"]
     if not checkpoints:
         return RestoredPartition(None, {})
     offsets = checkpoints[-1].offsets
     models: dict[str, dict[str, Any]] = {}
+    pieces: dict[tuple[str, tuple[tuple[str, int], ...]], dict[int, bytes]] = {}
     for record in records:
-        if record.type == "model" and record.covered_by(offsets) and record.model is not None and record.state is not None:
+        if record.model is None or not record.covered_by(offsets):
+            continue
+        if record.type == "model" and record.state is not None:
             models[record.model] = record.state
+        elif record.type == "part" and record.part is not None:
+            index, count, piece = record.part
+            found = pieces.setdefault((record.model, tuple(sorted(record.offsets.items()))), {})
+            found[index] = piece
+            if len(found) == count and set(found) == set(range(count)):
+                whole = decode(b"".join(found[i] for i in range(count)))
+                if whole.type == "model" and whole.state is not None and whole.model == record.model:
+                    models[record.model] = whole.state
     return RestoredPartition(offsets, models)

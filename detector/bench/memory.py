@@ -78,7 +78,7 @@ def measure(models: int, feature_count: int, ids: bool, events_per_model: int) -
     after = rss_bytes()
     sample = list(monitors.values())[:10]
     codec = StateCodec("bench")
-    state = sum(len(codec.model_record(0, {"predictions": 0}, m.name, m.to_state())[1]) for m in sample) / len(sample)
+    state = sum(len(value) for m in sample for _, value in codec.model_records(0, {"predictions": 0}, m.name, m.to_state())) / len(sample)
     assert all(not s.learning for m in sample for s in m.signals.values()), "a monitor is still in warm-up"
     return Footprint(models, feature_count, ids, len(sample[0].signals), before, after, int(state))
 

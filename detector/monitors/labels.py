@@ -13,7 +13,8 @@ percentile, at least `min_maturity`) unless configured. The `quality.labels` mon
 that 0/1 stream: when labels stop, it turns to zeros one maturity age later.
 
 `sample_rate` < 1 keeps only predictions whose id hashes below the rate (labels are matched
-the same way), which bounds memory for long label delays at high traffic.
+the same way), which bounds memory for long label delays at high traffic. Memory is bounded
+per model (`max_pending`) and per process (a `PendingBudget` shared by all models' joins).
 """
 
 from __future__ import annotations
@@ -55,7 +56,24 @@ class JoinOutcome:
     late: int = 0  # labels whose prediction had already expired
 
 
-@dataclass
+class PendingBudget:
+    """How many predictions all the models of a process may keep waiting for labels."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+
+    def take(self) -> bool:
+        if self.used >= self.limit:
+            return False
+        self.used += 1
+        return True
+
+    def give(self, count: int = 1) -> None:
+        self.used -= count
+
+
+@dataclass(slots=True)
 class Pending:
     prediction: Any
     score: float | None
@@ -75,7 +93,9 @@ class LabelJoin:
         warmup: int,
         maturity_ms: int | None,
         min_maturity_ms: int,
+        budget: PendingBudget | None = None,
     ) -> None:
+        self.budget = budget or PendingBudget(max_pending)
         self.ttl_ms, self.wait_ms = ttl_ms, wait_ms
         self.max_pending, self.max_waiting = max_pending, max_waiting
         self.sample_threshold = int(sample_rate * _SAMPLE_BUCKETS)
@@ -124,8 +144,11 @@ class LabelJoin:
         if identifier in self.pending:
             return  # a duplicate prediction: the first one stands
         if len(self.pending) >= self.max_pending:
-            self.pending.popitem(last=False)
+            self.pending.popitem(last=False)  # the oldest goes: the budget's count is unchanged
             outcome.evicted += 1
+        elif not self.budget.take():
+            outcome.evicted += 1  # the process's budget is spent: not kept
+            return
         self.pending[identifier] = Pending(event.prediction, event.score, event.confidence, event.ts_ms)
         self.to_mature.append((event.ts_ms, identifier))
         self.to_expire.append((event.ts_ms, identifier))
@@ -135,6 +158,7 @@ class LabelJoin:
         assert identifier is not None
         pending = self.pending.pop(identifier, None)
         if pending is not None:
+            self.budget.give()
             self._join(row, pending, event.label, event.ts_ms, outcome)
         elif identifier in self.expired_ids:
             del self.expired_ids[identifier]
@@ -168,6 +192,7 @@ class LabelJoin:
                 outcome.matured.append((row, 0.0))
         for identifier in self._passed(self.to_expire, self.ttl_ms):
             del self.pending[identifier]
+            self.budget.give()
             outcome.expired += 1
             self._remember_expired(identifier)
         while self.waiting:
@@ -186,6 +211,11 @@ class LabelJoin:
             if pending is not None and pending.ts_ms == ts:
                 passed.append(identifier)
         return passed
+
+    def release(self) -> None:
+        """Give this join's waiting predictions back to the process budget (its model leaves)."""
+        self.budget.give(len(self.pending))
+        self.pending.clear()
 
     def _remember_expired(self, identifier: str) -> None:
         self.expired_ids[identifier] = None
@@ -218,10 +248,12 @@ class LabelJoin:
         self.maturity_ms = None if state["maturity_ms"] is None else int(state["maturity_ms"])
         self.early_delays = [int(d) for d in state["early_delays"]]
         p = state["pending"]
+        self.budget.give(len(self.pending))
         self.pending = OrderedDict(
             (str(i), Pending(pred, score, confidence, int(ts), bool(matured)))
             for i, pred, score, confidence, ts, matured in zip(p["ids"], p["predictions"], p["scores"], p["confidences"], p["ts"], p["matured"])
         )
+        self.budget.used += len(self.pending)  # restored as they were, even past the limit
         self.to_expire = deque((entry.ts_ms, identifier) for identifier, entry in self.pending.items())
         self.to_mature = deque((entry.ts_ms, identifier) for identifier, entry in self.pending.items() if not entry.matured)
         self.waiting = OrderedDict((str(i), (label, int(ts))) for i, label, ts in state["waiting"])

@@ -20,6 +20,7 @@ import numpy as np
 from detector.alerts import Alert
 from detector.calibration import Thresholds, detectors_for, thresholds_for_budget
 from detector.events import Event
+from detector.monitors.labels import PendingBudget
 from detector.monitors.performance import ERROR, Performance
 from detector.monitors.schema import SchemaMonitor
 from detector.monitors.signal import Columns, SignalConfig, SignalKind, SignalMonitor, SourceRefs, Transition
@@ -104,6 +105,7 @@ class ModelMonitor:
         detection: DetectionSettings,
         limits: LimitSettings,
         topics: tuple[str, ...],
+        pending_budget: PendingBudget | None = None,
     ) -> None:
         self.name = name
         self.settings = settings
@@ -119,7 +121,7 @@ class ModelMonitor:
         self.mistyped_features: set[str] = set()  # reported as a schema change once
         self.feature_overflow = 0  # features not monitored because of the cap
         self.schema = SchemaMonitor(detection.warmup_events, detection.resolve_window_events, detection.cooldown_events)
-        self.performance = Performance(settings, limits, detection.warmup_events, detection.resolve_window_events)
+        self.performance = Performance(settings, limits, detection.warmup_events, detection.resolve_window_events, pending_budget)
         self.version: str | None = None
         self.events_seen = 0
 

@@ -27,7 +27,7 @@ import numpy as np
 
 from detector.events import Event
 from detector.monitors.decay import DecayedMean
-from detector.monitors.labels import Joined, LabelJoin
+from detector.monitors.labels import Joined, LabelJoin, PendingBudget
 from detector.monitors.signal import Columns, SignalKind
 from detector.settings import LimitSettings, ModelSettings
 
@@ -61,7 +61,7 @@ def _class_text(value: Any) -> str:
 
 
 class Performance:
-    def __init__(self, settings: ModelSettings, limits: LimitSettings, warmup: int, window: int) -> None:
+    def __init__(self, settings: ModelSettings, limits: LimitSettings, warmup: int, window: int, budget: PendingBudget | None = None) -> None:
         self.join = LabelJoin(
             ttl_ms=int(settings.label_ttl_seconds * 1000),
             wait_ms=int(settings.label_wait_seconds * 1000),
@@ -71,6 +71,7 @@ class Performance:
             warmup=warmup,
             maturity_ms=int(settings.label_maturity_seconds * 1000) if settings.label_maturity_seconds else None,
             min_maturity_ms=_MIN_MATURITY_MS,
+            budget=budget,
         )
         self.max_recall_classes = limits.max_recall_classes
         decay = 1.0 - 1.0 / window

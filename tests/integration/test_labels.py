@@ -86,3 +86,19 @@ def test_the_join_buffer_holds_its_cap_under_a_flood_without_labels(topics: Kafk
         wait_until(lambda: re.search(evicted, scrape(port)) is not None, 20, "19,000 evictions counted")
         text = scrape(port)
     assert metric(text, "streamdrift_label_join_pending") == 1000
+
+
+def test_a_long_label_join_buffer_is_checkpointed_in_parts_and_restored(topics: KafkaNames) -> None:
+    """Tens of thousands of predictions waiting for labels make a state record far beyond the
+    broker's message limit: it is written in parts, and a restart finds every one again."""
+    waiting = [{"model": "m", "id": f"request-{i:08d}", "ts": i, "prediction": i % 2, "score": 0.7} for i in range(60_000)]
+    produce(topics.bootstrap, topics.predictions, waiting)
+    settings = topics.settings(limits={"max_pending_labels": 100_000})
+    with ServiceThread(settings) as first:
+        first.wait_processed(len(waiting))
+    assert first.error is None
+    with ServiceThread(settings) as second:
+        wait_until(lambda: bool(second.service.pipeline.model_count), 60, "the model's state restored")
+        restored = next(iter(second.service.pipeline.models()))
+        assert restored.performance.pending == 60_000
+        assert second.service.processed_events == 0

@@ -218,7 +218,8 @@ def test_state_with_labels_restores_to_identical_decisions(cut: int) -> None:
     _, whole = run(batch)
     first, before = run(batch[:cut])
     monitor = next(iter(first.models()))
-    record = StateCodec("g").decode(StateCodec("g").model_record(0, {}, monitor.name, monitor.to_state())[1])
+    (_, value), = StateCodec("g").model_records(0, {}, monitor.name, monitor.to_state())
+    record = StateCodec("g").decode(value)
     second = Pipeline(settings)
     restored = second.new_monitor("m")
     assert record.state is not None and restored.load_state(record.state)
@@ -228,3 +229,17 @@ def test_state_with_labels_restores_to_identical_decisions(cut: int) -> None:
         after.alerts += second.process(batch[start : start + 2000]).alerts
     key = lambda a: (a.monitor, a.kind, a.topic, a.offset, a.detector)  # noqa: E731
     assert [key(a) for a in before.alerts + after.alerts] == [key(a) for a in whole.alerts]
+
+
+def test_the_process_budget_bounds_all_models_together_and_is_released_when_they_leave() -> None:
+    settings = load_settings(None, limits={"max_pending_labels": 1000, "max_pending_labels_total": 1500})
+    pipeline = Pipeline(settings)
+    pipeline.assign([0, 1])
+    flood = [messages([{"model": name, "id": f"{name}{i}", "ts": i, "prediction": 1} for i in range(1200)], partition=p) for p, name in enumerate("ab")]
+    pipeline.process(flood[0] + flood[1])
+    pending = {m.name: m.performance.pending for m in pipeline.models()}
+    assert pending == {"a": 1000, "b": 500} and pipeline.pending_budget.used == 1500
+    pipeline.revoke([0])
+    assert pipeline.pending_budget.used == 500
+    pipeline.process(messages([{"model": "b", "id": f"later{i}", "ts": 2000 + i, "prediction": 1} for i in range(800)], partition=1))
+    assert next(iter(pipeline.models())).performance.pending == 1000

@@ -11,7 +11,7 @@ import pytest
 
 from detector.pipeline import Pipeline
 from detector.settings import load_settings
-from detector.state import MAGIC, StateCodec, StateError, StateRecord, select
+from detector.state import MAGIC, PART_BYTES, StateCodec, StateError, StateRecord, select
 from producers.simulate import Injection, Simulator
 from tests.fakes import messages
 
@@ -45,7 +45,7 @@ def test_a_restored_model_decides_exactly_as_if_never_interrupted(cut: int) -> N
     before = first.process(batch[:cut]).alerts
     codec = StateCodec("g")
     monitor = next(iter(first.models()))
-    _, value = codec.model_record(0, {"predictions": cut}, monitor.name, monitor.to_state())
+    (_, value), = codec.model_records(0, {"predictions": cut}, monitor.name, monitor.to_state())
     record = codec.decode(value)
 
     second = Pipeline(settings)
@@ -108,16 +108,45 @@ def test_restore_takes_the_newest_complete_checkpoint() -> None:
         model("a", 200, 2), checkpoint(200),
         model("a", 300, 3), model("b", 300, 3),  # a checkpoint that never completed
     ]
-    restored = select(log)
+    restored = select(log, StateCodec("g").decode)
     assert restored.offsets == {"predictions": 200, "features": 0}
     assert restored.models == {"a": {"mark": 2}, "b": {"mark": 1}}
-    assert select([model("a", 1, 1)]).offsets is None
+    assert select([model("a", 1, 1)], StateCodec("g").decode).offsets is None
 
 
 def test_encoded_state_stays_small() -> None:
     pipeline = Pipeline(load_settings(None))
     pipeline.process(stream())
     monitor = next(iter(pipeline.models()))
-    _, value = StateCodec("g").model_record(0, {"predictions": 1}, monitor.name, monitor.to_state())
-    assert len(value) < 400_000, f"{len(value)} bytes for one model"
-    assert np.isfinite(len(value))
+    records = StateCodec("g").model_records(0, {"predictions": 1}, monitor.name, monitor.to_state())
+    assert len(records) == 1 and len(records[0][1]) < PART_BYTES, f"{len(records[0][1])} bytes for one model"
+
+
+def big_state() -> dict:
+    rng = np.random.default_rng(0)
+    return {"noise": rng.random(300_000).tolist()}  # about 2 MB encoded: several parts
+
+
+def test_a_large_model_record_is_written_as_parts_and_reassembled() -> None:
+    codec = StateCodec("g", b"key")
+    parts = codec.model_records(0, {"predictions": 10}, "wide", big_state())
+    assert len(parts) > 2 and all(len(value) < 1_000_000 for _, value in parts)
+    assert [key for key, _ in parts] == [b"model:wide#%d" % i for i in range(len(parts))]
+    log = [codec.decode(value) for _, value in parts] + [codec.decode(codec.checkpoint_record(0, {"predictions": 10})[1])]
+    restored = select(list(reversed(log[:-1])) + log[-1:], codec.decode)  # parts may come in any order
+    assert restored.models["wide"] == big_state()
+
+
+def test_an_incomplete_set_of_parts_is_ignored() -> None:
+    codec = StateCodec("g")
+    older = codec.model_records(0, {"predictions": 5}, "wide", {"mark": 1})
+    newer = codec.model_records(0, {"predictions": 10}, "wide", big_state())
+    checkpoint = codec.checkpoint_record(0, {"predictions": 10})[1]
+    log = [codec.decode(v) for _, v in older] + [codec.decode(v) for _, v in newer[:-1]] + [codec.decode(checkpoint)]
+    assert select(log, codec.decode).models["wide"] == {"mark": 1}
+
+
+def test_parts_are_signed() -> None:
+    parts = StateCodec("g", b"key").model_records(0, {}, "wide", big_state())
+    with pytest.raises(StateError, match="signature"):
+        StateCodec("g", b"other").decode(parts[0][1])
