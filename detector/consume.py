@@ -25,14 +25,16 @@ from prometheus_client import CollectorRegistry
 
 from detector.alerts import Alert
 from detector.checkpoint import StateStore
-from detector.delivery import AtLeastOnceOutputs, CheckpointAborted, ExactlyOnceOutputs, Outputs
+from detector.delivery import AtLeastOnceOutputs, CheckpointAborted, CommitSuperseded, ExactlyOnceOutputs, Outputs
 from detector.endpoints import HealthServer
 from detector.faults import FaultInjector
 from detector.metrics import Metrics
 from detector.pipeline import BatchResult, Pipeline
 from detector.settings import ProcessingGuarantee, Settings
 from detector.state import StateCodec
-from detector.topics import ensure_topics, wait_for_cluster
+from detector.topics import (
+    TOPIC_GONE, UNREACHABLE, ClusterRefused, ensure_topics, output_topics, partition_counts, refusal, wait_for_cluster,
+)
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +44,9 @@ AlertListener = Callable[[Alert, dict[str, Any]], None]
 # join buffers, references) every few batches: about 15% of the time on a 23-feature model.
 GC_THRESHOLDS = (100_000, 50, 100)
 CONNECTION_CHECK_S = 2.0
+# librdkafka's own log lines (a line per failed reconnect) go here, shown only at DEBUG: its errors
+# reach the detector through error_cb, which logs each outage once.
+LIBRDKAFKA_LOG = logging.getLogger("detector.librdkafka")
 COMMITTED_TIMEOUT_S = 30.0
 
 
@@ -104,14 +109,15 @@ class Service:
         """Run until a stop is requested (or `until(self)` is true); then checkpoint and close."""
         settings = self.settings
         gc.set_threshold(*GC_THRESHOLDS)
+        LIBRDKAFKA_LOG.setLevel(logging.DEBUG if log.isEnabledFor(logging.DEBUG) else logging.CRITICAL)
         self.http = HealthServer(settings.metrics.host, settings.metrics.port, self.registry, self.readiness).start()
         log.info("metrics, health and readiness on http://%s:%d/metrics", settings.metrics.host, self.http.port)
         try:
-            admin = AdminClient(settings.kafka.client_config())
-            if not wait_for_cluster(admin, settings.kafka.bootstrap_servers, self.stop_requested.is_set):
+            if not wait_for_cluster(settings.kafka.client_config(), self.stop_requested.is_set):
                 return
+            admin = AdminClient(settings.kafka.client_config())
             self.connected = True
-            outputs = [settings.topics.alerts, settings.topics.dlq] + ([settings.state_topic()] if settings.state.enabled else [])
+            outputs = output_topics(settings)
             partitions = ensure_topics(admin, settings, self.inputs, outputs)
             log.info("inputs %s have %d partitions each", ", ".join(self.inputs), partitions)
             self.outputs = self._make_outputs()  # before joining: init_transactions fences a dead predecessor
@@ -135,7 +141,6 @@ class Service:
         messages = self.consumer.consume(self.settings.batch_max_events, self.settings.batch_timeout_ms / 1000)
         good = [m for m in messages if not m.error() or self._on_consume_error(m.error())]
         if good:
-            self.connected = True
             with self.metrics.batch_seconds.time():
                 result = self.pipeline.process(good)
             self._publish(result)
@@ -145,7 +150,7 @@ class Service:
                 self.progressed.add(partition)
             self.uncommitted_events += len(good)
             self.processed_events += len(good)
-        elif not self.connected:
+        if not self.connected:  # prefetched messages can still arrive: only metadata proves the broker back
             self._check_connection()
         if self._checkpoint_due():
             self._checkpoint()
@@ -171,24 +176,54 @@ class Service:
             self.faults.reached("after_alerts")
 
     def _on_consume_error(self, error: KafkaError) -> bool:
-        """Log a consumer error; raise if it is fatal. Returns False (the message is not data)."""
+        """A consumer error: fatal ones and refusals (TLS, credentials, ACLs) raise, the rest are
+        handled as client errors. Returns False (the message is not data)."""
         if error.fatal():
             raise KafkaException(error)
-        if error.code() in (KafkaError._ALL_BROKERS_DOWN, KafkaError._TRANSPORT):
-            self.connected = False
-        log.warning("consumer: %s", error.str())
+        problem = refusal(error)
+        if problem:
+            raise ClusterRefused(f"kafka refused the consumer: {problem}")
+        self._on_client_error(error)
         return False
 
     def _check_connection(self) -> None:
-        """While disconnected and idle, ask for metadata every few seconds to notice recovery."""
+        """While disconnected and idle, ask for metadata every few seconds to notice recovery.
+
+        A topic that is gone (deleted, or lost by a broker that keeps no data) is logged and
+        counted once per loss; it is re-created when topics.create_missing allows, else the
+        process stays not ready until it exists again."""
         assert self.consumer is not None
         if time.monotonic() - self.last_connection_check < CONNECTION_CHECK_S:
             return
         self.last_connection_check = time.monotonic()
+        wanted = self.inputs + output_topics(self.settings)
         try:
-            self.consumer.list_topics(timeout=1.0)
+            present = partition_counts(self.consumer, wanted, timeout_s=1.0)
         except KafkaException:
             return
+        missing = [name for name in wanted if name not in present]
+        lost = [name for name in missing if self.registry.get_sample_value("streamdrift_topic_missing", {"topic": name}) != 1]
+        create = self.settings.topics.create_missing
+        for name in lost:
+            self.metrics.topic_losses.labels(name).inc()
+            log.warning(
+                "topic %s is gone from the cluster (deleted, or lost by a broker that keeps no data): %s", name,
+                "re-creating it (topics.create_missing); its partitions are read again from the start and their models re-learned"
+                if create else "not ready until it exists again (topics.create_missing is off)",
+            )
+        for name in missing:
+            self.metrics.topic_missing.labels(name).set(1)
+        if lost and self.outputs is not None:
+            # Whatever lost the topics (a broker without storage) lost the producer's idempotence
+            # and transaction state with them: the old producer would stall; start a fresh one.
+            self.outputs.producer.purge()
+            self.outputs = self._make_outputs()
+        if missing and create:
+            ensure_topics(AdminClient(self.settings.kafka.client_config()), self.settings, self.inputs, output_topics(self.settings))
+        elif missing:
+            return
+        for name in wanted:
+            self.metrics.topic_missing.labels(name).set(0)
         log.info("kafka is reachable again")
         self.connected = True
 
@@ -196,7 +231,7 @@ class Service:
 
     def _checkpoint_due(self) -> bool:
         s = self.settings
-        if not self.progressed:
+        if not self.progressed or not self.connected:  # a commit started against a dead coordinator can hang
             return False
         elapsed_ms = (time.monotonic() - self.last_checkpoint) * 1000
         return elapsed_ms >= s.commit_interval_ms or self.uncommitted_events >= s.commit_interval_events
@@ -222,6 +257,11 @@ class Service:
                 self.metrics.commit_failures.inc()
                 log.warning("checkpoint aborted (%s): rewinding to the last checkpoint", exc)
                 self._rewind()
+                return
+            except CommitSuperseded as exc:
+                self.metrics.commit_failures.inc()
+                log.warning("offsets not committed, the group moved on (%s): the next owner resumes from the state", exc)
+                self.progressed.clear()
                 return
             except Exception:
                 self.metrics.commit_failures.inc()
@@ -354,24 +394,38 @@ class Service:
             "session.timeout.ms": kafka.session_timeout_ms,
             "max.poll.interval.ms": kafka.max_poll_interval_ms,
             "error_cb": self._on_client_error,
+            "logger": LIBRDKAFKA_LOG,
         }
 
     def _make_outputs(self) -> Outputs:
         kafka = self.settings.kafka
-        config: dict[str, Any] = {"linger.ms": 5, **kafka.client_config(), "enable.idempotence": True, "error_cb": self._on_client_error}
+        config: dict[str, Any] = {
+            "linger.ms": 5,
+            **kafka.client_config(),
+            "enable.idempotence": True,
+            "allow.auto.create.topics": False,  # a lost topic is re-created by ensure_topics, with the right partitions
+            "error_cb": self._on_client_error,
+            "logger": LIBRDKAFKA_LOG,
+        }
         if self.settings.processing_guarantee is ProcessingGuarantee.exactly_once:
             config["transactional.id"] = kafka.effective_transactional_id()
             return ExactlyOnceOutputs(Producer(config))
         return AtLeastOnceOutputs(Producer(config))
 
     def _on_client_error(self, error: KafkaError) -> None:
-        if error.fatal():
-            log.error("kafka client fatal error: %s", error.str())
+        """librdkafka's error callback. Fatal errors and refusals (TLS, credentials, ACLs) stop the
+        process. An unreachable broker or a vanished topic makes it not ready: logged once per
+        outage (repeats at DEBUG) until `_check_connection` finds the cluster whole again."""
+        problem = refusal(error)
+        if error.fatal() or problem:
+            log.error("kafka client fatal error: %s", problem or error.str())
             self.fatal_error = error
             self.request_stop()
             return
-        if error.code() in (KafkaError._ALL_BROKERS_DOWN, KafkaError._TRANSPORT, KafkaError._RESOLVE):
+        if error.code() in UNREACHABLE or error.code() in TOPIC_GONE:
+            log.log(logging.WARNING if self.connected else logging.DEBUG, "kafka: %s (not ready until this passes)", error.str())
             self.connected = False
+            return
         log.warning("kafka: %s", error.str())
 
     def _close(self) -> None:

@@ -34,6 +34,14 @@ class CheckpointAborted(RuntimeError):
     """The transaction was aborted: nothing of it is visible; rewind to the last checkpoint."""
 
 
+class CommitSuperseded(RuntimeError):
+    """at_least_once: the group moved on before the offsets were committed (not fatal)."""
+
+
+# Offset commits refused because this member's generation is over.
+GROUP_MOVED_ON = frozenset({KafkaError.UNKNOWN_MEMBER_ID, KafkaError.ILLEGAL_GENERATION, KafkaError.REBALANCE_IN_PROGRESS})
+
+
 class Outputs:
     """Common producing logic; subclasses define the commit protocol."""
 
@@ -96,8 +104,16 @@ class AtLeastOnceOutputs(Outputs):
 
     def commit(self, consumer: Consumer, offsets: list[TopicPartition]) -> None:
         self.settle()
-        if offsets:
+        if not offsets:
+            return
+        try:
             consumer.commit(offsets=offsets, asynchronous=False)
+        except KafkaException as exc:
+            if exc.args[0].code() not in GROUP_MOVED_ON:
+                raise
+            # The group rebalanced under us (e.g. after a short outage): these offsets are no longer
+            # ours to commit. The state they cover was written; whoever gets the partitions resumes from it.
+            raise CommitSuperseded(exc.args[0].str()) from None
 
 
 class ExactlyOnceOutputs(Outputs):

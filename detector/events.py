@@ -91,7 +91,7 @@ def parse_json(raw: bytes | None, max_bytes: int) -> Any | Invalid:
         return orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         message = str(exc)
-        if "infinity" in message or b"NaN" in raw or b"Infinity" in raw:
+        if "infinity" in message or raw[exc.pos :].startswith((b"NaN", b"Infinity")):
             return Invalid("non_finite", message)
         if "depth limit" in message or "recursion" in message:
             return Invalid("too_deep", message)
@@ -164,7 +164,7 @@ class Decoder:
         if raw and len(raw) <= self.max_message_bytes:
             try:
                 wire = self._fast.decode(raw)
-            except (msgspec.DecodeError, msgspec.ValidationError):
+            except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError):
                 pass  # the orjson path says why
             else:
                 event = self._from_wire(wire, source, partition, offset, kafka_ts_ms)

@@ -126,6 +126,18 @@ class Metrics:
         )
         self.commits = Counter("streamdrift_commits", "Checkpoints committed.", registry=registry)
         self.commit_failures = Counter("streamdrift_commit_failures", "Checkpoints that failed.", registry=registry)
+        self.topic_missing = Gauge(
+            "streamdrift_topic_missing",
+            "1 while a topic the detector reads or writes is missing from the cluster, else 0 (checked after a connection problem).",
+            ["topic"],
+            registry=registry,
+        )
+        self.topic_losses = Counter(
+            "streamdrift_topic_losses",
+            "Times a topic the detector uses was found gone from the cluster (deleted, or lost by a broker that keeps no data).",
+            ["topic"],
+            registry=registry,
+        )
 
     def record_batch(self, result: BatchResult) -> None:
         for (topic, model), count in result.events.items():

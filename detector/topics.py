@@ -1,36 +1,121 @@
-"""Start-up checks against the cluster: wait for a broker, create missing topics, and make sure
-the input topics are co-partitioned (Kafka I/O, at the edge)."""
+"""Checks against the cluster (Kafka I/O, at the edge): wait for a broker, tell failures that no
+retry can fix (TLS, authentication, authorization, the wrong security protocol) from an
+unreachable broker, create missing topics, and make sure the input topics are co-partitioned."""
 
 from __future__ import annotations
 
 import logging
+import socket
+import ssl
 import time
 from collections.abc import Callable
+from typing import Any
 
-from confluent_kafka import KafkaException
+from confluent_kafka import Consumer, KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from detector.settings import Settings
 
 log = logging.getLogger(__name__)
 
+METADATA_TIMEOUT_S = 5.0
+TLS_PROBE_TIMEOUT_S = 3.0
+TLS_PROTOCOLS = ("ssl", "sasl_ssl")
+
+_TLS_HINT = (
+    "check kafka.properties ssl.ca.location (the CA that signed the broker's certificate) and that the "
+    "certificate names the host in bootstrap_servers (ssl.endpoint.identification.algorithm=https checks it)"
+)
+_LOGIN_HINT = "check kafka.properties sasl.mechanism and sasl.username, and the sasl.password in kafka.secrets"
+_ACL_HINT = "grant the ACLs listed in the README's Security section"
+
+# Errors that retrying cannot fix, with what to do about them.
+REFUSALS: dict[int, tuple[str, str]] = {
+    KafkaError._SSL: ("TLS handshake failed", _TLS_HINT),
+    KafkaError._AUTHENTICATION: ("authentication failed", _LOGIN_HINT),
+    KafkaError.SASL_AUTHENTICATION_FAILED: ("authentication failed", _LOGIN_HINT),
+    KafkaError.TOPIC_AUTHORIZATION_FAILED: ("not authorized for a topic", _ACL_HINT),
+    KafkaError.GROUP_AUTHORIZATION_FAILED: ("not authorized for the consumer group", _ACL_HINT),
+    KafkaError.TRANSACTIONAL_ID_AUTHORIZATION_FAILED: ("not authorized for the transactional id", _ACL_HINT),
+    KafkaError.CLUSTER_AUTHORIZATION_FAILED: ("not authorized on the cluster", _ACL_HINT),
+}
+
+
+# Errors that pass once the cluster is reachable again, or once the topic exists again.
+UNREACHABLE = frozenset({KafkaError._ALL_BROKERS_DOWN, KafkaError._TRANSPORT, KafkaError._RESOLVE})
+TOPIC_GONE = frozenset({KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._UNKNOWN_TOPIC, KafkaError._UNKNOWN_PARTITION})
+
 
 class TopicError(RuntimeError):
     """The cluster's topics do not fit the configuration (message says what to do)."""
 
 
-def wait_for_cluster(
-    admin: AdminClient, bootstrap: str, should_stop: Callable[[], bool], max_backoff_s: float = 30.0
-) -> bool:
+class ClusterRefused(ConnectionError):
+    """The cluster answered but will not serve this client as configured: retrying cannot help."""
+
+
+def refusal(error: KafkaError) -> str | None:
+    """What is wrong and what to do, if `error` is one that no retry can fix; else None."""
+    known = REFUSALS.get(error.code())
+    if known is None:
+        return None
+    what, hint = known
+    return f"{what} ({error.str()}); {hint}"
+
+
+def protocol_mismatch(config: dict[str, Any], timeout_s: float = TLS_PROBE_TIMEOUT_S) -> str | None:
+    """Whether the first bootstrap server speaks TLS when security.protocol says it does not,
+    or the other way round; None when it fits or the server cannot be reached at all.
+
+    The probe is a TLS handshake that checks no certificate and sends no data."""
+    address = str(config["bootstrap.servers"]).split(",")[0].strip()
+    host, _, port = address.rpartition(":")
+    protocol = str(config.get("security.protocol", "plaintext")).lower()
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    try:
+        sock = socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s)
+    except (OSError, ValueError):
+        return None  # unreachable: a question for the retry loop
+    with sock:
+        try:
+            context.wrap_socket(sock, server_hostname=host.strip("[]")).close()
+            speaks_tls = True
+        except ssl.SSLError as exc:
+            speaks_tls = "ALERT" in (exc.reason or "")  # answered in TLS, if only to refuse (e.g. no client certificate)
+        except OSError:  # closed, reset or silent: not a TLS listener
+            speaks_tls = False
+    if speaks_tls and protocol not in TLS_PROTOCOLS:
+        return f"{address} speaks TLS but security.protocol is {protocol}: set kafka.properties security.protocol = SSL (or SASL_SSL) and ssl.ca.location"
+    if not speaks_tls and protocol in TLS_PROTOCOLS:
+        return f"{address} does not speak TLS but security.protocol is {protocol}: use the broker's TLS listener, or security.protocol = PLAINTEXT (or SASL_PLAINTEXT)"
+    return None
+
+
+def wait_for_cluster(config: dict[str, Any], should_stop: Callable[[], bool], max_backoff_s: float = 30.0) -> bool:
     """Block until the cluster answers a metadata request; retry with backoff and one log line
-    per attempt. Returns False if asked to stop first."""
+    per attempt while it is unreachable. Returns False if asked to stop first.
+
+    Raises ClusterRefused at once for what no retry can fix: a failed TLS handshake, rejected
+    credentials, a missing ACL, or a security.protocol that does not fit the listener."""
+    errors: list[KafkaError] = []
+    # librdkafka would log every reconnect on stderr; its errors come through error_cb instead.
+    probe = AdminClient({**config, "error_cb": errors.append, "log_level": 0})
+    bootstrap = config["bootstrap.servers"]
     backoff = 0.5
     while not should_stop():
         try:
-            admin.list_topics(timeout=5)
+            probe.list_topics(timeout=min(2 * backoff, METADATA_TIMEOUT_S))  # a refusal shows within the first second
             return True
         except KafkaException as exc:
-            log.warning("kafka at %s is unreachable (%s); retrying in %.1fs", bootstrap, exc.args[0], backoff)
+            probe.poll(0)  # serves error_cb
+            problem = next(filter(None, map(refusal, errors)), None) or protocol_mismatch(config)
+            if problem:
+                raise ClusterRefused(f"cannot use kafka at {bootstrap}: {problem}") from None
+            cause = errors[0].str() if errors else exc.args[0].str()
+            log.warning("kafka at %s is unreachable (%s); retrying in %.1fs", bootstrap, cause, backoff)
+            errors.clear()
         deadline = time.monotonic() + backoff
         while time.monotonic() < deadline and not should_stop():
             time.sleep(0.1)
@@ -38,9 +123,14 @@ def wait_for_cluster(
     return False
 
 
-def partition_counts(admin: AdminClient, topics: list[str]) -> dict[str, int]:
+def output_topics(settings: Settings) -> list[str]:
+    """The topics the detector writes: alerts, dead letters and (when enabled) state."""
+    return [settings.topics.alerts, settings.topics.dlq] + ([settings.state_topic()] if settings.state.enabled else [])
+
+
+def partition_counts(client: AdminClient | Consumer, topics: list[str], timeout_s: float = 10.0) -> dict[str, int]:
     """Partition count of each existing topic among `topics`."""
-    metadata = admin.list_topics(timeout=10)
+    metadata = client.list_topics(timeout=timeout_s)
     return {name: len(metadata.topics[name].partitions) for name in topics if name in metadata.topics and not metadata.topics[name].error}
 
 

@@ -189,7 +189,12 @@ class ModelMonitor:
     def _discover(self, maps: list[dict[str, Any]], feature_rows: list[int]) -> list[tuple[int, str]]:
         """Register feature names not seen before; return schema changes (row, description).
 
-        A feature seen only as null has no kind yet: its missing rate is watched meanwhile."""
+        A feature seen only as null has no kind yet: its missing rate is watched meanwhile.
+        Names that are not monitored are remembered, so that later events skip them at once, but
+        only up to limits.max_features_per_model of them and only if no longer than
+        max_category_length: a flood of distinct names cannot grow memory. A name past that is
+        judged again in every event that carries it (and counted again if over the cap)."""
+        limits = self.limits
         known = self.feature_kinds.keys() | self.skipped_features
         changes: list[tuple[int, str]] = []
         for j, features in enumerate(maps):
@@ -199,14 +204,16 @@ class ModelMonitor:
                 if name in known:
                     continue
                 if not self._wanted(name):
-                    self.skipped_features.add(name)
+                    if len(self.skipped_features) < limits.max_features_per_model and len(name) <= limits.max_category_length:
+                        self.skipped_features.add(name)
+                        known.add(name)
                 elif value is not None:
                     self.feature_kinds[name] = self._kind_of(name, value)
                     self.untyped_features.pop(name, None)
                     changes.append((feature_rows[j], f"new feature '{name}'"))
+                    known.add(name)
                 else:
                     self.untyped_features[name] = None
-                known = self.feature_kinds.keys() | self.skipped_features
         return changes
 
     def _wanted(self, name: str) -> bool:
@@ -215,7 +222,8 @@ class ModelMonitor:
             return False
         if len(name) > self.limits.max_category_length:
             return False
-        if len(self.feature_kinds) + len(self.untyped_features) >= self.limits.max_features_per_model:
+        monitored = len(self.feature_kinds) + len(self.untyped_features)
+        if name not in self.untyped_features and monitored >= self.limits.max_features_per_model:
             self.feature_overflow += 1
             return False
         return True

@@ -46,7 +46,9 @@ def test_multiclass_scores_keep_the_top_probability() -> None:
         (b"", "empty"),
         (b"x" * 2001, "oversize"),
         (b"{not json", "not_json"),
+        (b'{"model": "NaN-x", "score": 0.5', "not_json"),  # cut short: a model named NaN is no NaN value
         (b"\xff\xfe\x00", "not_json"),
+        (b'{"model": "m\xff"}', "not_json"),  # invalid UTF-8 inside a string: msgspec raises UnicodeDecodeError
         (b'{"model": "m", "features": {"a": NaN}}', "non_finite"),
         (b'{"model": "m", "score": Infinity}', "non_finite"),
         (b'{"model": "m", "latency_ms": 1e400}', "non_finite"),

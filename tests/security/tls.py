@@ -1,0 +1,118 @@
+"""TLS in front of the embedded broker, for the TLS tests: Debian's stunnel4 accepts TLS and
+forwards to the broker's plaintext port (the bundled Tansu's own --cert/--key do not enable TLS),
+with certificates made by the openssl CLI (stunnel4 depends on openssl)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from detector.broker import EmbeddedBroker, free_loopback_port, wait_for_port
+
+INSTALL_HINT = "install it as root with `apt-get install --no-install-recommends stunnel4`"
+START_TIMEOUT_S = 15.0
+
+
+class ToolMissing(RuntimeError):
+    """A tool the TLS tests need is missing and could not be installed (message says how)."""
+
+
+def stunnel_binary() -> str:
+    """Path of stunnel4; installs Debian's stunnel4 with apt-get (as root) when it is missing."""
+    if not (shutil.which("stunnel4") and shutil.which("openssl")):
+        if shutil.which("apt-get") is None or os.geteuid() != 0:
+            raise ToolMissing(f"stunnel4 (and openssl) are missing and this session cannot install them: {INSTALL_HINT}")
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        for command in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "stunnel4"]):
+            result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+            if result.returncode != 0:
+                output = (result.stderr or result.stdout).strip()[-2000:]
+                raise ToolMissing(f"`{' '.join(command)}` failed (exit {result.returncode}): {output}\n{INSTALL_HINT}")
+    found = shutil.which("stunnel4")
+    if found is None:
+        raise ToolMissing(f"stunnel4 is still not on PATH after installing it: {INSTALL_HINT}")
+    return found
+
+
+@dataclass(frozen=True)
+class Certificates:
+    ca: Path  # the CA the detector is told to trust
+    other_ca: Path  # a CA that signed nothing here
+    key: Path  # the broker's key, for both certificates below
+    server: Path  # signed by `ca`, names 127.0.0.1 and localhost
+    wrong_host: Path  # signed by `ca`, names only wrong.example
+
+
+def make_certificates(directory: Path) -> Certificates:
+    """Two self-signed CAs and two server certificates (P-256 keys, valid for two days)."""
+
+    def openssl(*args: str) -> None:
+        result = subprocess.run(["openssl", *args], cwd=directory, capture_output=True, text=True, timeout=60)
+        if result.returncode != 0:
+            raise ToolMissing(f"`openssl {' '.join(args)}` failed: {result.stderr.strip()[-1000:]}")
+
+    key = ("-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes")
+    for ca in ("ca", "other-ca"):
+        openssl("req", "-x509", *key, "-keyout", f"{ca}.key", "-out", f"{ca}.pem", "-days", "2", "-subj", f"/CN=streamdrift test {ca}",
+                "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign")
+    openssl("req", "-new", *key, "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=localhost")
+    for name, names in (("server", "IP:127.0.0.1,DNS:localhost"), ("wrong-host", "DNS:wrong.example")):
+        (directory / f"{name}.ext").write_text(f"subjectAltName={names}\n")
+        openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+                "-out", f"{name}.pem", "-days", "2", "-extfile", f"{name}.ext")
+    return Certificates(directory / "ca.pem", directory / "other-ca.pem", directory / "server.key", directory / "server.pem", directory / "wrong-host.pem")
+
+
+@dataclass
+class TlsBroker:
+    """The embedded broker behind stunnel: `tls_port` presents the right certificate (and is the
+    advertised listener), `wrong_host_port` one that names another host; `plain_port` is the
+    broker's own plaintext listener."""
+
+    certificates: Certificates
+    directory: Path
+    tls_port: int = 0
+    wrong_host_port: int = 0
+    plain_port: int = 0
+    broker: EmbeddedBroker | None = None
+    stunnel: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> "TlsBroker":
+        binary = stunnel_binary()
+        self.tls_port, self.wrong_host_port = free_loopback_port(), free_loopback_port()
+        self.broker = EmbeddedBroker(advertised_port=self.tls_port, log_path=self.directory / "tansu.log").start()
+        self.plain_port = self.broker.port
+        c = self.certificates
+        config = self.directory / "stunnel.conf"
+        config.write_text(
+            f"foreground = yes\npid =\noutput = {self.directory / 'stunnel.log'}\n"
+            f"[kafka]\naccept = 127.0.0.1:{self.tls_port}\nconnect = 127.0.0.1:{self.plain_port}\ncert = {c.server}\nkey = {c.key}\n"
+            f"[wrong-host]\naccept = 127.0.0.1:{self.wrong_host_port}\nconnect = 127.0.0.1:{self.plain_port}\ncert = {c.wrong_host}\nkey = {c.key}\n"
+        )
+        self.stunnel = subprocess.Popen([binary, str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        if not all(wait_for_port("127.0.0.1", port, START_TIMEOUT_S) for port in (self.tls_port, self.wrong_host_port)):
+            self.stop()
+            raise ToolMissing(f"stunnel did not listen on ports {self.tls_port} and {self.wrong_host_port}; see {self.directory / 'stunnel.log'}")
+        return self
+
+    def stop(self) -> None:
+        if self.stunnel is not None:
+            self.stunnel.terminate()
+            self.stunnel.wait(timeout=10)
+        if self.broker is not None:
+            self.broker.stop()
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.tls_port}"
+
+    @property
+    def wrong_host_bootstrap(self) -> str:
+        return f"127.0.0.1:{self.wrong_host_port}"
+
+    def client_properties(self, ca: Path | None = None) -> dict[str, str]:
+        """librdkafka properties for TLS to this broker, trusting `ca` (default: the right one)."""
+        return {"security.protocol": "SSL", "ssl.ca.location": str(ca or self.certificates.ca)}
