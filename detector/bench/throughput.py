@@ -12,6 +12,7 @@ messages with the same consumer settings.
 from __future__ import annotations
 
 import logging
+import gc
 import time
 import uuid
 from dataclasses import dataclass
@@ -24,7 +25,7 @@ from detector.alerts import Alert
 from detector.bench.report import progress, table
 from detector.bench.workload import Workload, messages, standard_features
 from detector.broker import EmbeddedBroker
-from detector.consume import Service
+from detector.consume import GC_THRESHOLDS, Service
 from detector.pipeline import Pipeline
 from detector.settings import ProcessingGuarantee, Settings, load_settings
 from detector.topics import ensure_topics
@@ -63,9 +64,10 @@ def generate(workload: Workload, events: int) -> list[tuple[bytes, bytes]]:
 
 
 def core(records: list[tuple[bytes, bytes]], settings: Settings) -> tuple[Rate, list[Alert]]:
-    """Pipeline.process over pre-serialized messages in batches of BATCH (the first untimed);
-    the rate and every alert raised."""
+    """Pipeline.process over pre-serialized messages in batches of BATCH (the first untimed),
+    with the service's collector settings; the rate and every alert raised."""
     batches = [messages(records[i : i + BATCH], settings.topics.predictions, i) for i in range(0, len(records), BATCH)]
+    gc.set_threshold(*GC_THRESHOLDS)
     pipeline = Pipeline(settings)
     alerts = pipeline.process(batches[0]).alerts
     started = time.perf_counter()
