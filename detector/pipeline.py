@@ -7,9 +7,10 @@ with that partition when the consumer group rebalances.
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import Protocol
 
 from detector.alerts import Alert
@@ -17,6 +18,9 @@ from detector.events import Decoder, Event, Invalid, Source
 from detector.monitors.labels import PendingBudget
 from detector.monitors.model import ModelMonitor
 from detector.settings import Settings
+
+
+_SOURCE = attrgetter("source")
 
 
 class Message(Protocol):
@@ -130,23 +134,28 @@ class Pipeline:
     def process(self, messages: Sequence[Message]) -> BatchResult:
         """Run one batch: every message ends as an event of some model, or as a dead letter."""
         result = BatchResult()
-        per_model: dict[ModelMonitor, list[Event]] = defaultdict(list)
+        per_model: dict[ModelMonitor, list[Event]] = {}
+        decode, sources = self.decoder.decode, self.sources  # looked up once: this loop runs per message
         for message in messages:
             topic = message.topic() or ""
             partition, offset = message.partition() or 0, message.offset() or 0
             timestamp_ms = message.timestamp()[1]
-            decoded = self.decoder.decode(message.value(), self.sources[topic], partition, offset, timestamp_ms)
-            monitor = decoded if isinstance(decoded, Invalid) else self._monitor_for(decoded)
-            if isinstance(monitor, Invalid):
+            decoded = decode(message.value(), sources[topic], partition, offset, timestamp_ms)
+            monitor = decoded if decoded.__class__ is Invalid else self._monitor_for(decoded)
+            if monitor.__class__ is Invalid:
                 result.dead_letters.append(
                     DeadLetter(topic, partition, offset, message.key(), message.value(), timestamp_ms, *monitor)
                 )
                 result.invalid[topic, monitor.reason] += 1
                 continue
-            assert isinstance(decoded, Event)
-            per_model[monitor].append(decoded)
-            result.events[topic, decoded.model] += 1
+            events = per_model.get(monitor)
+            if events is None:
+                per_model[monitor] = [decoded]
+            else:
+                events.append(decoded)
         for monitor, events in per_model.items():
+            for source, count in Counter(map(_SOURCE, events)).items():
+                result.events[self.topics[source], monitor.name] += count
             self.partitions[events[0].partition].dirty.add(monitor.name)
             result.alerts += monitor.observe(events)
             result.last_event_ms[monitor.name] = max(e.ts_ms for e in events)

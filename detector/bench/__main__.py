@@ -36,6 +36,9 @@ def _parser() -> argparse.ArgumentParser:
     throughput.add_argument("--events", type=int, default=300_000, help="events in the workload (default 300,000)")
     throughput.add_argument("--core-only", action="store_true", help="only the in-process core (for profiling)")
 
+    decode = command("decode", "msgspec against orjson: decoding and validating the workload's messages", _decode)
+    decode.add_argument("--events", type=int, default=100_000, help="messages decoded (default 100,000)")
+
     memory = command("memory", "resident size per monitored model, growth with models and features", _memory)
     memory.add_argument("--events-per-model", type=int, default=3000, help="events fed to each model (default 3,000)")
 
@@ -55,6 +58,12 @@ def _throughput(args: argparse.Namespace) -> str:
     from detector.bench import throughput
 
     return throughput.run(20_000 if args.quick else args.events, args.core_only)
+
+
+def _decode(args: argparse.Namespace) -> str:
+    from detector.bench import decode
+
+    return decode.run(2_000 if args.quick else args.events)
 
 
 def _memory(args: argparse.Namespace) -> str:

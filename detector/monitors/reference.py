@@ -20,6 +20,10 @@ from typing import Any
 import numpy as np
 
 
+_SORT_FROM_VALUES = 64  # NumericReference.transform sorts batches at least this long...
+_SORT_FROM_POINTS = 48  # ...against at least this many interpolation points (16 knots)
+
+
 @dataclass(frozen=True)
 class NumericReference:
     """A distribution as knots: value, CDF just below it, CDF at it (equal unless a point mass).
@@ -64,9 +68,19 @@ class NumericReference:
         )
 
     def transform(self, x: np.ndarray) -> np.ndarray:
-        """PIT positions in [0, 1] of finite values x."""
+        """PIT positions in [0, 1] of finite values x.
+
+        np.interp's binary search mispredicts a branch at almost every step on values in random
+        order (about 50 ns a value against 128 knots); on sorted values it walks. Sorting first
+        (SIMD quicksort), then putting the positions back, gives the same numbers 3× faster on a
+        batch; tiny batches and references of few knots are faster as they come."""
         xp, fp = self._interpolation
-        return np.interp(x, xp, fp)
+        if len(x) < _SORT_FROM_VALUES or len(xp) < _SORT_FROM_POINTS:
+            return np.interp(x, xp, fp)
+        order = np.argsort(x)
+        positions = np.empty(len(x))
+        positions[order] = np.interp(x[order], xp, fp)
+        return positions
 
     @cached_property
     def _interpolation(self) -> tuple[np.ndarray, np.ndarray]:

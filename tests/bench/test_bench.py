@@ -46,6 +46,14 @@ def test_throughput_core_only_skips_the_broker(capsys: pytest.CaptureFixture[str
     assert [row[0] for row in rows] == ["detector core, in-process"]
 
 
+def test_decode_compares_msgspec_with_orjson_on_equal_events(capsys: pytest.CaptureFixture[str]) -> None:
+    out = bench(capsys, "decode", "--quick")
+    rows = table_rows(out, "decoding")
+    assert [row[0].split(" ")[0] for row in rows] == ["orjson.loads", "msgspec", "streamdrift,", "streamdrift,"]
+    assert all(row[1] == "2,000" and float(row[2]) > 0 for row in rows)
+    assert rows[0][4] == "1.00×"
+
+
 def test_memory_reports_bytes_per_model_and_state_size(capsys: pytest.CaptureFixture[str]) -> None:
     rows = table_rows(bench(capsys, "memory", "--quick"), "models")
     assert [(row[0], row[1], row[2]) for row in rows] == [("10", "5", "yes"), ("20", "5", "no")]

@@ -28,6 +28,15 @@ def test_positions_have_mean_one_half_and_at_most_uniform_variance(family: str) 
     assert u.var() <= 1 / 12 + 0.005
 
 
+@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("size", [10, 5000])
+def test_positions_equal_np_interp_whether_or_not_the_batch_is_sorted_first(family: str, size: int) -> None:
+    reference = NumericReference.fit(FAMILIES[family](5000), bins=128)
+    x = FAMILIES[family](size)
+    xp, fp = reference._interpolation
+    assert np.array_equal(reference.transform(x), np.interp(x, xp, fp))
+
+
 def test_continuous_positions_are_close_to_uniform() -> None:
     reference = NumericReference.fit(RNG.normal(size=20_000), bins=256)
     u = reference.transform(RNG.normal(size=100_000))
