@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from operator import itemgetter
+from operator import attrgetter, itemgetter
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +30,7 @@ CRITICAL_EFFECT = 0.2  # a shift of the mean PIT position (or of a rate) this la
 
 SCORE, VALUE, LATENCY = "prediction.score", "prediction.value", "prediction.latency"
 SCHEMA = "quality.schema"
+_NUMBERS = {int, float}  # bool is neither: True is not a number here
 
 
 def model_thresholds(settings: ModelSettings, detection: DetectionSettings, limits: LimitSettings) -> Thresholds:
@@ -284,14 +285,17 @@ class ModelMonitor:
         return None if kind is None else kind is SignalKind.categorical
 
     def _output(self, events: Sequence[Event], field: str, kind: SignalKind) -> Columns:
-        rows = [i for i, e in enumerate(events) if getattr(e, field) is not None]
-        raw = [getattr(events[i], field) for i in rows]
+        """The column of an output field over the events that carry it (numbers only, if numeric)."""
+        raw = list(map(attrgetter(field), events))
+        types = set(map(type, raw))
+        if kind is SignalKind.numeric and types <= _NUMBERS:  # the usual case, without a Python loop
+            return Columns(np.arange(len(raw)), np.asarray(raw, dtype=np.float64))
         if kind is SignalKind.categorical:
-            return Columns(np.asarray(rows, dtype=np.int64), [category(v, self.limits.max_category_length) for v in raw])
-        keep = [j for j, v in enumerate(raw) if v.__class__ in (int, float)]
-        if len(keep) < len(raw):  # e.g. a string prediction for a regression model
-            rows, raw = [rows[j] for j in keep], [raw[j] for j in keep]
-        return Columns(np.asarray(rows, dtype=np.int64), np.asarray(raw, dtype=np.float64))
+            rows = [i for i, v in enumerate(raw) if v is not None] if type(None) in types else range(len(raw))
+            limit = self.limits.max_category_length
+            return Columns(np.asarray(rows, dtype=np.int64), [category(raw[i], limit) for i in rows])
+        rows = [i for i, v in enumerate(raw) if v.__class__ in _NUMBERS]  # e.g. a string prediction for a regression
+        return Columns(np.asarray(rows, dtype=np.int64), np.asarray([raw[i] for i in rows], dtype=np.float64))
 
     # -- alerts -------------------------------------------------------------------------
 
