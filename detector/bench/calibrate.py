@@ -7,7 +7,7 @@ model-level budget by simulation.
    threshold gives an intercept ln ARL0 − slope·h; the intercept to use is the alarm-weighted
    mean over the thresholds with ARL0 ≥ 10⁴ (where ln ARL0 is linear in h). A free fit of the
    slope is shown beside the theoretical one.
-2. ADWIN on scaled block means (`BlockAdwin`, blocks of 16): false alarms per block at several
+2. ADWIN on scaled block means (`BlockAdwin`, blocks of the default `detection.block_events`): false alarms per block at several
    deltas, one long stream each; a weighted fit of ln rate = ln A + P·ln delta.
 3. The model: stationary streams for every monitor of a model with 23 features (20 numeric of
    five families, 3 categorical, each with a 2% missing rate) and its score, predicted class and
@@ -38,13 +38,13 @@ from detector.monitors.detectors import BlockAdwin
 from detector.monitors.page_hinkley import PageHinkley
 from detector.monitors.signal import SignalKind, SignalMonitor, SourceRefs
 from detector.pipeline import Pipeline
-from detector.settings import load_settings
+from detector.settings import DetectionSettings, load_settings
 
 PAGE_HINKLEY_DELTAS = (0.01, 0.02, 0.03, 0.05, 0.1, 0.2)
 TARGET_RUN_LENGTHS = (1e3, 1e4, 1e5, 1e6)
 ASYMPTOTIC_RUN_LENGTH = 1e4
 ADWIN_DELTAS = (0.5, 0.3, 0.2, 0.1, 0.05, 0.03)
-BLOCK_EVENTS = 16
+BLOCK_EVENTS = DetectionSettings().block_events
 
 
 @dataclass(frozen=True)
@@ -278,7 +278,7 @@ def run(quick: bool, seed: int) -> str:
     return "\n\n".join([
         f"Vectorised Page-Hinkley gives river's alarms on the same 30,000 values: {river_ok}.",
         "### Page-Hinkley, uniform input, alpha = 1, min_instances = 30\n\n" + _page_hinkley_table(ph),
-        "### ADWIN on scaled means of 16-value blocks, uniform input\n\n" + _adwin_table(adwin),
+        f"### ADWIN on scaled means of {BLOCK_EVENTS}-value blocks, uniform input\n\n" + _adwin_table(adwin),
         "### Model-level false alarms, stationary input\n\n" + _budget_table(checks),
         "### Constants for detector/calibration.py\n\n" + _constants(constants[PROPOSED], adwin, ph),
     ])

@@ -34,7 +34,7 @@ from detector.monitors.page_hinkley import PageHinkley
 from detector.monitors.reference import CategoricalReference, NumericReference
 
 BAND_SIGMAS = 3.0  # half-width of the resolve band, in standard errors of the window mean
-MIN_AFTER_BLOCKS = 4  # evidence 'after' a change covers at least this many blocks
+MIN_AFTER_EVENTS = 64  # evidence 'after' a change covers at least the blocks of this many events
 
 
 class SignalKind(str, Enum):
@@ -380,8 +380,9 @@ class SignalMonitor:
         change_start = position - max(hit.change_age, 1)
         before = self.history.between(change_start - self.config.window_blocks * self.config.block_events, change_start)
         after = self.history.between(change_start, position)
-        if len(after) < MIN_AFTER_BLOCKS:  # a very recent change point, or a detector without one
-            after = self.history.between(-1, position)[-MIN_AFTER_BLOCKS:]
+        least = -(-MIN_AFTER_EVENTS // self.config.block_events)
+        if len(after) < least:  # a very recent change point, or a detector without one
+            after = self.history.between(-1, position)[-least:]
         first = after[0] if len(after) else None
         evidence = {
             "reference": self.reference_summary(),
