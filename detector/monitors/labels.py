@@ -23,11 +23,14 @@ import zlib
 from collections import OrderedDict, deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import Any
 
 import numpy as np
 
 from detector.events import Event, Source
+
+_ID = attrgetter("id")
 
 _SAMPLE_BUCKETS = 10_000
 
@@ -118,6 +121,10 @@ class LabelJoin:
 
     def observe(self, events: Sequence[Event]) -> JoinOutcome:
         outcome = JoinOutcome()
+        if self._idle() and set(map(_ID, events)) == {None}:  # no labels either: they carry ids
+            newest = max((e.ts_ms for e in events if e.source is Source.prediction), default=self.watermark)
+            self.watermark = max(self.watermark, newest)  # nothing waits that it could mature or expire
+            return outcome
         for row, event in enumerate(events):
             if event.source is not Source.prediction:
                 if event.source is Source.label and event.id is not None and self._sampled(event.id):
@@ -129,6 +136,10 @@ class LabelJoin:
             if event.id is not None and self._sampled(event.id):
                 self._on_prediction(row, event, outcome)
         return outcome
+
+    def _idle(self) -> bool:
+        """Nothing is waiting: no prediction for its label, no label for its prediction."""
+        return not (self.pending or self.waiting or self.to_mature or self.to_expire)
 
     def _sampled(self, identifier: str) -> bool:
         return self.sample_threshold >= _SAMPLE_BUCKETS or zlib.crc32(identifier.encode()) % _SAMPLE_BUCKETS < self.sample_threshold

@@ -23,14 +23,14 @@ from detector.events import Event
 from detector.monitors.labels import PendingBudget
 from detector.monitors.performance import ERROR, Performance
 from detector.monitors.schema import SchemaMonitor
-from detector.monitors.signal import Columns, SignalConfig, SignalKind, SignalMonitor, SourceRefs, Transition
+from detector.monitors.signal import Columns, SignalConfig, SignalKind, SignalMonitor, SourceRefs, Transition, number_columns
 from detector.settings import DetectionSettings, LimitSettings, ModelSettings
 
 CRITICAL_EFFECT = 0.2  # a shift of the mean PIT position (or of a rate) this large is 'critical'
 
 SCORE, VALUE, LATENCY = "prediction.score", "prediction.value", "prediction.latency"
 SCHEMA = "quality.schema"
-_NUMBERS = {int, float}  # bool is neither: True is not a number here
+_SOURCE, _OFFSET = attrgetter("source"), attrgetter("offset")
 
 
 def model_thresholds(settings: ModelSettings, detection: DetectionSettings, limits: LimitSettings) -> Thresholds:
@@ -77,8 +77,8 @@ class BatchFeed:
 
     def __init__(self, model: "ModelMonitor", events: Sequence[Event]) -> None:
         self.model = model
-        self.codes = np.fromiter((int(e.source) for e in events), dtype=np.int64, count=len(events))
-        self.offsets = np.fromiter((e.offset for e in events), dtype=np.int64, count=len(events))
+        self.codes = np.fromiter(map(_SOURCE, events), dtype=np.int64, count=len(events))
+        self.offsets = np.fromiter(map(_OFFSET, events), dtype=np.int64, count=len(events))
         self.partition = events[0].partition
         self.found: list[tuple[str, int, str, Transition]] = []  # (monitor, row, signal kind, transition)
 
@@ -285,17 +285,14 @@ class ModelMonitor:
         return None if kind is None else kind is SignalKind.categorical
 
     def _output(self, events: Sequence[Event], field: str, kind: SignalKind) -> Columns:
-        """The column of an output field over the events that carry it (numbers only, if numeric)."""
+        """The column of an output field over the events that carry it (numbers only, if numeric:
+        e.g. a string prediction of a regression model is skipped)."""
         raw = list(map(attrgetter(field), events))
-        types = set(map(type, raw))
-        if kind is SignalKind.numeric and types <= _NUMBERS:  # the usual case, without a Python loop
-            return Columns(np.arange(len(raw)), np.asarray(raw, dtype=np.float64))
-        if kind is SignalKind.categorical:
-            rows = [i for i, v in enumerate(raw) if v is not None] if type(None) in types else range(len(raw))
-            limit = self.limits.max_category_length
-            return Columns(np.asarray(rows, dtype=np.int64), [category(raw[i], limit) for i in rows])
-        rows = [i for i, v in enumerate(raw) if v.__class__ in _NUMBERS]  # e.g. a string prediction for a regression
-        return Columns(np.asarray(rows, dtype=np.int64), np.asarray([raw[i] for i in rows], dtype=np.float64))
+        if kind is SignalKind.numeric:
+            return number_columns(raw)
+        rows = [i for i, v in enumerate(raw) if v is not None]
+        limit = self.limits.max_category_length
+        return Columns(np.asarray(rows, dtype=np.int64), [category(raw[i], limit) for i in rows])
 
     # -- alerts -------------------------------------------------------------------------
 

@@ -21,6 +21,7 @@ import math
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from operator import attrgetter
 from typing import Any
 
 import numpy as np
@@ -28,8 +29,10 @@ import numpy as np
 from detector.events import Event
 from detector.monitors.decay import DecayedMean
 from detector.monitors.labels import Joined, LabelJoin, PendingBudget
-from detector.monitors.signal import Columns, SignalKind
+from detector.monitors.signal import Columns, SignalKind, number_columns
 from detector.settings import LimitSettings, ModelSettings
+
+_CONFIDENCE = attrgetter("confidence")
 
 ERROR, ESTIMATED, LABELS = "performance.error", "performance.estimated", "quality.labels"
 RECALL = "performance.recall."
@@ -88,11 +91,10 @@ class Performance:
     def observe(self, events: Sequence[Event], classifier: bool | None) -> list[Feed]:
         """Join this batch's labels; return what the performance monitors should see."""
         feeds: list[Feed] = []
-        confidence_rows = [i for i, e in enumerate(events) if e.confidence is not None]
-        if confidence_rows:
-            confidences = np.array([events[i].confidence for i in confidence_rows])
-            self.gauges["estimated"].update(confidences)
-            feeds.append(Feed(ESTIMATED, SignalKind.numeric, Columns(np.asarray(confidence_rows), confidences)))
+        confidences = number_columns(list(map(_CONFIDENCE, events)))
+        if len(confidences.rows):
+            self.gauges["estimated"].update(confidences.values)
+            feeds.append(Feed(ESTIMATED, SignalKind.numeric, confidences))
         outcome = self.join.observe(events)
         self.counts.update(
             joined=len(outcome.joined), expired=outcome.expired, evicted=outcome.evicted, unmatched=outcome.unmatched, late=outcome.late

@@ -81,6 +81,18 @@ class Columns:
     values: np.ndarray | list[str]
 
 
+_NUMBERS = {int, float}  # bool is neither: True is not a number here
+
+
+def number_columns(values: list[Any]) -> Columns:
+    """The numbers among `values` and their positions (None, text and booleans are skipped);
+    without a Python loop when every value is a number, the usual case."""
+    if set(map(type, values)) <= _NUMBERS:
+        return Columns(np.arange(len(values)), np.asarray(values, dtype=np.float64))
+    rows = [i for i, v in enumerate(values) if v.__class__ in _NUMBERS]
+    return Columns(np.asarray(rows, dtype=np.int64), np.asarray([values[i] for i in rows], dtype=np.float64))
+
+
 @dataclass(frozen=True)
 class SourceRefs:
     """Where each value of an update came from: topic code and offset per value."""
