@@ -20,6 +20,7 @@ per model (`max_pending`) and per process (a `PendingBudget` shared by all model
 from __future__ import annotations
 
 import zlib
+from itertools import compress
 from collections import OrderedDict, deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -30,7 +31,7 @@ import numpy as np
 
 from detector.events import Event, Source
 
-_ID = attrgetter("id")
+_ID, _TS, _SOURCE = attrgetter("id"), attrgetter("ts_ms"), attrgetter("source")
 
 _SAMPLE_BUCKETS = 10_000
 
@@ -122,7 +123,7 @@ class LabelJoin:
     def observe(self, events: Sequence[Event]) -> JoinOutcome:
         outcome = JoinOutcome()
         if self._idle() and set(map(_ID, events)) == {None}:  # no labels either: they carry ids
-            newest = max((e.ts_ms for e in events if e.source is Source.prediction), default=self.watermark)
+            newest = max(compress(map(_TS, events), map(Source.prediction.__eq__, map(_SOURCE, events))), default=self.watermark)
             self.watermark = max(self.watermark, newest)  # nothing waits that it could mature or expire
             return outcome
         for row, event in enumerate(events):

@@ -264,6 +264,8 @@ class ModelMonitor:
                 values = np.array(cleaned, dtype=np.float64)
                 return values, np.isnan(values), mismatched
         limit = self.limits.max_category_length
+        if set(map(type, column)) == {str} and max(map(len, column)) <= limit:  # the usual case, in C
+            return list(column), np.zeros(len(column), dtype=bool), []
         missing = np.fromiter((v is None for v in column), dtype=bool, count=len(column))
         return [category(v, limit) if v is not None else "" for v in column], missing, []
 
