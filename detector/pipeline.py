@@ -20,7 +20,7 @@ from detector.monitors.model import ModelMonitor
 from detector.settings import Settings
 
 
-_SOURCE = attrgetter("source")
+_SOURCE, _TS = attrgetter("source"), attrgetter("ts_ms")
 
 
 class Message(Protocol):
@@ -136,11 +136,15 @@ class Pipeline:
         result = BatchResult()
         per_model: dict[ModelMonitor, list[Event]] = {}
         decode, sources = self.decoder.decode, self.sources  # looked up once: this loop runs per message
+        previous: tuple[int, str, list[Event]] = (-1, "", [])  # partition, model and events of the last valid message
         for message in messages:
             topic = message.topic() or ""
             partition, offset = message.partition() or 0, message.offset() or 0
             timestamp_ms = message.timestamp()[1]
             decoded = decode(message.value(), sources[topic], partition, offset, timestamp_ms)
+            if decoded.__class__ is Event and partition == previous[0] and decoded.model == previous[1]:
+                previous[2].append(decoded)  # the model of the message before: runs of one model are common
+                continue
             monitor = decoded if decoded.__class__ is Invalid else self._monitor_for(decoded)
             if monitor.__class__ is Invalid:
                 result.dead_letters.append(
@@ -150,15 +154,16 @@ class Pipeline:
                 continue
             events = per_model.get(monitor)
             if events is None:
-                per_model[monitor] = [decoded]
+                events = per_model[monitor] = [decoded]
             else:
                 events.append(decoded)
+            previous = (partition, decoded.model, events)
         for monitor, events in per_model.items():
             for source, count in Counter(map(_SOURCE, events)).items():
                 result.events[self.topics[source], monitor.name] += count
             self.partitions[events[0].partition].dirty.add(monitor.name)
             result.alerts += monitor.observe(events)
-            result.last_event_ms[monitor.name] = max(e.ts_ms for e in events)
+            result.last_event_ms[monitor.name] = max(map(_TS, events))
         return result
 
     def _monitor_for(self, event: Event) -> ModelMonitor | Invalid:

@@ -10,6 +10,7 @@ detector.monitors.performance (`performance.error`, `performance.recall.<class>`
 from __future__ import annotations
 
 import hashlib
+from itertools import chain
 from collections.abc import Sequence
 from operator import attrgetter, itemgetter
 from dataclasses import dataclass
@@ -243,7 +244,8 @@ class ModelMonitor:
         if numeric:
             rows = rows_of(maps, numeric)
             try:
-                matrix = np.array(rows, dtype=np.float64).reshape(len(maps), len(numeric))
+                flat = chain.from_iterable(rows) if len(numeric) > 1 else rows
+                matrix = np.fromiter(flat, dtype=np.float64, count=len(maps) * len(numeric)).reshape(len(maps), len(numeric))
                 columns += [(name, SignalKind.numeric, matrix[:, j]) for j, name in enumerate(numeric)]
             except (TypeError, ValueError):  # a value of another type somewhere: column by column
                 columns += [(name, SignalKind.numeric, column) for name, column in zip(numeric, transpose(rows, len(numeric)))]
