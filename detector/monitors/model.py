@@ -162,8 +162,11 @@ class ModelMonitor:
                 self.mistyped_features.add(name)  # reported once: its missing rate shows the rest
                 changes.append((feature_rows[mismatched[0]], f"feature '{name}' is no longer {kind.value}"))
             batch.feed(f"quality.missing.{name}", SignalKind.rate, Columns(rows, missing.astype(np.float64)))
-            present = np.flatnonzero(~missing)
-            batch.feed(f"feature.{name}", kind, Columns(rows[present], _pick(values, present)))
+            if missing.any():
+                present = np.flatnonzero(~missing)
+                batch.feed(f"feature.{name}", kind, Columns(rows[present], _pick(values, present)))
+            else:
+                batch.feed(f"feature.{name}", kind, Columns(rows, values))
         for name in list(self.untyped_features):
             missing = np.fromiter((m.get(name) is None for m in maps), dtype=np.float64, count=len(maps))
             batch.feed(f"quality.missing.{name}", SignalKind.rate, Columns(rows, missing))
@@ -199,6 +202,8 @@ class ModelMonitor:
         limits = self.limits
         known = self.feature_kinds.keys() | self.skipped_features
         changes: list[tuple[int, str]] = []
+        if known.issuperset(chain.from_iterable(maps)):  # every name known: the usual case, in C
+            return changes
         for j, features in enumerate(maps):
             if features.keys() <= known:
                 continue
