@@ -1,11 +1,14 @@
-"""The statistic streams: a deferred flat run decides exactly as feeding every value."""
+"""The statistic streams: a deferred flat run decides exactly as feeding every value; block
+ADWIN signals exactly where river's ADWIN does."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from detector.monitors.detectors import StatisticStream
+from river.drift import ADWIN
+
+from detector.monitors.detectors import ADWIN_CLOCK, BlockAdwin, StatisticStream
 from detector.monitors.page_hinkley import PageHinkley
 
 
@@ -39,3 +42,39 @@ def test_a_flat_run_survives_a_checkpoint() -> None:
     restored = stream(True)
     restored.load_state(deferring.to_state())
     assert restored.flat == deferring.flat and restored.flat is not None and restored.flat.values == 100
+
+
+def test_block_adwin_signals_where_river_s_adwin_does_on_the_same_block_means() -> None:
+    """BlockAdwin feeds river's ADWIN core directly; river's own ADWIN, fed the same scaled
+    means value by value, must signal at the same blocks with the same window widths."""
+    rng = np.random.default_rng(7)
+    values = np.concatenate([rng.random(20_000), 0.2 + 0.8 * rng.random(20_000), rng.random(20_000) ** 2])  # means 0.5, 0.6, 1/3
+    block = BlockAdwin(delta=0.002, block_events=16)
+    river = ADWIN(delta=0.002, clock=ADWIN_CLOCK, max_buckets=5)
+    ours, theirs = [], []
+    for start in range(0, len(values), 999):
+        hits, means, ends = block.update(values[start : start + 999])
+        ours += [(start + h.index, h.change_age) for h in hits]
+        for end, mean in zip(ends.tolist(), means.tolist()):
+            river.update((mean - 0.5) * 4 + 0.5)
+            if river.drift_detected:
+                theirs.append((start + end, int(river.width) * 16))
+    assert len(ours) >= 2, "the two changes must be detected"
+    assert ours == theirs
+
+
+def test_block_adwin_restored_after_a_hit_continues_as_the_uninterrupted_one() -> None:
+    rng = np.random.default_rng(8)
+    values = np.concatenate([rng.random(8000), 0.3 + 0.7 * rng.random(8000)])
+    first = BlockAdwin(delta=0.002, block_events=16)
+    hits, _, ends = first.update(values)
+    assert hits
+    cut = int(hits[0].index) + 1  # a checkpoint right after the block that signalled
+    uninterrupted, before = BlockAdwin(delta=0.002, block_events=16), BlockAdwin(delta=0.002, block_events=16)
+    before.update(values[:cut])
+    restored = BlockAdwin(delta=0.002, block_events=16)
+    restored.load_state(before.to_state())
+    uninterrupted.update(values[:cut])
+    more = rng.random(8000) ** 3
+    assert [h.index for h in restored.update(more)[0]] == [h.index for h in uninterrupted.update(more)[0]]
+    assert restored.adwin.width == uninterrupted.adwin.width
