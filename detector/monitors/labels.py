@@ -162,8 +162,9 @@ class LabelJoin:
             outcome.evicted += 1  # the process's budget is spent: not kept
             return
         self.pending[identifier] = Pending(event.prediction, event.score, event.confidence, event.ts_ms)
-        self.to_mature.append((event.ts_ms, identifier))
-        self.to_expire.append((event.ts_ms, identifier))
+        queued = (event.ts_ms, identifier)  # one tuple in both queues: 56 bytes a prediction less
+        self.to_mature.append(queued)
+        self.to_expire.append(queued)
 
     def _on_label(self, row: int, event: Event, outcome: JoinOutcome) -> None:
         identifier = event.id
