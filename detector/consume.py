@@ -83,6 +83,7 @@ class Service:
         self.touched: set[str] = set()  # models with events since the last checkpoint (for gauges)
         self.uncommitted_events = 0
         self.last_checkpoint = time.monotonic()
+        self.last_progress = time.monotonic()  # when the loop last completed a step (or a wait for the broker)
         self.processed_events = 0
 
     # -- control ------------------------------------------------------------------------
@@ -92,12 +93,35 @@ class Service:
         self.stop_requested.set()
 
     def is_ready(self) -> bool:
-        """Connected, assigned by the group, and every assigned partition's state restored."""
-        return self.connected and self.joined and not self.restoring
+        """Connected, assigned by the group, every assigned partition's state restored, and the
+        loop not stalled."""
+        return self.connected and self.joined and not self.restoring and not self.stalled_s()
 
     def readiness(self) -> tuple[bool, dict[str, object]]:
-        details = {"connected": self.connected, "assigned": self.joined, "restoring": self.restoring, "partitions": sorted(self.owned)}
+        details = {
+            "connected": self.connected, "assigned": self.joined, "restoring": self.restoring, "partitions": sorted(self.owned),
+            "stalled_s": round(self.stalled_s(), 1),
+        }
         return self.is_ready(), details
+
+    def liveness(self) -> tuple[bool, str]:
+        """Alive unless the loop has stalled: a call into librdkafka that never returns (a commit
+        to a transaction coordinator that died, librdkafka #5456) leaves the process serving
+        /metrics while it processes nothing; only a restart helps."""
+        stalled = self.stalled_s()
+        if stalled:
+            return False, f"stalled: the consumer loop has not completed a step for {stalled:.0f}s (metrics.stall_after_s)"
+        return True, ""
+
+    def stalled_s(self) -> float:
+        """Seconds since the loop last made progress, once that exceeds metrics.stall_after_s; else 0."""
+        quiet = time.monotonic() - self.last_progress
+        return quiet if quiet > self.settings.metrics.stall_after_s else 0.0
+
+    def _progressing(self) -> bool:
+        """Mark progress while waiting for the broker; tell whether to stop waiting."""
+        self.last_progress = time.monotonic()
+        return self.stop_requested.is_set()
 
     @property
     def metrics_port(self) -> int | None:
@@ -110,10 +134,11 @@ class Service:
         settings = self.settings
         gc.set_threshold(*GC_THRESHOLDS)
         LIBRDKAFKA_LOG.setLevel(logging.DEBUG if log.isEnabledFor(logging.DEBUG) else logging.CRITICAL)
-        self.http = HealthServer(settings.metrics.host, settings.metrics.port, self.registry, self.readiness).start()
+        self.last_progress = time.monotonic()
+        self.http = HealthServer(settings.metrics.host, settings.metrics.port, self.registry, self.readiness, self.liveness).start()
         log.info("metrics, health and readiness on http://%s:%d/metrics", settings.metrics.host, self.http.port)
         try:
-            if not wait_for_cluster(settings.kafka.client_config(), self.stop_requested.is_set):
+            if not wait_for_cluster(settings.kafka.client_config(), self._progressing):
                 return
             admin = AdminClient(settings.kafka.client_config())
             self.connected = True
@@ -154,6 +179,7 @@ class Service:
             self._check_connection()
         if self._checkpoint_due():
             self._checkpoint()
+        self.last_progress = time.monotonic()
 
     def _publish(self, result: BatchResult) -> None:
         assert self.outputs is not None

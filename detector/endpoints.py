@@ -38,6 +38,7 @@ class HealthServer:
     """Serves the three endpoints from a daemon thread, one thread per connection.
 
     `readiness()` returns (ready, details); /readyz answers 200 or 503 with the details as JSON.
+    `liveness()` returns (alive, why not); /healthz answers 200, or 503 with the reason.
     """
 
     def __init__(
@@ -46,10 +47,12 @@ class HealthServer:
         port: int,
         registry: CollectorRegistry,
         readiness: Callable[[], tuple[bool, dict[str, object]]],
+        liveness: Callable[[], tuple[bool, str]] = lambda: (True, ""),
         idle_timeout_s: float = IDLE_TIMEOUT_S,
     ) -> None:
         self.registry = registry
         self.readiness = readiness
+        self.liveness = liveness
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -73,7 +76,11 @@ class HealthServer:
                     encoder, content_type = choose_encoder(self.headers.get("Accept"))
                     self._send(HTTPStatus.OK, encoder(server.registry), content_type)
                 elif path == "/healthz":
-                    self._send(HTTPStatus.OK, b"ok\n", TEXT)
+                    alive, why = server.liveness()
+                    if alive:
+                        self._send(HTTPStatus.OK, b"ok\n", TEXT)
+                    else:
+                        self._send(HTTPStatus.SERVICE_UNAVAILABLE, why.encode() + b"\n", TEXT)
                 elif path == "/readyz":
                     ready, details = server.readiness()
                     body = orjson.dumps({"ready": ready, **details}) + b"\n"

@@ -97,6 +97,12 @@ class TopicSettings(Strict):
 class MetricsSettings(Strict):
     host: str = Field("0.0.0.0", description="bind address of /metrics, /healthz, /readyz")
     port: int = Field(9477, ge=0, le=65535, description="0 picks a free port and logs it")
+    stall_after_s: float = Field(
+        120.0, ge=10,
+        description="/healthz and /readyz answer 503 when the consumer loop has not completed a step for this long "
+        "(e.g. a commit hung on a dead transaction coordinator), so that a liveness probe restarts the process; "
+        "at least 10 s, since a metadata request may block for 5 s",
+    )
 
 
 class FieldMapping(Strict):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 import urllib.error
 import urllib.request
 
@@ -124,13 +126,39 @@ def test_sigterm_finishes_the_batch_commits_and_exits_zero(topics: KafkaNames) -
 def test_an_unreachable_broker_is_retried_and_readiness_stays_false(topics: KafkaNames) -> None:
     from detector.broker import free_loopback_port
 
-    env = topics.env(STREAMDRIFT_KAFKA__BOOTSTRAP_SERVERS=f"127.0.0.1:{free_loopback_port()}", STREAMDRIFT_METRICS__PORT=str(free_loopback_port()))
+    env = topics.env(
+        STREAMDRIFT_KAFKA__BOOTSTRAP_SERVERS=f"127.0.0.1:{free_loopback_port()}", STREAMDRIFT_METRICS__PORT=str(free_loopback_port()),
+        STREAMDRIFT_METRICS__STALL_AFTER_S="10",
+    )
     port = int(env["STREAMDRIFT_METRICS__PORT"])
     process = start_cli(["run"], env)
     wait_until(lambda: http_get(port, "/healthz")[0] == 200, 20, "the health endpoint")
     assert http_get(port, "/readyz")[0] == 503
+    time.sleep(12)  # longer than stall_after_s: waiting for the broker is progress, not a stall
+    assert http_get(port, "/healthz")[0] == 200 and http_get(port, "/readyz")[0] == 503
     stderr = stop_gracefully(process)
     assert "is unreachable" in stderr and "retrying in" in stderr
+
+
+def test_a_stalled_loop_fails_health_and_readiness_until_it_moves_again(topics: KafkaNames) -> None:
+    """A call that never returns inside the loop (here an alert listener that blocks, standing in
+    for a commit hung on a dead coordinator) turns /healthz and /readyz to 503 after
+    metrics.stall_after_s, so that a liveness probe restarts the process."""
+    produce(topics.bootstrap, topics.predictions, drifting("m", 8000, at=4000), key=b"m")
+    release = threading.Event()
+    with ServiceThread(topics.settings(metrics={"host": "127.0.0.1", "port": 0, "stall_after_s": 10})) as detector:
+        detector.service.alert_listeners.append(lambda alert, evidence: release.wait(60))
+        wait_until(lambda: detector.service.metrics_port is not None, 20, "the metrics server")
+        port = detector.service.metrics_port
+        assert port
+        wait_until(lambda: http_get(port, "/healthz")[0] == 503, 40, "a stalled loop reported")
+        status, reason = http_get(port, "/healthz")
+        readiness = orjson.loads(http_get(port, "/readyz")[1])
+        release.set()
+        wait_until(lambda: http_get(port, "/healthz")[0] == 200, 20, "health back once the loop moves")
+        detector.wait_processed(8000)
+    assert b"stalled: the consumer loop has not completed a step for" in reason
+    assert readiness["ready"] is False and readiness["stalled_s"] >= 10
 
 
 def test_groups_sharing_a_state_topic_keep_their_own_state(topics: KafkaNames) -> None:

@@ -97,3 +97,17 @@ def closed_by_peer(sock: socket.socket) -> bool:
         return False
     except ConnectionResetError:
         return True
+
+
+def test_health_reports_a_stalled_process_with_its_reason() -> None:
+    stalled = HealthServer(
+        HOST, 0, Metrics(CollectorRegistry()).registry, lambda: (False, {}), lambda: (False, "stalled: 130s"), idle_timeout_s=IDLE_TIMEOUT_S
+    ).start()
+    try:
+        connection = http.client.HTTPConnection(HOST, stalled.port, timeout=10)
+        connection.request("GET", "/healthz")
+        response = connection.getresponse()
+        assert (response.status, response.read()) == (503, b"stalled: 130s\n")
+        connection.close()
+    finally:
+        stalled.stop()
