@@ -60,6 +60,7 @@ class Service:
         self.registry = registry or CollectorRegistry()
         self.metrics = Metrics(self.registry)
         self.metrics.ready.set_function(lambda: 1.0 if self.is_ready() else 0.0)
+        self.metrics.last_progress.set_function(lambda: time.time() - (time.monotonic() - self.last_progress))
         self.pipeline = Pipeline(settings)
         self.inputs = settings.topics.inputs()
         key = settings.state.signing_key

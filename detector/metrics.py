@@ -115,6 +115,11 @@ class Metrics:
             "streamdrift_consumer_lag", "Messages behind the end of each owned input partition.", ["topic", "partition"], registry=registry
         )
         self.ready = Gauge("streamdrift_ready", "1 when partitions are assigned and their state restored.", registry=registry)
+        self.last_progress = Gauge(
+            "streamdrift_last_progress_timestamp_seconds",
+            "Unix time at which the consumer loop last completed a step (or a wait for the broker).",
+            registry=registry,
+        )
         self.batch_seconds = Histogram(
             "streamdrift_batch_processing_seconds", "Time to process one batch of input.", buckets=_SECONDS_BUCKETS, registry=registry
         )

@@ -24,6 +24,7 @@ REQUIRED_ALERTS = {
     "StreamdriftDeadLetters",
     "StreamdriftDown",
     "StreamdriftNotReady",
+    "StreamdriftStalled",  # scraped fine, but the consumer loop has stopped
 }
 
 

@@ -154,11 +154,15 @@ def test_a_stalled_loop_fails_health_and_readiness_until_it_moves_again(topics: 
         wait_until(lambda: http_get(port, "/healthz")[0] == 503, 40, "a stalled loop reported")
         status, reason = http_get(port, "/healthz")
         readiness = orjson.loads(http_get(port, "/readyz")[1])
+        metrics = http_get(port, "/metrics")[1].decode()
+        checked_at = time.time()
         release.set()
         wait_until(lambda: http_get(port, "/healthz")[0] == 200, 20, "health back once the loop moves")
         detector.wait_processed(8000)
     assert b"stalled: the consumer loop has not completed a step for" in reason
     assert readiness["ready"] is False and readiness["stalled_s"] >= 10
+    last_progress = float(next(line.split()[1] for line in metrics.splitlines() if line.startswith("streamdrift_last_progress_timestamp_seconds ")))
+    assert checked_at - last_progress >= 10
 
 
 def test_groups_sharing_a_state_topic_keep_their_own_state(topics: KafkaNames) -> None:
