@@ -155,8 +155,16 @@ class ModelMonitor:
             return
         maps = [events[i].features or {} for i in feature_rows]
         rows = np.asarray(feature_rows, dtype=np.int64)
-        changes = self._discover(maps, feature_rows)
-        for name, kind, column in self._feature_columns(maps):
+        # Every map with exactly the monitored names (as many, and none missing) has no name to
+        # discover: the usual case, checked in C before the per-map check of _discover.
+        same_count = set(map(len, maps)) == {len(self.feature_kinds)}
+        columns = self._feature_columns(maps, strict=True) if same_count else None
+        changes: list[tuple[int, str]] = []
+        if columns is None:
+            changes = self._discover(maps, feature_rows)
+            columns = self._feature_columns(maps)
+            assert columns is not None  # not strict: absent names read as None
+        for name, kind, column in columns:
             values, missing, mismatched = self._column(column, kind)
             if mismatched and name not in self.mistyped_features:
                 self.mistyped_features.add(name)  # reported once: its missing rate shows the rest
@@ -240,14 +248,21 @@ class ModelMonitor:
             return SignalKind.categorical
         return SignalKind.numeric
 
-    def _feature_columns(self, maps: list[dict[str, Any]]) -> list[tuple[str, SignalKind, Sequence[Any] | np.ndarray]]:
-        """(name, kind, values) of every known feature over `maps`, None where absent. Numeric
-        features come as one float array each when the whole batch converts at once."""
+    def _feature_columns(
+        self, maps: list[dict[str, Any]], strict: bool = False
+    ) -> list[tuple[str, SignalKind, Sequence[Any] | np.ndarray]] | None:
+        """(name, kind, values) of every known feature over `maps`, None where absent (`strict`:
+        no columns at all, None, if any map lacks a name). Numeric features come as one float
+        array each when the whole batch converts at once."""
         numeric = [n for n, k in self.feature_kinds.items() if k is SignalKind.numeric]
         categorical = [n for n, k in self.feature_kinds.items() if k is SignalKind.categorical]
+        numeric_rows = rows_of(maps, numeric, strict) if numeric else []
+        categorical_rows = rows_of(maps, categorical, strict) if categorical else []
+        if numeric_rows is None or categorical_rows is None:
+            return None
         columns: list[tuple[str, SignalKind, Sequence[Any] | np.ndarray]] = []
         if numeric:
-            rows = rows_of(maps, numeric)
+            rows = numeric_rows
             try:
                 flat = chain.from_iterable(rows) if len(numeric) > 1 else rows
                 matrix = np.fromiter(flat, dtype=np.float64, count=len(maps) * len(numeric)).reshape(len(maps), len(numeric))
@@ -255,8 +270,9 @@ class ModelMonitor:
             except (TypeError, ValueError):  # a value of another type somewhere: column by column
                 columns += [(name, SignalKind.numeric, column) for name, column in zip(numeric, transpose(rows, len(numeric)))]
         if categorical:
-            rows = rows_of(maps, categorical)
-            columns += [(name, SignalKind.categorical, column) for name, column in zip(categorical, transpose(rows, len(categorical)))]
+            columns += [
+                (name, SignalKind.categorical, column) for name, column in zip(categorical, transpose(categorical_rows, len(categorical)))
+            ]
         return columns
 
     def _column(self, column: Sequence[Any] | np.ndarray, kind: SignalKind) -> tuple[np.ndarray | list[str], np.ndarray, list[int]]:
@@ -403,12 +419,14 @@ def severity(transition: Transition) -> str:
     return "critical" if effect >= CRITICAL_EFFECT else "warning"
 
 
-def rows_of(maps: list[dict[str, Any]], names: list[str]) -> list[Any]:
-    """Each map's values of `names` (a tuple, or the bare value for one name), None where absent;
-    in C when every map has every name."""
+def rows_of(maps: list[dict[str, Any]], names: list[str], strict: bool = False) -> list[Any] | None:
+    """Each map's values of `names` (a tuple, or the bare value for one name), None where absent
+    (`strict`: None instead of any rows if a map lacks a name); in C when every map has every name."""
     try:
         return list(map(itemgetter(*names), maps))
     except KeyError:
+        if strict:
+            return None
         if len(names) == 1:
             return [m.get(names[0]) for m in maps]
         return [tuple(m.get(n) for n in names) for m in maps]

@@ -112,6 +112,15 @@ def test_a_new_feature_after_warm_up_is_a_schema_change() -> None:
     assert schema[0].evidence["changes"] == ["new feature 'b'"]
 
 
+def test_one_event_with_a_new_name_in_place_of_a_known_one_is_noticed() -> None:
+    """As many names as usual, one of them new: the quick check for known names must not pass it."""
+    events = [{"model": "m", "features": {"a": float(i % 7), "b": 1.0}} for i in range(1000)]
+    events[900] = {"model": "m", "features": {"a": 1.0, "c": 1.0}}
+    pipeline = Pipeline(load_settings(None, detection={"warmup_events": 200}))
+    run(pipeline, messages(events), size=500)
+    assert set(next(iter(pipeline.models())).feature_kinds) == {"a", "b", "c"}
+
+
 def test_a_renamed_field_shows_as_missing_and_as_schema_change() -> None:
     settings = load_settings(None, detection={"warmup_events": 200})
     events = [{"model": "m", "features": {"amount": float(i % 13)}} for i in range(1500)]
