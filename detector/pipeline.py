@@ -10,17 +10,13 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from operator import attrgetter
 from typing import Protocol
 
 from detector.alerts import Alert
-from detector.events import Decoder, Event, Invalid, Source
+from detector.events import SOURCE_OF, TS_OF, Decoder, Event, Invalid, Source
 from detector.monitors.labels import PendingBudget
 from detector.monitors.model import ModelMonitor
 from detector.settings import Settings
-
-
-_SOURCE, _TS = attrgetter("source"), attrgetter("ts_ms")
 
 
 class Message(Protocol):
@@ -159,11 +155,11 @@ class Pipeline:
                 events.append(decoded)
             previous = (partition, decoded.model, events)
         for monitor, events in per_model.items():
-            for source, count in Counter(map(_SOURCE, events)).items():
+            for source, count in Counter(map(SOURCE_OF, events)).items():
                 result.events[self.topics[source], monitor.name] += count
             self.partitions[events[0].partition].dirty.add(monitor.name)
             result.alerts += monitor.observe(events)
-            result.last_event_ms[monitor.name] = max(map(_TS, events))
+            result.last_event_ms[monitor.name] = max(map(TS_OF, events))
         return result
 
     def _monitor_for(self, event: Event) -> ModelMonitor | Invalid:

@@ -7,8 +7,8 @@ model-level budget by simulation.
    threshold gives an intercept ln ARL0 − slope·h; the intercept to use is the alarm-weighted
    mean over the thresholds with ARL0 ≥ 10⁴ (where ln ARL0 is linear in h). A free fit of the
    slope is shown beside the theoretical one.
-2. ADWIN on scaled block means (`BlockAdwin`, blocks of the default `detection.block_events`): false alarms per block at several
-   deltas, one long stream each; a weighted fit of ln rate = ln A + P·ln delta.
+2. ADWIN on scaled block means (`BlockAdwin`, blocks of the default `detection.block_events`):
+   false alarms per block at several deltas, one long stream each; a weighted fit of ln rate = ln A + P·ln delta.
 3. The model: stationary streams for every monitor of a model with 23 features (20 numeric of
    five families, 3 categorical, each with a 2% missing rate) and its score, predicted class and
    latency (49 monitors, 75 statistics, 150 detectors), fed through `SignalMonitor` with the

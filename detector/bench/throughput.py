@@ -11,8 +11,8 @@ messages with the same consumer settings.
 
 from __future__ import annotations
 
-import logging
 import gc
+import logging
 import time
 import uuid
 from dataclasses import dataclass

@@ -88,10 +88,6 @@ class BlockAdwin:
                 update = self.adwin._helper.update
         return hits
 
-    @property
-    def window_events(self) -> int:
-        return int(self.adwin.width) * self.block_events
-
     def to_state(self) -> dict[str, Any]:
         # river's Rust core serialises its buckets to bytes: plain numbers, decoded without running code.
         window = base64.b64encode(self.adwin._helper.__getstate__()).decode()

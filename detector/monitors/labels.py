@@ -20,18 +20,15 @@ per model (`max_pending`) and per process (a `PendingBudget` shared by all model
 from __future__ import annotations
 
 import zlib
-from itertools import compress
 from collections import OrderedDict, deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from operator import attrgetter
+from itertools import compress
 from typing import Any
 
 import numpy as np
 
-from detector.events import Event, Source
-
-_ID, _TS, _SOURCE = attrgetter("id"), attrgetter("ts_ms"), attrgetter("source")
+from detector.events import ID_OF, SOURCE_OF, TS_OF, Event, Source
 
 _SAMPLE_BUCKETS = 10_000
 
@@ -122,8 +119,8 @@ class LabelJoin:
 
     def observe(self, events: Sequence[Event]) -> JoinOutcome:
         outcome = JoinOutcome()
-        if self._idle() and set(map(_ID, events)) == {None}:  # no labels either: they carry ids
-            newest = max(compress(map(_TS, events), map(Source.prediction.__eq__, map(_SOURCE, events))), default=self.watermark)
+        if self._idle() and set(map(ID_OF, events)) == {None}:  # no labels either: they carry ids
+            newest = max(compress(map(TS_OF, events), map(Source.prediction.__eq__, map(SOURCE_OF, events))), default=self.watermark)
             self.watermark = max(self.watermark, newest)  # nothing waits that it could mature or expire
             return outcome
         for row, event in enumerate(events):

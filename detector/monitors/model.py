@@ -10,17 +10,17 @@ detector.monitors.performance (`performance.error`, `performance.recall.<class>`
 from __future__ import annotations
 
 import hashlib
-from itertools import chain
 from collections.abc import Sequence
-from operator import attrgetter, itemgetter
 from dataclasses import dataclass
+from itertools import chain
+from operator import attrgetter, itemgetter
 from typing import Any
 
 import numpy as np
 
 from detector.alerts import Alert
 from detector.calibration import Thresholds, detectors_for, thresholds_for_budget
-from detector.events import Event
+from detector.events import OFFSET_OF, SOURCE_OF, Event
 from detector.monitors.labels import PendingBudget
 from detector.monitors.performance import ERROR, Performance
 from detector.monitors.schema import SchemaMonitor
@@ -31,7 +31,6 @@ CRITICAL_EFFECT = 0.2  # a shift of the mean PIT position (or of a rate) this la
 
 SCORE, VALUE, LATENCY = "prediction.score", "prediction.value", "prediction.latency"
 SCHEMA = "quality.schema"
-_SOURCE, _OFFSET = attrgetter("source"), attrgetter("offset")
 
 
 def model_thresholds(settings: ModelSettings, detection: DetectionSettings, limits: LimitSettings) -> Thresholds:
@@ -78,8 +77,8 @@ class BatchFeed:
 
     def __init__(self, model: "ModelMonitor", events: Sequence[Event]) -> None:
         self.model = model
-        self.codes = np.fromiter(map(_SOURCE, events), dtype=np.int64, count=len(events))
-        self.offsets = np.fromiter(map(_OFFSET, events), dtype=np.int64, count=len(events))
+        self.codes = np.fromiter(map(SOURCE_OF, events), dtype=np.int64, count=len(events))
+        self.offsets = np.fromiter(map(OFFSET_OF, events), dtype=np.int64, count=len(events))
         self.partition = events[0].partition
         self.found: list[tuple[str, int, str, Transition]] = []  # (monitor, row, signal kind, transition)
 

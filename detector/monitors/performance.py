@@ -21,18 +21,15 @@ import math
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from operator import attrgetter
 from typing import Any
 
 import numpy as np
 
-from detector.events import Event
+from detector.events import CONFIDENCE_OF, Event
 from detector.monitors.decay import DecayedMean
 from detector.monitors.labels import Joined, LabelJoin, PendingBudget
 from detector.monitors.signal import Columns, SignalKind, number_columns
 from detector.settings import LimitSettings, ModelSettings
-
-_CONFIDENCE = attrgetter("confidence")
 
 ERROR, ESTIMATED, LABELS = "performance.error", "performance.estimated", "quality.labels"
 RECALL = "performance.recall."
@@ -91,7 +88,7 @@ class Performance:
     def observe(self, events: Sequence[Event], classifier: bool | None) -> list[Feed]:
         """Join this batch's labels; return what the performance monitors should see."""
         feeds: list[Feed] = []
-        confidences = number_columns(list(map(_CONFIDENCE, events)))
+        confidences = number_columns(list(map(CONFIDENCE_OF, events)))
         if len(confidences.rows):
             self.gauges["estimated"].update(confidences.values)
             feeds.append(Feed(ESTIMATED, SignalKind.numeric, confidences))
