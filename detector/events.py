@@ -79,7 +79,7 @@ SOURCE_OF, TS_OF, OFFSET_OF = attrgetter("source"), attrgetter("ts_ms"), attrget
 ID_OF, CONFIDENCE_OF = attrgetter("id"), attrgetter("confidence")
 
 _NUMBER = (int, float)
-_MAX_TS = 10**16  # epoch milliseconds beyond this are not timestamps
+MAX_TIMESTAMP_MS = 10**16  # epoch milliseconds beyond this are not timestamps
 _SCALAR = (int, float, str, bool)
 
 
@@ -107,7 +107,7 @@ def parse_json(raw: bytes | None, max_bytes: int) -> Any | Invalid:
 def parse_timestamp(value: Any) -> int | None:
     """Epoch milliseconds from epoch ms (number) or RFC 3339 text; None if neither."""
     if _is_number(value):
-        return int(value) if 0 <= value < _MAX_TS else None
+        return int(value) if 0 <= value < MAX_TIMESTAMP_MS else None
     if isinstance(value, str):
         try:
             moment = datetime.fromisoformat(value)
@@ -186,7 +186,7 @@ class Decoder:
         ts = wire.ts
         if ts is None:
             ts = kafka_ts_ms
-        elif not (ts.__class__ is int and 0 <= ts < _MAX_TS):
+        elif not (ts.__class__ is int and 0 <= ts < MAX_TIMESTAMP_MS):
             ts = parse_timestamp(ts)
             if ts is None:
                 return None

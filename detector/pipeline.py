@@ -81,8 +81,10 @@ class PartitionState:
 class Pipeline:
     """Decodes, validates and routes batches to per-partition model monitors."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, log_blocks: bool = False) -> None:
+        """`log_blocks`: every signal logs its completed blocks for a reader (the backtest's trace)."""
         self.settings = settings
+        self.log_blocks = log_blocks
         topics = settings.topics
         self.topics = (topics.predictions, topics.features, topics.labels)
         self.sources = {name: Source(code) for code, name in enumerate(self.topics)}
@@ -109,7 +111,7 @@ class Pipeline:
     def new_monitor(self, model: str) -> ModelMonitor:
         settings = self.settings
         return ModelMonitor(
-            model, settings.model_settings(model), settings.detection_for(model), settings.limits, self.topics, self.pending_budget
+            model, settings.model_settings(model), settings.detection_for(model), settings.limits, self.topics, self.pending_budget, self.log_blocks
         )
 
     def revoke(self, partitions: Iterable[int]) -> list[str]:

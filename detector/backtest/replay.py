@@ -2,8 +2,8 @@
 the live service's own code, fed the same batches in the same order.
 
 Decisions depend only on each model's order of events, never on batch boundaries, so the
-batch size is free: it is the largest that lets the trace see every block of every signal
-(`trace.batch_limit`, about 2,000 messages with the defaults), within [1,000, 5,000].
+batch size is free: the replay takes the live service's (`batch_max_events` of the first
+configuration), the size the core is measured at.
 """
 
 from __future__ import annotations
@@ -19,12 +19,10 @@ from detector.alerts import Alert
 from detector.backtest.score import Detection
 from detector.backtest.sources import Batch, Source
 from detector.backtest.timeline import Timeline
-from detector.backtest.trace import Trace, batch_limit
+from detector.backtest.trace import Trace
 from detector.consume import GC_THRESHOLDS
 from detector.pipeline import Pipeline
 from detector.settings import Settings
-
-MIN_BATCH, MAX_BATCH = 1000, 5000
 
 ProgressHook = Callable[[int, "float | None"], None]  # (messages replayed, fraction done or None)
 
@@ -51,7 +49,7 @@ class Run:
     invalid: Counter[tuple[str, str]] = field(default_factory=Counter)  # (topic, reason) -> messages
 
     def __post_init__(self) -> None:
-        self.pipeline = Pipeline(self.settings)
+        self.pipeline = Pipeline(self.settings, log_blocks=True)
 
     @property
     def group(self) -> str:
@@ -78,19 +76,15 @@ class Replayed:
         return self.messages / self.seconds if self.seconds > 0 else 0.0
 
 
-def batch_size(runs: list[Run]) -> int:
-    return max(MIN_BATCH, min(MAX_BATCH, *(batch_limit(run.settings) for run in runs)))
-
-
 def replay(source: Source, runs: list[Run], on_progress: ProgressHook | None = None) -> Replayed:
     """Feed every batch of `source` to every run's pipeline; collect alerts and traces."""
     timeline = Timeline(runs[0].settings.topics.predictions)
-    size = batch_size(runs)
+    size = runs[0].settings.batch_max_events
     messages = 0
     started = time.perf_counter()
     with _fewer_collections():
         for batch in source.batches(size):
-            messages += len(batch.messages)
+            messages += len(batch)
             _feed(batch, runs, timeline)
             if on_progress is not None:
                 on_progress(messages, source.fraction_done())
@@ -98,7 +92,7 @@ def replay(source: Source, runs: list[Run], on_progress: ProgressHook | None = N
 
 
 def _feed(batch: Batch, runs: list[Run], timeline: Timeline) -> None:
-    timeline.add(batch.messages, batch.models)
+    timeline.add(batch)
     for run in runs:
         result = run.pipeline.process(batch.messages)
         run.fired += [Fired(alert, timeline.position(alert.model, alert.topic, alert.partition, alert.offset)) for alert in result.alerts]

@@ -5,7 +5,7 @@ Two sources: files (`detector.backtest.files`) and topics (`detector.backtest.to
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import msgspec
@@ -21,8 +21,24 @@ class SourceError(RuntimeError):
 
 @dataclass
 class Batch:
-    messages: list[Message]
-    models: list[str]  # the model of each message ('' when it names none)
+    """Messages in replay order, with columns the timeline takes whole: per message its model
+    ('' when it names none), topic, partition and offset."""
+
+    messages: list[Message] = field(default_factory=list)
+    models: list[str] = field(default_factory=list)
+    topics: list[str] = field(default_factory=list)
+    partitions: list[int] = field(default_factory=list)
+    offsets: list[int] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.messages)
+
+    def append(self, message: Message, model: str) -> None:
+        self.messages.append(message)
+        self.models.append(model)
+        self.topics.append(message.topic() or "")
+        self.partitions.append(message.partition() or 0)
+        self.offsets.append(message.offset() or 0)
 
 
 class Source(Protocol):
@@ -35,6 +51,11 @@ class Source(Protocol):
 
 
 Peeked = tuple[str, Any, bool]  # (model, '' when none; the event time field as given; is it a label event)
+
+
+def is_label(found: Any) -> bool:
+    """Is this peeked event a label event (a label, and neither prediction nor score)?"""
+    return found.label is not UNSET and found.prediction is UNSET and found.score is UNSET
 
 
 class Peeker:
@@ -55,8 +76,7 @@ class Peeker:
                 found = self._decoder_of(found.model).decode(payload)
         except (msgspec.DecodeError, msgspec.ValidationError):
             return "", None, False  # not an event: the pipeline dead-letters it
-        is_label = found.label is not UNSET and found.prediction is UNSET and found.score is UNSET
-        return found.model or "", found.ts, is_label
+        return found.model or "", found.ts, is_label(found)
 
     def _decoder_of(self, model: str) -> msgspec.json.Decoder[Any]:
         decoder = self.decoders.get(model)

@@ -10,11 +10,11 @@ source message, looked up here by (model, topic, partition, offset).
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 
 import numpy as np
 
-from detector.pipeline import Message
+from detector.backtest.sources import Batch
 
 UNKNOWN = -1
 
@@ -51,25 +51,30 @@ class Timeline:
         self.offsets: dict[Stream, GrowingArray] = {}
         self.positions: dict[Stream, GrowingArray] = {}
 
-    def add(self, messages: Sequence[Message], models: Sequence[str]) -> None:
-        """Record a batch, in replay order; `models` names each message's model."""
-        grouped: dict[Stream, tuple[list[int], list[int]]] = {}
-        counts, predictions = self.predictions, self.predictions_topic
-        for message, model in zip(messages, models):
-            topic = message.topic() or ""
-            stream = (model, topic, message.partition() or 0)
-            entry = grouped.get(stream)
-            if entry is None:
-                entry = grouped[stream] = ([], [])
-            entry[0].append(message.offset() or 0)
-            entry[1].append(counts[model])
-            if topic == predictions:
-                counts[model] += 1
-        for stream, (offsets, positions) in grouped.items():
+    def add(self, batch: Batch) -> None:
+        """Record a batch, in replay order."""
+        if not len(batch):
+            return
+        models = list(dict.fromkeys(batch.models))
+        model_codes = _codes(batch.models, models)
+        is_prediction = np.fromiter(map(self.predictions_topic.__eq__, batch.topics), dtype=bool, count=len(batch))
+        so_far = np.array([self.predictions[model] for model in models], dtype=np.int64)
+        positions = so_far[model_codes] + _earlier_in_group(model_codes, is_prediction)
+        for model, count in zip(models, np.bincount(model_codes, weights=is_prediction, minlength=len(models))):
+            self.predictions[model] += int(count)
+
+        keys = list(zip(batch.models, batch.topics, batch.partitions))
+        streams = list(dict.fromkeys(keys))
+        offsets = np.asarray(batch.offsets, dtype=np.int64)
+        stream_codes = _codes(keys, streams)
+        order = np.argsort(stream_codes, kind="stable")
+        bounds = np.searchsorted(stream_codes[order], np.arange(len(streams) + 1))
+        for code, stream in enumerate(streams):
+            rows = order[bounds[code] : bounds[code + 1]]
             if stream not in self.offsets:
                 self.offsets[stream], self.positions[stream] = GrowingArray(), GrowingArray()
-            self.offsets[stream].extend(offsets)
-            self.positions[stream].extend(positions)
+            self.offsets[stream].extend(offsets[rows])
+            self.positions[stream].extend(positions[rows])
 
     def locate(self, stream: Stream, offsets: np.ndarray) -> np.ndarray:
         """Positions of these offsets of one stream (UNKNOWN for offsets never replayed)."""
@@ -83,3 +88,24 @@ class Timeline:
     def position(self, model: str, topic: str, partition: int, offset: int) -> int | None:
         located = int(self.locate((model, topic, partition), np.array([offset], dtype=np.int64))[0])
         return None if located == UNKNOWN else located
+
+
+def _codes(items: list[Hashable], distinct: list[Hashable]) -> np.ndarray:
+    """Index of each item in `distinct` (which holds each item once)."""
+    if len(distinct) == 1:
+        return np.zeros(len(items), dtype=np.int64)
+    index = {item: code for code, item in enumerate(distinct)}
+    return np.fromiter(map(index.__getitem__, items), dtype=np.int64, count=len(items))
+
+
+def _earlier_in_group(groups: np.ndarray, flags: np.ndarray) -> np.ndarray:
+    """For each element, how many earlier elements of its group are flagged."""
+    order = np.argsort(groups, kind="stable")
+    flagged = flags[order].astype(np.int64)
+    earlier = np.cumsum(flagged) - flagged  # over all groups, in group order
+    sorted_groups = groups[order]
+    first = np.flatnonzero(np.concatenate(([True], sorted_groups[1:] != sorted_groups[:-1])))
+    earlier -= np.repeat(earlier[first], np.diff(np.append(first, len(groups))))
+    result = np.empty_like(earlier)
+    result[order] = earlier
+    return result

@@ -181,7 +181,7 @@ class TopicSource:
     def _read(self, consumer: Consumer, size: int) -> Iterator[Batch]:
         merge = _Merge(self.partitions)
         index = {(p.tp.topic, p.tp.partition): i for i, p in enumerate(self.partitions)}
-        batch = Batch([], [])
+        batch = Batch()
         started = last_data = time.monotonic()
         while not merge.exhausted:
             for message in consumer.consume(size, 0.5):
@@ -190,19 +190,18 @@ class TopicSource:
             while (released := merge.pop()) is not None:
                 part, message = self.partitions[released[0]], released[1]
                 self._throttle(part, consumer)
-                batch.messages.append(message)
-                batch.models.append(self._model(message))
-                if len(batch.messages) >= size:
-                    self.read += len(batch.messages)
+                batch.append(message, self._model(message))
+                if len(batch) >= size:
+                    self.read += len(batch)
                     yield batch
-                    batch = Batch([], [])
+                    batch = Batch()
             if time.monotonic() - started > SILENT_S:
                 self._rewind_silent(consumer)
             if time.monotonic() - last_data > IDLE_TIMEOUT_S:
                 waiting = ", ".join(f"{p.tp.topic}[{p.tp.partition}]" for p in self.partitions if not p.done)
                 raise SourceError(f"no data from {waiting} at {self.settings.kafka.bootstrap_servers} for {IDLE_TIMEOUT_S:.0f}s; is the cluster up?")
-        if batch.messages:
-            self.read += len(batch.messages)
+        if batch:
+            self.read += len(batch)
             yield batch
 
     def _receive(self, message: KafkaMessage, index: int, merge: _Merge, consumer: Consumer) -> None:

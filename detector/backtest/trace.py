@@ -1,13 +1,12 @@
 """Time series of every signal during a replay, for the pictures (pure; no I/O).
 
-A live monitor keeps only its last blocks (`SignalMonitor.history`). After each batch the
-trace copies the blocks completed since the previous one and turns them into what the resolve
-decision watches: each statistic's mean over the last `resolve_window_events`, beside its
-reference band (the reference level ± BAND_SIGMAS standard errors, as in the monitor), and for
-numbers and rates the same window's raw mean with the reference's band. A point is kept every
-eighth of a window and placed by the timeline (the model's prediction position).
-
-The replay's batches must not outrun a history (`batch_limit`), or blocks are lost to gaps.
+A live monitor keeps only its last blocks (`SignalMonitor.history`), so the replay's pipeline
+logs every completed block (`Pipeline(log_blocks=True)`), and after each batch the trace drains
+those logs and turns the blocks into what the resolve decision watches: each statistic's mean
+over the last `resolve_window_events`, beside its reference band (the reference level ±
+BAND_SIGMAS standard errors, as in the monitor), and for numbers and rates the same window's raw
+mean with the reference's band. A point is kept every eighth of a window and placed by the
+timeline (the model's prediction position).
 """
 
 from __future__ import annotations
@@ -22,15 +21,8 @@ from detector.monitors.model import ModelMonitor
 from detector.monitors.reference import NumericReference
 from detector.monitors.signal import BAND_SIGMAS, SignalConfig, SignalKind, SignalMonitor
 from detector.pipeline import Pipeline
-from detector.settings import Settings
 
 POINTS_PER_WINDOW = 8
-
-
-def batch_limit(settings: Settings) -> int:
-    """The most messages per batch for which no monitor's history drops an unseen block."""
-    models = ["", *settings.models]
-    return min(2 * -(-d.resolve_window_events // d.block_events) * d.block_events for d in map(settings.detection_for, models))
 
 
 def band_half_width(variance: float, config: SignalConfig) -> float:
@@ -60,35 +52,33 @@ class Series:
 
 @dataclass
 class _Taken:
-    """How far the trace has read one signal's history."""
+    """How far the trace has read one signal's blocks."""
 
-    last_end: float = -1.0  # signal position of the last block taken
     blocks: int = 0  # blocks taken so far
     tail: np.ndarray | None = None  # the last blocks taken, which the next windows reach back to
 
-    def new_blocks(self, signal: SignalMonitor) -> tuple[np.ndarray, int]:
-        """The blocks completed since the last call, after the tail their windows need;
-        and the index of the first new one."""
-        history, config = signal.history, signal.config
-        rows = history.rows[history.column("end") > self.last_end]
-        if not len(rows):
-            return rows, 0
-        tail = self.tail
-        if tail is None or not len(tail) or rows[0, 0] - tail[-1, 0] != config.block_events:
-            tail = rows[:0]  # the first blocks, or a re-baseline: windows start again
-        blocks = np.concatenate((tail, rows))
-        self.last_end = float(rows[-1, 0])
-        self.tail = blocks[len(blocks) - config.window_blocks + 1 :] if config.window_blocks > 1 else blocks[:0]
-        return blocks, len(tail)
+    def take(self, signal: SignalMonitor) -> tuple[np.ndarray, np.ndarray]:
+        """The blocks completed since the last call (drained from the signal's log) after the
+        tail their windows need, and the indices of those to plot: new blocks with a whole
+        window of consecutive blocks behind them (a re-baseline starts windows again), one every
+        eighth of a window."""
+        config, log = signal.config, signal.block_log
+        assert log is not None, "the replay's pipeline logs blocks"
+        if not log:
+            return np.empty((0, len(signal.history.columns))), np.empty(0, dtype=np.int64)
+        tail = self.tail if self.tail is not None else np.empty((0, len(signal.history.columns)))
+        blocks = np.concatenate((tail, *log))
+        log.clear()
+        window = config.window_blocks
+        self.tail = blocks[len(blocks) - window + 1 :] if window > 1 else blocks[:0]
 
-    def window_ends(self, first_new: int, count: int, window: int) -> np.ndarray:
-        """Blocks (indices) whose window to plot: new ones with a whole window behind them,
-        one every eighth of a window."""
-        ends = np.arange(first_new, count)
+        ends = np.arange(len(tail), len(blocks))
+        breaks = np.flatnonzero(np.diff(blocks[:, 0]) != config.block_events) + 1
+        run_starts = np.concatenate(([0], breaks))[np.searchsorted(breaks, ends, side="right")]
         every = max(1, window // POINTS_PER_WINDOW)
-        picked = ends[(ends + 1 >= window) & ((self.blocks + ends - first_new) % every == 0)]
-        self.blocks += count - first_new
-        return picked
+        picked = ends[(ends - run_starts + 1 >= window) & ((self.blocks + ends - len(tail)) % every == 0)]
+        self.blocks += len(ends)
+        return blocks, picked
 
 
 class Trace:
@@ -103,16 +93,15 @@ class Trace:
         for partition, state in pipeline.partitions.items():
             for model in (state.models[name] for name in models if name in state.models):
                 for name, signal in model.signals.items():
-                    if not signal.learning:
-                        self._take(model, name, signal, partition, timeline)
+                    self._take(model, name, signal, partition, timeline)
 
     def of(self, model: str, monitor: str) -> Series | None:
         return self.series.get((model, monitor))
 
     def _take(self, model: ModelMonitor, name: str, signal: SignalMonitor, partition: int, timeline: Timeline) -> None:
-        taken = self.taken.setdefault((model.name, name), _Taken())
-        blocks, first_new = taken.new_blocks(signal)
-        ends = taken.window_ends(first_new, len(blocks), signal.config.window_blocks)
+        blocks, ends = self.taken.setdefault((model.name, name), _Taken()).take(signal)
+        if not len(ends):
+            return
         positions = _positions(model, partition, signal, blocks[ends], timeline)
         known = positions != UNKNOWN
         if not known.any():

@@ -107,8 +107,11 @@ class ModelMonitor:
         limits: LimitSettings,
         topics: tuple[str, ...],
         pending_budget: PendingBudget | None = None,
+        log_blocks: bool = False,
     ) -> None:
+        """`log_blocks`: every signal logs its completed blocks (`SignalMonitor.block_log`)."""
         self.name = name
+        self.log_blocks = log_blocks
         self.settings = settings
         self.limits = limits
         self.topics = topics
@@ -195,7 +198,7 @@ class ModelMonitor:
         if signal is None:
             if self.disabled and monitor.startswith(self.disabled):
                 return None
-            signal = self.signals[monitor] = SignalMonitor(monitor, kind, self.config, binary_detectors)
+            signal = self.signals[monitor] = SignalMonitor(monitor, kind, self.config, binary_detectors, self.log_blocks)
         return signal
 
     def _discover(self, maps: list[dict[str, Any]], feature_rows: list[int]) -> list[tuple[int, str]]:

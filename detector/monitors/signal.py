@@ -164,8 +164,12 @@ class BlockHistory:
 class SignalMonitor:
     """Reference, detectors and lifecycle of one signal."""
 
-    def __init__(self, monitor: str, kind: SignalKind, config: SignalConfig, binary_detectors: bool = False) -> None:
-        """`binary_detectors`: also run river's DDM and HDDM_A on the raw values (0/1 error streams)."""
+    def __init__(
+        self, monitor: str, kind: SignalKind, config: SignalConfig, binary_detectors: bool = False, log_blocks: bool = False
+    ) -> None:
+        """`binary_detectors`: also run river's DDM and HDDM_A on the raw values (0/1 error streams).
+        `log_blocks`: also append every completed block to `block_log`, for a reader that drains it
+        (the backtest's trace; the history keeps only the last blocks)."""
         self.monitor = monitor
         self.kind = kind
         self.config = config
@@ -182,6 +186,7 @@ class SignalMonitor:
         self.raw_carry = np.empty(0)  # raw values of the unfinished block
         self.block_source = (0, -1)  # (topic code, offset) of the first value of the open block
         self.history = BlockHistory(self.statistics, 2 * config.window_blocks)
+        self.block_log: list[np.ndarray] | None = [] if log_blocks else None
         self.recent_codes = np.empty(0, dtype=np.int64)  # the last resolve_window_events category codes
         self.codes_in_play: tuple[int, np.ndarray] | None = None  # (position of the first, codes) while deciding a chunk
         self.drift: Drift | None = None
@@ -365,7 +370,10 @@ class SignalMonitor:
             (int(sources.topic_codes[after_last]), int(sources.offsets[after_last])) if after_last < start + len(chunk) else (0, -1)
         )
         columns = [self.seen + ends, topics, offsets, raw_sums, raw_sumsq, *(block_means[name] for name in self.statistics)]
-        self.history.append(np.column_stack(columns))
+        rows = np.column_stack(columns)
+        self.history.append(rows)
+        if self.block_log is not None:
+            self.block_log.append(rows)
 
     def _in_band(self, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """For each block just completed (the last len(ends) rows of the history): does a full
