@@ -53,6 +53,11 @@ class DeadLetter:
             ("streamdrift.source.timestamp", str(self.timestamp_ms).encode()),
         ]
 
+    @classmethod
+    def of(cls, message: Message, why: Invalid) -> DeadLetter:
+        topic, partition, offset = message.topic() or "", message.partition() or 0, message.offset() or 0
+        return cls(topic, partition, offset, message.key(), message.value(), message.timestamp()[1], *why)
+
 
 @dataclass
 class BatchResult:
@@ -132,37 +137,67 @@ class Pipeline:
     def process(self, messages: Sequence[Message]) -> BatchResult:
         """Run one batch: every message ends as an event of some model, or as a dead letter."""
         result = BatchResult()
-        per_model: dict[ModelMonitor, list[Event]] = {}
+        rejected = self._route(self.decode(messages, result), result)
+        if rejected:
+            by_place = {(message.topic() or "", message.partition() or 0, message.offset() or 0): message for message in messages}
+            for event, why in rejected:
+                result.dead_letters.append(DeadLetter.of(by_place[self.topics[event.source], event.partition, event.offset], why))
+        return result
+
+    def decode(self, messages: Sequence[Message], result: BatchResult) -> list[Event]:
+        """The valid events of a batch; the other messages become dead letters in `result`."""
         decode, sources = self.decoder.decode, self.sources  # looked up once: this loop runs per message
-        previous: tuple[int, str, list[Event]] = (-1, "", [])  # partition, model and events of the last valid message
+        events: list[Event] = []
         for message in messages:
             topic = message.topic() or ""
-            partition, offset = message.partition() or 0, message.offset() or 0
-            timestamp_ms = message.timestamp()[1]
-            decoded = decode(message.value(), sources[topic], partition, offset, timestamp_ms)
-            if decoded.__class__ is Event and partition == previous[0] and decoded.model == previous[1]:
-                previous[2].append(decoded)  # the model of the message before: runs of one model are common
-                continue
-            monitor = decoded if decoded.__class__ is Invalid else self._monitor_for(decoded)
-            if monitor.__class__ is Invalid:
-                result.dead_letters.append(
-                    DeadLetter(topic, partition, offset, message.key(), message.value(), timestamp_ms, *monitor)
-                )
-                result.invalid[topic, monitor.reason] += 1
-                continue
-            events = per_model.get(monitor)
-            if events is None:
-                events = per_model[monitor] = [decoded]
+            decoded = decode(message.value(), sources[topic], message.partition() or 0, message.offset() or 0, message.timestamp()[1])
+            if decoded.__class__ is Invalid:
+                result.dead_letters.append(DeadLetter.of(message, decoded))
+                result.invalid[topic, decoded.reason] += 1
             else:
                 events.append(decoded)
-            previous = (partition, decoded.model, events)
-        for monitor, events in per_model.items():
-            for source, count in Counter(map(SOURCE_OF, events)).items():
-                result.events[self.topics[source], monitor.name] += count
-            self.partitions[events[0].partition].dirty.add(monitor.name)
-            result.alerts += monitor.observe(events)
-            result.last_event_ms[monitor.name] = max(map(TS_OF, events))
+        return events
+
+    def decodes_like(self, other: Pipeline) -> bool:
+        """Does `other` turn every message into the same event, or dead letter, as this one?"""
+        return _decoding(self.settings) == _decoding(other.settings)
+
+    def process_events(self, events: Sequence[Event]) -> BatchResult:
+        """Run a batch of events decoded elsewhere by an equal `Decoder` (the backtest's reader
+        process); events the pipeline rejects are only counted, as there are no messages to
+        dead-letter."""
+        result = BatchResult()
+        self._route(events, result)
         return result
+
+    def _route(self, events: Sequence[Event], result: BatchResult) -> list[tuple[Event, Invalid]]:
+        """Hand each model's events to its monitor, in order; return the events no monitor
+        takes (unknown model, or the model cap) with the reason, counted as invalid."""
+        per_model: dict[ModelMonitor, list[Event]] = {}
+        rejected: list[tuple[Event, Invalid]] = []
+        previous: tuple[int, str, list[Event]] = (-1, "", [])  # partition, model and events of the last routed event
+        for event in events:
+            if event.partition == previous[0] and event.model == previous[1]:
+                previous[2].append(event)  # the model of the event before: runs of one model are common
+                continue
+            monitor = self._monitor_for(event)
+            if monitor.__class__ is Invalid:
+                rejected.append((event, monitor))
+                result.invalid[self.topics[event.source], monitor.reason] += 1
+                continue
+            routed = per_model.get(monitor)
+            if routed is None:
+                routed = per_model[monitor] = [event]
+            else:
+                routed.append(event)
+            previous = (event.partition, event.model, routed)
+        for monitor, routed in per_model.items():
+            for source, count in Counter(map(SOURCE_OF, routed)).items():
+                result.events[self.topics[source], monitor.name] += count
+            self.partitions[routed[0].partition].dirty.add(monitor.name)
+            result.alerts += monitor.observe(routed)
+            result.last_event_ms[monitor.name] = max(map(TS_OF, routed))
+        return rejected
 
     def _monitor_for(self, event: Event) -> ModelMonitor | Invalid:
         state = self.partitions.get(event.partition)
@@ -178,3 +213,9 @@ class Pipeline:
             return Invalid("model_cap", f"already monitoring limits.max_models={settings.limits.max_models} models")
         monitor = state.models[event.model] = self.new_monitor(event.model)
         return monitor
+
+
+def _decoding(settings: Settings) -> tuple[object, ...]:
+    """What the decoder depends on (`Pipeline.__init__`)."""
+    limits, custom = settings.limits, {name: model.fields for name, model in settings.models.items() if model.fields}
+    return settings.topics, settings.fields, limits.max_message_bytes, limits.max_model_name_length, custom

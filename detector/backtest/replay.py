@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 
 from detector.alerts import Alert
 from detector.backtest.score import Detection
-from detector.backtest.sources import Batch, Source
+from detector.backtest.readahead import Decoded, ReadAhead
+from detector.backtest.sources import Source
 from detector.backtest.timeline import Timeline
 from detector.backtest.trace import Trace
 from detector.consume import GC_THRESHOLDS
@@ -44,7 +45,8 @@ class Run:
     settings: Settings
     pipeline: Pipeline = field(init=False)
     trace: Trace = field(default_factory=Trace)
-    fired: list[Fired] = field(default_factory=list)
+    alerts: list[Alert] = field(default_factory=list)  # as they fired
+    fired: list[Fired] = field(default_factory=list)  # the same, placed once the replay is over
     events: Counter[tuple[str, str]] = field(default_factory=Counter)  # (topic, model) -> valid events
     invalid: Counter[tuple[str, str]] = field(default_factory=Counter)  # (topic, reason) -> messages
 
@@ -54,6 +56,19 @@ class Run:
     @property
     def group(self) -> str:
         return self.settings.kafka.group_id
+
+    def feed(self, decoded: Decoded) -> None:
+        result = self.pipeline.process_events(decoded.events)
+        self.alerts += result.alerts
+        self.events.update(result.events)
+        self.invalid.update(decoded.invalid)
+        self.invalid.update(result.invalid)
+        self.trace.capture(self.pipeline, {model for _, model in result.events})
+
+    def place(self, timeline: Timeline) -> None:
+        """Place alerts and trace points in their models' predictions."""
+        self.fired = [Fired(alert, timeline.position(alert.model, alert.topic, alert.partition, alert.offset)) for alert in self.alerts]
+        self.trace.place(timeline)
 
     def detections(self) -> list[Detection]:
         return [
@@ -77,28 +92,22 @@ class Replayed:
 
 
 def replay(source: Source, runs: list[Run], on_progress: ProgressHook | None = None) -> Replayed:
-    """Feed every batch of `source` to every run's pipeline; collect alerts and traces."""
-    timeline = Timeline(runs[0].settings.topics.predictions)
+    """Feed every batch of `source` (read ahead by a second process) to every run's pipeline;
+    collect alerts and traces."""
+    reader = ReadAhead(source, [run.pipeline for run in runs])
     size = runs[0].settings.batch_max_events
     messages = 0
     started = time.perf_counter()
     with _fewer_collections():
-        for batch in source.batches(size):
-            messages += len(batch)
-            _feed(batch, runs, timeline)
+        for batch in reader.batches(size):
+            messages += len(batch[0].events) + sum(batch[0].invalid.values())
+            for run, decoded in zip(runs, batch):
+                run.feed(decoded)
             if on_progress is not None:
-                on_progress(messages, source.fraction_done())
-    return Replayed(runs, timeline, messages, time.perf_counter() - started, size)
-
-
-def _feed(batch: Batch, runs: list[Run], timeline: Timeline) -> None:
-    timeline.add(batch)
+                on_progress(messages, reader.fraction_done())
     for run in runs:
-        result = run.pipeline.process(batch.messages)
-        run.fired += [Fired(alert, timeline.position(alert.model, alert.topic, alert.partition, alert.offset)) for alert in result.alerts]
-        run.events.update(result.events)
-        run.invalid.update(result.invalid)
-        run.trace.capture(run.pipeline, {model for _, model in result.events}, timeline)
+        run.place(reader.timeline)
+    return Replayed(runs, reader.timeline, messages, time.perf_counter() - started, size)
 
 
 @contextmanager

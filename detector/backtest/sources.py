@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import msgspec
 from msgspec import UNSET
@@ -19,12 +19,49 @@ class SourceError(RuntimeError):
     """History could not be read (the message says where and what to do)."""
 
 
+new_record = tuple.__new__  # Record without its Python-level __new__ (a third of the reading time)
+
+
+class Record(NamedTuple):
+    """One message of history, shaped like the part of a Kafka message the pipeline reads (a
+    named tuple: cheap to make, send and rebuild a million of, with `new_record`)."""
+
+    topic_name: str
+    partition_number: int
+    offset_number: int
+    key_bytes: bytes | None
+    payload: bytes | None
+    timestamp_ms: int
+
+    @classmethod
+    def of(cls, message: Message) -> Record:
+        return new_record(cls, (message.topic() or "", message.partition() or 0, message.offset() or 0, message.key(), message.value(), message.timestamp()[1]))
+
+    def topic(self) -> str:
+        return self.topic_name
+
+    def partition(self) -> int:
+        return self.partition_number
+
+    def offset(self) -> int:
+        return self.offset_number
+
+    def key(self) -> bytes | None:
+        return self.key_bytes
+
+    def value(self) -> bytes | None:
+        return self.payload
+
+    def timestamp(self) -> tuple[int, int]:
+        return (1, self.timestamp_ms)  # 1: CreateTime
+
+
 @dataclass
 class Batch:
-    """Messages in replay order, with columns the timeline takes whole: per message its model
+    """Records in replay order, with columns the timeline takes whole: per record its model
     ('' when it names none), topic, partition and offset."""
 
-    messages: list[Message] = field(default_factory=list)
+    messages: list[Record] = field(default_factory=list)
     models: list[str] = field(default_factory=list)
     topics: list[str] = field(default_factory=list)
     partitions: list[int] = field(default_factory=list)
@@ -33,18 +70,19 @@ class Batch:
     def __len__(self) -> int:
         return len(self.messages)
 
-    def append(self, message: Message, model: str) -> None:
-        self.messages.append(message)
+    def append(self, record: Record, model: str) -> None:
+        self.messages.append(record)
         self.models.append(model)
-        self.topics.append(message.topic() or "")
-        self.partitions.append(message.partition() or 0)
-        self.offsets.append(message.offset() or 0)
+        self.topics.append(record.topic_name)
+        self.partitions.append(record.partition_number)
+        self.offsets.append(record.offset_number)
 
 
 class Source(Protocol):
     description: str
 
-    def batches(self, size: int) -> Iterator[Batch]: ...
+    def batches(self, size: int) -> Iterator[Batch]:
+        """The history in order, `size` messages a batch (fewer at the end, or where a file has blank lines)."""
 
     def fraction_done(self) -> float | None:
         """Share of the history read so far, when its size is known."""

@@ -20,7 +20,7 @@ from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, KafkaError, KafkaException, Message as KafkaMessage, TopicPartition
 
-from detector.backtest.sources import Batch, Peeker, SourceError
+from detector.backtest.sources import Batch, Peeker, Record, SourceError
 from detector.settings import ConfigError, Settings
 
 log = logging.getLogger(__name__)
@@ -190,7 +190,7 @@ class TopicSource:
             while (released := merge.pop()) is not None:
                 part, message = self.partitions[released[0]], released[1]
                 self._throttle(part, consumer)
-                batch.append(message, self._model(message))
+                batch.append(Record.of(message), self._model(message))
                 if len(batch) >= size:
                     self.read += len(batch)
                     yield batch

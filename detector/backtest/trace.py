@@ -87,44 +87,65 @@ class Trace:
     def __init__(self) -> None:
         self.series: dict[tuple[str, str], Series] = {}
         self.taken: dict[tuple[str, str], _Taken] = {}
+        self.unplaced: list[_Unplaced] = []
 
-    def capture(self, pipeline: Pipeline, models: Collection[str], timeline: Timeline) -> None:
+    def capture(self, pipeline: Pipeline, models: Collection[str]) -> None:
         """Take the blocks completed since the last call by these models (the batch's)."""
         for partition, state in pipeline.partitions.items():
             for model in (state.models[name] for name in models if name in state.models):
                 for name, signal in model.signals.items():
-                    self._take(model, name, signal, partition, timeline)
+                    self._take(model, name, signal, partition)
+
+    def place(self, timeline: Timeline) -> None:
+        """Give the points taken so far their positions (points of messages never replayed are
+        dropped), once the timeline has every message."""
+        for point in self.unplaced:
+            positions = np.full(len(point.rows), UNKNOWN, dtype=np.int64)
+            for code in np.unique(point.topic_codes):
+                mine = point.topic_codes == code
+                positions[mine] = timeline.locate((point.series.model, point.topics[int(code)], point.partition), point.offsets[mine])
+            known = positions != UNKNOWN
+            point.rows[:, 0] = positions
+            if known.any():
+                point.series.chunks.append(point.rows[known])
+        self.unplaced = []
+        self.series = {key: series for key, series in self.series.items() if series.chunks}
 
     def of(self, model: str, monitor: str) -> Series | None:
         return self.series.get((model, monitor))
 
-    def _take(self, model: ModelMonitor, name: str, signal: SignalMonitor, partition: int, timeline: Timeline) -> None:
+    def _take(self, model: ModelMonitor, name: str, signal: SignalMonitor, partition: int) -> None:
         blocks, ends = self.taken.setdefault((model.name, name), _Taken()).take(signal)
         if not len(ends):
-            return
-        positions = _positions(model, partition, signal, blocks[ends], timeline)
-        known = positions != UNKNOWN
-        if not known.any():
             return
         series = self.series.get((model.name, name))
         if series is None:
             series = self.series[(model.name, name)] = Series(model.name, name, signal.kind, signal.statistics)
-        series.chunks.append(_points(signal, blocks, ends[known], positions[known]))
+        sources = blocks[ends]
+        self.unplaced.append(
+            _Unplaced(
+                series, model.topics, partition, signal.history.column("topic", sources).astype(np.int64),
+                signal.history.column("offset", sources).astype(np.int64), _points(signal, blocks, ends),
+            )
+        )
 
 
-def _positions(model: ModelMonitor, partition: int, signal: SignalMonitor, blocks: np.ndarray, timeline: Timeline) -> np.ndarray:
-    """Each block's position: that of its first value's source message."""
-    codes = signal.history.column("topic", blocks).astype(np.int64)
-    offsets = signal.history.column("offset", blocks).astype(np.int64)
-    positions = np.full(len(blocks), UNKNOWN, dtype=np.int64)
-    for code in np.unique(codes):
-        mine = codes == code
-        positions[mine] = timeline.locate((model.name, model.topics[int(code)], partition), offsets[mine])
-    return positions
+@dataclass
+class _Unplaced:
+    """Points whose positions wait for the timeline: that of the source message (topic code and
+    offset) of the first value of each window's last block."""
+
+    series: Series
+    topics: tuple[str, ...]
+    partition: int
+    topic_codes: np.ndarray
+    offsets: np.ndarray
+    rows: np.ndarray  # Series.names, the position still unknown
 
 
-def _points(signal: SignalMonitor, blocks: np.ndarray, ends: np.ndarray, positions: np.ndarray) -> np.ndarray:
-    """Rows of Series.names: the window means ending at `ends`, with their bands."""
+def _points(signal: SignalMonitor, blocks: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """Rows of Series.names: the window means ending at `ends`, with their bands (the position
+    column is left for `Trace.place`)."""
     config = signal.config
 
     def window_means(column: str) -> np.ndarray:
@@ -133,7 +154,7 @@ def _points(signal: SignalMonitor, blocks: np.ndarray, ends: np.ndarray, positio
     def constant(value: float) -> np.ndarray:
         return np.full(len(ends), value)
 
-    columns = [positions.astype(np.float64)]
+    columns = [np.full(len(ends), np.nan)]
     for statistic in signal.statistics:
         level, variance = signal.levels[statistic]
         columns += [window_means(statistic), constant(level), constant(band_half_width(variance, config))]
