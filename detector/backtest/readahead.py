@@ -17,11 +17,13 @@ from __future__ import annotations
 import fcntl
 import multiprocessing
 import pickle
+import signal
 from collections import Counter
 from collections.abc import Iterator
 from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import msgspec
 
@@ -32,6 +34,7 @@ from detector.pipeline import BatchResult, Pipeline
 from detector.settings import ConfigError
 
 PIPE_BYTES = 4 << 20  # the most the pipe is asked to hold
+
 
 class Decoded(NamedTuple):
     """One batch as one pipeline decodes it."""
@@ -95,6 +98,7 @@ class ReadAhead:
 
     def _read(self, sending: Connection, size: int) -> None:
         """The child: read, place, decode and send every batch, then the timeline (or the error)."""
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: it stops the child
         encode = msgspec.msgpack.Encoder().encode
         try:
             for batch in self.source.batches(size):
@@ -125,7 +129,7 @@ def _widen(pipe: Connection) -> None:
         pass  # not Linux, or not allowed: the default size only costs speed
 
 
-def _receive(receiving: Connection, child: Any) -> _Sent | _Ended | _Failed:
+def _receive(receiving: Connection, child: BaseProcess) -> _Sent | _Ended | _Failed:
     try:
         item: _Sent | _Ended | _Failed = pickle.loads(receiving.recv_bytes())
     except EOFError:

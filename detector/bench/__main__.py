@@ -48,6 +48,9 @@ def _parser() -> argparse.ArgumentParser:
     quality = command("quality", "detection rate, delay and false alarms per distribution family", _quality)
     quality.add_argument("--seed", type=int, default=1)
 
+    backtest = command("backtest", "backtest speed against the core's in-process speed, on one simulated history", _backtest)
+    backtest.add_argument("--events", type=int, default=1_000_000, help="simulated predictions (default 1,000,000)")
+
     peers = command("peers", "a batch peer (NannyML) beside streamdrift on the same data", _peers)
     peers.add_argument("--venv", default=".bench-venv", help="the peers' separate virtual environment (created if missing)")
     peers.add_argument("--no-install", action="store_true", help="do not create or install the peers' environment")
@@ -82,6 +85,12 @@ def _quality(args: argparse.Namespace) -> str:
     from detector.bench import quality
 
     return quality.run(args.quick, args.seed)
+
+
+def _backtest(args: argparse.Namespace) -> str:
+    from detector.bench import backtest
+
+    return backtest.run(20_000 if args.quick else args.events)
 
 
 def _peers(args: argparse.Namespace) -> str:

@@ -104,3 +104,12 @@ def test_peers_data_has_the_shift_where_it_is_described(tmp_path: Path) -> None:
 def test_no_sub_command_prints_help_and_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert main([]) == 2
     assert "throughput" in capsys.readouterr().out
+
+
+def test_backtest_times_the_core_the_replay_and_the_command(capsys: pytest.CaptureFixture[str]) -> None:
+    out = bench(capsys, "backtest", "--quick")
+    rows = table_rows(out, "measurement")
+    assert [row[0].split(",")[0].split(" (")[0] for row in rows] == ["detector core", "backtest replay", "backtest command", "backtest command"]
+    assert all(row[1] == "20,000" and float(row[3].replace(",", "")) > 0 for row in rows)
+    assert rows[0][4] == "1.00×" and float(rows[2][6]) > 0  # the command's peak resident size
+    assert "detected 1" in out  # the simulated shift is found
