@@ -1,14 +1,14 @@
 """Backtest speed against the core's in-process speed, on the same simulated history.
 
 The simulator writes the fraud model's predictions (a mean shift of `amount` at the middle) and
-their labels as JSON lines. Then, in one run:
+their labels as JSON lines. Then, in one run, on the predictions file and on both files:
 
 * the core: `Pipeline.process` over the lines read beforehand, in the service's batches
   (the throughput benchmark's "detector core, in-process", on this history);
-* the replay: `detector.backtest.replay` from the file, reading and decoding included;
-* the whole `streamdrift backtest --file … --truth …` command as a user runs it (start-up,
-  replay, scoring, output), and again with `--labels-file`: wall and CPU time (its reader
-  process included) and peak resident size.
+* the replay: `detector.backtest.replay` from the files, reading and decoding included;
+* the whole `streamdrift backtest --file … [--labels-file …] --truth …` command as a user runs
+  it (start-up, replay, scoring, output): wall and CPU time (its reader process included) and
+  peak resident size.
 """
 
 from __future__ import annotations
@@ -36,7 +36,6 @@ from detector.settings import load_settings
 @dataclass(frozen=True)
 class Timed:
     what: str
-    events: int
     wall_s: float
     cpu_s: float | None = None
     peak_mib: float | None = None
@@ -45,18 +44,22 @@ class Timed:
 def run(events: int) -> str:
     with tempfile.TemporaryDirectory(prefix="streamdrift-bench-") as folder:
         files = simulate(Path(folder), events)
+        inputs = {"predictions file": [files["events"]], "predictions and labels files": [files["events"], files["labels"]]}
         # The commands first, while this process is small: a forked child's peak size counts its parent's pages.
         command = [sys.executable, "-m", "detector", "backtest", "--file", str(files["events"]), "--truth", str(files["truth"]), "--json"]
-        whole, result = backtest_command("backtest command, predictions file", command, events)
-        labelled, _ = backtest_command("backtest command, predictions and labels files", [*command, "--labels-file", str(files["labels"])], events)
-        timed = [core(files["events"], events), replayed(files["events"]), whole, labelled]
-    core_rate = events / timed[0].wall_s
-    rows = [
-        (t.what, t.events, t.wall_s, t.events / t.wall_s, f"{t.events / t.wall_s / core_rate:.2f}×", t.cpu_s, t.peak_mib)
-        for t in timed
-    ]
+        commands = {
+            "predictions file": backtest_command(command),
+            "predictions and labels files": backtest_command([*command, "--labels-file", str(files["labels"])]),
+        }
+        rows: list[tuple[object, ...]] = []
+        for name, paths in inputs.items():
+            timed = [core(paths), replayed(paths), commands[name][0]]
+            rows += [
+                (f"{t.what}, {name}", events, t.wall_s, events / t.wall_s, f"{timed[0].wall_s / t.wall_s:.2f}×", t.cpu_s, t.peak_mib)
+                for t in timed
+            ]
     headers = ["measurement", "predictions", "wall s", "predictions/s", "÷ core", "CPU s", "peak MiB"]
-    return intro(events, result) + "\n" + table(headers, rows) + "\n"
+    return intro(events, commands["predictions file"][1]) + "\n" + table(headers, rows) + "\n"
 
 
 def simulate(folder: Path, events: int) -> dict[str, Path]:
@@ -71,29 +74,28 @@ def simulate(folder: Path, events: int) -> dict[str, Path]:
     return files
 
 
-def core(path: Path, events: int) -> Timed:
+def core(paths: list[Path]) -> Timed:
     settings = load_settings(None)
-    batches = [batch.messages for batch in FileSource(settings, path).batches(settings.batch_max_events)]
-    progress(f"core: Pipeline.process over {events:,} pre-read lines")
+    batches = [batch.messages for batch in FileSource(settings, *paths).batches(settings.batch_max_events)]
+    progress(f"core: Pipeline.process over the {sum(map(len, batches)):,} lines of {', '.join(path.name for path in paths)}, read beforehand")
     gc.set_threshold(*GC_THRESHOLDS)
     pipeline = Pipeline(settings)
     started, cpu = time.perf_counter(), time.process_time()
     for batch in batches:
         pipeline.process(batch)
-    return Timed("detector core, in-process (lines read beforehand)", events, time.perf_counter() - started, time.process_time() - cpu)
+    return Timed("detector core, in-process", time.perf_counter() - started, time.process_time() - cpu)
 
 
-def replayed(path: Path) -> Timed:
+def replayed(paths: list[Path]) -> Timed:
     settings = load_settings(None)
-    progress("replay: reading, decoding and monitoring the file")
-    result = replay(FileSource(settings, path), [Run("A", None, settings)])
-    return Timed("backtest replay (reading and decoding in its reader process)", result.messages, result.seconds)
+    progress(f"replay: reading, decoding and monitoring {', '.join(path.name for path in paths)}")
+    return Timed("backtest replay", replay(FileSource(settings, *paths), [Run("A", None, settings)]).seconds)
 
 
-def backtest_command(what: str, command: list[str], events: int) -> tuple[Timed, dict[str, Any]]:
+def backtest_command(command: list[str]) -> tuple[Timed, dict[str, Any]]:
     """Run the command; its wall and CPU time and peak resident size (its reader's included:
     `os.wait4` reports a child with the children it waited for)."""
-    progress(f"{what}: {' '.join(command[2:4])} …")
+    progress(f"`streamdrift {' '.join(command[3:])}`")
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         started = time.perf_counter()
         child = subprocess.Popen(command, stdout=out, stderr=err)
@@ -104,7 +106,7 @@ def backtest_command(what: str, command: list[str], events: int) -> tuple[Timed,
         if child.returncode != 0:
             raise RuntimeError(f"`{' '.join(command)}` failed (exit {child.returncode}): {err.read().decode()[-2000:]}")
         result = orjson.loads(out.read())
-    return Timed(what, events, wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024), result
+    return Timed("backtest command", wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024), result
 
 
 def intro(events: int, result: dict[str, Any]) -> str:

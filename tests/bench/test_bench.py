@@ -109,7 +109,10 @@ def test_no_sub_command_prints_help_and_exits_2(capsys: pytest.CaptureFixture[st
 def test_backtest_times_the_core_the_replay_and_the_command(capsys: pytest.CaptureFixture[str]) -> None:
     out = bench(capsys, "backtest", "--quick")
     rows = table_rows(out, "measurement")
-    assert [row[0].split(",")[0].split(" (")[0] for row in rows] == ["detector core", "backtest replay", "backtest command", "backtest command"]
+    kinds = ["detector core, in-process", "backtest replay", "backtest command"]
+    inputs = ["predictions file", "predictions and labels files"]
+    assert [row[0] for row in rows] == [f"{kind}, {files}" for files in inputs for kind in kinds]
     assert all(row[1] == "20,000" and float(row[3].replace(",", "")) > 0 for row in rows)
-    assert rows[0][4] == "1.00×" and float(rows[2][6]) > 0  # the command's peak resident size
+    assert rows[0][4] == rows[3][4] == "1.00×"  # each input against its own core
+    assert float(rows[2][6]) > 0 and float(rows[5][6]) > 0  # the commands' peak resident size
     assert "detected 1" in out  # the simulated shift is found
