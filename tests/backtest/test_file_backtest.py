@@ -110,6 +110,29 @@ def test_label_events_in_the_events_file_go_to_the_labels_topic_and_offsets_are_
     assert result.events[("labels", "m")] == 1
 
 
+@pytest.mark.parametrize(("extra", "taken_whole"), [
+    (b'{"model":"fraud","id":"x","ts":"2026-11-26T06:00:00Z","label":1}', True),  # a label, its time as text
+    (b'{"model":"fraud","id":"y","ts":1764064800000,"prediction":0,"label":0}', True),  # a prediction with a label
+    (b'{"model":"fraud","id":"z","features":{"amount":1}}', False),  # no event time: the line before's
+    (b'{"model":"fraud"} {"model":"fraud"}', False),  # two objects on one line: not an event
+    (b'{"id":"w","ts":5}', False),  # no model
+])
+def test_whole_batches_read_as_line_by_line_does(history: History, extra: bytes, taken_whole: bool) -> None:
+    source = FileSource(load_settings(None), history.events)
+    lines = [line for _, line in zip(range(300), history.events.open("rb"))]
+    lines.insert(150, extra + b"\n")
+
+    whole = source._whole(lines, 7, None)
+    by_line = source._line_by_line(lines, 7, None, 1)
+
+    assert len(by_line) == 301 and by_line.offsets == list(range(7, 308))
+    if taken_whole:
+        assert whole == by_line
+    else:
+        assert whole is None  # unusual lines are read one by one
+        assert source._whole(lines[:150] + lines[151:], 7, None) is not None
+
+
 def test_field_names_mapped_for_one_model_are_honoured_when_routing_lines(tmp_path: Path) -> None:
     lines = [
         b'{"model":"mapped","time":5000,"outcome":1,"id":"a"}',  # this model's label and time fields
