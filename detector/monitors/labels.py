@@ -74,8 +74,12 @@ class PendingBudget:
         self.used -= count
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class Pending:
+    """A prediction waiting for its label; also its own entry in the join's two queues (one
+    object a prediction, so that it costs about 240 bytes with its id)."""
+
+    identifier: str
     prediction: Any
     score: float | None
     confidence: float | None
@@ -104,14 +108,15 @@ class LabelJoin:
         self.maturity_ms = maturity_ms
         self.min_maturity_ms = min_maturity_ms
         self.watermark = 0
-        # Insertion-ordered, oldest first; OrderedDict pops its oldest entry in O(1), where a dict
-        # that had many entries deleted at its front scans them on every next(iter(...)).
-        self.pending: OrderedDict[str, Pending] = OrderedDict()
+        self.pending: dict[str, Pending] = {}  # id -> prediction, in arrival order
         self.waiting: OrderedDict[str, tuple[Any, int]] = OrderedDict()  # labels before their prediction: id -> (label, ts)
-        # (prediction ts, id) in arrival order, which is nearly time order: a prediction that arrives
-        # out of order matures and expires when those ahead of it do, not earlier.
-        self.to_mature: deque[tuple[int, str]] = deque()
-        self.to_expire: deque[tuple[int, str]] = deque()
+        # Predictions in arrival order, which is nearly time order: one that arrives out of order
+        # matures and expires when those ahead of it do, not earlier. Entries no longer pending
+        # (joined, evicted, or replaced) are skipped when they reach the front. The front of
+        # `to_expire` is also the oldest pending prediction, the one evicted when the join is full
+        # (a dict finds its oldest entry by scanning the holes its deletions left).
+        self.to_mature: deque[Pending] = deque()
+        self.to_expire: deque[Pending] = deque()
         self.early_delays: list[int] = []  # delays collected to learn the maturity age
         self.expired_ids: OrderedDict[str, None] = OrderedDict()  # recently expired ids: late labels vs unknown ones
 
@@ -148,20 +153,24 @@ class LabelJoin:
         waiting = self.waiting.pop(identifier, None)
         if waiting is not None:
             label, label_ts = waiting
-            self._join(row, Pending(event.prediction, event.score, event.confidence, event.ts_ms), label, label_ts, outcome)
+            self._join(row, Pending(identifier, event.prediction, event.score, event.confidence, event.ts_ms), label, label_ts, outcome)
             return
         if identifier in self.pending:
             return  # a duplicate prediction: the first one stands
         if len(self.pending) >= self.max_pending:
-            self.pending.popitem(last=False)  # the oldest goes: the budget's count is unchanged
+            self._evict_oldest()  # the budget's count is unchanged
             outcome.evicted += 1
         elif not self.budget.take():
             outcome.evicted += 1  # the process's budget is spent: not kept
             return
-        self.pending[identifier] = Pending(event.prediction, event.score, event.confidence, event.ts_ms)
-        queued = (event.ts_ms, identifier)  # one tuple in both queues: 56 bytes a prediction less
-        self.to_mature.append(queued)
-        self.to_expire.append(queued)
+        pending = self.pending[identifier] = Pending(identifier, event.prediction, event.score, event.confidence, event.ts_ms)
+        self.to_mature.append(pending)
+        self.to_expire.append(pending)
+
+    def _evict_oldest(self) -> None:
+        while (oldest := self.to_expire.popleft()) is not self.pending.get(oldest.identifier):
+            pass  # no longer pending
+        del self.pending[oldest.identifier]
 
     def _on_label(self, row: int, event: Event, outcome: JoinOutcome) -> None:
         identifier = event.id
@@ -197,14 +206,14 @@ class LabelJoin:
     def _advance(self, row: int, outcome: JoinOutcome) -> None:
         """The watermark moved: mature, then expire, the predictions it passed."""
         if self.maturity_ms is not None:
-            for identifier in self._passed(self.to_mature, self.maturity_ms):
-                self.pending[identifier].matured = True
+            for pending in self._passed(self.to_mature, self.maturity_ms):
+                pending.matured = True
                 outcome.matured.append((row, 0.0))
-        for identifier in self._passed(self.to_expire, self.ttl_ms):
-            del self.pending[identifier]
+        for pending in self._passed(self.to_expire, self.ttl_ms):
+            del self.pending[pending.identifier]
             self.budget.give()
             outcome.expired += 1
-            self._remember_expired(identifier)
+            self._remember_expired(pending.identifier)
         while self.waiting:
             _, ts = next(iter(self.waiting.values()))
             if self.watermark - ts <= self.wait_ms:
@@ -212,14 +221,13 @@ class LabelJoin:
             self.waiting.popitem(last=False)
             outcome.unmatched += 1
 
-    def _passed(self, queue: deque[tuple[int, str]], age_ms: int) -> list[str]:
+    def _passed(self, queue: deque[Pending], age_ms: int) -> list[Pending]:
         """Pop the still-pending predictions older than `age_ms` from the front of a queue."""
         passed = []
-        while queue and self.watermark - queue[0][0] > age_ms:
-            ts, identifier = queue.popleft()
-            pending = self.pending.get(identifier)
-            if pending is not None and pending.ts_ms == ts:
-                passed.append(identifier)
+        while queue and self.watermark - queue[0].ts_ms > age_ms:
+            pending = queue.popleft()
+            if self.pending.get(pending.identifier) is pending:
+                passed.append(pending)
         return passed
 
     def release(self) -> None:
@@ -259,12 +267,13 @@ class LabelJoin:
         self.early_delays = [int(d) for d in state["early_delays"]]
         p = state["pending"]
         self.budget.give(len(self.pending))
-        self.pending = OrderedDict(
-            (str(i), Pending(pred, score, confidence, int(ts), bool(matured)))
+        restored = (
+            Pending(str(i), pred, score, confidence, int(ts), bool(matured))
             for i, pred, score, confidence, ts, matured in zip(p["ids"], p["predictions"], p["scores"], p["confidences"], p["ts"], p["matured"])
         )
+        self.pending = {entry.identifier: entry for entry in restored}
         self.budget.used += len(self.pending)  # restored as they were, even past the limit
-        self.to_expire = deque((entry.ts_ms, identifier) for identifier, entry in self.pending.items())
-        self.to_mature = deque((entry.ts_ms, identifier) for identifier, entry in self.pending.items() if not entry.matured)
+        self.to_expire = deque(self.pending.values())
+        self.to_mature = deque(entry for entry in self.pending.values() if not entry.matured)
         self.waiting = OrderedDict((str(i), (label, int(ts))) for i, label, ts in state["waiting"])
         self.expired_ids = OrderedDict.fromkeys(str(i) for i in state["expired_ids"])

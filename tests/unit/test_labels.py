@@ -68,6 +68,16 @@ def test_the_buffers_are_bounded() -> None:
     assert len(j.waiting) == 10
 
 
+def test_a_full_join_evicts_its_oldest_waiting_prediction_not_one_already_joined() -> None:
+    j = join(max_pending=50)
+    j.observe([prediction(i, i) for i in range(50)])
+    assert len(j.observe([label(i, 100 + i) for i in range(10)]).joined) == 10  # r0..r9 leave the join
+    j.observe([prediction(i, 200 + i) for i in range(50, 60)])  # room for ten: nothing evicted
+    outcome = j.observe([prediction(60, 300), prediction(0, 301)])  # r0 again: a new prediction
+    assert outcome.evicted == 2 and list(j.pending)[:2] == ["r12", "r13"]  # r10 and r11 went
+    assert j.observe([label(0, 400)]).joined[0].delay_ms == 99  # the new r0 is the one kept
+
+
 def test_sampling_keeps_a_share_of_ids_on_both_sides() -> None:
     j = join(sample_rate=0.25, max_pending=100_000)
     predictions = [prediction(i, i) for i in range(4000)]
