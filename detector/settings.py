@@ -207,7 +207,7 @@ class LimitSettings(Strict):
     max_model_name_length: int = Field(200, ge=1, le=10_000)
     max_category_length: int = Field(200, ge=1, description="longer categorical values are truncated")
     max_pending_labels: int = Field(
-        50_000, ge=1, description="predictions waiting for a label, per model (about 250 bytes each); the oldest go first"
+        50_000, ge=1, description="predictions waiting for a label, per model (about 130 bytes each); the oldest go first"
     )
     max_pending_labels_total: int = Field(
         500_000, ge=1, description="predictions waiting for a label in the whole process; beyond it new ones are not kept"
