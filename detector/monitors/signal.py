@@ -81,15 +81,15 @@ class Columns:
     values: np.ndarray | list[str]
 
 
-_NUMBERS = {int, float}  # bool is neither: True is not a number here
+NUMBER_TYPES = frozenset((int, float))  # bool is neither: True is not a number here
 
 
 def number_columns(values: list[Any]) -> Columns:
     """The numbers among `values` and their positions (None, text and booleans are skipped);
     without a Python loop when every value is a number, the usual case."""
-    if set(map(type, values)) <= _NUMBERS:
+    if set(map(type, values)) <= NUMBER_TYPES:
         return Columns(np.arange(len(values)), np.asarray(values, dtype=np.float64))
-    rows = [i for i, v in enumerate(values) if v.__class__ in _NUMBERS]
+    rows = [i for i, v in enumerate(values) if v.__class__ in NUMBER_TYPES]
     return Columns(np.asarray(rows, dtype=np.int64), np.asarray([values[i] for i in rows], dtype=np.float64))
 
 

@@ -129,6 +129,31 @@ def test_a_renamed_field_shows_as_missing_and_as_schema_change() -> None:
     assert {"quality.missing.amount", "quality.schema"} <= monitors
 
 
+@pytest.mark.parametrize("changed", ["1.5", True])
+def test_numbers_sent_as_text_or_booleans_are_a_type_change_not_numbers(changed: object) -> None:
+    settings = load_settings(None, detection={"warmup_events": 100})
+    events = [{"model": "m", "features": {"a": float(i % 5), "b": float(i % 3)}} for i in range(500)]
+    events += [{"model": "m", "features": {"a": changed, "b": float(i % 3)}} for i in range(500)]
+    pipeline = Pipeline(settings)
+    result = run(pipeline, messages(events), size=100)
+    schema = [a for a in result.alerts if a.monitor == "quality.schema" and a.kind == "detected"]
+    assert len(schema) == 1 and schema[0].evidence["changes"] == ["feature 'a' is no longer numeric"]
+    assert schema[0].offset == 500  # the first changed event
+    assert pipeline.partitions[0].models["m"].signals["feature.a"].seen == 500  # the text was not taken as a number
+
+
+def test_a_batch_whose_sampled_rows_hold_text_is_read_column_by_column_where_all_text_is_found() -> None:
+    settings = load_settings(None, detection={"warmup_events": 100})
+    events = [{"model": "m", "features": {"a": float(i % 5)}} for i in range(600)]
+    events[500]["features"]["a"] = "2.0"  # the first row of a batch: always in the sample
+    events[530]["features"]["a"] = "3.0"  # a row the sample does not check
+    pipeline = Pipeline(settings)
+    result = run(pipeline, messages(events), size=100)
+    schema = [a for a in result.alerts if a.monitor == "quality.schema" and a.kind == "detected"]
+    assert [a.offset for a in schema] == [500]
+    assert pipeline.partitions[0].models["m"].signals["feature.a"].seen == 598  # neither text taken as a number
+
+
 def test_a_type_change_is_reported_once() -> None:
     settings = load_settings(None, detection={"warmup_events": 100})
     events = [{"model": "m", "features": {"a": float(i % 5)}} for i in range(500)]
