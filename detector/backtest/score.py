@@ -7,19 +7,21 @@ as a consequence, e.g. the score follows its inputs).
 
 Only models named in the truth are scored. Per change, in prediction events:
 
-* its window is [start, start + length + max_delay), length being the injection's duration
-  or ramp (0 for an abrupt change that lasts);
-* its *detection* is the first `detected` alert of its expected monitor inside the window,
+* its detection window is [start, start + length + max_delay), length being the injection's
+  duration or ramp (0 for an abrupt change that lasts);
+* its *detection* is the first `detected` alert of its expected monitor inside that window,
   and the *delay* is that alert's position − start; a change without one is *missed*;
-* other alerts inside the window, on the expected monitor or a side effect, are
-  *consequences* of the change;
+* it is *in effect* from its start to its end + max_delay, or to the end of the history for a
+  change that lasts (no end): other alerts in effect, on the expected monitor or a side
+  effect, are *consequences* of the change (a shift that lasts moves the score for good);
 * every other alert of a scored model is a *false alarm*, and the *mean events between false
-  alarms* is the scored models' prediction events outside all change windows divided by
+  alarms* is the scored models' prediction events outside every change in effect divided by
   the false alarms (undefined without any).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -61,7 +63,12 @@ class Change:
             raise TruthError(f"ground truth entry {dict(entry)!r} needs model, monitor and a numeric start ({exc})") from None
 
     def window_end(self, max_delay: int) -> int:
+        """The end (exclusive) of the window in which a detection counts."""
         return self.start + self.length + max_delay
+
+    def effect_end(self, max_delay: int) -> float:
+        """The end (exclusive) of the time the change is in effect: never, if it lasts."""
+        return math.inf if self.end is None else self.end + max_delay
 
     def describe(self) -> str:
         """e.g. 'mean_shift amount @10000..15000' or 'incremental_shift f1 @9000 (ramp 3000)'."""
@@ -174,7 +181,9 @@ def score(changes: Iterable[Change], detections: Iterable[Detection], prediction
             unscored.append(detection)
             continue
         explaining = _explaining(changes, detection, max_delay)
-        fresh = next((c for c in explaining if c.monitor == detection.monitor and c not in found), None)
+        fresh = next(
+            (c for c in explaining if c.monitor == detection.monitor and c not in found and detection.position < c.window_end(max_delay)), None
+        )
         if fresh is not None:
             found[fresh] = detection
         elif explaining:
@@ -187,7 +196,7 @@ def score(changes: Iterable[Change], detections: Iterable[Detection], prediction
 
 
 def _explaining(changes: list[Change], detection: Detection, max_delay: int) -> list[Change]:
-    """Changes whose window holds the detection and that name its monitor, latest first."""
+    """Changes in effect at the detection that name its monitor, latest first."""
     if detection.position is None:
         return []
     at = detection.position
@@ -195,16 +204,16 @@ def _explaining(changes: list[Change], detection: Detection, max_delay: int) -> 
         change
         for change in sorted(changes, key=lambda c: -c.start)
         if change.model == detection.model
-        and change.start <= at < change.window_end(max_delay)
+        and change.start <= at < change.effect_end(max_delay)
         and (detection.monitor == change.monitor or detection.monitor in change.side_effects)
     ]
 
 
 def _outside_windows(events: int, changes: list[Change], max_delay: int) -> int:
-    """Events in [0, events) not covered by any change's window."""
+    """Events in [0, events) when no change is in effect."""
     covered, reach = 0, 0
     for change in sorted(changes, key=lambda c: c.start):
-        start, end = max(change.start, reach), min(change.window_end(max_delay), events)
+        start, end = max(change.start, reach), int(min(change.effect_end(max_delay), events))
         if end > start:
             covered += end - start
         reach = max(reach, end)

@@ -29,8 +29,19 @@ def test_the_window_spans_the_change_and_max_delay_after_its_end() -> None:
     result = score([SHIFT, MIX], [late, too_late], {"fraud": 50_000}, max_delay=5000)
 
     assert result.outcomes[0].detection == late
-    assert result.outcomes[1].detection is None
-    assert result.false_alarms == [too_late]
+    assert result.outcomes[1].detection is None  # missed: too late to count
+    assert result.consequences == [(too_late, MIX)]  # but the change lasts: not a false alarm
+    assert result.false_alarms == []
+
+
+def test_a_change_with_an_end_explains_nothing_after_it_and_one_that_lasts_explains_all() -> None:
+    after_shift = detection("prediction.score", 15_000 + 1000)  # SHIFT ended at 15,000
+    long_after_mix = detection("feature.country", 49_000)
+
+    result = score([SHIFT, MIX], [after_shift, long_after_mix], {"fraud": 50_000}, max_delay=1000)
+
+    assert result.false_alarms == [after_shift]
+    assert [d for d, _ in result.consequences] == [long_after_mix]
 
 
 def test_a_detection_before_the_change_is_a_false_alarm_not_a_detection() -> None:
@@ -54,12 +65,12 @@ def test_side_effects_and_repeats_inside_the_window_are_consequences() -> None:
     assert result.false_alarms == [unrelated]
 
 
-def test_mean_events_between_false_alarms_counts_only_events_outside_the_change_windows() -> None:
-    alarms = [detection("feature.age", 1000), detection("feature.age", 40_000)]
+def test_mean_events_between_false_alarms_counts_only_events_when_no_change_is_in_effect() -> None:
+    alarms = [detection("feature.age", 1000), detection("feature.age", 40_000)]  # not side effects: false alarms
 
     result = score([SHIFT, MIX], alarms, {"fraud": 50_000}, max_delay=1000)
 
-    windows = (5000 + 1000) + (0 + 1000)  # [10000, 16000) and [30000, 31000)
+    windows = (5000 + 1000) + 20_000  # [10000, 16000) and, as MIX lasts, [30000, 50000)
     assert result.stationary_events == 50_000 - windows
     assert result.mean_events_between_false_alarms == pytest.approx((50_000 - windows) / 2)
     assert score([SHIFT], [], {"fraud": 50_000}, 1000).mean_events_between_false_alarms is None
