@@ -97,10 +97,9 @@ class FileSource:
         payloads = text.split(b"\n", count - 1)
         payloads[-1] = payloads[-1].rstrip(b"\n")
         keys = list(map(self.keys.__getitem__, models))
-        offsets = list(range(first, first + count))
-        partitions = [0] * count
-        records = list(map(new_record, repeat(Record, count), zip(topics, partitions, offsets, keys, payloads, stamps)))
-        return Batch(records, models, topics, partitions, offsets)
+        offsets = range(first, first + count)
+        records = list(map(new_record, repeat(Record, count), zip(topics, repeat(0, count), offsets, keys, payloads, stamps)))
+        return Batch(records, models)
 
     def _topics(self, peeked: list[Any]) -> list[str]:
         topics = self.settings.topics

@@ -58,14 +58,10 @@ class Record(NamedTuple):
 
 @dataclass
 class Batch:
-    """Records in replay order, with columns the timeline takes whole: per record its model
-    ('' when it names none), topic, partition and offset."""
+    """Records in replay order, with the model of each ('' when it names none)."""
 
     messages: list[Record] = field(default_factory=list)
     models: list[str] = field(default_factory=list)
-    topics: list[str] = field(default_factory=list)
-    partitions: list[int] = field(default_factory=list)
-    offsets: list[int] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.messages)
@@ -73,9 +69,6 @@ class Batch:
     def append(self, record: Record, model: str) -> None:
         self.messages.append(record)
         self.models.append(model)
-        self.topics.append(record.topic_name)
-        self.partitions.append(record.partition_number)
-        self.offsets.append(record.offset_number)
 
 
 class Source(Protocol):

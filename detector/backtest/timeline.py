@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Hashable, Sequence
+from itertools import islice
 
 import numpy as np
 
@@ -55,17 +56,18 @@ class Timeline:
         """Record a batch, in replay order."""
         if not len(batch):
             return
+        topics, partitions, offset_numbers = islice(zip(*batch.messages), 3)  # the records' first fields
         models = list(dict.fromkeys(batch.models))
         model_codes = _codes(batch.models, models)
-        is_prediction = np.fromiter(map(self.predictions_topic.__eq__, batch.topics), dtype=bool, count=len(batch))
+        is_prediction = np.fromiter(map(self.predictions_topic.__eq__, topics), dtype=bool, count=len(batch))
         so_far = np.array([self.predictions[model] for model in models], dtype=np.int64)
         positions = so_far[model_codes] + _earlier_in_group(model_codes, is_prediction)
         for model, count in zip(models, np.bincount(model_codes, weights=is_prediction, minlength=len(models))):
             self.predictions[model] += int(count)
 
-        keys = list(zip(batch.models, batch.topics, batch.partitions))
+        keys = list(zip(batch.models, topics, partitions))
         streams = list(dict.fromkeys(keys))
-        offsets = np.asarray(batch.offsets, dtype=np.int64)
+        offsets = np.asarray(offset_numbers, dtype=np.int64)
         stream_codes = _codes(keys, streams)
         order = np.argsort(stream_codes, kind="stable")
         bounds = np.searchsorted(stream_codes[order], np.arange(len(streams) + 1))

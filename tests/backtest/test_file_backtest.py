@@ -125,7 +125,7 @@ def test_whole_batches_read_as_line_by_line_does(history: History, extra: bytes,
     whole = source._whole(lines, 7, None)
     by_line = source._line_by_line(lines, 7, None, 1)
 
-    assert len(by_line) == 301 and by_line.offsets == list(range(7, 308))
+    assert len(by_line) == 301 and [record.offset() for record in by_line.messages] == list(range(7, 308))
     if taken_whole:
         assert whole == by_line
     else:
