@@ -168,8 +168,8 @@ class LabelJoin:
         self.to_expire.append(pending)
 
     def _evict_oldest(self) -> None:
-        while (oldest := self.to_expire.popleft()) is not self.pending.get(oldest.identifier):
-            pass  # no longer pending
+        while not self._waits(oldest := self.to_expire.popleft()):
+            pass
         del self.pending[oldest.identifier]
 
     def _on_label(self, row: int, event: Event, outcome: JoinOutcome) -> None:
@@ -205,6 +205,11 @@ class LabelJoin:
 
     def _advance(self, row: int, outcome: JoinOutcome) -> None:
         """The watermark moved: mature, then expire, the predictions it passed."""
+        for queue in (self.to_mature, self.to_expire):
+            # Entries that no longer wait go at once, not when their age passes (never, for the
+            # maturity queue while no label has come): they hold their prediction's memory.
+            while queue and not self._waits(queue[0]):
+                queue.popleft()
         if self.maturity_ms is not None:
             for pending in self._passed(self.to_mature, self.maturity_ms):
                 pending.matured = True
@@ -226,9 +231,13 @@ class LabelJoin:
         passed = []
         while queue and self.watermark - queue[0].ts_ms > age_ms:
             pending = queue.popleft()
-            if self.pending.get(pending.identifier) is pending:
+            if self._waits(pending):
                 passed.append(pending)
         return passed
+
+    def _waits(self, pending: Pending) -> bool:
+        """Is this entry of a queue still waiting (not joined, evicted, expired or replaced)?"""
+        return self.pending.get(pending.identifier) is pending
 
     def release(self) -> None:
         """Give this join's waiting predictions back to the process budget (its model leaves)."""

@@ -78,6 +78,24 @@ def test_a_full_join_evicts_its_oldest_waiting_prediction_not_one_already_joined
     assert j.observe([label(0, 400)]).joined[0].delay_ms == 99  # the new r0 is the one kept
 
 
+def test_without_labels_the_queues_stay_as_small_as_the_join() -> None:
+    """No label has come, so no maturity age is known: predictions that no longer wait (evicted
+    here) must still leave the maturity queue, or it grows with every prediction."""
+    j = join(max_pending=50)
+    for start in range(0, 5000, 500):
+        j.observe([prediction(i, i) for i in range(start, start + 500)])
+    assert j.maturity_ms is None and len(j.pending) == 50
+    assert len(j.to_mature) <= 51 and len(j.to_expire) <= 51
+
+
+def test_joined_predictions_leave_the_queues_without_waiting_for_their_age() -> None:
+    j = join(ttl_ms=10 * MINUTE)
+    for start in range(0, 5000, 500):
+        j.observe([prediction(i, i) for i in range(start, start + 500)] + [label(i, i + 1) for i in range(start, start + 500)])
+    j.observe([prediction(5000, 5000)])  # the watermark moves, far from the TTL or any maturity age
+    assert list(j.pending) == ["r5000"] and len(j.to_expire) == len(j.to_mature) == 1
+
+
 def test_sampling_keeps_a_share_of_ids_on_both_sides() -> None:
     j = join(sample_rate=0.25, max_pending=100_000)
     predictions = [prediction(i, i) for i in range(4000)]
