@@ -9,6 +9,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
+from prometheus_client import Counter
 
 from detector.delivery import Outputs
 from detector.monitors.model import ModelMonitor
@@ -22,11 +23,12 @@ RESTORE_TIMEOUT_S = 120.0
 class StateStore:
     """Checkpoints per input partition p in partition p of the compacted state topic."""
 
-    def __init__(self, topic: str, codec: StateCodec, client_config: dict[str, Any]) -> None:
+    def __init__(self, topic: str, codec: StateCodec, client_config: dict[str, Any], rejected: Counter) -> None:
+        """`rejected`: counts the records skipped on restore, by reason (state.REJECT_REASONS)."""
         self.topic = topic
         self.codec = codec
         self.client_config = client_config
-        self.rejected = 0  # records that could not be decoded (counted, skipped)
+        self.rejected = rejected
 
     def write(self, outputs: Outputs, partition: int, offsets: dict[str, int], models: Iterable[ModelMonitor]) -> int:
         """Queue one checkpoint of a partition: changed models, then the closing record."""
@@ -72,14 +74,24 @@ class StateStore:
                             at_end.add(message.partition())
                             continue
                         raise KafkaException(error)
+                    where = f"{self.topic}[{message.partition()}]@{message.offset()}"
                     try:
                         record = self.codec.decode(message.value())
                     except StateError as exc:
-                        self.rejected += 1
-                        log.error("state %s[%d]@%d skipped: %s", self.topic, message.partition(), message.offset(), exc)
+                        self._reject(where, exc)
                         continue
-                    if record.group == self.codec.group:  # a topic shared by mistake cannot mix groups
-                        records[message.partition()].append(record)
+                    if record.group != self.codec.group:  # a topic shared by mistake cannot mix groups
+                        self._reject(where, StateError("other_group", f"written by consumer group {record.group!r}"))
+                        continue
+                    records[message.partition()].append(record)
         finally:
             consumer.close()
-        return {p: select(records.get(p, []), self.codec.decode) for p in wanted}
+        restored = {p: select(records.get(p, []), self.codec.decode) for p in wanted}
+        for p, partition in restored.items():
+            for model, exc in partition.rejected:
+                self._reject(f"{self.topic}[{p}] parts of model {model}", exc)
+        return restored
+
+    def _reject(self, where: str, exc: StateError) -> None:
+        self.rejected.labels(exc.reason).inc()
+        log.error("state %s skipped (%s): %s", where, exc.reason, exc)

@@ -31,7 +31,7 @@ from detector.faults import FaultInjector
 from detector.metrics import Metrics
 from detector.pipeline import BatchResult, Pipeline
 from detector.settings import ProcessingGuarantee, Settings
-from detector.state import StateCodec
+from detector.state import StateCodec, restore_model
 from detector.topics import (
     TOPIC_GONE, UNREACHABLE, ClusterRefused, ensure_topics, output_topics, partition_counts, refusal, wait_for_cluster,
 )
@@ -65,7 +65,7 @@ class Service:
         self.inputs = settings.topics.inputs()
         key = settings.state.signing_key
         codec = StateCodec(settings.kafka.group_id, key.get_secret_value().encode() if key else None)
-        self.store = StateStore(settings.state_topic(), codec, settings.kafka.client_config())
+        self.store = StateStore(settings.state_topic(), codec, settings.kafka.client_config(), self.metrics.state_rejected)
         self.faults = FaultInjector(settings.fault_injection)
         self.stop_requested = threading.Event()
         self.alert_listeners: list[AlertListener] = []
@@ -344,10 +344,12 @@ class Service:
             models = {}
             for name, state in (checkpoint.models if checkpoint else {}).items():
                 monitor = self.pipeline.new_monitor(name)
-                if monitor.load_state(state):
+                relearn = restore_model(monitor, state)
+                if relearn is None:
                     models[name] = monitor
                 else:
-                    log.warning("state of model %s was learned with other detection settings: re-learning it", name)
+                    self.metrics.state_relearned.labels(relearn.reason).inc()
+                    log.warning("model %s re-learns from its next events, its checkpointed state not loaded: %s", name, relearn.detail)
             self.pipeline.install(p, models)
             self.covered[p] = {}
             for topic in self.inputs:
@@ -363,7 +365,8 @@ class Service:
                     self.covered[p][topic] = offset
                 starts.append(TopicPartition(topic, p, offset))
         if restored:
-            log.info("restored %d models of partitions %s in %.2fs", sum(len(r.models) for r in restored.values()), numbers, time.monotonic() - started)
+            loaded = sum(len(self.pipeline.partitions[p].models) for p in numbers)
+            log.info("restored %d models of partitions %s in %.2fs", loaded, numbers, time.monotonic() - started)
         return starts
 
     def _rewind(self) -> None:

@@ -1,7 +1,8 @@
 """Prometheus metrics of the detector, on a registry the caller provides.
 
 Label values are bounded by the caps: models by limits.max_models, monitors by
-limits.max_features_per_model, reasons by events.REASONS, partitions by the topic.
+limits.max_features_per_model, reasons by events.REASONS (state: state.REJECT_REASONS and
+monitors.model.RELEARN_REASONS), partitions by the topic.
 Series of models and partitions this process no longer owns are removed.
 """
 
@@ -13,8 +14,9 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
 from detector import __version__
 from detector.alerts import Alert
-from detector.monitors.model import ModelMonitor
+from detector.monitors.model import RELEARN_REASONS, ModelMonitor
 from detector.pipeline import BatchResult
+from detector.state import REJECT_REASONS
 
 _SECONDS_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -143,6 +145,24 @@ class Metrics:
             ["topic"],
             registry=registry,
         )
+        self.state_rejected = Counter(
+            "streamdrift_state_records_rejected",
+            "State records skipped on restore, by reason: format (not a state record), signature (does not match "
+            "state.signing_key), malformed (does not decode), other_group (written by another consumer group).",
+            ["reason"],
+            registry=registry,
+        )
+        self.state_relearned = Counter(
+            "streamdrift_state_models_relearned",
+            "Models whose checkpointed state was not loaded on restore, so they re-learn, by reason: schema or library "
+            "(written under another state schema or river version), settings (other detection settings), load_error.",
+            ["reason"],
+            registry=registry,
+        )
+        for reason in REJECT_REASONS:  # every series from the start: an alert sees its first increase
+            self.state_rejected.labels(reason)
+        for reason in RELEARN_REASONS:
+            self.state_relearned.labels(reason)
 
     def record_batch(self, result: BatchResult) -> None:
         for (topic, model), count in result.events.items():

@@ -13,6 +13,14 @@ Format (version 1): `SDS\\x01`, then a 32-byte HMAC-SHA256 when a signing key is
 then zlib-compressed JSON: {"type", "group", "partition", "offsets", "model"?, "state"?}. Decoding
 never runs code: JSON, base64 and river's plain-data ADWIN buckets only. Whoever can write the
 state topic can still change what the detector remembers; a signing key stops that.
+
+A model's state (ModelMonitor.to_state) carries `state_schema` (monitors.model.STATE_SCHEMA,
+bumped with every change of its layout) and `libraries`, the versions of the libraries whose
+internals it holds (river). States written before these existed read as schema 0. A state of
+another schema or river, learned under other detection settings, or that fails to load is not
+loaded: `restore_model` says why, and its model re-learns from its next events while every
+other model of the partition is restored. A record that cannot be used at all raises
+StateError with a `reason` from REJECT_REASONS.
 """
 
 from __future__ import annotations
@@ -23,10 +31,12 @@ import hashlib
 import hmac
 import zlib
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
+
+from detector.monitors.model import ModelMonitor, Relearn
 
 MAGIC = b"SDS\x01"
 CHECKPOINT_KEY = b"checkpoint"
@@ -34,10 +44,21 @@ MODEL_KEY_PREFIX = b"model:"
 MAX_DECODED_BYTES = 64 * 1024 * 1024
 PART_BYTES = 400_000  # encoded model records above this are split (Kafka's default limit is 1 MB)
 _MAC_BYTES = 32
+DETAIL_CHARS = 200  # of an exception's message in a log line
+
+
+# Why a state record was skipped on restore (a metric label): not a record of this format,
+# a signature that does not match the key, content that does not decode, or written by
+# another consumer group (a state topic shared by mistake).
+REJECT_REASONS = ("format", "signature", "malformed", "other_group")
 
 
 class StateError(ValueError):
-    """A state record that cannot be used (wrong format, version, signature or content)."""
+    """A state record that cannot be used; `reason` is one of REJECT_REASONS."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -85,17 +106,17 @@ class StateCodec:
 
     def decode(self, value: bytes | None) -> StateRecord:
         if not value or not value.startswith(MAGIC):
-            raise StateError("not a streamdrift state record of format version 1")
+            raise StateError("format", "not a streamdrift state record of format version 1")
         payload = value[len(MAGIC) :]
         if self.signing_key:
             mac, payload = payload[:_MAC_BYTES], payload[_MAC_BYTES:]
             if not hmac.compare_digest(mac, hmac.new(self.signing_key, payload, hashlib.sha256).digest()):
-                raise StateError("signature does not match the configured signing key")
+                raise StateError("signature", "signature does not match the configured signing key")
         try:
             inflater = zlib.decompressobj()
             raw = inflater.decompress(payload, MAX_DECODED_BYTES)
             if inflater.unconsumed_tail:
-                raise StateError(f"decoded state exceeds {MAX_DECODED_BYTES} bytes")
+                raise StateError("malformed", f"decoded state exceeds {MAX_DECODED_BYTES} bytes")
             body = orjson.loads(raw)
             record = StateRecord(
                 type=str(body["type"]),
@@ -107,18 +128,20 @@ class StateCodec:
                 part=(int(body["index"]), int(body["count"]), base64.b64decode(body["data"], validate=True)) if body["type"] == "part" else None,
             )
         except (zlib.error, orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError, binascii.Error) as exc:
-            raise StateError(f"malformed state record: {exc}") from None
+            raise StateError("malformed", f"malformed state record: {exc}") from None
         if record.type not in ("model", "part", "checkpoint") or (record.type == "model" and not isinstance(record.state, dict)):
-            raise StateError(f"malformed state record of type {record.type!r}")
+            raise StateError("malformed", f"malformed state record of type {record.type!r}")
         return record
 
 
 @dataclass
 class RestoredPartition:
-    """What a partition restarts from: input offsets (None: none checkpointed) and model states."""
+    """What a partition restarts from: input offsets (None: none checkpointed), model states,
+    and the reassembled model records that could not be decoded (model, why)."""
 
     offsets: dict[str, int] | None
     models: dict[str, dict[str, Any]]
+    rejected: list[tuple[str, StateError]] = field(default_factory=list)
 
 
 def select(records: Iterable[StateRecord], decode: Callable[[bytes], StateRecord]) -> RestoredPartition:
@@ -129,19 +152,46 @@ def select(records: Iterable[StateRecord], decode: Callable[[bytes], StateRecord
     if not checkpoints:
         return RestoredPartition(None, {})
     offsets = checkpoints[-1].offsets
-    models: dict[str, dict[str, Any]] = {}
+    restored = RestoredPartition(offsets, {})
     pieces: dict[tuple[str, tuple[tuple[str, int], ...]], dict[int, bytes]] = {}
     for record in records:
         if record.model is None or not record.covered_by(offsets):
             continue
         if record.type == "model" and record.state is not None:
-            models[record.model] = record.state
+            restored.models[record.model] = record.state
         elif record.type == "part" and record.part is not None:
             index, count, piece = record.part
             found = pieces.setdefault((record.model, tuple(sorted(record.offsets.items()))), {})
             found[index] = piece
             if len(found) == count and set(found) == set(range(count)):
-                whole = decode(b"".join(found[i] for i in range(count)))
+                try:
+                    whole = decode(b"".join(found[i] for i in range(count)))
+                except StateError as exc:
+                    restored.rejected.append((record.model, exc))
+                    continue
                 if whole.type == "model" and whole.state is not None and whole.model == record.model:
-                    models[record.model] = whole.state
-    return RestoredPartition(offsets, models)
+                    restored.models[record.model] = whole.state
+    return restored
+
+
+def restore_model(monitor: ModelMonitor, state: dict[str, Any]) -> Relearn | None:
+    """Load a model's checkpointed state into `monitor`, new; None once loaded, else why the
+    model re-learns instead (then discard `monitor`). Never raises for a bad state: whatever
+    loading it raises is a `load_error`, so that one bad record cannot stop the restore of the
+    partition's other models, nor the process."""
+    try:
+        mismatch = monitor.state_mismatch(state)
+        if mismatch is None:
+            monitor.load_state(state)
+        return mismatch
+    except BaseException as exc:
+        if not isinstance(exc, Exception) and not _is_rust_panic(exc):
+            raise
+        monitor.performance.join.release()  # what it had taken of the process's label-join budget
+        return Relearn("load_error", f"its state does not load ({type(exc).__name__}: {str(exc)[:DETAIL_CHARS]})")
+
+
+def _is_rust_panic(exc: BaseException) -> bool:
+    """river's Rust core panics on ADWIN bytes it cannot read; pyo3's PanicException derives
+    from BaseException and cannot be imported by name."""
+    return type(exc).__name__ == "PanicException" and type(exc).__module__ == "pyo3_runtime"

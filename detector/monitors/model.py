@@ -17,6 +17,7 @@ from operator import attrgetter, itemgetter
 from typing import Any
 
 import numpy as np
+import river
 
 from detector.alerts import Alert
 from detector.calibration import Thresholds, detectors_for, thresholds_for_budget
@@ -40,6 +41,29 @@ CRITICAL_EFFECT = 0.2  # a shift of the mean PIT position (or of a rate) this la
 
 SCORE, VALUE, LATENCY = "prediction.score", "prediction.value", "prediction.latency"
 SCHEMA = "quality.schema"
+
+# Layout of the state ModelMonitor.to_state writes, with every to_state below it (signals and
+# their detectors, references, label join, schema and performance monitors). Bump it with any
+# change to that layout: a checkpoint of another schema is not loaded, its model re-learns.
+# 0: checkpoints written before states carried a schema (the layout of 1, but with no record
+# of the river that wrote them).
+STATE_SCHEMA = 1
+# The libraries whose internals the state holds, with the version it loads under. ADWIN's
+# buckets are river's Rust core's own binary encoding and DDM/HDDM_A's state is their private
+# attributes: either may change in any river release, patches included, so a state loads only
+# under exactly the river that wrote it. numpy is not listed: arrays are stored as JSON numbers.
+STATE_LIBRARIES = {"river": river.__version__}
+# Why a model re-learned instead of loading its checkpointed state (a metric label).
+RELEARN_REASONS = ("schema", "library", "settings", "load_error")
+
+
+@dataclass(frozen=True)
+class Relearn:
+    """A model's checkpointed state not loaded: `reason` (one of RELEARN_REASONS) and `detail`,
+    what differs (e.g. `river 0.22.0 -> 0.23.0`)."""
+
+    reason: str
+    detail: str
 
 
 def model_thresholds(settings: ModelSettings, detection: DetectionSettings, limits: LimitSettings) -> Thresholds:
@@ -365,6 +389,8 @@ class ModelMonitor:
 
     def to_state(self) -> dict[str, Any]:
         return {
+            "state_schema": STATE_SCHEMA,
+            "libraries": STATE_LIBRARIES,
             "config": self.config_fingerprint(),
             "version": self.version,
             "events_seen": self.events_seen,
@@ -378,10 +404,25 @@ class ModelMonitor:
             "performance": self.performance.to_state(),
         }
 
-    def load_state(self, state: dict[str, Any]) -> bool:
-        """Take over learned state; False (and nothing loaded) if it was learned under other parameters."""
+    def state_mismatch(self, state: dict[str, Any]) -> Relearn | None:
+        """Why `state` must not be loaded into this monitor (None: it may): written under
+        another state schema or library version, or learned under other detection settings.
+        A state without a schema is schema 0 (written before states carried one)."""
+        schema = state.get("state_schema", 0)
+        if schema != STATE_SCHEMA:
+            return Relearn("schema", f"state schema {schema!r} -> {STATE_SCHEMA}")
+        libraries = state["libraries"]
+        for library, version in STATE_LIBRARIES.items():
+            if libraries.get(library) != version:
+                return Relearn("library", f"{library} {libraries.get(library, 'unknown')} -> {version}")
         if state["config"] != self.config_fingerprint():
-            return False
+            return Relearn("settings", "learned under other detection settings")
+        return None
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        """Take over learned state that `state_mismatch` accepted. A malformed state raises
+        (KeyError, TypeError, ValueError, ... or a panic of river's core) part way through:
+        detector.state.restore_model contains that and discards the monitor."""
         self.version = state["version"]
         self.events_seen = int(state["events_seen"])
         self.feature_kinds = {str(name): SignalKind(kind) for name, kind in state["feature_kinds"].items()}
@@ -394,7 +435,6 @@ class ModelMonitor:
         }
         self.schema.load_state(state["schema"])
         self.performance.load_state(state["performance"])
-        return True
 
     # -- for metrics --------------------------------------------------------------------
 

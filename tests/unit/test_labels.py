@@ -239,7 +239,7 @@ def test_a_flood_of_unlabelled_predictions_stays_within_the_cap() -> None:
 
 @pytest.mark.parametrize("cut", [3000, 9001])
 def test_state_with_labels_restores_to_identical_decisions(cut: int) -> None:
-    from detector.state import StateCodec
+    from detector.state import StateCodec, restore_model
 
     settings = load_settings(None)
     batch = traffic(14_000, [(0, 0.1), (7000, 0.35)])
@@ -250,7 +250,7 @@ def test_state_with_labels_restores_to_identical_decisions(cut: int) -> None:
     record = StateCodec("g").decode(value)
     second = Pipeline(settings)
     restored = second.new_monitor("m")
-    assert record.state is not None and restored.load_state(record.state)
+    assert record.state is not None and restore_model(restored, record.state) is None
     second.install(0, {"m": restored})
     after = BatchResult()
     for start in range(cut, len(batch), 2000):

@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import pickle
 import zlib
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import orjson
 import pytest
+import river
 
+from detector.monitors.model import STATE_SCHEMA, ModelMonitor, Relearn
 from detector.pipeline import Pipeline
-from detector.settings import load_settings
-from detector.state import MAGIC, PART_BYTES, StateCodec, StateError, StateRecord, select
+from detector.settings import Settings, load_settings
+from detector.state import MAGIC, PART_BYTES, REJECT_REASONS, StateCodec, StateError, StateRecord, restore_model, select
 from producers.simulate import Injection, Simulator
 from tests.fakes import messages
 
@@ -50,21 +57,98 @@ def test_a_restored_model_decides_exactly_as_if_never_interrupted(cut: int) -> N
 
     second = Pipeline(settings)
     restored = second.new_monitor(monitor.name)
-    assert record.state is not None and restored.load_state(record.state)
+    assert record.state is not None and restore_model(restored, record.state) is None
     second.install(0, {monitor.name: restored})
     after = second.process(batch[cut:]).alerts
     assert alert_keys(before + after) == expected
 
 
+def learned_state(events: int = 2000) -> dict[str, Any]:
+    """A model's state after `events` events (labels included), through a signed codec."""
+    pipeline = Pipeline(load_settings(None))
+    pipeline.process(stream()[:events])
+    monitor = next(iter(pipeline.models()))
+    codec = StateCodec("g", b"key")
+    (_, value), = codec.model_records(0, {"predictions": events}, monitor.name, monitor.to_state())
+    state = codec.decode(value).state
+    assert state is not None
+    return state
+
+
+def fresh_monitor(settings: Settings | None = None) -> ModelMonitor:
+    return Pipeline(settings or load_settings(None)).new_monitor("fraud")
+
+
+def test_a_model_state_names_its_schema_and_the_river_that_wrote_it() -> None:
+    state = learned_state()
+    assert state["state_schema"] == STATE_SCHEMA >= 1
+    assert state["libraries"] == {"river": river.__version__}
+    monitor = fresh_monitor()
+    assert restore_model(monitor, state) is None
+    assert monitor.events_seen == 2000
+
+
 def test_state_learned_under_other_parameters_is_not_reused() -> None:
-    settings = load_settings(None)
-    pipeline = Pipeline(settings)
-    pipeline.process(stream()[:2000])
-    state = next(iter(pipeline.models())).to_state()
     other = load_settings(None, detection={"warmup_events": 700})
-    fresh = Pipeline(other).new_monitor("fraud")
-    assert fresh.load_state(state) is False
+    fresh = fresh_monitor(other)
+    assert restore_model(fresh, learned_state()) == Relearn("settings", "learned under other detection settings")
     assert fresh.signals == {}
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ({"state_schema": STATE_SCHEMA + 1}, Relearn("schema", f"state schema {STATE_SCHEMA + 1} -> {STATE_SCHEMA}")),
+        ({"state_schema": STATE_SCHEMA - 1}, Relearn("schema", f"state schema {STATE_SCHEMA - 1} -> {STATE_SCHEMA}")),
+        ({"libraries": {"river": "0.0.1"}}, Relearn("library", f"river 0.0.1 -> {river.__version__}")),
+        ({"libraries": {}}, Relearn("library", f"river unknown -> {river.__version__}")),
+    ],
+)
+def test_a_state_of_another_schema_or_river_is_not_loaded(change: dict[str, Any], expected: Relearn) -> None:
+    monitor = fresh_monitor()
+    assert restore_model(monitor, {**learned_state(), **change}) == expected
+    assert monitor.events_seen == 0 and monitor.signals == {}
+
+
+def test_a_record_from_before_versions_is_schema_0_and_relearns() -> None:
+    """Today's layout without a schema: nothing says which river encoded its ADWIN buckets."""
+    state = learned_state()
+    del state["state_schema"], state["libraries"]
+    monitor = fresh_monitor()
+    assert restore_model(monitor, state) == Relearn("schema", f"state schema 0 -> {STATE_SCHEMA}")
+    assert monitor.events_seen == 0
+
+
+def first_stream(state: dict[str, Any]) -> dict[str, Any]:
+    signal = state["signals"]["feature.amount"]
+    return signal["streams"][next(iter(signal["streams"]))]
+
+
+CORRUPTIONS: dict[str, Callable[[dict[str, Any]], None]] = {
+    "missing key": lambda s: s.pop("signals"),
+    "text for a count": lambda s: s.update(events_seen="many"),
+    "list for a map": lambda s: s["signals"]["feature.amount"].update(levels=[1, 2]),
+    "short pair": lambda s: s["signals"]["feature.amount"].update(block_source=[]),
+    "unknown kind": lambda s: s["feature_kinds"].update(amount="complex"),
+    "truncated ADWIN buckets": lambda s: first_stream(s).update(adwin=base64.b64encode(b"\x00" * 9).decode()),
+    "null label join": lambda s: s["performance"].update(join=None),
+    "unknown gauge after the label join": lambda s: s["performance"]["gauges"].update(nope=[0.0, 0.0]),
+}
+
+
+@pytest.mark.parametrize("corruption", CORRUPTIONS)
+def test_a_signed_but_malformed_state_relearns_instead_of_raising(corruption: str) -> None:
+    """Whatever loading a bad state raises (even a panic of river's Rust core, a BaseException)
+    is contained; the half-loaded monitor gives its label-join budget back."""
+    state = learned_state()
+    assert state["performance"]["join"]["pending"]["ids"], "the state should hold waiting predictions"
+    CORRUPTIONS[corruption](state)
+    pipeline = Pipeline(load_settings(None))
+    monitor = pipeline.new_monitor("fraud")
+    relearn = restore_model(monitor, state)
+    assert relearn is not None and relearn.reason == "load_error", relearn
+    assert "\n" not in relearn.detail
+    assert pipeline.pending_budget.used == 0
 
 
 def test_records_are_versioned_compressed_and_never_unpickled() -> None:
@@ -94,6 +178,34 @@ def test_signed_records_reject_forgeries() -> None:
     _, unsigned = StateCodec("g").checkpoint_record(0, {"predictions": 999})
     with pytest.raises(StateError):
         signer.decode(unsigned)
+
+
+def test_a_rejected_record_says_why_in_a_bounded_reason() -> None:
+    signer = StateCodec("g", b"secret")
+    payload = b"not zlib"
+    signed_junk = MAGIC + hmac.new(b"secret", payload, hashlib.sha256).digest() + payload
+    cases = {
+        b"junk": "format",
+        StateCodec("g", b"other-key").checkpoint_record(0, {"predictions": 1})[1]: "signature",
+        signed_junk: "malformed",
+    }
+    for value, reason in cases.items():
+        with pytest.raises(StateError) as raised:
+            signer.decode(value)
+        assert raised.value.reason == reason
+        assert reason in REJECT_REASONS
+
+
+def test_reassembled_parts_that_do_not_decode_are_rejected_not_raised() -> None:
+    codec = StateCodec("g")
+    log = [
+        StateRecord("part", "g", 0, {"predictions": 10}, "wide", part=(0, 1, b"junk")),
+        *[codec.decode(v) for _, v in codec.model_records(0, {"predictions": 10}, "narrow", {"mark": 1})],
+        codec.decode(codec.checkpoint_record(0, {"predictions": 10})[1]),
+    ]
+    restored = select(log, codec.decode)
+    assert restored.models == {"narrow": {"mark": 1}}
+    assert [(model, error.reason) for model, error in restored.rejected] == [("wide", "format")]
 
 
 def test_restore_takes_the_newest_complete_checkpoint() -> None:
