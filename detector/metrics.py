@@ -159,7 +159,7 @@ class Metrics:
             ["reason"],
             registry=registry,
         )
-        for reason in REJECT_REASONS:  # every series from the start: an alert sees its first increase
+        for reason in REJECT_REASONS:  # every reason exported from the start, at 0
             self.state_rejected.labels(reason)
         for reason in RELEARN_REASONS:
             self.state_relearned.labels(reason)

@@ -390,7 +390,7 @@ class ModelMonitor:
     def to_state(self) -> dict[str, Any]:
         return {
             "state_schema": STATE_SCHEMA,
-            "libraries": STATE_LIBRARIES,
+            "libraries": dict(STATE_LIBRARIES),
             "config": self.config_fingerprint(),
             "version": self.version,
             "events_seen": self.events_seen,

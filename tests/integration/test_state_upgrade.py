@@ -74,8 +74,8 @@ def test_models_whose_state_cannot_be_used_relearn_and_the_others_are_restored(t
         assert restored == {"kept": EVENTS}, "only the model with a usable state is restored, without re-learning"
         relearned = by_reason(second, "streamdrift_state_models_relearned_total", ("schema", "library", "load_error", "settings"))
         assert relearned == {"schema": 1, "library": 1, "load_error": 1, "settings": 0}
-        rejected = by_reason(second, "streamdrift_state_records_rejected_total", ("format", "signature", "malformed"))
-        assert rejected == {"format": 1, "signature": 1, "malformed": 0}
+        rejected = by_reason(second, "streamdrift_state_records_rejected_total", ("format", "signature", "malformed", "other_group"))
+        assert rejected == {"format": 1, "signature": 1, "malformed": 0, "other_group": 1}
         relearning = sorted(r.getMessage() for r in caplog.records if "re-learns" in r.getMessage())
         assert len(relearning) == 3, relearning
         assert "model broken re-learns" in relearning[0] and "PanicException" in relearning[0]
@@ -89,8 +89,8 @@ def test_models_whose_state_cannot_be_used_relearn_and_the_others_are_restored(t
 
 
 def replace_state(topics: KafkaNames, codec: StateCodec, models: dict[str | None, StateRecord], checkpoints: dict[int, StateRecord]) -> None:
-    """After the last checkpoint: a damaged, signed state for each model of DAMAGE, and two
-    records the restore must skip (not a state record; signed with another key)."""
+    """After the last checkpoint: a damaged, signed state for each model of DAMAGE, and three
+    records the restore must skip (not a state record; signed with another key; another group's)."""
     producer = Producer({"bootstrap.servers": topics.bootstrap})
     for name, damage in DAMAGE.items():
         record = models[name]
@@ -100,9 +100,11 @@ def replace_state(topics: KafkaNames, codec: StateCodec, models: dict[str | None
         for key, value in codec.model_records(record.partition, offsets, name, record.state):
             producer.produce(topics.state, value=value, key=key, partition=record.partition)
     partition = models["kept"].partition
-    forged = StateCodec(topics.group, b"another key").model_records(partition, checkpoints[partition].offsets, "forged", {"events_seen": 0})
+    offsets = checkpoints[partition].offsets
+    forged = StateCodec(topics.group, b"another key").model_records(partition, offsets, "forged", {"events_seen": 0})
+    strange = StateCodec("another-group", SIGNING_KEY.encode()).model_records(partition, offsets, "strange", {"events_seen": 0})
     producer.produce(topics.state, value=b"junk", key=b"model:stray", partition=partition)
-    for key, value in forged:
+    for key, value in forged + strange:
         producer.produce(topics.state, value=value, key=key, partition=partition)
     assert producer.flush(30) == 0
     producer.close()
