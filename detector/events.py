@@ -37,7 +37,8 @@ REASONS = (
     "nested_feature",  # a feature value is an object or array
     "missing_field",  # a field this topic requires is absent (detail names it)
     "unknown_model",  # auto-discovery is off and the model is not configured
-    "model_cap",  # limits.max_models reached
+    "model_cap",  # limits.max_models reached by models all past their warm-up
+    "processing_error",  # the model's monitors raised; they restart from scratch
 )
 
 

@@ -137,6 +137,7 @@ class ModelMonitor:
         self.performance = Performance(settings, limits, detection.warmup_events, detection.resolve_window_events, pending_budget)
         self.version: str | None = None
         self.events_seen = 0
+        self.last_seen_ms = 0  # its partition's clock at its last event (detector.pipeline); 0: not yet
 
     # -- one batch ----------------------------------------------------------------------
 
@@ -368,6 +369,7 @@ class ModelMonitor:
             "config": self.config_fingerprint(),
             "version": self.version,
             "events_seen": self.events_seen,
+            "last_seen_ms": self.last_seen_ms,
             "feature_kinds": {name: kind.value for name, kind in self.feature_kinds.items()},
             "skipped_features": sorted(self.skipped_features),
             "untyped_features": list(self.untyped_features),
@@ -384,6 +386,7 @@ class ModelMonitor:
             return False
         self.version = state["version"]
         self.events_seen = int(state["events_seen"])
+        self.last_seen_ms = int(state.get("last_seen_ms", 0))  # 0 in checkpoints written before it was kept
         self.feature_kinds = {str(name): SignalKind(kind) for name, kind in state["feature_kinds"].items()}
         self.skipped_features = {str(name) for name in state["skipped_features"]}
         self.untyped_features = dict.fromkeys(str(name) for name in state["untyped_features"])
