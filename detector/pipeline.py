@@ -4,8 +4,11 @@ State is kept per input partition: all events of a model carry the model name as
 share one partition number in every (co-partitioned) input topic, and a model's monitors move
 with that partition when the consumer group rebalances.
 
-Models come and go. Each partition keeps a clock, the newest event time routed to any of its
-models, and each model the clock's value at its last event (`ModelMonitor.last_seen_ms`):
+Models come and go. Each partition keeps a clock, the newest Kafka message timestamp routed to
+any of its models, and each model the clock's value at its last event (`ModelMonitor.last_seen_ms`).
+The clock is the messages' own timestamps, not the events' `ts`: those are the producers' word
+(one event stamped in microseconds would jump the clock a millennium and evict every model), while
+Kafka 4 brokers refuse message timestamps more than an hour ahead (log.message.timestamp.after.max.ms).
 * idle: a model whose partition clock moved `limits.model_idle_seconds` past its last event is
   evicted; if it comes back it starts afresh. The decision is the same whenever it is taken
   (a sweep after a batch, or the model's next event), so it does not depend on batching.
@@ -26,7 +29,7 @@ from operator import attrgetter
 from typing import NamedTuple, Protocol
 
 from detector.alerts import Alert
-from detector.events import SOURCE_OF, TS_OF, Decoder, Event, Invalid, Source
+from detector.events import RECORD_MS_OF, SOURCE_OF, TS_OF, Decoder, Event, Invalid, Source
 from detector.monitors.labels import PendingBudget
 from detector.monitors.model import ModelMonitor
 from detector.settings import Settings
@@ -107,7 +110,7 @@ class PartitionState:
     models: dict[str, ModelMonitor] = field(default_factory=dict)
     dirty: set[str] = field(default_factory=set)  # models with events since the last checkpoint
     evicted: set[str] = field(default_factory=set)  # models evicted since the last checkpoint
-    clock_ms: int = 0  # newest event time routed to a model of this partition
+    clock_ms: int = 0  # newest Kafka message timestamp routed to a model of this partition
     swept_ms: int = 0  # the clock at the last sweep for idle models
 
     def take_dirty(self) -> list[ModelMonitor]:
@@ -237,7 +240,7 @@ class Pipeline:
                 rejected += [(event, monitor) for event in run]
                 result.invalid[self.topics[run[0].source], monitor.reason] += len(run)
                 continue
-            state.clock_ms = max(state.clock_ms, max(map(TS_OF, run)))
+            state.clock_ms = max(state.clock_ms, max(map(RECORD_MS_OF, run)))
             monitor.last_seen_ms = state.clock_ms
             touched.add(partition)
             routed = queued.get(monitor)

@@ -208,8 +208,8 @@ class LimitSettings(Strict):
     )
     model_idle_seconds: float = Field(
         14 * 86_400.0, ge=0,
-        description="a model with no event for this long (event time of its partition) is evicted with its state and "
-        "metric series, and starts afresh if it comes back (0: never)",
+        description="a model with no message for this long (by the Kafka message timestamps of its partition) is evicted "
+        "with its state and metric series, and starts afresh if it comes back (0: never)",
     )
     max_features_per_model: int = Field(100, ge=1)
     max_message_bytes: int = Field(1_000_000, ge=1024, description="larger messages are dead-lettered")

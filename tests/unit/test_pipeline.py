@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 
+import orjson
 import pytest
 
 from detector.pipeline import BatchResult, Pipeline
@@ -115,28 +116,41 @@ def test_a_flood_of_names_cannot_lock_out_a_real_model() -> None:
 
 
 T0_MS = 1_764_064_800_000
-
-
-def _at(model: str, ts_ms: int, **fields: object) -> dict[str, object]:
-    """An event `ts_ms` after T0_MS."""
-    return {"model": model, "ts": T0_MS + ts_ms, "score": 0.5, **fields}
-
-
 HOUR_MS = 3_600_000
+
+
+def _at(model: str, after_ms: int, **fields: object) -> tuple[int, dict[str, object]]:
+    """An event whose Kafka message is stamped `after_ms` after T0_MS."""
+    return T0_MS + after_ms, {"model": model, "score": 0.5, **fields}
+
+
+def stamped(events: list[tuple[int, dict[str, object]]], first_offset: int = 0) -> list[FakeMessage]:
+    return [
+        FakeMessage("predictions", 0, offset, orjson.dumps(value), value["model"].encode(), timestamp_ms=ts)  # type: ignore[union-attr]
+        for offset, (ts, value) in enumerate(events, start=first_offset)
+    ]
 
 
 def test_an_idle_model_is_evicted_and_starts_afresh_when_it_comes_back() -> None:
     settings = load_settings(None, limits={"model_idle_seconds": 3600})
     pipeline = Pipeline(settings)
     early = [_at("quiet", 0)] * 10 + [_at("busy", t * 60_000) for t in range(59)]
-    result = run(pipeline, messages(early))
+    result = run(pipeline, stamped(early))
     assert result.evictions == [] and pipeline.partitions[0].models["quiet"].events_seen == 10
     later = [_at("busy", HOUR_MS + t * 60_000) for t in range(30)]
-    result = run(pipeline, messages(later, first_offset=100))
+    result = run(pipeline, stamped(later, first_offset=100))
     assert [(e.model, e.reason) for e in result.evictions] == [("quiet", "idle")]
     assert pipeline.partitions[0].take_evicted() == ["quiet"]
-    run(pipeline, messages([_at("quiet", 2 * HOUR_MS)], first_offset=200))
+    run(pipeline, stamped([_at("quiet", 2 * HOUR_MS)], first_offset=200))
     assert pipeline.partitions[0].models["quiet"].events_seen == 1
+
+
+def test_an_event_time_far_in_the_future_does_not_make_other_models_idle() -> None:
+    """The clock is the messages' timestamps: an event stamped in microseconds evicts nobody."""
+    pipeline = Pipeline(load_settings(None, limits={"model_idle_seconds": 3600}))
+    events = [_at("a", t * 1000) for t in range(10)] + [_at("b", 10_000, ts=(T0_MS + 10_000) * 1000)] + [_at("a", 11_000)]
+    result = run(pipeline, stamped(events))
+    assert result.evictions == [] and pipeline.partitions[0].models["a"].events_seen == 11
 
 
 @pytest.mark.parametrize("size", [1, 7, 64])
@@ -149,14 +163,13 @@ def test_idle_eviction_does_not_depend_on_batching(size: int) -> None:
         events.append(_at("busy", t * 20_000, features={"x": float(t % 10)}))
         if t < 100 or t > 300:  # 'back' is away for over an hour in the middle
             events.append(_at("back", t * 20_000, features={"x": float(t % 10) + (5.0 if t > 450 else 0.0)}))
-    batch = messages(events)
-    whole, whole_pipeline = run(Pipeline(settings), batch, size=len(batch)), None
+    batch = stamped(events)
+    whole = run(Pipeline(settings), batch, size=len(batch))
     split_pipeline = Pipeline(settings)
     split = run(split_pipeline, batch, size=size)
     assert [a.encode("g") for a in split.alerts] == [a.encode("g") for a in whole.alerts]
     assert split_pipeline.partitions[0].models["back"].events_seen == 299
     assert any(a.model == "back" and a.kind == "detected" for a in whole.alerts)
-    del whole_pipeline
 
 
 def test_a_model_whose_monitors_raise_is_contained_and_restarts(monkeypatch: pytest.MonkeyPatch) -> None:
