@@ -12,9 +12,12 @@ Kafka 4 brokers refuse message timestamps more than an hour ahead (log.message.t
 * idle: a model whose partition clock moved `limits.model_idle_seconds` past its last event is
   evicted; if it comes back it starts afresh. The decision is the same whenever it is taken
   (a sweep after a batch, or the model's next event), so it does not depend on batching.
-* cap: when `limits.max_models` is reached, a new model evicts the least recently routed model
-  still in its warm-up (fewer than `warmup_events` events: a flood of one-off names is exactly
-  that), and is refused as `model_cap` only when every monitored model is past its warm-up.
+* cap: when `limits.max_models` is reached, a new model's first message is refused
+  (`model_cap`) and its name remembered; its second is admitted in place of the least recently
+  routed model still in its warm-up (fewer than `warmup_events` events). A flood of one-off names
+  thus costs no monitor, and cannot hold the cap: what it filled before the cap was reached is in
+  its warm-up, and gives way. A newcomer is refused for good only while every monitored model is
+  past its warm-up. (The remembered names are TinyLFU's "doorkeeper", bounded by the cap.)
 * failure: a model whose monitors raise is restarted from scratch; its events of that batch are
   dead-lettered as `processing_error`, and every other model goes on.
 """
@@ -110,6 +113,7 @@ class PartitionState:
     models: dict[str, ModelMonitor] = field(default_factory=dict)
     dirty: set[str] = field(default_factory=set)  # models with events since the last checkpoint
     evicted: set[str] = field(default_factory=set)  # models evicted since the last checkpoint
+    stored: set[str] = field(default_factory=set)  # models with state in the state topic (restored or taken dirty)
     clock_ms: int = 0  # newest Kafka message timestamp routed to a model of this partition
     swept_ms: int = 0  # the clock at the last sweep for idle models
 
@@ -117,16 +121,28 @@ class PartitionState:
         """Models changed since the last call, in name order."""
         changed = [self.models[name] for name in sorted(self.dirty) if name in self.models]
         self.dirty.clear()
+        self.stored.update(monitor.name for monitor in changed)
         return changed
 
     def take_evicted(self) -> list[str]:
-        """Models evicted since the last call (and not back since), in name order."""
-        gone = sorted(self.evicted - self.models.keys())
+        """Models evicted since the last call, not back since, whose stored state must be retired; in name order."""
+        gone = sorted((self.evicted & self.stored) - self.models.keys())
         self.evicted.clear()
+        self.stored.difference_update(gone)
         return gone
 
 
 PARTITION_AND_MODEL = attrgetter("partition", "model")
+
+
+@dataclass
+class Routing:
+    """One batch on its way to the monitors: each monitor's events (observed once all are
+    routed), the events no monitor takes, and the result."""
+
+    result: BatchResult
+    queued: dict[ModelMonitor, list[Event]] = field(default_factory=dict)
+    rejected: list[tuple[Event, Invalid]] = field(default_factory=list)
 
 
 class Pipeline:
@@ -148,6 +164,7 @@ class Pipeline:
         self.idle_ms = int(settings.limits.model_idle_seconds * 1000)
         # Models still in their warm-up, least recently routed first: the ones a newcomer may evict at the cap.
         self.probation: OrderedDict[tuple[int, str], None] = OrderedDict()
+        self.refused: OrderedDict[str, None] = OrderedDict()  # names refused once at the cap, oldest first
 
     @property
     def model_count(self) -> int:
@@ -162,7 +179,7 @@ class Pipeline:
         partition's clock resumes at the newest last sighting among them."""
         self.revoke([partition])
         clock = max((monitor.last_seen_ms for monitor in models.values()), default=0)
-        state = self.partitions[partition] = PartitionState(partition, dict(models), clock_ms=clock, swept_ms=clock)
+        state = self.partitions[partition] = PartitionState(partition, dict(models), stored=set(models), clock_ms=clock, swept_ms=clock)
         for monitor in sorted(models.values(), key=lambda monitor: monitor.last_seen_ms):
             monitor.last_seen_ms = monitor.last_seen_ms or clock  # state from before the clock existed
             self._note_warmup(state, monitor)
@@ -229,32 +246,39 @@ class Pipeline:
         """Hand each model's events to its monitor, in order; return the events no monitor
         takes (unknown model, the model cap, or a monitor that failed) with the reason, counted
         as invalid."""
-        queued: dict[ModelMonitor, list[Event]] = {}
-        rejected: list[tuple[Event, Invalid]] = []
+        batch = Routing(result)
         touched: set[int] = set()
         for (partition, model), group in groupby(events, PARTITION_AND_MODEL):  # runs of one model: common
             run = list(group)
             state = self._partition(partition)
-            monitor = self._monitor_for(state, model, queued, rejected, result)
+            monitor = self._monitor_for(state, model, batch)
+            if monitor.__class__ is Invalid and monitor.reason == "model_cap" and len(run) > 1:
+                self._reject(run[:1], monitor, batch)  # a newcomer's first message at the cap: its second may be admitted
+                run = run[1:]
+                monitor = self._monitor_for(state, model, batch)
             if monitor.__class__ is Invalid:
-                rejected += [(event, monitor) for event in run]
-                result.invalid[self.topics[run[0].source], monitor.reason] += len(run)
+                self._reject(run, monitor, batch)
                 continue
             state.clock_ms = max(state.clock_ms, max(map(RECORD_MS_OF, run)))
             monitor.last_seen_ms = state.clock_ms
             touched.add(partition)
-            routed = queued.get(monitor)
+            routed = batch.queued.get(monitor)
             if routed is None:
-                routed = queued[monitor] = run
+                routed = batch.queued[monitor] = run
             else:
                 routed += run
             self._note_warmup(state, monitor, len(routed))
-        for monitor, routed in queued.items():
-            self._observe(monitor, routed, rejected, result)
-        queued.clear()
+        for monitor, routed in batch.queued.items():
+            self._observe(monitor, routed, batch)
+        batch.queued.clear()  # observed: the sweep must not observe them again
         for partition in touched:
-            self._sweep_idle(self.partitions[partition], queued, rejected, result)
-        return rejected
+            self._sweep_idle(self.partitions[partition], batch)
+        return batch.rejected
+
+    def _reject(self, events: list[Event], why: Invalid, batch: Routing) -> None:
+        batch.rejected += [(event, why) for event in events]
+        for source, count in Counter(map(SOURCE_OF, events)).items():
+            batch.result.invalid[self.topics[source], why.reason] += count
 
     def _partition(self, partition: int) -> PartitionState:
         state = self.partitions.get(partition)
@@ -262,23 +286,19 @@ class Pipeline:
             state = self.partitions[partition] = PartitionState(partition)
         return state
 
-    def _monitor_for(
-        self, state: PartitionState, model: str, queued: dict[ModelMonitor, list[Event]], rejected: list[tuple[Event, Invalid]], result: BatchResult
-    ) -> ModelMonitor | Invalid:
+    def _monitor_for(self, state: PartitionState, model: str, batch: Routing) -> ModelMonitor | Invalid:
         """The monitor of a run of `model`'s events: its own, or a new one (the model is new, or
         was idle for longer than limits.model_idle_seconds and starts afresh)."""
         monitor = state.models.get(model)
         if monitor is not None:
             if not self._idle(state, monitor):
                 return monitor
-            self._evict(state, model, "idle", queued, rejected, result)
+            self._evict(state, model, "idle", batch)
         settings = self.settings
         if model not in settings.models and not settings.auto_discover_models:
             return Invalid("unknown_model", f"model '{model[:100]}' is not configured and auto-discovery is off")
-        if self.model_count >= settings.limits.max_models and not self._evict_for_newcomer(queued, rejected, result):
-            return Invalid(
-                "model_cap", f"already monitoring limits.max_models={settings.limits.max_models} models, all past their warm-up"
-            )
+        if self.model_count >= settings.limits.max_models and not self._admit_at_cap(model, batch):
+            return Invalid("model_cap", f"already monitoring limits.max_models={settings.limits.max_models} models")
         monitor = state.models[model] = self.new_monitor(model)
         return monitor
 
@@ -295,57 +315,52 @@ class Pipeline:
         else:
             self.probation.pop(key, None)
 
-    def _evict_for_newcomer(self, queued: dict[ModelMonitor, list[Event]], rejected: list[tuple[Event, Invalid]], result: BatchResult) -> bool:
-        """At the model cap: evict the least recently routed model still in its warm-up, if any."""
+    def _admit_at_cap(self, model: str, batch: Routing) -> bool:
+        """At the model cap: admit a name at its second message, in place of the least recently
+        routed model still in its warm-up (if there is one)."""
+        if model not in self.refused:
+            self.refused[model] = None
+            if len(self.refused) > self.settings.limits.max_models:
+                self.refused.popitem(last=False)
+            return False
         if not self.probation:
             return False
-        partition, model = next(iter(self.probation))
-        self._evict(self.partitions[partition], model, "cap", queued, rejected, result)
+        del self.refused[model]
+        partition, victim = next(iter(self.probation))
+        self._evict(self.partitions[partition], victim, "cap", batch)
         return True
 
-    def _sweep_idle(
-        self, state: PartitionState, queued: dict[ModelMonitor, list[Event]], rejected: list[tuple[Event, Invalid]], result: BatchResult
-    ) -> None:
+    def _sweep_idle(self, state: PartitionState, batch: Routing) -> None:
         """Evict the partition's idle models, so that models that left free their memory and
         metric series (checked each time the clock moves an eighth of the idle time)."""
         if not self.idle_ms or state.clock_ms - state.swept_ms < self.idle_ms // 8:
             return
         state.swept_ms = state.clock_ms
         for name in [name for name, monitor in state.models.items() if self._idle(state, monitor)]:
-            self._evict(state, name, "idle", queued, rejected, result)
+            self._evict(state, name, "idle", batch)
 
-    def _evict(
-        self,
-        state: PartitionState,
-        model: str,
-        reason: str,
-        queued: dict[ModelMonitor, list[Event]],
-        rejected: list[tuple[Event, Invalid]],
-        result: BatchResult,
-    ) -> None:
+    def _evict(self, state: PartitionState, model: str, reason: str, batch: Routing) -> None:
         """Drop a model's monitors; events already routed to them in this batch are observed first."""
-        routed = queued.pop(state.models[model], None)
+        routed = batch.queued.pop(state.models[model], None)
         if routed:
-            self._observe(state.models[model], routed, rejected, result)
+            self._observe(state.models[model], routed, batch)
         monitor = state.models.pop(model)
         monitor.performance.join.release()
         self.probation.pop((state.partition, model), None)
         state.dirty.discard(model)
         state.evicted.add(model)
-        result.evictions.append(Eviction(model, state.partition, reason))
+        batch.result.evictions.append(Eviction(model, state.partition, reason))
 
-    def _observe(self, monitor: ModelMonitor, events: list[Event], rejected: list[tuple[Event, Invalid]], result: BatchResult) -> None:
+    def _observe(self, monitor: ModelMonitor, events: list[Event], batch: Routing) -> None:
         """Feed one model's events of the batch. A monitor that raises is replaced by a fresh one
         and its events are rejected as `processing_error`: one model cannot stop the others."""
-        state = self.partitions[events[0].partition]
+        state, result = self.partitions[events[0].partition], batch.result
         try:
             alerts = monitor.observe(events)
         except Exception as exc:  # noqa: BLE001 - any bug or bad state of one model is contained here
-            why = Invalid("processing_error", f"model '{monitor.name[:100]}': {type(exc).__name__}: {exc}"[:1000])
-            rejected += [(event, why) for event in events]
-            for source, count in Counter(map(SOURCE_OF, events)).items():
-                result.invalid[self.topics[source], why.reason] += count
-            result.model_errors.append(ModelError(monitor.name, state.partition, f"{type(exc).__name__}: {exc}"))
+            error = f"{type(exc).__name__}: {exc}"
+            self._reject(events, Invalid("processing_error", f"model '{monitor.name[:100]}': {error}"[:1000]), batch)
+            result.model_errors.append(ModelError(monitor.name, state.partition, error))
             monitor.performance.join.release()
             fresh = state.models[monitor.name] = self.new_monitor(monitor.name)
             fresh.last_seen_ms = monitor.last_seen_ms

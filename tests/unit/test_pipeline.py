@@ -80,39 +80,41 @@ def test_unknown_models_are_rejected_when_auto_discovery_is_off() -> None:
     assert result.events == {("predictions", "known"): 1}
 
 
-def test_at_the_model_cap_newcomers_evict_models_still_in_their_warm_up() -> None:
+def test_at_the_model_cap_a_newcomer_is_admitted_at_its_second_message_in_place_of_a_model_in_its_warm_up() -> None:
     settings = load_settings(None, limits={"max_models": 3})
     pipeline = Pipeline(settings)
-    result = run(pipeline, messages([{"model": f"m{i}"} for i in range(10)]))
-    assert [m.name for m in pipeline.models()] == ["m7", "m8", "m9"]
-    assert [(e.model, e.reason) for e in result.evictions] == [(f"m{i}", "cap") for i in range(7)]
-    assert result.invalid["predictions", "model_cap"] == 0
+    result = run(pipeline, messages([{"model": f"m{i}"} for i in range(5)] + [{"model": "m4"}, {"model": "m3"}]))
+    assert [m.name for m in pipeline.models()] == ["m2", "m4", "m3"]
+    assert [(e.model, e.reason) for e in result.evictions] == [("m0", "cap"), ("m1", "cap")]
+    assert [(d.offset, d.reason) for d in result.dead_letters] == [(3, "model_cap"), (4, "model_cap")]
+    assert pipeline.partitions[0].take_evicted() == []  # never checkpointed: nothing to retire
 
 
 def test_at_the_model_cap_with_every_model_past_its_warm_up_a_newcomer_is_refused() -> None:
     settings = load_settings(None, limits={"max_models": 2}, detection={"warmup_events": 50})
     pipeline = Pipeline(settings)
-    result = run(pipeline, messages([{"model": m, "score": 0.5} for m in ("a", "b") for _ in range(50)] + [{"model": "c"}]))
+    result = run(pipeline, messages([{"model": m, "score": 0.5} for m in ("a", "b") for _ in range(50)] + [{"model": "c"}] * 3))
     assert sorted(m.name for m in pipeline.models()) == ["a", "b"]
-    assert [d.reason for d in result.dead_letters] == ["model_cap"]
+    assert [d.reason for d in result.dead_letters] == ["model_cap"] * 3
     assert result.evictions == []
 
 
 def test_a_flood_of_names_cannot_lock_out_a_real_model() -> None:
-    """5,000 one-off names against a cap of 50: the established models keep their state, and a
-    real new model that comes after the flood is monitored at once."""
+    """5,000 one-off names against a cap of 50: they cost no monitor, the established models keep
+    their state, and a real new model that comes after the flood is monitored from its second event."""
     settings = load_settings(None, limits={"max_models": 50}, detection={"warmup_events": 50})
     pipeline = Pipeline(settings)
     real = [{"model": f"real{j}", "score": 0.5} for _ in range(60) for j in range(3)]
     flood = [{"model": f"junk-{i}", "score": 0.5} for i in range(5000)]
     newcomer = [{"model": "fresh", "score": 0.5} for _ in range(60)]
     result = run(pipeline, messages(real + flood + newcomer), size=500)
-    assert result.invalid["predictions", "model_cap"] == 0
-    assert result.events["predictions", "fresh"] == 60
+    assert result.invalid["predictions", "model_cap"] == 5000 - (50 - 3) + 1
+    assert result.events["predictions", "fresh"] == 59
     seen = {m.name: m.events_seen for m in pipeline.models()}
-    assert {name: seen[name] for name in ("real0", "real1", "real2", "fresh")} == {"real0": 60, "real1": 60, "real2": 60, "fresh": 60}
+    assert {name: seen[name] for name in ("real0", "real1", "real2", "fresh")} == {"real0": 60, "real1": 60, "real2": 60, "fresh": 59}
     assert pipeline.model_count == 50
-    assert {e.reason for e in result.evictions} == {"cap"} and len(result.evictions) == 5000 + 1 - (50 - 3)
+    assert [(e.model, e.reason) for e in result.evictions] == [("junk-0", "cap")]
+    assert len(pipeline.refused) == 50 - 1 and "fresh" not in pipeline.refused  # bounded by the cap; the admitted name leaves it
 
 
 T0_MS = 1_764_064_800_000
@@ -137,10 +139,11 @@ def test_an_idle_model_is_evicted_and_starts_afresh_when_it_comes_back() -> None
     early = [_at("quiet", 0)] * 10 + [_at("busy", t * 60_000) for t in range(59)]
     result = run(pipeline, stamped(early))
     assert result.evictions == [] and pipeline.partitions[0].models["quiet"].events_seen == 10
+    assert [m.name for m in pipeline.partitions[0].take_dirty()] == ["busy", "quiet"]  # a checkpoint stores both
     later = [_at("busy", HOUR_MS + t * 60_000) for t in range(30)]
     result = run(pipeline, stamped(later, first_offset=100))
     assert [(e.model, e.reason) for e in result.evictions] == [("quiet", "idle")]
-    assert pipeline.partitions[0].take_evicted() == ["quiet"]
+    assert pipeline.partitions[0].take_evicted() == ["quiet"]  # its stored state is retired
     run(pipeline, stamped([_at("quiet", 2 * HOUR_MS)], first_offset=200))
     assert pipeline.partitions[0].models["quiet"].events_seen == 1
 
