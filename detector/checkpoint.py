@@ -30,9 +30,15 @@ class StateStore:
         self.client_config = client_config
         self.rejected = rejected
 
-    def write(self, outputs: Outputs, partition: int, offsets: dict[str, int], models: Iterable[ModelMonitor]) -> int:
-        """Queue one checkpoint of a partition: changed models, then the closing record."""
+    def write(
+        self, outputs: Outputs, partition: int, offsets: dict[str, int], models: Iterable[ModelMonitor], evicted: Iterable[str] = ()
+    ) -> int:
+        """Queue one checkpoint of a partition: evicted models, changed models, then the closing record."""
         written = 0
+        for model in evicted:
+            key, value = self.codec.evicted_record(partition, offsets, model)
+            outputs.send(self.topic, key, value, partition=partition)
+            written += len(value)
         for monitor in models:
             for key, value in self.codec.model_records(partition, offsets, monitor.name, monitor.to_state()):
                 outputs.send(self.topic, key, value, partition=partition)

@@ -16,6 +16,7 @@ import gc
 import logging
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -199,8 +200,27 @@ class Service:
         self.metrics.record_batch(result)
         self.metrics.record_alerts(result.alerts)
         self.touched.update(model for _, model in result.events)
+        self._note_model_changes(result)
         if result.alerts:
             self.faults.reached("after_alerts")
+
+    def _note_model_changes(self, result: BatchResult) -> None:
+        """Log failed and evicted models; an evicted model's series go (unless it came back in the
+        same batch), and its partition checkpoints its retirement."""
+        for failure in result.model_errors:
+            log.error("model %s failed and restarts from scratch (its events are dead-lettered): %s", failure.model, failure.error)
+        if not result.evictions:
+            return
+        reasons = Counter(eviction.reason for eviction in result.evictions)
+        names = [eviction.model for eviction in result.evictions]
+        log.info(
+            "evicted %d models (%s): %s%s", len(names), ", ".join(f"{r}: {n}" for r, n in sorted(reasons.items())),
+            ", ".join(names[:5]), ", …" if len(names) > 5 else "",
+        )
+        self.progressed.update(eviction.partition for eviction in result.evictions if eviction.partition in self.owned)
+        departed = {e.model for e in result.evictions if e.model not in self.pipeline.partitions[e.partition].models}
+        self.metrics.forget_models(departed)
+        self.touched.difference_update(departed)
 
     def _on_consume_error(self, error: KafkaError) -> bool:
         """A consumer error: fatal ones and refusals (TLS, credentials, ACLs) raise, the rest are
@@ -277,7 +297,8 @@ class Service:
                 outputs.settle()
                 if self.settings.state.enabled:
                     for p in partitions:
-                        self.store.write(outputs, p, self.covered[p], self.pipeline.partitions[p].take_dirty())
+                        state = self.pipeline.partitions[p]
+                        self.store.write(outputs, p, self.covered[p], state.take_dirty(), state.take_evicted())
                 self.faults.reached("before_commit", before_exit=lambda: outputs.producer.flush(10))
                 outputs.commit(self.consumer, offsets)
             except CheckpointAborted as exc:

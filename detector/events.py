@@ -37,7 +37,8 @@ REASONS = (
     "nested_feature",  # a feature value is an object or array
     "missing_field",  # a field this topic requires is absent (detail names it)
     "unknown_model",  # auto-discovery is off and the model is not configured
-    "model_cap",  # limits.max_models reached
+    "model_cap",  # limits.max_models reached by models all past their warm-up
+    "processing_error",  # the model's monitors raised; they restart from scratch
 )
 
 
@@ -72,10 +73,12 @@ class Event(msgspec.Struct):
     confidence: float | None = None
     latency_ms: float | None = None
     label: Any = None
+    record_ms: int = 0  # the Kafka message's own timestamp: the clock of model eviction (detector.pipeline)
 
 
 # A field of every event of a batch, read in C: `list(map(TS_OF, events))` (the monitors' columns).
 SOURCE_OF, TS_OF, OFFSET_OF = attrgetter("source"), attrgetter("ts_ms"), attrgetter("offset")
+RECORD_MS_OF = attrgetter("record_ms")
 ID_OF, CONFIDENCE_OF = attrgetter("id"), attrgetter("confidence")
 
 _NUMBER = (int, float)
@@ -199,7 +202,7 @@ class Decoder:
         if source is Source.label:
             if id_ is None or wire.label is None:
                 return None
-            return Event(source, wire.model, partition, offset, ts, version, id_, wire.features, label=wire.label)
+            return Event(source, wire.model, partition, offset, ts, version, id_, wire.features, label=wire.label, record_ms=kafka_ts_ms)
         if source is Source.feature and wire.features is None:
             return None
         score = confidence = wire.score
@@ -210,7 +213,10 @@ class Decoder:
                 score = confidence = float(max(score.values()))
             elif score < 0.5:
                 confidence = 1.0 - score
-        return Event(source, wire.model, partition, offset, ts, version, id_, wire.features, wire.prediction, score, confidence, wire.latency_ms)
+        return Event(
+            source, wire.model, partition, offset, ts, version, id_, wire.features, wire.prediction, score, confidence, wire.latency_ms,
+            record_ms=kafka_ts_ms,
+        )
 
     def _decode_slowly(self, raw: bytes | None, source: Source, partition: int, offset: int, kafka_ts_ms: int) -> Event | Invalid:
         obj = parse_json(raw, self.max_message_bytes)
@@ -228,7 +234,7 @@ class Decoder:
     def validate(
         self, obj: dict[str, Any], model: str, source: Source, partition: int, offset: int, kafka_ts_ms: int, f: FieldMapping
     ) -> Event | Invalid:
-        event = Event(source, model, partition, offset, kafka_ts_ms)
+        event = Event(source, model, partition, offset, kafka_ts_ms, record_ms=kafka_ts_ms)
         ts = obj.get(f.ts)
         if ts is not None:
             parsed = parse_timestamp(ts)

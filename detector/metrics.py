@@ -113,6 +113,19 @@ class Metrics:
             registry=registry,
         )
         self.models = Gauge("streamdrift_models", "Models monitored by this process.", registry=registry)
+        self.models_evicted = Counter(
+            "streamdrift_models_evicted",
+            "Models dropped with their state and series: reason idle (limits.model_idle_seconds) or cap (a newcomer at "
+            "limits.max_models took the place of a model still in its warm-up).",
+            ["reason"],
+            registry=registry,
+        )
+        self.model_errors = Counter(
+            "streamdrift_model_errors",
+            "Batches in which a model's monitors raised; the model restarted from scratch and its events were dead-lettered.",
+            ["model", "stage"],
+            registry=registry,
+        )
         self.consumer_lag = Gauge(
             "streamdrift_consumer_lag", "Messages behind the end of each owned input partition.", ["topic", "partition"], registry=registry
         )
@@ -171,6 +184,10 @@ class Metrics:
             self.events_invalid.labels(topic, reason).inc(count)
         for model, newest_ms in result.last_event_ms.items():
             self.last_event.labels(model).set(newest_ms / 1000)
+        for failure in result.model_errors:
+            self.model_errors.labels(failure.model, "process").inc()
+        for eviction in result.evictions:
+            self.models_evicted.labels(eviction.reason).inc()
 
     def record_alerts(self, alerts: Iterable[Alert]) -> None:
         for alert in alerts:
@@ -223,7 +240,7 @@ class Metrics:
         per_model = (
             self.events, self.alerts, self.drift_active, self.monitor_statistic, self.last_event, self.features_unmonitored,
             self.accuracy, self.error, self.estimated_accuracy, self.estimation_error, self.label_pending, self.label_expired,
-            self.label_unmatched, self.label_coverage, self.label_delay,
+            self.label_unmatched, self.label_coverage, self.label_delay, self.model_errors,
         )
         self._with_labels -= gone
         for metric in per_model:

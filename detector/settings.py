@@ -201,7 +201,16 @@ class FaultSettings(Strict):
 class LimitSettings(Strict):
     """Caps that bound memory and metric cardinality; overflow is counted, never a crash."""
 
-    max_models: int = Field(1000, ge=1, description="models monitored per process, auto-discovered ones included")
+    max_models: int = Field(
+        1000, ge=1,
+        description="models monitored per process, auto-discovered ones included; at the cap a new model evicts the least "
+        "recently seen model still in its warm-up, and is refused (model_cap) only when all are past it",
+    )
+    model_idle_seconds: float = Field(
+        14 * 86_400.0, ge=0,
+        description="a model with no message for this long (by the Kafka message timestamps of its partition) is evicted "
+        "with its state and metric series, and starts afresh if it comes back (0: never)",
+    )
     max_features_per_model: int = Field(100, ge=1)
     max_message_bytes: int = Field(1_000_000, ge=1024, description="larger messages are dead-lettered")
     max_model_name_length: int = Field(200, ge=1, le=10_000)

@@ -7,7 +7,9 @@ Every record carries those offsets. On restore the newest checkpoint record wins
 model takes its newest record that the checkpoint covers: records of a checkpoint that never
 completed are ignored. A model record larger than `PART_BYTES` (a wide model, or a long label
 join buffer) is written as parts `model:<name>#<i>` carrying the same offsets and the part
-count; restore reassembles complete sets only, so no record outgrows the broker's limit.
+count; restore reassembles complete sets only, so no record outgrows the broker's limit. A model
+evicted from the process (idle, or at the model cap) is retired by an `evicted` record under its
+key, so that a restore does not bring it back (and compaction drops its old state).
 
 Format (version 1): `SDS\\x01`, then a 32-byte HMAC-SHA256 when a signing key is configured,
 then zlib-compressed JSON: {"type", "group", "partition", "offsets", "model"?, "state"?}. Decoding
@@ -36,7 +38,7 @@ from typing import Any
 
 import orjson
 
-from detector.monitors.model import ModelMonitor, Relearn
+from detector.monitors.model import ModelMonitor, Relearn, is_model_failure
 
 MAGIC = b"SDS\x01"
 CHECKPOINT_KEY = b"checkpoint"
@@ -63,7 +65,7 @@ class StateError(ValueError):
 
 @dataclass(frozen=True)
 class StateRecord:
-    type: str  # "model", "part" or "checkpoint"
+    type: str  # "model", "part", "evicted" or "checkpoint"
     group: str  # consumer group that wrote it
     partition: int
     offsets: dict[str, int]  # input topic -> next offset the state covers
@@ -94,6 +96,11 @@ class StateCodec:
             (key + b"#%d" % index, self._encode({"type": "part", **head, "index": index, "count": len(pieces), "data": base64.b64encode(piece).decode()}))
             for index, piece in enumerate(pieces)
         ]
+
+    def evicted_record(self, partition: int, offsets: dict[str, int], model: str) -> tuple[bytes, bytes]:
+        """(key, value) retiring a model's state: restore forgets it."""
+        body = {"type": "evicted", "group": self.group, "partition": partition, "offsets": offsets, "model": model}
+        return MODEL_KEY_PREFIX + model.encode(), self._encode(body)
 
     def checkpoint_record(self, partition: int, offsets: dict[str, int]) -> tuple[bytes, bytes]:
         """(key, value) closing a checkpoint of one partition."""
@@ -129,7 +136,7 @@ class StateCodec:
             )
         except (zlib.error, orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError, binascii.Error) as exc:
             raise StateError("malformed", f"malformed state record: {exc}") from None
-        if record.type not in ("model", "part", "checkpoint") or (record.type == "model" and not isinstance(record.state, dict)):
+        if record.type not in ("model", "part", "evicted", "checkpoint") or (record.type == "model" and not isinstance(record.state, dict)):
             raise StateError("malformed", f"malformed state record of type {record.type!r}")
         return record
 
@@ -159,6 +166,8 @@ def select(records: Iterable[StateRecord], decode: Callable[[bytes], StateRecord
             continue
         if record.type == "model" and record.state is not None:
             restored.models[record.model] = record.state
+        elif record.type == "evicted":
+            restored.models.pop(record.model, None)
         elif record.type == "part" and record.part is not None:
             index, count, piece = record.part
             found = pieces.setdefault((record.model, tuple(sorted(record.offsets.items()))), {})
@@ -185,13 +194,7 @@ def restore_model(monitor: ModelMonitor, state: dict[str, Any]) -> Relearn | Non
             monitor.load_state(state)
         return mismatch
     except BaseException as exc:
-        if not isinstance(exc, Exception) and not _is_rust_panic(exc):
+        if not is_model_failure(exc):
             raise
         monitor.performance.join.release()  # what it had taken of the process's label-join budget
         return Relearn("load_error", f"its state does not load ({type(exc).__name__}: {str(exc)[:DETAIL_CHARS]})")
-
-
-def _is_rust_panic(exc: BaseException) -> bool:
-    """river's Rust core panics on ADWIN bytes it cannot read; pyo3's PanicException derives
-    from BaseException and cannot be imported by name."""
-    return type(exc).__name__ == "PanicException" and type(exc).__module__ == "pyo3_runtime"

@@ -161,6 +161,7 @@ class ModelMonitor:
         self.performance = Performance(settings, limits, detection.warmup_events, detection.resolve_window_events, pending_budget)
         self.version: str | None = None
         self.events_seen = 0
+        self.last_seen_ms = 0  # its partition's clock at its last event (detector.pipeline); 0: not yet
 
     # -- one batch ----------------------------------------------------------------------
 
@@ -394,6 +395,7 @@ class ModelMonitor:
             "config": self.config_fingerprint(),
             "version": self.version,
             "events_seen": self.events_seen,
+            "last_seen_ms": self.last_seen_ms,
             "feature_kinds": {name: kind.value for name, kind in self.feature_kinds.items()},
             "skipped_features": sorted(self.skipped_features),
             "untyped_features": list(self.untyped_features),
@@ -425,6 +427,7 @@ class ModelMonitor:
         detector.state.restore_model contains that and discards the monitor."""
         self.version = state["version"]
         self.events_seen = int(state["events_seen"])
+        self.last_seen_ms = int(state["last_seen_ms"])
         self.feature_kinds = {str(name): SignalKind(kind) for name, kind in state["feature_kinds"].items()}
         self.skipped_features = {str(name) for name in state["skipped_features"]}
         self.untyped_features = dict.fromkeys(str(name) for name in state["untyped_features"])
@@ -442,6 +445,13 @@ class ModelMonitor:
         states = {name: signal.drifting for name, signal in self.signals.items()}
         states[SCHEMA] = self.schema.drifting
         return states
+
+
+def is_model_failure(exc: BaseException) -> bool:
+    """Is this one model's failure, to contain (any Exception, or a panic of river's Rust core,
+    e.g. on ADWIN bytes it cannot read: pyo3's PanicException derives from BaseException and
+    cannot be imported by name), rather than the process's (KeyboardInterrupt, SystemExit)?"""
+    return isinstance(exc, Exception) or (type(exc).__name__ == "PanicException" and type(exc).__module__ == "pyo3_runtime")
 
 
 def accuracy_view(evidence: dict[str, Any]) -> dict[str, Any]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 
+import orjson
 import pytest
 
 from detector.pipeline import BatchResult, Pipeline
@@ -20,6 +21,8 @@ def run(pipeline: Pipeline, batch: list[FakeMessage], size: int = 1000) -> Batch
         total.dead_letters += result.dead_letters
         total.events.update(result.events)
         total.invalid.update(result.invalid)
+        total.evictions += result.evictions
+        total.model_errors += result.model_errors
     return total
 
 
@@ -77,12 +80,129 @@ def test_unknown_models_are_rejected_when_auto_discovery_is_off() -> None:
     assert result.events == {("predictions", "known"): 1}
 
 
-def test_model_cap_is_enforced_and_counted() -> None:
+def test_at_the_model_cap_a_newcomer_is_admitted_at_its_second_message_in_place_of_a_model_in_its_warm_up() -> None:
     settings = load_settings(None, limits={"max_models": 3})
     pipeline = Pipeline(settings)
-    result = run(pipeline, messages([{"model": f"m{i}"} for i in range(10)]))
-    assert pipeline.model_count == 3
-    assert result.invalid["predictions", "model_cap"] == 7
+    result = run(pipeline, messages([{"model": f"m{i}"} for i in range(5)] + [{"model": "m4"}, {"model": "m3"}]))
+    assert [m.name for m in pipeline.models()] == ["m2", "m4", "m3"]
+    assert [(e.model, e.reason) for e in result.evictions] == [("m0", "cap"), ("m1", "cap")]
+    assert [(d.offset, d.reason) for d in result.dead_letters] == [(3, "model_cap"), (4, "model_cap")]
+    assert pipeline.partitions[0].take_evicted() == []  # never checkpointed: nothing to retire
+
+
+def test_at_the_model_cap_with_every_model_past_its_warm_up_a_newcomer_is_refused() -> None:
+    settings = load_settings(None, limits={"max_models": 2}, detection={"warmup_events": 50})
+    pipeline = Pipeline(settings)
+    result = run(pipeline, messages([{"model": m, "score": 0.5} for m in ("a", "b") for _ in range(50)] + [{"model": "c"}] * 3))
+    assert sorted(m.name for m in pipeline.models()) == ["a", "b"]
+    assert [d.reason for d in result.dead_letters] == ["model_cap"] * 3
+    assert result.evictions == []
+
+
+def test_a_flood_of_names_cannot_lock_out_a_real_model() -> None:
+    """5,000 one-off names against a cap of 50: they cost no monitor, the established models keep
+    their state, and a real new model that comes after the flood is monitored from its second event."""
+    settings = load_settings(None, limits={"max_models": 50}, detection={"warmup_events": 50})
+    pipeline = Pipeline(settings)
+    real = [{"model": f"real{j}", "score": 0.5} for _ in range(60) for j in range(3)]
+    flood = [{"model": f"junk-{i}", "score": 0.5} for i in range(5000)]
+    newcomer = [{"model": "fresh", "score": 0.5} for _ in range(60)]
+    result = run(pipeline, messages(real + flood + newcomer), size=500)
+    assert result.invalid["predictions", "model_cap"] == 5000 - (50 - 3) + 1
+    assert result.events["predictions", "fresh"] == 59
+    seen = {m.name: m.events_seen for m in pipeline.models()}
+    assert {name: seen[name] for name in ("real0", "real1", "real2", "fresh")} == {"real0": 60, "real1": 60, "real2": 60, "fresh": 59}
+    assert pipeline.model_count == 50
+    assert [(e.model, e.reason) for e in result.evictions] == [("junk-0", "cap")]
+    assert len(pipeline.refused) == 50 - 1 and "fresh" not in pipeline.refused  # bounded by the cap; the admitted name leaves it
+
+
+T0_MS = 1_764_064_800_000
+HOUR_MS = 3_600_000
+
+
+def _at(model: str, after_ms: int, **fields: object) -> tuple[int, dict[str, object]]:
+    """An event whose Kafka message is stamped `after_ms` after T0_MS."""
+    return T0_MS + after_ms, {"model": model, "score": 0.5, **fields}
+
+
+def stamped(events: list[tuple[int, dict[str, object]]], first_offset: int = 0) -> list[FakeMessage]:
+    return [
+        FakeMessage("predictions", 0, offset, orjson.dumps(value), value["model"].encode(), timestamp_ms=ts)  # type: ignore[union-attr]
+        for offset, (ts, value) in enumerate(events, start=first_offset)
+    ]
+
+
+def test_an_idle_model_is_evicted_and_starts_afresh_when_it_comes_back() -> None:
+    settings = load_settings(None, limits={"model_idle_seconds": 3600})
+    pipeline = Pipeline(settings)
+    early = [_at("quiet", 0)] * 10 + [_at("busy", t * 60_000) for t in range(59)]
+    result = run(pipeline, stamped(early))
+    assert result.evictions == [] and pipeline.partitions[0].models["quiet"].events_seen == 10
+    assert [m.name for m in pipeline.partitions[0].take_dirty()] == ["busy", "quiet"]  # a checkpoint stores both
+    later = [_at("busy", HOUR_MS + t * 60_000) for t in range(30)]
+    result = run(pipeline, stamped(later, first_offset=100))
+    assert [(e.model, e.reason) for e in result.evictions] == [("quiet", "idle")]
+    assert pipeline.partitions[0].take_evicted() == ["quiet"]  # its stored state is retired
+    run(pipeline, stamped([_at("quiet", 2 * HOUR_MS)], first_offset=200))
+    assert pipeline.partitions[0].models["quiet"].events_seen == 1
+
+
+def test_an_event_time_far_in_the_future_does_not_make_other_models_idle() -> None:
+    """The clock is the messages' timestamps: an event stamped in microseconds evicts nobody."""
+    pipeline = Pipeline(load_settings(None, limits={"model_idle_seconds": 3600}))
+    events = [_at("a", t * 1000) for t in range(10)] + [_at("b", 10_000, ts=(T0_MS + 10_000) * 1000)] + [_at("a", 11_000)]
+    result = run(pipeline, stamped(events))
+    assert result.evictions == [] and pipeline.partitions[0].models["a"].events_seen == 11
+
+
+@pytest.mark.parametrize("size", [1, 7, 64])
+def test_idle_eviction_does_not_depend_on_batching(size: int) -> None:
+    """A model that returns after an idle gap restarts whether the gap is seen by a sweep after a
+    batch or by its own next event, so its alerts are the same in any batching."""
+    settings = load_settings(None, limits={"model_idle_seconds": 3600}, detection={"warmup_events": 50, "cooldown_events": 0})
+    events = []
+    for t in range(600):
+        events.append(_at("busy", t * 20_000, features={"x": float(t % 10)}))
+        if t < 100 or t > 300:  # 'back' is away for over an hour in the middle
+            events.append(_at("back", t * 20_000, features={"x": float(t % 10) + (5.0 if t > 450 else 0.0)}))
+    batch = stamped(events)
+    whole = run(Pipeline(settings), batch, size=len(batch))
+    split_pipeline = Pipeline(settings)
+    split = run(split_pipeline, batch, size=size)
+    assert [a.encode("g") for a in split.alerts] == [a.encode("g") for a in whole.alerts]
+    assert split_pipeline.partitions[0].models["back"].events_seen == 299
+    assert any(a.model == "back" and a.kind == "detected" for a in whole.alerts)
+
+
+def test_a_model_whose_monitors_raise_is_contained_and_restarts(monkeypatch: pytest.MonkeyPatch) -> None:
+    from detector.monitors.model import ModelMonitor
+
+    clean = drifting_stream()
+    expected = [a.encode("g") for a in run(Pipeline(load_settings(None)), clean).alerts]
+    other = messages([{"model": "fragile", "score": 0.5}] * 300, first_offset=50_000)
+    original = ModelMonitor.observe
+
+    def observe(self: ModelMonitor, events: list) -> list:  # type: ignore[type-arg]
+        if self.name == "fragile" and self.events_seen >= 100:
+            raise KeyError("corrupt state")
+        return original(self, events)
+
+    monkeypatch.setattr(ModelMonitor, "observe", observe)
+    pipeline = Pipeline(load_settings(None))
+    mixed = [m for pair in zip(clean, other) for m in pair] + clean[len(other):]
+    result = run(pipeline, mixed, size=100)
+    assert [a.encode("g") for a in result.alerts] == expected  # the other model is untouched
+    failed = [d for d in result.dead_letters if d.reason == "processing_error"]
+    assert failed and all(d.offset >= 50_000 for d in failed)
+    assert "KeyError" in failed[0].detail and "fragile" in failed[0].detail
+    assert result.invalid["predictions", "processing_error"] == len(failed)
+    # 50 events a batch: each failure restarts the model from scratch, which learns 100 events and fails on the next batch.
+    assert len(failed) == 100 and result.events["predictions", "fragile"] == 200
+    assert [e.model for e in result.model_errors] == ["fragile", "fragile"] and "corrupt state" in result.model_errors[0].error
+    assert pipeline.partitions[0].models["fragile"].events_seen == 0
+    run(pipeline, messages([{"model": "fragile", "score": 0.5}] * 50, first_offset=60_000))
+    assert pipeline.partitions[0].models["fragile"].events_seen == 50
 
 
 def test_feature_cap_keeps_memory_bounded_and_counts_overflow() -> None:

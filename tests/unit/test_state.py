@@ -226,6 +226,21 @@ def test_restore_takes_the_newest_complete_checkpoint() -> None:
     assert select([model("a", 1, 1)], StateCodec("g").decode).offsets is None
 
 
+def test_an_evicted_model_is_not_restored_unless_it_came_back_later() -> None:
+    codec = StateCodec("g")
+    offsets = {"predictions": 10}
+    log = [
+        codec.model_records(0, offsets, "gone", {"mark": 1})[0], codec.model_records(0, offsets, "back", {"mark": 1})[0],
+        codec.checkpoint_record(0, offsets),
+        codec.evicted_record(0, {"predictions": 20}, "gone"), codec.evicted_record(0, {"predictions": 20}, "back"),
+        codec.model_records(0, {"predictions": 20}, "back", {"mark": 2})[0], codec.checkpoint_record(0, {"predictions": 20}),
+        codec.evicted_record(0, {"predictions": 30}, "back"),  # a checkpoint that never completed
+    ]
+    assert log[3][0] == b"model:gone"  # the same key: compaction drops the old state
+    restored = select([codec.decode(value) for _, value in log], codec.decode)
+    assert restored.models == {"back": {"mark": 2}}
+
+
 def test_encoded_state_stays_small() -> None:
     pipeline = Pipeline(load_settings(None))
     pipeline.process(stream())
