@@ -188,8 +188,10 @@ class ModelSettings(Strict):
     @field_validator("detection")
     @classmethod
     def _valid_detection(cls, value: dict[str, Any]) -> dict[str, Any]:
-        DetectionSettings(**value)  # raises with the offending key
-        return value
+        """The overrides validated (raises with the offending key) and converted: "500" from the
+        environment becomes 500, as it would in [detection]."""
+        validated = DetectionSettings(**value)
+        return {key: getattr(validated, key) for key in value}
 
 
 class StateSettings(Strict):
@@ -361,15 +363,24 @@ def _variable_names(model: type[BaseModel]) -> list[str]:
     return names
 
 
+def _close_setting(parts: list[str], model: type[BaseModel]) -> list[str] | None:
+    """The name parts of a setting under `model` close to `parts`: the whole name if one is close
+    (METRIC__PORT: METRICS__PORT), else the first part corrected and the rest kept (a dict's keys)."""
+    close = difflib.get_close_matches("__".join(parts).upper(), _variable_names(model), n=1)
+    if close:
+        return close[0].split("__")
+    close = difflib.get_close_matches(parts[0].upper(), [name.upper() for name in model.model_fields], n=1)
+    return [*close, *parts[1:]] if close else None
+
+
 def _variable_problem(name: str, value: str) -> str | None:
     """What is wrong with one STREAMDRIFT_ variable, in one line; None when it is a valid setting
     (its value is validated with the rest of the settings)."""
     parts = name[len(ENV_PREFIX):].split("__")
     kind, known = _setting_at(parts)
     if known < len(parts):
-        rest = "__".join(parts[known:]).upper()
-        close = difflib.get_close_matches(rest, _variable_names(kind), n=1) if _is_model(kind) else []
-        hint = f" (did you mean {name[:len(ENV_PREFIX)]}{'__'.join([*parts[:known], *close])}?)" if close else ""
+        guess = _close_setting(parts[known:], kind) if _is_model(kind) else None
+        hint = f" (did you mean {name[:len(ENV_PREFIX)]}{'__'.join([*parts[:known], *guess])}?)" if guess else ""
         return f"unknown setting in the {ENV_PREFIX} environment: {name} is not a setting{hint}"
     if _is_model(kind) or get_origin(kind) in (dict, list):
         try:
