@@ -2,8 +2,8 @@
 optional TOML file (`--config` or `STREAMDRIFT_CONFIG`) over these defaults.
 
 Both are strict: an unknown key in the file is an error, and so is a variable under the prefix
-that names no setting (except the service links Kubernetes injects, see NOT_SETTINGS). Other
-variables are none of the detector's business.
+that names no setting (except those in NOT_SETTINGS, such as the service links Kubernetes
+injects). Variables outside the prefix are none of the detector's business.
 """
 
 from __future__ import annotations
@@ -394,13 +394,8 @@ def _variable_problem(name: str, value: str) -> str | None:
 def _check_environment(environ: Mapping[str, str]) -> None:
     """Raise ConfigError for the first variable under the prefix that is not a valid setting
     (names match without regard to case, as pydantic-settings matches them)."""
-    problems = [
-        problem
-        for name in sorted(environ)
-        if name.upper().startswith(ENV_PREFIX) and not NOT_SETTINGS.fullmatch(name.upper())
-        for problem in [_variable_problem(name, environ[name])]
-        if problem
-    ]
+    ours = [name for name in sorted(environ) if name.upper().startswith(ENV_PREFIX) and not NOT_SETTINGS.fullmatch(name.upper())]
+    problems = [problem for problem in (_variable_problem(name, environ[name]) for name in ours) if problem]
     if problems:
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
         raise ConfigError(problems[0] + more)

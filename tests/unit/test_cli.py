@@ -57,15 +57,6 @@ def test_unknown_command_is_a_usage_error() -> None:
     assert exit_info.value.code == EXIT_USAGE
 
 
-@pytest.fixture
-def environ(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
-    """The environment without the caller's STREAMDRIFT_ variables; set the test's own on it."""
-    for name in list(os.environ):
-        if name.upper().startswith("STREAMDRIFT_"):
-            monkeypatch.delenv(name)
-    return monkeypatch
-
-
 BAD_ENVIRONMENTS = {
     "json in a variable": (
         {"STREAMDRIFT_KAFKA__PROPERTIES": "{bad json"},
@@ -160,3 +151,21 @@ def test_the_installed_command_prints_one_line_and_no_traceback() -> None:
     assert result.returncode == EXIT_USAGE
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
     assert result.stderr.startswith("streamdrift: invalid setting kafka.properties in the STREAMDRIFT_ environment: STREAMDRIFT_KAFKA__PROPERTIES is not valid JSON")
+
+
+@pytest.mark.parametrize("command", ["run", "check-config", "demo", "backtest"])
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ('[metrics]\nport = "ninety"\n', "invalid setting metrics.port in "),
+        ("[kafka]\nbootstrap_server = 'k:9092'\n", "invalid setting kafka.bootstrap_server in "),
+    ],
+)
+def test_a_bad_file_exits_2_with_one_line(
+    command: str, text: str, expected: str, tmp_path: Path, environ: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text(text)
+    assert main([command, "--config", str(config)]) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and expected in err and str(config) in err

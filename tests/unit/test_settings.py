@@ -15,10 +15,7 @@ def write(tmp_path: Path, text: str) -> Path:
     return path
 
 
-def test_defaults_follow_the_contract(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in list(__import__("os").environ):
-        if name.startswith("STREAMDRIFT_"):
-            monkeypatch.delenv(name)
+def test_defaults_follow_the_contract(environ: pytest.MonkeyPatch) -> None:
     s = load_settings(None)
     assert s.processing_guarantee is ProcessingGuarantee.exactly_once
     assert (s.topics.predictions, s.topics.features, s.topics.labels, s.topics.alerts, s.topics.dlq) == (
@@ -92,15 +89,6 @@ def test_secrets_are_masked_but_passed_to_clients(monkeypatch: pytest.MonkeyPatc
     assert "hunter2" not in str(s.redacted())
     assert s.kafka.client_config()["sasl.password"] == "hunter2"
     assert s.kafka.client_config()["security.protocol"] == "SASL_SSL"
-
-
-@pytest.fixture
-def environ(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
-    """The environment without the caller's STREAMDRIFT_ variables; set the test's own on it."""
-    for name in list(__import__("os").environ):
-        if name.upper().startswith("STREAMDRIFT_"):
-            monkeypatch.delenv(name)
-    return monkeypatch
 
 
 @pytest.mark.parametrize(
