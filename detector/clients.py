@@ -67,7 +67,7 @@ def _refusal(client: Client, config: dict[str, Any]) -> str | None:
     try:
         client({**config, "bootstrap.servers": "", "log_level": 0}).close()
     except KafkaException as exc:
-        return str(exc.args[0].str())
+        return exc.args[0].str()
     return None
 
 
