@@ -83,10 +83,19 @@ def _on_signals(handler: Callable[[], None]) -> None:
     signal.signal(signal.SIGINT, handle)
 
 
+def _settings(path: str | None) -> Settings:
+    """The configuration, its librdkafka properties accepted by librdkafka itself (nothing connects)."""
+    from detector.clients import check_client_configs
+
+    settings = load_settings(path)
+    check_client_configs(settings)
+    return settings
+
+
 def _run(args: argparse.Namespace) -> int:
     from detector.consume import Service
 
-    settings = load_settings(args.config)
+    settings = _settings(args.config)
     if not settings.kafka.bootstrap_servers:
         raise ConfigError("kafka.bootstrap_servers is empty: set STREAMDRIFT_KAFKA__BOOTSTRAP_SERVERS or [kafka] in the config file")
     _configure_logging(settings)
@@ -104,7 +113,7 @@ def _run(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from detector.demo import run_demo
 
-    settings = load_settings(args.config)
+    settings = _settings(args.config)
     _configure_logging(level="WARNING")
     return run_demo(settings, events=args.events, rate=args.rate, seed=args.seed)
 
@@ -137,7 +146,7 @@ def _backtest(args: argparse.Namespace) -> int:
 def _check_config(args: argparse.Namespace) -> int:
     from detector.monitors.model import model_thresholds
 
-    settings = load_settings(args.config)
+    settings = _settings(args.config)
     resolved = settings.redacted()
     derived = {}
     for model in ["(default)", *settings.models]:

@@ -26,6 +26,7 @@ from prometheus_client import CollectorRegistry
 
 from detector.alerts import Alert
 from detector.checkpoint import StateStore
+from detector.clients import consumer_config, producer_config
 from detector.delivery import AtLeastOnceOutputs, CheckpointAborted, CommitSuperseded, ExactlyOnceOutputs, Outputs
 from detector.endpoints import HealthServer
 from detector.faults import FaultInjector
@@ -433,33 +434,11 @@ class Service:
     # -- clients ------------------------------------------------------------------------
 
     def _consumer_config(self) -> dict[str, Any]:
-        kafka = self.settings.kafka
-        return {
-            "auto.offset.reset": "earliest",
-            **kafka.client_config(),
-            "group.id": kafka.group_id,
-            "enable.auto.commit": False,
-            "enable.auto.offset.store": False,
-            "isolation.level": "read_committed",
-            "partition.assignment.strategy": "range",
-            "session.timeout.ms": kafka.session_timeout_ms,
-            "max.poll.interval.ms": kafka.max_poll_interval_ms,
-            "error_cb": self._on_client_error,
-            "logger": LIBRDKAFKA_LOG,
-        }
+        return {**consumer_config(self.settings), "error_cb": self._on_client_error, "logger": LIBRDKAFKA_LOG}
 
     def _make_outputs(self) -> Outputs:
-        kafka = self.settings.kafka
-        config: dict[str, Any] = {
-            "linger.ms": 5,
-            **kafka.client_config(),
-            "enable.idempotence": True,
-            "allow.auto.create.topics": False,  # a lost topic is re-created by ensure_topics, with the right partitions
-            "error_cb": self._on_client_error,
-            "logger": LIBRDKAFKA_LOG,
-        }
+        config = {**producer_config(self.settings), "error_cb": self._on_client_error, "logger": LIBRDKAFKA_LOG}
         if self.settings.processing_guarantee is ProcessingGuarantee.exactly_once:
-            config["transactional.id"] = kafka.effective_transactional_id()
             return ExactlyOnceOutputs(Producer(config))
         return AtLeastOnceOutputs(Producer(config))
 

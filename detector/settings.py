@@ -1,25 +1,38 @@
 """Configuration, declared once: environment (`STREAMDRIFT_…`, nested with `__`) over an
 optional TOML file (`--config` or `STREAMDRIFT_CONFIG`) over these defaults.
 
-The TOML file is strict (an unknown key is an error); the environment is lenient about
-variables that do not start with the prefix.
+Both are strict: an unknown key in the file is an error, and so is a variable under the prefix
+that names no setting (except those in NOT_SETTINGS, such as the service links Kubernetes
+injects). Variables outside the prefix are none of the detector's business.
 """
 
 from __future__ import annotations
 
+import difflib
+import json
 import os
+import re
 import socket
 import tomllib
+import types
+from collections.abc import Mapping
 from contextvars import ContextVar
 from enum import Enum
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, InitSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 
 ENV_PREFIX = "STREAMDRIFT_"
 CONFIG_ENV_VAR = "STREAMDRIFT_CONFIG"
+# Variables under the prefix that are not settings: the config file's path; the service links
+# Kubernetes injects into every pod of a namespace with a Service named `streamdrift`
+# (<SERVICE>_SERVICE_HOST, _SERVICE_PORT[_<port name>], _PORT[_<port>_<protocol>[_PROTO|_PORT|_ADDR]]);
+# and the test suite's own STREAMDRIFT_TEST_… (tests/conftest.py), which its subprocesses inherit.
+NOT_SETTINGS = re.compile(
+    rf"{CONFIG_ENV_VAR}|{ENV_PREFIX}(SERVICE_HOST|SERVICE_PORT(_\w+)?|PORT(_\d+_(TCP|UDP|SCTP)(_(PROTO|PORT|ADDR))?)?|TEST_\w+)"
+)
 
 # The parsed TOML file of the load_settings call in progress (a source below the environment).
 _config_file_data: ContextVar[dict[str, Any]] = ContextVar("config_file_data", default={})
@@ -175,8 +188,10 @@ class ModelSettings(Strict):
     @field_validator("detection")
     @classmethod
     def _valid_detection(cls, value: dict[str, Any]) -> dict[str, Any]:
-        DetectionSettings(**value)  # raises with the offending key
-        return value
+        """The overrides validated (raises with the offending key) and converted: "500" from the
+        environment becomes 500, as it would in [detection]."""
+        validated = DetectionSettings(**value)
+        return {key: getattr(validated, key) for key in value}
 
 
 class StateSettings(Strict):
@@ -319,10 +334,87 @@ def _describe(error: ValidationError, origin: str) -> str:
     return f"invalid setting {where} in {origin}: {message}{more}"
 
 
+def _without_none(annotation: Any) -> Any:
+    """`X` for `X | None`; any other annotation unchanged."""
+    if get_origin(annotation) not in (Union, types.UnionType):
+        return annotation
+    members = [member for member in get_args(annotation) if member is not type(None)]
+    return members[0] if len(members) == 1 else annotation
+
+
+def _is_model(annotation: Any) -> bool:
+    return isinstance(annotation, type) and issubclass(annotation, BaseModel)
+
+
+def _setting_at(parts: list[str]) -> tuple[Any, int]:
+    """Follow a variable's name parts (split at `__`) from the root of the settings: the type
+    reached, and how many parts name a setting (fewer than all: the variable is unknown).
+    A dict-valued setting (kafka.properties, models, …) takes any key."""
+    kind: Any = Settings
+    for depth, part in enumerate(parts):
+        if _is_model(kind) and part.lower() in kind.model_fields:
+            kind = _without_none(kind.model_fields[part.lower()].annotation)
+        elif get_origin(kind) is dict and part:
+            kind = _without_none(get_args(kind)[1])
+        else:
+            return kind, depth
+    return kind, len(parts)
+
+
+def _variable_names(model: type[BaseModel]) -> list[str]:
+    """Every setting under `model` as a variable spells it after the prefix."""
+    names = []
+    for name, field in model.model_fields.items():
+        names.append(name.upper())
+        kind = _without_none(field.annotation)
+        if _is_model(kind):
+            names += [f"{name.upper()}__{sub}" for sub in _variable_names(kind)]
+    return names
+
+
+def _close_setting(parts: list[str], model: type[BaseModel]) -> list[str] | None:
+    """The name parts of a setting under `model` close to `parts`: the whole name if one is close
+    (METRIC__PORT: METRICS__PORT), else the first part corrected and the rest kept (a dict's keys)."""
+    close = difflib.get_close_matches("__".join(parts).upper(), _variable_names(model), n=1)
+    if close:
+        return close[0].split("__")
+    close = difflib.get_close_matches(parts[0].upper(), [name.upper() for name in model.model_fields], n=1)
+    return [*close, *parts[1:]] if close else None
+
+
+def _variable_problem(name: str, value: str) -> str | None:
+    """What is wrong with one STREAMDRIFT_ variable, in one line; None when it is a valid setting
+    (its value is validated with the rest of the settings)."""
+    parts = name[len(ENV_PREFIX):].split("__")
+    kind, known = _setting_at(parts)
+    if known < len(parts):
+        guess = _close_setting(parts[known:], kind) if _is_model(kind) else None
+        hint = f" (did you mean {name[:len(ENV_PREFIX)]}{'__'.join([*parts[:known], *guess])}?)" if guess else ""
+        return f"unknown setting in the {ENV_PREFIX} environment: {name} is not a setting{hint}"
+    if _is_model(kind) or get_origin(kind) in (dict, list):
+        try:
+            json.loads(value)
+        except json.JSONDecodeError as exc:
+            setting = ".".join(parts).lower()
+            return f"invalid setting {setting} in the {ENV_PREFIX} environment: {name} is not valid JSON ({exc})"
+    return None
+
+
+def _check_environment(environ: Mapping[str, str]) -> None:
+    """Raise ConfigError for the first variable under the prefix that is not a valid setting
+    (names match without regard to case, as pydantic-settings matches them)."""
+    ours = [name for name in sorted(environ) if name.upper().startswith(ENV_PREFIX) and not NOT_SETTINGS.fullmatch(name.upper())]
+    problems = [problem for problem in (_variable_problem(name, environ[name]) for name in ours) if problem]
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise ConfigError(problems[0] + more)
+
+
 def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Settings:
     """Resolve the configuration, raising ConfigError with one clear line when it is invalid."""
     path = config_file or os.environ.get(CONFIG_ENV_VAR) or None
     file_data = _read_toml(Path(path)) if path else {}
+    _check_environment(os.environ)
     origin = f"{path} or the STREAMDRIFT_ environment" if path else "the STREAMDRIFT_ environment"
     token = _config_file_data.set(file_data)
     try:

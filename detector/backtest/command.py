@@ -20,6 +20,7 @@ from detector.backtest.files import FileSource
 from detector.backtest.sources import Source, SourceError
 from detector.backtest.topics import Range, TopicSource
 from detector.backtest.summary import Results, to_json, to_text
+from detector.clients import check_client_configs
 from detector.settings import ConfigError, Settings, load_settings
 
 EXIT_OK, EXIT_FAILURE = 0, 1
@@ -27,6 +28,7 @@ EXIT_OK, EXIT_FAILURE = 0, 1
 
 def run(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
+    check_client_configs(settings)
     if args.bootstrap_servers:
         settings = settings.model_copy(update={"kafka": settings.kafka.model_copy(update={"bootstrap_servers": args.bootstrap_servers})})
     runs = _runs(args, settings)
