@@ -7,10 +7,11 @@ with that partition when the consumer group rebalances.
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from detector.alerts import Alert
 from detector.events import SOURCE_OF, TS_OF, Decoder, Event, Invalid, Source
@@ -32,7 +33,7 @@ class Message(Protocol):
 
 @dataclass(frozen=True)
 class DeadLetter:
-    """An input message that cannot be used, copied verbatim with the reason."""
+    """An input message that cannot be used, with the reason; copied verbatim when it fits."""
 
     topic: str
     partition: int
@@ -42,6 +43,11 @@ class DeadLetter:
     timestamp_ms: int
     reason: str
     detail: str
+
+    @property
+    def place(self) -> tuple[str, int, int]:
+        """Where the message is: source topic, partition and offset."""
+        return self.topic, self.partition, self.offset
 
     def headers(self) -> list[tuple[str, bytes]]:
         return [
@@ -53,10 +59,36 @@ class DeadLetter:
             ("streamdrift.source.timestamp", str(self.timestamp_ms).encode()),
         ]
 
+    def record(self, max_bytes: int) -> DeadLetterRecord:
+        """The dead-letter record: key and value verbatim when together they fit in `max_bytes`,
+        else cut to it (the value first; the key keeps at least half) with headers giving the
+        original sizes and SHA-256 digests. `max_bytes` 0 leaves out key and value."""
+        key, value = self.key or b"", self.value or b""
+        if len(key) + len(value) <= max_bytes:
+            return DeadLetterRecord(self.key, self.value, self.headers(), truncated=False)
+        key_room = min(len(key), max(max_bytes - len(value), max_bytes // 2))
+        original = [
+            ("streamdrift.truncated", b"true"),
+            ("streamdrift.original.key.bytes", str(len(key)).encode()),
+            ("streamdrift.original.key.sha256", hashlib.sha256(key).hexdigest().encode()),
+            ("streamdrift.original.value.bytes", str(len(value)).encode()),
+            ("streamdrift.original.value.sha256", hashlib.sha256(value).hexdigest().encode()),
+        ]
+        return DeadLetterRecord(key[:key_room] or None, value[: max_bytes - key_room] or None, self.headers() + original, truncated=True)
+
     @classmethod
     def of(cls, message: Message, why: Invalid) -> DeadLetter:
         topic, partition, offset = message.topic() or "", message.partition() or 0, message.offset() or 0
         return cls(topic, partition, offset, message.key(), message.value(), message.timestamp()[1], *why)
+
+
+class DeadLetterRecord(NamedTuple):
+    """What is written to the dead-letter topic for one `DeadLetter`."""
+
+    key: bytes | None
+    value: bytes | None
+    headers: list[tuple[str, bytes]]
+    truncated: bool
 
 
 @dataclass
