@@ -485,21 +485,23 @@ class Service:
         nothing queued is delivered, so the revoke callback that leaving the group runs has
         nothing to commit. Otherwise the consumer goes first, as its revoke callback commits the
         work in hand, and the producer then delivers everything queued."""
-        steps: list[Callable[[], object]] = []
+        errors: list[Exception] = []
         if self.outputs is not None and self.failed:
-            steps.append(self.outputs.discard)
+            _attempt(self.outputs.discard, errors)
         if self.consumer is not None:
-            steps.append(self.consumer.close)
+            _attempt(self.consumer.close, errors)
         if self.outputs is not None and not self.failed:
-            steps.append(self.outputs.close)
+            _attempt(self.outputs.discard if errors else self.outputs.close, errors)  # a failed revoke commit is a failure
         if self.http is not None:
-            steps.append(self.http.stop)
-        first_error: Exception | None = None
-        for step in steps:
-            try:
-                step()
-            except Exception as exc:  # noqa: BLE001 - the remaining steps must still run
-                log.warning("while closing: %s", exc)
-                first_error = first_error or exc
-        if first_error is not None and not self.failed:
-            raise first_error
+            _attempt(self.http.stop, errors)
+        if errors and not self.failed:
+            raise errors[0]
+
+
+def _attempt(step: Callable[[], object], errors: list[Exception]) -> None:
+    """Run one step of closing; an error is logged and added to `errors`, so the next steps still run."""
+    try:
+        step()
+    except Exception as exc:  # noqa: BLE001 - the remaining steps must still run
+        log.warning("while closing: %s", exc)
+        errors.append(exc)

@@ -84,6 +84,7 @@ class Outputs:
         """Queue one message (partition -1: by key); waits (bounded) while the local queue is full.
         `place` names what the record stands for, to be counted in `refusals` if it is refused as
         too large."""
+        self._begin()
         deadline = time.monotonic() + QUEUE_FULL_TIMEOUT_S
         on_delivery = self._on_delivery if place is None else partial(self._on_delivery, place=place)
         while True:
@@ -95,6 +96,9 @@ class Outputs:
                 if time.monotonic() > deadline:
                     raise DeliveryError(f"producer queue stayed full for {QUEUE_FULL_TIMEOUT_S:.0f}s") from None
                 self.producer.poll(0.05)
+
+    def _begin(self) -> None:
+        """Called before each message is queued (exactly_once: opens the transaction)."""
 
     def poll(self) -> None:
         self.producer.poll(0)
@@ -118,7 +122,8 @@ class Outputs:
         """Drop what is in flight (exactly_once: abort the transaction)."""
 
     def close(self) -> None:
-        """Deliver what is queued, then close the producer."""
+        """Abort what is uncommitted (exactly_once), deliver what is queued, close the producer."""
+        self.abort()
         self.producer.flush(FLUSH_TIMEOUT_S)
         self.producer.close()
 
@@ -158,18 +163,6 @@ class ExactlyOnceOutputs(Outputs):
         super().__init__(producer)
         self.in_transaction = False
         _retrying(lambda: producer.init_transactions(TRANSACTION_TIMEOUT_S), "init_transactions")
-
-    def send(
-        self,
-        topic: str,
-        key: bytes | None,
-        value: bytes | None,
-        headers: Sequence[tuple[str, bytes]] | None = None,
-        partition: int = -1,
-        place: Hashable | None = None,
-    ) -> None:
-        self._begin()
-        super().send(topic, key, value, headers, partition, place)
 
     def _begin(self) -> None:
         if not self.in_transaction:
