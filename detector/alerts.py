@@ -19,6 +19,18 @@ RESOLVED = "io.streamdrift.drift.resolved"
 EVENT_TYPES = {"detected": DETECTED, "resolved": RESOLVED}
 
 _ID_NAMESPACE = uuid.UUID("5f1c2a7e-9d3b-4c8e-a1f0-7b6d2e4c9a10")
+MAX_TEXT_CHARS = 1000  # texts of an alert too large to publish whole are cut to this
+
+
+def _shortened(value: Any) -> Any:
+    """`value` with every string in it, dictionary keys included, cut to MAX_TEXT_CHARS."""
+    if isinstance(value, str):
+        return value[:MAX_TEXT_CHARS]
+    if isinstance(value, dict):
+        return {key[:MAX_TEXT_CHARS] if isinstance(key, str) else key: _shortened(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_shortened(item) for item in value]
+    return value
 
 
 def alert_id(group: str, model: str, monitor: str, detector: str, partition: int, offset: int, event_type: str) -> str:
@@ -91,8 +103,15 @@ class Alert:
             "data": data,
         }
 
-    def encode(self, group: str) -> bytes:
-        return orjson.dumps(self.cloudevent(group), option=orjson.OPT_SERIALIZE_NUMPY)
+    def encode(self, group: str, max_bytes: int | None = None) -> bytes:
+        """The CloudEvent as JSON; over `max_bytes` (with the key), every text in it is cut to
+        `MAX_TEXT_CHARS` and `data.truncated` set (a feature name can be as long as a message)."""
+        event = self.cloudevent(group)
+        encoded = orjson.dumps(event, option=orjson.OPT_SERIALIZE_NUMPY)
+        if max_bytes is None or len(encoded) + len(self.key) <= max_bytes:
+            return encoded
+        event["data"]["truncated"] = True
+        return orjson.dumps(_shortened(event), option=orjson.OPT_SERIALIZE_NUMPY)
 
     @property
     def key(self) -> bytes:

@@ -74,9 +74,11 @@ def _configure_logging(settings: Settings | None = None, level: str | None = Non
     )
 
 
-def _on_signals(handler: Callable[[], None]) -> None:
+def _on_signals(handler: Callable[[], None], doing: str) -> None:
+    """Run `handler` on SIGTERM and SIGINT, logging what the process does about it (`doing`)."""
+
     def handle(signum: int, frame: Any) -> None:
-        log.info("received %s: finishing the batch in hand", signal.Signals(signum).name)
+        log.info("received %s: %s", signal.Signals(signum).name, doing)
         handler()
 
     signal.signal(signal.SIGTERM, handle)
@@ -101,7 +103,7 @@ def _run(args: argparse.Namespace) -> int:
     _configure_logging(settings)
     log.info("configuration: %s", orjson.dumps(settings.redacted()).decode())
     service = Service(settings)
-    _on_signals(service.request_stop)
+    _on_signals(service.request_stop, "finishing the batch in hand, then committing and stopping")
     try:
         service.run()
     except Exception as exc:  # noqa: BLE001 - the process boundary: log one clear line, exit 1
@@ -122,12 +124,12 @@ def _broker(args: argparse.Namespace) -> int:
     from detector.broker import EmbeddedBroker
 
     _configure_logging()
+    stopping: list[bool] = []
+    _on_signals(lambda: stopping.append(True), "stopping the broker (its data is lost)")  # before anyone is told it runs
     broker = EmbeddedBroker(port=args.port).start()
     print(f"embedded broker on {broker.bootstrap_servers}; in another shell:", flush=True)
     print(f"  export STREAMDRIFT_KAFKA__BOOTSTRAP_SERVERS={broker.bootstrap_servers}", flush=True)
     print("Ctrl-C stops it (all data is in memory and is lost).", flush=True)
-    stopping: list[bool] = []
-    _on_signals(lambda: stopping.append(True))
     try:
         while not stopping and broker.process is not None and broker.process.poll() is None:
             time.sleep(0.2)

@@ -31,7 +31,7 @@ from detector.delivery import AtLeastOnceOutputs, CheckpointAborted, CommitSuper
 from detector.endpoints import HealthServer
 from detector.faults import FaultInjector
 from detector.metrics import Metrics
-from detector.pipeline import BatchResult, Pipeline
+from detector.pipeline import BatchResult, DeadLetter, Pipeline
 from detector.settings import ProcessingGuarantee, Settings
 from detector.state import StateCodec, restore_model
 from detector.topics import (
@@ -167,6 +167,8 @@ class Service:
         assert self.consumer is not None and self.outputs is not None
         self.outputs.poll()
         messages = self.consumer.consume(self.settings.batch_max_events, self.settings.batch_timeout_ms / 1000)
+        if self.fatal_error is not None:  # reported while consuming: nothing more is processed or committed
+            return
         good = [m for m in messages if not m.error() or self._on_consume_error(m.error())]
         if good:
             with self.metrics.batch_seconds.time():
@@ -188,7 +190,7 @@ class Service:
         assert self.outputs is not None
         topics, group = self.settings.topics, self.settings.kafka.group_id
         for alert in result.alerts:
-            self.outputs.send(topics.alerts, alert.key, alert.encode(group))
+            self.outputs.send(topics.alerts, alert.key, alert.encode(group, self.settings.limits.max_output_bytes))
             log.info(
                 "alert %s %s/%s (%s, %s, %s) at %s[%d]@%d",
                 alert.kind, alert.model, alert.monitor, alert.statistic, alert.detector, alert.severity,
@@ -197,7 +199,7 @@ class Service:
             for listener in self.alert_listeners:
                 listener(alert, alert.cloudevent(group))
         for letter in result.dead_letters:
-            self.outputs.send(topics.dlq, letter.key, letter.value, letter.headers())
+            self._send_dead_letter(letter)
         self.metrics.record_batch(result)
         self.metrics.record_alerts(result.alerts)
         self.touched.update(model for _, model in result.events)
@@ -222,6 +224,26 @@ class Service:
         departed = {e.model for e in result.evictions if e.model not in self.pipeline.partitions[e.partition].models}
         self.metrics.forget_models(departed)
         self.touched.difference_update(departed)
+
+    def _send_dead_letter(self, letter: DeadLetter) -> None:
+        """Copy a bad message to the dead-letter topic, cut to limits.max_output_bytes. If the broker
+        refused its record as too large, the replay sends it without key and value (headers only);
+        if it refused that too, it is logged and counted instead, never retried again."""
+        assert self.outputs is not None
+        refusals = self.outputs.refusals.get(letter.place, 0)
+        if refusals >= 2:
+            self.metrics.dead_letters_undelivered.inc()
+            log.error(
+                "dead letter of %s[%d]@%d (%s) refused by the broker even without key and value: not written",
+                letter.topic, letter.partition, letter.offset, letter.reason,
+            )
+            return
+        if refusals:
+            log.warning("dead letter of %s[%d]@%d refused by the broker as too large: resending without key and value", *letter.place)
+        record = letter.record(0 if refusals else self.settings.limits.max_output_bytes)
+        if record.truncated:
+            self.metrics.dead_letters_truncated.labels(letter.topic).inc()
+        self.outputs.send(self.settings.topics.dlq, record.key, record.value, record.headers, place=letter.place)
 
     def _on_consume_error(self, error: KafkaError) -> bool:
         """A consumer error: fatal ones and refusals (TLS, credentials, ACLs) raise, the rest are
@@ -407,7 +429,7 @@ class Service:
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         numbers = {tp.partition for tp in partitions}
-        if self.failed:
+        if self.failed or self.fatal_error is not None:
             log.warning("revoking input partitions %s after a failure: not committing", sorted(numbers))
             if self.outputs is not None:
                 self.outputs.abort()
@@ -459,10 +481,30 @@ class Service:
         log.warning("kafka: %s", error.str())
 
     def _close(self) -> None:
-        # The consumer first: leaving the group runs the revoke callback, which still produces.
+        """Close the clients; every step runs even if one before it raised (the first error is
+        raised at the end, unless the process is already stopping on one).
+
+        After a failure the outputs are discarded first: the open transaction is aborted and
+        nothing queued is delivered, so the revoke callback that leaving the group runs has
+        nothing to commit. Otherwise the consumer goes first, as its revoke callback commits the
+        work in hand, and the producer then delivers everything queued."""
+        errors: list[Exception] = []
+        if self.outputs is not None and self.failed:
+            _attempt(self.outputs.discard, errors)
         if self.consumer is not None:
-            self.consumer.close()
-        if self.outputs is not None:
-            self.outputs.close()
+            _attempt(self.consumer.close, errors)
+        if self.outputs is not None and not self.failed:
+            _attempt(self.outputs.discard if errors else self.outputs.close, errors)  # a failed revoke commit is a failure
         if self.http is not None:
-            self.http.stop()
+            _attempt(self.http.stop, errors)
+        if errors and not self.failed:
+            raise errors[0]
+
+
+def _attempt(step: Callable[[], object], errors: list[Exception]) -> None:
+    """Run one step of closing; an error is logged and added to `errors`, so the next steps still run."""
+    try:
+        step()
+    except Exception as exc:  # noqa: BLE001 - the remaining steps must still run
+        log.warning("while closing: %s", exc)
+        errors.append(exc)

@@ -7,13 +7,19 @@
 
 Errors follow confluent-kafka's three kinds: retriable (retried here), abortable (the
 transaction is aborted and `CheckpointAborted` raised: the caller rewinds), fatal (raised).
+
+A record the broker refuses as too large (its limit below limits.max_output_bytes) would be
+refused again on every replay. Records sent with a `place` (dead letters: the source message)
+are remembered when refused so; the checkpoint is abandoned like an aborted transaction, and the
+caller resends them smaller on the replay (see `refusals`).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
+from functools import partial
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
@@ -24,6 +30,7 @@ FLUSH_TIMEOUT_S = 30.0
 QUEUE_FULL_TIMEOUT_S = 60.0
 TRANSACTION_TIMEOUT_S = 30.0
 RETRIES = 5
+REFUSALS_KEPT = 10_000  # places remembered in Outputs.refusals (about 200 bytes each)
 
 
 class DeliveryError(RuntimeError):
@@ -48,23 +55,41 @@ class Outputs:
     def __init__(self, producer: Producer) -> None:
         self.producer = producer
         self.failures: list[str] = []
+        self.refused: list[str] = []  # records with a place refused as too large since the last checkpoint
+        self.refusals: dict[Hashable, int] = {}  # place -> times its record was refused as too large
         self.unacknowledged = 0
 
-    def _on_delivery(self, error: KafkaError | None, message: Any) -> None:
+    def _on_delivery(self, error: KafkaError | None, message: Any, place: Hashable | None = None) -> None:
         self.unacknowledged -= 1
-        if error is not None:
-            self.failures.append(f"{message.topic()}: {error.str()}")
+        if error is None:
+            return
+        failure = f"{message.topic()}: {error.str()}"
+        if place is not None and error.code() == KafkaError.MSG_SIZE_TOO_LARGE:
+            self.refusals[place] = self.refusals.pop(place, 0) + 1  # re-inserted: the oldest come first
+            if len(self.refusals) > REFUSALS_KEPT:
+                del self.refusals[next(iter(self.refusals))]
+            self.refused.append(failure)
+        else:
+            self.failures.append(failure)
 
     def send(
-        self, topic: str, key: bytes | None, value: bytes | None, headers: Sequence[tuple[str, bytes]] | None = None, partition: int = -1
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        headers: Sequence[tuple[str, bytes]] | None = None,
+        partition: int = -1,
+        place: Hashable | None = None,
     ) -> None:
-        """Queue one message (partition -1: by key); waits (bounded) while the local queue is full."""
+        """Queue one message (partition -1: by key); waits (bounded) while the local queue is full.
+        `place` names what the record stands for, to be counted in `refusals` if it is refused as
+        too large."""
+        self._begin()
         deadline = time.monotonic() + QUEUE_FULL_TIMEOUT_S
+        on_delivery = self._on_delivery if place is None else partial(self._on_delivery, place=place)
         while True:
             try:
-                self.producer.produce(
-                    topic, value=value, key=key, headers=list(headers or ()), partition=partition, on_delivery=self._on_delivery
-                )
+                self.producer.produce(topic, value=value, key=key, headers=list(headers or ()), partition=partition, on_delivery=on_delivery)
                 self.unacknowledged += 1
                 return
             except BufferError:
@@ -72,13 +97,20 @@ class Outputs:
                     raise DeliveryError(f"producer queue stayed full for {QUEUE_FULL_TIMEOUT_S:.0f}s") from None
                 self.producer.poll(0.05)
 
+    def _begin(self) -> None:
+        """Called before each message is queued (exactly_once: opens the transaction)."""
+
     def poll(self) -> None:
         self.producer.poll(0)
 
     def _raise_failures(self) -> None:
-        if self.failures:
-            failures, self.failures = self.failures, []
+        """DeliveryError for failed records; CheckpointAborted if the only failures are records
+        refused as too large, which the replay resends smaller."""
+        failures, refused, self.failures, self.refused = self.failures, self.refused, [], []
+        if failures:
             raise DeliveryError(f"{len(failures)} output message(s) were not delivered, first: {failures[0]}")
+        if refused:
+            raise _refused_error(refused)
 
     def settle(self) -> None:
         """Make sure what was sent so far is durable before anything that depends on it is sent."""
@@ -90,7 +122,17 @@ class Outputs:
         """Drop what is in flight (exactly_once: abort the transaction)."""
 
     def close(self) -> None:
+        """Abort what is uncommitted (exactly_once), deliver what is queued, close the producer."""
+        self.abort()
         self.producer.flush(FLUSH_TIMEOUT_S)
+        self.producer.close()
+
+    def discard(self) -> None:
+        """After a failure: abort, drop everything queued or in flight undelivered, close the producer.
+        Nothing of the failed run is delivered after this; its input is replayed on restart."""
+        self.abort()
+        self.producer.purge()
+        self.producer.flush(0)  # serves the purged messages' delivery reports
         self.producer.close()
 
 
@@ -122,12 +164,6 @@ class ExactlyOnceOutputs(Outputs):
         self.in_transaction = False
         _retrying(lambda: producer.init_transactions(TRANSACTION_TIMEOUT_S), "init_transactions")
 
-    def send(
-        self, topic: str, key: bytes | None, value: bytes | None, headers: Sequence[tuple[str, bytes]] | None = None, partition: int = -1
-    ) -> None:
-        self._begin()
-        super().send(topic, key, value, headers, partition)
-
     def _begin(self) -> None:
         if not self.in_transaction:
             self.producer.begin_transaction()
@@ -138,6 +174,10 @@ class ExactlyOnceOutputs(Outputs):
             return
         self._begin()
         try:
+            self.producer.flush(FLUSH_TIMEOUT_S)  # every delivery report is in before the decision
+            if self.refused:
+                self.abort()
+                raise _refused_error(self.refused)
             if offsets:
                 metadata = consumer.consumer_group_metadata()
                 _retrying(lambda: self.producer.send_offsets_to_transaction(offsets, metadata, TRANSACTION_TIMEOUT_S), "send_offsets")
@@ -149,6 +189,7 @@ class ExactlyOnceOutputs(Outputs):
             raise
         finally:
             self.failures.clear()  # a committed transaction delivered all; an aborted one none
+            self.refused.clear()
         self.in_transaction = False
 
     def abort(self) -> None:
@@ -156,9 +197,9 @@ class ExactlyOnceOutputs(Outputs):
             self.producer.abort_transaction(TRANSACTION_TIMEOUT_S)
             self.in_transaction = False
 
-    def close(self) -> None:
-        self.abort()
-        super().close()
+
+def _refused_error(refused: list[str]) -> CheckpointAborted:
+    return CheckpointAborted(f"the broker refused {len(refused)} record(s) as too large, first: {refused[0]}")
 
 
 def _retrying(call: Any, what: str) -> None:

@@ -154,7 +154,7 @@ def run_demo(settings: Settings, events: int = 24_000, rate: float = 3000.0, see
     was detected, 1 if one was missed or the traffic could not be delivered."""
     broker = None
     if not settings.kafka.bootstrap_servers:
-        log_path = Path(tempfile.gettempdir()) / "streamdrift-demo-broker.log"
+        log_path = Path(tempfile.mkdtemp(prefix="streamdrift-demo-")) / "broker.log"  # one per run: demos may run side by side
         out.write("starting the embedded broker ... ")
         out.flush()
         broker = EmbeddedBroker(log_path=log_path).start()

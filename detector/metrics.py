@@ -38,6 +38,18 @@ class Metrics:
             ["topic", "reason"],
             registry=registry,
         )
+        self.dead_letters_truncated = Counter(
+            "streamdrift_dead_letters_truncated",
+            "Dead letters written with their key and value cut to limits.max_output_bytes (or left out after the "
+            "broker refused them as too large), by source topic.",
+            ["topic"],
+            registry=registry,
+        )
+        self.dead_letters_undelivered = Counter(
+            "streamdrift_dead_letters_undelivered",
+            "Dead letters the broker refused as too large even without key and value: logged, not written.",
+            registry=registry,
+        )
         self.alerts = Counter(
             "streamdrift_alerts",
             "Alerts published (detected and resolved), by model, monitor, detector and severity.",

@@ -24,6 +24,7 @@ Kafka 4 brokers refuse message timestamps more than an hour ahead (log.message.t
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter, OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -51,7 +52,7 @@ class Message(Protocol):
 
 @dataclass(frozen=True)
 class DeadLetter:
-    """An input message that cannot be used, copied verbatim with the reason."""
+    """An input message that cannot be used, with the reason; copied verbatim when it fits."""
 
     topic: str
     partition: int
@@ -62,6 +63,11 @@ class DeadLetter:
     reason: str
     detail: str
 
+    @property
+    def place(self) -> tuple[str, int, int]:
+        """Where the message is: source topic, partition and offset."""
+        return self.topic, self.partition, self.offset
+
     def headers(self) -> list[tuple[str, bytes]]:
         return [
             ("streamdrift.reason", self.reason.encode()),
@@ -71,6 +77,23 @@ class DeadLetter:
             ("streamdrift.source.offset", str(self.offset).encode()),
             ("streamdrift.source.timestamp", str(self.timestamp_ms).encode()),
         ]
+
+    def record(self, max_bytes: int) -> DeadLetterRecord:
+        """The dead-letter record: key and value verbatim when together they fit in `max_bytes`,
+        else cut to it (the value first; the key keeps at least half) with headers giving the
+        original sizes and SHA-256 digests. `max_bytes` 0 leaves out key and value."""
+        key, value = self.key or b"", self.value or b""
+        if len(key) + len(value) <= max_bytes:
+            return DeadLetterRecord(self.key, self.value, self.headers(), truncated=False)
+        key_room = min(len(key), max(max_bytes - len(value), max_bytes // 2))
+        original = [
+            ("streamdrift.truncated", b"true"),
+            ("streamdrift.original.key.bytes", str(len(key)).encode()),
+            ("streamdrift.original.key.sha256", hashlib.sha256(key).hexdigest().encode()),
+            ("streamdrift.original.value.bytes", str(len(value)).encode()),
+            ("streamdrift.original.value.sha256", hashlib.sha256(value).hexdigest().encode()),
+        ]
+        return DeadLetterRecord(key[:key_room] or None, value[: max_bytes - key_room] or None, self.headers() + original, truncated=True)
 
     @classmethod
     def of(cls, message: Message, why: Invalid) -> DeadLetter:
@@ -92,6 +115,15 @@ class ModelError(NamedTuple):
     model: str
     partition: int
     error: str  # exception type and message
+
+
+class DeadLetterRecord(NamedTuple):
+    """What is written to the dead-letter topic for one `DeadLetter`."""
+
+    key: bytes | None
+    value: bytes | None
+    headers: list[tuple[str, bytes]]
+    truncated: bool
 
 
 @dataclass

@@ -213,6 +213,11 @@ class FaultSettings(Strict):
     after: int = Field(1, ge=1, description="exit the N-th time the point is reached")
 
 
+# Room left beside limits.max_output_bytes for a record's headers and framing: a dead letter's
+# headers take under 2 kB (detector.pipeline.DeadLetter, tested).
+OUTPUT_HEADROOM_BYTES = 8192
+
+
 class LimitSettings(Strict):
     """Caps that bound memory and metric cardinality; overflow is counted, never a crash."""
 
@@ -228,6 +233,14 @@ class LimitSettings(Strict):
     )
     max_features_per_model: int = Field(100, ge=1)
     max_message_bytes: int = Field(1_000_000, ge=1024, description="larger messages are dead-lettered")
+    max_output_bytes: int = Field(
+        900_000, ge=100_000,
+        description="largest key plus value of a dead letter or alert the detector writes: a bad message over it is "
+        "dead-lettered cut to it (headers give its size and SHA-256), an alert over it has its long texts shortened. "
+        f"With {OUTPUT_HEADROOM_BYTES:,} bytes for headers it must fit the producer's message.max.bytes (librdkafka "
+        "default 1,000,000; checked when set in kafka.properties) and the broker's or topic's max.message.bytes "
+        "(Apache Kafka default 1,048,588)",
+    )
     max_model_name_length: int = Field(200, ge=1, le=10_000)
     max_category_length: int = Field(200, ge=1, description="longer categorical values are truncated")
     max_pending_labels: int = Field(
@@ -271,6 +284,16 @@ class Settings(BaseSettings):
     def _models_within_cap(self) -> "Settings":
         if len(self.models) > self.limits.max_models:
             raise ValueError(f"{len(self.models)} models configured but limits.max_models is {self.limits.max_models}")
+        return self
+
+    @model_validator(mode="after")
+    def _outputs_fit_the_producer(self) -> "Settings":
+        producer_limit = self.kafka.properties.get("message.max.bytes")
+        if producer_limit is not None and self.limits.max_output_bytes + OUTPUT_HEADROOM_BYTES > int(producer_limit):
+            raise ValueError(
+                f"limits.max_output_bytes ({self.limits.max_output_bytes}) plus {OUTPUT_HEADROOM_BYTES} bytes for headers "
+                f"exceeds kafka.properties message.max.bytes ({producer_limit}): lower limits.max_output_bytes"
+            )
         return self
 
     @classmethod

@@ -93,6 +93,11 @@ def protocol_mismatch(config: dict[str, Any], timeout_s: float = TLS_PROBE_TIMEO
     return None
 
 
+def _answer_wait(backoff_s: float) -> float:
+    """How long an attempt of `wait_for_cluster` waits for an answer (a refusal shows within the first second)."""
+    return min(2 * backoff_s, METADATA_TIMEOUT_S)
+
+
 def wait_for_cluster(config: dict[str, Any], should_stop: Callable[[], bool], max_backoff_s: float = 30.0) -> bool:
     """Block until the cluster answers a metadata request; retry with backoff and one log line
     per attempt while it is unreachable. Returns False if asked to stop first.
@@ -105,8 +110,9 @@ def wait_for_cluster(config: dict[str, Any], should_stop: Callable[[], bool], ma
     bootstrap = config["bootstrap.servers"]
     backoff = 0.5
     while not should_stop():
+        next_backoff = min(backoff * 2, max_backoff_s)
         try:
-            probe.list_topics(timeout=min(2 * backoff, METADATA_TIMEOUT_S))  # a refusal shows within the first second
+            probe.list_topics(timeout=_answer_wait(backoff))
             return True
         except KafkaException as exc:
             probe.poll(0)  # serves error_cb
@@ -114,12 +120,15 @@ def wait_for_cluster(config: dict[str, Any], should_stop: Callable[[], bool], ma
             if problem:
                 raise ClusterRefused(f"cannot use kafka at {bootstrap}: {problem}") from None
             cause = errors[0].str() if errors else exc.args[0].str()
-            log.warning("kafka at %s is unreachable (%s); retrying in %.1fs", bootstrap, cause, backoff)
+            log.warning(
+                "kafka at %s is unreachable (%s); retrying in %.1fs, then waiting up to %.1fs for an answer",
+                bootstrap, cause, backoff, _answer_wait(next_backoff),
+            )
             errors.clear()
         deadline = time.monotonic() + backoff
         while time.monotonic() < deadline and not should_stop():
             time.sleep(0.1)
-        backoff = min(backoff * 2, max_backoff_s)
+        backoff = next_backoff
     return False
 
 
