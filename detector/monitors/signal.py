@@ -35,7 +35,7 @@ from detector.monitors.reference import CategoricalReference, NumericReference
 
 BAND_SIGMAS = 3.0  # half-width of the resolve band, in standard errors of the window mean
 MIN_AFTER_EVENTS = 64  # evidence 'after' a change covers at least the blocks of this many events
-MAX_NEW_CATEGORIES = 16  # categories outside the reference named in the evidence (the first ones since it was learned)
+MAX_NEW_CATEGORIES = 16  # categories outside the reference named at a time for the evidence
 TOP_CHANGES = 5  # categories listed in a categorical drift's evidence, those whose share moved most
 
 
@@ -188,9 +188,9 @@ class SignalMonitor:
         self.reference: NumericReference | CategoricalReference | None = None
         self.novelty_reference: NumericReference | None = None
         # Category -> code: the reference's (`other_code` for the rest), then the new categories
-        # named for the evidence, from other_code + 1 on (the detectors see these as 'other').
+        # named for the evidence, slot i as other_code + 1 + i (the detectors see them as 'other').
         self.category_index: dict[str, int] = {}
-        self.new_categories: list[str] = []
+        self.new_categories: list[str | None] = []  # by slot; None: free
         self.levels: dict[str, tuple[float, float]] = {}  # statistic -> (reference mean, variance)
         self.streams: dict[str, StatisticStream] = {}
         self.raw_carry = np.empty(0)  # raw values of the unfinished block
@@ -224,8 +224,8 @@ class SignalMonitor:
                 start += self._learn(values, start)
                 continue
             end = self._segment_end(start, len(values))
-            transitions += self._watch(values, start, end, sources)
-            start = end
+            found, start = self._watch(values, start, end, sources)
+            transitions += found
         return transitions
 
     def _segment_end(self, start: int, total: int) -> int:
@@ -285,23 +285,57 @@ class SignalMonitor:
         return np.fromiter(map(self.category_index.get, values, repeat(other, len(values))), dtype=np.int64, count=len(values))
 
     def _name_new_categories(self, values: Sequence[Any], codes: np.ndarray) -> None:
-        """Give the first new categories (outside the reference) codes of their own, in signal
-        order, while there is room: a Python loop only over values coded 'other' then, so at most
-        until MAX_NEW_CATEGORIES have come (at once for a feature with a long tail)."""
+        """Give new categories (outside the reference) a free slot each, in signal order, and
+        their values its code. Only values coded 'other' are looked at, and only while a slot is
+        free; without new categories this is one comparison over the codes."""
         assert isinstance(self.reference, CategoricalReference)
         other = self.reference.other_code
-        if len(self.new_categories) >= MAX_NEW_CATEGORIES:
-            return
-        rows = np.flatnonzero(codes == other)
+        free = [slot for slot, name in enumerate(self.new_categories) if name is None]
+        free += range(len(self.new_categories), MAX_NEW_CATEGORIES)
+        rows = np.flatnonzero(codes == other) if free else codes[:0]
         if not len(rows):
             return
-        names = [values[i] for i in rows]
-        for name in dict.fromkeys(names):
-            if len(self.new_categories) >= MAX_NEW_CATEGORIES:
-                break
-            self.category_index[name] = other + 1 + len(self.new_categories)
-            self.new_categories.append(name)
+        names = list(map(values.__getitem__, rows.tolist()))
+        for name, slot in zip(dict.fromkeys(names), free):
+            self.category_index[name] = other + 1 + slot
+            if slot < len(self.new_categories):
+                self.new_categories[slot] = name
+            else:
+                self.new_categories.append(name)
         codes[rows] = np.fromiter(map(self.category_index.get, names, repeat(other, len(names))), dtype=np.int64, count=len(names))
+
+    def _until_forgetting(self, codes: np.ndarray) -> int:
+        """How many of these values to watch now: all of them, unless forgetting absent new
+        categories at a multiple of codes_kept values among them would change something; then up
+        to that multiple. Without a free slot or without values coded 'other', the named slots
+        stay as they are until then, so whether one is absent is read off the codes."""
+        assert isinstance(self.reference, CategoricalReference)
+        kept, other = self.config.codes_kept, self.reference.other_code
+        multiple = kept - self.seen % kept  # index in `codes` of the next multiple
+        if len(codes) <= multiple:
+            return len(codes)
+        named = {other + 1 + slot for slot, name in enumerate(self.new_categories) if name is not None}
+        if len(named) < MAX_NEW_CATEGORIES and (codes == other).any():
+            return multiple  # a new category may take a slot before it
+        while named and multiple < len(codes):
+            window = np.concatenate((self.recent_codes, codes[:multiple]))[-kept:]
+            if named - set(np.unique(window[window > other]).tolist()):
+                return multiple
+            multiple += kept
+        return len(codes)
+
+    def _forget_absent_new_categories(self) -> None:
+        """Free the slots of new categories absent from the kept codes (the last codes_kept
+        values), so that later new categories can be named. Done at positions that are multiples
+        of codes_kept, whatever the batches; a freed code is then absent from every window the
+        evidence reads."""
+        assert isinstance(self.reference, CategoricalReference)
+        other = self.reference.other_code
+        present = set(np.unique(self.recent_codes[self.recent_codes > other]).tolist())
+        for slot, name in enumerate(self.new_categories):
+            if name is not None and other + 1 + slot not in present:
+                del self.category_index[name]
+                self.new_categories[slot] = None
 
     def _statistic_values(self, values: np.ndarray | Sequence[Any], codes: np.ndarray | None = None) -> dict[str, np.ndarray]:
         """PIT statistics of raw values, one array per statistic."""
@@ -319,11 +353,17 @@ class SignalMonitor:
 
     # -- watching and drifting ----------------------------------------------------------
 
-    def _watch(self, values: np.ndarray | Sequence[Any], start: int, end: int, sources: SourceRefs) -> list[Transition]:
+    def _watch(self, values: np.ndarray | Sequence[Any], start: int, end: int, sources: SourceRefs) -> tuple[list[Transition], int]:
+        """Watch values[start:end], or fewer (categories); return the transitions and where it stopped."""
+        codes = None
+        if self.kind is SignalKind.categorical:
+            if self.seen % self.config.codes_kept == 0:
+                self._forget_absent_new_categories()
+            codes = self._codes(values[start:end])
+            end = start + self._until_forgetting(codes)
+            codes = codes[: end - start]
+            self._name_new_categories(values[start:end], codes)
         chunk = values[start:end]
-        codes = self._codes(chunk) if self.kind is SignalKind.categorical else None
-        if codes is not None:
-            self._name_new_categories(chunk, codes)
         stats = self._statistic_values(chunk, codes)
         hits: list[tuple[int, str, Hit]] = []
         block_means: dict[str, np.ndarray] = {}
@@ -348,7 +388,7 @@ class SignalMonitor:
             self.recent_codes = self.codes_in_play[1][-self.config.codes_kept :].astype(np.int16)
             self.codes_in_play = None
         self.history.trim()
-        return transitions
+        return transitions, end
 
     def _decide(self, hits: list[tuple[int, str, Hit]], ends: np.ndarray, start: int, sources: SourceRefs) -> list[Transition]:
         """Walk detector hits and block ends in signal order (a hit first at equal positions)
@@ -542,7 +582,7 @@ class SignalMonitor:
     def _category_names(self) -> list[str]:
         """Names by code: the reference's categories, '(other)', then the new categories named."""
         assert isinstance(self.reference, CategoricalReference)
-        return [*self.reference.categories, "(other)", *self.new_categories]
+        return [*self.reference.categories, "(other)", *(name or "" for name in self.new_categories)]
 
     def reference_summary(self) -> dict[str, Any]:
         if isinstance(self.reference, CategoricalReference):
@@ -609,9 +649,9 @@ class SignalMonitor:
             if signal.kind is SignalKind.categorical:
                 signal.reference = CategoricalReference.from_state(state["reference"])
                 signal.category_index = signal.reference.index()
-                signal.new_categories = [str(name) for name in state.get("new_categories", [])]  # absent from older checkpoints
+                signal.new_categories = [None if name is None else str(name) for name in state.get("new_categories", [])]  # absent before
                 other = signal.reference.other_code
-                signal.category_index |= {name: other + 1 + i for i, name in enumerate(signal.new_categories)}
+                signal.category_index |= {name: other + 1 + i for i, name in enumerate(signal.new_categories) if name is not None}
             else:
                 signal.reference = NumericReference.from_state(state["reference"])
         if state["novelty_reference"] is not None:

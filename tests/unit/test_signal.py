@@ -229,3 +229,19 @@ def test_named_new_categories_survive_a_restore_and_batch_boundaries(cut: int) -
         monitor = restored(monitor, config)
     assert found == whole
     assert len(monitor.new_categories) == 16 and monitor.recent_codes.nbytes == config.codes_kept * 2
+
+
+def test_a_new_category_is_named_even_after_many_rare_ones_came_and_went() -> None:
+    """Rare strays take the named slots for a while; once absent for codes_kept values they give
+    them up, so a new category that comes much later is still named."""
+    rng = np.random.default_rng(9)
+    values = rng.choice(["phone", "desktop"], 16_000, p=[0.7, 0.3]).tolist()
+    for i in range(40):
+        values[1500 + 25 * i] = f"stray-{i}"
+    values[10_000:] = rng.choice(["phone", "desktop", "tablet"], 6000, p=[0.6, 0.2, 0.2]).tolist()
+    whole = observe(SignalKind.categorical, values, batch=16_000)
+    detected = [t for _, t in whole if t.kind == "detected"]
+    assert detected and detected[-1].evidence["top_changes"][0]["category"] == "tablet"
+    assert detected[-1].evidence["top_changes"][0]["new"] is True
+    for batch in (1, 97, 2016, 5003):  # forgetting falls on the same positions whatever the batches
+        assert [(p, t.evidence) for p, t in observe(SignalKind.categorical, values, batch=batch)] == [(p, t.evidence) for p, t in whole]
