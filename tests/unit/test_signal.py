@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+import orjson
 import pytest
 
 from detector.calibration import detectors_for, thresholds_for_budget
@@ -177,8 +178,6 @@ def test_evidence_names_the_offset_range() -> None:
 
 def restored(monitor: SignalMonitor, config: SignalConfig) -> SignalMonitor:
     """The monitor through its checkpoint (JSON, as the state topic stores it)."""
-    import orjson
-
     state = orjson.loads(orjson.dumps(monitor.to_state(), option=orjson.OPT_SERIALIZE_NUMPY))
     return SignalMonitor.from_state(monitor.monitor, config, state)
 
