@@ -99,6 +99,13 @@ class Metrics:
         self.label_pending = Gauge(
             "streamdrift_label_join_pending", "Predictions waiting for their label.", ["model"], registry=registry
         )
+        self.label_awaiting_first = Gauge(
+            "streamdrift_label_join_awaiting_first_label",
+            "1 while a model's predictions carry ids but no label has ever come: only its first "
+            "limits.pending_labels_before_first predictions wait, later ones are not kept (nor counted); 0 once labels came.",
+            ["model"],
+            registry=registry,
+        )
         self.label_expired = Counter(
             "streamdrift_label_join_expired",
             "Predictions whose label never came: reason ttl (waited label_ttl_seconds) or cap (buffer full).",
@@ -229,9 +236,10 @@ class Metrics:
                 self.error.labels(model, statistic).set(values[statistic])
         if "accuracy" in values and "estimated_labelled" in values:
             self.estimation_error.labels(model).set(values["estimated_labelled"] - values["accuracy"])
-        if performance.pending or model in self._with_labels:
+        if performance.pending or performance.labelled or model in self._with_labels:
             self._with_labels.add(model)
             self.label_pending.labels(model).set(performance.pending)
+            self.label_awaiting_first.labels(model).set(0 if performance.labelled else 1)
         counts, delays = performance.take_counts()
         for reason, key in (("ttl", "expired"), ("cap", "evicted")):
             if counts[key]:
@@ -251,8 +259,8 @@ class Metrics:
             return
         per_model = (
             self.events, self.alerts, self.drift_active, self.monitor_statistic, self.last_event, self.features_unmonitored,
-            self.accuracy, self.error, self.estimated_accuracy, self.estimation_error, self.label_pending, self.label_expired,
-            self.label_unmatched, self.label_coverage, self.label_delay, self.model_errors,
+            self.accuracy, self.error, self.estimated_accuracy, self.estimation_error, self.label_pending, self.label_awaiting_first,
+            self.label_expired, self.label_unmatched, self.label_coverage, self.label_delay, self.model_errors,
         )
         self._with_labels -= gone
         for metric in per_model:

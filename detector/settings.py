@@ -249,6 +249,11 @@ class LimitSettings(Strict):
     max_pending_labels_total: int = Field(
         500_000, ge=1, description="predictions waiting for a label in the whole process; beyond it new ones are not kept"
     )
+    pending_labels_before_first: int = Field(
+        1000, ge=0,
+        description="predictions a model keeps waiting before its first label ever arrives (about 130 bytes each): "
+        "its first ones, so that a first label hours late still joins; later ones are not kept (nor counted) until a label comes",
+    )
     max_waiting_labels: int = Field(10_000, ge=1, description="labels waiting for their prediction, per model")
     max_recall_classes: int = Field(10, ge=0, description="classes with their own recall monitor, per model")
 

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 from detector.backtest.plots import signal_png
 from detector.backtest.replay import Run
 from detector.backtest.score import Change, Score
-from detector.backtest.summary import Results, alert_row, comparison_rows, ordered, title
+from detector.backtest.summary import Results, alert_row, comparison_rows, moved, ordered, title
 
 Picture = tuple[str, str, str]  # (run name, model, monitor)
 
@@ -42,7 +42,8 @@ def draw(results: Results, changes: Sequence[Change]) -> dict[Picture, bytes]:
         for model, monitor in pictures_wanted(run, changes):
             fired = [f for f in run.fired if f.alert.model == model and f.alert.monitor == monitor]
             own = [change for change in changes if change.model == model and monitor in (change.monitor, *change.side_effects)]
-            caption = f"{run.name}: {model}/{monitor}"
+            first = next((f for f in fired if f.alert.kind == "detected" and "top_changes" in f.alert.evidence), None)
+            caption = f"{run.name}: {model}/{monitor}" + (f"\n{moved(first.alert.evidence)}" if first else "")
             drawn[(run.name, model, monitor)] = signal_png(caption, run.trace.of(model, monitor), fired, own, counts.get(model, 0))
     return drawn
 

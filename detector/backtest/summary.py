@@ -90,9 +90,20 @@ def alert_row(run: Run, fired: Fired) -> dict[str, str]:
         "time": event["time"],
         "severity": alert.severity,
         "statistic/detector": f"{alert.statistic}/{alert.detector}",
-        "evidence": describe(event["data"]) if detected else alert.reason,
+        "evidence": "; ".join(filter(None, (describe(event["data"]), moved(alert.evidence)))) if detected else alert.reason,
         "id": event["id"],
     }
+
+
+def moved(evidence: dict[str, Any]) -> str:
+    """The categories a categorical drift moved, e.g. 'tablet 0% -> 9% (new), phone 70% -> 61%'
+    (before the change, or the reference when nothing is known before it); '' for other drifts."""
+    parts = []
+    for change in evidence.get("top_changes", []):
+        before = change["before"] if change["before"] is not None else change["reference"]
+        start = "?" if before is None else f"{before:.0%}"
+        parts.append(f"{change['category']} {start} -> {change['after']:.0%}" + (" (new)" if change["new"] else ""))
+    return ", ".join(parts)
 
 
 def _alerts(run: Run) -> list[str]:

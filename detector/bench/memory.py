@@ -8,8 +8,9 @@ events are fed to every model (a model's memory does not depend on which values 
 on their number and kinds), in batches of 500 through `ModelMonitor.observe`, the path
 `Pipeline.process` takes after decoding. Of F features, about 15% are categorical; each model
 also has a score, a predicted class and a latency. Events carry an id, so every prediction
-waits in the model's label join for a label that never comes (up to `limits.max_pending_labels`);
-the configurations without ids show that buffer's share.
+waits in the model's label join for a label that never comes (up to `limits.max_pending_labels`:
+the budget before a model's first label is raised to it, the worst case of a model whose labels
+come late); the configurations without ids show that buffer's share.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from detector.bench.report import progress, table
 from detector.bench.workload import Workload, features, messages
 from detector.events import Event
 from detector.pipeline import Pipeline
-from detector.settings import load_settings
+from detector.settings import LimitSettings, load_settings
 from detector.state import StateCodec
 
 BATCH = 500
@@ -58,7 +59,7 @@ def measure(models: int, feature_count: int, ids: bool, events_per_model: int) -
     """In this (fresh) process: monitor `models` models of `feature_count` features."""
     categorical = max(1, round(feature_count * 0.15))
     workload = Workload(features(feature_count - categorical, categorical), ids=ids)
-    settings = load_settings(None)
+    settings = load_settings(None, limits={"pending_labels_before_first": LimitSettings().max_pending_labels})
     pipeline = Pipeline(settings)
     decoded = [pipeline.decoder.decode(m.value(), pipeline.sources[m.topic()], 0, m.offset(), m.timestamp()[1])
                for m in messages(workload.records(0, events_per_model), settings.topics.predictions)]

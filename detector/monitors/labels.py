@@ -15,6 +15,12 @@ that 0/1 stream: when labels stop, it turns to zeros one maturity age later.
 `sample_rate` < 1 keeps only predictions whose id hashes below the rate (labels are matched
 the same way), which bounds memory for long label delays at high traffic. Memory is bounded
 per model (`max_pending`) and per process (a `PendingBudget` shared by all models' joins).
+
+Ids alone do not mean labels will come. Until a model's first label arrives, its join keeps only
+its first `before_first_label` predictions (so that first label, however late, can still join
+its prediction) and lets later ones pass: nothing is evicted, nothing expired is counted and no
+maturity outcome is produced, since labels that never came to a model that never had any have
+not stopped. Such a batch only moves the watermark, as fast as a batch without ids.
 """
 
 from __future__ import annotations
@@ -98,11 +104,14 @@ class LabelJoin:
         warmup: int,
         maturity_ms: int | None,
         min_maturity_ms: int,
+        before_first_label: int,
         budget: PendingBudget | None = None,
     ) -> None:
         self.budget = budget or PendingBudget(max_pending)
         self.ttl_ms, self.wait_ms = ttl_ms, wait_ms
         self.max_pending, self.max_waiting = max_pending, max_waiting
+        self.max_before_first_label = min(before_first_label, max_pending)
+        self.labelled = False  # a label has arrived for this model (ever: kept in the checkpoint)
         self.sample_threshold = int(sample_rate * _SAMPLE_BUCKETS)
         self.warmup = warmup
         self.maturity_ms = maturity_ms
@@ -125,13 +134,19 @@ class LabelJoin:
     def observe(self, events: Sequence[Event]) -> JoinOutcome:
         outcome = JoinOutcome()
         if self._idle() and set(map(ID_OF, events)) == {None}:  # no labels either: they carry ids
-            newest = max(compress(map(TS_OF, events), map(Source.prediction.__eq__, map(SOURCE_OF, events))), default=self.watermark)
-            self.watermark = max(self.watermark, newest)  # nothing waits that it could mature or expire
+            self.watermark = self._newest(events)  # nothing waits that it could mature or expire
             return outcome
+        if self._full_before_first_label() and Source.label not in set(map(SOURCE_OF, events)):
+            newest = self._newest(events)
+            if not self._expires_at(newest):  # nothing is kept, and nothing kept leaves
+                self.watermark = newest
+                return outcome
         for row, event in enumerate(events):
             if event.source is not Source.prediction:
-                if event.source is Source.label and event.id is not None and self._sampled(event.id):
-                    self._on_label(row, event, outcome)
+                if event.source is Source.label and event.id is not None:
+                    self.labelled = True
+                    if self._sampled(event.id):
+                        self._on_label(row, event, outcome)
                 continue
             if event.ts_ms > self.watermark:
                 self.watermark = event.ts_ms
@@ -143,6 +158,20 @@ class LabelJoin:
     def _idle(self) -> bool:
         """Nothing is waiting: no prediction for its label, no label for its prediction."""
         return not (self.pending or self.waiting or self.to_mature or self.to_expire)
+
+    def _newest(self, events: Sequence[Event]) -> int:
+        """The watermark after this batch's predictions."""
+        newest = max(compress(map(TS_OF, events), map(Source.prediction.__eq__, map(SOURCE_OF, events))), default=self.watermark)
+        return max(self.watermark, newest)
+
+    def _full_before_first_label(self) -> bool:
+        """No label yet, and no room for another prediction: the next ones pass unkept."""
+        full = len(self.pending) >= self.max_before_first_label or self.budget.used >= self.budget.limit
+        return not self.labelled and not self.waiting and full
+
+    def _expires_at(self, watermark: int) -> bool:
+        """Would the oldest waiting prediction expire (or is the front of the queue stale)?"""
+        return bool(self.to_expire) and (not self._waits(self.to_expire[0]) or watermark - self.to_expire[0].ts_ms > self.ttl_ms)
 
     def _sampled(self, identifier: str) -> bool:
         return self.sample_threshold >= _SAMPLE_BUCKETS or zlib.crc32(identifier.encode()) % _SAMPLE_BUCKETS < self.sample_threshold
@@ -157,7 +186,10 @@ class LabelJoin:
             return
         if identifier in self.pending:
             return  # a duplicate prediction: the first one stands
-        if len(self.pending) >= self.max_pending:
+        if not self.labelled:
+            if len(self.pending) >= self.max_before_first_label or not self.budget.take():
+                return  # passes unkept, and uncounted: no label may ever come
+        elif len(self.pending) >= self.max_pending:
             self._evict_oldest()  # the budget's count is unchanged
             outcome.evicted += 1
         elif not self.budget.take():
@@ -210,14 +242,15 @@ class LabelJoin:
             # maturity queue while no label has come): they hold their prediction's memory.
             while queue and not self._waits(queue[0]):
                 queue.popleft()
-        if self.maturity_ms is not None:
+        if self.maturity_ms is not None and self.labelled:
             for pending in self._passed(self.to_mature, self.maturity_ms):
                 pending.matured = True
                 outcome.matured.append((row, 0.0))
         for pending in self._passed(self.to_expire, self.ttl_ms):
             del self.pending[pending.identifier]
             self.budget.give()
-            outcome.expired += 1
+            if self.labelled:
+                outcome.expired += 1
             self._remember_expired(pending.identifier)
         while self.waiting:
             _, ts = next(iter(self.waiting.values()))
@@ -256,6 +289,7 @@ class LabelJoin:
         entries = [self.pending[i] for i in ids]
         return {
             "watermark": self.watermark,
+            "labelled": self.labelled,
             "maturity_ms": self.maturity_ms,
             "early_delays": self.early_delays,
             "pending": {
@@ -272,6 +306,7 @@ class LabelJoin:
 
     def load_state(self, state: dict[str, Any]) -> None:
         self.watermark = int(state["watermark"])
+        self.labelled = bool(state.get("labelled", False))  # absent from older checkpoints: no label yet
         self.maturity_ms = None if state["maturity_ms"] is None else int(state["maturity_ms"])
         self.early_delays = [int(d) for d in state["early_delays"]]
         p = state["pending"]

@@ -8,7 +8,8 @@
 * `performance.estimated`: the confidence of each prediction (probability of the predicted
   class): its mean is the accuracy the scores imply if they are calibrated (confidence-based
   performance estimation), available before any label.
-* `quality.labels`: 1 when a prediction got its label within the maturity age, 0 when not.
+* `quality.labels`: 1 when a prediction got its label within the maturity age, 0 when not
+  (from the model's first label on: before it, no label is missing).
 
 Rolling gauges (decayed over about `window` values): accuracy, MAE, RMSE, estimated accuracy
 over all predictions and over the labelled ones (so estimated vs realised can be compared),
@@ -71,6 +72,7 @@ class Performance:
             warmup=warmup,
             maturity_ms=int(settings.label_maturity_seconds * 1000) if settings.label_maturity_seconds else None,
             min_maturity_ms=_MIN_MATURITY_MS,
+            before_first_label=limits.pending_labels_before_first,
             budget=budget,
         )
         self.max_recall_classes = limits.max_recall_classes
@@ -150,6 +152,11 @@ class Performance:
     @property
     def pending(self) -> int:
         return len(self.join.pending)
+
+    @property
+    def labelled(self) -> bool:
+        """Has a label ever arrived for this model (else its join keeps only a small budget)?"""
+        return self.join.labelled
 
     def take_counts(self) -> tuple[Counter[str], list[float]]:
         """Join counts and label delays (s) since the last call."""

@@ -35,6 +35,8 @@ from detector.monitors.reference import CategoricalReference, NumericReference
 
 BAND_SIGMAS = 3.0  # half-width of the resolve band, in standard errors of the window mean
 MIN_AFTER_EVENTS = 64  # evidence 'after' a change covers at least the blocks of this many events
+MAX_NEW_CATEGORIES = 16  # categories outside the reference named at a time for the evidence
+TOP_CHANGES = 5  # categories listed in a categorical drift's evidence, those whose share moved most
 
 
 class SignalKind(str, Enum):
@@ -71,6 +73,11 @@ class SignalConfig:
     @property
     def window_blocks(self) -> int:
         return max(1, -(-self.resolve_window_events // self.block_events))
+
+    @property
+    def codes_kept(self) -> int:
+        """Category codes kept for the evidence: as many values as the block history covers."""
+        return 2 * self.window_blocks * self.block_events
 
 
 @dataclass
@@ -180,14 +187,17 @@ class SignalMonitor:
         self.sample: list[Any] = []
         self.reference: NumericReference | CategoricalReference | None = None
         self.novelty_reference: NumericReference | None = None
+        # Category -> code: the reference's (`other_code` for the rest), then the new categories
+        # named for the evidence, slot i as other_code + 1 + i (the detectors see them as 'other').
         self.category_index: dict[str, int] = {}
+        self.new_categories: list[str | None] = []  # by slot; None: free
         self.levels: dict[str, tuple[float, float]] = {}  # statistic -> (reference mean, variance)
         self.streams: dict[str, StatisticStream] = {}
         self.raw_carry = np.empty(0)  # raw values of the unfinished block
         self.block_source = (0, -1)  # (topic code, offset) of the first value of the open block
         self.history = BlockHistory(self.statistics, 2 * config.window_blocks)
         self.block_log: list[np.ndarray] | None = [] if log_blocks else None
-        self.recent_codes = np.empty(0, dtype=np.int64)  # the last resolve_window_events category codes
+        self.recent_codes = np.empty(0, dtype=np.int16)  # the last codes_kept category codes
         self.codes_in_play: tuple[int, np.ndarray] | None = None  # (position of the first, codes) while deciding a chunk
         self.drift: Drift | None = None
         self.deferred: Deferred | None = None
@@ -214,8 +224,8 @@ class SignalMonitor:
                 start += self._learn(values, start)
                 continue
             end = self._segment_end(start, len(values))
-            transitions += self._watch(values, start, end, sources)
-            start = end
+            found, start = self._watch(values, start, end, sources)
+            transitions += found
         return transitions
 
     def _segment_end(self, start: int, total: int) -> int:
@@ -246,6 +256,7 @@ class SignalMonitor:
             reference = CategoricalReference.fit(self.sample, cfg.max_categories)
             self.reference = reference
             self.category_index = reference.index()
+            self.new_categories = []
             self.novelty_reference = NumericReference.binary(reference.novelty_rate)
         else:
             self.reference = NumericReference.fit(np.asarray(self.sample, dtype=np.float64), cfg.reference_bins)
@@ -256,7 +267,7 @@ class SignalMonitor:
             self.binary = make_binary_detectors(cfg.per_detector_rate, len(self.sample), int(np.sum(self.sample)))
         self.sample = []
         self.raw_carry = np.empty(0)
-        self.recent_codes = np.empty(0, dtype=np.int64)
+        self.recent_codes = np.empty(0, dtype=np.int16)
         self.history = BlockHistory(self.statistics, 2 * cfg.window_blocks)
 
     def _new_stream(self) -> StatisticStream:
@@ -273,12 +284,66 @@ class SignalMonitor:
         other = self.reference.other_code
         return np.fromiter(map(self.category_index.get, values, repeat(other, len(values))), dtype=np.int64, count=len(values))
 
+    def _name_new_categories(self, values: Sequence[Any], codes: np.ndarray) -> None:
+        """Give new categories (outside the reference) a free slot each, in signal order, and
+        their values its code. Only values coded 'other' are looked at, and only while a slot is
+        free; without new categories this is one comparison over the codes."""
+        assert isinstance(self.reference, CategoricalReference)
+        other = self.reference.other_code
+        free = [slot for slot, name in enumerate(self.new_categories) if name is None]
+        free += range(len(self.new_categories), MAX_NEW_CATEGORIES)
+        rows = np.flatnonzero(codes == other) if free else codes[:0]
+        if not len(rows):
+            return
+        names = list(map(values.__getitem__, rows.tolist()))
+        for name, slot in zip(dict.fromkeys(names), free):
+            self.category_index[name] = other + 1 + slot
+            if slot < len(self.new_categories):
+                self.new_categories[slot] = name
+            else:
+                self.new_categories.append(name)
+        codes[rows] = np.fromiter(map(self.category_index.get, names, repeat(other, len(names))), dtype=np.int64, count=len(names))
+
+    def _until_forgetting(self, codes: np.ndarray) -> int:
+        """How many of these values to watch now: all of them, unless forgetting absent new
+        categories at a multiple of codes_kept values among them would change something; then up
+        to that multiple. Without a free slot or without values coded 'other', the named slots
+        stay as they are until then, so whether one is absent is read off the codes."""
+        assert isinstance(self.reference, CategoricalReference)
+        kept, other = self.config.codes_kept, self.reference.other_code
+        multiple = kept - self.seen % kept  # index in `codes` of the next multiple
+        if len(codes) <= multiple:
+            return len(codes)
+        named = {other + 1 + slot for slot, name in enumerate(self.new_categories) if name is not None}
+        if len(named) < MAX_NEW_CATEGORIES and (codes == other).any():
+            return multiple  # a new category may take a slot before it
+        while named and multiple < len(codes):
+            window = np.concatenate((self.recent_codes, codes[:multiple]))[-kept:]
+            if named - set(np.unique(window[window > other]).tolist()):
+                return multiple
+            multiple += kept
+        return len(codes)
+
+    def _forget_absent_new_categories(self) -> None:
+        """Free the slots of new categories absent from the kept codes (the last codes_kept
+        values), so that later new categories can be named. Done at positions that are multiples
+        of codes_kept, whatever the batches; a freed code is then absent from every window the
+        evidence reads."""
+        assert isinstance(self.reference, CategoricalReference)
+        other = self.reference.other_code
+        present = set(np.unique(self.recent_codes[self.recent_codes > other]).tolist())
+        for slot, name in enumerate(self.new_categories):
+            if name is not None and other + 1 + slot not in present:
+                del self.category_index[name]
+                self.new_categories[slot] = None
+
     def _statistic_values(self, values: np.ndarray | Sequence[Any], codes: np.ndarray | None = None) -> dict[str, np.ndarray]:
         """PIT statistics of raw values, one array per statistic."""
         if self.kind is SignalKind.categorical:
             assert isinstance(self.reference, CategoricalReference) and self.novelty_reference is not None
-            codes = self._codes(values) if codes is None else codes
-            novel = (codes == self.reference.other_code).astype(np.float64)
+            other = self.reference.other_code
+            codes = np.minimum(self._codes(values) if codes is None else codes, other)  # new categories are 'other'
+            novel = (codes == other).astype(np.float64)
             return {"location": self.reference.transform(codes), "novelty": self.novelty_reference.transform(novel)}
         assert isinstance(self.reference, NumericReference)
         u = self.reference.transform(np.asarray(values, dtype=np.float64))
@@ -288,9 +353,17 @@ class SignalMonitor:
 
     # -- watching and drifting ----------------------------------------------------------
 
-    def _watch(self, values: np.ndarray | Sequence[Any], start: int, end: int, sources: SourceRefs) -> list[Transition]:
+    def _watch(self, values: np.ndarray | Sequence[Any], start: int, end: int, sources: SourceRefs) -> tuple[list[Transition], int]:
+        """Watch values[start:end], or fewer (categories); return the transitions and where it stopped."""
+        codes = None
+        if self.kind is SignalKind.categorical:
+            if self.seen % self.config.codes_kept == 0:
+                self._forget_absent_new_categories()
+            codes = self._codes(values[start:end])
+            end = start + self._until_forgetting(codes)
+            codes = codes[: end - start]
+            self._name_new_categories(values[start:end], codes)
         chunk = values[start:end]
-        codes = self._codes(chunk) if self.kind is SignalKind.categorical else None
         stats = self._statistic_values(chunk, codes)
         hits: list[tuple[int, str, Hit]] = []
         block_means: dict[str, np.ndarray] = {}
@@ -312,10 +385,10 @@ class SignalMonitor:
             self.reference = None  # learn a new one from the next values
             self.streams = {}
         if self.codes_in_play is not None:
-            self.recent_codes = self.codes_in_play[1][-self.config.resolve_window_events :]
+            self.recent_codes = self.codes_in_play[1][-self.config.codes_kept :].astype(np.int16)
             self.codes_in_play = None
         self.history.trim()
-        return transitions
+        return transitions, end
 
     def _decide(self, hits: list[tuple[int, str, Hit]], ends: np.ndarray, start: int, sources: SourceRefs) -> list[Transition]:
         """Walk detector hits and block ends in signal order (a hit first at equal positions)
@@ -416,6 +489,8 @@ class SignalMonitor:
             },
             "thresholds": self._thresholds(hit.detector),
         }
+        if self.kind is SignalKind.categorical:
+            evidence["top_changes"] = self._top_changes(change_start, position)
         return Transition("detected", index, statistic, hit.detector, "", position + 1, evidence)
 
     def _resolved(self, index: int, position: int, reason: str, sources: SourceRefs) -> Transition:
@@ -460,12 +535,54 @@ class SignalMonitor:
         """Shares of the top categories over the last resolve_window_events values up to `position`."""
         if self.codes_in_play is None or not isinstance(self.reference, CategoricalReference):
             return {}
-        first, codes = self.codes_in_play
-        window = codes[: position - first + 1][-self.config.resolve_window_events :]
-        counts = np.bincount(window, minlength=len(self.reference.categories) + 1)
-        names = [*self.reference.categories, "(other)"]
+        names = self._category_names()
+        counts = np.bincount(self._codes_between(position + 1 - self.config.resolve_window_events, position), minlength=len(names))
         top = np.argsort(-counts, kind="stable")[:5]
-        return {"top_categories": {names[i]: round(float(counts[i] / len(window)), 4) for i in top}}
+        return {"top_categories": {names[i]: round(float(counts[i] / counts.sum()), 4) for i in top}}
+
+    def _top_changes(self, change_start: int, position: int) -> list[dict[str, Any]]:
+        """The categories whose share moved most between the window before the change and the
+        values after it (at least MIN_AFTER_EVENTS), new ones included, with their reference
+        shares (None for a new category when the reference pooled some as 'other': it may have
+        been one of them). Only the last codes_kept values are known."""
+        assert isinstance(self.reference, CategoricalReference)
+        names = self._category_names()
+        other = self.reference.other_code
+        before_codes = self._codes_between(change_start + 1 - self.config.window_blocks * self.config.block_events, change_start)
+        after_codes = self._codes_between(min(change_start + 1, position + 1 - MIN_AFTER_EVENTS), position)
+        reference = np.zeros(len(names))
+        reference[: other + 1] = self.reference.upto - self.reference.below
+        after = np.bincount(after_codes, minlength=len(names)) / max(len(after_codes), 1)
+        before = np.bincount(before_codes, minlength=len(names)) / len(before_codes) if len(before_codes) else None
+        moved = np.abs(after - (reference if before is None else before))
+        pooled = reference[other] > 0
+
+        def share(values: np.ndarray | None, code: int) -> float | None:
+            return None if values is None else round(float(values[code]), 4)
+
+        return [
+            {
+                "category": names[code],
+                "reference": None if code > other and pooled else share(reference, code),
+                "before": share(before, code),
+                "after": share(after, code),
+                "new": code > other,
+            }
+            for code in np.argsort(-moved, kind="stable")[:TOP_CHANGES].tolist()
+            if moved[code] > 0
+        ]
+
+    def _codes_between(self, first: int, last: int) -> np.ndarray:
+        """Category codes of the values at positions first..last, of those still kept."""
+        assert self.codes_in_play is not None
+        start, codes = self.codes_in_play
+        first = max(first, start, last + 1 - self.config.codes_kept)
+        return codes[first - start : last - start + 1] if last >= first else codes[:0]
+
+    def _category_names(self) -> list[str]:
+        """Names by code: the reference's categories, '(other)', then the new categories named."""
+        assert isinstance(self.reference, CategoricalReference)
+        return [*self.reference.categories, "(other)", *(name or "" for name in self.new_categories)]
 
     def reference_summary(self) -> dict[str, Any]:
         if isinstance(self.reference, CategoricalReference):
@@ -517,6 +634,7 @@ class SignalMonitor:
             "block_source": list(self.block_source),
             "history": self.history.rows,
             "recent_codes": self.recent_codes,
+            "new_categories": self.new_categories,
             "drift": [self.drift.started_at, self.drift.statistic, self.drift.detector] if self.drift else None,
             "cooldown_until": self.cooldown_until,
             "deferred": [self.deferred.statistic, self.deferred.detector, self.deferred.change_start] if self.deferred else None,
@@ -531,6 +649,9 @@ class SignalMonitor:
             if signal.kind is SignalKind.categorical:
                 signal.reference = CategoricalReference.from_state(state["reference"])
                 signal.category_index = signal.reference.index()
+                signal.new_categories = [None if name is None else str(name) for name in state.get("new_categories", [])]  # absent before
+                other = signal.reference.other_code
+                signal.category_index |= {name: other + 1 + i for i, name in enumerate(signal.new_categories) if name is not None}
             else:
                 signal.reference = NumericReference.from_state(state["reference"])
         if state["novelty_reference"] is not None:
@@ -548,7 +669,7 @@ class SignalMonitor:
         signal.block_source = (int(state["block_source"][0]), int(state["block_source"][1]))
         rows = np.asarray(state["history"], dtype=np.float64)
         signal.history.rows = rows.reshape(-1, len(signal.history.columns))
-        signal.recent_codes = np.asarray(state["recent_codes"], dtype=np.int64)
+        signal.recent_codes = np.asarray(state["recent_codes"], dtype=np.int16)
         if state["drift"] is not None:
             started_at, statistic, detector = state["drift"]
             signal.drift = Drift(int(started_at), str(statistic), str(detector))

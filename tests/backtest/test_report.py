@@ -5,6 +5,8 @@ picture decoded and a screenshot that shows something."""
 from __future__ import annotations
 
 import base64
+import html as html_module
+import json
 import os
 import re
 import shutil
@@ -97,3 +99,18 @@ def test_without_matplotlib_the_report_fails_at_once_with_the_install_hint(histo
     assert "pip install 'streamdrift[report]'" in result.stderr and result.stderr.count("\n") == 1
     assert "backtest [" not in result.stderr  # refused before replaying anything
     assert not report.exists()
+
+
+def test_a_categorical_alert_names_the_categories_that_moved_in_text_and_html(history: History, backtest: Backtest, tmp_path: Path) -> None:
+    report, alerts = tmp_path / "report.html", tmp_path / "alerts.jsonl"
+    code, out, err = backtest("--file", history.events, "--report", report, "--alerts-out", alerts)
+
+    assert code == 0, err
+    events = [json.loads(line) for line in alerts.read_text(encoding="utf-8").splitlines()]
+    country = next(e for e in events if e["data"]["monitor"] == "feature.country" and e["type"].endswith("detected"))
+    changes = country["data"]["evidence"]["top_changes"]
+    assert changes and all(c["category"] in ("DE", "FR", "US", "GB", "IN", "BR", "(other)") for c in changes)
+    first = changes[0]
+    named = f"{first['category']} {first['before']:.0%} -> {first['after']:.0%}"
+    assert named in out
+    assert html_module.escape(named) in report.read_text(encoding="utf-8")

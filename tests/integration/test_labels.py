@@ -61,7 +61,8 @@ def test_labels_with_random_delays_of_minutes_join(topics: KafkaNames) -> None:
     create_topics(topics.settings())
     produce(topics.bootstrap, topics.predictions, predictions)
     produce(topics.bootstrap, topics.labels, labels)
-    with ServiceThread(topics.settings()) as detector:
+    # The whole backlog of predictions may be read before the model's first label: keep it all.
+    with ServiceThread(topics.settings(limits={"pending_labels_before_first": n})) as detector:
         detector.wait_processed(2 * n)
         port = detector.service.metrics_port
         assert port
@@ -75,17 +76,26 @@ def test_labels_with_random_delays_of_minutes_join(topics: KafkaNames) -> None:
     assert metric(text, "streamdrift_estimated_accuracy") == pytest.approx(0.8)
 
 
-def test_the_join_buffer_holds_its_cap_under_a_flood_without_labels(topics: KafkaNames) -> None:
-    flood = [{"model": "m", "id": f"x{i}", "ts": i, "prediction": 1, "score": 0.7} for i in range(20_000)]
-    produce(topics.bootstrap, topics.predictions, flood)
-    with ServiceThread(topics.settings(limits={"max_pending_labels": 1000})) as detector:
-        detector.wait_processed(len(flood))
+def test_the_join_holds_its_cap_under_a_flood_and_a_model_without_labels_only_its_small_budget(topics: KafkaNames) -> None:
+    """Model n has had a label, so its predictions wait up to the cap, the oldest evicted; model m
+    has ids but no label ever: it keeps its first few predictions and counts no eviction."""
+    produce(topics.bootstrap, topics.labels, [{"model": "n", "id": "n-first", "ts": 0, "label": 1}])
+    floods = {name: [{"model": name, "id": f"{name}{i}", "ts": i, "prediction": 1, "score": 0.7} for i in range(20_000)] for name in "mn"}
+    with ServiceThread(topics.settings(limits={"max_pending_labels": 1000, "pending_labels_before_first": 100})) as detector:
+        detector.wait_processed(1)
+        produce(topics.bootstrap, topics.predictions, floods["m"] + floods["n"])
+        detector.wait_processed(1 + 40_000)
         port = detector.service.metrics_port
         assert port
-        evicted = r'streamdrift_label_join_expired_total\{model="m",reason="cap"\} 19000\.0'
+        evicted = r'streamdrift_label_join_expired_total\{model="n",reason="cap"\} 19000\.0'
         wait_until(lambda: re.search(evicted, scrape(port)) is not None, 20, "19,000 evictions counted")
+        wait_until(lambda: 'streamdrift_label_join_pending{model="m"}' in scrape(port), 20, "the pending gauge of m")
         text = scrape(port)
-    assert metric(text, "streamdrift_label_join_pending") == 1000
+    assert metric(text, "streamdrift_label_join_pending", "n") == 1000
+    assert metric(text, "streamdrift_label_join_pending", "m") == 100
+    assert 'streamdrift_label_join_expired_total{model="m"' not in text
+    assert metric(text, "streamdrift_label_join_awaiting_first_label", "m") == 1
+    assert metric(text, "streamdrift_label_join_awaiting_first_label", "n") == 0
 
 
 def test_a_long_label_join_buffer_is_checkpointed_in_parts_and_restored(topics: KafkaNames) -> None:
@@ -93,7 +103,7 @@ def test_a_long_label_join_buffer_is_checkpointed_in_parts_and_restored(topics: 
     broker's message limit: it is written in parts, and a restart finds every one again."""
     waiting = [{"model": "m", "id": f"request-{i:08d}", "ts": i, "prediction": i % 2, "score": 0.7} for i in range(60_000)]
     produce(topics.bootstrap, topics.predictions, waiting)
-    settings = topics.settings(limits={"max_pending_labels": 100_000})
+    settings = topics.settings(limits={"max_pending_labels": 100_000, "pending_labels_before_first": 100_000})
     with ServiceThread(settings) as first:
         first.wait_processed(len(waiting))
     assert first.error is None

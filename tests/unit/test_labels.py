@@ -23,9 +23,19 @@ def label(i: int, ts: int, value: object = 1) -> Event:
 
 
 def join(**overrides: int | float | None) -> LabelJoin:
-    params: dict = dict(ttl_ms=10 * MINUTE, wait_ms=MINUTE, max_pending=1000, max_waiting=100, sample_rate=1.0, warmup=5, maturity_ms=None, min_maturity_ms=1000)
+    params: dict = dict(
+        ttl_ms=10 * MINUTE, wait_ms=MINUTE, max_pending=1000, max_waiting=100, sample_rate=1.0, warmup=5, maturity_ms=None,
+        min_maturity_ms=1000, before_first_label=1000,
+    )
     params.update(overrides)
     return LabelJoin(**params)
+
+
+def labelled_join(**overrides: int | float | None) -> LabelJoin:
+    """A join whose model has had a label (one for a prediction never seen, `r-first`)."""
+    j = join(**overrides)
+    j.observe([Event(Source.label, "m", 0, 0, 0, id="r-first", label=1)])
+    return j
 
 
 def test_labels_join_their_predictions_by_id_in_either_order() -> None:
@@ -37,7 +47,7 @@ def test_labels_join_their_predictions_by_id_in_either_order() -> None:
 
 
 def test_predictions_expire_after_the_ttl_of_prediction_time() -> None:
-    j = join()
+    j = labelled_join()
     j.observe([prediction(1, 0)])
     assert j.observe([prediction(2, 10 * MINUTE)]).expired == 0
     outcome = j.observe([prediction(3, 10 * MINUTE + 1)])
@@ -60,7 +70,7 @@ def test_unmatched_labels_expire_after_the_wait() -> None:
 
 
 def test_the_buffers_are_bounded() -> None:
-    j = join(max_pending=50, max_waiting=10)
+    j = labelled_join(max_pending=50, max_waiting=10)
     outcome = j.observe([prediction(i, i) for i in range(200)])
     assert len(j.pending) == 50 and outcome.evicted == 150
     assert list(j.pending)[0] == "r150"  # the oldest went first
@@ -96,8 +106,60 @@ def test_joined_predictions_leave_the_queues_without_waiting_for_their_age() -> 
     assert list(j.pending) == ["r5000"] and len(j.to_expire) == len(j.to_mature) == 1
 
 
+HOUR = 60 * MINUTE
+
+
+def test_before_its_first_label_a_model_keeps_only_its_first_predictions_and_counts_nothing() -> None:
+    j = join(ttl_ms=24 * HOUR, max_pending=1000, before_first_label=100, maturity_ms=MINUTE)
+    outcomes = [j.observe([prediction(i, i * 1000) for i in range(start, start + 500)]) for start in range(0, 5000, 500)]
+    assert list(j.pending) == [f"r{i}" for i in range(100)]  # the first ones, for a first label however late
+    assert len(j.to_expire) == len(j.to_mature) == 100
+    assert not any(o.evicted or o.expired or o.matured for o in outcomes)  # no label is missing: none ever came
+    assert j.watermark == 4_999_000
+
+
+def test_the_first_label_hours_late_still_joins_and_from_then_on_the_normal_cap_applies() -> None:
+    j = join(ttl_ms=24 * HOUR, max_pending=200, before_first_label=100)
+    j.observe([prediction(i, i * 1000) for i in range(3 * 3600)])  # three hours of predictions, no label
+    first = j.observe([label(0, 2 * HOUR), prediction(3 * 3600, 3 * HOUR)])
+    assert [(x.row, x.delay_ms) for x in first.joined] == [(0, 2 * HOUR)]
+    assert j.labelled and len(j.pending) == 100  # r1..r99, and the prediction after the label
+    later = j.observe([prediction(i, i * 1000) for i in range(3 * 3600 + 1, 3 * 3600 + 301)])
+    assert len(j.pending) == 200 and later.evicted == 200  # 99 + 1 + 300 predictions, the 200 oldest went
+    assert list(j.pending)[0] == f"r{3 * 3600 + 101}"
+
+
+def test_a_model_without_labels_keeps_the_same_predictions_whatever_the_batch_size() -> None:
+    """Batches that can only move the watermark take a shortcut; it must decide as the full path,
+    here with predictions expiring (a short TTL) and their places taken by later ones."""
+    events = [prediction(i, i * 997) for i in range(3000)]
+    kept = {}
+    for size in (1, 7, 1000, 3000):
+        j = kept[size] = join(ttl_ms=MINUTE, before_first_label=25)
+        for start in range(0, len(events), size):
+            j.observe(events[start : start + size])
+    assert len(kept[1].pending) == 25 and "r0" not in kept[1].pending
+    assert all(list(j.pending) == list(kept[1].pending) and j.watermark == kept[1].watermark for j in kept.values())
+
+
+def test_whether_a_model_has_had_labels_survives_a_restart() -> None:
+    labelled, unlabelled = join(max_pending=50, before_first_label=10), join(max_pending=50, before_first_label=10)
+    labelled.observe([label(999, 0)])
+    restored = {}
+    for name, j in (("labelled", labelled), ("unlabelled", unlabelled)):
+        restored[name] = join(max_pending=50, before_first_label=10)
+        restored[name].load_state(j.to_state())
+        restored[name].observe([prediction(i, i) for i in range(40)])
+    assert len(restored["labelled"].pending) == 40 and len(restored["unlabelled"].pending) == 10
+    older = unlabelled.to_state()
+    del older["labelled"]  # a checkpoint written before the flag existed reads as "no label yet"
+    again = join(max_pending=50, before_first_label=10)
+    again.load_state(older)
+    assert not again.labelled
+
+
 def test_sampling_keeps_a_share_of_ids_on_both_sides() -> None:
-    j = join(sample_rate=0.25, max_pending=100_000)
+    j = join(sample_rate=0.25, max_pending=100_000, before_first_label=100_000)
     predictions = [prediction(i, i) for i in range(4000)]
     j.observe(predictions)
     assert 800 < len(j.pending) < 1200
@@ -228,13 +290,27 @@ def test_per_class_recall_is_monitored_for_few_classes() -> None:
     assert {"performance.recall.0", "performance.recall.1"} <= set(next(iter(pipeline.models())).signals)
 
 
-def test_a_flood_of_unlabelled_predictions_stays_within_the_cap() -> None:
+def test_a_flood_of_predictions_whose_labels_are_late_stays_within_the_cap() -> None:
     settings = load_settings(None, limits={"max_pending_labels": 500})
+    first_label = messages([{"model": "m", "id": "x-first", "ts": 0, "label": 1}], topic="labels")
     flood = messages([{"model": "m", "id": f"x{i}", "ts": i, "prediction": 1, "score": 0.8} for i in range(20_000)])
-    pipeline, _ = run(flood, settings)
+    pipeline, _ = run(first_label + flood, settings)
     monitor = next(iter(pipeline.models()))
     assert monitor.performance.pending == 500
     assert monitor.performance.take_counts()[0]["evicted"] == 19_500
+
+
+def test_a_model_with_ids_but_no_labels_keeps_only_its_small_budget_and_counts_nothing() -> None:
+    settings = load_settings(
+        None, limits={"pending_labels_before_first": 300}, models={"m": {"label_maturity_seconds": 60, "label_ttl_seconds": 3600}}
+    )
+    flood = messages([{"model": "m", "id": f"x{i}", "ts": i * 1000, "prediction": 1, "score": 0.8} for i in range(20_000)])
+    pipeline, _ = run(flood, settings)
+    monitor = next(iter(pipeline.models()))
+    assert monitor.performance.pending == 300 and not monitor.performance.labelled
+    counts, _ = monitor.performance.take_counts()
+    assert counts["evicted"] == counts["expired"] == 0
+    assert "quality.labels" not in monitor.signals
 
 
 @pytest.mark.parametrize("cut", [3000, 9001])

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+import orjson
 import pytest
 
 from detector.calibration import detectors_for, thresholds_for_budget
@@ -173,3 +174,73 @@ def test_evidence_names_the_offset_range() -> None:
     assert window["from"]["offset"] <= position
     assert window["from"]["offset"] >= 3900
     assert transition.observations == position + 1
+
+
+def restored(monitor: SignalMonitor, config: SignalConfig) -> SignalMonitor:
+    """The monitor through its checkpoint (JSON, as the state topic stores it)."""
+    state = orjson.loads(orjson.dumps(monitor.to_state(), option=orjson.OPT_SERIALIZE_NUMPY))
+    return SignalMonitor.from_state(monitor.monitor, config, state)
+
+
+def test_a_new_category_is_named_in_the_evidence_with_its_share() -> None:
+    rng = np.random.default_rng(5)
+    before = rng.choice(["phone", "desktop"], 6000, p=[0.7, 0.3]).tolist()
+    after = rng.choice(["phone", "desktop", "tablet"], 6000, p=[0.6, 0.2, 0.2]).tolist()
+    position, transition = observe(SignalKind.categorical, before + after)[0]
+    assert 6000 <= position < 6600
+    changes = transition.evidence["top_changes"]
+    tablet = next(c for c in changes if c["category"] == "tablet")
+    assert tablet["new"] is True and tablet["reference"] == tablet["before"] == 0.0
+    assert 0.1 < tablet["after"] < 0.3
+    assert changes[0]["category"] == "tablet"  # the largest move
+    assert "tablet" in transition.evidence["after"]["top_categories"]  # not pooled as '(other)'
+    assert len(changes) <= 5 and not any(c["new"] for c in changes if c["category"] != "tablet")
+
+
+def test_a_category_whose_share_moved_is_named_with_its_shares_before_and_after() -> None:
+    rng = np.random.default_rng(6)
+    before = rng.choice(["a", "b", "c"], 6000, p=[0.6, 0.3, 0.1]).tolist()
+    after = rng.choice(["a", "b", "c"], 6000, p=[0.2, 0.3, 0.5]).tolist()
+    _, transition = observe(SignalKind.categorical, before + after)[0]
+    changes = {c["category"]: c for c in transition.evidence["top_changes"]}
+    assert {"a", "c"} <= set(changes)
+    assert changes["a"]["before"] > 0.5 and changes["a"]["after"] < 0.4 and 0.55 < changes["a"]["reference"] < 0.65
+    assert changes["c"]["before"] < 0.2 and changes["c"]["after"] > 0.3 and changes["c"]["new"] is False
+
+
+@pytest.mark.parametrize("cut", [6050, 6400])
+def test_named_new_categories_survive_a_restore_and_batch_boundaries(cut: int) -> None:
+    """A long tail of new names (more than are named) and one new category that stays: the
+    evidence is the same whether the stream is cut by a checkpoint or by batches."""
+    rng = np.random.default_rng(8)
+    values = rng.choice(["a", "b", "c"], 12_000, p=[0.5, 0.3, 0.2]).tolist()
+    for i in range(6000, 12_000):
+        values[i] = f"tail-{i}" if i % 50 == 0 else "new" if i % 4 == 0 else values[i]
+    config = default_config()
+    whole = [(p, t.kind, t.evidence) for p, t in observe(SignalKind.categorical, values, batch=12_000)]
+    assert whole and any(c["category"] == "new" for c in whole[0][2]["top_changes"])
+    assert observe(SignalKind.categorical, values, batch=97) and [(p, t.kind, t.evidence) for p, t in observe(SignalKind.categorical, values, batch=97)] == whole
+    monitor, found = SignalMonitor("feature.x", SignalKind.categorical, config), []
+    for start, end in ((0, cut), (cut, 12_000)):
+        chunk = values[start:end]
+        refs = SourceRefs(("predictions",), 0, np.zeros(len(chunk), dtype=np.int64), np.arange(start, end))
+        found += [(start + t.index, t.kind, t.evidence) for t in monitor.update(chunk, refs)]
+        monitor = restored(monitor, config)
+    assert found == whole
+    assert len(monitor.new_categories) == 16 and monitor.recent_codes.nbytes == config.codes_kept * 2
+
+
+def test_a_new_category_is_named_even_after_many_rare_ones_came_and_went() -> None:
+    """Rare strays take the named slots for a while; once absent for codes_kept values they give
+    them up, so a new category that comes much later is still named."""
+    rng = np.random.default_rng(9)
+    values = rng.choice(["phone", "desktop"], 16_000, p=[0.7, 0.3]).tolist()
+    for i in range(40):
+        values[1500 + 25 * i] = f"stray-{i}"
+    values[10_000:] = rng.choice(["phone", "desktop", "tablet"], 6000, p=[0.6, 0.2, 0.2]).tolist()
+    whole = observe(SignalKind.categorical, values, batch=16_000)
+    detected = [t for _, t in whole if t.kind == "detected"]
+    assert detected and detected[-1].evidence["top_changes"][0]["category"] == "tablet"
+    assert detected[-1].evidence["top_changes"][0]["new"] is True
+    for batch in (1, 97, 2016, 5003):  # forgetting falls on the same positions whatever the batches
+        assert [(p, t.evidence) for p, t in observe(SignalKind.categorical, values, batch=batch)] == [(p, t.evidence) for p, t in whole]
