@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from detector.events import Event, Source
-from detector.monitors.labels import LabelJoin
-from detector.pipeline import BatchResult, Pipeline
+from detector.core.events import Event, Source
+from detector.core.monitors.labels import LabelJoin
+from detector.core.pipeline import BatchResult, Pipeline
 from detector.settings import load_settings
 from tests.fakes import FakeMessage, messages
 
@@ -239,7 +239,7 @@ def test_a_flood_of_unlabelled_predictions_stays_within_the_cap() -> None:
 
 @pytest.mark.parametrize("cut", [3000, 9001])
 def test_state_with_labels_restores_to_identical_decisions(cut: int) -> None:
-    from detector.state import StateCodec, restore_model
+    from detector.core.state import StateCodec, restore_model
 
     settings = load_settings(None)
     batch = traffic(14_000, [(0, 0.1), (7000, 0.35)])
