@@ -28,9 +28,12 @@ import orjson
 from detector.backtest.files import FileSource
 from detector.backtest.replay import Run, replay
 from bench.report import progress, table
-from detector.service.service import GC_THRESHOLDS
-from detector.core.pipeline import Pipeline
+from detector.core.pipeline import GC_THRESHOLDS, Pipeline
 from detector.settings import load_settings
+from producers.play import play
+from producers.scenarios import Injection
+from producers.simulate import Simulator
+from producers.sinks import FileSink
 
 
 @dataclass(frozen=True)
@@ -63,14 +66,13 @@ def run(events: int) -> str:
 
 
 def simulate(folder: Path, events: int) -> dict[str, Path]:
-    from producers.__main__ import main as producers
-
     files = {name: folder / f"{name}.jsonl" for name in ("events", "labels")} | {"truth": folder / "truth.json"}
     progress(f"simulating {events:,} predictions and their labels")
-    arguments = ["simulate", "--events", str(events), "--seed", "1", "--inject", f"mean_shift:amount@{events // 2}"]
-    code = producers([*arguments, "--out", str(files["events"]), "--labels-out", str(files["labels"]), "--truth", str(files["truth"])])
-    if code != 0:
-        raise RuntimeError(f"the simulator failed (exit {code})")
+    stream = Simulator(model="fraud", seed=1, injections=(Injection("mean_shift", "amount", events // 2),))
+    sink = FileSink(str(files["events"]), str(files["labels"]))
+    play([stream], sink, events, rate=0.0)
+    sink.close()
+    files["truth"].write_bytes(orjson.dumps({"model": stream.model, "injections": stream.ground_truth()}))
     return files
 
 

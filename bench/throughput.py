@@ -25,8 +25,8 @@ from detector.core.alerts import Alert
 from bench.report import progress, table
 from bench.workload import Workload, messages, standard_features
 from detector.kafka.embedded import EmbeddedBroker
-from detector.service.service import GC_THRESHOLDS, Service
-from detector.core.pipeline import Pipeline
+from detector.service.service import Service
+from detector.core.pipeline import GC_THRESHOLDS, Pipeline
 from detector.settings import ProcessingGuarantee, Settings, load_settings
 from detector.kafka.topics import ensure_topics
 from producers.sinks import KafkaSink

@@ -21,8 +21,7 @@ from detector.backtest.readahead import Decoded, ReadAhead
 from detector.backtest.sources import Source
 from detector.backtest.timeline import Timeline
 from detector.backtest.trace import Trace
-from detector.service.service import GC_THRESHOLDS
-from detector.core.pipeline import Pipeline
+from detector.core.pipeline import GC_THRESHOLDS, Pipeline
 from detector.settings import Settings
 
 ProgressHook = Callable[[int, "float | None"], None]  # (messages replayed, fraction done or None)
@@ -112,7 +111,7 @@ def replay(source: Source, runs: list[Run], on_progress: ProgressHook | None = N
 
 @contextmanager
 def _fewer_collections() -> Iterator[None]:
-    """The live service's collector thresholds (`detector.service.service.GC_THRESHOLDS`) for the replay,
+    """The live service's collector thresholds (`detector.core.pipeline.GC_THRESHOLDS`) for the replay,
     restored afterwards: with Python's defaults the collector walks all long-lived state every
     few batches, and the replay allocates a line, a parsed line and a message per event on top
     (measured on 200,000 simulated events: a fifth of the CPU time)."""

@@ -24,6 +24,7 @@ import orjson
 from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
+from detector.core.alerts import describe
 from detector.kafka.embedded import EmbeddedBroker
 from detector.service.service import Service
 from detector.settings import Settings
@@ -298,23 +299,6 @@ def format_alert(event: dict[str, Any], position: int | None, explained: Explain
     test = f"{data['statistic']}/{data['detector']}"
     cause = explained.describe(position or 0) if kind == "DETECTED" else data.get("reason", "")
     return f"{at}  {data['model'] + '/' + data['monitor']:<28} {kind:<8} {data['severity']:<8} {test:<22} {describe(data):<36} {cause}".rstrip()
-
-
-def describe(data: dict[str, Any]) -> str:
-    """A short human reading of the evidence."""
-    evidence = data.get("evidence", {})
-    before, after = evidence.get("before", {}), evidence.get("after", {})
-    if "changes" in evidence:
-        return "; ".join(evidence["changes"][:3])
-    if "mean" in after:
-        reference = evidence.get("reference", {}).get("mean", before.get("mean"))
-        return f"mean {reference:.4g} -> {after['mean']:.4g} (std {after.get('std', 0):.3g})"
-    if "rate" in after:
-        return f"rate {evidence.get('reference', {}).get('rate', before.get('rate', 0)):.1%} -> {after['rate']:.1%}"
-    if "top_categories" in after:
-        shares = ", ".join(f"{k} {v:.0%}" for k, v in list(after["top_categories"].items())[:3])
-        return f"now: {shares}"
-    return ""
 
 
 def _injected(truth: dict[str, Any]) -> str:

@@ -116,3 +116,21 @@ class Alert:
     @property
     def key(self) -> bytes:
         return self.model.encode()
+
+
+def describe(data: dict[str, Any]) -> str:
+    """A short human reading of an alert event's evidence (its CloudEvent `data`): for the demo's
+    alert table and the backtest's summary."""
+    evidence = data.get("evidence", {})
+    before, after = evidence.get("before", {}), evidence.get("after", {})
+    if "changes" in evidence:
+        return "; ".join(evidence["changes"][:3])
+    if "mean" in after:
+        reference = evidence.get("reference", {}).get("mean", before.get("mean"))
+        return f"mean {reference:.4g} -> {after['mean']:.4g} (std {after.get('std', 0):.3g})"
+    if "rate" in after:
+        return f"rate {evidence.get('reference', {}).get('rate', before.get('rate', 0)):.1%} -> {after['rate']:.1%}"
+    if "top_categories" in after:
+        shares = ", ".join(f"{k} {v:.0%}" for k, v in list(after["top_categories"].items())[:3])
+        return f"now: {shares}"
+    return ""

@@ -31,7 +31,7 @@ from detector.kafka.delivery import AtLeastOnceOutputs, CheckpointAborted, Commi
 from detector.http.endpoints import HealthServer
 from detector.kafka.faults import FaultInjector
 from detector.http.metrics import Metrics
-from detector.core.pipeline import BatchResult, DeadLetter, Pipeline
+from detector.core.pipeline import GC_THRESHOLDS, BatchResult, DeadLetter, Pipeline
 from detector.settings import ProcessingGuarantee, Settings
 from detector.core.state import StateCodec, restore_model
 from detector.kafka.topics import (
@@ -41,10 +41,6 @@ from detector.kafka.topics import (
 log = logging.getLogger(__name__)
 
 AlertListener = Callable[[Alert, dict[str, Any]], None]
-# Events, their columns and detector state are freed by reference counting and form almost no
-# cycles, but CPython's default thresholds make the collector walk all long-lived state (label
-# join buffers, references) every few batches: about 15% of the time on a 23-feature model.
-GC_THRESHOLDS = (100_000, 50, 100)
 CONNECTION_CHECK_S = 2.0
 # librdkafka's own log lines (a line per failed reconnect) go here, shown only at DEBUG: its errors
 # reach the detector through error_cb, which logs each outage once.
