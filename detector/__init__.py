@@ -1,8 +1,8 @@
 """streamdrift: a Kafka sidecar that watches ML model inputs, outputs and outcomes for drift.
 
-Data flow, one module each: consume (Kafka loop) → events (decode, validate) → pipeline
-(route per partition and model) → monitors (reference, detectors, lifecycle) → alerts
-(CloudEvents) and metrics → delivery (produce and commit).
+Data flow: service (the Kafka loop) → core (events, pipeline, monitors, alerts: pure logic) →
+kafka (delivery: produce and commit) and http (metrics). backtest replays history through the
+core; commands are the `streamdrift` command line. README.md, Layout, says what lives where.
 """
 
 __version__ = "0.1.0"

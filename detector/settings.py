@@ -195,7 +195,7 @@ class ModelSettings(Strict):
 
 
 class StateSettings(Strict):
-    """Checkpointing of detector state to `topics.state` (see detector/state.py for the format)."""
+    """Checkpointing of detector state to `topics.state` (see detector/core/state.py for the format)."""
 
     enabled: bool = Field(True, description="checkpoint and restore detector state; off: every start re-learns")
     signing_key: SecretStr | None = Field(
@@ -214,7 +214,7 @@ class FaultSettings(Strict):
 
 
 # Room left beside limits.max_output_bytes for a record's headers and framing: a dead letter's
-# headers take under 2 kB (detector.pipeline.DeadLetter, tested).
+# headers take under 2 kB (detector.core.pipeline.DeadLetter, tested).
 OUTPUT_HEADROOM_BYTES = 8192
 
 

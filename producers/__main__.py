@@ -156,7 +156,7 @@ def _sink(args: argparse.Namespace, stream: EventStream) -> tuple[Sink, float]:
     from confluent_kafka.admin import AdminClient
 
     from detector.settings import load_settings
-    from detector.topics import TopicError, ensure_topics
+    from detector.kafka.topics import TopicError, ensure_topics
 
     settings = load_settings(args.config)
     if args.bootstrap_servers:

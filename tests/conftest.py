@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from detector.broker import EmbeddedBroker
+from detector.kafka.embedded import EmbeddedBroker
 from tests.kafka_helpers import KafkaNames
 
 EXTERNAL_BOOTSTRAP = "STREAMDRIFT_TEST_BOOTSTRAP"

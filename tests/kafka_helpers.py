@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 from confluent_kafka import Consumer, Message, Producer, TopicPartition
 
-from detector.consume import Service
+from detector.service.service import Service
 from detector.settings import Settings, load_settings
 
 SESSION_TIMEOUT_MS = 6000  # a group join on the embedded broker waits about half of this
@@ -190,7 +190,7 @@ class ServiceThread:
 def start_cli(args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
     """`streamdrift ARGS` as a subprocess (this interpreter), stderr captured."""
     return subprocess.Popen(
-        [sys.executable, "-m", "detector.cli", *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        [sys.executable, "-m", "detector.commands.cli", *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
 
 
@@ -198,7 +198,7 @@ def create_topics(settings: Settings) -> int:
     """Create the detector's topics as it would at start; return the input partition count."""
     from confluent_kafka.admin import AdminClient
 
-    from detector.topics import ensure_topics
+    from detector.kafka.topics import ensure_topics
 
     t = settings.topics
     admin = AdminClient(settings.kafka.client_config())
@@ -225,7 +225,7 @@ def committed_total(bootstrap: str, group: str, topic: str) -> int:
 def expected_alert_ids(settings: Settings, inputs: list[Message]) -> list[str]:
     """Alert ids of an uninterrupted run over these input messages (the pure pipeline, in
     partition order: decisions depend only on each partition's order)."""
-    from detector.pipeline import Pipeline
+    from detector.core.pipeline import Pipeline
 
     pipeline = Pipeline(settings)
     ordered = sorted(inputs, key=lambda m: (m.partition(), m.offset()))

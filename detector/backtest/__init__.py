@@ -1,5 +1,5 @@
 """`streamdrift backtest`: replay history through the live service's own pipeline
-(`detector.pipeline.Pipeline`) under a candidate configuration, and report what would have
+(`detector.core.pipeline.Pipeline`) under a candidate configuration, and report what would have
 fired, how it compares with known change points, and a picture of each drifting signal.
 
 Modules: `sources` (what the replay reads), `files` and `topics` (the two sources: JSON-lines

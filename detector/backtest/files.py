@@ -21,7 +21,7 @@ import numpy as np
 from msgspec import UNSET
 
 from detector.backtest.sources import Batch, Peeker, Record, SourceError, is_label, new_record
-from detector.events import MAX_TIMESTAMP_MS, parse_timestamp
+from detector.core.events import MAX_TIMESTAMP_MS, parse_timestamp
 from detector.settings import ConfigError, Settings
 
 MODEL_OF, TS_OF, LABEL_OF = attrgetter("model"), attrgetter("ts"), attrgetter("label")

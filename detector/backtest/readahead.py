@@ -29,8 +29,8 @@ import msgspec
 
 from detector.backtest.sources import Source, SourceError
 from detector.backtest.timeline import Timeline
-from detector.events import Event
-from detector.pipeline import BatchResult, Pipeline
+from detector.core.events import Event
+from detector.core.pipeline import BatchResult, Pipeline
 from detector.settings import ConfigError
 
 PIPE_BYTES = 4 << 20  # the most the pipe is asked to hold

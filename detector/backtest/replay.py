@@ -1,4 +1,4 @@
-"""History through one or more candidate configurations: each a `detector.pipeline.Pipeline`,
+"""History through one or more candidate configurations: each a `detector.core.pipeline.Pipeline`,
 the live service's own code, fed the same batches in the same order.
 
 Decisions depend only on each model's order of events, never on batch boundaries, so the
@@ -15,14 +15,13 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from detector.alerts import Alert
+from detector.core.alerts import Alert
 from detector.backtest.score import Detection
 from detector.backtest.readahead import Decoded, ReadAhead
 from detector.backtest.sources import Source
 from detector.backtest.timeline import Timeline
 from detector.backtest.trace import Trace
-from detector.consume import GC_THRESHOLDS
-from detector.pipeline import Pipeline
+from detector.core.pipeline import GC_THRESHOLDS, Pipeline
 from detector.settings import Settings
 
 ProgressHook = Callable[[int, "float | None"], None]  # (messages replayed, fraction done or None)
@@ -112,7 +111,7 @@ def replay(source: Source, runs: list[Run], on_progress: ProgressHook | None = N
 
 @contextmanager
 def _fewer_collections() -> Iterator[None]:
-    """The live service's collector thresholds (`detector.consume.GC_THRESHOLDS`) for the replay,
+    """The live service's collector thresholds (`detector.core.pipeline.GC_THRESHOLDS`) for the replay,
     restored afterwards: with Python's defaults the collector walks all long-lived state every
     few batches, and the replay allocates a line, a parsed line and a message per event on top
     (measured on 200,000 simulated events: a fifth of the CPU time)."""

@@ -11,7 +11,7 @@ from typing import Any, NamedTuple, Protocol
 import msgspec
 from msgspec import UNSET
 
-from detector.pipeline import Message
+from detector.core.pipeline import Message
 from detector.settings import FieldMapping, Settings
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from detector.backtest.replay import Fired, Replayed, Run
 from detector.backtest.score import Score
-from detector.demo import describe
+from detector.core.alerts import describe
 
 
 @dataclass

@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from detector.backtest.timeline import UNKNOWN, Timeline
-from detector.monitors.model import ModelMonitor
-from detector.monitors.reference import NumericReference
-from detector.monitors.signal import BAND_SIGMAS, SignalConfig, SignalKind, SignalMonitor
-from detector.pipeline import Pipeline
+from detector.core.monitors.model import ModelMonitor
+from detector.core.monitors.reference import NumericReference
+from detector.core.monitors.signal import BAND_SIGMAS, SignalConfig, SignalKind, SignalMonitor
+from detector.core.pipeline import Pipeline
 
 POINTS_PER_WINDOW = 8
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from detector.cli import main as streamdrift
+from detector.commands.cli import main as streamdrift
 from producers.__main__ import main as producers
 from tests.backtest.support import EVENTS, INJECTIONS, History
 

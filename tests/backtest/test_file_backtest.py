@@ -9,7 +9,7 @@ import orjson
 import pytest
 
 from detector.backtest.files import FileSource
-from detector.pipeline import Pipeline
+from detector.core.pipeline import Pipeline
 from detector.settings import load_settings
 from tests.backtest.conftest import Backtest
 from tests.backtest.support import EVENTS, History, alert_ids, detections

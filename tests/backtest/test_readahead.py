@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from detector.backtest.readahead import ReadAhead
 from detector.backtest.sources import Batch, Record, SourceError
-from detector.pipeline import BatchResult, Pipeline
+from detector.core.pipeline import BatchResult, Pipeline
 from detector.settings import Settings, load_settings
 from tests.security.test_fuzz import FUZZ_SETTINGS, TOPICS, clean_stream, structured_json
 

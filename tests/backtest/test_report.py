@@ -88,7 +88,7 @@ def test_the_report_opens_in_chromium_with_every_picture(history: History, backt
 
 def test_without_matplotlib_the_report_fails_at_once_with_the_install_hint(history: History, tmp_path: Path) -> None:
     report = tmp_path / "report.html"
-    no_matplotlib = "import sys; sys.modules['matplotlib'] = None; from detector.cli import main; sys.exit(main(sys.argv[1:]))"
+    no_matplotlib = "import sys; sys.modules['matplotlib'] = None; from detector.commands.cli import main; sys.exit(main(sys.argv[1:]))"
 
     result = subprocess.run(
         [sys.executable, "-c", no_matplotlib, "backtest", "--file", str(history.events), "--report", str(report)],

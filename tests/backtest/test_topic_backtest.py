@@ -12,7 +12,7 @@ from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient
 
 from detector.backtest.topics import Range, TopicSource
-from detector.topics import ensure_topics
+from detector.kafka.topics import ensure_topics
 from producers.simulate import Injection, Simulator
 from tests.backtest.conftest import Backtest
 from tests.backtest.support import alert_ids, detections

@@ -1,4 +1,4 @@
-"""`python -m detector.bench`: every sub-command runs at its tiny size (`--quick`) and prints the
+"""`python -m bench`: every sub-command runs at its tiny size (`--quick`) and prints the
 header and tables it promises. Figures are not checked: benchmarks are not timed tests."""
 
 from __future__ import annotations
@@ -8,14 +8,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from detector.bench import peers
-from detector.bench.__main__ import main
+from bench import peers
+from bench.__main__ import main
 
 
 def bench(capsys: pytest.CaptureFixture[str], *args: str) -> str:
     assert main(list(args)) == 0
     out = capsys.readouterr().out
-    assert out.startswith(f"Command: `python -m detector.bench {' '.join(args)}`")
+    assert out.startswith(f"Command: `python -m bench {' '.join(args)}`")
     assert "Date: " in out and "Machine: nproc " in out and "numpy " in out and "river " in out
     return out
 

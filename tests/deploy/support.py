@@ -22,7 +22,7 @@ import yaml
 from prometheus_client import CollectorRegistry
 from pydantic import BaseModel
 
-from detector.metrics import Metrics
+from detector.http.metrics import Metrics
 from detector.settings import CONFIG_ENV_VAR, ENV_PREFIX, Settings, load_settings
 
 REPO = Path(__file__).resolve().parents[2]
@@ -32,7 +32,7 @@ DASHBOARD = DEPLOY / "grafana" / "dashboards" / "streamdrift.json"
 
 # Metrics that the dashboard (and the accuracy rule) query before the detector exports them:
 # the performance and label-join metrics of the label-join work. Each entry makes the
-# metric-name checks fail as soon as detector.metrics declares it, so that it is moved from
+# metric-name checks fail as soon as detector.http.metrics declares it, so that it is moved from
 # here to the live checks (and the end-to-end test then produces labels so its series exist).
 PENDING_METRICS: frozenset[str] = frozenset()
 
@@ -94,7 +94,7 @@ def metric_names(expression: str) -> set[str]:
 
 
 def declared_sample_names() -> set[str]:
-    """Every sample name detector.metrics.Metrics can export, series or not."""
+    """Every sample name detector.http.metrics.Metrics can export, series or not."""
     registry = CollectorRegistry()
     Metrics(registry)
     return {family.name + suffix for family in registry.collect() for suffix in _SAMPLE_SUFFIXES[family.type]}

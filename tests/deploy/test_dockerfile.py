@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from detector.cli import main as streamdrift
+from detector.commands.cli import main as streamdrift
 from detector.settings import Settings
 from tests.deploy.support import DEPLOY, REPO
 

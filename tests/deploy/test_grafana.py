@@ -1,5 +1,5 @@
 """The Grafana dashboard, statically: well-formed, laid out on the grid, every query on the
-datasource variable, and every metric it queries declared by detector/metrics.py, or listed
+datasource variable, and every metric it queries declared by detector/http/metrics.py, or listed
 in PENDING_METRICS until it is (the live check against /metrics is in test_prometheus_e2e)."""
 
 from __future__ import annotations
@@ -68,13 +68,13 @@ def test_every_queried_metric_is_declared_or_pending() -> None:
     declared = declared_sample_names()
     queried = dashboard_metrics(BOARD)
     undeclared = queried - declared - PENDING_METRICS
-    assert not undeclared, f"the dashboard queries metrics detector/metrics.py does not declare: {sorted(undeclared)}"
+    assert not undeclared, f"the dashboard queries metrics detector/http/metrics.py does not declare: {sorted(undeclared)}"
 
 
 def test_pending_metrics_are_still_pending_and_still_queried() -> None:
     exported = PENDING_METRICS & declared_sample_names()
     assert not exported, (
-        f"{sorted(exported)} are now declared in detector/metrics.py: remove them from PENDING_METRICS in "
+        f"{sorted(exported)} are now declared in detector/http/metrics.py: remove them from PENDING_METRICS in "
         "tests/deploy/support.py, so that the live /metrics check covers them"
     )
     unused = PENDING_METRICS - dashboard_metrics(BOARD)

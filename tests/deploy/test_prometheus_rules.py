@@ -72,7 +72,7 @@ def test_the_rules_use_only_metrics_the_detector_declares() -> None:
     used = set().union(*(metric_names(rule["expr"]) for rule in rules()))
     assert used, "no streamdrift metric found in the rules"
     unknown = used - declared_sample_names() - PENDING_METRICS
-    assert not unknown, f"rules use metrics that detector/metrics.py does not declare: {sorted(unknown)}"
+    assert not unknown, f"rules use metrics that detector/http/metrics.py does not declare: {sorted(unknown)}"
 
 
 def test_promtool_checks_the_compose_prometheus_config(prometheus_tools: PrometheusTools) -> None:

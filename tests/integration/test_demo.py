@@ -26,7 +26,7 @@ SUMMARY_ROW = re.compile(r"^  (\w+)\s+(\w+(?: \w+)?) @\d+\S*(?: \(ramp \d+\))?\s
 def test_demo_detects_every_injected_drift_and_exits_zero() -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("STREAMDRIFT_")}
     result = subprocess.run(
-        [sys.executable, "-m", "detector.cli", "demo", "--events", "16000", "--rate", "6000"],
+        [sys.executable, "-m", "detector.commands.cli", "demo", "--events", "16000", "--rate", "6000"],
         env=env, capture_output=True, text=True, timeout=180,
     )
     out = result.stdout

@@ -7,7 +7,7 @@ from collections import Counter
 
 import pytest
 
-from detector.monitors.model import ModelMonitor
+from detector.core.monitors.model import ModelMonitor
 from producers.simulate import Injection, Simulator
 from tests.kafka_helpers import KafkaNames, ServiceThread, alerts_of, produce, read_topic, wait_until
 

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from detector import demo
-from detector.broker import free_loopback_port
+from detector.commands import demo
+from detector.kafka.embedded import free_loopback_port
 from detector.settings import load_settings
-from detector.topics import wait_for_cluster
+from detector.kafka.topics import wait_for_cluster
 from tests.kafka_helpers import start_cli
 
 
@@ -23,7 +23,7 @@ def test_the_retry_line_names_the_delay_and_the_wait_that_follows(caplog: pytest
     """The gap between two lines is the delay plus the next attempt's wait for an answer (2.5 s,
     then 5 s, 7 s, 9 s): the lines say both."""
     unreachable = {"bootstrap.servers": f"127.0.0.1:{free_loopback_port()}"}
-    with caplog.at_level(logging.WARNING, logger="detector.topics"):
+    with caplog.at_level(logging.WARNING, logger="detector.kafka.topics"):
         assert not wait_for_cluster(unreachable, lambda: len(caplog.records) >= 3)
     stated = [re.search(r"retrying in ([\d.]+)s, then waiting up to ([\d.]+)s", r.getMessage()) for r in caplog.records]
     assert [(float(m[1]), float(m[2])) for m in stated if m] == [(0.5, 2.0), (1.0, 4.0), (2.0, 5.0)]

@@ -22,7 +22,7 @@ from collections import Counter
 
 import pytest
 
-from detector.faults import FAULT_EXIT_CODE
+from detector.kafka.faults import FAULT_EXIT_CODE
 from producers.simulate import Injection, Simulator
 from tests.conftest import EXTERNAL_BOOTSTRAP
 from tests.kafka_helpers import (

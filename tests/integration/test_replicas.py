@@ -12,7 +12,7 @@ from collections import Counter
 import orjson
 import pytest
 
-from detector.broker import free_loopback_port
+from detector.kafka.embedded import free_loopback_port
 from producers.simulate import Injection, Simulator
 from tests.kafka_helpers import (
     KafkaNames, alerts_of, committed_offsets, committed_total, create_topics, expected_alert_ids, interleaved, produce, read_topic,

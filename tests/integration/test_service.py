@@ -124,7 +124,7 @@ def test_sigterm_finishes_the_batch_commits_and_exits_zero(topics: KafkaNames) -
 
 
 def test_an_unreachable_broker_is_retried_and_readiness_stays_false(topics: KafkaNames) -> None:
-    from detector.broker import free_loopback_port
+    from detector.kafka.embedded import free_loopback_port
 
     env = topics.env(
         STREAMDRIFT_KAFKA__BOOTSTRAP_SERVERS=f"127.0.0.1:{free_loopback_port()}", STREAMDRIFT_METRICS__PORT=str(free_loopback_port()),

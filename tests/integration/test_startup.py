@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from detector.topics import TopicError
+from detector.kafka.topics import TopicError
 from tests.kafka_helpers import KafkaNames, ServiceThread, create_topics
 
 pytestmark = pytest.mark.broker

@@ -13,8 +13,8 @@ import pytest
 import river
 from confluent_kafka import Producer
 
-from detector.monitors.model import STATE_SCHEMA
-from detector.state import StateCodec, StateRecord
+from detector.core.monitors.model import STATE_SCHEMA
+from detector.core.state import StateCodec, StateRecord
 from producers.simulate import Simulator
 from tests.kafka_helpers import KafkaNames, ServiceThread, create_topics, interleaved, produce, read_topic, wait_until
 
@@ -66,7 +66,7 @@ def test_models_whose_state_cannot_be_used_relearn_and_the_others_are_restored(t
     assert set(models) == set(MODELS) and all(models[name].state["events_seen"] == EVENTS for name in MODELS)  # type: ignore[index]
     replace_state(topics, codec, models, checkpoints)
 
-    caplog.set_level(logging.WARNING, logger="detector.consume")
+    caplog.set_level(logging.WARNING, logger="detector.service.service")
     with ServiceThread(settings) as second:
         wait_until(lambda: second.service.is_ready() or second.error is not None, 60, "the second detector to restore and be ready")
         assert second.error is None, second.error

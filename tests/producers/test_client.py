@@ -11,7 +11,7 @@ import pytest
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from detector.broker import EmbeddedBroker, free_loopback_port
+from detector.kafka.embedded import EmbeddedBroker, free_loopback_port
 from producers.client import DriftClient
 from tests.kafka_helpers import read_topic, wait_until
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from detector.pipeline import Pipeline
+from detector.core.pipeline import Pipeline
 from detector.settings import load_settings
 from producers.scenarios import Injection
 from producers.simulate import Simulator

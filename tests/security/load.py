@@ -31,8 +31,8 @@ import orjson
 from confluent_kafka import Message
 from prometheus_client.parser import text_string_to_metric_families
 
-from detector.broker import EmbeddedBroker, free_loopback_port
-from detector.pipeline import Pipeline
+from detector.kafka.embedded import EmbeddedBroker, free_loopback_port
+from detector.core.pipeline import Pipeline
 from detector.settings import Settings
 from producers.simulate import Injection, Simulator
 from tests.kafka_helpers import (

@@ -19,7 +19,7 @@ from typing import Any
 import orjson
 import pytest
 
-from detector.broker import EmbeddedBroker, free_loopback_port
+from detector.kafka.embedded import EmbeddedBroker, free_loopback_port
 from producers.simulate import Injection, Simulator
 from tests.kafka_helpers import (
     KafkaNames, alerts_of, committed_total, create_topics, produce, read_topic, start_cli, stop_gracefully, wait_until,

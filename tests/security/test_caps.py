@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import orjson
 
-from detector.monitors.model import ModelMonitor
-from detector.pipeline import Pipeline
+from detector.core.monitors.model import ModelMonitor
+from detector.core.pipeline import Pipeline
 from detector.settings import load_settings
 from tests.fakes import messages
 

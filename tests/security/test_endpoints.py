@@ -11,8 +11,8 @@ from collections.abc import Iterator
 import pytest
 from prometheus_client import CollectorRegistry
 
-from detector.endpoints import MAX_HEADER_BYTES, MAX_REQUEST_LINE_BYTES, HealthServer
-from detector.metrics import Metrics
+from detector.http.endpoints import MAX_HEADER_BYTES, MAX_REQUEST_LINE_BYTES, HealthServer
+from detector.http.metrics import Metrics
 from tests.kafka_helpers import wait_until
 
 HOST = "127.0.0.2"  # a loopback address other than the default one

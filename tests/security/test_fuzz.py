@@ -1,7 +1,7 @@
 """Hostile input through the decoder and router (pure; no broker).
 
 Random bytes and structured-but-wrong JSON never raise out of `Pipeline.process`; every
-rejected message is dead-lettered verbatim with a reason from `detector.events.REASONS`; and
+rejected message is dead-lettered verbatim with a reason from `detector.core.events.REASONS`; and
 invalid messages leave the detectors exactly as a clean stream leaves them (same alerts, same
 `ModelMonitor.to_state()`).
 
@@ -23,8 +23,8 @@ import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from detector.events import REASONS
-from detector.pipeline import BatchResult, Pipeline
+from detector.core.events import REASONS
+from detector.core.pipeline import BatchResult, Pipeline
 from detector.settings import Settings, load_settings
 from producers.simulate import Injection, Simulator
 from tests.fakes import FakeMessage

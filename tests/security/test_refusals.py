@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from confluent_kafka import KafkaError
 
-from detector.topics import REFUSALS, TOPIC_GONE, UNREACHABLE, refusal
+from detector.kafka.topics import REFUSALS, TOPIC_GONE, UNREACHABLE, refusal
 
 
 @pytest.mark.parametrize("code", sorted(REFUSALS))

@@ -9,8 +9,8 @@ import urllib.request
 
 import pytest
 
-from detector.broker import free_loopback_port
-from detector.state import StateCodec
+from detector.kafka.embedded import free_loopback_port
+from detector.core.state import StateCodec
 from producers.simulate import Injection, Simulator
 from tests.kafka_helpers import KafkaNames, alerts_of, create_topics, produce, read_topic, start_cli, stop_gracefully
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from detector.topics import ClusterRefused
+from detector.kafka.topics import ClusterRefused
 from producers.sinks import KafkaSink
 from producers.stream import Batch
 from producers.simulate import Injection, Simulator

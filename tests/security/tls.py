@@ -10,7 +10,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from detector.broker import EmbeddedBroker, free_loopback_port, wait_for_port
+from detector.kafka.embedded import EmbeddedBroker, free_loopback_port, wait_for_port
 
 INSTALL_HINT = "install it as root with `apt-get install --no-install-recommends stunnel4`"
 START_TIMEOUT_S = 15.0

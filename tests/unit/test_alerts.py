@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import orjson
 
-from detector.alerts import DETECTED, RESOLVED, Alert, alert_id
+from detector.core.alerts import DETECTED, RESOLVED, Alert, alert_id
 
 
 def sample(**overrides: object) -> Alert:

@@ -11,7 +11,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from detector.cli import EXIT_OK, EXIT_USAGE, main
+from detector.commands.cli import EXIT_OK, EXIT_USAGE, main
 
 
 @pytest.mark.parametrize("command", [[], ["run"], ["demo"], ["broker"], ["check-config"]])

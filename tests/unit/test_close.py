@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from detector.consume import Service
+from detector.service.service import Service
 from detector.settings import load_settings
 
 

@@ -11,9 +11,9 @@ import orjson
 import pytest
 from confluent_kafka import KafkaError, TopicPartition
 
-from detector.consume import Service
-from detector.delivery import AtLeastOnceOutputs, CheckpointAborted, DeliveryError, ExactlyOnceOutputs
-from detector.pipeline import DeadLetter
+from detector.service.service import Service
+from detector.kafka.delivery import AtLeastOnceOutputs, CheckpointAborted, DeliveryError, ExactlyOnceOutputs
+from detector.core.pipeline import DeadLetter
 from detector.settings import OUTPUT_HEADROOM_BYTES, ConfigError, load_settings
 from tests.unit.test_alerts import sample
 

@@ -8,8 +8,8 @@ import pytest
 
 from river.drift import ADWIN
 
-from detector.monitors.detectors import ADWIN_CLOCK, BlockAdwin, StatisticStream
-from detector.monitors.page_hinkley import PageHinkley
+from detector.core.monitors.detectors import ADWIN_CLOCK, BlockAdwin, StatisticStream
+from detector.core.monitors.page_hinkley import PageHinkley
 
 
 def stream(deferring: bool) -> StatisticStream:

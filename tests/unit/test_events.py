@@ -5,7 +5,7 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from detector.events import REASONS, Decoder, Event, Invalid, Source, parse_timestamp
+from detector.core.events import REASONS, Decoder, Event, Invalid, Source, parse_timestamp
 from detector.settings import FieldMapping
 
 DECODER = Decoder(FieldMapping(), max_message_bytes=2000, max_model_name_length=200)

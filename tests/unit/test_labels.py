@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from detector.events import Event, Source
-from detector.monitors.labels import LabelJoin
-from detector.pipeline import BatchResult, Pipeline
+from detector.core.events import Event, Source
+from detector.core.monitors.labels import LabelJoin
+from detector.core.pipeline import BatchResult, Pipeline
 from detector.settings import load_settings
 from tests.fakes import FakeMessage, messages
 
@@ -315,7 +315,7 @@ def test_a_model_with_ids_but_no_labels_keeps_only_its_small_budget_and_counts_n
 
 @pytest.mark.parametrize("cut", [3000, 9001])
 def test_state_with_labels_restores_to_identical_decisions(cut: int) -> None:
-    from detector.state import StateCodec, restore_model
+    from detector.core.state import StateCodec, restore_model
 
     settings = load_settings(None)
     batch = traffic(14_000, [(0, 0.1), (7000, 0.35)])

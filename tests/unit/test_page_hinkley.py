@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from river.drift import PageHinkley as RiverPageHinkley
 
-from detector.monitors.page_hinkley import PageHinkley
+from detector.core.monitors.page_hinkley import PageHinkley
 
 
 def river_detections(values: np.ndarray, **params: float) -> list[int]:

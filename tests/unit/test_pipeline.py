@@ -7,7 +7,7 @@ import random
 import orjson
 import pytest
 
-from detector.pipeline import BatchResult, Pipeline
+from detector.core.pipeline import BatchResult, Pipeline
 from detector.settings import load_settings
 from producers.simulate import Injection, Simulator
 from tests.fakes import FakeMessage, messages
@@ -176,7 +176,7 @@ def test_idle_eviction_does_not_depend_on_batching(size: int) -> None:
 
 
 def test_a_model_whose_monitors_raise_is_contained_and_restarts(monkeypatch: pytest.MonkeyPatch) -> None:
-    from detector.monitors.model import ModelMonitor
+    from detector.core.monitors.model import ModelMonitor
 
     clean = drifting_stream()
     expected = [a.encode("g") for a in run(Pipeline(load_settings(None)), clean).alerts]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from detector.monitors.reference import CategoricalReference, NumericReference
+from detector.core.monitors.reference import CategoricalReference, NumericReference
 
 RNG = np.random.default_rng(5)
 FAMILIES = {

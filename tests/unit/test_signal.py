@@ -8,9 +8,9 @@ import numpy as np
 import orjson
 import pytest
 
-from detector.calibration import detectors_for, thresholds_for_budget
-from detector.monitors.model import signal_config
-from detector.monitors.signal import SignalConfig, SignalKind, SignalMonitor, SourceRefs, Transition
+from detector.core.calibration import detectors_for, thresholds_for_budget
+from detector.core.monitors.model import signal_config
+from detector.core.monitors.signal import SignalConfig, SignalKind, SignalMonitor, SourceRefs, Transition
 from detector.settings import DetectionSettings
 
 RNG = np.random.default_rng(11)

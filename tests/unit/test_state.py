@@ -15,10 +15,10 @@ import orjson
 import pytest
 import river
 
-from detector.monitors.model import STATE_SCHEMA, ModelMonitor, Relearn
-from detector.pipeline import Pipeline
+from detector.core.monitors.model import STATE_SCHEMA, ModelMonitor, Relearn
+from detector.core.pipeline import Pipeline
 from detector.settings import Settings, load_settings
-from detector.state import MAGIC, PART_BYTES, REJECT_REASONS, StateCodec, StateError, StateRecord, restore_model, select
+from detector.core.state import MAGIC, PART_BYTES, REJECT_REASONS, StateCodec, StateError, StateRecord, restore_model, select
 from producers.simulate import Injection, Simulator
 from tests.fakes import messages
 

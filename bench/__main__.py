@@ -1,0 +1,103 @@
+"""`python -m bench SUB-COMMAND [--quick] …`: run one benchmark, print progress on
+stderr and its figures as Markdown on stdout (headed by the command, date and machine)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+
+from bench.report import header
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "handler", None):
+        parser.print_help()
+        return 2
+    command = "python -m bench " + " ".join(sys.argv[1:] if argv is None else argv)
+    body = args.handler(args)
+    print(header(command) + "\n" + body, flush=True)
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    commands = parser.add_subparsers(title="benchmarks")
+
+    def command(name: str, help: str, handler: Callable[[argparse.Namespace], str]) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help, description=help)
+        sub.add_argument("--quick", action="store_true", help="tiny sizes (seconds): checks that it runs")
+        sub.set_defaults(handler=handler)
+        return sub
+
+    throughput = command("throughput", "events/s of the core, end to end, and of a consume+parse baseline", _throughput)
+    throughput.add_argument("--events", type=int, default=300_000, help="events in the workload (default 300,000)")
+    throughput.add_argument("--core-only", action="store_true", help="only the in-process core (for profiling)")
+
+    decode = command("decode", "msgspec against orjson: decoding and validating the workload's messages", _decode)
+    decode.add_argument("--events", type=int, default=100_000, help="messages decoded (default 100,000)")
+
+    memory = command("memory", "resident size per monitored model, growth with models and features", _memory)
+    memory.add_argument("--events-per-model", type=int, default=3000, help="events fed to each model (default 3,000)")
+
+    calibrate = command("calibrate", "re-fit the detectors' false-alarm models; check the model budget", _calibrate)
+    calibrate.add_argument("--seed", type=int, default=1)
+
+    quality = command("quality", "detection rate, delay and false alarms per distribution family", _quality)
+    quality.add_argument("--seed", type=int, default=1)
+
+    backtest = command("backtest", "backtest speed against the core's in-process speed, on one simulated history", _backtest)
+    backtest.add_argument("--events", type=int, default=1_000_000, help="simulated predictions (default 1,000,000)")
+
+    peers = command("peers", "a batch peer (NannyML) beside streamdrift on the same data", _peers)
+    peers.add_argument("--venv", default=".bench-venv", help="the peers' separate virtual environment (created if missing)")
+    peers.add_argument("--no-install", action="store_true", help="do not create or install the peers' environment")
+    return parser
+
+
+def _throughput(args: argparse.Namespace) -> str:
+    from bench import throughput
+
+    return throughput.run(20_000 if args.quick else args.events, args.core_only)
+
+
+def _decode(args: argparse.Namespace) -> str:
+    from bench import decode
+
+    return decode.run(2_000 if args.quick else args.events)
+
+
+def _memory(args: argparse.Namespace) -> str:
+    from bench import memory
+
+    return memory.run(args.quick, 1200 if args.quick else args.events_per_model)
+
+
+def _calibrate(args: argparse.Namespace) -> str:
+    from bench import calibrate
+
+    return calibrate.run(args.quick, args.seed)
+
+
+def _quality(args: argparse.Namespace) -> str:
+    from bench import quality
+
+    return quality.run(args.quick, args.seed)
+
+
+def _backtest(args: argparse.Namespace) -> str:
+    from bench import backtest
+
+    return backtest.run(20_000 if args.quick else args.events)
+
+
+def _peers(args: argparse.Namespace) -> str:
+    from bench import peers
+
+    return peers.run(args.quick, args.venv, install=not args.no_install)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,339 @@
+"""`streamdrift demo`: the whole product in under a minute on an embedded broker.
+
+Two models' traffic goes to the `predictions` topic: a simulated fraud model (features in
+dollars, ratios, counts and categories) and a real-data model replaying NASA shuttle sensor
+readings bundled in river, each with drifts injected at known events. The detector runs in this
+process; a downstream reader prints each alert from the alerts topic (read_committed) as it
+arrives, with the injection that explains it; the summary compares what was injected with
+what was detected, and how many events later.
+"""
+
+from __future__ import annotations
+
+import bisect
+import sys
+import tempfile
+import threading
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+import orjson
+from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka.admin import AdminClient
+
+from detector.core.alerts import describe
+from detector.kafka.embedded import EmbeddedBroker
+from detector.service.service import Service
+from detector.settings import Settings
+from detector.kafka.topics import ensure_topics
+from producers.play import Played, play
+from producers.replay import Replay
+from producers.scenarios import Injection
+from producers.simulate import Simulator
+from producers.sinks import KafkaSink, SinkError
+from producers.stream import EventStream
+
+READ_TIMEOUT_S = 15.0
+JOIN_TIMEOUT_S = 60.0
+STATUS_INTERVAL_S = 0.25
+PLAIN_STATUS_INTERVAL_S = 2.0  # when the output is not a terminal
+BAR = 24
+ALERT_HEADER = f"{'event':>6}  {'model/monitor':<28} {'alert':<8} {'severity':<8} {'statistic/detector':<22} {'evidence':<36} explained by"
+
+
+def demo_streams(events: int, seed: int) -> list[EventStream]:
+    """The two models, with drifts at fixed fractions of `events` (per model)."""
+    fraud = Simulator(
+        model="fraud", seed=seed, label_delay_ms=5_000,
+        injections=(
+            Injection("mean_shift", "amount", start=events // 4, magnitude=1.0, length=events // 4),
+            Injection("concept_drift", "", start=events * 9 // 16, magnitude=0.3),
+            Injection("category_mix", "country", start=events * 11 // 16),
+            Injection("missing_burst", "income", start=events * 13 // 16, magnitude=0.5),
+        ),
+    )
+    shuttle = Replay(
+        dataset="shuttle", seed=seed,
+        injections=(
+            Injection("incremental_shift", "f1", start=events * 3 // 8, magnitude=1.0, length=events // 8),
+            Injection("latency_creep", "", start=events * 11 // 16, magnitude=1.0, length=events // 16),
+        ),
+    )
+    return [fraud, shuttle]
+
+
+@dataclass
+class Explained:
+    """Why an alert fired: the injection it detects (`truth`), or one it follows from (`effect`)."""
+
+    truth: dict[str, Any] | None = None
+    effect: dict[str, Any] | None = None
+
+    def describe(self, position: int) -> str:
+        if self.truth is not None:
+            return f"{_injected(self.truth)} ({position - self.truth['start']:+d})"
+        if self.effect is not None:
+            return f"effect of {_injected(self.effect)}"
+        return "UNEXPECTED"
+
+
+@dataclass
+class Board:
+    """What the demo has seen: delivered offsets per model, alerts; prints lines under a lock."""
+
+    truths: list[dict[str, Any]]
+    total: int
+    out: TextIO = sys.stdout
+    offsets: dict[tuple[str, str], list[int]] = field(default_factory=lambda: defaultdict(list))  # (topic, model)
+    alerts: list[tuple[dict[str, Any], int | None, Explained]] = field(default_factory=list)
+    played: Played = field(default_factory=Played)  # the producer's live counts
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    status_line: str = ""
+    last_plain_status: float = 0.0
+
+    def playing(self, played: Played) -> None:
+        self.played = played
+
+    def delivered(self, topic: str, model: str, offset: int) -> None:
+        self.offsets[topic, model].append(offset)  # delivery reports of one partition arrive in offset order
+
+    def position(self, topic: str, model: str, offset: int) -> int | None:
+        """The model's event number of an offset: its n-th prediction, or the prediction of its
+        n-th label (every prediction of the demo gets a label, in order)."""
+        offsets = self.offsets.get((topic, model), [])
+        at = bisect.bisect_left(offsets, offset)
+        return at if at < len(offsets) and offsets[at] == offset else None
+
+    def alert(self, event: dict[str, Any]) -> None:
+        data = event["data"]
+        source = data["source"]
+        position = self.position(source["topic"], data["model"], source["offset"])
+        explained = explain(self.truths, data["model"], data["monitor"], position)
+        with self.lock:
+            self.alerts.append((event, position, explained))
+            self._print(format_alert(event, position, explained))
+
+    def status(self, processed: int, seconds: float, final: bool = False) -> None:
+        played = self.played
+        done = min(played.predictions / self.total, 1.0) if self.total else 1.0
+        bar = "#" * int(done * BAR) + "." * (BAR - int(done * BAR))
+        line = f"[{bar}] {done:4.0%}  produced {played.predictions:>6}/{self.total}  processed {processed:>6}  alerts {len(self.alerts)}  {seconds:5.1f}s"
+        with self.lock:
+            if self.out.isatty():
+                self.status_line = line
+                self.out.write("\r\033[K" + line)
+            elif final or time.monotonic() - self.last_plain_status >= PLAIN_STATUS_INTERVAL_S:
+                self.last_plain_status = time.monotonic()
+                self.out.write(line + "\n")
+            self.out.flush()
+
+    def _print(self, line: str) -> None:
+        if self.out.isatty():
+            self.out.write("\r\033[K" + line + "\n" + self.status_line)
+        else:
+            self.out.write(line + "\n")
+        self.out.flush()
+
+
+def explain(truths: list[dict[str, Any]], model: str, monitor: str, position: int | None) -> Explained:
+    """The injection an alert at `position` on `monitor` detects, or the one it is an effect of."""
+    started = [t for t in truths if t["model"] == model and (position is None or t["start"] <= position)]
+    for truth in reversed(started):
+        if truth["monitor"] == monitor:
+            return Explained(truth=truth)
+    for truth in reversed(started):
+        if monitor in truth["side_effects"]:
+            return Explained(effect=truth)
+    return Explained()
+
+
+def run_demo(settings: Settings, events: int = 24_000, rate: float = 3000.0, seed: int = 7, out: TextIO = sys.stdout) -> int:
+    """Run the demo with `events` per model at `rate` events/s in all; 0 if every injected drift
+    was detected, 1 if one was missed or the traffic could not be delivered."""
+    broker = None
+    if not settings.kafka.bootstrap_servers:
+        log_path = Path(tempfile.mkdtemp(prefix="streamdrift-demo-")) / "broker.log"  # one per run: demos may run side by side
+        out.write("starting the embedded broker ... ")
+        out.flush()
+        broker = EmbeddedBroker(log_path=log_path).start()
+        out.write(f"listening on {broker.bootstrap_servers} (log: {log_path})\n")
+        settings = settings.model_copy(update={"kafka": settings.kafka.model_copy(update={"bootstrap_servers": broker.bootstrap_servers})})
+    settings = _demo_settings(settings)
+    try:
+        return _run(settings, events, rate, seed, out)
+    finally:
+        if broker is not None:
+            broker.stop()
+
+
+def _demo_settings(settings: Settings) -> Settings:
+    suffix = str(int(time.time()))
+    return settings.model_copy(
+        update={
+            "kafka": settings.kafka.model_copy(update={"group_id": f"streamdrift-demo-{suffix}", "session_timeout_ms": 6000}),
+            "metrics": settings.metrics.model_copy(update={"port": 0}),
+            "commit_interval_ms": 500,
+        }
+    )
+
+
+def _run(settings: Settings, events: int, rate: float, seed: int, out: TextIO) -> int:
+    topics = settings.topics
+    ensure_topics(AdminClient(settings.kafka.client_config()), settings, topics.inputs(), [topics.alerts, topics.dlq])
+    streams = demo_streams(events, seed)
+    truths = [truth for stream in streams for truth in stream.ground_truth()]
+    board = Board(truths, total=events * len(streams), out=out)
+    _introduce(streams, events, rate, topics.predictions, out)
+
+    alerts_end = _end_offsets(settings, topics.alerts)
+    reading = threading.Event()
+    reading.set()
+    failure: list[str] = []
+    reader = threading.Thread(target=_read_alerts, args=(settings, alerts_end, board, reading, failure), daemon=True)
+    producer = threading.Thread(target=_produce, args=(settings, streams, events, rate, board, failure), daemon=True)
+    service = Service(settings)
+    published: list[str] = []
+    service.alert_listeners.append(lambda alert, event: published.append(event["id"]))
+    started = [time.monotonic()]
+    last_status = [0.0]
+
+    def finished(svc: Service) -> bool:
+        """Called by the detector's loop: start the traffic once the detector owns its
+        partitions (so alerts appear live), report progress, and end after the last event."""
+        if producer.ident is None:
+            if svc.readiness()[0]:
+                started[0] = time.monotonic()
+                producer.start()
+            elif time.monotonic() - started[0] > JOIN_TIMEOUT_S:
+                failure.append(f"the detector did not get its partitions within {JOIN_TIMEOUT_S:.0f}s")
+                return True
+            return False
+        if time.monotonic() - last_status[0] >= STATUS_INTERVAL_S:
+            last_status[0] = time.monotonic()
+            board.status(svc.processed_events, time.monotonic() - started[0])
+        expected = board.played.predictions + board.played.labels
+        return (not producer.is_alive() and svc.processed_events >= expected) or bool(failure)
+
+    reader.start()
+    service.run(until=finished)
+    deadline = time.monotonic() + READ_TIMEOUT_S
+    while len(board.alerts) < len(published) and reader.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    reading.clear()
+    reader.join(timeout=5)
+    board.status(service.processed_events, time.monotonic() - started[0], final=True)
+    out.write("\n")
+    if failure:
+        out.write(f"demo failed: {failure[0]}\n")
+        return 1
+    return _summary(board, service.processed_events, time.monotonic() - started[0], out)
+
+
+def _introduce(streams: list[EventStream], events: int, rate: float, topic: str, out: TextIO) -> None:
+    out.write(f"{len(streams)} models, {events} prediction events each, {rate:.0f} events/s in all, to topic '{topic}':\n")
+    for stream in streams:
+        kinds = ", ".join(f"{spec.name}" for spec in stream.features)
+        source = f"river's {stream.dataset} dataset (real data)" if isinstance(stream, Replay) else "simulated"
+        out.write(f"  {stream.model:<8} {source}; features: {kinds}\n")
+        for truth in stream.ground_truth():
+            out.write(f"           injected: {_injected(truth):<40} expect an alert on {truth['monitor']}\n")
+    out.write("\nthe detector joins its consumer group, then the traffic starts; alerts as they arrive:\n\n" + ALERT_HEADER + "\n")
+
+
+def _end_offsets(settings: Settings, topic: str) -> list[TopicPartition]:
+    """Where the alerts topic ends now, so the demo prints only its own alerts."""
+    consumer = Consumer({**settings.kafka.client_config(), "group.id": "streamdrift-demo-reader"})
+    try:
+        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        ends = []
+        for number in partitions:
+            low, high = consumer.get_watermark_offsets(TopicPartition(topic, number), timeout=10)
+            ends.append(TopicPartition(topic, number, high))
+        return ends
+    finally:
+        consumer.close()
+
+
+def _produce(
+    settings: Settings, streams: list[EventStream], events: int, rate: float, board: Board, failure: list[str]
+) -> None:
+    topics = settings.topics
+
+    def delivered(topic: str, model: str, partition: int, offset: int) -> None:
+        board.delivered(topic, model, offset)
+
+    try:
+        sink = KafkaSink({**settings.kafka.client_config(), "linger.ms": 5}, topics.predictions, topics.labels, delivered)
+        play(streams, sink, events, rate, on_progress=board.playing)
+        sink.close()
+    except SinkError as exc:
+        failure.append(str(exc))
+
+
+def _read_alerts(settings: Settings, start: list[TopicPartition], board: Board, reading: threading.Event, failure: list[str]) -> None:
+    """A downstream consumer of the alerts topic (read_committed), printing each alert."""
+    consumer = Consumer(
+        {**settings.kafka.client_config(), "group.id": "streamdrift-demo-reader", "isolation.level": "read_committed", "enable.auto.commit": False}
+    )
+    consumer.assign(start)
+    try:
+        while reading.is_set():
+            message = consumer.poll(0.2)
+            if message is None or message.error():
+                continue
+            board.alert(orjson.loads(message.value()))
+    except Exception as exc:  # noqa: BLE001 - reported as the demo's failure, not lost in a thread
+        failure.append(f"reading alerts failed: {exc!r}")
+    finally:
+        consumer.close()
+
+
+def format_alert(event: dict[str, Any], position: int | None, explained: Explained) -> str:
+    """One row of the live alert table."""
+    data = event["data"]
+    kind = "DETECTED" if event["type"].endswith("detected") else "RESOLVED"
+    at = f"{position:>6}" if position is not None else f"{'-':>6}"
+    test = f"{data['statistic']}/{data['detector']}"
+    cause = explained.describe(position or 0) if kind == "DETECTED" else data.get("reason", "")
+    return f"{at}  {data['model'] + '/' + data['monitor']:<28} {kind:<8} {data['severity']:<8} {test:<22} {describe(data):<36} {cause}".rstrip()
+
+
+def _injected(truth: dict[str, Any]) -> str:
+    target = f" {truth['target']}" if truth["target"] else ""
+    if truth["end"] is not None:
+        return f"{truth['scenario']}{target} @{truth['start']}..{truth['end']}"
+    ramp = f" (ramp {truth['length']})" if truth["length"] else ""
+    return f"{truth['scenario']}{target} @{truth['start']}{ramp}"
+
+
+def _summary(board: Board, processed: int, seconds: float, out: TextIO) -> int:
+    detections = [(e, p, x) for e, p, x in board.alerts if e["type"].endswith("detected")]
+    out.write(f"Summary: {board.played.predictions} prediction events in {seconds:.1f}s, {processed} processed by the detector\n")
+    out.write(f"  {'model':<8} {'injected':<40} {'expected monitor':<26} {'detected by':<22} {'at event':>8} {'delay':>7}\n")
+    missed = 0
+    for truth in board.truths:
+        hits = [(e, p) for e, p, x in detections if x.truth is truth]
+        first = min(hits, key=lambda hit: hit[1] or 0, default=None)
+        row = f"  {truth['model']:<8} {_injected(truth):<40} {truth['monitor']:<26}"
+        if first is None:
+            missed += 1
+            out.write(f"{row} {'MISSED':<22}\n")
+            continue
+        event, at = first
+        test = f"{event['data']['statistic']}/{event['data']['detector']}"
+        out.write(f"{row} {test:<22} {at if at is not None else '-':>8} {(at or 0) - truth['start']:>+7}\n")
+    resolved = [(e, p) for e, p, x in board.alerts if e["type"].endswith("resolved")]
+    for event, at in resolved:
+        data = event["data"]
+        out.write(f"  {data['model']:<8} {'  resolved':<40} {data['monitor']:<26} {data.get('reason', ''):<22} {at if at is not None else '-':>8}\n")
+    effects = sorted({f"{e['data']['model']}/{e['data']['monitor']}" for e, p, x in detections if x.truth is None and x.effect is not None})
+    unexpected = [e for e, p, x in detections if x.truth is None and x.effect is None]
+    if effects:
+        out.write(f"  also alerted, as consequences of an injection (e.g. the score follows its inputs): {', '.join(effects)}\n")
+    out.write(f"  unexpected alerts (false alarms): {len(unexpected)}\n")
+    detected = len(board.truths) - missed
+    out.write(f"all {detected} injected drifts detected\n" if not missed else f"{missed} of {len(board.truths)} injected drift(s) missed\n")
+    return 0 if not missed else 1

@@ -1,0 +1,136 @@
+"""Alert events: CloudEvents 1.0 in JSON structured mode, keyed by model name (pure).
+
+The id is a UUID derived (uuid5) from the group, model, monitor, detector, source partition
+and offset, and the event type: a replay of the same input produces the same ids, so any
+downstream can deduplicate even without transactions.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+DETECTED = "io.streamdrift.drift.detected"
+RESOLVED = "io.streamdrift.drift.resolved"
+EVENT_TYPES = {"detected": DETECTED, "resolved": RESOLVED}
+
+_ID_NAMESPACE = uuid.UUID("5f1c2a7e-9d3b-4c8e-a1f0-7b6d2e4c9a10")
+MAX_TEXT_CHARS = 1000  # texts of an alert too large to publish whole are cut to this
+
+
+def _shortened(value: Any) -> Any:
+    """`value` with every string in it, dictionary keys included, cut to MAX_TEXT_CHARS."""
+    if isinstance(value, str):
+        return value[:MAX_TEXT_CHARS]
+    if isinstance(value, dict):
+        return {key[:MAX_TEXT_CHARS] if isinstance(key, str) else key: _shortened(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_shortened(item) for item in value]
+    return value
+
+
+def alert_id(group: str, model: str, monitor: str, detector: str, partition: int, offset: int, event_type: str) -> str:
+    """Deterministic alert id (see the module docstring)."""
+    name = "\x1f".join((group, model, monitor, detector, str(partition), str(offset), event_type))
+    return str(uuid.uuid5(_ID_NAMESPACE, name))
+
+
+def rfc3339(epoch_ms: int) -> str:
+    return datetime.fromtimestamp(epoch_ms / 1000, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass(frozen=True)
+class Alert:
+    """One alert, as decided by a monitor, with where it came from."""
+
+    kind: str  # "detected" or "resolved"
+    model: str
+    version: str | None
+    monitor: str
+    statistic: str
+    detector: str
+    severity: str
+    observations: int
+    evidence: dict[str, Any]
+    topic: str
+    partition: int
+    offset: int
+    event_time_ms: int
+    owner: str = ""
+    runbook_url: str = ""
+    reason: str = ""
+
+    @property
+    def type(self) -> str:
+        return EVENT_TYPES[self.kind]
+
+    @property
+    def signal(self) -> str:
+        return self.monitor.split(".", 1)[0]
+
+    def id(self, group: str) -> str:
+        return alert_id(group, self.model, self.monitor, self.detector, self.partition, self.offset, self.type)
+
+    def cloudevent(self, group: str) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "model": self.model,
+            "version": self.version,
+            "monitor": self.monitor,
+            "signal": self.signal,
+            "statistic": self.statistic,
+            "detector": self.detector,
+            "severity": self.severity,
+            "observations": self.observations,
+            "evidence": self.evidence,
+            "source": {"topic": self.topic, "partition": self.partition, "offset": self.offset},
+            "owner": self.owner,
+            "runbook_url": self.runbook_url,
+        }
+        if self.reason:
+            data["reason"] = self.reason
+        return {
+            "specversion": "1.0",
+            "type": self.type,
+            "source": f"streamdrift/{group}",
+            "id": self.id(group),
+            "time": rfc3339(self.event_time_ms),
+            "subject": f"{self.model}/{self.monitor}",
+            "datacontenttype": "application/json",
+            "data": data,
+        }
+
+    def encode(self, group: str, max_bytes: int | None = None) -> bytes:
+        """The CloudEvent as JSON; over `max_bytes` (with the key), every text in it is cut to
+        `MAX_TEXT_CHARS` and `data.truncated` set (a feature name can be as long as a message)."""
+        event = self.cloudevent(group)
+        encoded = orjson.dumps(event, option=orjson.OPT_SERIALIZE_NUMPY)
+        if max_bytes is None or len(encoded) + len(self.key) <= max_bytes:
+            return encoded
+        event["data"]["truncated"] = True
+        return orjson.dumps(_shortened(event), option=orjson.OPT_SERIALIZE_NUMPY)
+
+    @property
+    def key(self) -> bytes:
+        return self.model.encode()
+
+
+def describe(data: dict[str, Any]) -> str:
+    """A short human reading of an alert event's evidence (its CloudEvent `data`): for the demo's
+    alert table and the backtest's summary."""
+    evidence = data.get("evidence", {})
+    before, after = evidence.get("before", {}), evidence.get("after", {})
+    if "changes" in evidence:
+        return "; ".join(evidence["changes"][:3])
+    if "mean" in after:
+        reference = evidence.get("reference", {}).get("mean", before.get("mean"))
+        return f"mean {reference:.4g} -> {after['mean']:.4g} (std {after.get('std', 0):.3g})"
+    if "rate" in after:
+        return f"rate {evidence.get('reference', {}).get('rate', before.get('rate', 0)):.1%} -> {after['rate']:.1%}"
+    if "top_categories" in after:
+        shares = ", ".join(f"{k} {v:.0%}" for k, v in list(after["top_categories"].items())[:3])
+        return f"now: {shares}"
+    return ""

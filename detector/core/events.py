@@ -1,0 +1,306 @@
+"""Decode and validate raw Kafka messages into events (pure; no I/O).
+
+A message is either an `Event` or an `Invalid` with a reason from `REASONS`. Invalid input is
+never an exception: the caller dead-letters it verbatim with the reason.
+
+Two paths: msgspec decodes a message straight into a typed struct, checking types and ranges in
+C (1.7 µs for a 23-feature event, as fast as orjson.loads, which checks nothing; 3.2 µs with the
+`Event`, against 4.8 µs for orjson plus Python checks: `python -m bench decode`); it only
+accepts what it fully validates. Anything it rejects, or a model with its own field names, goes
+through the orjson path, which decides and names the reason. Valid events come out the same.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import IntEnum
+from operator import attrgetter
+from collections.abc import Callable, Collection
+from typing import Annotated, Any, NamedTuple, Union
+
+import msgspec
+import orjson
+
+from detector.settings import FieldMapping
+
+# Why a message was rejected (the `reason` label of streamdrift_events_invalid_total).
+REASONS = (
+    "empty",  # no value
+    "oversize",  # larger than limits.max_message_bytes
+    "not_json",  # not UTF-8 JSON
+    "non_finite",  # NaN, Infinity or a number too large for a double
+    "too_deep",  # nesting beyond the JSON parser's limit
+    "not_object",  # valid JSON, but not an object
+    "missing_model",
+    "bad_model",  # not a string of 1..max characters
+    "bad_field",  # a known field has the wrong type or range (detail names it)
+    "nested_feature",  # a feature value is an object or array
+    "missing_field",  # a field this topic requires is absent (detail names it)
+    "unknown_model",  # auto-discovery is off and the model is not configured
+    "model_cap",  # limits.max_models reached by models all past their warm-up
+    "processing_error",  # the model's monitors raised; they restart from scratch
+)
+
+
+class Source(IntEnum):
+    """Which input topic an event came from (also the topic code in evidence)."""
+
+    prediction = 0
+    feature = 1
+    label = 2
+
+
+class Invalid(NamedTuple):
+    reason: str
+    detail: str = ""
+
+
+class Event(msgspec.Struct):
+    """A valid event. `score` is the binary score, or the top class probability; `confidence`
+    is the probability of the predicted class (max(score, 1 - score) for a binary score).
+    (A msgspec struct rather than a dataclass: built once per message, its C constructor counts.)"""
+
+    source: Source
+    model: str
+    partition: int
+    offset: int
+    ts_ms: int
+    version: str | None = None
+    id: str | None = None
+    features: dict[str, Any] | None = None
+    prediction: Any = None
+    score: float | None = None
+    confidence: float | None = None
+    latency_ms: float | None = None
+    label: Any = None
+    record_ms: int = 0  # the Kafka message's own timestamp: the clock of model eviction (detector.core.pipeline)
+
+
+# A field of every event of a batch, read in C: `list(map(TS_OF, events))` (the monitors' columns).
+SOURCE_OF, TS_OF, OFFSET_OF = attrgetter("source"), attrgetter("ts_ms"), attrgetter("offset")
+RECORD_MS_OF = attrgetter("record_ms")
+ID_OF, CONFIDENCE_OF = attrgetter("id"), attrgetter("confidence")
+
+_NUMBER = (int, float)
+MAX_TIMESTAMP_MS = 10**16  # epoch milliseconds beyond this are not timestamps
+_SCALAR = (int, float, str, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, _NUMBER) and not isinstance(value, bool)
+
+
+def parse_json(raw: bytes | None, max_bytes: int) -> Any | Invalid:
+    """orjson.loads with every failure classified."""
+    if not raw:
+        return Invalid("empty")
+    if len(raw) > max_bytes:
+        return Invalid("oversize", f"{len(raw)} bytes > {max_bytes}")
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        message = str(exc)
+        if "infinity" in message or raw[exc.pos :].startswith((b"NaN", b"Infinity")):
+            return Invalid("non_finite", message)
+        if "depth limit" in message or "recursion" in message:
+            return Invalid("too_deep", message)
+        return Invalid("not_json", message)
+
+
+def parse_timestamp(value: Any) -> int | None:
+    """Epoch milliseconds from epoch ms (number) or RFC 3339 text; None if neither."""
+    if _is_number(value):
+        return int(value) if 0 <= value < MAX_TIMESTAMP_MS else None
+    if isinstance(value, str):
+        try:
+            moment = datetime.fromisoformat(value)
+        except ValueError:
+            return None
+        if moment.tzinfo is None:
+            return None
+        return int(moment.timestamp() * 1000)
+    return None
+
+
+# Integers beyond 64 bits are left to the orjson path (which reads them as doubles, like JSON).
+_Int = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
+_Scalar = Union[str, _Int, float, bool]
+_Probability = Annotated[float, msgspec.Meta(ge=0, le=1)]
+
+
+def event_struct(fields: FieldMapping, max_model_name_length: int) -> type[msgspec.Struct]:
+    """The msgspec type of an event under a field mapping (unknown fields are ignored)."""
+    return msgspec.defstruct(
+        "WireEvent",
+        [
+            ("model", Annotated[str, msgspec.Meta(min_length=1, max_length=max_model_name_length)]),
+            ("version", Union[_Scalar, None], None),
+            ("id", Union[str, _Int, None], None),
+            ("ts", Union[_Int, float, str, None], None),
+            ("features", Union[dict[str, Union[_Scalar, None]], None], None),
+            ("prediction", Union[_Scalar, None], None),
+            ("score", Union[_Probability, dict[str, _Probability], None], None),
+            ("latency_ms", Union[Annotated[float, msgspec.Meta(ge=0)], None], None),
+            ("label", Union[_Scalar, None], None),
+        ],
+        rename={name: getattr(fields, name) for name in FieldMapping.model_fields},
+    )
+
+
+class Decoder:
+    """Turns message values into events, with the configured field names.
+
+    `fields_for(model)` gives a model's own field names (the model field itself is global);
+    `custom_models` names the models that have their own (they take the orjson path)."""
+
+    def __init__(
+        self,
+        fields: FieldMapping,
+        max_message_bytes: int,
+        max_model_name_length: int,
+        fields_for: Callable[[str], FieldMapping] | None = None,
+        custom_models: Collection[str] = (),
+    ) -> None:
+        self.fields = fields
+        self.max_message_bytes = max_message_bytes
+        self.max_model_name_length = max_model_name_length
+        self.fields_for = fields_for or (lambda model: fields)
+        self.custom_models = frozenset(custom_models)
+        self._fast = msgspec.json.Decoder(event_struct(fields, max_model_name_length))
+
+    def decode(self, raw: bytes | None, source: Source, partition: int, offset: int, kafka_ts_ms: int) -> Event | Invalid:
+        """Validate one message value."""
+        if raw and len(raw) <= self.max_message_bytes:
+            try:
+                wire = self._fast.decode(raw)
+            except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError):
+                pass  # the orjson path says why
+            else:
+                event = self._from_wire(wire, source, partition, offset, kafka_ts_ms)
+                if event is not None:
+                    return event
+        return self._decode_slowly(raw, source, partition, offset, kafka_ts_ms)
+
+    def _from_wire(self, wire: Any, source: Source, partition: int, offset: int, kafka_ts_ms: int) -> Event | None:
+        """The event of a struct that passed msgspec's checks; None where the orjson path must decide.
+        (Runs once per message: the common case takes the fewest steps.)"""
+        if self.custom_models and wire.model in self.custom_models:
+            return None
+        ts = wire.ts
+        if ts is None:
+            ts = kafka_ts_ms
+        elif not (ts.__class__ is int and 0 <= ts < MAX_TIMESTAMP_MS):
+            ts = parse_timestamp(ts)
+            if ts is None:
+                return None
+        version = wire.version
+        if version is not None and version.__class__ is not str:
+            version = str(version)
+        id_ = wire.id
+        if id_ is not None and id_.__class__ is not str:
+            id_ = str(id_)
+        if source is Source.label:
+            if id_ is None or wire.label is None:
+                return None
+            return Event(source, wire.model, partition, offset, ts, version, id_, wire.features, label=wire.label, record_ms=kafka_ts_ms)
+        if source is Source.feature and wire.features is None:
+            return None
+        score = confidence = wire.score
+        if score is not None:
+            if score.__class__ is dict:
+                if not score:
+                    return None
+                score = confidence = float(max(score.values()))
+            elif score < 0.5:
+                confidence = 1.0 - score
+        return Event(
+            source, wire.model, partition, offset, ts, version, id_, wire.features, wire.prediction, score, confidence, wire.latency_ms,
+            record_ms=kafka_ts_ms,
+        )
+
+    def _decode_slowly(self, raw: bytes | None, source: Source, partition: int, offset: int, kafka_ts_ms: int) -> Event | Invalid:
+        obj = parse_json(raw, self.max_message_bytes)
+        if isinstance(obj, Invalid):
+            return obj
+        if not isinstance(obj, dict):
+            return Invalid("not_object", type(obj).__name__)
+        model = obj.get(self.fields.model)
+        if model is None:
+            return Invalid("missing_model", f"no '{self.fields.model}' field")
+        if not isinstance(model, str) or not 0 < len(model) <= self.max_model_name_length:
+            return Invalid("bad_model", f"'{self.fields.model}' must be a string of 1 to {self.max_model_name_length} characters")
+        return self.validate(obj, model, source, partition, offset, kafka_ts_ms, self.fields_for(model))
+
+    def validate(
+        self, obj: dict[str, Any], model: str, source: Source, partition: int, offset: int, kafka_ts_ms: int, f: FieldMapping
+    ) -> Event | Invalid:
+        event = Event(source, model, partition, offset, kafka_ts_ms, record_ms=kafka_ts_ms)
+        ts = obj.get(f.ts)
+        if ts is not None:
+            parsed = parse_timestamp(ts)
+            if parsed is None:
+                return Invalid("bad_field", f"'{f.ts}' must be epoch milliseconds or RFC 3339 with a zone")
+            event.ts_ms = parsed
+        version = obj.get(f.version)
+        if version is not None:
+            if not isinstance(version, _SCALAR):
+                return Invalid("bad_field", f"'{f.version}' must be a string or number")
+            event.version = str(version)
+        identifier = obj.get(f.id)
+        if identifier is not None:
+            if not isinstance(identifier, (str, int)) or isinstance(identifier, bool):
+                return Invalid("bad_field", f"'{f.id}' must be a string or integer")
+            event.id = str(identifier)
+
+        features = obj.get(f.features)
+        if features is not None:
+            if not isinstance(features, dict):
+                return Invalid("bad_field", f"'{f.features}' must be an object")
+            types = {*map(type, features.values())}  # in C: far cheaper than a loop over the values
+            if dict in types or list in types:
+                name, value = next((n, v) for n, v in features.items() if type(v) in (dict, list))
+                return Invalid("nested_feature", f"feature '{name[:100]}' is an {type(value).__name__}")
+            event.features = features
+        elif source is Source.feature:
+            return Invalid("missing_field", f"feature events need '{f.features}'")
+
+        if source is Source.label:
+            return self._label_fields(obj, event, f)
+        return self._prediction_fields(obj, event, f)
+
+    @staticmethod
+    def _prediction_fields(obj: dict[str, Any], event: Event, f: FieldMapping) -> Event | Invalid:
+        prediction = obj.get(f.prediction)
+        if prediction is not None and not isinstance(prediction, _SCALAR):
+            return Invalid("bad_field", f"'{f.prediction}' must be a number, string or boolean")
+        event.prediction = prediction
+        score = obj.get(f.score)
+        if score is not None:
+            if isinstance(score, dict):
+                probabilities = list(score.values())
+                if not probabilities or not all(_is_number(p) and 0 <= p <= 1 for p in probabilities):
+                    return Invalid("bad_field", f"'{f.score}' classes must map to probabilities in [0, 1]")
+                event.score = event.confidence = float(max(probabilities))
+            elif _is_number(score) and 0 <= score <= 1:
+                event.score = float(score)
+                event.confidence = max(event.score, 1.0 - event.score)
+            else:
+                return Invalid("bad_field", f"'{f.score}' must be a number in [0, 1] or an object of probabilities")
+        latency = obj.get(f.latency_ms)
+        if latency is not None:
+            if not _is_number(latency) or latency < 0:
+                return Invalid("bad_field", f"'{f.latency_ms}' must be a non-negative number")
+            event.latency_ms = float(latency)
+        return event
+
+    @staticmethod
+    def _label_fields(obj: dict[str, Any], event: Event, f: FieldMapping) -> Event | Invalid:
+        if event.id is None:
+            return Invalid("missing_field", f"label events need '{f.id}'")
+        label = obj.get(f.label)
+        if label is None:
+            return Invalid("missing_field", f"label events need '{f.label}'")
+        if not isinstance(label, _SCALAR):
+            return Invalid("bad_field", f"'{f.label}' must be a number, string or boolean")
+        event.label = label
+        return event

@@ -1,0 +1,81 @@
+"""river's detectors for 0/1 error streams (DDM and HDDM_A), with parameters derived from the
+false-alarm budget and an explicit, code-free state encoding.
+
+Both test every value. HDDM_A's `drift_confidence` bounds its false-alarm probability per test
+(Hoeffding), so it is set to the detector's share of the budget; DDM's `drift_threshold` is the
+number of standard deviations whose one-sided normal tail is that share. DDM rests on a normal
+approximation of the error rate: with almost no errors its minimum spread can be 0 and the next
+error fires, so it runs only when the reference held at least `MIN_DDM_ERRORS` errors, and it
+warms up over as many values as the reference.
+"""
+
+from __future__ import annotations
+
+import math
+from statistics import NormalDist
+from typing import Any
+
+import numpy as np
+from river import stats
+from river.base import DriftDetector
+from river.drift.binary import DDM, HDDMA
+
+from detector.core.monitors.detectors import Hit
+
+MIN_DDM_ERRORS = 30
+
+
+def make_binary_detectors(rate_per_event: float, reference_size: int, reference_errors: int) -> dict[str, DriftDetector]:
+    detectors: dict[str, DriftDetector] = {
+        "hddm_a": HDDMA(drift_confidence=rate_per_event, warning_confidence=min(0.5, 10 * rate_per_event)),
+    }
+    if reference_errors >= MIN_DDM_ERRORS:
+        z = NormalDist().inv_cdf(1.0 - rate_per_event)
+        detectors["ddm"] = DDM(warm_start=reference_size, warning_threshold=z - 1.0, drift_threshold=z)
+    return detectors
+
+
+def update_binary(detectors: dict[str, DriftDetector], values: np.ndarray) -> list[Hit]:
+    """Feed 0/1 values to each detector in order; hits by index (change age unknown: 1)."""
+    hits = []
+    as_ints = values.astype(np.int64).tolist()
+    for name, detector in detectors.items():
+        for index, value in enumerate(as_ints):
+            detector.update(value)
+            if detector.drift_detected:
+                hits.append(Hit(index, name, 1))
+    return sorted(hits, key=lambda hit: hit.index)
+
+
+def binary_state(detector: DriftDetector) -> dict[str, Any]:
+    """The private state of a river binary detector: numbers (or None), infinities as
+    {"float": "inf"}, and running means as {"mean": [n, mean]}."""
+    state: dict[str, Any] = {}
+    for name, value in vars(detector).items():
+        if not name.startswith("_"):
+            continue  # constructor arguments come from the configuration
+        if isinstance(value, stats.Mean):
+            state[name] = {"mean": [value.n, value._mean]}
+        elif isinstance(value, float) and math.isinf(value):
+            state[name] = {"float": str(value)}
+        elif value is None or isinstance(value, (bool, int, float)):
+            state[name] = value
+        else:
+            raise TypeError(f"cannot encode {type(detector).__name__}.{name} of type {type(value).__name__}")
+    return state
+
+
+def load_binary_state(detector: DriftDetector, state: dict[str, Any]) -> None:
+    for name, value in state.items():
+        if name not in vars(detector) or not name.startswith("_"):
+            raise ValueError(f"unexpected attribute {name!r} for {type(detector).__name__}")
+        if isinstance(value, dict) and "float" in value:
+            setattr(detector, name, float(value["float"]) if value["float"] in ("inf", "-inf") else math.nan)
+        elif isinstance(value, dict):
+            mean = stats.Mean()
+            mean.n, mean._mean = float(value["mean"][0]), float(value["mean"][1])
+            setattr(detector, name, mean)
+        elif value is None or isinstance(value, (bool, int, float)):
+            setattr(detector, name, value)
+        else:
+            raise ValueError(f"unexpected value for {type(detector).__name__}.{name}")

@@ -1,0 +1,511 @@
+"""All monitors of one model: discovers its features, turns a batch of its events into columns,
+feeds each signal, and turns lifecycle transitions into alerts (pure; no I/O).
+
+Monitors: `feature.<name>` (numeric or categorical), `quality.missing.<name>`,
+`prediction.score`, `prediction.value`, `prediction.latency`, `quality.schema`, and those of
+detector.core.monitors.performance (`performance.error`, `performance.recall.<class>`,
+`performance.estimated`, `quality.labels`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from itertools import chain
+from operator import attrgetter, itemgetter
+from typing import Any
+
+import numpy as np
+import river
+
+from detector.core.alerts import Alert
+from detector.core.calibration import Thresholds, detectors_for, thresholds_for_budget
+from detector.core.events import OFFSET_OF, SOURCE_OF, Event
+from detector.core.monitors.labels import PendingBudget
+from detector.core.monitors.performance import ERROR, Performance
+from detector.core.monitors.schema import SchemaMonitor
+from detector.core.monitors.signal import NUMBER_TYPES, Columns, SignalConfig, SignalKind, SignalMonitor, SourceRefs, Transition, number_columns
+from detector.settings import DetectionSettings, LimitSettings, ModelSettings
+
+# The numeric features of every TYPE_SAMPLE_EVERY-th event of a batch are type-checked before the
+# whole batch is converted at once; a number sent as text or a boolean there sends the batch
+# column by column, where every such value is found (counted missing, a schema change once).
+# Checking every value cost 4-5% of the core's speed (throughput --core-only, three A/B runs:
+# 97-101k against 103-106k events/s); one in 16 costs no measurable speed, and a producer that
+# changes a field's type is caught in its first batch.
+TYPE_SAMPLE_EVERY = 16
+NUMBERS_OR_NONE = NUMBER_TYPES | {type(None)}
+
+CRITICAL_EFFECT = 0.2  # a shift of the mean PIT position (or of a rate) this large is 'critical'
+
+SCORE, VALUE, LATENCY = "prediction.score", "prediction.value", "prediction.latency"
+SCHEMA = "quality.schema"
+
+# Layout of the state ModelMonitor.to_state writes, with every to_state below it (signals and
+# their detectors, references, label join, schema and performance monitors). Bump it with any
+# change to that layout: a checkpoint of another schema is not loaded, its model re-learns.
+# 0: checkpoints written before states carried a schema (the layout of 1, but with no record
+# of the river that wrote them).
+STATE_SCHEMA = 1
+# The libraries whose internals the state holds, with the version it loads under. ADWIN's
+# buckets are river's Rust core's own binary encoding and DDM/HDDM_A's state is their private
+# attributes: either may change in any river release, patches included, so a state loads only
+# under exactly the river that wrote it. numpy is not listed: arrays are stored as JSON numbers.
+STATE_LIBRARIES = {"river": river.__version__}
+# Why a model re-learned instead of loading its checkpointed state (a metric label).
+RELEARN_REASONS = ("schema", "library", "settings", "load_error")
+
+
+@dataclass(frozen=True)
+class Relearn:
+    """A model's checkpointed state not loaded: `reason` (one of RELEARN_REASONS) and `detail`,
+    what differs (e.g. `river 0.22.0 -> 0.23.0`)."""
+
+    reason: str
+    detail: str
+
+
+def model_thresholds(settings: ModelSettings, detection: DetectionSettings, limits: LimitSettings) -> Thresholds:
+    """A model's detector thresholds: its false-alarm budget split over all the detectors it can
+    run (configured features, or the feature cap, plus outputs and performance)."""
+    monitored = len(settings.features) if settings.features is not None else limits.max_features_per_model
+    return thresholds_for_budget(
+        detection.false_alarm_budget_per_million,
+        detectors_for(monitored, limits.max_recall_classes),
+        detection.page_hinkley_delta,
+        detection.block_events,
+    )
+
+
+def signal_config(detection: DetectionSettings, thresholds: Thresholds) -> SignalConfig:
+    return SignalConfig(
+        warmup_events=detection.warmup_events,
+        reference_bins=detection.reference_bins,
+        max_categories=detection.max_categories,
+        block_events=detection.block_events,
+        page_hinkley_threshold=thresholds.page_hinkley_threshold,
+        page_hinkley_delta=thresholds.page_hinkley_delta,
+        page_hinkley_alpha=detection.page_hinkley_alpha,
+        adwin_delta=thresholds.adwin_delta,
+        adwin_max_buckets=detection.adwin_max_buckets,
+        cooldown_events=detection.cooldown_events,
+        resolve_window_events=detection.resolve_window_events,
+        rebaseline_after_events=detection.rebaseline_after_events,
+        per_detector_rate=thresholds.per_detector_rate,
+    )
+
+
+def category(value: Any, max_length: int) -> str:
+    """A categorical value as text: JSON spelling for booleans, truncated to max_length."""
+    if value.__class__ is str:
+        return value if len(value) <= max_length else value[:max_length]
+    if value is True or value is False:
+        return "true" if value else "false"
+    return str(value)[:max_length]
+
+
+class BatchFeed:
+    """Feeds one batch's columns to a model's signals and collects their transitions."""
+
+    def __init__(self, model: "ModelMonitor", events: Sequence[Event]) -> None:
+        self.model = model
+        self.codes = np.fromiter(map(SOURCE_OF, events), dtype=np.int64, count=len(events))
+        self.offsets = np.fromiter(map(OFFSET_OF, events), dtype=np.int64, count=len(events))
+        self.partition = events[0].partition
+        self.found: list[tuple[str, int, str, Transition]] = []  # (monitor, row, signal kind, transition)
+
+    def feed(self, monitor: str, kind: SignalKind, columns: Columns, binary_detectors: bool = False) -> None:
+        if not len(columns.rows):
+            return
+        signal = self.model.signal(monitor, kind, binary_detectors)
+        if signal is None:
+            return
+        refs = SourceRefs(self.model.topics, self.partition, self.codes[columns.rows], self.offsets[columns.rows])
+        for transition in signal.update(columns.values, refs):
+            self.found.append((monitor, int(columns.rows[transition.index]), signal.kind.value, transition))
+
+    def add(self, monitor: str, row: int, kind: str, transition: Transition) -> None:
+        self.found.append((monitor, row, kind, transition))
+
+
+class ModelMonitor:
+    """Monitors of one model, created as its features and outputs appear."""
+
+    def __init__(
+        self,
+        name: str,
+        settings: ModelSettings,
+        detection: DetectionSettings,
+        limits: LimitSettings,
+        topics: tuple[str, ...],
+        pending_budget: PendingBudget | None = None,
+        log_blocks: bool = False,
+    ) -> None:
+        """`log_blocks`: every signal logs its completed blocks (`SignalMonitor.block_log`)."""
+        self.name = name
+        self.log_blocks = log_blocks
+        self.settings = settings
+        self.limits = limits
+        self.topics = topics
+        self.thresholds = model_thresholds(settings, detection, limits)
+        self.config = signal_config(detection, self.thresholds)
+        self.disabled = tuple(detection.disabled_monitors)
+        self.signals: dict[str, SignalMonitor] = {}
+        self.feature_kinds: dict[str, SignalKind] = {}
+        self.skipped_features: set[str] = set()  # ignored, not configured, or over the cap
+        self.untyped_features: dict[str, None] = {}  # seen only as null so far (ordered set)
+        self.mistyped_features: set[str] = set()  # reported as a schema change once
+        self.feature_overflow = 0  # features not monitored because of the cap
+        self.schema = SchemaMonitor(detection.warmup_events, detection.resolve_window_events, detection.cooldown_events)
+        self.performance = Performance(settings, limits, detection.warmup_events, detection.resolve_window_events, pending_budget)
+        self.version: str | None = None
+        self.events_seen = 0
+        self.last_seen_ms = 0  # its partition's clock at its last event (detector.core.pipeline); 0: not yet
+
+    # -- one batch ----------------------------------------------------------------------
+
+    def observe(self, events: Sequence[Event]) -> list[Alert]:
+        """Feed this model's events of one batch, in partition order; return its alerts."""
+        if not events:
+            return []
+        self.events_seen += len(events)
+        self._note_version(events)
+        batch = BatchFeed(self, events)
+        self._observe_features(events, batch)
+        self._observe_outputs(events, batch)
+        for feed in self.performance.observe(events, self._is_classifier(events)):
+            batch.feed(feed.monitor, feed.kind, feed.columns, feed.binary_detectors)
+        batch.found.sort(key=lambda item: (item[1], item[0]))
+        return [self._alert(monitor, events[row], kind, t) for monitor, row, kind, t in batch.found]
+
+    def _note_version(self, events: Sequence[Event]) -> None:
+        for event in reversed(events):
+            if event.version is not None:
+                self.version = event.version
+                return
+
+    def _observe_features(self, events: Sequence[Event], batch: BatchFeed) -> None:
+        feature_rows = [i for i, e in enumerate(events) if e.features is not None]
+        if not feature_rows:
+            return
+        maps = [events[i].features or {} for i in feature_rows]
+        rows = np.asarray(feature_rows, dtype=np.int64)
+        # Every map with exactly the monitored names (as many, and none missing) has no name to
+        # discover: the usual case, checked in C before the per-map check of _discover.
+        same_count = set(map(len, maps)) == {len(self.feature_kinds)}
+        columns = self._feature_columns(maps, strict=True) if same_count else None
+        changes: list[tuple[int, str]] = []
+        if columns is None:
+            changes = self._discover(maps, feature_rows)
+            columns = self._feature_columns(maps)
+            assert columns is not None  # not strict: absent names read as None
+        for name, kind, column in columns:
+            values, missing, mismatched = self._column(column, kind)
+            if mismatched and name not in self.mistyped_features:
+                self.mistyped_features.add(name)  # reported once: its missing rate shows the rest
+                changes.append((feature_rows[mismatched[0]], f"feature '{name}' is no longer {kind.value}"))
+            batch.feed(f"quality.missing.{name}", SignalKind.rate, Columns(rows, missing.astype(np.float64)))
+            if missing.any():
+                present = np.flatnonzero(~missing)
+                batch.feed(f"feature.{name}", kind, Columns(rows[present], _pick(values, present)))
+            else:
+                batch.feed(f"feature.{name}", kind, Columns(rows, values))
+        for name in list(self.untyped_features):
+            missing = np.fromiter((m.get(name) is None for m in maps), dtype=np.float64, count=len(maps))
+            batch.feed(f"quality.missing.{name}", SignalKind.rate, Columns(rows, missing))
+        for transition in self.schema.update(changes_in(changes, feature_rows), len(feature_rows)):
+            batch.add(SCHEMA, feature_rows[transition.index], "schema", transition)
+
+    def _observe_outputs(self, events: Sequence[Event], batch: BatchFeed) -> None:
+        batch.feed(SCORE, SignalKind.numeric, self._output(events, "score", SignalKind.numeric))
+        batch.feed(LATENCY, SignalKind.numeric, self._output(events, "latency_ms", SignalKind.numeric))
+        prediction_kind = self._prediction_kind(events)
+        if prediction_kind is not None:
+            batch.feed(VALUE, prediction_kind, self._output(events, "prediction", prediction_kind))
+
+    # -- signals and features -----------------------------------------------------------
+
+    def signal(self, monitor: str, kind: SignalKind, binary_detectors: bool = False) -> SignalMonitor | None:
+        """The monitor of a signal, created on first use (None if disabled by configuration)."""
+        signal = self.signals.get(monitor)
+        if signal is None:
+            if self.disabled and monitor.startswith(self.disabled):
+                return None
+            signal = self.signals[monitor] = SignalMonitor(monitor, kind, self.config, binary_detectors, self.log_blocks)
+        return signal
+
+    def _discover(self, maps: list[dict[str, Any]], feature_rows: list[int]) -> list[tuple[int, str]]:
+        """Register feature names not seen before; return schema changes (row, description).
+
+        A feature seen only as null has no kind yet: its missing rate is watched meanwhile.
+        Names that are not monitored are remembered, so that later events skip them at once, but
+        only up to limits.max_features_per_model of them and only if no longer than
+        max_category_length: a flood of distinct names cannot grow memory. A name past that is
+        judged again in every event that carries it (and counted again if over the cap)."""
+        limits = self.limits
+        known = self.feature_kinds.keys() | self.skipped_features
+        changes: list[tuple[int, str]] = []
+        if known.issuperset(chain.from_iterable(maps)):  # every name known: the usual case, in C
+            return changes
+        for j, features in enumerate(maps):
+            if features.keys() <= known:
+                continue
+            for name, value in features.items():
+                if name in known:
+                    continue
+                if not self._wanted(name):
+                    if len(self.skipped_features) < limits.max_features_per_model and len(name) <= limits.max_category_length:
+                        self.skipped_features.add(name)
+                        known.add(name)
+                elif value is not None:
+                    self.feature_kinds[name] = self._kind_of(name, value)
+                    self.untyped_features.pop(name, None)
+                    changes.append((feature_rows[j], f"new feature '{name}'"))
+                    known.add(name)
+                else:
+                    self.untyped_features[name] = None
+        return changes
+
+    def _wanted(self, name: str) -> bool:
+        s = self.settings
+        if name in s.ignore_features or (s.features is not None and name not in s.features):
+            return False
+        if len(name) > self.limits.max_category_length:
+            return False
+        monitored = len(self.feature_kinds) + len(self.untyped_features)
+        if name not in self.untyped_features and monitored >= self.limits.max_features_per_model:
+            self.feature_overflow += 1
+            return False
+        return True
+
+    def _kind_of(self, name: str, value: Any) -> SignalKind:
+        if name in self.settings.categorical or value.__class__ in (str, bool):
+            return SignalKind.categorical
+        return SignalKind.numeric
+
+    def _feature_columns(
+        self, maps: list[dict[str, Any]], strict: bool = False
+    ) -> list[tuple[str, SignalKind, Sequence[Any] | np.ndarray]] | None:
+        """(name, kind, values) of every known feature over `maps`, None where absent (`strict`:
+        no columns at all, None, if any map lacks a name). Numeric features come as one float
+        array each when the whole batch converts at once."""
+        numeric = [n for n, k in self.feature_kinds.items() if k is SignalKind.numeric]
+        categorical = [n for n, k in self.feature_kinds.items() if k is SignalKind.categorical]
+        numeric_rows = rows_of(maps, numeric, strict) if numeric else []
+        categorical_rows = rows_of(maps, categorical, strict) if categorical else []
+        if numeric_rows is None or categorical_rows is None:
+            return None
+        columns: list[tuple[str, SignalKind, Sequence[Any] | np.ndarray]] = []
+        if numeric:
+            rows = numeric_rows
+            try:
+                if not _numbers_only(rows[::TYPE_SAMPLE_EVERY], len(numeric)):
+                    raise TypeError  # text or booleans, which np.fromiter would take as numbers
+                flat = chain.from_iterable(rows) if len(numeric) > 1 else rows
+                matrix = np.fromiter(flat, dtype=np.float64, count=len(maps) * len(numeric)).reshape(len(maps), len(numeric))
+                columns += [(name, SignalKind.numeric, matrix[:, j]) for j, name in enumerate(numeric)]
+            except (TypeError, ValueError):  # a value of another type somewhere: column by column
+                columns += [(name, SignalKind.numeric, column) for name, column in zip(numeric, transpose(rows, len(numeric)))]
+        if categorical:
+            columns += [
+                (name, SignalKind.categorical, column) for name, column in zip(categorical, transpose(categorical_rows, len(categorical)))
+            ]
+        return columns
+
+    def _column(self, column: Sequence[Any] | np.ndarray, kind: SignalKind) -> tuple[np.ndarray | list[str], np.ndarray, list[int]]:
+        """Values, missing mask and rows whose value has the wrong type (counted as missing)."""
+        if kind is SignalKind.numeric:
+            if isinstance(column, np.ndarray):
+                return column, np.isnan(column), []
+            if set(map(type, column)) <= NUMBERS_OR_NONE:
+                values = np.array(column, dtype=np.float64)  # None is NaN
+                return values, np.isnan(values), []
+            mismatched = [j for j, v in enumerate(column) if v is not None and v.__class__ not in NUMBER_TYPES]
+            values = np.array([v if v.__class__ in NUMBER_TYPES else None for v in column], dtype=np.float64)
+            return values, np.isnan(values), mismatched
+        limit = self.limits.max_category_length
+        if set(map(type, column)) == {str} and max(map(len, column)) <= limit:  # the usual case, in C
+            return list(column), np.zeros(len(column), dtype=bool), []
+        missing = np.fromiter((v is None for v in column), dtype=bool, count=len(column))
+        return [category(v, limit) if v is not None else "" for v in column], missing, []
+
+    def _prediction_kind(self, events: Sequence[Event]) -> SignalKind | None:
+        known = self.signals.get(VALUE)
+        if known is not None:
+            return known.kind
+        task = self.settings.task
+        if task != "auto":
+            return SignalKind.numeric if task == "regression" else SignalKind.categorical
+        first = next((e.prediction for e in events if e.prediction is not None), None)
+        if first is None:
+            return None
+        return SignalKind.numeric if first.__class__ is float else SignalKind.categorical
+
+    def _is_classifier(self, events: Sequence[Event]) -> bool | None:
+        """Whether predictions are classes (None: not known yet)."""
+        kind = self._prediction_kind(events)
+        return None if kind is None else kind is SignalKind.categorical
+
+    def _output(self, events: Sequence[Event], field: str, kind: SignalKind) -> Columns:
+        """The column of an output field over the events that carry it (numbers only, if numeric:
+        e.g. a string prediction of a regression model is skipped)."""
+        raw = list(map(attrgetter(field), events))
+        if kind is SignalKind.numeric:
+            return number_columns(raw)
+        rows = [i for i, v in enumerate(raw) if v is not None]
+        limit = self.limits.max_category_length
+        return Columns(np.asarray(rows, dtype=np.int64), [category(raw[i], limit) for i in rows])
+
+    # -- alerts -------------------------------------------------------------------------
+
+    def _alert(self, monitor: str, event: Event, kind: str, transition: Transition) -> Alert:
+        evidence = {"signal_kind": kind, **transition.evidence}
+        if monitor == ERROR and kind == SignalKind.rate.value:
+            evidence["accuracy"] = accuracy_view(transition.evidence)
+        return Alert(
+            kind=transition.kind,
+            model=self.name,
+            version=event.version or self.version,
+            monitor=monitor,
+            statistic=transition.statistic,
+            detector=transition.detector,
+            severity=severity(transition),
+            observations=transition.observations,
+            evidence=evidence,
+            topic=self.topics[int(event.source)],
+            partition=event.partition,
+            offset=event.offset,
+            event_time_ms=event.ts_ms,
+            owner=self.settings.owner,
+            runbook_url=self.settings.runbook_url,
+            reason=transition.reason,
+        )
+
+    # -- checkpoint state ---------------------------------------------------------------
+
+    def config_fingerprint(self) -> str:
+        """Identifies the detection parameters; state learned under others is not reused."""
+        return hashlib.sha256(repr(self.config).encode()).hexdigest()[:16]
+
+    def to_state(self) -> dict[str, Any]:
+        return {
+            "state_schema": STATE_SCHEMA,
+            "libraries": dict(STATE_LIBRARIES),
+            "config": self.config_fingerprint(),
+            "version": self.version,
+            "events_seen": self.events_seen,
+            "last_seen_ms": self.last_seen_ms,
+            "feature_kinds": {name: kind.value for name, kind in self.feature_kinds.items()},
+            "skipped_features": sorted(self.skipped_features),
+            "untyped_features": list(self.untyped_features),
+            "mistyped_features": sorted(self.mistyped_features),
+            "feature_overflow": self.feature_overflow,
+            "signals": {name: signal.to_state() for name, signal in self.signals.items()},
+            "schema": self.schema.to_state(),
+            "performance": self.performance.to_state(),
+        }
+
+    def state_mismatch(self, state: dict[str, Any]) -> Relearn | None:
+        """Why `state` must not be loaded into this monitor (None: it may): written under
+        another state schema or library version, or learned under other detection settings.
+        A state without a schema is schema 0 (written before states carried one)."""
+        schema = state.get("state_schema", 0)
+        if schema != STATE_SCHEMA:
+            return Relearn("schema", f"state schema {schema!r} -> {STATE_SCHEMA}")
+        libraries = state["libraries"]
+        for library, version in STATE_LIBRARIES.items():
+            if libraries.get(library) != version:
+                return Relearn("library", f"{library} {libraries.get(library, 'unknown')} -> {version}")
+        if state["config"] != self.config_fingerprint():
+            return Relearn("settings", "learned under other detection settings")
+        return None
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        """Take over learned state that `state_mismatch` accepted. A malformed state raises
+        (KeyError, TypeError, ValueError, ... or a panic of river's core) part way through:
+        detector.core.state.restore_model contains that and discards the monitor."""
+        self.version = state["version"]
+        self.events_seen = int(state["events_seen"])
+        self.last_seen_ms = int(state["last_seen_ms"])
+        self.feature_kinds = {str(name): SignalKind(kind) for name, kind in state["feature_kinds"].items()}
+        self.skipped_features = {str(name) for name in state["skipped_features"]}
+        self.untyped_features = dict.fromkeys(str(name) for name in state["untyped_features"])
+        self.mistyped_features = {str(name) for name in state["mistyped_features"]}
+        self.feature_overflow = int(state["feature_overflow"])
+        self.signals = {
+            str(name): SignalMonitor.from_state(str(name), self.config, signal) for name, signal in state["signals"].items()
+        }
+        self.schema.load_state(state["schema"])
+        self.performance.load_state(state["performance"])
+
+    # -- for metrics --------------------------------------------------------------------
+
+    def drifting_monitors(self) -> dict[str, bool]:
+        states = {name: signal.drifting for name, signal in self.signals.items()}
+        states[SCHEMA] = self.schema.drifting
+        return states
+
+
+def is_model_failure(exc: BaseException) -> bool:
+    """Is this one model's failure, to contain (any Exception, or a panic of river's Rust core,
+    e.g. on ADWIN bytes it cannot read: pyo3's PanicException derives from BaseException and
+    cannot be imported by name), rather than the process's (KeyboardInterrupt, SystemExit)?"""
+    return isinstance(exc, Exception) or (type(exc).__name__ == "PanicException" and type(exc).__module__ == "pyo3_runtime")
+
+
+def accuracy_view(evidence: dict[str, Any]) -> dict[str, Any]:
+    """The error-rate evidence of a classifier restated as accuracy."""
+    view: dict[str, Any] = {}
+    if "rate" in evidence.get("reference", {}):
+        view["reference"] = 1.0 - evidence["reference"]["rate"]
+    for side in ("before", "after"):
+        window = evidence.get(side, {})
+        if "rate" in window:
+            view[side] = 1.0 - window["rate"]
+            view[f"{side}_labelled_events"] = window["events"]
+    return view
+
+
+def changes_in(changes: list[tuple[int, str]], feature_rows: list[int]) -> list[tuple[int, str]]:
+    """Schema changes re-indexed to positions among the feature-carrying rows."""
+    position = {row: j for j, row in enumerate(feature_rows)}
+    return sorted((position[row], text) for row, text in changes)
+
+
+def severity(transition: Transition) -> str:
+    if transition.kind == "resolved":
+        return "info"
+    before, after = transition.evidence.get("before", {}), transition.evidence.get("after", {})
+    shared = [k for k in after if (k.startswith("pit_") or k == "rate") and k in before]
+    effect = max((abs(after[k] - before[k]) for k in shared), default=0.0)
+    return "critical" if effect >= CRITICAL_EFFECT else "warning"
+
+
+def _numbers_only(rows: Sequence[Any], width: int) -> bool:
+    """Are all these values (rows of `width` values, or single values) numbers?"""
+    return set(map(type, chain.from_iterable(rows) if width > 1 else rows)) <= NUMBERS_OR_NONE
+
+
+def rows_of(maps: list[dict[str, Any]], names: list[str], strict: bool = False) -> list[Any] | None:
+    """Each map's values of `names` (a tuple, or the bare value for one name), None where absent
+    (`strict`: None instead of any rows if a map lacks a name); in C when every map has every name."""
+    try:
+        return list(map(itemgetter(*names), maps))
+    except KeyError:
+        if strict:
+            return None
+        if len(names) == 1:
+            return [m.get(names[0]) for m in maps]
+        return [tuple(m.get(n) for n in names) for m in maps]
+
+
+def transpose(rows: list[Any], width: int) -> list[Sequence[Any]]:
+    """Columns of rows as made by rows_of."""
+    return [rows] if width == 1 else list(zip(*rows))
+
+
+def _pick(values: np.ndarray | list[str], rows: np.ndarray) -> np.ndarray | list[str]:
+    if isinstance(values, np.ndarray):
+        return values[rows]
+    return [values[j] for j in rows.tolist()]

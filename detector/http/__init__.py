@@ -1,0 +1,1 @@
+"""The HTTP edge: health and Prometheus endpoints, and the metrics they expose."""

@@ -1,0 +1,1 @@
+"""The live process: the core composed with the Kafka and HTTP edges."""
