@@ -180,10 +180,11 @@ class Metrics:
                 self.error.labels(model, statistic).set(values[statistic])
         if "accuracy" in values and "estimated_labelled" in values:
             self.estimation_error.labels(model).set(values["estimated_labelled"] - values["accuracy"])
-        if performance.pending or model in self._with_labels:
+        counts, delays = performance.take_counts()
+        # A batch can bring predictions and all their labels at once (pending 0): joined labels count too.
+        if performance.pending or delays or model in self._with_labels:
             self._with_labels.add(model)
             self.label_pending.labels(model).set(performance.pending)
-        counts, delays = performance.take_counts()
         for reason, key in (("ttl", "expired"), ("cap", "evicted")):
             if counts[key]:
                 self.label_expired.labels(model, reason).inc(counts[key])
