@@ -24,6 +24,11 @@ demo: $(STAMP)
 test: $(STAMP) kafka
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# The broker tests on Apache Kafka instead of the embedded Tansu (one KRaft node, started once).
+test-kafka: $(STAMP) kafka
+	STREAMDRIFT_TEST_BROKER=apache-kafka $(BIN)/python -m pytest tests/integration tests/security \
+		tests/backtest/test_topic_backtest.py tests/producers/test_kafka_output.py $(PYTEST_ARGS)
+
 # Apache Kafka's jars (version: tests/apache_kafka/pom.xml) in ~/.cache/streamdrift; instant
 # and offline once fetched.
 kafka: $(STAMP)
