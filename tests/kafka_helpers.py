@@ -14,18 +14,23 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from confluent_kafka import Consumer, Message, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
+from detector.core.pipeline import BatchResult, Pipeline
 from detector.service.service import Service
 from detector.settings import Settings, load_settings
 
 SESSION_TIMEOUT_MS = 6000  # a group join on the embedded broker waits about half of this
+AUTO_CREATED_PARTITIONS = 4  # the embedded broker's partition count for a topic created on produce
 
 
 @dataclass(frozen=True)
 class KafkaNames:
     bootstrap: str
     suffix: str
+    # The broker aborts a transaction left open by a killed producer (Apache Kafka does;
+    # the embedded Tansu exposes or keeps it, see design.md), so exactly-once holds across kill -9.
+    aborts_dead_transactions: bool = False
 
     @property
     def predictions(self) -> str:
@@ -84,8 +89,26 @@ class KafkaNames:
         return load_settings(None, kafka=kafka, topics=names, metrics=metrics, commit_interval_ms=300, **overrides)
 
 
+def ensure_topic(bootstrap: str, topic: str) -> None:
+    """Create `topic` as the embedded broker does on a first produce (AUTO_CREATED_PARTITIONS),
+    so that tests producing before the detector starts see the same topic on brokers that do
+    not create topics on produce (Apache Kafka here and in docker-compose.yml)."""
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    if topic in admin.list_topics(timeout=10).topics:
+        return
+    future = admin.create_topics([NewTopic(topic, num_partitions=AUTO_CREATED_PARTITIONS)], operation_timeout=10)[topic]
+    try:
+        future.result()
+    except KafkaException as exc:
+        if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+            raise
+
+
 def produce(bootstrap: str, topic: str, values: Iterable[bytes | dict[str, Any]], key: bytes | str | None = None) -> int:
     """Produce values (dicts are JSON-encoded; their 'model' is the key unless `key` is given)."""
+    ensure_topic(bootstrap, topic)
     producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5})
     count = 0
     for value in values:
@@ -222,14 +245,30 @@ def committed_total(bootstrap: str, group: str, topic: str) -> int:
     return sum(committed_offsets(bootstrap, group, topic).values())
 
 
-def expected_alert_ids(settings: Settings, inputs: list[Message]) -> list[str]:
-    """Alert ids of an uninterrupted run over these input messages (the pure pipeline, in
+def uninterrupted_run(settings: Settings, inputs: list[Message]) -> BatchResult:
+    """What an uninterrupted run makes of these input messages (the pure pipeline, in
     partition order: decisions depend only on each partition's order)."""
-    from detector.core.pipeline import Pipeline
-
-    pipeline = Pipeline(settings)
     ordered = sorted(inputs, key=lambda m: (m.partition(), m.offset()))
-    return [alert.id(settings.kafka.group_id) for alert in pipeline.process(ordered).alerts]
+    return Pipeline(settings).process(ordered)
+
+
+def expected_alert_ids(settings: Settings, inputs: list[Message]) -> list[str]:
+    """Alert ids of an uninterrupted run over these input messages."""
+    return [alert.id(settings.kafka.group_id) for alert in uninterrupted_run(settings, inputs).alerts]
+
+
+def expected_dead_letter_sources(settings: Settings, inputs: list[Message]) -> list[tuple[str, int, int]]:
+    """(topic, partition, offset) of each input an uninterrupted run dead-letters."""
+    return [(letter.topic, letter.partition, letter.offset) for letter in uninterrupted_run(settings, inputs).dead_letters]
+
+
+def dead_letter_sources(messages: Iterable[Message]) -> list[tuple[str, int, int]]:
+    """(topic, partition, offset) of the input each dead letter copies, from its headers."""
+    sources = []
+    for message in messages:
+        headers = {name: value.decode() for name, value in message.headers() or [] if value is not None}
+        sources.append((headers["streamdrift.source.topic"], int(headers["streamdrift.source.partition"]), int(headers["streamdrift.source.offset"])))
+    return sources
 
 
 def interleaved(streams: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
@@ -250,6 +289,7 @@ class PacedProducer:
         self.thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
+        ensure_topic(self.bootstrap, self.topic)
         producer = Producer({"bootstrap.servers": self.bootstrap, "linger.ms": 5})
         started = time.monotonic()
         step = max(1, int(self.rate / 20))

@@ -143,6 +143,17 @@ def partition_counts(client: AdminClient | Consumer, topics: list[str], timeout_
     return {name: len(metadata.topics[name].partitions) for name in topics if name in metadata.topics and not metadata.topics[name].error}
 
 
+def wait_listed(admin: AdminClient, topics: list[str], timeout_s: float = 2 * METADATA_TIMEOUT_S) -> dict[str, int]:
+    """Partition counts once every topic is listed, or at timeout_s: Apache Kafka answers
+    CreateTopics before every broker's metadata lists the new topics."""
+    deadline = time.monotonic() + timeout_s
+    counts = partition_counts(admin, topics)
+    while len(counts) < len(topics) and time.monotonic() < deadline:
+        time.sleep(0.1)
+        counts = partition_counts(admin, topics)
+    return counts
+
+
 def ensure_topics(admin: AdminClient, settings: Settings, inputs: list[str], outputs: list[str]) -> int:
     """Create missing topics if allowed, check co-partitioning; return the input partition count."""
     t = settings.topics
@@ -168,7 +179,7 @@ def ensure_topics(admin: AdminClient, settings: Settings, inputs: list[str], out
             except KafkaException as exc:
                 if exc.args[0].code() != exc.args[0].TOPIC_ALREADY_EXISTS:
                     raise TopicError(f"cannot create topic {name}: {exc.args[0].str()}") from None
-        existing = partition_counts(admin, wanted)
+        existing = wait_listed(admin, wanted)
     counts = {name: existing.get(name, partitions) for name in inputs}
     if len(set(counts.values())) > 1:
         detail = ", ".join(f"{name} has {count}" for name, count in counts.items())

@@ -66,9 +66,11 @@ def test_labels_with_random_delays_of_minutes_join(topics: KafkaNames) -> None:
         detector.wait_processed(2 * n)
         port = detector.service.metrics_port
         assert port
-        wait_until(lambda: 'streamdrift_model_accuracy{model="m"}' in scrape(port), 20, "the accuracy gauge")
+        # Per-model metrics refresh at checkpoints, and a fast broker delivers everything in a few
+        # batches: wait for the checkpoint that records the last joins, not the first one.
+        joined = f'streamdrift_label_delay_seconds_count{{model="m"}} {float(n)}'
+        wait_until(lambda: joined in scrape(port), 20, "every label to join its prediction")
         text = scrape(port)
-    assert metric(text, "streamdrift_label_delay_seconds_count") == n, "every label should have joined its prediction"
     assert 60 <= metric(text, "streamdrift_label_delay_seconds_sum") / n <= 600
     assert metric(text, "streamdrift_label_join_pending") == 0
     assert 'streamdrift_label_join_unmatched_total{model="m"' not in text
