@@ -82,7 +82,8 @@ class BlockAdwin:
         scaled = (means - 0.5) * self._scale + 0.5
         # Private API, kept for speed: each mean goes straight to river's Rust core
         # (`ADWIN._helper.update` returns the drift decision); the public `ADWIN.update` plus
-        # `drift_detected` costs 0.47 µs a block against 0.28 (3-4% of the core's throughput).
+        # `drift_detected` costs 0.47 µs a block against 0.28: at 3.2 blocks an event in the
+        # benchmark workload, 0.6 µs of the core's 10 µs an event (BENCHMARKS.md: +5%).
         # Pinned by river's upper bound in pyproject.toml and by tests/unit/test_dependencies.py
         # (same decisions and widths as the public ADWIN).
         update = self.adwin._helper.update
