@@ -1,6 +1,7 @@
 """deploy/Dockerfile, checked without a Docker engine: a pinned slim base, a build stage and a
-final stage, non-root, `streamdrift run` as entrypoint, a health check on /healthz, and a
-build context that holds everything `pip install .` needs (and nothing else)."""
+final stage, non-root, `streamdrift run` as entrypoint, a health check on /healthz, a build
+context that holds everything `pip install .` needs (and nothing else), and an install pinned
+by constraints.txt."""
 
 from __future__ import annotations
 
