@@ -9,6 +9,7 @@ Series of models and partitions this process no longer owns are removed.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
@@ -17,6 +18,8 @@ from detector.core.alerts import Alert
 from detector.core.monitors.model import RELEARN_REASONS, ModelMonitor
 from detector.core.pipeline import BatchResult
 from detector.core.state import REJECT_REASONS
+
+Metric = TypeVar("Metric", Counter, Gauge, Histogram)
 
 _SECONDS_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -27,6 +30,8 @@ class Metrics:
     def __init__(self, registry: CollectorRegistry) -> None:
         self.registry = registry
         self._with_labels: set[str] = set()  # models that have had a label join
+        # Per model, the series created for it (metric, label values): what forget_models removes.
+        self._model_series: dict[str, set[tuple[Counter | Gauge | Histogram, tuple[str, ...]]]] = {}
         self.build = Info("streamdrift_build", "Version of the running detector.", registry=registry)
         self.build.info({"version": __version__})
         self.events = Counter(
@@ -198,31 +203,31 @@ class Metrics:
 
     def record_batch(self, result: BatchResult) -> None:
         for (topic, model), count in result.events.items():
-            self.events.labels(topic, model).inc(count)
+            self._series(model, self.events, topic, model).inc(count)
         for (topic, reason), count in result.invalid.items():
             self.events_invalid.labels(topic, reason).inc(count)
         for model, newest_ms in result.last_event_ms.items():
-            self.last_event.labels(model).set(newest_ms / 1000)
+            self._series(model, self.last_event, model).set(newest_ms / 1000)
         for failure in result.model_errors:
-            self.model_errors.labels(failure.model, "process").inc()
+            self._series(failure.model, self.model_errors, failure.model, "process").inc()
         for eviction in result.evictions:
             self.models_evicted.labels(eviction.reason).inc()
 
     def record_alerts(self, alerts: Iterable[Alert]) -> None:
         for alert in alerts:
-            self.alerts.labels(alert.model, alert.monitor, alert.detector, alert.severity).inc()
-            self.drift_active.labels(alert.model, alert.monitor).set(1 if alert.kind == "detected" else 0)
+            self._series(alert.model, self.alerts, alert.model, alert.monitor, alert.detector, alert.severity).inc()
+            self._series(alert.model, self.drift_active, alert.model, alert.monitor).set(1 if alert.kind == "detected" else 0)
 
     def record_models(self, monitors: Iterable[ModelMonitor], total: int) -> None:
         """Refresh per-model gauges (called at checkpoints, for models that saw events)."""
         self.models.set(total)
         for monitor in monitors:
             for name, drifting in monitor.drifting_monitors().items():
-                self.drift_active.labels(monitor.name, name).set(1 if drifting else 0)
+                self._series(monitor.name, self.drift_active, monitor.name, name).set(1 if drifting else 0)
             for name, signal in monitor.signals.items():
                 for statistic, value in signal.window_statistics().items():
-                    self.monitor_statistic.labels(monitor.name, name, statistic).set(value)
-            self.features_unmonitored.labels(monitor.name).set(monitor.feature_overflow)
+                    self._series(monitor.name, self.monitor_statistic, monitor.name, name, statistic).set(value)
+            self._series(monitor.name, self.features_unmonitored, monitor.name).set(monitor.feature_overflow)
             self._record_performance(monitor)
 
     def _record_performance(self, monitor: ModelMonitor) -> None:
@@ -230,45 +235,40 @@ class Metrics:
         values = performance.summary()
         for name, gauge in (("accuracy", self.accuracy), ("estimated", self.estimated_accuracy), ("coverage", self.label_coverage)):
             if name in values:
-                gauge.labels(model).set(values[name])
+                self._series(model, gauge, model).set(values[name])
         for statistic in ("mae", "rmse"):
             if statistic in values:
-                self.error.labels(model, statistic).set(values[statistic])
+                self._series(model, self.error, model, statistic).set(values[statistic])
         if "accuracy" in values and "estimated_labelled" in values:
-            self.estimation_error.labels(model).set(values["estimated_labelled"] - values["accuracy"])
+            self._series(model, self.estimation_error, model).set(values["estimated_labelled"] - values["accuracy"])
         if performance.pending or performance.labelled or model in self._with_labels:
             self._with_labels.add(model)
-            self.label_pending.labels(model).set(performance.pending)
-            self.label_awaiting_first.labels(model).set(0 if performance.labelled else 1)
+            self._series(model, self.label_pending, model).set(performance.pending)
+            self._series(model, self.label_awaiting_first, model).set(0 if performance.labelled else 1)
         counts, delays = performance.take_counts()
         for reason, key in (("ttl", "expired"), ("cap", "evicted")):
             if counts[key]:
-                self.label_expired.labels(model, reason).inc(counts[key])
+                self._series(model, self.label_expired, model, reason).inc(counts[key])
         for reason, key in (("unknown", "unmatched"), ("late", "late")):
             if counts[key]:
-                self.label_unmatched.labels(model, reason).inc(counts[key])
+                self._series(model, self.label_unmatched, model, reason).inc(counts[key])
         if delays:
-            histogram = self.label_delay.labels(model)
+            histogram = self._series(model, self.label_delay, model)
             for delay in delays:
                 histogram.observe(delay)
 
+    def _series(self, model: str, metric: Metric, *labels: str) -> Metric:
+        """`metric.labels(*labels)`, a series of `model`, recorded for forget_models."""
+        self._model_series.setdefault(model, set()).add((metric, labels))
+        return metric.labels(*labels)
+
     def forget_models(self, models: Iterable[str]) -> None:
-        """Remove the series of models whose partitions moved to another process."""
-        gone = set(models)
-        if not gone:
-            return
-        per_model = (
-            self.events, self.alerts, self.drift_active, self.monitor_statistic, self.last_event, self.features_unmonitored,
-            self.accuracy, self.error, self.estimated_accuracy, self.estimation_error, self.label_pending, self.label_awaiting_first,
-            self.label_expired, self.label_unmatched, self.label_coverage, self.label_delay, self.model_errors,
-        )
-        self._with_labels -= gone
-        for metric in per_model:
-            names = metric._labelnames  # the public API removes by full label set only
-            position = names.index("model")
-            for labels in list(metric._metrics):
-                if labels[position] in gone:
-                    metric.remove(*labels)
+        """Remove the series of models whose partitions moved to another process (or that were
+        evicted): those recorded by `_series`, by their full label values (`remove` is public)."""
+        for model in models:
+            self._with_labels.discard(model)
+            for metric, labels in self._model_series.pop(model, ()):
+                metric.remove(*labels)
 
     def set_lag(self, lags: dict[tuple[str, int], int]) -> None:
         """Replace the lag series with `lags` (owned partitions only)."""

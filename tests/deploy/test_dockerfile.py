@@ -1,6 +1,7 @@
 """deploy/Dockerfile, checked without a Docker engine: a pinned slim base, a build stage and a
-final stage, non-root, `streamdrift run` as entrypoint, a health check on /healthz, and a
-build context that holds everything `pip install .` needs (and nothing else)."""
+final stage, non-root, `streamdrift run` as entrypoint, a health check on /healthz, a build
+context that holds everything `pip install .` needs (and nothing else), and an install pinned
+by constraints.txt."""
 
 from __future__ import annotations
 
@@ -169,3 +170,10 @@ def test_the_copied_sources_import_on_their_own(tmp_path: Path) -> None:
     command = [sys.executable, "-c", script, str(tmp_path), *sorted(packages())]
     result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-3000:]
+
+
+def test_the_build_stage_installs_with_the_constraints_ci_tests() -> None:
+    copied = {source for sources, _ in copies(BUILD) for source in sources}
+    assert "constraints.txt" in copied and context_includes("constraints.txt")
+    installs = [i.argument for i in BUILD if i.keyword == "RUN" and "pip install" in i.argument]
+    assert installs and all(re.search(r"pip install (.* )?-c constraints\.txt ", command) for command in installs), installs

@@ -49,13 +49,20 @@ def update_binary(detectors: dict[str, DriftDetector], values: np.ndarray) -> li
 
 def binary_state(detector: DriftDetector) -> dict[str, Any]:
     """The private state of a river binary detector: numbers (or None), infinities as
-    {"float": "inf"}, and running means as {"mean": [n, mean]}."""
+    {"float": "inf"}, and running means as {"mean": [n, mean]}.
+
+    Private API, for want of a public one: river saves a detector only by pickling, which runs
+    code on load, so its private attributes are encoded one by one. An attribute of a kind not
+    listed here raises (TypeError) rather than being lost. Pinned by river's upper bound in
+    pyproject.toml and by tests/unit/test_dependencies.py (a detector restored mid-stream
+    decides as the uninterrupted one); a river change re-learns instead of loading
+    (monitors/model.py STATE_LIBRARIES)."""
     state: dict[str, Any] = {}
     for name, value in vars(detector).items():
         if not name.startswith("_"):
             continue  # constructor arguments come from the configuration
         if isinstance(value, stats.Mean):
-            state[name] = {"mean": [value.n, value._mean]}
+            state[name] = {"mean": [value.n, value.get()]}
         elif isinstance(value, float) and math.isinf(value):
             state[name] = {"float": str(value)}
         elif value is None or isinstance(value, (bool, int, float)):
@@ -72,10 +79,17 @@ def load_binary_state(detector: DriftDetector, state: dict[str, Any]) -> None:
         if isinstance(value, dict) and "float" in value:
             setattr(detector, name, float(value["float"]) if value["float"] in ("inf", "-inf") else math.nan)
         elif isinstance(value, dict):
-            mean = stats.Mean()
-            mean.n, mean._mean = float(value["mean"][0]), float(value["mean"][1])
-            setattr(detector, name, mean)
+            setattr(detector, name, running_mean(float(value["mean"][0]), float(value["mean"][1])))
         elif value is None or isinstance(value, (bool, int, float)):
             setattr(detector, name, value)
         else:
             raise ValueError(f"unexpected value for {type(detector).__name__}.{name}")
+
+
+def running_mean(weight: float, mean: float) -> stats.Mean:
+    """The running mean of `weight` values averaging `mean`, through the public update: one
+    value of that weight (exact: the first update sets the mean to the value)."""
+    running = stats.Mean()
+    if weight:
+        running.update(mean, w=weight)
+    return running

@@ -75,21 +75,31 @@ class BlockAdwin:
     def feed(self, means: np.ndarray, ends: np.ndarray) -> list[Hit]:
         """Give ADWIN block means (ending at `ends`); return its hits.
 
-        Each mean goes straight to river's ADWIN core (`_helper`, Rust): its Python wrapper costs
-        a third more per block. After a hit the window starts afresh, as the wrapper would do at
-        the next value, but at once, so that a checkpoint taken in between holds the fresh window."""
+        After a hit the window starts afresh (a clone: same parameters, empty window), as
+        `ADWIN.update` would do at the next value, but at once, so that a checkpoint taken in
+        between holds the fresh window."""
         hits: list[Hit] = []
         scaled = (means - 0.5) * self._scale + 0.5
+        # Private API, kept for speed: each mean goes straight to river's Rust core
+        # (`ADWIN._helper.update` returns the drift decision); the public `ADWIN.update` plus
+        # `drift_detected` costs 0.47 µs a block against 0.28: at 3.2 blocks an event in the
+        # benchmark workload, 0.6 µs of the core's 10 µs an event (BENCHMARKS.md: +5%).
+        # Pinned by river's upper bound in pyproject.toml and by tests/unit/test_dependencies.py
+        # (same decisions and widths as the public ADWIN).
         update = self.adwin._helper.update
         for end, value in zip(ends.tolist(), scaled.tolist()):
             if update(value):
                 hits.append(Hit(end, ADWIN_NAME, int(self.adwin.width) * self.block_events))
-                self.adwin._reset()
+                self.adwin = self.adwin.clone()
                 update = self.adwin._helper.update
         return hits
 
     def to_state(self) -> dict[str, Any]:
-        # river's Rust core serialises its buckets to bytes: plain numbers, decoded without running code.
+        # Private API, for want of a public one: river serialises an ADWIN only by pickling, which
+        # runs code on load; its Rust core's own `__getstate__` gives the buckets as bytes of
+        # plain numbers, decoded without running code. Pinned like `feed` above (the round trip
+        # decides as the public ADWIN fed without a break); a river change re-learns instead of
+        # loading (monitors/model.py STATE_LIBRARIES).
         window = base64.b64encode(self.adwin._helper.__getstate__()).decode()
         return {"adwin": window, "carry": self.carry}
 

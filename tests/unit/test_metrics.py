@@ -1,0 +1,48 @@
+"""Metrics.forget_models: every series of a departed model goes, every other model's stays."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from prometheus_client import CollectorRegistry
+
+from detector.metrics import Metrics
+from detector.pipeline import Pipeline
+from detector.settings import load_settings
+from producers.simulate import Injection, Simulator
+from tests.fakes import messages
+
+
+def series_by_model(registry: CollectorRegistry) -> dict[str, set[str]]:
+    """Model label value -> names of the metric families with a sample of that model."""
+    found: dict[str, set[str]] = defaultdict(set)
+    for family in registry.collect():
+        for sample in family.samples:
+            if "model" in sample.labels:
+                found[sample.labels["model"]].add(family.name)
+    return found
+
+
+def test_forgetting_a_model_removes_all_its_series_and_only_those() -> None:
+    simulator = Simulator(seed=3, injections=(Injection("mean_shift", "amount", start=4000, magnitude=1.0),))
+    events = simulator.events(8000)
+    twins = [{**event, "model": "twin"} for event in events]
+    pipeline = Pipeline(load_settings(None))
+    registry = CollectorRegistry()
+    metrics = Metrics(registry)
+    for batch in (messages(events), messages(twins, partition=1)):
+        for start in range(0, len(batch), 1000):
+            result = pipeline.process(batch[start : start + 1000])
+            metrics.record_batch(result)
+            metrics.record_alerts(result.alerts)
+    metrics.record_models(pipeline.models(), pipeline.model_count)
+    before = series_by_model(registry)
+    assert before["fraud"] == before["twin"]
+    assert {"streamdrift_events", "streamdrift_alerts", "streamdrift_drift_active", "streamdrift_monitor_statistic"} <= before["fraud"]
+
+    metrics.forget_models(["fraud"])
+    after = series_by_model(registry)
+    assert "fraud" not in after
+    assert after["twin"] == before["twin"]
+    metrics.forget_models(["fraud", "never-seen"])  # forgetting twice, or an unknown model, is harmless
+    assert series_by_model(registry) == after
