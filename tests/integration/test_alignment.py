@@ -10,11 +10,9 @@ from typing import Any
 import numpy as np
 import orjson
 import pytest
-from confluent_kafka import Producer
-
 from detector.pipeline import Pipeline
 from tests.fakes import FakeMessage
-from tests.kafka_helpers import KafkaNames, ServiceThread, alerts_of, create_topics, read_topic
+from tests.kafka_helpers import KafkaNames, ServiceThread, alerts_of, create_topics, produce, read_topic
 
 pytestmark = pytest.mark.broker
 
@@ -29,50 +27,37 @@ PADDING = "x" * 4000
 FETCH_BYTES = 8192
 
 
-def traffic() -> tuple[list[tuple[int, dict[str, Any]]], list[tuple[int, dict[str, Any]]]]:
-    """(timestamp, event) of predictions and of their labels, 500 events later; the model's
-    accuracy falls from 90% to 65% halfway (a drift the error monitor must catch)."""
+def traffic() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Predictions and their labels, 500 events later; the model's accuracy falls from 90% to
+    65% halfway (a drift the error monitor must catch)."""
     rng = np.random.default_rng(11)
     predictions, labels = [], []
     for i in range(EVENTS):
         ts = START_MS + i * STEP_MS
         prediction = int(rng.random() < 0.3)
-        predictions.append((ts, {"model": "m", "id": f"r{i}", "ts": ts, "prediction": prediction, "score": 0.8 if prediction else 0.2}))
+        predictions.append({"model": "m", "id": f"r{i}", "ts": ts, "prediction": prediction, "score": 0.8 if prediction else 0.2})
         right = rng.random() < (0.9 if i < EVENTS // 2 else 0.65)
-        label_ts = ts + LABEL_DELAY_EVENTS * STEP_MS
-        label = {"model": "m", "id": f"r{i}", "ts": label_ts, "label": prediction if right else 1 - prediction}
+        label = {"model": "m", "id": f"r{i}", "ts": ts + LABEL_DELAY_EVENTS * STEP_MS, "label": prediction if right else 1 - prediction}
         if i >= SLOW_FROM:
             label["note"] = PADDING
-        labels.append((label_ts, label))
+        labels.append(label)
     return predictions, labels
 
 
-def produce_with_timestamps(bootstrap: str, topic: str, events: list[tuple[int, dict[str, Any]]]) -> None:
-    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5})
-    for ts, event in events:
-        while True:
-            try:
-                producer.produce(topic, value=orjson.dumps(event), key=b"m", partition=0, timestamp=ts)
-                break
-            except BufferError:
-                producer.poll(0.1)
-    assert producer.flush(30) == 0
-
-
-def merged_by_timestamp(topics: KafkaNames, predictions: list[tuple[int, dict[str, Any]]], labels: list[tuple[int, dict[str, Any]]]) -> list[FakeMessage]:
+def merged_by_timestamp(topics: KafkaNames, predictions: list[dict[str, Any]], labels: list[dict[str, Any]]) -> list[FakeMessage]:
     """The messages as the backtest reads them: by timestamp, ties by topic (predictions first)."""
-    keyed = [(ts, 0, offset, topics.predictions, event) for offset, (ts, event) in enumerate(predictions)]
-    keyed += [(ts, 2, offset, topics.labels, event) for offset, (ts, event) in enumerate(labels)]
+    keyed = [(event["ts"], 0, offset, topics.predictions, event) for offset, event in enumerate(predictions)]
+    keyed += [(event["ts"], 2, offset, topics.labels, event) for offset, event in enumerate(labels)]
     keyed.sort(key=lambda k: k[:3])
     return [FakeMessage(topic, 0, offset, orjson.dumps(event), b"m", timestamp_ms=ts) for ts, _, offset, topic, event in keyed]
 
 
 def test_labels_read_behind_their_predictions_are_joined_as_in_timestamp_order(topics: KafkaNames) -> None:
     predictions, labels = traffic()
-    settings = topics.settings(kafka={"properties": {"max.partition.fetch.bytes": FETCH_BYTES}})
+    settings = topics.settings(kafka={"properties": {"max.partition.fetch.bytes": FETCH_BYTES}}, topics={"partitions": 1})
     create_topics(settings)
-    produce_with_timestamps(topics.bootstrap, topics.predictions, predictions)
-    produce_with_timestamps(topics.bootstrap, topics.labels, labels)
+    produce(topics.bootstrap, topics.predictions, predictions, event_time=True)
+    produce(topics.bootstrap, topics.labels, labels, event_time=True)
 
     pipeline = Pipeline(settings)
     expected = []
