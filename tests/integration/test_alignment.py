@@ -44,24 +44,27 @@ def traffic() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     return predictions, labels
 
 
-def merged_by_timestamp(topics: KafkaNames, predictions: list[dict[str, Any]], labels: list[dict[str, Any]]) -> list[FakeMessage]:
+def merged_by_timestamp(
+    topics: KafkaNames, partition: int, predictions: list[dict[str, Any]], labels: list[dict[str, Any]]
+) -> list[FakeMessage]:
     """The messages as the backtest reads them: by timestamp, ties by topic (predictions first)."""
     keyed = [(event["ts"], 0, offset, topics.predictions, event) for offset, event in enumerate(predictions)]
     keyed += [(event["ts"], 2, offset, topics.labels, event) for offset, event in enumerate(labels)]
     keyed.sort(key=lambda k: k[:3])
-    return [FakeMessage(topic, 0, offset, orjson.dumps(event), b"m", timestamp_ms=ts) for ts, _, offset, topic, event in keyed]
+    return [FakeMessage(topic, partition, offset, orjson.dumps(event), b"m", timestamp_ms=ts) for ts, _, offset, topic, event in keyed]
 
 
 def test_labels_read_behind_their_predictions_are_joined_as_in_timestamp_order(topics: KafkaNames) -> None:
     predictions, labels = traffic()
-    settings = topics.settings(kafka={"properties": {"max.partition.fetch.bytes": FETCH_BYTES}}, topics={"partitions": 1})
+    settings = topics.settings(kafka={"properties": {"max.partition.fetch.bytes": FETCH_BYTES}})
     create_topics(settings)
     produce(topics.bootstrap, topics.predictions, predictions, event_time=True)
     produce(topics.bootstrap, topics.labels, labels, event_time=True)
 
     pipeline = Pipeline(settings)
     expected = []
-    merged = merged_by_timestamp(topics, predictions, labels)
+    partition = read_topic(topics.bootstrap, topics.predictions, expect=1)[0].partition()  # the model's, by its key
+    merged = merged_by_timestamp(topics, partition, predictions, labels)
     for start in range(0, len(merged), settings.batch_max_events):
         expected += pipeline.process(merged[start : start + settings.batch_max_events]).alerts
     expected_ids = sorted(alert.id(settings.kafka.group_id) for alert in expected)
