@@ -46,7 +46,7 @@ class Aligner:
         self.idle_s = idle_s
         self.max_buffered = max_buffered
         self.buffers: dict[int, list[list[_Entry]]] = {}  # partition -> a buffer per topic, in topic order
-        self.dry_since: dict[TopicPartition, float] = {}  # empty, lagging topic partitions: when they were found so
+        self.dry_since: dict[TopicPartition, float] = {}  # lagging topic partitions with nothing buffered: since when
         self.paused: set[TopicPartition] = set()
 
     @property
