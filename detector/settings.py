@@ -283,6 +283,13 @@ class Settings(BaseSettings):
     batch_timeout_ms: int = Field(200, ge=1, description="longest wait for a batch to fill")
     commit_interval_ms: int = Field(2000, ge=10, description="commit at least this often while events flow")
     commit_interval_events: int = Field(50_000, ge=1, description="…or after this many events, whichever first")
+    alignment_idle_ms: int = Field(
+        5000, ge=0, description="how long a partition's events wait for an input topic with nothing buffered but unread data "
+        "on the broker (a caught-up topic is never waited for), before going on without it",
+    )
+    alignment_buffer_events: int = Field(
+        20_000, ge=1, description="events buffered per input topic partition while aligning by event time; a full buffer pauses its fetching",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @model_validator(mode="after")

@@ -106,17 +106,22 @@ def ensure_topic(bootstrap: str, topic: str) -> None:
             raise
 
 
-def produce(bootstrap: str, topic: str, values: Iterable[bytes | dict[str, Any]], key: bytes | str | None = None) -> int:
-    """Produce values (dicts are JSON-encoded; their 'model' is the key unless `key` is given)."""
+def produce(
+    bootstrap: str, topic: str, values: Iterable[bytes | dict[str, Any]], key: bytes | str | None = None, event_time: bool = False
+) -> int:
+    """Produce values (dicts are JSON-encoded; their 'model' is the key unless `key` is given).
+    `event_time`: each dict's 'ts' is its message's timestamp (else the time of producing), as an
+    inference service would stamp them; the detector orders the input topics by it."""
     ensure_topic(bootstrap, topic)
     producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5})
     count = 0
     for value in values:
         payload = orjson.dumps(value) if isinstance(value, dict) else value
         message_key = key if key is not None else (value.get("model") if isinstance(value, dict) else None)
+        timestamp = value["ts"] if event_time and isinstance(value, dict) else 0  # 0: librdkafka stamps the time of producing
         while True:
             try:
-                producer.produce(topic, value=payload, key=message_key)
+                producer.produce(topic, value=payload, key=message_key, timestamp=timestamp)
                 break
             except BufferError:
                 producer.poll(0.1)

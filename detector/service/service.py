@@ -25,6 +25,7 @@ from confluent_kafka.admin import AdminClient
 from prometheus_client import CollectorRegistry
 
 from detector.core.alerts import Alert
+from detector.core.alignment import Aligner
 from detector.kafka.checkpoint import StateStore
 from detector.kafka.clients import consumer_config, producer_config
 from detector.kafka.delivery import AtLeastOnceOutputs, CheckpointAborted, CommitSuperseded, ExactlyOnceOutputs, Outputs
@@ -61,6 +62,7 @@ class Service:
         self.metrics.last_progress.set_function(lambda: time.time() - (time.monotonic() - self.last_progress))
         self.pipeline = Pipeline(settings)
         self.inputs = settings.topics.inputs()
+        self.aligner = Aligner(self.inputs, settings.alignment_idle_ms / 1000, settings.alignment_buffer_events)
         key = settings.state.signing_key
         codec = StateCodec(settings.kafka.group_id, key.get_secret_value().encode() if key else None)
         self.store = StateStore(settings.state_topic(), codec, settings.kafka.client_config(), self.metrics.state_rejected)
@@ -165,7 +167,9 @@ class Service:
         messages = self.consumer.consume(self.settings.batch_max_events, self.settings.batch_timeout_ms / 1000)
         if self.fatal_error is not None:  # reported while consuming: nothing more is processed or committed
             return
-        good = [m for m in messages if not m.error() or self._on_consume_error(m.error())]
+        self.aligner.add(m for m in messages if not m.error() or self._on_consume_error(m.error()))
+        good = self.aligner.release(self._caught_up, time.monotonic())
+        self._apply_flow_control()
         if good:
             with self.metrics.batch_seconds.time():
                 result = self.pipeline.process(good)
@@ -181,6 +185,29 @@ class Service:
         if self._checkpoint_due():
             self._checkpoint()
         self.last_progress = time.monotonic()
+
+    def _caught_up(self, topic: str, partition: int) -> bool:
+        """Whether the consumer has read all that the broker had of a topic partition at its last
+        fetch (librdkafka caches the high watermark of every fetch response; unknown before the
+        first, hence not caught up)."""
+        assert self.consumer is not None
+        tp = TopicPartition(topic, partition)
+        low, high = self.consumer.get_watermark_offsets(tp, cached=True)
+        if high < 0:
+            return False
+        position = self.consumer.position([tp])[0].offset
+        if position < 0:  # nothing read since the assignment: reading starts at the resume point, else the beginning
+            position = self.covered.get(partition, {}).get(topic, low)
+        return position >= high
+
+    def _apply_flow_control(self) -> None:
+        """Pause fetching the topic partitions whose alignment buffer is full; resume drained ones."""
+        assert self.consumer is not None
+        pause, resume = self.aligner.flow()
+        if pause:
+            self.consumer.pause([TopicPartition(topic, p) for topic, p in pause])
+        if resume:
+            self.consumer.resume([TopicPartition(topic, p) for topic, p in resume])
 
     def _publish(self, result: BatchResult) -> None:
         assert self.outputs is not None
@@ -413,6 +440,9 @@ class Service:
         """After an aborted transaction: reload the last checkpoint and seek back to it."""
         assert self.consumer is not None
         assignment = [tp for tp in self.consumer.assignment() if tp.partition in self.owned]
+        paused = self.aligner.drop(self.owned)  # read again from the checkpoint
+        if paused:
+            self.consumer.resume([TopicPartition(topic, p) for topic, p in paused])
         self.progressed.clear()
         self.uncommitted_events = 0
         self.restoring = True
@@ -446,6 +476,7 @@ class Service:
         self.metrics.forget_models(self.pipeline.revoke(numbers))
         self.owned -= numbers
         self.progressed -= numbers
+        self.aligner.drop(numbers)  # not processed, so not committed: the next owner reads them
         for p in numbers:
             self.covered.pop(p, None)
 

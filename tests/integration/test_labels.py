@@ -32,8 +32,9 @@ def test_concept_drift_is_caught_by_the_error_monitor_and_not_by_feature_monitor
     batch = simulator.batch(14_000)
     labels = batch.labels + simulator.drain()
     create_topics(topics.settings())
-    produce(topics.bootstrap, topics.predictions, batch.predictions)
-    produce(topics.bootstrap, topics.labels, labels)
+    # Stamped with their event times: labels 30 s after their predictions, not all after all of them.
+    produce(topics.bootstrap, topics.predictions, batch.predictions, event_time=True)
+    produce(topics.bootstrap, topics.labels, labels, event_time=True)
     with ServiceThread(topics.settings()) as detector:
         detector.wait_processed(len(batch.predictions) + len(labels))
         read_topic(topics.bootstrap, topics.alerts, expect=1, timeout_s=30)
