@@ -1,10 +1,11 @@
 """Messages too large to copy whole, and a process that stops on an error, on the real broker.
 
 A bad message larger than limits.max_output_bytes is dead-lettered cut to it, with its size and
-SHA-256 in headers; the process keeps running, before and after a restart. The embedded broker
-(Tansu) accepts records of any size (60 MB tried; it ignores a topic's max.message.bytes), so
-the test producer raises its own message.max.bytes and sends up to 20 MB. A broker refusing a
-dead letter as too large cannot be shown on it: see tests/unit/test_dead_letters.py.
+SHA-256 in headers; the process keeps running, before and after a restart. The input topic's
+max.message.bytes is raised to 25 MB (Apache Kafka refuses records over 1 MB by default; the
+embedded Tansu accepts any size and ignores the setting) and the test producer raises its own
+message.max.bytes, so inputs up to 20 MB are sent. A broker refusing a dead letter as too large
+is tested in tests/unit/test_dead_letters.py.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 
 import pytest
 from confluent_kafka import Message, Producer
+from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource
 
 from tests.kafka_helpers import KafkaNames, ServiceThread, committed_total, create_topics, produce, read_topic
 
@@ -27,11 +29,21 @@ def valid(model: str, count: int, start: int = 0) -> list[dict[str, Any]]:
 
 
 def produce_large(bootstrap: str, topic: str, messages: list[tuple[bytes, bytes]]) -> None:
-    """(key, value) pairs, with a producer that allows records up to 25 MB."""
+    """(key, value) pairs, with a producer that allows records up to 25 MB; each must be stored."""
     producer = Producer({"bootstrap.servers": bootstrap, "message.max.bytes": 25 * MB, "linger.ms": 5})
+    refused: list[str] = []
     for key, value in messages:
-        producer.produce(topic, value=value, key=key)
-    assert producer.flush(60) == 0
+        producer.produce(topic, value=value, key=key, on_delivery=lambda error, _: error and refused.append(error.str()))
+    assert producer.flush(60) == 0 and not refused, refused
+
+
+def allow_records_up_to(bootstrap: str, topic: str, size: int) -> None:
+    """Raise the topic's max.message.bytes (Apache Kafka refuses records over 1 MB by default; the
+    embedded broker accepts any size and ignores the setting)."""
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    resource = ConfigResource("topic", topic, incremental_configs=[ConfigEntry("max.message.bytes", str(size), incremental_operation=AlterConfigOpType.SET)])
+    for future in admin.incremental_alter_configs([resource]).values():
+        future.result(timeout=30)
 
 
 def bad(size: int, filler: bytes) -> bytes:
@@ -57,6 +69,7 @@ FIRST_RUN = [LIMIT - 1, LIMIT, LIMIT + 1, MB + 1, MB + 2, 5 * MB, 20 * MB]
 def test_messages_too_large_to_copy_whole_are_dead_lettered_cut_and_the_process_keeps_running(guarantee: str, topics: KafkaNames) -> None:
     settings = topics.settings(processing_guarantee=guarantee, topics={"partitions": 1})  # whatever the key
     create_topics(settings)
+    allow_records_up_to(topics.bootstrap, topics.predictions, 25 * MB)
     sent: dict[int, tuple[bytes, bytes]] = {}  # offset on the predictions partition -> key, value
     offset = 0
 
