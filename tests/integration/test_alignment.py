@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import orjson
 import pytest
-from detector.pipeline import Pipeline
+from detector.core.pipeline import Pipeline
 from tests.fakes import FakeMessage
 from tests.kafka_helpers import KafkaNames, ServiceThread, alerts_of, create_topics, produce, read_topic
 

@@ -22,15 +22,15 @@ from packaging.utils import canonicalize_name
 from river import stats
 from river.drift import ADWIN
 
-from detector.monitors.binary import binary_state, load_binary_state, make_binary_detectors, running_mean
-from detector.monitors.detectors import ADWIN_CLOCK, BlockAdwin
+from detector.core.monitors.binary import binary_state, load_binary_state, make_binary_detectors, running_mean
+from detector.core.monitors.detectors import ADWIN_CLOCK, BlockAdwin
 
 REPO = Path(__file__).resolve().parents[2]
 PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())
 
 # Private attributes of dependencies the detector may use: (module, attribute) -> distribution
 # that must be bounded below its next minor. Anything else private is our own or refused.
-PINNED_PRIVATE = {("detector/monitors/detectors.py", "_helper"): "river"}
+PINNED_PRIVATE = {("detector/core/monitors/detectors.py", "_helper"): "river"}
 # Documented in the standard library despite the underscore.
 STDLIB_DOCUMENTED = {"_exit"}
 

@@ -6,8 +6,8 @@ from collections import defaultdict
 
 from prometheus_client import CollectorRegistry
 
-from detector.metrics import Metrics
-from detector.pipeline import Pipeline
+from detector.http.metrics import Metrics
+from detector.core.pipeline import Pipeline
 from detector.settings import load_settings
 from producers.simulate import Injection, Simulator
 from tests.fakes import messages
