@@ -233,6 +233,9 @@ def create_topics(settings: Settings) -> int:
     return ensure_topics(admin, settings, t.inputs(), [t.alerts, t.dlq, settings.state_topic()])
 
 
+COORDINATOR_NOT_READY = {KafkaError.NOT_COORDINATOR, KafkaError.COORDINATOR_LOAD_IN_PROGRESS, KafkaError.COORDINATOR_NOT_AVAILABLE}
+
+
 def committed_offsets(bootstrap: str, group: str, topic: str) -> dict[int, int]:
     """A group's committed offset per partition of a topic (0 where none)."""
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group})
@@ -240,8 +243,16 @@ def committed_offsets(bootstrap: str, group: str, topic: str) -> dict[int, int]:
         metadata = consumer.list_topics(topic, timeout=10).topics.get(topic)
         if metadata is None:
             return {}
-        offsets = consumer.committed([TopicPartition(topic, p) for p in metadata.partitions], timeout=10)
-        return {tp.partition: max(tp.offset, 0) for tp in offsets}
+        wanted = [TopicPartition(topic, p) for p in metadata.partitions]
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                offsets = consumer.committed(wanted, timeout=10)
+                return {tp.partition: max(tp.offset, 0) for tp in offsets}
+            except KafkaException as exc:  # a fresh Apache Kafka broker answers so while it loads a group's coordinator
+                if exc.args[0].code() not in COORDINATOR_NOT_READY or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.25)
     finally:
         consumer.close()
 

@@ -396,6 +396,9 @@ class Service:
             self.restoring = False
         self.owned = numbers
         self.joined = True
+        # Restored models show their gauges at once, not at their next event: an open drift stays visible across a rebalance.
+        self.touched.update(monitor.name for p in numbers if p in self.pipeline.partitions for monitor in self.pipeline.partitions[p].models.values())
+        self._refresh_gauges()
         log.info("assigned input partitions %s", sorted(numbers) or "none")
 
     def _restore(self, consumer: Consumer, partitions: list[TopicPartition]) -> list[TopicPartition]:
