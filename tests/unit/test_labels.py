@@ -151,11 +151,6 @@ def test_whether_a_model_has_had_labels_survives_a_restart() -> None:
         restored[name].load_state(j.to_state())
         restored[name].observe([prediction(i, i) for i in range(40)])
     assert len(restored["labelled"].pending) == 40 and len(restored["unlabelled"].pending) == 10
-    older = unlabelled.to_state()
-    del older["labelled"]  # a checkpoint written before the flag existed reads as "no label yet"
-    again = join(max_pending=50, before_first_label=10)
-    again.load_state(older)
-    assert not again.labelled
 
 
 def test_sampling_keeps_a_share_of_ids_on_both_sides() -> None:

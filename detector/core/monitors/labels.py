@@ -306,7 +306,7 @@ class LabelJoin:
 
     def load_state(self, state: dict[str, Any]) -> None:
         self.watermark = int(state["watermark"])
-        self.labelled = bool(state.get("labelled", False))  # absent from older checkpoints: no label yet
+        self.labelled = bool(state["labelled"])
         self.maturity_ms = None if state["maturity_ms"] is None else int(state["maturity_ms"])
         self.early_delays = [int(d) for d in state["early_delays"]]
         p = state["pending"]

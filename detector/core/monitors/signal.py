@@ -649,7 +649,7 @@ class SignalMonitor:
             if signal.kind is SignalKind.categorical:
                 signal.reference = CategoricalReference.from_state(state["reference"])
                 signal.category_index = signal.reference.index()
-                signal.new_categories = [None if name is None else str(name) for name in state.get("new_categories", [])]  # absent before
+                signal.new_categories = [None if name is None else str(name) for name in state["new_categories"]]
                 other = signal.reference.other_code
                 signal.category_index |= {name: other + 1 + i for i, name in enumerate(signal.new_categories) if name is not None}
             else:
