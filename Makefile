@@ -8,7 +8,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-tansu kafka venv broker clean lock
+.PHONY: demo test unit lint test-tansu kafka venv broker clean lock
 
 venv: $(STAMP)
 
@@ -21,8 +21,17 @@ $(STAMP): pyproject.toml constraints.txt
 demo: $(STAMP)
 	$(BIN)/streamdrift demo
 
-test: $(STAMP) kafka
+test: $(STAMP) kafka lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The inner loop: lint and the pure unit tests (no broker), about a minute.
+unit: $(STAMP) lint
+	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
+
+# ruff (rules and format: pyproject.toml [tool.ruff]).
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 # The broker tests on the embedded Tansu instead of Apache Kafka.
 test-tansu: $(STAMP)

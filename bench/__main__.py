@@ -26,34 +26,73 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     commands = parser.add_subparsers(title="benchmarks")
 
-    def command(name: str, help: str, handler: Callable[[argparse.Namespace], str]) -> argparse.ArgumentParser:
+    def command(
+        name: str, help: str, handler: Callable[[argparse.Namespace], str]
+    ) -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=help, description=help)
-        sub.add_argument("--quick", action="store_true", help="tiny sizes (seconds): checks that it runs")
+        sub.add_argument(
+            "--quick", action="store_true", help="tiny sizes (seconds): checks that it runs"
+        )
         sub.set_defaults(handler=handler)
         return sub
 
-    throughput = command("throughput", "events/s of the core, end to end, and of a consume+parse baseline", _throughput)
-    throughput.add_argument("--events", type=int, default=300_000, help="events in the workload (default 300,000)")
-    throughput.add_argument("--core-only", action="store_true", help="only the in-process core (for profiling)")
+    throughput = command(
+        "throughput",
+        "events/s of the core, end to end, and of a consume+parse baseline",
+        _throughput,
+    )
+    throughput.add_argument(
+        "--events", type=int, default=300_000, help="events in the workload (default 300,000)"
+    )
+    throughput.add_argument(
+        "--core-only", action="store_true", help="only the in-process core (for profiling)"
+    )
 
-    decode = command("decode", "msgspec against orjson: decoding and validating the workload's messages", _decode)
-    decode.add_argument("--events", type=int, default=100_000, help="messages decoded (default 100,000)")
+    decode = command(
+        "decode", "msgspec against orjson: decoding and validating the workload's messages", _decode
+    )
+    decode.add_argument(
+        "--events", type=int, default=100_000, help="messages decoded (default 100,000)"
+    )
 
-    memory = command("memory", "resident size per monitored model, growth with models and features", _memory)
-    memory.add_argument("--events-per-model", type=int, default=3000, help="events fed to each model (default 3,000)")
+    memory = command(
+        "memory", "resident size per monitored model, growth with models and features", _memory
+    )
+    memory.add_argument(
+        "--events-per-model",
+        type=int,
+        default=3000,
+        help="events fed to each model (default 3,000)",
+    )
 
-    calibrate = command("calibrate", "re-fit the detectors' false-alarm models; check the model budget", _calibrate)
+    calibrate = command(
+        "calibrate", "re-fit the detectors' false-alarm models; check the model budget", _calibrate
+    )
     calibrate.add_argument("--seed", type=int, default=1)
 
-    quality = command("quality", "detection rate, delay and false alarms per distribution family", _quality)
+    quality = command(
+        "quality", "detection rate, delay and false alarms per distribution family", _quality
+    )
     quality.add_argument("--seed", type=int, default=1)
 
-    backtest = command("backtest", "backtest speed against the core's in-process speed, on one simulated history", _backtest)
-    backtest.add_argument("--events", type=int, default=1_000_000, help="simulated predictions (default 1,000,000)")
+    backtest = command(
+        "backtest",
+        "backtest speed against the core's in-process speed, on one simulated history",
+        _backtest,
+    )
+    backtest.add_argument(
+        "--events", type=int, default=1_000_000, help="simulated predictions (default 1,000,000)"
+    )
 
     peers = command("peers", "a batch peer (NannyML) beside streamdrift on the same data", _peers)
-    peers.add_argument("--venv", default=".bench-venv", help="the peers' separate virtual environment (created if missing)")
-    peers.add_argument("--no-install", action="store_true", help="do not create or install the peers' environment")
+    peers.add_argument(
+        "--venv",
+        default=".bench-venv",
+        help="the peers' separate virtual environment (created if missing)",
+    )
+    peers.add_argument(
+        "--no-install", action="store_true", help="do not create or install the peers' environment"
+    )
     return parser
 
 

@@ -25,9 +25,9 @@ from typing import Any
 
 import orjson
 
+from bench.report import progress, table
 from detector.backtest.files import FileSource
 from detector.backtest.replay import Run, replay
-from bench.report import progress, table
 from detector.core.pipeline import GC_THRESHOLDS, Pipeline
 from detector.settings import load_settings
 from producers.play import play
@@ -47,51 +47,96 @@ class Timed:
 def run(events: int) -> str:
     with tempfile.TemporaryDirectory(prefix="streamdrift-bench-") as folder:
         files = simulate(Path(folder), events)
-        inputs = {"predictions file": [files["events"]], "predictions and labels files": [files["events"], files["labels"]]}
+        inputs = {
+            "predictions file": [files["events"]],
+            "predictions and labels files": [files["events"], files["labels"]],
+        }
         # The commands first, while this process is small: a forked child's peak size counts its parent's pages.
-        command = [sys.executable, "-m", "detector", "backtest", "--file", str(files["events"]), "--truth", str(files["truth"]), "--json"]
+        command = [
+            sys.executable,
+            "-m",
+            "detector",
+            "backtest",
+            "--file",
+            str(files["events"]),
+            "--truth",
+            str(files["truth"]),
+            "--json",
+        ]
         commands = {
             "predictions file": backtest_command(command),
-            "predictions and labels files": backtest_command([*command, "--labels-file", str(files["labels"])]),
+            "predictions and labels files": backtest_command(
+                [*command, "--labels-file", str(files["labels"])]
+            ),
         }
         rows: list[tuple[object, ...]] = []
         for name, paths in inputs.items():
             timed = [core(paths), replayed(paths), commands[name][0]]
             rows += [
-                (f"{t.what}, {name}", events, t.wall_s, events / t.wall_s, f"{timed[0].wall_s / t.wall_s:.2f}×", t.cpu_s, t.peak_mib)
+                (
+                    f"{t.what}, {name}",
+                    events,
+                    t.wall_s,
+                    events / t.wall_s,
+                    f"{timed[0].wall_s / t.wall_s:.2f}×",
+                    t.cpu_s,
+                    t.peak_mib,
+                )
                 for t in timed
             ]
-    headers = ["measurement", "predictions", "wall s", "predictions/s", "÷ core", "CPU s", "peak MiB"]
+    headers = [
+        "measurement",
+        "predictions",
+        "wall s",
+        "predictions/s",
+        "÷ core",
+        "CPU s",
+        "peak MiB",
+    ]
     return intro(events, commands["predictions file"][1]) + "\n" + table(headers, rows) + "\n"
 
 
 def simulate(folder: Path, events: int) -> dict[str, Path]:
-    files = {name: folder / f"{name}.jsonl" for name in ("events", "labels")} | {"truth": folder / "truth.json"}
+    files = {name: folder / f"{name}.jsonl" for name in ("events", "labels")} | {
+        "truth": folder / "truth.json"
+    }
     progress(f"simulating {events:,} predictions and their labels")
-    stream = Simulator(model="fraud", seed=1, injections=(Injection("mean_shift", "amount", events // 2),))
+    stream = Simulator(
+        model="fraud", seed=1, injections=(Injection("mean_shift", "amount", events // 2),)
+    )
     sink = FileSink(str(files["events"]), str(files["labels"]))
     play([stream], sink, events, rate=0.0)
     sink.close()
-    files["truth"].write_bytes(orjson.dumps({"model": stream.model, "injections": stream.ground_truth()}))
+    files["truth"].write_bytes(
+        orjson.dumps({"model": stream.model, "injections": stream.ground_truth()})
+    )
     return files
 
 
 def core(paths: list[Path]) -> Timed:
     settings = load_settings(None)
-    batches = [batch.messages for batch in FileSource(settings, *paths).batches(settings.batch_max_events)]
-    progress(f"core: Pipeline.process over the {sum(map(len, batches)):,} lines of {', '.join(path.name for path in paths)}, read beforehand")
+    batches = [
+        batch.messages for batch in FileSource(settings, *paths).batches(settings.batch_max_events)
+    ]
+    progress(
+        f"core: Pipeline.process over the {sum(map(len, batches)):,} lines of {', '.join(path.name for path in paths)}, read beforehand"
+    )
     gc.set_threshold(*GC_THRESHOLDS)
     pipeline = Pipeline(settings)
     started, cpu = time.perf_counter(), time.process_time()
     for batch in batches:
         pipeline.process(batch)
-    return Timed("detector core, in-process", time.perf_counter() - started, time.process_time() - cpu)
+    return Timed(
+        "detector core, in-process", time.perf_counter() - started, time.process_time() - cpu
+    )
 
 
 def replayed(paths: list[Path]) -> Timed:
     settings = load_settings(None)
     progress(f"replay: reading, decoding and monitoring {', '.join(path.name for path in paths)}")
-    return Timed("backtest replay", replay(FileSource(settings, *paths), [Run("A", None, settings)]).seconds)
+    return Timed(
+        "backtest replay", replay(FileSource(settings, *paths), [Run("A", None, settings)]).seconds
+    )
 
 
 def backtest_command(command: list[str]) -> tuple[Timed, dict[str, Any]]:
@@ -106,14 +151,21 @@ def backtest_command(command: list[str]) -> tuple[Timed, dict[str, Any]]:
         child.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0), err.seek(0)
         if child.returncode != 0:
-            raise RuntimeError(f"`{' '.join(command)}` failed (exit {child.returncode}): {err.read().decode()[-2000:]}")
+            raise RuntimeError(
+                f"`{' '.join(command)}` failed (exit {child.returncode}): {err.read().decode()[-2000:]}"
+            )
         result = orjson.loads(out.read())
-    return Timed("backtest command", wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024), result
+    return Timed(
+        "backtest command", wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
+    ), result
 
 
 def intro(events: int, result: dict[str, Any]) -> str:
     score = result["runs"][0]["score"]
-    found = ", ".join(f"{name.replace('_', ' ')} {score[name]}" for name in ("changes", "detected", "mean_delay_events", "false_alarms"))
+    found = ", ".join(
+        f"{name.replace('_', ' ')} {score[name]}"
+        for name in ("changes", "detected", "mean_delay_events", "false_alarms")
+    )
     return (
         f"History: `python -m producers simulate --events {events} --seed 1 --inject mean_shift:amount@{events // 2}` "
         f"(the fraud model: 4 numeric and 2 categorical features, score, prediction, latency; labels in a second file). "

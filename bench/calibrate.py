@@ -29,11 +29,11 @@ import numpy as np
 from river.drift import PageHinkley as RiverPageHinkley
 from scipy.optimize import brentq
 
-from detector.core import calibration
 from bench.families import Categorical
 from bench.report import progress, table
 from bench.stats import Count, fit_line
 from bench.workload import MISSING_RATE, standard_features
+from detector.core import calibration
 from detector.core.monitors.detectors import BlockAdwin
 from detector.core.monitors.page_hinkley import PageHinkley
 from detector.core.monitors.signal import SignalKind, SignalMonitor, SourceRefs
@@ -54,27 +54,43 @@ class Sizes:
     ph_values: int
     adwin_blocks: int
     max_alarms: int
-    checks: tuple[tuple[float, int, bool, str], ...]  # (budget per million, model events, features listed, constants)
+    checks: tuple[
+        tuple[float, int, bool, str], ...
+    ]  # (budget per million, model events, features listed, constants)
     chunk: int  # uniform values drawn per step
 
 
 CURRENT, PROPOSED = "current", "proposed"
 FULL = Sizes(
-    ph_values=250_000_000, adwin_blocks=30_000_000, max_alarms=2000, chunk=1 << 21,
+    ph_values=250_000_000,
+    adwin_blocks=30_000_000,
+    max_alarms=2000,
+    chunk=1 << 21,
     checks=(
-        (100.0, 2_000_000, True, CURRENT), (10.0, 10_000_000, True, CURRENT), (1.0, 15_000_000, True, CURRENT),
-        (0.1, 3_000_000, True, CURRENT), (0.1, 3_000_000, False, CURRENT),
-        (10.0, 10_000_000, True, PROPOSED), (1.0, 15_000_000, True, PROPOSED),
+        (100.0, 2_000_000, True, CURRENT),
+        (10.0, 10_000_000, True, CURRENT),
+        (1.0, 15_000_000, True, CURRENT),
+        (0.1, 3_000_000, True, CURRENT),
+        (0.1, 3_000_000, False, CURRENT),
+        (10.0, 10_000_000, True, PROPOSED),
+        (1.0, 15_000_000, True, PROPOSED),
     ),
 )
-QUICK = Sizes(ph_values=400_000, adwin_blocks=40_000, max_alarms=50, chunk=1 << 16,
-              checks=((100.0, 20_000, True, CURRENT), (100.0, 20_000, True, PROPOSED)))
+QUICK = Sizes(
+    ph_values=400_000,
+    adwin_blocks=40_000,
+    max_alarms=50,
+    chunk=1 << 16,
+    checks=((100.0, 20_000, True, CURRENT), (100.0, 20_000, True, PROPOSED)),
+)
 
 
 # -- Page-Hinkley ---------------------------------------------------------------------------
 
 
-def page_hinkley_alarms(delta: float, threshold: float, sizes: Sizes, rng: np.random.Generator) -> Count:
+def page_hinkley_alarms(
+    delta: float, threshold: float, sizes: Sizes, rng: np.random.Generator
+) -> Count:
     """False alarms of Page-Hinkley (alpha = 1) on uniform values."""
     detector = PageHinkley(threshold=threshold, delta=delta, alpha=1.0)
     alarms = values = 0
@@ -128,7 +144,9 @@ def fit_page_hinkley(delta: float, sizes: Sizes, rng: np.random.Generator) -> Pa
         threshold = round((math.log(arl) - guess) / slope, 3)
         count = page_hinkley_alarms(delta, threshold, sizes, rng)
         points.append((threshold, count))
-        progress(f"page-hinkley delta={delta} h={threshold}: {count.hits} alarms in {count.trials:,} values")
+        progress(
+            f"page-hinkley delta={delta} h={threshold}: {count.hits} alarms in {count.trials:,} values"
+        )
     usable = [(h, c) for h, c in points if c.hits > 0]
     h = np.array([p[0] for p in usable])
     log_arl = np.array([-math.log(c.rate) for _, c in usable])
@@ -136,11 +154,18 @@ def fit_page_hinkley(delta: float, sizes: Sizes, rng: np.random.Generator) -> Pa
     tail = np.array([c.rate <= 1.0 / ASYMPTOTIC_RUN_LENGTH for _, c in usable]) | (h == h.max())
     weights = hits[tail]
     intercept = float(np.average((log_arl - slope * h)[tail], weights=weights))
-    uniform_intercept = float(np.average((log_arl - uniform_slope(delta) * h)[tail], weights=weights))
+    uniform_intercept = float(
+        np.average((log_arl - uniform_slope(delta) * h)[tail], weights=weights)
+    )
     line = fit_line(h, log_arl, hits) if len(usable) >= 2 else None
     return PageHinkleyFit(
-        delta, points, intercept, 1.0 / math.sqrt(weights.sum()), uniform_intercept,
-        line.slope if line else float("nan"), line.slope_se if line else float("nan"),
+        delta,
+        points,
+        intercept,
+        1.0 / math.sqrt(weights.sum()),
+        uniform_intercept,
+        line.slope if line else float("nan"),
+        line.slope_se if line else float("nan"),
     )
 
 
@@ -176,13 +201,22 @@ def fit_adwin(sizes: Sizes, rng: np.random.Generator) -> AdwinFit:
         progress(f"adwin delta={delta}: {count.hits} alarms in {count.trials:,} blocks")
     usable = [(d, c) for d, c in points if c.hits > 0]
     line = fit_line(
-        np.log([d for d, _ in usable]), np.log([c.rate for _, c in usable]), np.array([c.hits for _, c in usable], dtype=np.float64)
+        np.log([d for d, _ in usable]),
+        np.log([c.rate for _, c in usable]),
+        np.array([c.hits for _, c in usable], dtype=np.float64),
     )
     # As delta → 0 ADWIN's alarms per check tend to be proportional to delta (its cut test is a
     # union bound), so the local exponent falls towards 1: a line of slope 1 through the smallest
     # measured delta is the conservative extrapolation.
     smallest, count = min(usable)
-    return AdwinFit(points, math.exp(line.intercept), line.slope, line.intercept_se, line.slope_se, count.rate / smallest)
+    return AdwinFit(
+        points,
+        math.exp(line.intercept),
+        line.slope,
+        line.intercept_se,
+        line.slope_se,
+        count.rate / smallest,
+    )
 
 
 # -- the model's budget ------------------------------------------------------------------------
@@ -196,9 +230,23 @@ def model_signals() -> list[tuple[str, SignalKind, Draw]]:
     signals: list[tuple[str, SignalKind, Draw]] = []
     for name, family in standard_features().items():
         signals.append((f"feature.{name}", family.kind, family.draw))
-        signals.append((f"quality.missing.{name}", SignalKind.rate, lambda rng, n: (rng.random(n) < MISSING_RATE).astype(np.float64)))
-    signals.append(("prediction.score", SignalKind.numeric, lambda rng, n: np.round(rng.beta(2.0, 5.0, n), 4)))
-    signals.append(("prediction.latency", SignalKind.numeric, lambda rng, n: np.round(rng.lognormal(2.5, 0.3, n), 2)))
+        signals.append(
+            (
+                f"quality.missing.{name}",
+                SignalKind.rate,
+                lambda rng, n: (rng.random(n) < MISSING_RATE).astype(np.float64),
+            )
+        )
+    signals.append(
+        ("prediction.score", SignalKind.numeric, lambda rng, n: np.round(rng.beta(2.0, 5.0, n), 4))
+    )
+    signals.append(
+        (
+            "prediction.latency",
+            SignalKind.numeric,
+            lambda rng, n: np.round(rng.lognormal(2.5, 0.3, n), 2),
+        )
+    )
     signals.append(("prediction.value", SignalKind.categorical, Categorical("prediction", 2).draw))
     return signals
 
@@ -230,37 +278,74 @@ class Constants:
 
 
 def current_constants() -> Constants:
-    return Constants(CURRENT, dict(calibration.PAGE_HINKLEY_INTERCEPTS), calibration.ADWIN_RATE_PER_BLOCK, calibration.ADWIN_RATE_EXPONENT)
+    return Constants(
+        CURRENT,
+        dict(calibration.PAGE_HINKLEY_INTERCEPTS),
+        calibration.ADWIN_RATE_PER_BLOCK,
+        calibration.ADWIN_RATE_EXPONENT,
+    )
 
 
 def proposed_constants(ph: list[PageHinkleyFit], adwin: AdwinFit) -> Constants:
     """The fitted intercepts, and ADWIN's conservative line of slope 1."""
-    return Constants(PROPOSED, {fit.delta: round(fit.intercept, 2) for fit in ph}, float(f"{adwin.linear_rate:.3g}"), 1.0)
+    return Constants(
+        PROPOSED,
+        {fit.delta: round(fit.intercept, 2) for fit in ph},
+        float(f"{adwin.linear_rate:.3g}"),
+        1.0,
+    )
 
 
-def check_budget(budget: float, events: int, listed: bool, constants: Constants, rng: np.random.Generator, chunk: int = 50_000) -> BudgetCheck:
+def check_budget(
+    budget: float,
+    events: int,
+    listed: bool,
+    constants: Constants,
+    rng: np.random.Generator,
+    chunk: int = 50_000,
+) -> BudgetCheck:
     """Alerts of every monitor of the model over `events` stationary model events, with the
     thresholds the product derives under `constants` (patched into detector.core.calibration while
     the model's configuration is made)."""
     names = list(standard_features())
     models = {"bench": {"features": names}} if listed else {}
-    settings = load_settings(None, detection={"false_alarm_budget_per_million": budget}, models=models)
+    settings = load_settings(
+        None, detection={"false_alarm_budget_per_million": budget}, models=models
+    )
     with patch.multiple(
-        calibration, PAGE_HINKLEY_INTERCEPTS=constants.intercepts,
-        ADWIN_RATE_PER_BLOCK=constants.adwin_rate, ADWIN_RATE_EXPONENT=constants.adwin_exponent,
+        calibration,
+        PAGE_HINKLEY_INTERCEPTS=constants.intercepts,
+        ADWIN_RATE_PER_BLOCK=constants.adwin_rate,
+        ADWIN_RATE_EXPONENT=constants.adwin_exponent,
     ):
         model = Pipeline(settings).new_monitor("bench")
-    monitors = [(SignalMonitor(name, kind, model.config), draw) for name, kind, draw in model_signals()]
+    monitors = [
+        (SignalMonitor(name, kind, model.config), draw) for name, kind, draw in model_signals()
+    ]
     alarms: Counter[str] = Counter()
     for start in range(0, events, chunk):
         n = min(chunk, events - start)
-        refs = SourceRefs(("predictions",), 0, np.zeros(n, dtype=np.int64), np.arange(start, start + n))
+        refs = SourceRefs(
+            ("predictions",), 0, np.zeros(n, dtype=np.int64), np.arange(start, start + n)
+        )
         for monitor, draw in monitors:
-            alarms.update(t.detector for t in monitor.update(draw(rng, n), refs) if t.kind == "detected")
+            alarms.update(
+                t.detector for t in monitor.update(draw(rng, n), refs) if t.kind == "detected"
+            )
         if (start // chunk) % 20 == 19:
-            progress(f"budget {budget}/M: {start + n:,} of {events:,} model events, {sum(alarms.values())} alerts")
-    return BudgetCheck(budget, listed, constants.name, model.thresholds.detectors, model.config.page_hinkley_threshold,
-                       model.config.adwin_delta, events, alarms)
+            progress(
+                f"budget {budget}/M: {start + n:,} of {events:,} model events, {sum(alarms.values())} alerts"
+            )
+    return BudgetCheck(
+        budget,
+        listed,
+        constants.name,
+        model.thresholds.detectors,
+        model.config.page_hinkley_threshold,
+        model.config.adwin_delta,
+        events,
+        alarms,
+    )
 
 
 # -- the report --------------------------------------------------------------------------------
@@ -271,17 +356,28 @@ def run(quick: bool, seed: int) -> str:
     rng = np.random.default_rng(seed)
     river_ok = same_as_river(rng)
     progress(f"vectorised Page-Hinkley equals river's on 30,000 values: {river_ok}")
-    ph = [fit_page_hinkley(delta, sizes, rng) for delta in (PAGE_HINKLEY_DELTAS[3:4] if quick else PAGE_HINKLEY_DELTAS)]
+    ph = [
+        fit_page_hinkley(delta, sizes, rng)
+        for delta in (PAGE_HINKLEY_DELTAS[3:4] if quick else PAGE_HINKLEY_DELTAS)
+    ]
     adwin = fit_adwin(sizes, rng)
     constants = {CURRENT: current_constants(), PROPOSED: proposed_constants(ph, adwin)}
-    checks = [check_budget(budget, events, listed, constants[name], rng) for budget, events, listed, name in sizes.checks]
-    return "\n\n".join([
-        f"Vectorised Page-Hinkley gives river's alarms on the same 30,000 values: {river_ok}.",
-        "### Page-Hinkley, uniform input, alpha = 1, min_instances = 30\n\n" + _page_hinkley_table(ph),
-        f"### ADWIN on scaled means of {BLOCK_EVENTS}-value blocks, uniform input\n\n" + _adwin_table(adwin),
-        "### Model-level false alarms, stationary input\n\n" + _budget_table(checks),
-        "### Constants for detector/core/calibration.py\n\n" + _constants(constants[PROPOSED], adwin, ph),
-    ])
+    checks = [
+        check_budget(budget, events, listed, constants[name], rng)
+        for budget, events, listed, name in sizes.checks
+    ]
+    return "\n\n".join(
+        [
+            f"Vectorised Page-Hinkley gives river's alarms on the same 30,000 values: {river_ok}.",
+            "### Page-Hinkley, uniform input, alpha = 1, min_instances = 30\n\n"
+            + _page_hinkley_table(ph),
+            f"### ADWIN on scaled means of {BLOCK_EVENTS}-value blocks, uniform input\n\n"
+            + _adwin_table(adwin),
+            "### Model-level false alarms, stationary input\n\n" + _budget_table(checks),
+            "### Constants for detector/core/calibration.py\n\n"
+            + _constants(constants[PROPOSED], adwin, ph),
+        ]
+    )
 
 
 def _page_hinkley_table(fits: list[PageHinkleyFit]) -> str:
@@ -290,23 +386,57 @@ def _page_hinkley_table(fits: list[PageHinkleyFit]) -> str:
         for threshold, count in fit.points:
             low, high = count.interval()
             arl = 1.0 / count.rate if count.hits else float("nan")
-            rows.append([
-                fit.delta, threshold, count.trials, count.hits, arl,
-                f"[{1 / high:,.0f}, {1 / low:,.0f}]" if count.hits else f"> {1 / high:,.0f}",
-                round(math.log(arl) - fit.slope * threshold, 3) if count.hits else None,
-            ])
-        rows.append([
-            fit.delta, "fit", "", "", "",
-            f"slope: calibration.py {fit.slope:.3f}, uniform {uniform_slope(fit.delta):.3f}, free fit {fit.free_slope:.3f} ± {fit.free_slope_se:.3f}",
-            f"**{fit.intercept:.3f} ± {fit.intercept_se:.3f}** (uniform slope: {fit.uniform_intercept:.3f})",
-        ])
-    return table(["delta", "threshold", "values", "alarms", "ARL0", "95% interval", "intercept ln ARL0 − slope·h"], rows)
+            rows.append(
+                [
+                    fit.delta,
+                    threshold,
+                    count.trials,
+                    count.hits,
+                    arl,
+                    f"[{1 / high:,.0f}, {1 / low:,.0f}]" if count.hits else f"> {1 / high:,.0f}",
+                    round(math.log(arl) - fit.slope * threshold, 3) if count.hits else None,
+                ]
+            )
+        rows.append(
+            [
+                fit.delta,
+                "fit",
+                "",
+                "",
+                "",
+                f"slope: calibration.py {fit.slope:.3f}, uniform {uniform_slope(fit.delta):.3f}, free fit {fit.free_slope:.3f} ± {fit.free_slope_se:.3f}",
+                f"**{fit.intercept:.3f} ± {fit.intercept_se:.3f}** (uniform slope: {fit.uniform_intercept:.3f})",
+            ]
+        )
+    return table(
+        [
+            "delta",
+            "threshold",
+            "values",
+            "alarms",
+            "ARL0",
+            "95% interval",
+            "intercept ln ARL0 − slope·h",
+        ],
+        rows,
+    )
 
 
 def _adwin_table(fit: AdwinFit) -> str:
-    rows = [[delta, count.trials, count.hits, count.rate, *(f"{v:.3g}" for v in count.interval()),
-             fit.rate_per_block * delta**fit.exponent] for delta, count in fit.points]
-    text = table(["delta", "blocks", "alarms", "per block", "95% low", "95% high", "fit A·delta^P"], rows)
+    rows = [
+        [
+            delta,
+            count.trials,
+            count.hits,
+            count.rate,
+            *(f"{v:.3g}" for v in count.interval()),
+            fit.rate_per_block * delta**fit.exponent,
+        ]
+        for delta, count in fit.points
+    ]
+    text = table(
+        ["delta", "blocks", "alarms", "per block", "95% low", "95% high", "fit A·delta^P"], rows
+    )
     return text + (
         f"\n\nFit: A = {fit.rate_per_block:.3g} (ln A ± {fit.log_rate_se:.3f}), P = {fit.exponent:.3f} ± {fit.exponent_se:.3f}."
     )
@@ -318,14 +448,37 @@ def _budget_table(checks: list[BudgetCheck]) -> str:
         expected = check.budget * check.events / 1e6
         count = check.count
         low, high = count.interval()
-        rows.append([
-            check.budget, check.constants, "listed (23)" if check.listed else "auto-discovered (cap 100)", check.detectors,
-            f"{check.page_hinkley_threshold:.2f} / {check.adwin_delta:.3g}", check.events,
-            round(expected, 2), count.hits, ", ".join(f"{k} {v}" for k, v in sorted(check.alarms.items())) or "–",
-            count.per_million(), f"{count.rate * 1e6 / check.budget:.2f} [{low * 1e6 / check.budget:.2f}, {high * 1e6 / check.budget:.2f}]",
-        ])
-    return table(["budget /M events", "constants", "features", "detectors in split", "PH threshold / ADWIN delta", "model events",
-                  "expected alerts", "alerts", "by detector", "alerts /M [95%]", "observed ÷ budget [95%]"], rows)
+        rows.append(
+            [
+                check.budget,
+                check.constants,
+                "listed (23)" if check.listed else "auto-discovered (cap 100)",
+                check.detectors,
+                f"{check.page_hinkley_threshold:.2f} / {check.adwin_delta:.3g}",
+                check.events,
+                round(expected, 2),
+                count.hits,
+                ", ".join(f"{k} {v}" for k, v in sorted(check.alarms.items())) or "–",
+                count.per_million(),
+                f"{count.rate * 1e6 / check.budget:.2f} [{low * 1e6 / check.budget:.2f}, {high * 1e6 / check.budget:.2f}]",
+            ]
+        )
+    return table(
+        [
+            "budget /M events",
+            "constants",
+            "features",
+            "detectors in split",
+            "PH threshold / ADWIN delta",
+            "model events",
+            "expected alerts",
+            "alerts",
+            "by detector",
+            "alerts /M [95%]",
+            "observed ÷ budget [95%]",
+        ],
+        rows,
+    )
 
 
 def _constants(proposed: Constants, adwin: AdwinFit, ph: list[PageHinkleyFit]) -> str:

@@ -33,27 +33,48 @@ def run(events: int) -> str:
     ways: list[tuple[str, Callable[[bytes], object]]] = [
         ("orjson.loads alone (no checks)", orjson.loads),
         ("msgspec alone, into the event struct (all checks)", decoder._fast.decode),
-        ("streamdrift, orjson path: orjson + checks in Python → Event", lambda raw: decoder._decode_slowly(raw, Source.prediction, 0, 0, 0)),
-        ("streamdrift, msgspec path: msgspec → Event (the service's)", lambda raw: decoder.decode(raw, Source.prediction, 0, 0, 0)),
+        (
+            "streamdrift, orjson path: orjson + checks in Python → Event",
+            lambda raw: decoder._decode_slowly(raw, Source.prediction, 0, 0, 0),
+        ),
+        (
+            "streamdrift, msgspec path: msgspec → Event (the service's)",
+            lambda raw: decoder.decode(raw, Source.prediction, 0, 0, 0),
+        ),
     ]
     seconds = {what: best_time(what, decode, values) for what, decode in ways}
     baseline = seconds[ways[0][0]]
-    rows = [(what, len(values), 1e6 * s / len(values), len(values) / s, f"{s / baseline:.2f}×") for what, s in seconds.items()]
+    rows = [
+        (what, len(values), 1e6 * s / len(values), len(values) / s, f"{s / baseline:.2f}×")
+        for what, s in seconds.items()
+    ]
     mean_bytes = sum(map(len, values)) / len(values)
     intro = (
         f"Messages: {len(values):,} prediction events of the throughput workload (23 features, score, prediction, "
         f"latency; {mean_bytes:.0f} bytes on average); best of {REPEATS} passes each. Both streamdrift paths "
         "give equal events on every message (checked before timing).\n"
     )
-    return intro + "\n" + table(["decoding", "messages", "µs per message", "messages/s", "time ÷ orjson.loads"], rows) + "\n"
+    return (
+        intro
+        + "\n"
+        + table(
+            ["decoding", "messages", "µs per message", "messages/s", "time ÷ orjson.loads"], rows
+        )
+        + "\n"
+    )
 
 
 def check_same_events(decoder: Decoder, values: list[bytes]) -> None:
     """Both of the decoder's paths must agree, or the comparison means nothing."""
     for raw in values:
-        fast, slow = decoder.decode(raw, Source.prediction, 0, 0, 0), decoder._decode_slowly(raw, Source.prediction, 0, 0, 0)
+        fast, slow = (
+            decoder.decode(raw, Source.prediction, 0, 0, 0),
+            decoder._decode_slowly(raw, Source.prediction, 0, 0, 0),
+        )
         if not isinstance(fast, Event) or fast != slow:
-            raise AssertionError(f"the decoder's paths disagree on {raw[:200]!r}: {fast!r} against {slow!r}")
+            raise AssertionError(
+                f"the decoder's paths disagree on {raw[:200]!r}: {fast!r} against {slow!r}"
+            )
 
 
 def best_time(what: str, decode: Callable[[bytes], object], values: list[bytes]) -> float:

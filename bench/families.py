@@ -20,7 +20,9 @@ import numpy as np
 
 from detector.core.monitors.signal import SignalKind
 
-T2_QUARTILE = 1.0 / math.sqrt(1.5)  # upper quartile of Student t with 2 dof: (2p-1)/sqrt(2p(1-p)) at p = 3/4
+T2_QUARTILE = 1.0 / math.sqrt(
+    1.5
+)  # upper quartile of Student t with 2 dof: (2p-1)/sqrt(2p(1-p)) at p = 3/4
 IQR_PER_SD = 1.349  # interquartile range of a normal, in its standard deviations
 
 
@@ -66,7 +68,9 @@ class Numeric:
             return float(round(self.location))
         return self.location
 
-    def draw(self, rng: np.random.Generator, n: int, shift: float = 0.0, spread: float = 1.0) -> np.ndarray:
+    def draw(
+        self, rng: np.random.Generator, n: int, shift: float = 0.0, spread: float = 1.0
+    ) -> np.ndarray:
         """n values, shifted by `shift` sd, with the spread around the centre times `spread`."""
         if self.name == "poisson":
             counts = rng.poisson(self.location + shift * self.sd, n).astype(np.float64)
@@ -117,7 +121,9 @@ class Categorical:
         moved = float(p[::-1] @ mid - p @ mid)  # mean mid-PIT shift when fully reversed
         return min(1.0, pit_shift_of_normal(k) / moved)
 
-    def draw(self, rng: np.random.Generator, n: int, shift: float = 0.0, spread: float = 1.0) -> list[str]:
+    def draw(
+        self, rng: np.random.Generator, n: int, shift: float = 0.0, spread: float = 1.0
+    ) -> list[str]:
         """n category names; `shift` mixes in the reversed order (see the module docstring)."""
         if spread != 1.0:
             raise ValueError("no spread change is defined for categories")

@@ -24,8 +24,8 @@ from bench.report import progress, table
 from bench.workload import Workload, features, messages
 from detector.core.events import Event
 from detector.core.pipeline import Pipeline
-from detector.settings import LimitSettings, load_settings
 from detector.core.state import StateCodec
+from detector.settings import LimitSettings, load_settings
 
 BATCH = 500
 TARGET_BYTES = 1_000_000
@@ -59,10 +59,16 @@ def measure(models: int, feature_count: int, ids: bool, events_per_model: int) -
     """In this (fresh) process: monitor `models` models of `feature_count` features."""
     categorical = max(1, round(feature_count * 0.15))
     workload = Workload(features(feature_count - categorical, categorical), ids=ids)
-    settings = load_settings(None, limits={"pending_labels_before_first": LimitSettings().max_pending_labels})
+    settings = load_settings(
+        None, limits={"pending_labels_before_first": LimitSettings().max_pending_labels}
+    )
     pipeline = Pipeline(settings)
-    decoded = [pipeline.decoder.decode(m.value(), pipeline.sources[m.topic()], 0, m.offset(), m.timestamp()[1])
-               for m in messages(workload.records(0, events_per_model), settings.topics.predictions)]
+    decoded = [
+        pipeline.decoder.decode(
+            m.value(), pipeline.sources[m.topic()], 0, m.offset(), m.timestamp()[1]
+        )
+        for m in messages(workload.records(0, events_per_model), settings.topics.predictions)
+    ]
     assert all(isinstance(e, Event) for e in decoded)
     batches = [decoded[i : i + BATCH] for i in range(0, len(decoded), BATCH)]
     gc.collect()
@@ -79,30 +85,68 @@ def measure(models: int, feature_count: int, ids: bool, events_per_model: int) -
     after = rss_bytes()
     sample = list(monitors.values())[:10]
     codec = StateCodec("bench")
-    state = sum(len(value) for m in sample for _, value in codec.model_records(0, {"predictions": 0}, m.name, m.to_state())) / len(sample)
-    assert all(not s.learning for m in sample for s in m.signals.values()), "a monitor is still in warm-up"
+    state = sum(
+        len(value)
+        for m in sample
+        for _, value in codec.model_records(0, {"predictions": 0}, m.name, m.to_state())
+    ) / len(sample)
+    assert all(not s.learning for m in sample for s in m.signals.values()), (
+        "a monitor is still in warm-up"
+    )
     return Footprint(models, feature_count, ids, len(sample[0].signals), before, after, int(state))
 
 
 def run(quick: bool, events_per_model: int) -> str:
-    configs = [(10, 5, True), (20, 5, False)] if quick else [
-        (10, 20, True), (100, 20, True), (1000, 20, True), (100, 5, True), (100, 50, True), (100, 20, False), (1000, 20, False),
-    ]
+    configs = (
+        [(10, 5, True), (20, 5, False)]
+        if quick
+        else [
+            (10, 20, True),
+            (100, 20, True),
+            (1000, 20, True),
+            (100, 5, True),
+            (100, 50, True),
+            (100, 20, False),
+            (1000, 20, False),
+        ]
+    )
     results = []
     context = multiprocessing.get_context("spawn")
     for models, feature_count, ids in configs:
-        progress(f"memory: {models:,} models × {feature_count} features, {events_per_model:,} events each, ids: {ids}")
+        progress(
+            f"memory: {models:,} models × {feature_count} features, {events_per_model:,} events each, ids: {ids}"
+        )
         with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
-            results.append(pool.submit(measure, models, feature_count, ids, events_per_model).result())
+            results.append(
+                pool.submit(measure, models, feature_count, ids, events_per_model).result()
+            )
     rows = [
-        [r.models, r.features, "yes" if r.ids else "no", r.monitors, round(r.rss_before / 2**20, 1), round(r.rss_after / 2**20, 1),
-         round(r.per_model / 1024, 1), round(r.per_model / r.monitors / 1024, 2), round(r.state_bytes / 1024, 1)]
+        [
+            r.models,
+            r.features,
+            "yes" if r.ids else "no",
+            r.monitors,
+            round(r.rss_before / 2**20, 1),
+            round(r.rss_after / 2**20, 1),
+            round(r.per_model / 1024, 1),
+            round(r.per_model / r.monitors / 1024, 2),
+            round(r.state_bytes / 1024, 1),
+        ]
         for r in results
     ]
     note = (
         f"Each model observed {events_per_model:,} events (warm-up of 1,000 included) in batches of {BATCH}; "
         f"target < {TARGET_BYTES / 1e6:.0f} MB per monitored model."
     )
-    headers = ["models", "features", "ids (label join)", "monitors/model", "RSS before (MiB)", "RSS after (MiB)", "per model (KiB)",
-               "per monitor (KiB)", "encoded state/model (KiB)"]
+    headers = [
+        "models",
+        "features",
+        "ids (label join)",
+        "monitors/model",
+        "RSS before (MiB)",
+        "RSS after (MiB)",
+        "per model (KiB)",
+        "per monitor (KiB)",
+        "encoded state/model (KiB)",
+    ]
     return note + "\n\n" + table(headers, rows)

@@ -39,18 +39,29 @@ def main(path: str, chunk_size: int) -> None:
     calculated = time.perf_counter()
     alerts = {}
     for name in names:
-        flags = results.xs(name, axis=1, level=0).xs("alert", axis=1, level=-1).any(axis=1).to_numpy()
+        flags = (
+            results.xs(name, axis=1, level=0).xs("alert", axis=1, level=-1).any(axis=1).to_numpy()
+        )
         alerts[name] = np.flatnonzero(flags).tolist()
     chunks = results["chunk"]["chunk"]
-    print(json.dumps({
-        "version": nannyml.__version__,
-        "build_s": built - started,
-        "fit_s": fitted - built,
-        "calculate_s": calculated - fitted,
-        "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
-        "chunk_rows": list(zip(chunks["start_index"].astype(int).tolist(), chunks["end_index"].astype(int).tolist())),
-        "alerts": alerts,
-    }))
+    print(
+        json.dumps(
+            {
+                "version": nannyml.__version__,
+                "build_s": built - started,
+                "fit_s": fitted - built,
+                "calculate_s": calculated - fitted,
+                "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+                "chunk_rows": list(
+                    zip(
+                        chunks["start_index"].astype(int).tolist(),
+                        chunks["end_index"].astype(int).tolist(),
+                    )
+                ),
+                "alerts": alerts,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -27,17 +27,26 @@ from pathlib import Path
 
 import numpy as np
 
-from detector.core.alerts import Alert
 from bench.families import Categorical
 from bench.report import progress, table
 from bench.throughput import GENERATE_CHUNK, core, generate
 from bench.workload import Workload, standard_features
+from detector.core.alerts import Alert
 from detector.settings import load_settings
 
-PEER_PACKAGES = ("nannyml==0.13.1", "pandas<3", "statsmodels")  # NannyML needs statsmodels without declaring it
+PEER_PACKAGES = (
+    "nannyml==0.13.1",
+    "pandas<3",
+    "statsmodels",
+)  # NannyML needs statsmodels without declaring it
 SHIFTED, SHIFT_SD = "n0", 0.5
 RECORDED = (  # measured earlier on a 2-core machine of the same kind (the team's shared peers notes)
-    ("NannyML 0.13.1 (recorded, not re-run here)", "~171,000", "5,000", "55 of 4,400 column-chunk tests"),
+    (
+        "NannyML 0.13.1 (recorded, not re-run here)",
+        "~171,000",
+        "5,000",
+        "55 of 4,400 column-chunk tests",
+    ),
     ("Evidently 0.7.23, DataDriftPreset per window (recorded, not re-run)", "~743", "5,000", "0"),
 )
 
@@ -63,14 +72,22 @@ class Outcome:
 
 
 def workload(sizes: Sizes) -> Workload:
-    return Workload(standard_features(), outputs=False, ids=False, shift=(SHIFTED, sizes.reference + sizes.change, SHIFT_SD))
+    return Workload(
+        standard_features(),
+        outputs=False,
+        ids=False,
+        shift=(SHIFTED, sizes.reference + sizes.change, SHIFT_SD),
+    )
 
 
 def write_data(sizes: Sizes, path: Path) -> None:
     """The peer's columns, chunk by chunk as the event stream is generated, into an .npz file."""
     w = workload(sizes)
     total = sizes.reference + sizes.analysis
-    parts = [w.arrays(start, min(GENERATE_CHUNK, total - start)) for start in range(0, total, GENERATE_CHUNK)]
+    parts = [
+        w.arrays(start, min(GENERATE_CHUNK, total - start))
+        for start in range(0, total, GENERATE_CHUNK)
+    ]
     names = list(w.features)
     columns = {name: np.concatenate([part[name] for part in parts]) for name in names}
     arrays = {f"reference.{n}": c[: sizes.reference] for n, c in columns.items()}
@@ -84,10 +101,13 @@ def streamdrift(sizes: Sizes) -> Outcome:
     rate, alerts = core(generate(workload(sizes), total), load_settings(None))
     change = sizes.reference + sizes.change
     detected = [a for a in alerts if a.kind == "detected"]
-    hit = next((a for a in detected if a.monitor == f"feature.{SHIFTED}" and a.offset >= change), None)
+    hit = next(
+        (a for a in detected if a.monitor == f"feature.{SHIFTED}" and a.offset >= change), None
+    )
     false = [a for a in detected if a is not hit and not _after_change_on_shifted(a, change)]
     return Outcome(
-        "streamdrift core (this run)", f"{rate.per_second:,.0f}",
+        "streamdrift core (this run)",
+        f"{rate.per_second:,.0f}",
         f"{hit.offset - change:,}" if hit else "not detected",
         f"{len(false)} alerts ({total:,} events, every monitor of the 22 columns)",
     )
@@ -103,7 +123,12 @@ def nannyml(sizes: Sizes, python: Path) -> Outcome:
         data = Path(folder) / "data.npz"
         write_data(sizes, data)
         progress(f"nannyml: running on {sizes.analysis:,} analysis rows")
-        done = subprocess.run([str(python), str(script), str(data), str(sizes.chunk)], capture_output=True, text=True, check=True)
+        done = subprocess.run(
+            [str(python), str(script), str(data), str(sizes.chunk)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
     result = json.loads(done.stdout)
     chunks = result["chunk_rows"]
     alerting = result["alerts"]
@@ -129,15 +154,26 @@ def peer_python(venv: Path, install: bool) -> tuple[Path | None, str]:
         return None, f"no NannyML in {venv} and --no-install given"
     progress(f"creating {venv} and installing {', '.join(PEER_PACKAGES)}")
     try:
-        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, capture_output=True, text=True)
-        subprocess.run([str(python), "-m", "pip", "install", "--quiet", *PEER_PACKAGES], check=True, capture_output=True, text=True)
+        subprocess.run(
+            [sys.executable, "-m", "venv", str(venv)], check=True, capture_output=True, text=True
+        )
+        subprocess.run(
+            [str(python), "-m", "pip", "install", "--quiet", *PEER_PACKAGES],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
     except subprocess.CalledProcessError as exc:
         return None, f"installing failed: {(exc.stderr or '').strip().splitlines()[-1:] or exc}"
     return (python, "") if _has_nannyml(python) else (None, "NannyML installed but does not import")
 
 
 def _has_nannyml(python: Path) -> bool:
-    return python.exists() and subprocess.run([str(python), "-c", "import nannyml"], capture_output=True).returncode == 0
+    return (
+        python.exists()
+        and subprocess.run([str(python), "-c", "import nannyml"], capture_output=True).returncode
+        == 0
+    )
 
 
 def run(quick: bool, venv: str, install: bool) -> str:
@@ -153,4 +189,11 @@ def run(quick: bool, venv: str, install: bool) -> str:
         f"+{SHIFT_SD} sd from analysis row {sizes.change:,}; chunks of {sizes.chunk:,}."
         + (f" NannyML not run: {why_not}." if python is None else "")
     )
-    return note + "\n\n" + table(["tool", "rows/s", "delay for +0.5 sd (rows)", "false alerts, 22 unchanged columns"], rows)
+    return (
+        note
+        + "\n\n"
+        + table(
+            ["tool", "rows/s", "delay for +0.5 sd (rows)", "false alerts, 22 unchanged columns"],
+            rows,
+        )
+    )

@@ -55,7 +55,9 @@ class ChangeResult:
     delays: list[int] = field(default_factory=list)  # of the detected streams
     missed: int = 0
     early: int = 0  # streams with a false alarm before the change
-    caught_by: Counter[str] = field(default_factory=Counter)  # statistic/detector of the first alert
+    caught_by: Counter[str] = field(
+        default_factory=Counter
+    )  # statistic/detector of the first alert
 
     @property
     def trials(self) -> int:
@@ -75,18 +77,31 @@ def sources(start: int, n: int) -> SourceRefs:
     return SourceRefs(("predictions",), 0, np.zeros(n, dtype=np.int64), np.arange(start, start + n))
 
 
-def concatenate(first: np.ndarray | list[str], second: np.ndarray | list[str]) -> np.ndarray | list[str]:
+def concatenate(
+    first: np.ndarray | list[str], second: np.ndarray | list[str]
+) -> np.ndarray | list[str]:
     return first + second if isinstance(first, list) else np.concatenate((first, second))
 
 
-def change_trials(family: Family, change: tuple[str, float, float], config: SignalConfig, sizes: Sizes, rng: np.random.Generator) -> ChangeResult:
+def change_trials(
+    family: Family,
+    change: tuple[str, float, float],
+    config: SignalConfig,
+    sizes: Sizes,
+    rng: np.random.Generator,
+) -> ChangeResult:
     name, shift, spread = change
     result = ChangeResult(family.name, name)
     change_at = config.warmup_events + sizes.before
     for _ in range(sizes.trials):
-        values = concatenate(family.draw(rng, change_at), family.draw(rng, sizes.horizon, shift=shift, spread=spread))
+        values = concatenate(
+            family.draw(rng, change_at), family.draw(rng, sizes.horizon, shift=shift, spread=spread)
+        )
         monitor = SignalMonitor("feature.x", family.kind, config)
-        first = next((t for t in monitor.update(values, sources(0, len(values))) if t.kind == "detected"), None)
+        first = next(
+            (t for t in monitor.update(values, sources(0, len(values))) if t.kind == "detected"),
+            None,
+        )
         if first is None or first.index < change_at:
             result.missed += 1
             result.early += first is not None
@@ -96,13 +111,17 @@ def change_trials(family: Family, change: tuple[str, float, float], config: Sign
     return result
 
 
-def stationary_alarms(family: Family, config: SignalConfig, sizes: Sizes, rng: np.random.Generator) -> Count:
+def stationary_alarms(
+    family: Family, config: SignalConfig, sizes: Sizes, rng: np.random.Generator
+) -> Count:
     """Alerts of one monitor over a long stationary stream (warm-up excluded from the count)."""
     monitor = SignalMonitor("feature.x", family.kind, config)
     alarms = 0
     for start in range(0, sizes.stationary + config.warmup_events, sizes.chunk):
         n = min(sizes.chunk, sizes.stationary + config.warmup_events - start)
-        alarms += sum(t.kind == "detected" for t in monitor.update(family.draw(rng, n), sources(start, n)))
+        alarms += sum(
+            t.kind == "detected" for t in monitor.update(family.draw(rng, n), sources(start, n))
+        )
     return Count(alarms, sizes.stationary)
 
 
@@ -120,40 +139,79 @@ def run(quick: bool, seed: int) -> str:
             last = changes[-1]
             progress(f"{family.name}, {change[0]}: detected {len(last.delays)}/{last.trials}")
         stationary[family.name] = stationary_alarms(family, config, sizes, rng)
-        progress(f"{family.name}, stationary: {stationary[family.name].hits} alarms in {sizes.stationary:,} values")
+        progress(
+            f"{family.name}, stationary: {stationary[family.name].hits} alarms in {sizes.stationary:,} values"
+        )
     note = (
         f"One monitor per stream, default settings (PH threshold {config.page_hinkley_threshold:.2f}, "
         f"delta {config.page_hinkley_delta}; ADWIN delta {config.adwin_delta:.3g}, blocks of {config.block_events}). "
         f"Changes: {sizes.trials} streams each, change after {config.warmup_events:,} warm-up + {sizes.before:,} values, "
         f"watched for {sizes.horizon:,} values. Stationary: {sizes.stationary:,} values per family after warm-up."
     )
-    return "\n\n".join([note, "### Changes\n\n" + _change_table(changes), "### Stationary\n\n" + _stationary_table(stationary),
-                        "### Targets\n\n" + _targets(changes, stationary)])
+    return "\n\n".join(
+        [
+            note,
+            "### Changes\n\n" + _change_table(changes),
+            "### Stationary\n\n" + _stationary_table(stationary),
+            "### Targets\n\n" + _targets(changes, stationary),
+        ]
+    )
 
 
 def _change_table(results: list[ChangeResult]) -> str:
     rows = []
     for r in results:
         delays = np.array(r.delays) if r.delays else None
-        rows.append([
-            r.family, r.change, r.trials, f"{r.detection_rate:.0%}", f"{r.missed / r.trials:.0%}", r.early,
-            int(np.median(delays)) if delays is not None else None,
-            round(float(delays.mean())) if delays is not None else None,
-            int(np.percentile(delays, 90)) if delays is not None else None,
-            ", ".join(f"{k} {v}" for k, v in r.caught_by.most_common(2)),
-        ])
-    headers = ["family", "change", "streams", "detected", "missed", "false alarm first", "median delay",
-               "mean delay (MTTD)", "p90 delay", "first alert by"]
+        rows.append(
+            [
+                r.family,
+                r.change,
+                r.trials,
+                f"{r.detection_rate:.0%}",
+                f"{r.missed / r.trials:.0%}",
+                r.early,
+                int(np.median(delays)) if delays is not None else None,
+                round(float(delays.mean())) if delays is not None else None,
+                int(np.percentile(delays, 90)) if delays is not None else None,
+                ", ".join(f"{k} {v}" for k, v in r.caught_by.most_common(2)),
+            ]
+        )
+    headers = [
+        "family",
+        "change",
+        "streams",
+        "detected",
+        "missed",
+        "false alarm first",
+        "median delay",
+        "mean delay (MTTD)",
+        "p90 delay",
+        "first alert by",
+    ]
     return table(headers, rows)
 
 
 def _stationary_table(stationary: dict[str, Count]) -> str:
     rows = [
-        [name, count.trials, count.hits, count.per_million(),
-         f"{count.trials / count.hits:,.0f}" if count.hits else f"> {count.trials:,}"]
+        [
+            name,
+            count.trials,
+            count.hits,
+            count.per_million(),
+            f"{count.trials / count.hits:,.0f}" if count.hits else f"> {count.trials:,}",
+        ]
         for name, count in stationary.items()
     ]
-    return table(["family", "values", "false alarms", "per million [95%]", "mean time between false alarms (values)"], rows)
+    return table(
+        [
+            "family",
+            "values",
+            "false alarms",
+            "per million [95%]",
+            "mean time between false alarms (values)",
+        ],
+        rows,
+    )
 
 
 def _targets(changes: list[ChangeResult], stationary: dict[str, Count]) -> str:
@@ -161,14 +219,30 @@ def _targets(changes: list[ChangeResult], stationary: dict[str, Count]) -> str:
     limit = MAX_FALSE_ALARMS_PER_MILLION / 1e6
     noisy = [name for name, c in stationary.items() if c.rate > limit]
     unproven = [name for name, c in stationary.items() if c.rate <= limit < c.interval()[1]]
-    missed = [f"{r.family} {r.change}" for r in changes if r.change != "shift 0.25 sd" and r.detection_rate < 1.0]
-    slow = [f"{r.family} ({int(np.median(r.delays)) if r.delays else 'none'})" for r in changes
-            if r.change == "shift 1 sd" and (not r.delays or np.median(r.delays) >= MAX_MEDIAN_DELAY_1SD)]
+    missed = [
+        f"{r.family} {r.change}"
+        for r in changes
+        if r.change != "shift 0.25 sd" and r.detection_rate < 1.0
+    ]
+    slow = [
+        f"{r.family} ({int(np.median(r.delays)) if r.delays else 'none'})"
+        for r in changes
+        if r.change == "shift 1 sd"
+        and (not r.delays or np.median(r.delays) >= MAX_MEDIAN_DELAY_1SD)
+    ]
     lines = [
         f"- ≤ {MAX_FALSE_ALARMS_PER_MILLION:g} false alarm per monitor per million stationary values: "
-        + ("MISSED for " + ", ".join(noisy) if noisy else "met for every family" if not unproven
-           else "not shown (the 95% upper bound is above the target; run longer) for " + ", ".join(unproven)),
-        "- every shift ≥ 0.5 sd (and the spread change) detected: " + ("met" if not missed else "MISSED: " + ", ".join(missed)),
-        f"- median delay < {MAX_MEDIAN_DELAY_1SD} values for 1 sd: " + ("met" if not slow else "MISSED: " + ", ".join(slow)),
+        + (
+            "MISSED for " + ", ".join(noisy)
+            if noisy
+            else "met for every family"
+            if not unproven
+            else "not shown (the 95% upper bound is above the target; run longer) for "
+            + ", ".join(unproven)
+        ),
+        "- every shift ≥ 0.5 sd (and the spread change) detected: "
+        + ("met" if not missed else "MISSED: " + ", ".join(missed)),
+        f"- median delay < {MAX_MEDIAN_DELAY_1SD} values for 1 sd: "
+        + ("met" if not slow else "MISSED: " + ", ".join(slow)),
     ]
     return "\n".join(lines)

@@ -58,4 +58,6 @@ def fit_line(x: np.ndarray, y: np.ndarray, weights: np.ndarray) -> Line:
     w = np.asarray(weights, dtype=np.float64)
     covariance = np.linalg.inv(design.T @ (design * w[:, None]))
     slope, intercept = covariance @ (design.T @ (w * y))
-    return Line(float(slope), float(intercept), math.sqrt(covariance[0, 0]), math.sqrt(covariance[1, 1]))
+    return Line(
+        float(slope), float(intercept), math.sqrt(covariance[0, 0]), math.sqrt(covariance[1, 1])
+    )

@@ -21,14 +21,14 @@ import orjson
 from confluent_kafka import Consumer
 from confluent_kafka.admin import AdminClient
 
-from detector.core.alerts import Alert
 from bench.report import progress, table
 from bench.workload import Workload, messages, standard_features
-from detector.kafka.embedded import EmbeddedBroker
-from detector.service.service import Service
+from detector.core.alerts import Alert
 from detector.core.pipeline import GC_THRESHOLDS, Pipeline
-from detector.settings import ProcessingGuarantee, Settings, load_settings
+from detector.kafka.embedded import EmbeddedBroker
 from detector.kafka.topics import ensure_topics
+from detector.service.service import Service
+from detector.settings import ProcessingGuarantee, Settings, load_settings
 from producers.sinks import KafkaSink
 from producers.stream import Batch
 
@@ -66,7 +66,10 @@ def generate(workload: Workload, events: int) -> list[tuple[bytes, bytes]]:
 def core(records: list[tuple[bytes, bytes]], settings: Settings) -> tuple[Rate, list[Alert]]:
     """Pipeline.process over pre-serialized messages in batches of BATCH (the first untimed),
     with the service's collector settings; the rate and every alert raised."""
-    batches = [messages(records[i : i + BATCH], settings.topics.predictions, i) for i in range(0, len(records), BATCH)]
+    batches = [
+        messages(records[i : i + BATCH], settings.topics.predictions, i)
+        for i in range(0, len(records), BATCH)
+    ]
     gc.set_threshold(*GC_THRESHOLDS)
     pipeline = Pipeline(settings)
     alerts = pipeline.process(batches[0]).alerts
@@ -75,7 +78,9 @@ def core(records: list[tuple[bytes, bytes]], settings: Settings) -> tuple[Rate, 
         alerts += pipeline.process(batch).alerts
         if done % 20 == 0:
             progress(f"core: {done * BATCH:,} of {len(records):,} events")
-    return Rate("detector core, in-process", sum(len(b) for b in batches[1:]), time.perf_counter() - started), alerts
+    return Rate(
+        "detector core, in-process", sum(len(b) for b in batches[1:]), time.perf_counter() - started
+    ), alerts
 
 
 class Stopwatch:
@@ -95,7 +100,9 @@ class Stopwatch:
         return self.last is not None
 
     def rate(self, what: str) -> Rate:
-        assert self.first is not None and self.last is not None, "the consumer stopped before the target"
+        assert self.first is not None and self.last is not None, (
+            "the consumer stopped before the target"
+        )
         return Rate(what, self.last[1] - self.first[1], self.last[0] - self.first[0])
 
 
@@ -103,8 +110,18 @@ def broker_settings(bootstrap: str, run: str, guarantee: ProcessingGuarantee) ->
     """Settings of one end-to-end run: its own group (so it reads from the beginning), shared input."""
     return load_settings(
         None,
-        kafka={"bootstrap_servers": bootstrap, "group_id": f"bench-{run}", "session_timeout_ms": SESSION_TIMEOUT_MS},
-        topics={"predictions": "bench-predictions", "features": "bench-features", "alerts": "bench-alerts", "dlq": "bench-dlq", "partitions": 1},
+        kafka={
+            "bootstrap_servers": bootstrap,
+            "group_id": f"bench-{run}",
+            "session_timeout_ms": SESSION_TIMEOUT_MS,
+        },
+        topics={
+            "predictions": "bench-predictions",
+            "features": "bench-features",
+            "alerts": "bench-alerts",
+            "dlq": "bench-dlq",
+            "partitions": 1,
+        },
         metrics={"host": "127.0.0.1", "port": 0},
         processing_guarantee=guarantee,
     )
@@ -148,15 +165,32 @@ def end_to_end(records: list[tuple[bytes, bytes]]) -> list[Rate]:
     """Produce the records once, then the baseline and both guarantees over them."""
     with EmbeddedBroker() as broker:
         suffix = uuid.uuid4().hex[:6]
-        first = broker_settings(broker.bootstrap_servers, f"setup-{suffix}", ProcessingGuarantee.exactly_once)
-        ensure_topics(AdminClient(first.kafka.client_config()), first, first.topics.inputs(), [first.topics.alerts, first.topics.dlq])
+        first = broker_settings(
+            broker.bootstrap_servers, f"setup-{suffix}", ProcessingGuarantee.exactly_once
+        )
+        ensure_topics(
+            AdminClient(first.kafka.client_config()),
+            first,
+            first.topics.inputs(),
+            [first.topics.alerts, first.topics.dlq],
+        )
         produce(broker.bootstrap_servers, first.topics.predictions, WORKLOAD, len(records))
         rates = []
-        for guarantee in (None, ProcessingGuarantee.exactly_once, ProcessingGuarantee.at_least_once):
+        for guarantee in (
+            None,
+            ProcessingGuarantee.exactly_once,
+            ProcessingGuarantee.at_least_once,
+        ):
             run = f"{guarantee.value if guarantee else 'baseline'}-{suffix}"
-            settings = broker_settings(broker.bootstrap_servers, run, guarantee or ProcessingGuarantee.at_least_once)
+            settings = broker_settings(
+                broker.bootstrap_servers, run, guarantee or ProcessingGuarantee.at_least_once
+            )
             progress(f"end to end: {run}")
-            rates.append(consume_and_parse(settings, len(records)) if guarantee is None else service(settings, len(records)))
+            rates.append(
+                consume_and_parse(settings, len(records))
+                if guarantee is None
+                else service(settings, len(records))
+            )
             progress(f"  {rates[-1].what}: {rates[-1].per_second:,.0f} events/s")
         return rates
 
@@ -178,7 +212,11 @@ def run(events: int, core_only: bool) -> str:
         f"Workload: one model, 20 numeric features (five families), 3 categorical, score, prediction, "
         f"latency; every default monitor on; {events:,} events, batches of {BATCH:,}."
     )
-    return note + "\n\n" + table(["measurement", "events timed", "seconds", "events/s", "against target"], rows)
+    return (
+        note
+        + "\n\n"
+        + table(["measurement", "events timed", "seconds", "events/s", "against target"], rows)
+    )
 
 
 def _versus(rate: Rate, baseline: float | None) -> str:

@@ -80,7 +80,11 @@ class Workload:
         for position, (name, family) in enumerate(self.features.items()):
             values = np.asarray(family.draw(rng, n))
             if self.shift is not None and self.shift[0] == name:
-                values = np.where(index >= self.shift[1], np.asarray(family.draw(rng, n, shift=self.shift[2])), values)
+                values = np.where(
+                    index >= self.shift[1],
+                    np.asarray(family.draw(rng, n, shift=self.shift[2])),
+                    values,
+                )
             if isinstance(family, Numeric):
                 values = np.round(values, DECIMALS)
                 if position in MISSING_FEATURES:
@@ -95,9 +99,14 @@ class Workload:
         feature_rows = zip(*(_json_values(arrays[name], self.features[name]) for name in names))
         rng = np.random.default_rng([self.seed, start, 1])
         score = rng.beta(2.0, 5.0, n)
-        outputs = zip(np.round(score, DECIMALS).tolist(), (score >= 0.5).astype(np.int64).tolist(),
-                      np.round(rng.lognormal(2.5, 0.3, n), 2).tolist())
-        for i, row, (score_i, prediction, latency) in zip(range(start, start + n), feature_rows, outputs):
+        outputs = zip(
+            np.round(score, DECIMALS).tolist(),
+            (score >= 0.5).astype(np.int64).tolist(),
+            np.round(rng.lognormal(2.5, 0.3, n), 2).tolist(),
+        )
+        for i, row, (score_i, prediction, latency) in zip(
+            range(start, start + n), feature_rows, outputs
+        ):
             event: dict = {"model": self.model}
             if self.ids:
                 event["id"] = f"req-{i}"
@@ -116,13 +125,28 @@ def _json_values(values: np.ndarray, family: Family) -> list:
     if isinstance(family, Categorical):
         return values.tolist()
     missing = np.isnan(values)
-    numbers = values.astype(np.int64).tolist() if family.name == "poisson" and not missing.any() else values.tolist()
-    return [None if m else v for v, m in zip(numbers, missing.tolist())] if missing.any() else numbers
+    numbers = (
+        values.astype(np.int64).tolist()
+        if family.name == "poisson" and not missing.any()
+        else values.tolist()
+    )
+    return (
+        [None if m else v for v, m in zip(numbers, missing.tolist())] if missing.any() else numbers
+    )
 
 
-def messages(records: list[tuple[bytes, bytes]], topic: str, first_offset: int = 0) -> list[Message]:
+def messages(
+    records: list[tuple[bytes, bytes]], topic: str, first_offset: int = 0
+) -> list[Message]:
     """Records as confluent-kafka messages on partition 0 of `topic`, at consecutive offsets."""
     return [
-        Message(topic=topic, partition=0, offset=offset, key=key, value=value, timestamp=(TIMESTAMP_CREATE_TIME, START_MS + offset))
+        Message(
+            topic=topic,
+            partition=0,
+            offset=offset,
+            key=key,
+            value=value,
+            timestamp=(TIMESTAMP_CREATE_TIME, START_MS + offset),
+        )
         for offset, (key, value) in enumerate(records, start=first_offset)
     ]

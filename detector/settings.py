@@ -21,8 +21,21 @@ from enum import Enum
 from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, InitSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import (
+    BaseSettings,
+    InitSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 ENV_PREFIX = "STREAMDRIFT_"
 CONFIG_ENV_VAR = "STREAMDRIFT_CONFIG"
@@ -35,7 +48,10 @@ NOT_SETTINGS = re.compile(
 )
 
 # The parsed TOML file of the load_settings call in progress (a source below the environment).
-_config_file_data: ContextVar[dict[str, Any]] = ContextVar("config_file_data", default={})
+_config_file_data: ContextVar[dict[str, Any]] = ContextVar(
+    "config_file_data",
+    default={},  # noqa: B039 (never mutated: each load sets a new dict)
+)
 
 
 class Strict(BaseModel):
@@ -56,7 +72,9 @@ class KafkaSettings(Strict):
     bootstrap_servers: str = Field(
         "", description="host:port list; empty means 'no cluster' (demo starts an embedded broker)"
     )
-    group_id: str = Field("streamdrift", min_length=1, description="consumer group id; also names alert sources")
+    group_id: str = Field(
+        "streamdrift", min_length=1, description="consumer group id; also names alert sources"
+    )
     transactional_id: str = Field(
         "", description="transactional.id under exactly_once; default '<group_id>-<hostname>'"
     )
@@ -73,10 +91,18 @@ class KafkaSettings(Strict):
     @field_validator("properties")
     @classmethod
     def _no_owned_properties(cls, value: dict[str, Any]) -> dict[str, Any]:
-        owned = {"group.id", "enable.auto.commit", "enable.auto.offset.store", "isolation.level", "transactional.id"}
+        owned = {
+            "group.id",
+            "enable.auto.commit",
+            "enable.auto.offset.store",
+            "isolation.level",
+            "transactional.id",
+        }
         clash = sorted(owned & value.keys())
         if clash:
-            raise ValueError(f"{', '.join(clash)} is set by streamdrift itself; use the dedicated setting")
+            raise ValueError(
+                f"{', '.join(clash)} is set by streamdrift itself; use the dedicated setting"
+            )
         return value
 
     def client_config(self) -> dict[str, Any]:
@@ -98,9 +124,13 @@ class TopicSettings(Strict):
     alerts: str = "drift-alerts"
     dlq: str = "drift-dlq"
     state: str = Field("", description="compacted state topic; default '<kafka.group_id>-state'")
-    create_missing: bool = Field(True, description="create missing topics at start (else a clear error)")
+    create_missing: bool = Field(
+        True, description="create missing topics at start (else a clear error)"
+    )
     partitions: int = Field(3, ge=1, description="partition count for topics the detector creates")
-    replication_factor: int = Field(1, ge=1, description="replication for topics the detector creates")
+    replication_factor: int = Field(
+        1, ge=1, description="replication for topics the detector creates"
+    )
 
     def inputs(self) -> list[str]:
         """The co-partitioned input topics, in the order the consumer subscribes to them."""
@@ -111,7 +141,8 @@ class MetricsSettings(Strict):
     host: str = Field("0.0.0.0", description="bind address of /metrics, /healthz, /readyz")
     port: int = Field(9477, ge=0, le=65535, description="0 picks a free port and logs it")
     stall_after_s: float = Field(
-        120.0, ge=10,
+        120.0,
+        ge=10,
         description="/healthz and /readyz answer 503 when the consumer loop has not completed a step for this long "
         "(e.g. a commit hung on a dead transaction coordinator), so that a liveness probe restarts the process; "
         "at least 10 s, since a metadata request may block for 5 s",
@@ -139,22 +170,47 @@ class DetectionSettings(Strict):
     are derived from `false_alarm_budget_per_million` and the number of detectors a model runs.
     """
 
-    warmup_events: int = Field(1000, ge=50, description="reference sample size; no alert before it is full")
-    reference_bins: int = Field(128, ge=8, le=4096, description="quantile knots kept per numeric reference")
-    max_categories: int = Field(64, ge=2, le=4096, description="categories kept per reference; the rest pool as 'other'")
+    warmup_events: int = Field(
+        1000, ge=50, description="reference sample size; no alert before it is full"
+    )
+    reference_bins: int = Field(
+        128, ge=8, le=4096, description="quantile knots kept per numeric reference"
+    )
+    max_categories: int = Field(
+        64, ge=2, le=4096, description="categories kept per reference; the rest pool as 'other'"
+    )
     false_alarm_budget_per_million: float = Field(
-        0.1, gt=0, description="expected false alarms per million events per model, all monitors together"
+        0.1,
+        gt=0,
+        description="expected false alarms per million events per model, all monitors together",
     )
-    block_events: int = Field(16, ge=1, le=1024, description="ADWIN is fed means of blocks of this many events")
+    block_events: int = Field(
+        16, ge=1, le=1024, description="ADWIN is fed means of blocks of this many events"
+    )
     adwin_max_buckets: int = Field(5, ge=2)
-    page_hinkley_delta: float = Field(0.05, ge=0.01, le=0.2, description="Page-Hinkley slack on the PIT scale [0, 1]")
-    page_hinkley_alpha: float = Field(1.0, gt=0, le=1, description="Page-Hinkley forgetting factor (thresholds are calibrated for 1)")
-    cooldown_events: int = Field(2000, ge=0, description="after a resolve, no new alert on the monitor for this long")
-    resolve_window_events: int = Field(1000, ge=50, description="window that must be back within the reference band")
-    rebaseline_after_events: int = Field(
-        20_000, ge=0, description="a drift still open after this many events re-learns its reference (0: never)"
+    page_hinkley_delta: float = Field(
+        0.05, ge=0.01, le=0.2, description="Page-Hinkley slack on the PIT scale [0, 1]"
     )
-    disabled_monitors: list[str] = Field(default_factory=list, description="monitor names or prefixes to skip")
+    page_hinkley_alpha: float = Field(
+        1.0,
+        gt=0,
+        le=1,
+        description="Page-Hinkley forgetting factor (thresholds are calibrated for 1)",
+    )
+    cooldown_events: int = Field(
+        2000, ge=0, description="after a resolve, no new alert on the monitor for this long"
+    )
+    resolve_window_events: int = Field(
+        1000, ge=50, description="window that must be back within the reference band"
+    )
+    rebaseline_after_events: int = Field(
+        20_000,
+        ge=0,
+        description="a drift still open after this many events re-learns its reference (0: never)",
+    )
+    disabled_monitors: list[str] = Field(
+        default_factory=list, description="monitor names or prefixes to skip"
+    )
 
 
 class ModelSettings(Strict):
@@ -163,18 +219,33 @@ class ModelSettings(Strict):
     owner: str = ""
     runbook_url: str = ""
     task: Literal["auto", "classification", "regression"] = "auto"
-    features: list[str] | None = Field(None, description="features to monitor; default: all seen (capped)")
+    features: list[str] | None = Field(
+        None, description="features to monitor; default: all seen (capped)"
+    )
     ignore_features: list[str] = Field(default_factory=list)
-    categorical: list[str] = Field(default_factory=list, description="numeric-looking features to treat as categories")
-    fields: dict[str, str] = Field(default_factory=dict, description="field mapping overrides for this model")
+    categorical: list[str] = Field(
+        default_factory=list, description="numeric-looking features to treat as categories"
+    )
+    fields: dict[str, str] = Field(
+        default_factory=dict, description="field mapping overrides for this model"
+    )
     detection: dict[str, Any] = Field(default_factory=dict, description="overrides of [detection]")
-    label_ttl_seconds: float = Field(86_400.0, gt=0, description="how long a prediction waits for its label (event time)")
-    label_wait_seconds: float = Field(300.0, ge=0, description="how long a label that came first waits for its prediction")
+    label_ttl_seconds: float = Field(
+        86_400.0, gt=0, description="how long a prediction waits for its label (event time)"
+    )
+    label_wait_seconds: float = Field(
+        300.0, ge=0, description="how long a label that came first waits for its prediction"
+    )
     label_maturity_seconds: float | None = Field(
-        None, gt=0, description="age by which a prediction normally has its label; default: learned (3 × p95 of the first delays)"
+        None,
+        gt=0,
+        description="age by which a prediction normally has its label; default: learned (3 × p95 of the first delays)",
     )
     label_sample_rate: float = Field(
-        1.0, gt=0, le=1, description="share of predictions kept for the label join (by id hash): bounds memory at high traffic"
+        1.0,
+        gt=0,
+        le=1,
+        description="share of predictions kept for the label join (by id hash): bounds memory at high traffic",
     )
 
     @field_validator("fields")
@@ -182,7 +253,9 @@ class ModelSettings(Strict):
     def _known_fields(cls, value: dict[str, str]) -> dict[str, str]:
         unknown = sorted(set(value) - set(FieldMapping.model_fields) | ({"model"} & set(value)))
         if unknown:
-            raise ValueError(f"cannot map {', '.join(unknown)} per model (the model field is global)")
+            raise ValueError(
+                f"cannot map {', '.join(unknown)} per model (the model field is global)"
+            )
         return value
 
     @field_validator("detection")
@@ -197,9 +270,12 @@ class ModelSettings(Strict):
 class StateSettings(Strict):
     """Checkpointing of detector state to `topics.state` (see detector/core/state.py for the format)."""
 
-    enabled: bool = Field(True, description="checkpoint and restore detector state; off: every start re-learns")
+    enabled: bool = Field(
+        True, description="checkpoint and restore detector state; off: every start re-learns"
+    )
     signing_key: SecretStr | None = Field(
-        None, description="HMAC-SHA256 key; when set, state records without a valid signature are ignored"
+        None,
+        description="HMAC-SHA256 key; when set, state records without a valid signature are ignored",
     )
 
 
@@ -222,19 +298,24 @@ class LimitSettings(Strict):
     """Caps that bound memory and metric cardinality; overflow is counted, never a crash."""
 
     max_models: int = Field(
-        1000, ge=1,
+        1000,
+        ge=1,
         description="models monitored per process, auto-discovered ones included; at the cap a new model evicts the least "
         "recently seen model still in its warm-up, and is refused (model_cap) only when all are past it",
     )
     model_idle_seconds: float = Field(
-        14 * 86_400.0, ge=0,
+        14 * 86_400.0,
+        ge=0,
         description="a model with no message for this long (by the Kafka message timestamps of its partition) is evicted "
         "with its state and metric series, and starts afresh if it comes back (0: never)",
     )
     max_features_per_model: int = Field(100, ge=1)
-    max_message_bytes: int = Field(1_000_000, ge=1024, description="larger messages are dead-lettered")
+    max_message_bytes: int = Field(
+        1_000_000, ge=1024, description="larger messages are dead-lettered"
+    )
     max_output_bytes: int = Field(
-        900_000, ge=100_000,
+        900_000,
+        ge=100_000,
         description="largest key plus value of a dead letter or alert the detector writes: a bad message over it is "
         "dead-lettered cut to it (headers give its size and SHA-256), an alert over it has its long texts shortened. "
         f"With {OUTPUT_HEADROOM_BYTES:,} bytes for headers it must fit the producer's message.max.bytes (librdkafka "
@@ -242,20 +323,31 @@ class LimitSettings(Strict):
         "(Apache Kafka default 1,048,588)",
     )
     max_model_name_length: int = Field(200, ge=1, le=10_000)
-    max_category_length: int = Field(200, ge=1, description="longer categorical values are truncated")
+    max_category_length: int = Field(
+        200, ge=1, description="longer categorical values are truncated"
+    )
     max_pending_labels: int = Field(
-        50_000, ge=1, description="predictions waiting for a label, per model (about 130 bytes each); the oldest go first"
+        50_000,
+        ge=1,
+        description="predictions waiting for a label, per model (about 130 bytes each); the oldest go first",
     )
     max_pending_labels_total: int = Field(
-        500_000, ge=1, description="predictions waiting for a label in the whole process; beyond it new ones are not kept"
+        500_000,
+        ge=1,
+        description="predictions waiting for a label in the whole process; beyond it new ones are not kept",
     )
     pending_labels_before_first: int = Field(
-        1000, ge=0,
+        1000,
+        ge=0,
         description="predictions a model keeps waiting before its first label ever arrives (about 130 bytes each): "
         "its first ones, so that a first label hours late still joins; later ones are not kept (nor counted) until a label comes",
     )
-    max_waiting_labels: int = Field(10_000, ge=1, description="labels waiting for their prediction, per model")
-    max_recall_classes: int = Field(10, ge=0, description="classes with their own recall monitor, per model")
+    max_waiting_labels: int = Field(
+        10_000, ge=1, description="labels waiting for their prediction, per model"
+    )
+    max_recall_classes: int = Field(
+        10, ge=0, description="classes with their own recall monitor, per model"
+    )
 
 
 class Settings(BaseSettings):
@@ -279,29 +371,44 @@ class Settings(BaseSettings):
     models: dict[str, ModelSettings] = Field(default_factory=dict)
     processing_guarantee: ProcessingGuarantee = ProcessingGuarantee.exactly_once
     auto_discover_models: bool = Field(True, description="monitor models not named under [models]")
-    batch_max_events: int = Field(5000, ge=1, description="messages taken from the consumer per batch")
+    batch_max_events: int = Field(
+        5000, ge=1, description="messages taken from the consumer per batch"
+    )
     batch_timeout_ms: int = Field(200, ge=1, description="longest wait for a batch to fill")
-    commit_interval_ms: int = Field(2000, ge=10, description="commit at least this often while events flow")
-    commit_interval_events: int = Field(50_000, ge=1, description="…or after this many events, whichever first")
+    commit_interval_ms: int = Field(
+        2000, ge=10, description="commit at least this often while events flow"
+    )
+    commit_interval_events: int = Field(
+        50_000, ge=1, description="…or after this many events, whichever first"
+    )
     alignment_idle_ms: int = Field(
-        5000, ge=0, description="how long a partition's events wait for an input topic with nothing buffered but unread data "
+        5000,
+        ge=0,
+        description="how long a partition's events wait for an input topic with nothing buffered but unread data "
         "on the broker (a caught-up topic is never waited for), before going on without it",
     )
     alignment_buffer_events: int = Field(
-        20_000, ge=1, description="events buffered per input topic partition while aligning by event time; a full buffer pauses its fetching",
+        20_000,
+        ge=1,
+        description="events buffered per input topic partition while aligning by event time; a full buffer pauses its fetching",
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @model_validator(mode="after")
-    def _models_within_cap(self) -> "Settings":
+    def _models_within_cap(self) -> Settings:
         if len(self.models) > self.limits.max_models:
-            raise ValueError(f"{len(self.models)} models configured but limits.max_models is {self.limits.max_models}")
+            raise ValueError(
+                f"{len(self.models)} models configured but limits.max_models is {self.limits.max_models}"
+            )
         return self
 
     @model_validator(mode="after")
-    def _outputs_fit_the_producer(self) -> "Settings":
+    def _outputs_fit_the_producer(self) -> Settings:
         producer_limit = self.kafka.properties.get("message.max.bytes")
-        if producer_limit is not None and self.limits.max_output_bytes + OUTPUT_HEADROOM_BYTES > int(producer_limit):
+        if (
+            producer_limit is not None
+            and self.limits.max_output_bytes + OUTPUT_HEADROOM_BYTES > int(producer_limit)
+        ):
             raise ValueError(
                 f"limits.max_output_bytes ({self.limits.max_output_bytes}) plus {OUTPUT_HEADROOM_BYTES} bytes for headers "
                 f"exceeds kafka.properties message.max.bytes ({producer_limit}): lower limits.max_output_bytes"
@@ -318,7 +425,11 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         # Precedence: explicit arguments > environment > TOML file > defaults.
-        return init_settings, env_settings, InitSettingsSource(settings_cls, init_kwargs=_config_file_data.get())
+        return (
+            init_settings,
+            env_settings,
+            InitSettingsSource(settings_cls, init_kwargs=_config_file_data.get()),
+        )
 
     def state_topic(self) -> str:
         """The state topic: one per consumer group, like Kafka Streams' changelog topics."""
@@ -413,18 +524,24 @@ def _close_setting(parts: list[str], model: type[BaseModel]) -> list[str] | None
     close = difflib.get_close_matches("__".join(parts).upper(), _variable_names(model), n=1)
     if close:
         return close[0].split("__")
-    close = difflib.get_close_matches(parts[0].upper(), [name.upper() for name in model.model_fields], n=1)
+    close = difflib.get_close_matches(
+        parts[0].upper(), [name.upper() for name in model.model_fields], n=1
+    )
     return [*close, *parts[1:]] if close else None
 
 
 def _variable_problem(name: str, value: str) -> str | None:
     """What is wrong with one STREAMDRIFT_ variable, in one line; None when it is a valid setting
     (its value is validated with the rest of the settings)."""
-    parts = name[len(ENV_PREFIX):].split("__")
+    parts = name[len(ENV_PREFIX) :].split("__")
     kind, known = _setting_at(parts)
     if known < len(parts):
         guess = _close_setting(parts[known:], kind) if _is_model(kind) else None
-        hint = f" (did you mean {name[:len(ENV_PREFIX)]}{'__'.join([*parts[:known], *guess])}?)" if guess else ""
+        hint = (
+            f" (did you mean {name[: len(ENV_PREFIX)]}{'__'.join([*parts[:known], *guess])}?)"
+            if guess
+            else ""
+        )
         return f"unknown setting in the {ENV_PREFIX} environment: {name} is not a setting{hint}"
     if _is_model(kind) or get_origin(kind) in (dict, list):
         try:
@@ -438,8 +555,14 @@ def _variable_problem(name: str, value: str) -> str | None:
 def _check_environment(environ: Mapping[str, str]) -> None:
     """Raise ConfigError for the first variable under the prefix that is not a valid setting
     (names match without regard to case, as pydantic-settings matches them)."""
-    ours = [name for name in sorted(environ) if name.upper().startswith(ENV_PREFIX) and not NOT_SETTINGS.fullmatch(name.upper())]
-    problems = [problem for problem in (_variable_problem(name, environ[name]) for name in ours) if problem]
+    ours = [
+        name
+        for name in sorted(environ)
+        if name.upper().startswith(ENV_PREFIX) and not NOT_SETTINGS.fullmatch(name.upper())
+    ]
+    problems = [
+        problem for problem in (_variable_problem(name, environ[name]) for name in ours) if problem
+    ]
     if problems:
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
         raise ConfigError(problems[0] + more)

@@ -25,7 +25,9 @@ from producers.stream import EventStream
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 KAFKA_RATE = 1000.0
 INJECT_FORMAT = "SCENARIO[:TARGET]@START[,magnitude=M][,length=L]"
-INJECT_PATTERN = re.compile(r"^(?P<scenario>\w+)(?::(?P<target>[^@]+))?@(?P<start>\d+)(?P<options>(?:,\w+=[^,]+)*)$")
+INJECT_PATTERN = re.compile(
+    r"^(?P<scenario>\w+)(?::(?P<target>[^@]+))?@(?P<start>\d+)(?P<options>(?:,\w+=[^,]+)*)$"
+)
 
 
 class UsageError(ValueError):
@@ -36,14 +38,18 @@ def parse_injection(spec: str) -> Injection:
     """An injection from `SCENARIO[:TARGET]@START[,magnitude=M][,length=L]`."""
     match = INJECT_PATTERN.match(spec.strip())
     if not match:
-        raise UsageError(f"--inject {spec!r}: expected {INJECT_FORMAT}, e.g. mean_shift:amount@5000,magnitude=1.5")
+        raise UsageError(
+            f"--inject {spec!r}: expected {INJECT_FORMAT}, e.g. mean_shift:amount@5000,magnitude=1.5"
+        )
     options: dict[str, Any] = {}
     for option in filter(None, match["options"].split(",")):
         key, value = option.split("=", 1)
         try:
             options[key] = {"magnitude": float, "length": int}[key](value)
         except KeyError:
-            raise UsageError(f"--inject {spec!r}: unknown option {key!r} (magnitude, length)") from None
+            raise UsageError(
+                f"--inject {spec!r}: unknown option {key!r} (magnitude, length)"
+            ) from None
         except ValueError:
             raise UsageError(f"--inject {spec!r}: {key} must be a number, not {value!r}") from None
     try:
@@ -71,46 +77,115 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m producers", description="Model traffic with injected drifts, to Kafka or a JSON-lines file.")
+    parser = argparse.ArgumentParser(
+        prog="python -m producers",
+        description="Model traffic with injected drifts, to Kafka or a JSON-lines file.",
+    )
     commands = parser.add_subparsers(title="commands", metavar="COMMAND", dest="command")
-    scenarios = "\n".join(f"  {name:<18} {s.monitor:<26} {s.effect}" for name, s in SCENARIOS.items())
+    scenarios = "\n".join(
+        f"  {name:<18} {s.monitor:<26} {s.effect}" for name, s in SCENARIOS.items()
+    )
     inject_help = f"injections ({INJECT_FORMAT}); TARGET names a feature, or the class for prior_shift:\n  {'scenario':<18} {'expected monitor':<26} effect\n{scenarios}"
     simulate = commands.add_parser(
-        "simulate", help="a simulated fraud model (features amount, utilization, age, income, country, device)",
+        "simulate",
+        help="a simulated fraud model (features amount, utilization, age, income, country, device)",
         description="A simulated fraud model's predictions and delayed labels, with injected drifts.",
-        epilog=inject_help, formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=inject_help,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    simulate.add_argument("--model", default="fraud", help="model name, the Kafka key (default: %(default)s)")
+    simulate.add_argument(
+        "--model", default="fraud", help="model name, the Kafka key (default: %(default)s)"
+    )
     datasets = "\n".join(f"  {name:<10} {d.description}" for name, d in DATASETS.items())
     replay = commands.add_parser(
-        "replay", help="real data bundled in the river package, scored by a frozen model",
+        "replay",
+        help="real data bundled in the river package, scored by a frozen model",
         description="A dataset bundled in river, replayed in seeded shuffled passes and scored by a frozen logistic "
         "regression; no download.",
-        epilog=f"datasets:\n{datasets}\n\n{inject_help}", formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=f"datasets:\n{datasets}\n\n{inject_help}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     replay.add_argument("--dataset", required=True, choices=list(DATASETS), help="which dataset")
-    replay.add_argument("--model", default="", help="model name, the Kafka key (default: the dataset's name)")
+    replay.add_argument(
+        "--model", default="", help="model name, the Kafka key (default: the dataset's name)"
+    )
     for sub in (simulate, replay):
         _common_options(sub)
     return parser
 
 
 def _common_options(sub: argparse.ArgumentParser) -> None:
-    sub.add_argument("--events", type=_count, default=50_000, help="prediction events (0: until Ctrl-C; default: %(default)s)")
-    sub.add_argument("--rate", type=_non_negative, help=f"events per second (0: unlimited; default: {KAFKA_RATE:.0f} to Kafka, unlimited to a file)")
-    sub.add_argument("--seed", type=_count, default=0, help="random seed: same seed, same events (default: %(default)s)")
-    sub.add_argument("--inject", action="append", default=[], metavar="SPEC", help=f"a drift to inject: {INJECT_FORMAT} (repeatable)")
-    sub.add_argument("--version", default="1", help="model version in the events (default: %(default)s)")
-    sub.add_argument("--start-ms", type=_count, default=None, help="event time of the first event, epoch ms (default: a fixed instant)")
-    sub.add_argument("--interval-ms", type=_count, default=10, help="event time between predictions (default: %(default)s)")
-    sub.add_argument("--label-delay-ms", type=_count, default=60_000, help="event time from a prediction to its label (default: %(default)s)")
-    sub.add_argument("--label-coverage", type=_fraction, default=1.0, help="share of predictions that get a label (default: %(default)s)")
-    sub.add_argument("--truth", metavar="FILE", help="write the ground truth (JSON) here instead of printing it")
+    sub.add_argument(
+        "--events",
+        type=_count,
+        default=50_000,
+        help="prediction events (0: until Ctrl-C; default: %(default)s)",
+    )
+    sub.add_argument(
+        "--rate",
+        type=_non_negative,
+        help=f"events per second (0: unlimited; default: {KAFKA_RATE:.0f} to Kafka, unlimited to a file)",
+    )
+    sub.add_argument(
+        "--seed",
+        type=_count,
+        default=0,
+        help="random seed: same seed, same events (default: %(default)s)",
+    )
+    sub.add_argument(
+        "--inject",
+        action="append",
+        default=[],
+        metavar="SPEC",
+        help=f"a drift to inject: {INJECT_FORMAT} (repeatable)",
+    )
+    sub.add_argument(
+        "--version", default="1", help="model version in the events (default: %(default)s)"
+    )
+    sub.add_argument(
+        "--start-ms",
+        type=_count,
+        default=None,
+        help="event time of the first event, epoch ms (default: a fixed instant)",
+    )
+    sub.add_argument(
+        "--interval-ms",
+        type=_count,
+        default=10,
+        help="event time between predictions (default: %(default)s)",
+    )
+    sub.add_argument(
+        "--label-delay-ms",
+        type=_count,
+        default=60_000,
+        help="event time from a prediction to its label (default: %(default)s)",
+    )
+    sub.add_argument(
+        "--label-coverage",
+        type=_fraction,
+        default=1.0,
+        help="share of predictions that get a label (default: %(default)s)",
+    )
+    sub.add_argument(
+        "--truth", metavar="FILE", help="write the ground truth (JSON) here instead of printing it"
+    )
     out = sub.add_argument_group("destination (a file, else Kafka)")
-    out.add_argument("--out", metavar="FILE", help="write prediction events as JSON lines ('-': standard output)")
-    out.add_argument("--labels-out", metavar="FILE", help="write label events as JSON lines (with --out)")
-    out.add_argument("--bootstrap-servers", metavar="HOST:PORT", help="Kafka (default: $STREAMDRIFT_KAFKA__BOOTSTRAP_SERVERS)")
-    out.add_argument("--config", metavar="FILE", help="streamdrift TOML settings: Kafka properties and topic names (default: $STREAMDRIFT_CONFIG)")
+    out.add_argument(
+        "--out", metavar="FILE", help="write prediction events as JSON lines ('-': standard output)"
+    )
+    out.add_argument(
+        "--labels-out", metavar="FILE", help="write label events as JSON lines (with --out)"
+    )
+    out.add_argument(
+        "--bootstrap-servers",
+        metavar="HOST:PORT",
+        help="Kafka (default: $STREAMDRIFT_KAFKA__BOOTSTRAP_SERVERS)",
+    )
+    out.add_argument(
+        "--config",
+        metavar="FILE",
+        help="streamdrift TOML settings: Kafka properties and topic names (default: $STREAMDRIFT_CONFIG)",
+    )
 
 
 def _count(text: str) -> int:
@@ -135,10 +210,15 @@ def _fraction(text: str) -> float:
 
 
 def _stream(args: argparse.Namespace) -> EventStream:
-    options: dict[str, Any] = dict(
-        model=args.model, seed=args.seed, injections=tuple(parse_injection(spec) for spec in args.inject), version=args.version,
-        interval_ms=args.interval_ms, label_delay_ms=args.label_delay_ms, label_coverage=args.label_coverage,
-    )
+    options: dict[str, Any] = {
+        "model": args.model,
+        "seed": args.seed,
+        "injections": tuple(parse_injection(spec) for spec in args.inject),
+        "version": args.version,
+        "interval_ms": args.interval_ms,
+        "label_delay_ms": args.label_delay_ms,
+        "label_coverage": args.label_coverage,
+    }
     if args.start_ms is not None:
         options["start_ms"] = args.start_ms
     if args.command == "replay":
@@ -155,32 +235,45 @@ def _sink(args: argparse.Namespace, stream: EventStream) -> tuple[Sink, float]:
     from confluent_kafka import KafkaException
     from confluent_kafka.admin import AdminClient
 
-    from detector.settings import load_settings
     from detector.kafka.topics import TopicError, ensure_topics
+    from detector.settings import load_settings
 
     settings = load_settings(args.config)
     if args.bootstrap_servers:
         settings.kafka.bootstrap_servers = args.bootstrap_servers
     if not settings.kafka.bootstrap_servers:
-        raise UsageError("no destination: give --out FILE, or Kafka with --bootstrap-servers HOST:PORT or STREAMDRIFT_KAFKA__BOOTSTRAP_SERVERS")
+        raise UsageError(
+            "no destination: give --out FILE, or Kafka with --bootstrap-servers HOST:PORT or STREAMDRIFT_KAFKA__BOOTSTRAP_SERVERS"
+        )
     topics = settings.topics
     sink = KafkaSink(settings.kafka.client_config(), topics.predictions, topics.labels)
     try:
-        ensure_topics(AdminClient(settings.kafka.client_config()), settings, [topics.predictions, topics.labels], [])
+        ensure_topics(
+            AdminClient(settings.kafka.client_config()),
+            settings,
+            [topics.predictions, topics.labels],
+            [],
+        )
     except (TopicError, KafkaException) as exc:
         raise SinkError(f"topics at {settings.kafka.bootstrap_servers}: {exc}") from None
     return sink, KAFKA_RATE if args.rate is None else args.rate
 
 
 def _run(args: argparse.Namespace, stream: EventStream, sink: Sink, rate: float) -> int:
-    truth = orjson.dumps({"model": stream.model, "seed": stream.seed, "injections": stream.ground_truth()}, option=orjson.OPT_INDENT_2)
+    truth = orjson.dumps(
+        {"model": stream.model, "seed": stream.seed, "injections": stream.ground_truth()},
+        option=orjson.OPT_INDENT_2,
+    )
     if args.truth:
         with open(args.truth, "wb") as handle:
             handle.write(truth + b"\n")
     else:
         (sys.stderr if args.out == "-" else sys.stdout).write(f"ground truth: {truth.decode()}\n")
     stopping: list[int] = []
-    previous = {signum: signal.signal(signum, lambda number, frame: stopping.append(number)) for signum in (signal.SIGINT, signal.SIGTERM)}
+    previous = {
+        signum: signal.signal(signum, lambda number, frame: stopping.append(number))
+        for signum in (signal.SIGINT, signal.SIGTERM)
+    }
     progress = _Progress(sys.stderr, args.events)
     try:
         played = play([stream], sink, args.events, rate, progress, lambda: bool(stopping))

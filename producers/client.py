@@ -71,26 +71,34 @@ class DriftClient:
         config: Mapping[str, Any] | None = None,
     ) -> None:
         self.model, self.version = model, version
-        self.topics = {"prediction": predictions_topic, "features": features_topic, "label": labels_topic}
+        self.topics = {
+            "prediction": predictions_topic,
+            "features": features_topic,
+            "label": labels_topic,
+        }
         self._key = model.encode()
         self._counts = dict.fromkeys(("sent", "delivered", "dropped", "failed", "invalid"), 0)
         self._lock = threading.Lock()
         self._closed = threading.Event()
         self._last_error = ""  # of a failed delivery
         self._reported = ClientStats()  # losses as last logged
-        self._producer = Producer({
-            "bootstrap.servers": bootstrap_servers,
-            "linger.ms": 50,
-            "queue.buffering.max.messages": max_buffered,
-            "queue.buffering.max.kbytes": max_buffer_kbytes,
-            "message.timeout.ms": message_timeout_ms,
-            "log_level": 2,  # librdkafka logs every reconnect attempt; error_cb reports what matters
-            "logger": log,
-            **(config or {}),
-            "on_delivery": self._delivered,
-            "error_cb": self._kafka_error,
-        })
-        self._poller = threading.Thread(target=self._serve, name=f"streamdrift-client-{model}", daemon=True)
+        self._producer = Producer(
+            {
+                "bootstrap.servers": bootstrap_servers,
+                "linger.ms": 50,
+                "queue.buffering.max.messages": max_buffered,
+                "queue.buffering.max.kbytes": max_buffer_kbytes,
+                "message.timeout.ms": message_timeout_ms,
+                "log_level": 2,  # librdkafka logs every reconnect attempt; error_cb reports what matters
+                "logger": log,
+                **(config or {}),
+                "on_delivery": self._delivered,
+                "error_cb": self._kafka_error,
+            }
+        )
+        self._poller = threading.Thread(
+            target=self._serve, name=f"streamdrift-client-{model}", daemon=True
+        )
         self._poller.start()
         atexit.register(self.close)
 
@@ -107,19 +115,28 @@ class DriftClient:
         prediction: Any = None,
         score: float | Mapping[str, float] | None = None,
         *,
-        id: str | None = None,  # noqa: A002 - the contract's field name
+        id: str | None = None,
         latency_ms: float | None = None,
         ts: int | None = None,
     ) -> bool:
         """Report a prediction (ts: epoch ms, default the Kafka timestamp); True if queued."""
-        event = {"features": features, "prediction": prediction, "score": score, "id": id, "latency_ms": latency_ms, "ts": ts}
+        event = {
+            "features": features,
+            "prediction": prediction,
+            "score": score,
+            "id": id,
+            "latency_ms": latency_ms,
+            "ts": ts,
+        }
         return self._send("prediction", event)
 
-    def features(self, features: Mapping[str, Any], *, id: str | None = None, ts: int | None = None) -> bool:  # noqa: A002
+    def features(
+        self, features: Mapping[str, Any], *, id: str | None = None, ts: int | None = None
+    ) -> bool:
         """Report a model's inputs on their own; True if queued."""
         return self._send("features", {"features": features, "id": id, "ts": ts})
 
-    def label(self, id: str, label: Any, *, ts: int | None = None) -> bool:  # noqa: A002
+    def label(self, id: str, label: Any, *, ts: int | None = None) -> bool:
         """Report the true outcome of the prediction with this id; True if queued."""
         return self._send("label", {"id": id, "label": label, "ts": ts})
 
@@ -127,10 +144,16 @@ class DriftClient:
         if self._closed.is_set():
             self._count("dropped")
             return False
-        event = {"model": self.model, "version": self.version if kind != "label" else None, **fields}
+        event = {
+            "model": self.model,
+            "version": self.version if kind != "label" else None,
+            **fields,
+        }
         try:
             # NaN/Infinity encode as null, i.e. missing; numpy scalars and arrays are accepted.
-            value = orjson.dumps({k: v for k, v in event.items() if v is not None}, option=orjson.OPT_SERIALIZE_NUMPY)
+            value = orjson.dumps(
+                {k: v for k, v in event.items() if v is not None}, option=orjson.OPT_SERIALIZE_NUMPY
+            )
         except TypeError:
             self._count("invalid")
             return False
@@ -164,7 +187,7 @@ class DriftClient:
         self._report_losses()
         return remaining
 
-    def __enter__(self) -> "DriftClient":
+    def __enter__(self) -> DriftClient:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -203,7 +226,12 @@ class DriftClient:
             return False
         log.warning(
             "streamdrift client for model '%s': %d events dropped (local queue full), %d failed (%s), %d not encodable so far; %d waiting",
-            self.model, s.dropped, s.failed, self._last_error or "-", s.invalid, s.pending,
+            self.model,
+            s.dropped,
+            s.failed,
+            self._last_error or "-",
+            s.invalid,
+            s.pending,
         )
         self._reported = s
         return True

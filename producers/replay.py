@@ -34,7 +34,9 @@ class Dataset:
 DATASETS = {
     "phishing": Dataset(datasets.Phishing, "web pages, phishing or not: 1,250 rows, 9 features"),
     "bananas": Dataset(datasets.Bananas, "two banana-shaped clusters: 5,300 rows, 2 features"),
-    "shuttle": Dataset(datasets.Shuttle, "NASA shuttle sensor readings, anomaly or not: 49,097 rows, 9 features"),
+    "shuttle": Dataset(
+        datasets.Shuttle, "NASA shuttle sensor readings, anomaly or not: 49,097 rows, 9 features"
+    ),
     "segment": Dataset(datasets.ImageSegments, "image regions, 7 classes: 2,310 rows, 18 features"),
 }
 
@@ -61,7 +63,9 @@ def load(name: str) -> Table:
     classes = tuple(sorted(set(targets)))
     codes = {value: code for code, value in enumerate(classes)}
     names = list(rows[0])
-    columns = {n: np.array([np.nan if r.get(n) is None else float(r[n]) for r in rows]) for n in names}
+    columns = {
+        n: np.array([np.nan if r.get(n) is None else float(r[n]) for r in rows]) for n in names
+    }
     return Table(columns, np.array([codes[t] for t in targets]), classes, list(rows))
 
 
@@ -78,23 +82,33 @@ class Replay(EventStream):
         self.table = table = load(self.dataset)
         self.model = self.model or self.dataset
         self.features = tuple(
-            FeatureSpec(name, decimals=0 if np.all(np.isnan(c) | (c == np.round(c))) else None) for name, c in table.columns.items()
+            FeatureSpec(name, decimals=0 if np.all(np.isnan(c) | (c == np.round(c))) else None)
+            for name, c in table.columns.items()
         )
         self.classes = table.classes
         self.model_inputs = tuple(table.columns)
-        self.reference = {name: Reference(float(np.nanmedian(c)), float(np.nanstd(c))) for name, c in table.columns.items()}
+        self.reference = {
+            name: Reference(float(np.nanmedian(c)), float(np.nanstd(c)))
+            for name, c in table.columns.items()
+        }
         self.estimator = self._train()
-        self._cached = np.full((table.size, len(self.classes)), np.nan)  # probabilities of unchanged rows
+        self._cached = np.full(
+            (table.size, len(self.classes)), np.nan
+        )  # probabilities of unchanged rows
 
     def _train(self) -> base.Classifier:
         classifier = linear_model.LogisticRegression()
-        estimator = preprocessing.StandardScaler() | (classifier if len(self.classes) == 2 else multiclass.OneVsRestClassifier(classifier))
+        estimator = preprocessing.StandardScaler() | (
+            classifier if len(self.classes) == 2 else multiclass.OneVsRestClassifier(classifier)
+        )
         for row in self._pass(0)[:TRAIN_ROWS].tolist():
             estimator.learn_one(self.table.rows[row], self.table.classes[self.table.labels[row]])
         return estimator
 
     def _pass(self, number: int) -> np.ndarray:
-        return np.random.default_rng([self.seed, PERMUTATION_STREAM, number]).permutation(self.table.size)
+        return np.random.default_rng([self.seed, PERMUTATION_STREAM, number]).permutation(
+            self.table.size
+        )
 
     def _draw(self, index: np.ndarray, rng: np.random.Generator) -> Draw:
         passes, within = np.divmod(index, self.table.size)
@@ -108,7 +122,11 @@ class Replay(EventStream):
         return self._rows(index, rng.integers(0, self.table.size, len(index)))
 
     def _rows(self, index: np.ndarray, rows: np.ndarray) -> Draw:
-        return Draw(index, {name: column[rows] for name, column in self.table.columns.items()}, {"row": rows})
+        return Draw(
+            index,
+            {name: column[rows] for name, column in self.table.columns.items()},
+            {"row": rows},
+        )
 
     def _probabilities(self, draw: Draw) -> np.ndarray:
         rows = draw.hidden["row"]
@@ -121,7 +139,11 @@ class Replay(EventStream):
             self._cached[row] = self._predict(self.table.rows[row])
         probabilities = self._cached[rows]
         for i in np.flatnonzero(changed).tolist():
-            x = {name: v for name, column in draw.features.items() if not np.isnan(v := float(column[i]))}
+            x = {
+                name: v
+                for name, column in draw.features.items()
+                if not np.isnan(v := float(column[i]))
+            }
             probabilities[i] = self._predict(x)
         return probabilities
 

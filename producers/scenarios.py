@@ -11,7 +11,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-NUMERIC, CATEGORICAL, FEATURE, CLASS, NONE = "numeric feature", "categorical feature", "feature", "class", "nothing"
+NUMERIC, CATEGORICAL, FEATURE, CLASS, NONE = (
+    "numeric feature",
+    "categorical feature",
+    "feature",
+    "class",
+    "nothing",
+)
 
 
 @dataclass(frozen=True)
@@ -27,32 +33,72 @@ class Scenario:
 
 
 SCENARIOS: dict[str, Scenario] = {
-    "mean_shift": Scenario("feature.{target}", NUMERIC, "abrupt covariate shift: + magnitude reference standard deviations"),
+    "mean_shift": Scenario(
+        "feature.{target}",
+        NUMERIC,
+        "abrupt covariate shift: + magnitude reference standard deviations",
+    ),
     "gradual_shift": Scenario(
-        "feature.{target}", NUMERIC,
+        "feature.{target}",
+        NUMERIC,
         "gradual covariate shift: over `length` events a growing share (0 to 1) of events is shifted by + magnitude std",
         ramps=True,
     ),
     "incremental_shift": Scenario(
-        "feature.{target}", NUMERIC, "incremental covariate shift: the mean moves steadily to + magnitude std over `length` events", ramps=True
+        "feature.{target}",
+        NUMERIC,
+        "incremental covariate shift: the mean moves steadily to + magnitude std over `length` events",
+        ramps=True,
     ),
-    "scale_change": Scenario("feature.{target}", NUMERIC, "variance change: the spread around the reference median × magnitude"),
+    "scale_change": Scenario(
+        "feature.{target}",
+        NUMERIC,
+        "variance change: the spread around the reference median × magnitude",
+    ),
     "category_mix": Scenario(
-        "feature.{target}", CATEGORICAL, "category-mix change: for a share `magnitude` of events the category order is reversed (rarest become most common)"
+        "feature.{target}",
+        CATEGORICAL,
+        "category-mix change: for a share `magnitude` of events the category order is reversed (rarest become most common)",
     ),
-    "missing_burst": Scenario("quality.missing.{target}", FEATURE, "missing-value burst: the feature is null with probability magnitude"),
-    "field_missing": Scenario("quality.missing.{target}", FEATURE, "upstream field gone: the feature's key is absent from events"),
-    "field_rename": Scenario("quality.schema", FEATURE, "upstream field renamed: the feature arrives as '<target>_v2'"),
-    "latency_creep": Scenario("prediction.latency", NONE, "latency creep: latency × (1 + magnitude) reached over `length` events", ramps=True),
+    "missing_burst": Scenario(
+        "quality.missing.{target}",
+        FEATURE,
+        "missing-value burst: the feature is null with probability magnitude",
+    ),
+    "field_missing": Scenario(
+        "quality.missing.{target}",
+        FEATURE,
+        "upstream field gone: the feature's key is absent from events",
+    ),
+    "field_rename": Scenario(
+        "quality.schema", FEATURE, "upstream field renamed: the feature arrives as '<target>_v2'"
+    ),
+    "latency_creep": Scenario(
+        "prediction.latency",
+        NONE,
+        "latency creep: latency × (1 + magnitude) reached over `length` events",
+        ramps=True,
+    ),
     "prior_shift": Scenario(
-        "prediction.score", CLASS, "prior (label) shift: the share of class `target` becomes magnitude; inputs given the class do not change"
+        "prediction.score",
+        CLASS,
+        "prior (label) shift: the share of class `target` becomes magnitude; inputs given the class do not change",
     ),
     "concept_drift": Scenario(
-        "performance.error", NONE, "concept drift: a label differs from the old concept with probability magnitude; inputs do not change"
+        "performance.error",
+        NONE,
+        "concept drift: a label differs from the old concept with probability magnitude; inputs do not change",
     ),
 }
 
-COVARIATE = ("mean_shift", "gradual_shift", "incremental_shift", "scale_change", "category_mix", "missing_burst")
+COVARIATE = (
+    "mean_shift",
+    "gradual_shift",
+    "incremental_shift",
+    "scale_change",
+    "category_mix",
+    "missing_burst",
+)
 SCHEMA = ("field_missing", "field_rename")
 RENAMED_SUFFIX = "_v2"
 
@@ -70,7 +116,9 @@ class Injection:
 
     def __post_init__(self) -> None:
         if self.scenario not in SCENARIOS:
-            raise ValueError(f"unknown scenario {self.scenario!r}; choose from {', '.join(SCENARIOS)}")
+            raise ValueError(
+                f"unknown scenario {self.scenario!r}; choose from {', '.join(SCENARIOS)}"
+            )
         if self.start < 0 or self.length < 0:
             raise ValueError(f"{self.scenario}: start and length must be >= 0")
 
@@ -106,7 +154,13 @@ class Reference:
     std: float
 
 
-def shift_numeric(injection: Injection, values: np.ndarray, index: np.ndarray, reference: Reference, rng: np.random.Generator) -> None:
+def shift_numeric(
+    injection: Injection,
+    values: np.ndarray,
+    index: np.ndarray,
+    reference: Reference,
+    rng: np.random.Generator,
+) -> None:
     """Apply a covariate scenario to a numeric column in place (NaN stays missing)."""
     strength = injection.progress(index)
     step = injection.magnitude * reference.std
@@ -116,12 +170,20 @@ def shift_numeric(injection: Injection, values: np.ndarray, index: np.ndarray, r
         values += step * (rng.random(len(index)) < strength)
     elif injection.scenario == "scale_change":
         active = strength > 0
-        values[active] = reference.median + (values[active] - reference.median) * injection.magnitude
+        values[active] = (
+            reference.median + (values[active] - reference.median) * injection.magnitude
+        )
     elif injection.scenario == "missing_burst":
         values[(strength > 0) & (rng.random(len(index)) < injection.magnitude)] = np.nan
 
 
-def shift_categorical(injection: Injection, codes: np.ndarray, index: np.ndarray, categories: int, rng: np.random.Generator) -> None:
+def shift_categorical(
+    injection: Injection,
+    codes: np.ndarray,
+    index: np.ndarray,
+    categories: int,
+    rng: np.random.Generator,
+) -> None:
     """Apply a covariate scenario to a categorical column of codes in place (-1 = missing)."""
     active = injection.active(index) & (rng.random(len(index)) < injection.magnitude)
     if injection.scenario == "category_mix":
@@ -135,7 +197,13 @@ def creep_latency(injection: Injection, latency_ms: np.ndarray, index: np.ndarra
     return latency_ms * (1.0 + injection.magnitude * injection.progress(index))
 
 
-def change_concept(injection: Injection, labels: np.ndarray, index: np.ndarray, classes: int, rng: np.random.Generator) -> np.ndarray:
+def change_concept(
+    injection: Injection,
+    labels: np.ndarray,
+    index: np.ndarray,
+    classes: int,
+    rng: np.random.Generator,
+) -> np.ndarray:
     """Labels (class codes) that, with probability magnitude, become another class."""
     n = len(index)
     flip = injection.active(index) & (rng.random(n) < injection.magnitude)

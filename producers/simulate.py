@@ -47,10 +47,15 @@ class Simulator(EventStream):
         self.features = FEATURES
         self.classes = (0, 1)
         self.model_inputs = ("amount", "utilization", "country")
-        sample = self._draw(np.arange(REFERENCE_EVENTS), np.random.default_rng([self.seed, REFERENCE_STREAM])).features
+        sample = self._draw(
+            np.arange(REFERENCE_EVENTS), np.random.default_rng([self.seed, REFERENCE_STREAM])
+        ).features
         self.reference = {
-            spec.name: Reference(float(np.nanmedian(sample[spec.name])), float(np.nanstd(sample[spec.name])))
-            for spec in FEATURES if not spec.categories
+            spec.name: Reference(
+                float(np.nanmedian(sample[spec.name])), float(np.nanstd(sample[spec.name]))
+            )
+            for spec in FEATURES
+            if not spec.categories
         }
 
     def _draw(self, index: np.ndarray, rng: np.random.Generator) -> Draw:
@@ -73,7 +78,9 @@ class Simulator(EventStream):
         x = draw.features
         # A missing input is imputed with its reference median, as a serving pipeline would.
         amount = np.where(np.isnan(x["amount"]), self.reference["amount"].median, x["amount"])
-        utilization = np.where(np.isnan(x["utilization"]), self.reference["utilization"].median, x["utilization"])
+        utilization = np.where(
+            np.isnan(x["utilization"]), self.reference["utilization"].median, x["utilization"]
+        )
         logit = (
             -2.0
             + 0.9 * (np.log(np.maximum(amount, 0.01)) - 3.5)

@@ -32,7 +32,13 @@ class KafkaSink:
     """Predictions and labels to their topics (labels dropped when `labels` is None).
     `on_delivery` hears of every delivered event."""
 
-    def __init__(self, config: dict[str, Any], predictions: str, labels: str | None, on_delivery: DeliveryHook | None = None) -> None:
+    def __init__(
+        self,
+        config: dict[str, Any],
+        predictions: str,
+        labels: str | None,
+        on_delivery: DeliveryHook | None = None,
+    ) -> None:
         self.where = config.get("bootstrap.servers", "?")
         self.topics = (predictions, labels)
         self.on_delivery = on_delivery
@@ -43,7 +49,9 @@ class KafkaSink:
         try:
             self.producer.list_topics(timeout=10)
         except KafkaException as exc:
-            raise SinkError(f"kafka at {self.where} is unreachable ({exc.args[0].str()}); start it or fix the bootstrap servers") from None
+            raise SinkError(
+                f"kafka at {self.where} is unreachable ({exc.args[0].str()}); start it or fix the bootstrap servers"
+            ) from None
 
     def write(self, batch: Batch) -> None:
         for topic, events in zip(self.topics, (batch.predictions, batch.labels)):
@@ -58,7 +66,9 @@ class KafkaSink:
             remaining = self.producer.flush(timeout_s)
             self._raise_on_error()
             if remaining:
-                raise SinkError(f"{remaining} events still undelivered to kafka at {self.where} after {timeout_s:.0f}s")
+                raise SinkError(
+                    f"{remaining} events still undelivered to kafka at {self.where} after {timeout_s:.0f}s"
+                )
         finally:
             close_now(self.producer)
 
@@ -76,7 +86,12 @@ class KafkaSink:
         if error is not None:
             self.error = self.error or error
         elif self.on_delivery is not None:
-            self.on_delivery(message.topic() or "", (message.key() or b"").decode(), message.partition() or 0, message.offset() or 0)
+            self.on_delivery(
+                message.topic() or "",
+                (message.key() or b"").decode(),
+                message.partition() or 0,
+                message.offset() or 0,
+            )
 
     def _raise_on_error(self) -> None:
         if self.error is not None:
@@ -93,7 +108,11 @@ class FileSink:
     def write(self, batch: Batch) -> None:
         for handle, events in zip(self.files, (batch.predictions, batch.labels)):
             if handle is not None and events:
-                handle.write(b"".join(orjson.dumps(event, option=orjson.OPT_APPEND_NEWLINE) for event in events))
+                handle.write(
+                    b"".join(
+                        orjson.dumps(event, option=orjson.OPT_APPEND_NEWLINE) for event in events
+                    )
+                )
 
     def close(self) -> None:
         for handle in self.files:

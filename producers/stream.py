@@ -26,15 +26,35 @@ import numpy as np
 import orjson
 
 from producers.scenarios import (
-    CATEGORICAL, CLASS, COVARIATE, FEATURE, NONE, NUMERIC, SCHEMA, Injection, Reference,
-    change_concept, creep_latency, renamed, shift_categorical, shift_numeric,
+    CATEGORICAL,
+    CLASS,
+    COVARIATE,
+    FEATURE,
+    NONE,
+    NUMERIC,
+    SCHEMA,
+    Injection,
+    Reference,
+    change_concept,
+    creep_latency,
+    renamed,
+    shift_categorical,
+    shift_numeric,
 )
 
 BLOCK = 1000
 START_MS = 1_764_064_800_000  # 2025-11-25T10:00:00Z: a fixed start keeps runs reproducible
 MAX_REDRAWS = 1000
-OUTPUT_EFFECTS = ("prediction.score", "prediction.value", "performance.estimated", "performance.error")
-BASE, SERVING = 0, 1  # random streams per block (features; latency and label coverage); injection k uses 2 + k
+OUTPUT_EFFECTS = (
+    "prediction.score",
+    "prediction.value",
+    "performance.estimated",
+    "performance.error",
+)
+BASE, SERVING = (
+    0,
+    1,
+)  # random streams per block (features; latency and label coverage); injection k uses 2 + k
 
 
 @dataclass(frozen=True)
@@ -54,7 +74,9 @@ class Draw:
     index: np.ndarray
     features: dict[str, np.ndarray]
     hidden: dict[str, np.ndarray] = field(default_factory=dict)
-    renamed: dict[str, np.ndarray] = field(default_factory=dict)  # original values of renamed features
+    renamed: dict[str, np.ndarray] = field(
+        default_factory=dict
+    )  # original values of renamed features
 
 
 @dataclass
@@ -96,7 +118,9 @@ class EventStream(ABC):
 
     features: tuple[FeatureSpec, ...] = field(default=(), init=False)
     classes: tuple[Any, ...] = field(default=(), init=False)
-    model_inputs: tuple[str, ...] = field(default=(), init=False)  # features the model's score depends on
+    model_inputs: tuple[str, ...] = field(
+        default=(), init=False
+    )  # features the model's score depends on
     reference: dict[str, Reference] = field(default_factory=dict, init=False)
 
     def __post_init__(self) -> None:
@@ -129,7 +153,13 @@ class EventStream(ABC):
     def ground_truth(self) -> list[dict[str, Any]]:
         """What was injected where, which monitor should notice, and which may react too."""
         return [
-            {**asdict(i), "model": self.model, "monitor": i.monitor, "end": i.end, "side_effects": self._side_effects(i)}
+            {
+                **asdict(i),
+                "model": self.model,
+                "monitor": i.monitor,
+                "end": i.end,
+                "side_effects": self._side_effects(i),
+            }
             for i in self.injections
         ]
 
@@ -171,7 +201,10 @@ class EventStream(ABC):
         return parts
 
     def _rngs(self, number: int) -> list[np.random.Generator]:
-        return [np.random.default_rng([self.seed, number, stream]) for stream in range(2 + len(self.injections))]
+        return [
+            np.random.default_rng([self.seed, number, stream])
+            for stream in range(2 + len(self.injections))
+        ]
 
     def _generate(self, number: int) -> Block:
         index = np.arange(number * BLOCK, (number + 1) * BLOCK)
@@ -206,13 +239,26 @@ class EventStream(ABC):
                 gone = injection.active(draw.index)
                 column[gone] = -1 if specs[injection.target].categories else np.nan
             elif specs[injection.target].categories:
-                shift_categorical(injection, column, draw.index, len(specs[injection.target].categories), rngs[2 + k])
+                shift_categorical(
+                    injection,
+                    column,
+                    draw.index,
+                    len(specs[injection.target].categories),
+                    rngs[2 + k],
+                )
             else:
-                shift_numeric(injection, column, draw.index, self.reference[injection.target], rngs[2 + k])
+                shift_numeric(
+                    injection, column, draw.index, self.reference[injection.target], rngs[2 + k]
+                )
 
     def _prior_shift(
-        self, injection: Injection, draw: Draw, probabilities: np.ndarray, labels: np.ndarray,
-        rngs: list[np.random.Generator], rng: np.random.Generator,
+        self,
+        injection: Injection,
+        draw: Draw,
+        probabilities: np.ndarray,
+        labels: np.ndarray,
+        rngs: list[np.random.Generator],
+        rng: np.random.Generator,
     ) -> None:
         """Replace events until each active one has the wanted class: the target class with
         probability magnitude, another class otherwise."""
@@ -231,13 +277,18 @@ class EventStream(ABC):
             candidate_labels = self._labels(candidates, candidate_p)
             fits = (candidate_labels == target) == want_target[todo]
             rows = todo[fits]
-            for columns, fresh in ((draw.features, candidates.features), (draw.renamed, candidates.renamed)):
+            for columns, fresh in (
+                (draw.features, candidates.features),
+                (draw.renamed, candidates.renamed),
+            ):
                 for name, column in columns.items():
                     column[rows] = fresh[name][fits]
             probabilities[rows] = candidate_p[fits]
             labels[rows] = candidate_labels[fits]
             todo = todo[~fits]
-        raise ValueError(f"prior_shift: could not find events of the wanted class for {len(todo)} positions")
+        raise ValueError(
+            f"prior_shift: could not find events of the wanted class for {len(todo)} positions"
+        )
 
     # -- events -------------------------------------------------------------------------
 
@@ -251,16 +302,18 @@ class EventStream(ABC):
         latency = np.round(block.latency_ms[rows], 3).tolist()
         events = []
         for i, x, code, score, ms in zip(index, features, predicted, scores, latency):
-            events.append({
-                "model": self.model,
-                "version": self.version,
-                "id": f"{self.model}-{i}",
-                "ts": self.start_ms + i * self.interval_ms,
-                "features": x,
-                "prediction": self.classes[code],
-                "score": score if binary else dict(zip(self.class_names, score)),
-                "latency_ms": ms,
-            })
+            events.append(
+                {
+                    "model": self.model,
+                    "version": self.version,
+                    "id": f"{self.model}-{i}",
+                    "ts": self.start_ms + i * self.interval_ms,
+                    "features": x,
+                    "prediction": self.classes[code],
+                    "score": score if binary else dict(zip(self.class_names, score)),
+                    "latency_ms": ms,
+                }
+            )
         return events
 
     @property
@@ -268,14 +321,20 @@ class EventStream(ABC):
         return [str(c) for c in self.classes]
 
     def _feature_dicts(self, block: Block, rows: slice) -> list[dict[str, Any]]:
-        columns = {spec.name: _values(spec, block.features[spec.name][rows]) for spec in self.features}
+        columns = {
+            spec.name: _values(spec, block.features[spec.name][rows]) for spec in self.features
+        }
         dicts = [dict(zip(columns, values)) for values in zip(*columns.values())]
         index = block.index[rows]
         for injection in self.injections:
             if injection.scenario not in SCHEMA:
                 continue
             spec = next(s for s in self.features if s.name == injection.target)
-            original = _values(spec, block.renamed[spec.name][rows]) if injection.scenario == "field_rename" else None
+            original = (
+                _values(spec, block.renamed[spec.name][rows])
+                if injection.scenario == "field_rename"
+                else None
+            )
             for row in np.flatnonzero(injection.active(index)).tolist():
                 del dicts[row][spec.name]
                 if original is not None:
@@ -286,13 +345,22 @@ class EventStream(ABC):
         index = block.index[rows]
         keep = block.labelled[rows]
         due = self.start_ms + index[keep] * self.interval_ms + self.label_delay_ms
-        self._pending.extend(zip(due.tolist(), index[keep].tolist(), block.labels[rows][keep].tolist()))
+        self._pending.extend(
+            zip(due.tolist(), index[keep].tolist(), block.labels[rows][keep].tolist())
+        )
 
     def _release(self, is_due: Callable[[int], bool]) -> list[dict[str, Any]]:
         released = []
         while self._pending and is_due(self._pending[0][0]):
             due, position, code = self._pending.popleft()
-            released.append({"model": self.model, "id": f"{self.model}-{position}", "ts": due, "label": self.classes[code]})
+            released.append(
+                {
+                    "model": self.model,
+                    "id": f"{self.model}-{position}",
+                    "ts": due,
+                    "label": self.classes[code],
+                }
+            )
         return released
 
     # -- checks and ground truth ----------------------------------------------------------
@@ -312,7 +380,11 @@ class EventStream(ABC):
             spec = specs.get(injection.target)
             kind = None if spec is None else CATEGORICAL if spec.categories else NUMERIC
             if kind is None or wants not in (kind, FEATURE):
-                choices = [s.name for s in self.features if wants in (FEATURE, CATEGORICAL if s.categories else NUMERIC)]
+                choices = [
+                    s.name
+                    for s in self.features
+                    if wants in (FEATURE, CATEGORICAL if s.categories else NUMERIC)
+                ]
                 raise ValueError(
                     f"{injection.scenario} needs a {wants} of model '{self.model}' as target, not {injection.target!r}; "
                     f"choose from: {', '.join(choices) or '(none)'}"
@@ -324,7 +396,9 @@ class EventStream(ABC):
         for code, names in enumerate(spellings):
             if name in names:
                 return code
-        raise ValueError(f"prior_shift needs a class of model '{self.model}' as target, not {name!r}; choose from: {', '.join(self.class_names)}")
+        raise ValueError(
+            f"prior_shift needs a class of model '{self.model}' as target, not {name!r}; choose from: {', '.join(self.class_names)}"
+        )
 
     def _side_effects(self, injection: Injection) -> list[str]:
         """Monitors that may also alert, as a consequence of the injection."""

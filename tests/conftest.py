@@ -33,7 +33,7 @@ def apache_kafka() -> Iterator[str]:
     """host:port of a one-node Apache Kafka cluster (KRaft, broker and controller in one JVM)."""
     try:
         cluster = ApacheKafka().start()
-    except Exception as exc:  # noqa: BLE001 - a missing JDK or Maven is one clear failure
+    except Exception as exc:
         pytest.fail(f"cannot start Apache Kafka: {exc}", pytrace=False)
     try:
         yield cluster.bootstrap_servers
@@ -72,7 +72,13 @@ def topics(request: pytest.FixtureRequest) -> KafkaNames:
     suffix = uuid.uuid4().hex[:10]
     marked = [name for name in BROKERS.values() if request.node.get_closest_marker(name)]
     if marked:
-        return KafkaNames(request.getfixturevalue(marked[0]), suffix, aborts_dead_transactions=marked[0] == "apache_kafka")
+        return KafkaNames(
+            request.getfixturevalue(marked[0]),
+            suffix,
+            aborts_dead_transactions=marked[0] == "apache_kafka",
+        )
     # Apache Kafka and any external cluster abort a killed producer's transaction; Tansu does not.
     on_tansu = not os.environ.get(EXTERNAL_BOOTSTRAP) and default_broker() == "tansu"
-    return KafkaNames(request.getfixturevalue("bootstrap"), suffix, aborts_dead_transactions=not on_tansu)
+    return KafkaNames(
+        request.getfixturevalue("bootstrap"), suffix, aborts_dead_transactions=not on_tansu
+    )

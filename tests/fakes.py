@@ -14,7 +14,12 @@ import orjson
 
 class FakeMessage:
     def __init__(
-        self, topic: str, partition: int, offset: int, payload: bytes | None, key: bytes | None = None,
+        self,
+        topic: str,
+        partition: int,
+        offset: int,
+        payload: bytes | None,
+        key: bytes | None = None,
         timestamp_ms: int = 1_764_064_800_000,
     ) -> None:
         self.payload = payload
@@ -27,10 +32,19 @@ class FakeMessage:
         self.error: Callable[[], None] = repeat(None).__next__
 
 
-def messages(values: Iterable[dict[str, Any] | bytes | None], topic: str = "predictions", partition: int = 0, first_offset: int = 0) -> list[FakeMessage]:
+def messages(
+    values: Iterable[dict[str, Any] | bytes | None],
+    topic: str = "predictions",
+    partition: int = 0,
+    first_offset: int = 0,
+) -> list[FakeMessage]:
     out = []
     for offset, value in enumerate(values, start=first_offset):
         payload = orjson.dumps(value) if isinstance(value, dict) else value
-        key = value["model"].encode() if isinstance(value, dict) and isinstance(value.get("model"), str) else None
+        key = (
+            value["model"].encode()
+            if isinstance(value, dict) and isinstance(value.get("model"), str)
+            else None
+        )
         out.append(FakeMessage(topic, partition, offset, payload, key))
     return out

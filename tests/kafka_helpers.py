@@ -78,15 +78,25 @@ class KafkaNames:
         }
 
     def settings(self, **overrides: Any) -> Settings:
-        kafka = {"bootstrap_servers": self.bootstrap, "group_id": self.group, "session_timeout_ms": SESSION_TIMEOUT_MS}
+        kafka = {
+            "bootstrap_servers": self.bootstrap,
+            "group_id": self.group,
+            "session_timeout_ms": SESSION_TIMEOUT_MS,
+        }
         kafka.update(overrides.pop("kafka", {}))
         names = {
-            "predictions": self.predictions, "features": self.features, "labels": self.labels,
-            "alerts": self.alerts, "dlq": self.dlq, "state": self.state,
+            "predictions": self.predictions,
+            "features": self.features,
+            "labels": self.labels,
+            "alerts": self.alerts,
+            "dlq": self.dlq,
+            "state": self.state,
         }
         names.update(overrides.pop("topics", {}))
         metrics = {"port": 0, **overrides.pop("metrics", {})}
-        return load_settings(None, kafka=kafka, topics=names, metrics=metrics, commit_interval_ms=300, **overrides)
+        return load_settings(
+            None, kafka=kafka, topics=names, metrics=metrics, commit_interval_ms=300, **overrides
+        )
 
 
 def ensure_topic(bootstrap: str, topic: str) -> None:
@@ -98,7 +108,9 @@ def ensure_topic(bootstrap: str, topic: str) -> None:
     admin = AdminClient({"bootstrap.servers": bootstrap})
     if topic in admin.list_topics(timeout=10).topics:
         return
-    future = admin.create_topics([NewTopic(topic, num_partitions=AUTO_CREATED_PARTITIONS)], operation_timeout=10)[topic]
+    future = admin.create_topics(
+        [NewTopic(topic, num_partitions=AUTO_CREATED_PARTITIONS)], operation_timeout=10
+    )[topic]
     try:
         future.result()
     except KafkaException as exc:
@@ -107,7 +119,11 @@ def ensure_topic(bootstrap: str, topic: str) -> None:
 
 
 def produce(
-    bootstrap: str, topic: str, values: Iterable[bytes | dict[str, Any]], key: bytes | str | None = None, event_time: bool = False
+    bootstrap: str,
+    topic: str,
+    values: Iterable[bytes | dict[str, Any]],
+    key: bytes | str | None = None,
+    event_time: bool = False,
 ) -> int:
     """Produce values (dicts are JSON-encoded; their 'model' is the key unless `key` is given).
     `event_time`: each dict's 'ts' is its message's timestamp (else the time of producing), as an
@@ -117,8 +133,12 @@ def produce(
     count = 0
     for value in values:
         payload = orjson.dumps(value) if isinstance(value, dict) else value
-        message_key = key if key is not None else (value.get("model") if isinstance(value, dict) else None)
-        timestamp = value["ts"] if event_time and isinstance(value, dict) else 0  # 0: librdkafka stamps the time of producing
+        message_key = (
+            key if key is not None else (value.get("model") if isinstance(value, dict) else None)
+        )
+        timestamp = (
+            value["ts"] if event_time and isinstance(value, dict) else 0
+        )  # 0: librdkafka stamps the time of producing
         while True:
             try:
                 producer.produce(topic, value=payload, key=message_key, timestamp=timestamp)
@@ -132,7 +152,12 @@ def produce(
 
 
 def read_topic(
-    bootstrap: str, topic: str, expect: int | None = None, idle_s: float = 3.0, timeout_s: float = 60.0, committed_only: bool = True
+    bootstrap: str,
+    topic: str,
+    expect: int | None = None,
+    idle_s: float = 3.0,
+    timeout_s: float = 60.0,
+    committed_only: bool = True,
 ) -> list[Message]:
     """All messages of a topic from the beginning: until `expect` are read, or nothing new came
     for `idle_s` (the embedded broker's high watermarks are not exact, so they are not used)."""
@@ -189,15 +214,19 @@ class ServiceThread:
     def _run(self) -> None:
         try:
             self.service.run()
-        except BaseException as exc:  # noqa: BLE001 - re-raised in the test thread by stop()
+        except BaseException as exc:
             self.error = exc
 
-    def start(self) -> "ServiceThread":
+    def start(self) -> ServiceThread:
         self.thread.start()
         return self
 
     def wait_processed(self, count: int, timeout_s: float = 60.0) -> None:
-        wait_until(lambda: self.service.processed_events >= count or self.error is not None, timeout_s, f"{count} events processed")
+        wait_until(
+            lambda: self.service.processed_events >= count or self.error is not None,
+            timeout_s,
+            f"{count} events processed",
+        )
         if self.error:
             raise self.error
 
@@ -208,7 +237,7 @@ class ServiceThread:
         if self.error:
             raise self.error
 
-    def __enter__(self) -> "ServiceThread":
+    def __enter__(self) -> ServiceThread:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -218,7 +247,10 @@ class ServiceThread:
 def start_cli(args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
     """`streamdrift ARGS` as a subprocess (this interpreter), stderr captured."""
     return subprocess.Popen(
-        [sys.executable, "-m", "detector.commands.cli", *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        [sys.executable, "-m", "detector.commands.cli", *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     )
 
 
@@ -233,7 +265,11 @@ def create_topics(settings: Settings) -> int:
     return ensure_topics(admin, settings, t.inputs(), [t.alerts, t.dlq, settings.state_topic()])
 
 
-COORDINATOR_NOT_READY = {KafkaError.NOT_COORDINATOR, KafkaError.COORDINATOR_LOAD_IN_PROGRESS, KafkaError.COORDINATOR_NOT_AVAILABLE}
+COORDINATOR_NOT_READY = {
+    KafkaError.NOT_COORDINATOR,
+    KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+    KafkaError.COORDINATOR_NOT_AVAILABLE,
+}
 
 
 def committed_offsets(bootstrap: str, group: str, topic: str) -> dict[int, int]:
@@ -249,7 +285,9 @@ def committed_offsets(bootstrap: str, group: str, topic: str) -> dict[int, int]:
             try:
                 offsets = consumer.committed(wanted, timeout=10)
                 return {tp.partition: max(tp.offset, 0) for tp in offsets}
-            except KafkaException as exc:  # a fresh Apache Kafka broker answers so while it loads a group's coordinator
+            except (
+                KafkaException
+            ) as exc:  # a fresh Apache Kafka broker answers so while it loads a group's coordinator
                 if exc.args[0].code() not in COORDINATOR_NOT_READY or time.monotonic() > deadline:
                     raise
                 time.sleep(0.25)
@@ -270,20 +308,35 @@ def uninterrupted_run(settings: Settings, inputs: list[Message]) -> BatchResult:
 
 def expected_alert_ids(settings: Settings, inputs: list[Message]) -> list[str]:
     """Alert ids of an uninterrupted run over these input messages."""
-    return [alert.id(settings.kafka.group_id) for alert in uninterrupted_run(settings, inputs).alerts]
+    return [
+        alert.id(settings.kafka.group_id) for alert in uninterrupted_run(settings, inputs).alerts
+    ]
 
 
-def expected_dead_letter_sources(settings: Settings, inputs: list[Message]) -> list[tuple[str, int, int]]:
+def expected_dead_letter_sources(
+    settings: Settings, inputs: list[Message]
+) -> list[tuple[str, int, int]]:
     """(topic, partition, offset) of each input an uninterrupted run dead-letters."""
-    return [(letter.topic, letter.partition, letter.offset) for letter in uninterrupted_run(settings, inputs).dead_letters]
+    return [
+        (letter.topic, letter.partition, letter.offset)
+        for letter in uninterrupted_run(settings, inputs).dead_letters
+    ]
 
 
 def dead_letter_sources(messages: Iterable[Message]) -> list[tuple[str, int, int]]:
     """(topic, partition, offset) of the input each dead letter copies, from its headers."""
     sources = []
     for message in messages:
-        headers = {name: value.decode() for name, value in message.headers() or [] if value is not None}
-        sources.append((headers["streamdrift.source.topic"], int(headers["streamdrift.source.partition"]), int(headers["streamdrift.source.offset"])))
+        headers = {
+            name: value.decode() for name, value in message.headers() or [] if value is not None
+        }
+        sources.append(
+            (
+                headers["streamdrift.source.topic"],
+                int(headers["streamdrift.source.partition"]),
+                int(headers["streamdrift.source.offset"]),
+            )
+        )
     return sources
 
 
@@ -299,7 +352,9 @@ class PacedProducer:
     """Produces events at `rate` per second from a background thread (traffic that keeps
     arriving while the detector is killed and restarted)."""
 
-    def __init__(self, bootstrap: str, topic: str, events: list[dict[str, Any]], rate: float) -> None:
+    def __init__(
+        self, bootstrap: str, topic: str, events: list[dict[str, Any]], rate: float
+    ) -> None:
         self.bootstrap, self.topic, self.events, self.rate = bootstrap, topic, events, rate
         self.sent = 0
         self.thread = threading.Thread(target=self._run, daemon=True)
@@ -320,7 +375,7 @@ class PacedProducer:
         assert producer.flush(30) == 0
         producer.close()
 
-    def start(self) -> "PacedProducer":
+    def start(self) -> PacedProducer:
         self.thread.start()
         return self
 

@@ -46,8 +46,18 @@ class FileSource:
         if len(self.paths) == 1:
             yield from (batch for batch in self._read(self.paths[0], None, size) if batch)
             return
-        files = [self._read(self.paths[0], None, size), self._read(self.paths[1], self.settings.topics.labels, size)]
-        pairs = [((message, model) for batch in file for message, model in zip(batch.messages, batch.models)) for file in files]
+        files = [
+            self._read(self.paths[0], None, size),
+            self._read(self.paths[1], self.settings.topics.labels, size),
+        ]
+        pairs = [
+            (
+                (message, model)
+                for batch in file
+                for message, model in zip(batch.messages, batch.models)
+            )
+            for file in files
+        ]
         batch = Batch()
         for message, model in heapq.merge(*pairs, key=lambda pair: pair[0].timestamp_ms):
             batch.append(message, model)
@@ -68,7 +78,9 @@ class FileSource:
             with path.open("rb") as handle:
                 while lines := list(islice(handle, size)):
                     self.read_bytes += sum(map(len, lines))
-                    batch = self._whole(lines, number, topic) or self._line_by_line(lines, number, topic, last_ts)
+                    batch = self._whole(lines, number, topic) or self._line_by_line(
+                        lines, number, topic, last_ts
+                    )
                     number += len(lines)
                     last_ts = batch.messages[-1].timestamp_ms if batch else last_ts
                     yield batch
@@ -81,7 +93,11 @@ class FileSource:
         or without a valid event time. (Every line starts with '{' and ends with '}', so no JSON
         value spans two lines, and one value per line means each line is one object.)"""
         text, count = b"".join(lines), len(lines)
-        if not (text.startswith(b"{") and text.count(b"}\n{") == count - 1 and text.endswith((b"}\n", b"}"))):
+        if not (
+            text.startswith(b"{")
+            and text.count(b"}\n{") == count - 1
+            and text.endswith((b"}\n", b"}"))
+        ):
             return None
         try:
             peeked = self.peeker.default.decode_lines(text)
@@ -98,7 +114,13 @@ class FileSource:
         payloads[-1] = payloads[-1].rstrip(b"\n")
         keys = list(map(self.keys.__getitem__, models))
         offsets = range(first, first + count)
-        records = list(map(new_record, repeat(Record, count), zip(topics, repeat(0, count), offsets, keys, payloads, stamps)))
+        records = list(
+            map(
+                new_record,
+                repeat(Record, count),
+                zip(topics, repeat(0, count), offsets, keys, payloads, stamps),
+            )
+        )
         return Batch(records, models)
 
     def _topics(self, peeked: list[Any]) -> list[str]:
@@ -107,7 +129,9 @@ class FileSource:
             return [topics.predictions] * len(peeked)
         return [topics.labels if is_label(found) else topics.predictions for found in peeked]
 
-    def _line_by_line(self, lines: list[bytes], first: int, topic: str | None, last_ts: int) -> Batch:
+    def _line_by_line(
+        self, lines: list[bytes], first: int, topic: str | None, last_ts: int
+    ) -> Batch:
         """Each non-blank line as a message on `topic` (None: predictions or labels by content),
         time-stamped with its event time (the previous line's when it has none)."""
         topics = self.settings.topics
@@ -119,7 +143,9 @@ class FileSource:
             model, ts, label = self.peeker.peek(payload)
             last_ts = parse_timestamp(ts) or last_ts
             where = topic or (topics.labels if label else topics.predictions)
-            batch.append(new_record(Record, (where, 0, number, self.keys[model], payload, last_ts)), model)
+            batch.append(
+                new_record(Record, (where, 0, number, self.keys[model], payload, last_ts)), model
+            )
         return batch
 
 

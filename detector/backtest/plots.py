@@ -28,10 +28,18 @@ def require_matplotlib() -> None:
     try:
         import matplotlib  # noqa: F401
     except ImportError:
-        raise ConfigError(f"--report and --png draw with matplotlib, which is not installed: {INSTALL_HINT}") from None
+        raise ConfigError(
+            f"--report and --png draw with matplotlib, which is not installed: {INSTALL_HINT}"
+        ) from None
 
 
-def signal_png(title: str, series: Series | None, fired: Sequence[Fired], changes: Sequence[Change], events: int) -> bytes:
+def signal_png(
+    title: str,
+    series: Series | None,
+    fired: Sequence[Fired],
+    changes: Sequence[Change],
+    events: int,
+) -> bytes:
     """One monitor's picture as PNG bytes."""
     from matplotlib.figure import Figure
 
@@ -42,29 +50,63 @@ def signal_png(title: str, series: Series | None, fired: Sequence[Fired], change
     figure.suptitle(title, fontsize=11)
     if series is not None and len(columns["position"]):
         for statistic in series.statistics:
-            _band_line(axes[0], columns, statistic, f"PIT {statistic}", COLOURS.get(statistic, "#17becf"))
+            _band_line(
+                axes[0], columns, statistic, f"PIT {statistic}", COLOURS.get(statistic, "#17becf")
+            )
         axes[0].set_ylabel("window mean (PIT)")
     else:
-        axes[0].text(0.5, 0.5, "no signal trace: a rule-based monitor, or still learning its reference", ha="center", va="center", transform=axes[0].transAxes)
+        axes[0].text(
+            0.5,
+            0.5,
+            "no signal trace: a rule-based monitor, or still learning its reference",
+            ha="center",
+            va="center",
+            transform=axes[0].transAxes,
+        )
     if has_raw:
         assert series is not None
-        _band_line(axes[1], columns, "raw", "rate" if series.kind.value == "rate" else "raw mean", COLOURS["raw"])
+        _band_line(
+            axes[1],
+            columns,
+            "raw",
+            "rate" if series.kind.value == "rate" else "raw mean",
+            COLOURS["raw"],
+        )
         axes[1].set_ylabel("window mean (raw)")
     for axis in axes:
         _marks(axis, fired, changes)
         axis.set_xlim(0, max(events, 1))
         axis.grid(alpha=0.25)
     axes[-1].set_xlabel("prediction events of the model")
-    legend = {label: handle for axis in axes for handle, label in zip(*axis.get_legend_handles_labels())}
-    figure.legend(legend.values(), legend.keys(), loc="outside lower center", fontsize=8, ncols=4, frameon=False)
+    legend = {
+        label: handle for axis in axes for handle, label in zip(*axis.get_legend_handles_labels())
+    }
+    figure.legend(
+        legend.values(),
+        legend.keys(),
+        loc="outside lower center",
+        fontsize=8,
+        ncols=4,
+        frameon=False,
+    )
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png")
     return buffer.getvalue()
 
 
-def _band_line(axis: Any, columns: dict[str, np.ndarray], name: str, label: str, colour: str) -> None:
+def _band_line(
+    axis: Any, columns: dict[str, np.ndarray], name: str, label: str, colour: str
+) -> None:
     x, level, half = columns["position"], columns[f"{name}.level"], columns[f"{name}.half"]
-    axis.fill_between(x, level - half, level + half, color=colour, alpha=0.15, step="post", label=f"{label}: reference band")
+    axis.fill_between(
+        x,
+        level - half,
+        level + half,
+        color=colour,
+        alpha=0.15,
+        step="post",
+        label=f"{label}: reference band",
+    )
     axis.plot(x, columns[name], color=colour, linewidth=1.2, label=label)
 
 
@@ -82,11 +124,29 @@ def _marks(axis: Any, fired: Sequence[Fired], changes: Sequence[Change]) -> None
         extent = change.end if change.end is not None else change.start + change.length
         if extent > change.start:
             axis.axvspan(change.start, extent, color=CHANGE, alpha=0.08)
-        axis.axvline(change.start, color=CHANGE, linestyle=":", linewidth=1.8, zorder=3, label=once("true change"))
+        axis.axvline(
+            change.start,
+            color=CHANGE,
+            linestyle=":",
+            linewidth=1.8,
+            zorder=3,
+            label=once("true change"),
+        )
     for f in fired:
         if f.position is None:
             continue
         if f.alert.kind == "detected":
-            axis.axvline(f.position, color=DETECTED, linewidth=1.5, label=once(f"detected ({f.alert.statistic}/{f.alert.detector})"))
+            axis.axvline(
+                f.position,
+                color=DETECTED,
+                linewidth=1.5,
+                label=once(f"detected ({f.alert.statistic}/{f.alert.detector})"),
+            )
         else:
-            axis.axvline(f.position, color=RESOLVED, linestyle="--", linewidth=1.2, label=once(f"resolved ({f.alert.reason})"))
+            axis.axvline(
+                f.position,
+                color=RESOLVED,
+                linestyle="--",
+                linewidth=1.2,
+                label=once(f"resolved ({f.alert.reason})"),
+            )

@@ -44,7 +44,9 @@ class Decoded(NamedTuple):
 
 
 class _Sent(NamedTuple):
-    decoded: list[tuple[bytes, Counter[tuple[str, str]]]]  # per distinct decoding: events as MessagePack, invalid
+    decoded: list[
+        tuple[bytes, Counter[tuple[str, str]]]
+    ]  # per distinct decoding: events as MessagePack, invalid
     fraction_done: float | None
 
 
@@ -63,9 +65,14 @@ class ReadAhead:
     def __init__(self, source: Source, pipelines: list[Pipeline]) -> None:
         self.source = source
         self.pipelines = pipelines
-        firsts = [next(j for j, earlier in enumerate(pipelines) if earlier.decodes_like(pipeline)) for pipeline in pipelines]
+        firsts = [
+            next(j for j, earlier in enumerate(pipelines) if earlier.decodes_like(pipeline))
+            for pipeline in pipelines
+        ]
         self.distinct = sorted(set(firsts))  # the pipelines whose decoding the child runs
-        self.decoding_of = [self.distinct.index(first) for first in firsts]  # each pipeline's, in `distinct`
+        self.decoding_of = [
+            self.distinct.index(first) for first in firsts
+        ]  # each pipeline's, in `distinct`
         self.timeline = Timeline(pipelines[0].settings.topics.predictions)
         self.fraction: float | None = None
 
@@ -73,7 +80,9 @@ class ReadAhead:
         """Each batch of the source, decoded for each pipeline."""
         receiving, sending = multiprocessing.Pipe(duplex=False)
         _widen(sending)
-        child = multiprocessing.get_context("fork").Process(target=self._read, args=(sending, size), name="streamdrift-backtest-reader", daemon=True)
+        child = multiprocessing.get_context("fork").Process(
+            target=self._read, args=(sending, size), name="streamdrift-backtest-reader", daemon=True
+        )
         child.start()
         sending.close()  # the child's end: the parent sees EOF if the child dies
         events_of = msgspec.msgpack.Decoder(list[Event])
@@ -86,7 +95,9 @@ class ReadAhead:
                 if isinstance(item, _Failed):
                     raise item.error
                 self.fraction = item.fraction_done
-                decoded = [Decoded(events_of.decode(events), invalid) for events, invalid in item.decoded]
+                decoded = [
+                    Decoded(events_of.decode(events), invalid) for events, invalid in item.decoded
+                ]
                 yield [decoded[index] for index in self.decoding_of]
         finally:
             receiving.close()
@@ -98,7 +109,9 @@ class ReadAhead:
 
     def _read(self, sending: Connection, size: int) -> None:
         """The child: read, place, decode and send every batch, then the timeline (or the error)."""
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: it stops the child
+        signal.signal(
+            signal.SIGINT, signal.SIG_IGN
+        )  # Ctrl-C is the parent's to handle: it stops the child
         encode = msgspec.msgpack.Encoder().encode
         try:
             for batch in self.source.batches(size):
@@ -108,12 +121,20 @@ class ReadAhead:
                     result = BatchResult()
                     events = self.pipelines[index].decode(batch.messages, result)
                     decoded.append((encode(events), result.invalid))
-                sending.send_bytes(pickle.dumps(_Sent(decoded, self.source.fraction_done()), pickle.HIGHEST_PROTOCOL))
+                sending.send_bytes(
+                    pickle.dumps(
+                        _Sent(decoded, self.source.fraction_done()), pickle.HIGHEST_PROTOCOL
+                    )
+                )
             sending.send_bytes(pickle.dumps(_Ended(self.timeline), pickle.HIGHEST_PROTOCOL))
         except (SourceError, ConfigError) as exc:
             sending.send_bytes(pickle.dumps(_Failed(exc)))
         except Exception as exc:  # anything else: the parent reports it, with where it happened
-            sending.send_bytes(pickle.dumps(_Failed(SourceError(f"reading {self.source.description} failed: {exc!r}"))))
+            sending.send_bytes(
+                pickle.dumps(
+                    _Failed(SourceError(f"reading {self.source.description} failed: {exc!r}"))
+                )
+            )
         finally:
             sending.close()
 
@@ -134,5 +155,7 @@ def _receive(receiving: Connection, child: BaseProcess) -> _Sent | _Ended | _Fai
         item: _Sent | _Ended | _Failed = pickle.loads(receiving.recv_bytes())
     except EOFError:
         child.join(timeout=5)
-        raise SourceError(f"the history reader (process {child.pid}) stopped without a word (exit code {child.exitcode}); is memory short?") from None
+        raise SourceError(
+            f"the history reader (process {child.pid}) stopped without a word (exit code {child.exitcode}); is memory short?"
+        ) from None
     return item

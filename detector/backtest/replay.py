@@ -15,12 +15,12 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from detector.core.alerts import Alert
-from detector.backtest.score import Detection
 from detector.backtest.readahead import Decoded, ReadAhead
+from detector.backtest.score import Detection
 from detector.backtest.sources import Source
 from detector.backtest.timeline import Timeline
 from detector.backtest.trace import Trace
+from detector.core.alerts import Alert
 from detector.core.pipeline import GC_THRESHOLDS, Pipeline
 from detector.settings import Settings
 
@@ -46,8 +46,12 @@ class Run:
     trace: Trace = field(default_factory=Trace)
     alerts: list[Alert] = field(default_factory=list)  # as they fired
     fired: list[Fired] = field(default_factory=list)  # the same, placed once the replay is over
-    events: Counter[tuple[str, str]] = field(default_factory=Counter)  # (topic, model) -> valid events
-    invalid: Counter[tuple[str, str]] = field(default_factory=Counter)  # (topic, reason) -> messages
+    events: Counter[tuple[str, str]] = field(
+        default_factory=Counter
+    )  # (topic, model) -> valid events
+    invalid: Counter[tuple[str, str]] = field(
+        default_factory=Counter
+    )  # (topic, reason) -> messages
 
     def __post_init__(self) -> None:
         self.pipeline = Pipeline(self.settings, log_blocks=True)
@@ -66,12 +70,22 @@ class Run:
 
     def place(self, timeline: Timeline) -> None:
         """Place alerts and trace points in their models' predictions."""
-        self.fired = [Fired(alert, timeline.position(alert.model, alert.topic, alert.partition, alert.offset)) for alert in self.alerts]
+        self.fired = [
+            Fired(alert, timeline.position(alert.model, alert.topic, alert.partition, alert.offset))
+            for alert in self.alerts
+        ]
         self.trace.place(timeline)
 
     def detections(self) -> list[Detection]:
         return [
-            Detection(f.alert.model, f.alert.monitor, f.position, f.alert.id(self.group), f.alert.statistic, f.alert.detector)
+            Detection(
+                f.alert.model,
+                f.alert.monitor,
+                f.position,
+                f.alert.id(self.group),
+                f.alert.statistic,
+                f.alert.detector,
+            )
             for f in self.fired
             if f.alert.kind == "detected"
         ]
@@ -99,7 +113,9 @@ def replay(source: Source, runs: list[Run], on_progress: ProgressHook | None = N
     started = time.perf_counter()
     with _fewer_collections():
         for batch in reader.batches(size):
-            messages += len(batch[0].events) + sum(batch[0].invalid.values())  # each message is one or the other
+            messages += len(batch[0].events) + sum(
+                batch[0].invalid.values()
+            )  # each message is one or the other
             for run, decoded in zip(runs, batch):
                 run.feed(decoded)
             if on_progress is not None:

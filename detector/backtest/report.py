@@ -41,10 +41,25 @@ def draw(results: Results, changes: Sequence[Change]) -> dict[Picture, bytes]:
     for run in results.replayed.runs:
         for model, monitor in pictures_wanted(run, changes):
             fired = [f for f in run.fired if f.alert.model == model and f.alert.monitor == monitor]
-            own = [change for change in changes if change.model == model and monitor in (change.monitor, *change.side_effects)]
-            first = next((f for f in fired if f.alert.kind == "detected" and "top_changes" in f.alert.evidence), None)
-            caption = f"{run.name}: {model}/{monitor}" + (f"\n{moved(first.alert.evidence)}" if first else "")
-            drawn[(run.name, model, monitor)] = signal_png(caption, run.trace.of(model, monitor), fired, own, counts.get(model, 0))
+            own = [
+                change
+                for change in changes
+                if change.model == model and monitor in (change.monitor, *change.side_effects)
+            ]
+            first = next(
+                (
+                    f
+                    for f in fired
+                    if f.alert.kind == "detected" and "top_changes" in f.alert.evidence
+                ),
+                None,
+            )
+            caption = f"{run.name}: {model}/{monitor}" + (
+                f"\n{moved(first.alert.evidence)}" if first else ""
+            )
+            drawn[(run.name, model, monitor)] = signal_png(
+                caption, run.trace.of(model, monitor), fired, own, counts.get(model, 0)
+            )
     return drawn
 
 
@@ -67,7 +82,10 @@ def html_report(results: Results, pictures: dict[Picture, bytes]) -> str:
     if len(replayed.runs) > 1:
         columns = ["", *(_e(title(run)) for run in replayed.runs)]
         rows = [[_e(label), *map(_e, values)] for label, values in comparison_rows(results)]
-        parts += ["<h2>Side by side</h2>", _table(columns, rows, numeric=set(range(1, len(columns))))]
+        parts += [
+            "<h2>Side by side</h2>",
+            _table(columns, rows, numeric=set(range(1, len(columns)))),
+        ]
     for run in replayed.runs:
         parts += _run_section(run, results.score(run), pictures)
     parts.append("</body></html>")
@@ -76,13 +94,28 @@ def html_report(results: Results, pictures: dict[Picture, bytes]) -> str:
 
 def _run_section(run: Run, score: Score | None, pictures: dict[Picture, bytes]) -> list[str]:
     detected = sum(f.alert.kind == "detected" for f in run.fired)
-    parts = [f"<h2>{_e(title(run))}</h2>", f"<p>{detected} detected, {len(run.fired) - detected} resolved.</p>"]
+    parts = [
+        f"<h2>{_e(title(run))}</h2>",
+        f"<p>{detected} detected, {len(run.fired) - detected} resolved.</p>",
+    ]
     if score is not None:
         parts += _truth_section(score)
     if run.fired:
         rows = [alert_row(run, fired) for fired in ordered(run)]
-        names = ["monitor", "alert", "at event", "source", "time", "severity", "statistic/detector", "evidence"]
-        parts += ["<h3>Alerts, per monitor</h3>", _table(names, [[_e(row[n]) for n in names] for row in rows], numeric={2})]
+        names = [
+            "monitor",
+            "alert",
+            "at event",
+            "source",
+            "time",
+            "severity",
+            "statistic/detector",
+            "evidence",
+        ]
+        parts += [
+            "<h3>Alerts, per monitor</h3>",
+            _table(names, [[_e(row[n]) for n in names] for row in rows], numeric={2}),
+        ]
     for (name, model, monitor), png in sorted(pictures.items()):
         if name == run.name:
             data = base64.b64encode(png).decode()
@@ -101,7 +134,11 @@ def _truth_section(score: Score) -> list[str]:
         found = (
             ['<span class="missed">MISSED</span>', "", ""]
             if detection is None
-            else [str(detection.position), f"{outcome.delay:+d}", _e(f"{detection.statistic}/{detection.detector}")]
+            else [
+                str(detection.position),
+                f"{outcome.delay:+d}",
+                _e(f"{detection.statistic}/{detection.detector}"),
+            ]
         )
         rows.append([_e(change.model), _e(change.describe()), _e(change.monitor), *found])
     between = score.mean_events_between_false_alarms
@@ -109,12 +146,27 @@ def _truth_section(score: Score) -> list[str]:
         f"Detected {score.detected} of {len(score.outcomes)} changes"
         + (f", mean delay {score.mean_delay:,.0f} events" if score.mean_delay is not None else "")
         + f". False alarms: {len(score.false_alarms)}"
-        + (f", one per {between:,.0f} events outside the changes" if between else f" in {score.stationary_events:,} events outside the changes")
+        + (
+            f", one per {between:,.0f} events outside the changes"
+            if between
+            else f" in {score.stationary_events:,} events outside the changes"
+        )
         + f". A detection counts up to {score.max_delay:,} events after a change ends (or its ramp)."
     )
-    parts = ["<h3>Against the ground truth</h3>", _table(["model", "change", "expected monitor", "detected at", "delay", "by"], rows, numeric={3, 4}), f"<p>{summary}</p>"]
+    parts = [
+        "<h3>Against the ground truth</h3>",
+        _table(
+            ["model", "change", "expected monitor", "detected at", "delay", "by"],
+            rows,
+            numeric={3, 4},
+        ),
+        f"<p>{summary}</p>",
+    ]
     if score.false_alarms:
-        items = "".join(f'<li class="false">{_e(d.model)}/{_e(d.monitor)} at event {d.position} ({_e(d.statistic)}/{_e(d.detector)})</li>' for d in score.false_alarms)
+        items = "".join(
+            f'<li class="false">{_e(d.model)}/{_e(d.monitor)} at event {d.position} ({_e(d.statistic)}/{_e(d.detector)})</li>'
+            for d in score.false_alarms
+        )
         parts.append(f"<p>False alarms:</p><ul>{items}</ul>")
     if score.consequences:
         effects = ", ".join(sorted({f"{d.model}/{d.monitor}" for d, _ in score.consequences}))
@@ -122,11 +174,18 @@ def _truth_section(score: Score) -> list[str]:
     return parts
 
 
-def _table(header: Iterable[str], rows: Iterable[Sequence[str]], numeric: set[int] | None = None) -> str:
+def _table(
+    header: Iterable[str], rows: Iterable[Sequence[str]], numeric: set[int] | None = None
+) -> str:
     numeric = numeric or set()
     head = "".join(f"<th>{cell}</th>" for cell in header)
     body = "".join(
-        "<tr>" + "".join(f'<td class="num">{cell}</td>' if i in numeric else f"<td>{cell}</td>" for i, cell in enumerate(row)) + "</tr>"
+        "<tr>"
+        + "".join(
+            f'<td class="num">{cell}</td>' if i in numeric else f"<td>{cell}</td>"
+            for i, cell in enumerate(row)
+        )
+        + "</tr>"
         for row in rows
     )
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"

@@ -45,7 +45,7 @@ class Change:
     side_effects: tuple[str, ...] = ()
 
     @classmethod
-    def from_truth(cls, entry: Mapping[str, Any]) -> "Change":
+    def from_truth(cls, entry: Mapping[str, Any]) -> Change:
         try:
             start, length = int(entry["start"]), int(entry.get("length") or 0)
             end = entry.get("end")
@@ -60,7 +60,9 @@ class Change:
                 side_effects=tuple(str(m) for m in entry.get("side_effects", ())),
             )
         except (KeyError, TypeError, ValueError) as exc:
-            raise TruthError(f"ground truth entry {dict(entry)!r} needs model, monitor and a numeric start ({exc})") from None
+            raise TruthError(
+                f"ground truth entry {dict(entry)!r} needs model, monitor and a numeric start ({exc})"
+            ) from None
 
     def window_end(self, max_delay: int) -> int:
         """The end (exclusive) of the window in which a detection counts."""
@@ -90,7 +92,9 @@ def changes_from_truth(truth: Any) -> list[Change]:
         entries = document.get("injections", [document])
         if not isinstance(entries, list):
             raise TruthError("ground truth 'injections' must be a list")
-        changes += [Change.from_truth({"model": document.get("model"), **entry}) for entry in entries]
+        changes += [
+            Change.from_truth({"model": document.get("model"), **entry}) for entry in entries
+        ]
     return sorted(changes, key=lambda change: (change.model, change.start))
 
 
@@ -156,7 +160,8 @@ class Score:
             "max_delay_events": self.max_delay,
             "outcomes": [
                 {
-                    "change": vars(outcome.change) | {"side_effects": list(outcome.change.side_effects)},
+                    "change": vars(outcome.change)
+                    | {"side_effects": list(outcome.change.side_effects)},
                     "detected": outcome.detection is not None,
                     "delay_events": outcome.delay,
                     "detection": vars(outcome.detection) if outcome.detection else None,
@@ -164,11 +169,19 @@ class Score:
                 for outcome in self.outcomes
             ],
             "false_alarm_alerts": [vars(detection) for detection in self.false_alarms],
-            "consequences": [vars(detection) | {"change": change.describe()} for detection, change in self.consequences],
+            "consequences": [
+                vars(detection) | {"change": change.describe()}
+                for detection, change in self.consequences
+            ],
         }
 
 
-def score(changes: Iterable[Change], detections: Iterable[Detection], predictions: Mapping[str, int], max_delay: int) -> Score:
+def score(
+    changes: Iterable[Change],
+    detections: Iterable[Detection],
+    predictions: Mapping[str, int],
+    max_delay: int,
+) -> Score:
     """Match detections (in any order) to changes; `predictions` counts each model's prediction events."""
     changes = list(changes)
     scored_models = {change.model for change in changes}
@@ -176,13 +189,22 @@ def score(changes: Iterable[Change], detections: Iterable[Detection], prediction
     false_alarms: list[Detection] = []
     consequences: list[tuple[Detection, Change]] = []
     unscored: list[Detection] = []
-    for detection in sorted(detections, key=lambda d: (d.position is None, d.position or 0, d.model, d.monitor)):
+    for detection in sorted(
+        detections, key=lambda d: (d.position is None, d.position or 0, d.model, d.monitor)
+    ):
         if detection.model not in scored_models:
             unscored.append(detection)
             continue
         explaining = _explaining(changes, detection, max_delay)
         fresh = next(
-            (c for c in explaining if c.monitor == detection.monitor and c not in found and detection.position < c.window_end(max_delay)), None
+            (
+                c
+                for c in explaining
+                if c.monitor == detection.monitor
+                and c not in found
+                and detection.position < c.window_end(max_delay)
+            ),
+            None,
         )
         if fresh is not None:
             found[fresh] = detection
@@ -191,7 +213,12 @@ def score(changes: Iterable[Change], detections: Iterable[Detection], prediction
         else:
             false_alarms.append(detection)
     outcomes = [Outcome(change, found.get(change)) for change in changes]
-    stationary = sum(_outside_windows(predictions.get(model, 0), [c for c in changes if c.model == model], max_delay) for model in scored_models)
+    stationary = sum(
+        _outside_windows(
+            predictions.get(model, 0), [c for c in changes if c.model == model], max_delay
+        )
+        for model in scored_models
+    )
     return Score(outcomes, false_alarms, consequences, stationary, max_delay, unscored)
 
 

@@ -35,7 +35,17 @@ class Record(NamedTuple):
 
     @classmethod
     def of(cls, message: Message) -> Record:
-        return new_record(cls, (message.topic() or "", message.partition() or 0, message.offset() or 0, message.key(), message.value(), message.timestamp()[1]))
+        return new_record(
+            cls,
+            (
+                message.topic() or "",
+                message.partition() or 0,
+                message.offset() or 0,
+                message.key(),
+                message.value(),
+                message.timestamp()[1],
+            ),
+        )
 
     def topic(self) -> str:
         return self.topic_name
@@ -81,7 +91,9 @@ class Source(Protocol):
         """Share of the history read so far, when its size is known."""
 
 
-Peeked = tuple[str, Any, bool]  # (model, '' when none; the event time field as given; is it a label event)
+Peeked = tuple[
+    str, Any, bool
+]  # (model, '' when none; the event time field as given; is it a label event)
 
 
 def is_label(found: Any) -> bool:
@@ -117,10 +129,22 @@ class Peeker:
 
     def _decoder(self, fields: FieldMapping) -> msgspec.json.Decoder[Any]:
         present = (msgspec.Raw | msgspec.UnsetType, UNSET)
-        names = {"model": self.settings.fields.model, "ts": fields.ts, "label": fields.label, "prediction": fields.prediction, "score": fields.score}
+        names = {
+            "model": self.settings.fields.model,
+            "ts": fields.ts,
+            "label": fields.label,
+            "prediction": fields.prediction,
+            "score": fields.score,
+        }
         struct = msgspec.defstruct(
             "Peek",
-            [("model", str | None, None), ("ts", Any, None), ("label", *present), ("prediction", *present), ("score", *present)],
+            [
+                ("model", str | None, None),
+                ("ts", Any, None),
+                ("label", *present),
+                ("prediction", *present),
+                ("score", *present),
+            ],
             rename=names,
         )
         return msgspec.json.Decoder(struct)

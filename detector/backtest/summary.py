@@ -25,7 +25,15 @@ class Results:
 
 def ordered(run: Run) -> list[Fired]:
     """Alerts grouped per monitor, in the order they fired."""
-    return sorted(run.fired, key=lambda f: (f.alert.model, f.alert.monitor, f.position if f.position is not None else -1, f.alert.offset))
+    return sorted(
+        run.fired,
+        key=lambda f: (
+            f.alert.model,
+            f.alert.monitor,
+            f.position if f.position is not None else -1,
+            f.alert.offset,
+        ),
+    )
 
 
 def to_json(results: Results) -> dict[str, Any]:
@@ -45,7 +53,10 @@ def to_json(results: Results) -> dict[str, Any]:
                 "name": run.name,
                 "config": run.config,
                 "group_id": run.group,
-                "alerts": [{"position": f.position, "cloudevent": f.alert.cloudevent(run.group)} for f in run.fired],  # as they fired
+                "alerts": [
+                    {"position": f.position, "cloudevent": f.alert.cloudevent(run.group)}
+                    for f in run.fired
+                ],  # as they fired
                 "score": score.to_json() if (score := results.score(run)) is not None else None,
             }
             for run in replayed.runs
@@ -63,7 +74,9 @@ def to_text(results: Results) -> str:
     ]
     if first.invalid:
         reasons = ", ".join(f"{reason} {n}" for (_, reason), n in first.invalid.most_common())
-        lines.append(f"invalid messages (dead-lettered live): {sum(first.invalid.values()):,} ({reasons})")
+        lines.append(
+            f"invalid messages (dead-lettered live): {sum(first.invalid.values()):,} ({reasons})"
+        )
     for run in replayed.runs:
         lines += ["", f"== {title(run)} ==", *_alerts(run)]
         score = results.score(run)
@@ -90,7 +103,9 @@ def alert_row(run: Run, fired: Fired) -> dict[str, str]:
         "time": event["time"],
         "severity": alert.severity,
         "statistic/detector": f"{alert.statistic}/{alert.detector}",
-        "evidence": "; ".join(filter(None, (describe(event["data"]), moved(alert.evidence)))) if detected else alert.reason,
+        "evidence": "; ".join(filter(None, (describe(event["data"]), moved(alert.evidence))))
+        if detected
+        else alert.reason,
         "id": event["id"],
     }
 
@@ -102,7 +117,10 @@ def moved(evidence: dict[str, Any]) -> str:
     for change in evidence.get("top_changes", []):
         before = change["before"] if change["before"] is not None else change["reference"]
         start = "?" if before is None else f"{before:.0%}"
-        parts.append(f"{change['category']} {start} -> {change['after']:.0%}" + (" (new)" if change["new"] else ""))
+        parts.append(
+            f"{change['category']} {start} -> {change['after']:.0%}"
+            + (" (new)" if change["new"] else "")
+        )
     return ", ".join(parts)
 
 
@@ -110,11 +128,30 @@ def _alerts(run: Run) -> list[str]:
     kinds = Counter(f.alert.kind for f in run.fired)
     lines = [f"alerts: {kinds['detected']} detected, {kinds['resolved']} resolved"]
     if run.fired:
-        widths = {"monitor": 30, "alert": 8, "at event": 9, "source": 26, "time": 24, "severity": 8, "statistic/detector": 24, "evidence": 0}
-        lines.append("  " + " ".join(_cell(name, width, name == "at event") for name, width in widths.items()).rstrip())
+        widths = {
+            "monitor": 30,
+            "alert": 8,
+            "at event": 9,
+            "source": 26,
+            "time": 24,
+            "severity": 8,
+            "statistic/detector": 24,
+            "evidence": 0,
+        }
+        lines.append(
+            "  "
+            + " ".join(
+                _cell(name, width, name == "at event") for name, width in widths.items()
+            ).rstrip()
+        )
         for fired in ordered(run):
             row = alert_row(run, fired)
-            lines.append("  " + " ".join(_cell(row[name], width, name == "at event") for name, width in widths.items()).rstrip())
+            lines.append(
+                "  "
+                + " ".join(
+                    _cell(row[name], width, name == "at event") for name, width in widths.items()
+                ).rstrip()
+            )
     return lines
 
 
@@ -130,16 +167,26 @@ def _truth(score: Score) -> list[str]:
         if detection is None:
             lines.append(f"{row} {'MISSED':>11}")
         else:
-            lines.append(f"{row} {detection.position:>11} {outcome.delay:>+7}  {detection.statistic}/{detection.detector}")
-    mean_delay = f", mean delay {score.mean_delay:,.0f} events" if score.mean_delay is not None else ""
-    lines.append(f"  detected {score.detected} of {len(score.outcomes)}{mean_delay}; {_false_alarms(score)}")
+            lines.append(
+                f"{row} {detection.position:>11} {outcome.delay:>+7}  {detection.statistic}/{detection.detector}"
+            )
+    mean_delay = (
+        f", mean delay {score.mean_delay:,.0f} events" if score.mean_delay is not None else ""
+    )
+    lines.append(
+        f"  detected {score.detected} of {len(score.outcomes)}{mean_delay}; {_false_alarms(score)}"
+    )
     for detection in score.false_alarms:
-        lines.append(f"  false alarm: {detection.model}/{detection.monitor} at event {detection.position} ({detection.statistic}/{detection.detector})")
+        lines.append(
+            f"  false alarm: {detection.model}/{detection.monitor} at event {detection.position} ({detection.statistic}/{detection.detector})"
+        )
     if score.consequences:
         effects = sorted({f"{d.model}/{d.monitor}" for d, _ in score.consequences})
         lines.append(f"  also alerted as consequences of a change: {', '.join(effects)}")
     if score.unscored:
-        lines.append(f"  not scored (no ground truth for the model): {len(score.unscored)} detection(s)")
+        lines.append(
+            f"  not scored (no ground truth for the model): {len(score.unscored)} detection(s)"
+        )
     return lines
 
 
@@ -154,10 +201,15 @@ def comparison(results: Results) -> list[str]:
     """The runs side by side (see `comparison_rows`)."""
     runs = results.replayed.runs
     width, label_width = 24, 44
-    header = "".join(f"{run.name + ': ' + (run.config or 'defaults'):>{width}.{width}}" for run in runs)
+    header = "".join(
+        f"{run.name + ': ' + (run.config or 'defaults'):>{width}.{width}}" for run in runs
+    )
     lines = ["== side by side ==", f"  {'':<{label_width}}{header}"]
     for label, values in comparison_rows(results):
-        lines.append(f"  {label[:label_width]:<{label_width}}" + "".join(f"{value:>{width}}" for value in values))
+        lines.append(
+            f"  {label[:label_width]:<{label_width}}"
+            + "".join(f"{value:>{width}}" for value in values)
+        )
     return lines
 
 
@@ -177,8 +229,18 @@ def comparison_rows(results: Results) -> list[tuple[str, list[str]]]:
         ]
         for i, outcome in enumerate(scores[0].outcomes):
             delays = [s.outcomes[i].delay for s in scores]
-            rows.append((f"delay: {outcome.change.model} {outcome.change.describe()}", ["MISSED" if d is None else f"{d:+d}" for d in delays]))
-    per_monitor = [Counter(f"{f.alert.model}/{f.alert.monitor}" for f in run.fired if f.alert.kind == "detected") for run in runs]
+            rows.append(
+                (
+                    f"delay: {outcome.change.model} {outcome.change.describe()}",
+                    ["MISSED" if d is None else f"{d:+d}" for d in delays],
+                )
+            )
+    per_monitor = [
+        Counter(
+            f"{f.alert.model}/{f.alert.monitor}" for f in run.fired if f.alert.kind == "detected"
+        )
+        for run in runs
+    ]
     for monitor in sorted(set().union(*per_monitor)):
         rows.append((f"detections: {monitor}", [str(c[monitor]) for c in per_monitor]))
     return rows

@@ -56,13 +56,19 @@ class Timeline:
         """Record a batch, in replay order."""
         if not len(batch):
             return
-        topics, partitions, offset_numbers = islice(zip(*batch.messages), 3)  # the records' first fields
+        topics, partitions, offset_numbers = islice(
+            zip(*batch.messages), 3
+        )  # the records' first fields
         models = list(dict.fromkeys(batch.models))
         model_codes = _codes(batch.models, models)
-        is_prediction = np.fromiter(map(self.predictions_topic.__eq__, topics), dtype=bool, count=len(batch))
+        is_prediction = np.fromiter(
+            map(self.predictions_topic.__eq__, topics), dtype=bool, count=len(batch)
+        )
         so_far = np.array([self.predictions[model] for model in models], dtype=np.int64)
         positions = so_far[model_codes] + _earlier_in_group(model_codes, is_prediction)
-        for model, count in zip(models, np.bincount(model_codes, weights=is_prediction, minlength=len(models))):
+        for model, count in zip(
+            models, np.bincount(model_codes, weights=is_prediction, minlength=len(models))
+        ):
             self.predictions[model] += int(count)
 
         keys = list(zip(batch.models, topics, partitions))

@@ -18,15 +18,29 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, KafkaError, KafkaException, Message as KafkaMessage, TopicPartition
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    OFFSET_END,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    TopicPartition,
+)
+from confluent_kafka import (
+    Message as KafkaMessage,
+)
 
 from detector.backtest.sources import Batch, Peeker, Record, SourceError
 from detector.settings import ConfigError, Settings
 
 log = logging.getLogger(__name__)
 
-IDLE_TIMEOUT_S = 30.0  # no message and no end of partition for this long: the cluster is not answering
-SILENT_S = 3.0  # a partition silent this long is read again from its beginning (see `_rewind_silent`)
+IDLE_TIMEOUT_S = (
+    30.0  # no message and no end of partition for this long: the cluster is not answering
+)
+SILENT_S = (
+    3.0  # a partition silent this long is read again from its beginning (see `_rewind_silent`)
+)
 PAUSE_ABOVE, RESUME_BELOW = 50_000, 10_000  # messages buffered per partition while merging
 
 
@@ -63,8 +77,12 @@ class _Merge:
 
     def __init__(self, partitions: list[_Partition]) -> None:
         self.partitions = partitions
-        self.heads: list[tuple[int, tuple[int, int], int]] = []  # (timestamp, rank, partition index)
-        self.starving = sum(not p.done for p in partitions)  # unfinished partitions with nothing buffered
+        self.heads: list[
+            tuple[int, tuple[int, int], int]
+        ] = []  # (timestamp, rank, partition index)
+        self.starving = sum(
+            not p.done for p in partitions
+        )  # unfinished partitions with nothing buffered
         self.unfinished = self.starving
 
     @property
@@ -107,7 +125,9 @@ class TopicSource:
     def __init__(self, settings: Settings, bounds: Range) -> None:
         kafka = settings.kafka
         if not kafka.bootstrap_servers:
-            raise ConfigError("no history to replay: give --file FILE, or a cluster with STREAMDRIFT_KAFKA__BOOTSTRAP_SERVERS or --bootstrap-servers")
+            raise ConfigError(
+                "no history to replay: give --file FILE, or a cluster with STREAMDRIFT_KAFKA__BOOTSTRAP_SERVERS or --bootstrap-servers"
+            )
         self.settings = settings
         self.bounds = bounds
         self.group = f"streamdrift-backtest-{uuid.uuid4().hex[:12]}"  # never joined: partitions are assign()ed
@@ -126,7 +146,9 @@ class TopicSource:
             self._assign(consumer)
             yield from self._read(consumer, size)
         except KafkaException as exc:
-            raise SourceError(f"reading {self.description}: {exc.args[0].str()}; is the cluster up and are the bootstrap servers right?") from None
+            raise SourceError(
+                f"reading {self.description}: {exc.args[0].str()}; is the cluster up and are the bootstrap servers right?"
+            ) from None
         finally:
             consumer.close()  # nothing to commit: auto-commit is off and no group was joined
 
@@ -147,9 +169,13 @@ class TopicSource:
 
     def _assign(self, consumer: Consumer) -> None:
         metadata = consumer.list_topics(timeout=10).topics
-        present = [topic for topic in self.topics if topic in metadata and not metadata[topic].error]
+        present = [
+            topic for topic in self.topics if topic in metadata and not metadata[topic].error
+        ]
         if not present:
-            raise SourceError(f"none of the topics {', '.join(self.topics)} exists at {self.settings.kafka.bootstrap_servers}; check [topics] in the config")
+            raise SourceError(
+                f"none of the topics {', '.join(self.topics)} exists at {self.settings.kafka.bootstrap_servers}; check [topics] in the config"
+            )
         bounds = self.bounds
         tps = [
             TopicPartition(topic, number)
@@ -158,15 +184,25 @@ class TopicSource:
             if bounds.partitions is None or number in bounds.partitions
         ]
         if not tps:
-            raise ConfigError(f"--partitions {','.join(map(str, bounds.partitions or ()))}: no such partition in {', '.join(present)}")
+            raise ConfigError(
+                f"--partitions {','.join(map(str, bounds.partitions or ()))}: no such partition in {', '.join(present)}"
+            )
         starts = self._starts(consumer, tps)
         for tp, start in zip(tps, starts):
             rank = (self.topics.index(tp.topic), tp.partition)
             end = bounds.to_offset
-            empty = start.offset == OFFSET_END or (end is not None and start.offset >= end)  # nothing at or after the start
-            self.partitions.append(_Partition(start, rank, end, started=bounds.from_time_ms is None, done=empty))
+            empty = start.offset == OFFSET_END or (
+                end is not None and start.offset >= end
+            )  # nothing at or after the start
+            self.partitions.append(
+                _Partition(start, rank, end, started=bounds.from_time_ms is None, done=empty)
+            )
         if bounds.to_offset is not None:
-            self.total = sum(max(p.end - max(p.tp.offset, 0), 0) for p in self.partitions if p.end is not None and not p.done)
+            self.total = sum(
+                max(p.end - max(p.tp.offset, 0), 0)
+                for p in self.partitions
+                if p.end is not None and not p.done
+            )
         consumer.assign([p.tp for p in self.partitions if not p.done])
         log.info("backtest reads %d partitions of %s", len(self.partitions), ", ".join(present))
 
@@ -174,7 +210,10 @@ class TopicSource:
         bounds = self.bounds
         if bounds.from_time_ms is not None:
             # A hint only: messages before from_time are also skipped as they arrive.
-            return consumer.offsets_for_times([TopicPartition(tp.topic, tp.partition, bounds.from_time_ms) for tp in tps], timeout=10)
+            return consumer.offsets_for_times(
+                [TopicPartition(tp.topic, tp.partition, bounds.from_time_ms) for tp in tps],
+                timeout=10,
+            )
         start = OFFSET_BEGINNING if bounds.from_offset is None else bounds.from_offset
         return [TopicPartition(tp.topic, tp.partition, start) for tp in tps]
 
@@ -186,7 +225,9 @@ class TopicSource:
         while not merge.exhausted:
             for message in consumer.consume(size, 0.5):
                 last_data = time.monotonic()
-                self._receive(message, index[(message.topic(), message.partition())], merge, consumer)
+                self._receive(
+                    message, index[(message.topic(), message.partition())], merge, consumer
+                )
             while (released := merge.pop()) is not None:
                 part, message = self.partitions[released[0]], released[1]
                 self._throttle(part, consumer)
@@ -198,13 +239,19 @@ class TopicSource:
             if time.monotonic() - started > SILENT_S:
                 self._rewind_silent(consumer)
             if time.monotonic() - last_data > IDLE_TIMEOUT_S:
-                waiting = ", ".join(f"{p.tp.topic}[{p.tp.partition}]" for p in self.partitions if not p.done)
-                raise SourceError(f"no data from {waiting} at {self.settings.kafka.bootstrap_servers} for {IDLE_TIMEOUT_S:.0f}s; is the cluster up?")
+                waiting = ", ".join(
+                    f"{p.tp.topic}[{p.tp.partition}]" for p in self.partitions if not p.done
+                )
+                raise SourceError(
+                    f"no data from {waiting} at {self.settings.kafka.bootstrap_servers} for {IDLE_TIMEOUT_S:.0f}s; is the cluster up?"
+                )
         if batch:
             self.read += len(batch)
             yield batch
 
-    def _receive(self, message: KafkaMessage, index: int, merge: _Merge, consumer: Consumer) -> None:
+    def _receive(
+        self, message: KafkaMessage, index: int, merge: _Merge, consumer: Consumer
+    ) -> None:
         """Buffer a consumed message if it is history to replay; finish its partition at the end."""
         part = self.partitions[index]
         part.heard = True
@@ -212,7 +259,10 @@ class TopicSource:
         if error is not None:
             if error.code() == KafkaError._PARTITION_EOF:
                 self._finish(index, merge, consumer)
-            elif error.fatal() or error.code() in (KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError.TOPIC_AUTHORIZATION_FAILED):
+            elif error.fatal() or error.code() in (
+                KafkaError.UNKNOWN_TOPIC_OR_PART,
+                KafkaError.TOPIC_AUTHORIZATION_FAILED,
+            ):
                 raise KafkaException(error)
             else:
                 log.warning("consumer: %s", error.str())
@@ -220,7 +270,9 @@ class TopicSource:
         bounds, offset = self.bounds, message.offset() or 0
         if part.done or offset < max(part.tp.offset, 0):
             return  # after the end, or before the start (after an out-of-range reset or a rewind)
-        if part.end is not None and offset >= part.end or bounds.to_time_ms is not None and _timestamp(message) >= bounds.to_time_ms:
+        if (part.end is not None and offset >= part.end) or (
+            bounds.to_time_ms is not None and _timestamp(message) >= bounds.to_time_ms
+        ):
             self._finish(index, merge, consumer)
             return
         part.started = part.started or _timestamp(message) >= (bounds.from_time_ms or 0)
@@ -238,7 +290,12 @@ class TopicSource:
         for part in self.partitions:
             if not (part.heard or part.done or part.rewound):
                 part.rewound = True
-                log.info("no answer for %s[%d] at offset %d: reading it from the beginning", part.tp.topic, part.tp.partition, part.tp.offset)
+                log.info(
+                    "no answer for %s[%d] at offset %d: reading it from the beginning",
+                    part.tp.topic,
+                    part.tp.partition,
+                    part.tp.offset,
+                )
                 consumer.seek(TopicPartition(part.tp.topic, part.tp.partition, OFFSET_BEGINNING))
 
     def _finish(self, index: int, merge: _Merge, consumer: Consumer) -> None:

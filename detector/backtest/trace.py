@@ -27,7 +27,9 @@ POINTS_PER_WINDOW = 8
 
 def band_half_width(variance: float, config: SignalConfig) -> float:
     """Half-width of the reference band of a window mean (the monitor's resolve band)."""
-    return BAND_SIGMAS * float(np.sqrt(variance / config.resolve_window_events + variance / config.warmup_events))
+    return BAND_SIGMAS * float(
+        np.sqrt(variance / config.resolve_window_events + variance / config.warmup_events)
+    )
 
 
 @dataclass
@@ -43,7 +45,10 @@ class Series:
     @property
     def names(self) -> list[str]:
         parts = [*self.statistics, "raw"]
-        return ["position", *(f"{name}{suffix}" for name in parts for suffix in ("", ".level", ".half"))]
+        return [
+            "position",
+            *(f"{name}{suffix}" for name in parts for suffix in ("", ".level", ".half")),
+        ]
 
     def columns(self) -> dict[str, np.ndarray]:
         rows = np.concatenate(self.chunks) if self.chunks else np.empty((0, len(self.names)))
@@ -76,7 +81,9 @@ class _Taken:
         breaks = np.flatnonzero(np.diff(blocks[:, 0]) != config.block_events) + 1
         run_starts = np.concatenate(([0], breaks))[np.searchsorted(breaks, ends, side="right")]
         every = max(1, window // POINTS_PER_WINDOW)
-        picked = ends[(ends - run_starts + 1 >= window) & ((self.blocks + ends - len(tail)) % every == 0)]
+        picked = ends[
+            (ends - run_starts + 1 >= window) & ((self.blocks + ends - len(tail)) % every == 0)
+        ]
         self.blocks += len(ends)
         return blocks, picked
 
@@ -103,7 +110,10 @@ class Trace:
             positions = np.full(len(point.rows), UNKNOWN, dtype=np.int64)
             for code in np.unique(point.topic_codes):
                 mine = point.topic_codes == code
-                positions[mine] = timeline.locate((point.series.model, point.topics[int(code)], point.partition), point.offsets[mine])
+                positions[mine] = timeline.locate(
+                    (point.series.model, point.topics[int(code)], point.partition),
+                    point.offsets[mine],
+                )
             known = positions != UNKNOWN
             point.rows[:, 0] = positions
             if known.any():
@@ -120,12 +130,18 @@ class Trace:
             return
         series = self.series.get((model.name, name))
         if series is None:
-            series = self.series[(model.name, name)] = Series(model.name, name, signal.kind, signal.statistics)
+            series = self.series[(model.name, name)] = Series(
+                model.name, name, signal.kind, signal.statistics
+            )
         sources = blocks[ends]
         self.unplaced.append(
             _Unplaced(
-                series, model.topics, partition, signal.history.column("topic", sources).astype(np.int64),
-                signal.history.column("offset", sources).astype(np.int64), _points(signal, blocks, ends),
+                series,
+                model.topics,
+                partition,
+                signal.history.column("topic", sources).astype(np.int64),
+                signal.history.column("offset", sources).astype(np.int64),
+                _points(signal, blocks, ends),
             )
         )
 
@@ -149,7 +165,9 @@ def _points(signal: SignalMonitor, blocks: np.ndarray, ends: np.ndarray) -> np.n
     config = signal.config
 
     def window_means(column: str) -> np.ndarray:
-        return _window_means(signal.history.column(column, blocks), config.window_blocks)[ends - config.window_blocks + 1]
+        return _window_means(signal.history.column(column, blocks), config.window_blocks)[
+            ends - config.window_blocks + 1
+        ]
 
     def constant(value: float) -> np.ndarray:
         return np.full(len(ends), value)
@@ -157,12 +175,20 @@ def _points(signal: SignalMonitor, blocks: np.ndarray, ends: np.ndarray) -> np.n
     columns = [np.full(len(ends), np.nan)]
     for statistic in signal.statistics:
         level, variance = signal.levels[statistic]
-        columns += [window_means(statistic), constant(level), constant(band_half_width(variance, config))]
+        columns += [
+            window_means(statistic),
+            constant(level),
+            constant(band_half_width(variance, config)),
+        ]
     raw = _raw_band(signal)
     if raw is None:
         columns += [constant(np.nan)] * 3
     else:
-        columns += [window_means("raw_sum") / config.block_events, constant(raw[0]), constant(raw[1])]
+        columns += [
+            window_means("raw_sum") / config.block_events,
+            constant(raw[0]),
+            constant(raw[1]),
+        ]
     return np.column_stack(columns)
 
 

@@ -13,13 +13,13 @@ from typing import Any
 
 import orjson
 
+from detector.backtest.files import FileSource
 from detector.backtest.progress import ProgressBar
 from detector.backtest.replay import Run, replay
 from detector.backtest.score import Change, TruthError, changes_from_truth, score
-from detector.backtest.files import FileSource
 from detector.backtest.sources import Source, SourceError
-from detector.backtest.topics import Range, TopicSource
 from detector.backtest.summary import Results, to_json, to_text
+from detector.backtest.topics import Range, TopicSource
 from detector.kafka.clients import check_client_configs
 from detector.settings import ConfigError, Settings, load_settings
 
@@ -30,7 +30,13 @@ def run(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
     check_client_configs(settings)
     if args.bootstrap_servers:
-        settings = settings.model_copy(update={"kafka": settings.kafka.model_copy(update={"bootstrap_servers": args.bootstrap_servers})})
+        settings = settings.model_copy(
+            update={
+                "kafka": settings.kafka.model_copy(
+                    update={"bootstrap_servers": args.bootstrap_servers}
+                )
+            }
+        )
     runs = _runs(args, settings)
     changes = _changes(args.truth)
     if args.report or args.png:
@@ -47,14 +53,26 @@ def run(args: argparse.Namespace) -> int:
         print(f"streamdrift backtest: {exc}", file=sys.stderr)
         return EXIT_FAILURE
     progress.finish(replayed.messages)
-    scores = {run.name: score(changes, run.detections(), replayed.timeline.predictions, args.max_delay) if changes is not None else None for run in runs}
+    scores = {
+        run.name: score(changes, run.detections(), replayed.timeline.predictions, args.max_delay)
+        if changes is not None
+        else None
+        for run in runs
+    }
     results = Results(replayed, source.description, scores)
     try:
         _write_outputs(args, results, changes or [])
     except OSError as exc:
         print(f"streamdrift backtest: cannot write {exc.filename}: {exc.strerror}", file=sys.stderr)
         return EXIT_FAILURE
-    sys.stdout.write(orjson.dumps(to_json(results), option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY).decode() + "\n" if args.json else to_text(results))
+    sys.stdout.write(
+        orjson.dumps(
+            to_json(results), option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY
+        ).decode()
+        + "\n"
+        if args.json
+        else to_text(results)
+    )
     return EXIT_OK
 
 
@@ -62,7 +80,13 @@ def _runs(args: argparse.Namespace, settings: Settings) -> list[Run]:
     runs = [Run("A", args.config, settings)]
     if args.compare:
         # The same history for both: it is read with the topic names (and cluster) of --config.
-        runs.append(Run("B", args.compare, load_settings(args.compare).model_copy(update={"topics": settings.topics})))
+        runs.append(
+            Run(
+                "B",
+                args.compare,
+                load_settings(args.compare).model_copy(update={"topics": settings.topics}),
+            )
+        )
     return runs
 
 
@@ -82,28 +106,51 @@ def _changes(paths: list[str]) -> list[Change] | None:
 
 def _source(args: argparse.Namespace, settings: Settings) -> Source:
     topic_options = {
-        "--from-offset": args.from_offset, "--to-offset": args.to_offset, "--from-time": args.from_time,
-        "--to-time": args.to_time, "--partitions": args.partitions, "--bootstrap-servers": args.bootstrap_servers,
+        "--from-offset": args.from_offset,
+        "--to-offset": args.to_offset,
+        "--from-time": args.from_time,
+        "--to-time": args.to_time,
+        "--partitions": args.partitions,
+        "--bootstrap-servers": args.bootstrap_servers,
     }
     if args.file:
         given = [name for name, value in topic_options.items() if value is not None]
         if given:
             raise ConfigError(f"{given[0]} applies to topics, not to --file")
-        return FileSource(settings, Path(args.file), Path(args.labels_file) if args.labels_file else None)
+        return FileSource(
+            settings, Path(args.file), Path(args.labels_file) if args.labels_file else None
+        )
     if args.labels_file:
         raise ConfigError("--labels-file needs --file (topics bring their own labels topic)")
-    if args.from_offset is not None and args.to_offset is not None and args.to_offset <= args.from_offset:
-        raise ConfigError(f"--to-offset {args.to_offset} must be after --from-offset {args.from_offset}")
+    if (
+        args.from_offset is not None
+        and args.to_offset is not None
+        and args.to_offset <= args.from_offset
+    ):
+        raise ConfigError(
+            f"--to-offset {args.to_offset} must be after --from-offset {args.from_offset}"
+        )
     if args.from_time is not None and args.to_time is not None and args.to_time <= args.from_time:
         raise ConfigError("--to-time must be after --from-time")
-    return TopicSource(settings, Range(args.from_offset, args.to_offset, args.from_time, args.to_time, args.partitions))
+    return TopicSource(
+        settings,
+        Range(args.from_offset, args.to_offset, args.from_time, args.to_time, args.partitions),
+    )
 
 
 def _write_outputs(args: argparse.Namespace, results: Results, changes: list[Change]) -> None:
     runs = results.replayed.runs
     if args.alerts_out:
         for run, path in zip(runs, _alert_paths(Path(args.alerts_out), len(runs))):
-            path.write_bytes(b"".join(orjson.dumps(f.alert.cloudevent(run.group), option=orjson.OPT_APPEND_NEWLINE | orjson.OPT_SERIALIZE_NUMPY) for f in run.fired))
+            path.write_bytes(
+                b"".join(
+                    orjson.dumps(
+                        f.alert.cloudevent(run.group),
+                        option=orjson.OPT_APPEND_NEWLINE | orjson.OPT_SERIALIZE_NUMPY,
+                    )
+                    for f in run.fired
+                )
+            )
             _note(f"{len(run.fired)} alerts of {run.name} written to {path}")
     if not (args.report or args.png):
         return
@@ -123,7 +170,10 @@ def _write_outputs(args: argparse.Namespace, results: Results, changes: list[Cha
 
 def _alert_paths(path: Path, count: int) -> list[Path]:
     """FILE for the first run; FILE-B (before the suffix) for the compared one."""
-    return [path, *(path.with_name(f"{path.stem}-{chr(ord('A') + i)}{path.suffix}") for i in range(1, count))]
+    return [
+        path,
+        *(path.with_name(f"{path.stem}-{chr(ord('A') + i)}{path.suffix}") for i in range(1, count)),
+    ]
 
 
 def _note(text: Any) -> None:

@@ -24,29 +24,93 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of the sub-command (`--config` is added with the other commands')."""
     parser.description, parser.epilog = DESCRIPTION, EPILOG
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
-    parser.add_argument("--compare", metavar="FILE", help="a second TOML config replayed over the same events, side by side")
+    parser.add_argument(
+        "--compare",
+        metavar="FILE",
+        help="a second TOML config replayed over the same events, side by side",
+    )
     source = parser.add_argument_group("history (a file, else the configured topics)")
-    source.add_argument("--file", metavar="FILE", help="events as JSON lines (label events, with a 'label' field, may be among them)")
-    source.add_argument("--labels-file", metavar="FILE", help="label events as JSON lines, merged with --file by event time")
-    source.add_argument("--bootstrap-servers", metavar="HOST:PORT", help="the cluster (default: $STREAMDRIFT_KAFKA__BOOTSTRAP_SERVERS)")
+    source.add_argument(
+        "--file",
+        metavar="FILE",
+        help="events as JSON lines (label events, with a 'label' field, may be among them)",
+    )
+    source.add_argument(
+        "--labels-file",
+        metavar="FILE",
+        help="label events as JSON lines, merged with --file by event time",
+    )
+    source.add_argument(
+        "--bootstrap-servers",
+        metavar="HOST:PORT",
+        help="the cluster (default: $STREAMDRIFT_KAFKA__BOOTSTRAP_SERVERS)",
+    )
     start = source.add_mutually_exclusive_group()
-    start.add_argument("--from-offset", type=_offset, metavar="N", help="start every partition at offset N (default: the beginning)")
-    start.add_argument("--from-time", type=_time, metavar="T", help="start at the first message at or after T (RFC 3339 or epoch ms)")
+    start.add_argument(
+        "--from-offset",
+        type=_offset,
+        metavar="N",
+        help="start every partition at offset N (default: the beginning)",
+    )
+    start.add_argument(
+        "--from-time",
+        type=_time,
+        metavar="T",
+        help="start at the first message at or after T (RFC 3339 or epoch ms)",
+    )
     end = source.add_mutually_exclusive_group()
-    end.add_argument("--to-offset", type=_offset, metavar="N", help="stop every partition before offset N (default: its end when reached)")
-    end.add_argument("--to-time", type=_time, metavar="T", help="stop at the first message at or after T (RFC 3339 or epoch ms)")
-    source.add_argument("--partitions", type=_partitions, metavar="LIST", help="only these partitions, e.g. 0,2 (default: all)")
+    end.add_argument(
+        "--to-offset",
+        type=_offset,
+        metavar="N",
+        help="stop every partition before offset N (default: its end when reached)",
+    )
+    end.add_argument(
+        "--to-time",
+        type=_time,
+        metavar="T",
+        help="stop at the first message at or after T (RFC 3339 or epoch ms)",
+    )
+    source.add_argument(
+        "--partitions",
+        type=_partitions,
+        metavar="LIST",
+        help="only these partitions, e.g. 0,2 (default: all)",
+    )
     truth = parser.add_argument_group("ground truth")
-    truth.add_argument("--truth", action="append", default=[], metavar="FILE", help="known change points, as the simulator's --truth writes them (repeatable)")
     truth.add_argument(
-        "--max-delay", type=_offset, default=DEFAULT_MAX_DELAY, metavar="EVENTS",
+        "--truth",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="known change points, as the simulator's --truth writes them (repeatable)",
+    )
+    truth.add_argument(
+        "--max-delay",
+        type=_offset,
+        default=DEFAULT_MAX_DELAY,
+        metavar="EVENTS",
         help="a detection counts up to this many events after a change ends, or its ramp (default: %(default)s)",
     )
     output = parser.add_argument_group("output (a text summary on stdout by default)")
-    output.add_argument("--json", action="store_true", help="print the results as JSON instead of text")
-    output.add_argument("--alerts-out", metavar="FILE", help="write the alerts as JSON lines of CloudEvents (with --compare, FILE-B too)")
-    output.add_argument("--report", metavar="FILE", help="write one self-contained HTML report with pictures (needs streamdrift[report])")
-    output.add_argument("--png", metavar="DIR", help="write each picture as a PNG file into DIR (needs streamdrift[report])")
+    output.add_argument(
+        "--json", action="store_true", help="print the results as JSON instead of text"
+    )
+    output.add_argument(
+        "--alerts-out",
+        metavar="FILE",
+        help="write the alerts as JSON lines of CloudEvents (with --compare, FILE-B too)",
+    )
+    output.add_argument(
+        "--report",
+        metavar="FILE",
+        help="write one self-contained HTML report with pictures (needs streamdrift[report])",
+    )
+    output.add_argument(
+        "--png",
+        metavar="DIR",
+        help="write each picture as a PNG file into DIR (needs streamdrift[report])",
+    )
 
 
 def _offset(text: str) -> int:
@@ -62,7 +126,9 @@ def _offset(text: str) -> int:
 def _time(text: str) -> int:
     moment = parse_timestamp(int(text) if text.isdigit() else text)
     if moment is None:
-        raise argparse.ArgumentTypeError(f"{text!r} is neither RFC 3339 with a zone (2025-11-25T10:00:00Z) nor epoch milliseconds")
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is neither RFC 3339 with a zone (2025-11-25T10:00:00Z) nor epoch milliseconds"
+        )
     return moment
 
 
@@ -70,4 +136,6 @@ def _partitions(text: str) -> tuple[int, ...]:
     try:
         return tuple(sorted({int(part) for part in text.split(",")}))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected partition numbers separated by commas, e.g. 0,2, not {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"expected partition numbers separated by commas, e.g. 0,2, not {text!r}"
+        ) from None

@@ -46,22 +46,58 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"streamdrift {__version__}")
     commands = parser.add_subparsers(title="commands", metavar="COMMAND")
 
-    def command(name: str, handler: Callable[[argparse.Namespace], int], help: str, config: bool = True) -> argparse.ArgumentParser:  # noqa: A002
+    def command(
+        name: str, handler: Callable[[argparse.Namespace], int], help: str, config: bool = True
+    ) -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=help, description=help)
         sub.set_defaults(handler=handler)
         if config:
-            sub.add_argument("--config", metavar="FILE", help="TOML settings file (default: $STREAMDRIFT_CONFIG)")
+            sub.add_argument(
+                "--config", metavar="FILE", help="TOML settings file (default: $STREAMDRIFT_CONFIG)"
+            )
         return sub
 
     command("run", _run, "Run the detector as a consumer-group member until SIGTERM/SIGINT.")
-    demo = command("demo", _demo, "Run the main job on an embedded broker: simulated traffic with drifts, live alerts, summary.")
-    demo.add_argument("--events", type=int, default=24_000, help="prediction events per model (default: %(default)s)")
-    demo.add_argument("--rate", type=float, default=3000.0, help="events per second, all models together (default: %(default)s)")
+    demo = command(
+        "demo",
+        _demo,
+        "Run the main job on an embedded broker: simulated traffic with drifts, live alerts, summary.",
+    )
+    demo.add_argument(
+        "--events",
+        type=int,
+        default=24_000,
+        help="prediction events per model (default: %(default)s)",
+    )
+    demo.add_argument(
+        "--rate",
+        type=float,
+        default=3000.0,
+        help="events per second, all models together (default: %(default)s)",
+    )
     demo.add_argument("--seed", type=int, default=7, help="simulator seed (default: %(default)s)")
-    broker = command("broker", _broker, "Run the embedded Kafka-compatible broker in the foreground.", config=False)
-    broker.add_argument("--port", type=int, default=9092, help="loopback port (0 picks a free one; default: %(default)s)")
-    command("check-config", _check_config, "Validate the configuration and print it resolved (secrets masked).")
-    backtest = command("backtest", _backtest, "Replay history through a candidate config and report what would have fired.")
+    broker = command(
+        "broker",
+        _broker,
+        "Run the embedded Kafka-compatible broker in the foreground.",
+        config=False,
+    )
+    broker.add_argument(
+        "--port",
+        type=int,
+        default=9092,
+        help="loopback port (0 picks a free one; default: %(default)s)",
+    )
+    command(
+        "check-config",
+        _check_config,
+        "Validate the configuration and print it resolved (secrets masked).",
+    )
+    backtest = command(
+        "backtest",
+        _backtest,
+        "Replay history through a candidate config and report what would have fired.",
+    )
     add_backtest_arguments(backtest)
     return parser
 
@@ -99,14 +135,16 @@ def _run(args: argparse.Namespace) -> int:
 
     settings = _settings(args.config)
     if not settings.kafka.bootstrap_servers:
-        raise ConfigError("kafka.bootstrap_servers is empty: set STREAMDRIFT_KAFKA__BOOTSTRAP_SERVERS or [kafka] in the config file")
+        raise ConfigError(
+            "kafka.bootstrap_servers is empty: set STREAMDRIFT_KAFKA__BOOTSTRAP_SERVERS or [kafka] in the config file"
+        )
     _configure_logging(settings)
     log.info("configuration: %s", orjson.dumps(settings.redacted()).decode())
     service = Service(settings)
     _on_signals(service.request_stop, "finishing the batch in hand, then committing and stopping")
     try:
         service.run()
-    except Exception as exc:  # noqa: BLE001 - the process boundary: log one clear line, exit 1
+    except Exception as exc:
         log.error("stopped on error: %s", exc, exc_info=log.isEnabledFor(logging.DEBUG))
         return EXIT_FAILURE
     return EXIT_OK
@@ -125,7 +163,9 @@ def _broker(args: argparse.Namespace) -> int:
 
     _configure_logging()
     stopping: list[bool] = []
-    _on_signals(lambda: stopping.append(True), "stopping the broker (its data is lost)")  # before anyone is told it runs
+    _on_signals(
+        lambda: stopping.append(True), "stopping the broker (its data is lost)"
+    )  # before anyone is told it runs
     broker = EmbeddedBroker(port=args.port).start()
     print(f"embedded broker on {broker.bootstrap_servers}; in another shell:", flush=True)
     print(f"  export STREAMDRIFT_KAFKA__BOOTSTRAP_SERVERS={broker.bootstrap_servers}", flush=True)
@@ -152,7 +192,9 @@ def _check_config(args: argparse.Namespace) -> int:
     resolved = settings.redacted()
     derived = {}
     for model in ["(default)", *settings.models]:
-        t = model_thresholds(settings.model_settings(model), settings.detection_for(model), settings.limits)
+        t = model_thresholds(
+            settings.model_settings(model), settings.detection_for(model), settings.limits
+        )
         derived[model] = {
             "detectors": t.detectors,
             "false_alarms_per_million_events_per_detector": t.per_detector_rate * 1e6,

@@ -26,9 +26,9 @@ from confluent_kafka.admin import AdminClient
 
 from detector.core.alerts import describe
 from detector.kafka.embedded import EmbeddedBroker
+from detector.kafka.topics import ensure_topics
 from detector.service.service import Service
 from detector.settings import Settings
-from detector.kafka.topics import ensure_topics
 from producers.play import Played, play
 from producers.replay import Replay
 from producers.scenarios import Injection
@@ -47,7 +47,9 @@ ALERT_HEADER = f"{'event':>6}  {'model/monitor':<28} {'alert':<8} {'severity':<8
 def demo_streams(events: int, seed: int) -> list[EventStream]:
     """The two models, with drifts at fixed fractions of `events` (per model)."""
     fraud = Simulator(
-        model="fraud", seed=seed, label_delay_ms=5_000,
+        model="fraud",
+        seed=seed,
+        label_delay_ms=5_000,
         injections=(
             Injection("mean_shift", "amount", start=events // 4, magnitude=1.0, length=events // 4),
             Injection("concept_drift", "", start=events * 9 // 16, magnitude=0.3),
@@ -56,10 +58,15 @@ def demo_streams(events: int, seed: int) -> list[EventStream]:
         ),
     )
     shuttle = Replay(
-        dataset="shuttle", seed=seed,
+        dataset="shuttle",
+        seed=seed,
         injections=(
-            Injection("incremental_shift", "f1", start=events * 3 // 8, magnitude=1.0, length=events // 8),
-            Injection("latency_creep", "", start=events * 11 // 16, magnitude=1.0, length=events // 16),
+            Injection(
+                "incremental_shift", "f1", start=events * 3 // 8, magnitude=1.0, length=events // 8
+            ),
+            Injection(
+                "latency_creep", "", start=events * 11 // 16, magnitude=1.0, length=events // 16
+            ),
         ),
     )
     return [fraud, shuttle]
@@ -87,7 +94,9 @@ class Board:
     truths: list[dict[str, Any]]
     total: int
     out: TextIO = sys.stdout
-    offsets: dict[tuple[str, str], list[int]] = field(default_factory=lambda: defaultdict(list))  # (topic, model)
+    offsets: dict[tuple[str, str], list[int]] = field(
+        default_factory=lambda: defaultdict(list)
+    )  # (topic, model)
     alerts: list[tuple[dict[str, Any], int | None, Explained]] = field(default_factory=list)
     played: Played = field(default_factory=Played)  # the producer's live counts
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -98,7 +107,9 @@ class Board:
         self.played = played
 
     def delivered(self, topic: str, model: str, offset: int) -> None:
-        self.offsets[topic, model].append(offset)  # delivery reports of one partition arrive in offset order
+        self.offsets[topic, model].append(
+            offset
+        )  # delivery reports of one partition arrive in offset order
 
     def position(self, topic: str, model: str, offset: int) -> int | None:
         """The model's event number of an offset: its n-th prediction, or the prediction of its
@@ -138,9 +149,13 @@ class Board:
         self.out.flush()
 
 
-def explain(truths: list[dict[str, Any]], model: str, monitor: str, position: int | None) -> Explained:
+def explain(
+    truths: list[dict[str, Any]], model: str, monitor: str, position: int | None
+) -> Explained:
     """The injection an alert at `position` on `monitor` detects, or the one it is an effect of."""
-    started = [t for t in truths if t["model"] == model and (position is None or t["start"] <= position)]
+    started = [
+        t for t in truths if t["model"] == model and (position is None or t["start"] <= position)
+    ]
     for truth in reversed(started):
         if truth["monitor"] == monitor:
             return Explained(truth=truth)
@@ -150,17 +165,31 @@ def explain(truths: list[dict[str, Any]], model: str, monitor: str, position: in
     return Explained()
 
 
-def run_demo(settings: Settings, events: int = 24_000, rate: float = 3000.0, seed: int = 7, out: TextIO = sys.stdout) -> int:
+def run_demo(
+    settings: Settings,
+    events: int = 24_000,
+    rate: float = 3000.0,
+    seed: int = 7,
+    out: TextIO = sys.stdout,
+) -> int:
     """Run the demo with `events` per model at `rate` events/s in all; 0 if every injected drift
     was detected, 1 if one was missed or the traffic could not be delivered."""
     broker = None
     if not settings.kafka.bootstrap_servers:
-        log_path = Path(tempfile.mkdtemp(prefix="streamdrift-demo-")) / "broker.log"  # one per run: demos may run side by side
+        log_path = (
+            Path(tempfile.mkdtemp(prefix="streamdrift-demo-")) / "broker.log"
+        )  # one per run: demos may run side by side
         out.write("starting the embedded broker ... ")
         out.flush()
         broker = EmbeddedBroker(log_path=log_path).start()
         out.write(f"listening on {broker.bootstrap_servers} (log: {log_path})\n")
-        settings = settings.model_copy(update={"kafka": settings.kafka.model_copy(update={"bootstrap_servers": broker.bootstrap_servers})})
+        settings = settings.model_copy(
+            update={
+                "kafka": settings.kafka.model_copy(
+                    update={"bootstrap_servers": broker.bootstrap_servers}
+                )
+            }
+        )
     settings = _demo_settings(settings)
     try:
         return _run(settings, events, rate, seed, out)
@@ -173,7 +202,9 @@ def _demo_settings(settings: Settings) -> Settings:
     suffix = str(int(time.time()))
     return settings.model_copy(
         update={
-            "kafka": settings.kafka.model_copy(update={"group_id": f"streamdrift-demo-{suffix}", "session_timeout_ms": 6000}),
+            "kafka": settings.kafka.model_copy(
+                update={"group_id": f"streamdrift-demo-{suffix}", "session_timeout_ms": 6000}
+            ),
             "metrics": settings.metrics.model_copy(update={"port": 0}),
             "commit_interval_ms": 500,
         }
@@ -182,7 +213,12 @@ def _demo_settings(settings: Settings) -> Settings:
 
 def _run(settings: Settings, events: int, rate: float, seed: int, out: TextIO) -> int:
     topics = settings.topics
-    ensure_topics(AdminClient(settings.kafka.client_config()), settings, topics.inputs(), [topics.alerts, topics.dlq])
+    ensure_topics(
+        AdminClient(settings.kafka.client_config()),
+        settings,
+        topics.inputs(),
+        [topics.alerts, topics.dlq],
+    )
     streams = demo_streams(events, seed)
     truths = [truth for stream in streams for truth in stream.ground_truth()]
     board = Board(truths, total=events * len(streams), out=out)
@@ -192,8 +228,12 @@ def _run(settings: Settings, events: int, rate: float, seed: int, out: TextIO) -
     reading = threading.Event()
     reading.set()
     failure: list[str] = []
-    reader = threading.Thread(target=_read_alerts, args=(settings, alerts_end, board, reading, failure), daemon=True)
-    producer = threading.Thread(target=_produce, args=(settings, streams, events, rate, board, failure), daemon=True)
+    reader = threading.Thread(
+        target=_read_alerts, args=(settings, alerts_end, board, reading, failure), daemon=True
+    )
+    producer = threading.Thread(
+        target=_produce, args=(settings, streams, events, rate, board, failure), daemon=True
+    )
     service = Service(settings)
     published: list[str] = []
     service.alert_listeners.append(lambda alert, event: published.append(event["id"]))
@@ -208,7 +248,9 @@ def _run(settings: Settings, events: int, rate: float, seed: int, out: TextIO) -
                 started[0] = time.monotonic()
                 producer.start()
             elif time.monotonic() - started[0] > JOIN_TIMEOUT_S:
-                failure.append(f"the detector did not get its partitions within {JOIN_TIMEOUT_S:.0f}s")
+                failure.append(
+                    f"the detector did not get its partitions within {JOIN_TIMEOUT_S:.0f}s"
+                )
                 return True
             return False
         if time.monotonic() - last_status[0] >= STATUS_INTERVAL_S:
@@ -232,15 +274,29 @@ def _run(settings: Settings, events: int, rate: float, seed: int, out: TextIO) -
     return _summary(board, service.processed_events, time.monotonic() - started[0], out)
 
 
-def _introduce(streams: list[EventStream], events: int, rate: float, topic: str, out: TextIO) -> None:
-    out.write(f"{len(streams)} models, {events} prediction events each, {rate:.0f} events/s in all, to topic '{topic}':\n")
+def _introduce(
+    streams: list[EventStream], events: int, rate: float, topic: str, out: TextIO
+) -> None:
+    out.write(
+        f"{len(streams)} models, {events} prediction events each, {rate:.0f} events/s in all, to topic '{topic}':\n"
+    )
     for stream in streams:
         kinds = ", ".join(f"{spec.name}" for spec in stream.features)
-        source = f"river's {stream.dataset} dataset (real data)" if isinstance(stream, Replay) else "simulated"
+        source = (
+            f"river's {stream.dataset} dataset (real data)"
+            if isinstance(stream, Replay)
+            else "simulated"
+        )
         out.write(f"  {stream.model:<8} {source}; features: {kinds}\n")
         for truth in stream.ground_truth():
-            out.write(f"           injected: {_injected(truth):<40} expect an alert on {truth['monitor']}\n")
-    out.write("\nthe detector joins its consumer group, then the traffic starts; alerts as they arrive:\n\n" + ALERT_HEADER + "\n")
+            out.write(
+                f"           injected: {_injected(truth):<40} expect an alert on {truth['monitor']}\n"
+            )
+    out.write(
+        "\nthe detector joins its consumer group, then the traffic starts; alerts as they arrive:\n\n"
+        + ALERT_HEADER
+        + "\n"
+    )
 
 
 def _end_offsets(settings: Settings, topic: str) -> list[TopicPartition]:
@@ -250,7 +306,7 @@ def _end_offsets(settings: Settings, topic: str) -> list[TopicPartition]:
         partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
         ends = []
         for number in partitions:
-            low, high = consumer.get_watermark_offsets(TopicPartition(topic, number), timeout=10)
+            _low, high = consumer.get_watermark_offsets(TopicPartition(topic, number), timeout=10)
             ends.append(TopicPartition(topic, number, high))
         return ends
     finally:
@@ -258,7 +314,12 @@ def _end_offsets(settings: Settings, topic: str) -> list[TopicPartition]:
 
 
 def _produce(
-    settings: Settings, streams: list[EventStream], events: int, rate: float, board: Board, failure: list[str]
+    settings: Settings,
+    streams: list[EventStream],
+    events: int,
+    rate: float,
+    board: Board,
+    failure: list[str],
 ) -> None:
     topics = settings.topics
 
@@ -266,17 +327,33 @@ def _produce(
         board.delivered(topic, model, offset)
 
     try:
-        sink = KafkaSink({**settings.kafka.client_config(), "linger.ms": 5}, topics.predictions, topics.labels, delivered)
+        sink = KafkaSink(
+            {**settings.kafka.client_config(), "linger.ms": 5},
+            topics.predictions,
+            topics.labels,
+            delivered,
+        )
         play(streams, sink, events, rate, on_progress=board.playing)
         sink.close()
     except SinkError as exc:
         failure.append(str(exc))
 
 
-def _read_alerts(settings: Settings, start: list[TopicPartition], board: Board, reading: threading.Event, failure: list[str]) -> None:
+def _read_alerts(
+    settings: Settings,
+    start: list[TopicPartition],
+    board: Board,
+    reading: threading.Event,
+    failure: list[str],
+) -> None:
     """A downstream consumer of the alerts topic (read_committed), printing each alert."""
     consumer = Consumer(
-        {**settings.kafka.client_config(), "group.id": "streamdrift-demo-reader", "isolation.level": "read_committed", "enable.auto.commit": False}
+        {
+            **settings.kafka.client_config(),
+            "group.id": "streamdrift-demo-reader",
+            "isolation.level": "read_committed",
+            "enable.auto.commit": False,
+        }
     )
     consumer.assign(start)
     try:
@@ -285,7 +362,7 @@ def _read_alerts(settings: Settings, start: list[TopicPartition], board: Board, 
             if message is None or message.error():
                 continue
             board.alert(orjson.loads(message.value()))
-    except Exception as exc:  # noqa: BLE001 - reported as the demo's failure, not lost in a thread
+    except Exception as exc:
         failure.append(f"reading alerts failed: {exc!r}")
     finally:
         consumer.close()
@@ -311,8 +388,12 @@ def _injected(truth: dict[str, Any]) -> str:
 
 def _summary(board: Board, processed: int, seconds: float, out: TextIO) -> int:
     detections = [(e, p, x) for e, p, x in board.alerts if e["type"].endswith("detected")]
-    out.write(f"Summary: {board.played.predictions} prediction events in {seconds:.1f}s, {processed} processed by the detector\n")
-    out.write(f"  {'model':<8} {'injected':<40} {'expected monitor':<26} {'detected by':<22} {'at event':>8} {'delay':>7}\n")
+    out.write(
+        f"Summary: {board.played.predictions} prediction events in {seconds:.1f}s, {processed} processed by the detector\n"
+    )
+    out.write(
+        f"  {'model':<8} {'injected':<40} {'expected monitor':<26} {'detected by':<22} {'at event':>8} {'delay':>7}\n"
+    )
     missed = 0
     for truth in board.truths:
         hits = [(e, p) for e, p, x in detections if x.truth is truth]
@@ -324,16 +405,32 @@ def _summary(board: Board, processed: int, seconds: float, out: TextIO) -> int:
             continue
         event, at = first
         test = f"{event['data']['statistic']}/{event['data']['detector']}"
-        out.write(f"{row} {test:<22} {at if at is not None else '-':>8} {(at or 0) - truth['start']:>+7}\n")
+        out.write(
+            f"{row} {test:<22} {at if at is not None else '-':>8} {(at or 0) - truth['start']:>+7}\n"
+        )
     resolved = [(e, p) for e, p, x in board.alerts if e["type"].endswith("resolved")]
     for event, at in resolved:
         data = event["data"]
-        out.write(f"  {data['model']:<8} {'  resolved':<40} {data['monitor']:<26} {data.get('reason', ''):<22} {at if at is not None else '-':>8}\n")
-    effects = sorted({f"{e['data']['model']}/{e['data']['monitor']}" for e, p, x in detections if x.truth is None and x.effect is not None})
+        out.write(
+            f"  {data['model']:<8} {'  resolved':<40} {data['monitor']:<26} {data.get('reason', ''):<22} {at if at is not None else '-':>8}\n"
+        )
+    effects = sorted(
+        {
+            f"{e['data']['model']}/{e['data']['monitor']}"
+            for e, p, x in detections
+            if x.truth is None and x.effect is not None
+        }
+    )
     unexpected = [e for e, p, x in detections if x.truth is None and x.effect is None]
     if effects:
-        out.write(f"  also alerted, as consequences of an injection (e.g. the score follows its inputs): {', '.join(effects)}\n")
+        out.write(
+            f"  also alerted, as consequences of an injection (e.g. the score follows its inputs): {', '.join(effects)}\n"
+        )
     out.write(f"  unexpected alerts (false alarms): {len(unexpected)}\n")
     detected = len(board.truths) - missed
-    out.write(f"all {detected} injected drifts detected\n" if not missed else f"{missed} of {len(board.truths)} injected drift(s) missed\n")
+    out.write(
+        f"all {detected} injected drifts detected\n"
+        if not missed
+        else f"{missed} of {len(board.truths)} injected drift(s) missed\n"
+    )
     return 0 if not missed else 1

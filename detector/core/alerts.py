@@ -27,20 +27,35 @@ def _shortened(value: Any) -> Any:
     if isinstance(value, str):
         return value[:MAX_TEXT_CHARS]
     if isinstance(value, dict):
-        return {key[:MAX_TEXT_CHARS] if isinstance(key, str) else key: _shortened(item) for key, item in value.items()}
+        return {
+            key[:MAX_TEXT_CHARS] if isinstance(key, str) else key: _shortened(item)
+            for key, item in value.items()
+        }
     if isinstance(value, (list, tuple)):
         return [_shortened(item) for item in value]
     return value
 
 
-def alert_id(group: str, model: str, monitor: str, detector: str, partition: int, offset: int, event_type: str) -> str:
+def alert_id(
+    group: str,
+    model: str,
+    monitor: str,
+    detector: str,
+    partition: int,
+    offset: int,
+    event_type: str,
+) -> str:
     """Deterministic alert id (see the module docstring)."""
     name = "\x1f".join((group, model, monitor, detector, str(partition), str(offset), event_type))
     return str(uuid.uuid5(_ID_NAMESPACE, name))
 
 
 def rfc3339(epoch_ms: int) -> str:
-    return datetime.fromtimestamp(epoch_ms / 1000, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return (
+        datetime.fromtimestamp(epoch_ms / 1000, UTC)
+        .isoformat(timespec="milliseconds")
+        .replace("+00:00", "Z")
+    )
 
 
 @dataclass(frozen=True)
@@ -73,7 +88,9 @@ class Alert:
         return self.monitor.split(".", 1)[0]
 
     def id(self, group: str) -> str:
-        return alert_id(group, self.model, self.monitor, self.detector, self.partition, self.offset, self.type)
+        return alert_id(
+            group, self.model, self.monitor, self.detector, self.partition, self.offset, self.type
+        )
 
     def cloudevent(self, group: str) -> dict[str, Any]:
         data: dict[str, Any] = {

@@ -45,8 +45,12 @@ class Aligner:
         self.rank = {topic: i for i, topic in enumerate(self.topics)}
         self.idle_s = idle_s
         self.max_buffered = max_buffered
-        self.buffers: dict[int, list[list[_Entry]]] = {}  # partition -> a buffer per topic, in topic order
-        self.dry_since: dict[TopicPartition, float] = {}  # lagging topic partitions with nothing buffered: since when
+        self.buffers: dict[
+            int, list[list[_Entry]]
+        ] = {}  # partition -> a buffer per topic, in topic order
+        self.dry_since: dict[
+            TopicPartition, float
+        ] = {}  # lagging topic partitions with nothing buffered: since when
         self.paused: set[TopicPartition] = set()
 
     @property
@@ -76,7 +80,9 @@ class Aligner:
                 released += self._release_partition(partition, buffers, caught_up, now_s)
         return released
 
-    def _release_partition(self, partition: int, buffers: list[list[_Entry]], caught_up: CaughtUp, now_s: float) -> list[Any]:
+    def _release_partition(
+        self, partition: int, buffers: list[list[_Entry]], caught_up: CaughtUp, now_s: float
+    ) -> list[Any]:
         """Merge the topics' buffers by their heads, up to the point where a lagging topic runs
         dry; nothing if one already has (and has not waited `idle_s`)."""
         last_of_lagging: set[int] = set()  # ids of entries after which a lagging topic is empty
@@ -122,7 +128,9 @@ class Aligner:
         numbers = set(partitions)
         for partition in numbers:
             self.buffers.pop(partition, None)
-        self.dry_since = {key: since for key, since in self.dry_since.items() if key[1] not in numbers}
+        self.dry_since = {
+            key: since for key, since in self.dry_since.items() if key[1] not in numbers
+        }
         paused = sorted(key for key in self.paused if key[1] in numbers)
         self.paused.difference_update(paused)
         return paused

@@ -15,6 +15,7 @@ model-level rate is checked by simulation in the same benchmark.
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 
@@ -53,7 +54,12 @@ class Thresholds:
 
 def detectors_for(monitored_features: int, recall_classes: int = 0) -> int:
     """Number of detectors a model with this many features runs (the budget's divisor)."""
-    streams = STREAMS_PER_FEATURE * monitored_features + OUTPUT_STREAMS + PERFORMANCE_STREAMS + recall_classes
+    streams = (
+        STREAMS_PER_FEATURE * monitored_features
+        + OUTPUT_STREAMS
+        + PERFORMANCE_STREAMS
+        + recall_classes
+    )
     return DETECTORS_PER_STREAM * streams + BINARY_DETECTORS
 
 
@@ -90,7 +96,7 @@ def _intercept(delta: float) -> float:
     known = sorted(PAGE_HINKLEY_INTERCEPTS.items())
     if delta <= known[0][0]:
         return known[0][1]
-    for (d0, b0), (d1, b1) in zip(known, known[1:]):
+    for (d0, b0), (d1, b1) in itertools.pairwise(known):
         if delta <= d1:
             return b0 + (b1 - b0) * (delta - d0) / (d1 - d0)
     return known[-1][1]

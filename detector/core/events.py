@@ -12,11 +12,11 @@ through the orjson path, which decides and names the reason. Valid events come o
 
 from __future__ import annotations
 
+from collections.abc import Callable, Collection
 from datetime import datetime
 from enum import IntEnum
 from operator import attrgetter
-from collections.abc import Callable, Collection
-from typing import Annotated, Any, NamedTuple, Union
+from typing import Annotated, Any, NamedTuple
 
 import msgspec
 import orjson
@@ -73,7 +73,9 @@ class Event(msgspec.Struct):
     confidence: float | None = None
     latency_ms: float | None = None
     label: Any = None
-    record_ms: int = 0  # the Kafka message's own timestamp: the clock of model eviction (detector.core.pipeline)
+    record_ms: int = (
+        0  # the Kafka message's own timestamp: the clock of model eviction (detector.core.pipeline)
+    )
 
 
 # A field of every event of a batch, read in C: `list(map(TS_OF, events))` (the monitors' columns).
@@ -124,7 +126,7 @@ def parse_timestamp(value: Any) -> int | None:
 
 # Integers beyond 64 bits are left to the orjson path (which reads them as doubles, like JSON).
 _Int = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
-_Scalar = Union[str, _Int, float, bool]
+_Scalar = str | _Int | float | bool
 _Probability = Annotated[float, msgspec.Meta(ge=0, le=1)]
 
 
@@ -134,14 +136,14 @@ def event_struct(fields: FieldMapping, max_model_name_length: int) -> type[msgsp
         "WireEvent",
         [
             ("model", Annotated[str, msgspec.Meta(min_length=1, max_length=max_model_name_length)]),
-            ("version", Union[_Scalar, None], None),
-            ("id", Union[str, _Int, None], None),
-            ("ts", Union[_Int, float, str, None], None),
-            ("features", Union[dict[str, Union[_Scalar, None]], None], None),
-            ("prediction", Union[_Scalar, None], None),
-            ("score", Union[_Probability, dict[str, _Probability], None], None),
-            ("latency_ms", Union[Annotated[float, msgspec.Meta(ge=0)], None], None),
-            ("label", Union[_Scalar, None], None),
+            ("version", _Scalar | None, None),
+            ("id", str | _Int | None, None),
+            ("ts", _Int | float | str | None, None),
+            ("features", dict[str, _Scalar | None] | None, None),
+            ("prediction", _Scalar | None, None),
+            ("score", _Probability | dict[str, _Probability] | None, None),
+            ("latency_ms", Annotated[float, msgspec.Meta(ge=0)] | None, None),
+            ("label", _Scalar | None, None),
         ],
         rename={name: getattr(fields, name) for name in FieldMapping.model_fields},
     )
@@ -168,7 +170,9 @@ class Decoder:
         self.custom_models = frozenset(custom_models)
         self._fast = msgspec.json.Decoder(event_struct(fields, max_model_name_length))
 
-    def decode(self, raw: bytes | None, source: Source, partition: int, offset: int, kafka_ts_ms: int) -> Event | Invalid:
+    def decode(
+        self, raw: bytes | None, source: Source, partition: int, offset: int, kafka_ts_ms: int
+    ) -> Event | Invalid:
         """Validate one message value."""
         if raw and len(raw) <= self.max_message_bytes:
             try:
@@ -181,7 +185,9 @@ class Decoder:
                     return event
         return self._decode_slowly(raw, source, partition, offset, kafka_ts_ms)
 
-    def _from_wire(self, wire: Any, source: Source, partition: int, offset: int, kafka_ts_ms: int) -> Event | None:
+    def _from_wire(
+        self, wire: Any, source: Source, partition: int, offset: int, kafka_ts_ms: int
+    ) -> Event | None:
         """The event of a struct that passed msgspec's checks; None where the orjson path must decide.
         (Runs once per message: the common case takes the fewest steps.)"""
         if self.custom_models and wire.model in self.custom_models:
@@ -202,7 +208,18 @@ class Decoder:
         if source is Source.label:
             if id_ is None or wire.label is None:
                 return None
-            return Event(source, wire.model, partition, offset, ts, version, id_, wire.features, label=wire.label, record_ms=kafka_ts_ms)
+            return Event(
+                source,
+                wire.model,
+                partition,
+                offset,
+                ts,
+                version,
+                id_,
+                wire.features,
+                label=wire.label,
+                record_ms=kafka_ts_ms,
+            )
         if source is Source.feature and wire.features is None:
             return None
         score = confidence = wire.score
@@ -214,11 +231,24 @@ class Decoder:
             elif score < 0.5:
                 confidence = 1.0 - score
         return Event(
-            source, wire.model, partition, offset, ts, version, id_, wire.features, wire.prediction, score, confidence, wire.latency_ms,
+            source,
+            wire.model,
+            partition,
+            offset,
+            ts,
+            version,
+            id_,
+            wire.features,
+            wire.prediction,
+            score,
+            confidence,
+            wire.latency_ms,
             record_ms=kafka_ts_ms,
         )
 
-    def _decode_slowly(self, raw: bytes | None, source: Source, partition: int, offset: int, kafka_ts_ms: int) -> Event | Invalid:
+    def _decode_slowly(
+        self, raw: bytes | None, source: Source, partition: int, offset: int, kafka_ts_ms: int
+    ) -> Event | Invalid:
         obj = parse_json(raw, self.max_message_bytes)
         if isinstance(obj, Invalid):
             return obj
@@ -228,18 +258,32 @@ class Decoder:
         if model is None:
             return Invalid("missing_model", f"no '{self.fields.model}' field")
         if not isinstance(model, str) or not 0 < len(model) <= self.max_model_name_length:
-            return Invalid("bad_model", f"'{self.fields.model}' must be a string of 1 to {self.max_model_name_length} characters")
-        return self.validate(obj, model, source, partition, offset, kafka_ts_ms, self.fields_for(model))
+            return Invalid(
+                "bad_model",
+                f"'{self.fields.model}' must be a string of 1 to {self.max_model_name_length} characters",
+            )
+        return self.validate(
+            obj, model, source, partition, offset, kafka_ts_ms, self.fields_for(model)
+        )
 
     def validate(
-        self, obj: dict[str, Any], model: str, source: Source, partition: int, offset: int, kafka_ts_ms: int, f: FieldMapping
+        self,
+        obj: dict[str, Any],
+        model: str,
+        source: Source,
+        partition: int,
+        offset: int,
+        kafka_ts_ms: int,
+        f: FieldMapping,
     ) -> Event | Invalid:
         event = Event(source, model, partition, offset, kafka_ts_ms, record_ms=kafka_ts_ms)
         ts = obj.get(f.ts)
         if ts is not None:
             parsed = parse_timestamp(ts)
             if parsed is None:
-                return Invalid("bad_field", f"'{f.ts}' must be epoch milliseconds or RFC 3339 with a zone")
+                return Invalid(
+                    "bad_field", f"'{f.ts}' must be epoch milliseconds or RFC 3339 with a zone"
+                )
             event.ts_ms = parsed
         version = obj.get(f.version)
         if version is not None:
@@ -259,7 +303,9 @@ class Decoder:
             types = {*map(type, features.values())}  # in C: far cheaper than a loop over the values
             if dict in types or list in types:
                 name, value = next((n, v) for n, v in features.items() if type(v) in (dict, list))
-                return Invalid("nested_feature", f"feature '{name[:100]}' is an {type(value).__name__}")
+                return Invalid(
+                    "nested_feature", f"feature '{name[:100]}' is an {type(value).__name__}"
+                )
             event.features = features
         elif source is Source.feature:
             return Invalid("missing_field", f"feature events need '{f.features}'")
@@ -278,14 +324,21 @@ class Decoder:
         if score is not None:
             if isinstance(score, dict):
                 probabilities = list(score.values())
-                if not probabilities or not all(_is_number(p) and 0 <= p <= 1 for p in probabilities):
-                    return Invalid("bad_field", f"'{f.score}' classes must map to probabilities in [0, 1]")
+                if not probabilities or not all(
+                    _is_number(p) and 0 <= p <= 1 for p in probabilities
+                ):
+                    return Invalid(
+                        "bad_field", f"'{f.score}' classes must map to probabilities in [0, 1]"
+                    )
                 event.score = event.confidence = float(max(probabilities))
             elif _is_number(score) and 0 <= score <= 1:
                 event.score = float(score)
                 event.confidence = max(event.score, 1.0 - event.score)
             else:
-                return Invalid("bad_field", f"'{f.score}' must be a number in [0, 1] or an object of probabilities")
+                return Invalid(
+                    "bad_field",
+                    f"'{f.score}' must be a number in [0, 1] or an object of probabilities",
+                )
         latency = obj.get(f.latency_ms)
         if latency is not None:
             if not _is_number(latency) or latency < 0:

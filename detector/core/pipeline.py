@@ -93,12 +93,23 @@ class DeadLetter:
             ("streamdrift.original.value.bytes", str(len(value)).encode()),
             ("streamdrift.original.value.sha256", hashlib.sha256(value).hexdigest().encode()),
         ]
-        return DeadLetterRecord(key[:key_room] or None, value[: max_bytes - key_room] or None, self.headers() + original, truncated=True)
+        return DeadLetterRecord(
+            key[:key_room] or None,
+            value[: max_bytes - key_room] or None,
+            self.headers() + original,
+            truncated=True,
+        )
 
     @classmethod
     def of(cls, message: Message, why: Invalid) -> DeadLetter:
-        topic, partition, offset = message.topic() or "", message.partition() or 0, message.offset() or 0
-        return cls(topic, partition, offset, message.key(), message.value(), message.timestamp()[1], *why)
+        topic, partition, offset = (
+            message.topic() or "",
+            message.partition() or 0,
+            message.offset() or 0,
+        )
+        return cls(
+            topic, partition, offset, message.key(), message.value(), message.timestamp()[1], *why
+        )
 
 
 class Eviction(NamedTuple):
@@ -130,8 +141,12 @@ class DeadLetterRecord(NamedTuple):
 class BatchResult:
     alerts: list[Alert] = field(default_factory=list)
     dead_letters: list[DeadLetter] = field(default_factory=list)
-    events: Counter[tuple[str, str]] = field(default_factory=Counter)  # (topic, model) -> valid events
-    invalid: Counter[tuple[str, str]] = field(default_factory=Counter)  # (topic, reason) -> messages
+    events: Counter[tuple[str, str]] = field(
+        default_factory=Counter
+    )  # (topic, model) -> valid events
+    invalid: Counter[tuple[str, str]] = field(
+        default_factory=Counter
+    )  # (topic, reason) -> messages
     last_event_ms: dict[str, int] = field(default_factory=dict)  # model -> newest event time
     evictions: list[Eviction] = field(default_factory=list)
     model_errors: list[ModelError] = field(default_factory=list)
@@ -145,7 +160,9 @@ class PartitionState:
     models: dict[str, ModelMonitor] = field(default_factory=dict)
     dirty: set[str] = field(default_factory=set)  # models with events since the last checkpoint
     evicted: set[str] = field(default_factory=set)  # models evicted since the last checkpoint
-    stored: set[str] = field(default_factory=set)  # models with state in the state topic (restored or taken dirty)
+    stored: set[str] = field(
+        default_factory=set
+    )  # models with state in the state topic (restored or taken dirty)
     clock_ms: int = 0  # newest Kafka message timestamp routed to a model of this partition
     swept_ms: int = 0  # the clock at the last sweep for idle models
 
@@ -193,7 +210,10 @@ class Pipeline:
         self.topics = (topics.predictions, topics.features, topics.labels)
         self.sources = {name: Source(code) for code, name in enumerate(self.topics)}
         self.decoder = Decoder(
-            settings.fields, settings.limits.max_message_bytes, settings.limits.max_model_name_length, settings.fields_for,
+            settings.fields,
+            settings.limits.max_message_bytes,
+            settings.limits.max_model_name_length,
+            settings.fields_for,
             custom_models=[name for name, model in settings.models.items() if model.fields],
         )
         self.partitions: dict[int, PartitionState] = {}
@@ -201,7 +221,9 @@ class Pipeline:
         self.idle_ms = int(settings.limits.model_idle_seconds * 1000)
         # Models still in their warm-up, least recently routed first: the ones a newcomer may evict at the cap.
         self.probation: OrderedDict[tuple[int, str], None] = OrderedDict()
-        self.refused: OrderedDict[str, None] = OrderedDict()  # names refused once at the cap, oldest first
+        self.refused: OrderedDict[str, None] = (
+            OrderedDict()
+        )  # names refused once at the cap, oldest first
 
     @property
     def model_count(self) -> int:
@@ -216,14 +238,22 @@ class Pipeline:
         partition's clock resumes at the newest last sighting among them."""
         self.revoke([partition])
         clock = max((monitor.last_seen_ms for monitor in models.values()), default=0)
-        state = self.partitions[partition] = PartitionState(partition, dict(models), stored=set(models), clock_ms=clock, swept_ms=clock)
+        state = self.partitions[partition] = PartitionState(
+            partition, dict(models), stored=set(models), clock_ms=clock, swept_ms=clock
+        )
         for monitor in sorted(models.values(), key=lambda monitor: monitor.last_seen_ms):
             self._note_warmup(state, monitor)
 
     def new_monitor(self, model: str) -> ModelMonitor:
         settings = self.settings
         return ModelMonitor(
-            model, settings.model_settings(model), settings.detection_for(model), settings.limits, self.topics, self.pending_budget, self.log_blocks
+            model,
+            settings.model_settings(model),
+            settings.detection_for(model),
+            settings.limits,
+            self.topics,
+            self.pending_budget,
+            self.log_blocks,
         )
 
     def revoke(self, partitions: Iterable[int]) -> list[str]:
@@ -247,18 +277,34 @@ class Pipeline:
         result = BatchResult()
         rejected = self._route(self.decode(messages, result), result)
         if rejected:
-            by_place = {(message.topic() or "", message.partition() or 0, message.offset() or 0): message for message in messages}
+            by_place = {
+                (message.topic() or "", message.partition() or 0, message.offset() or 0): message
+                for message in messages
+            }
             for event, why in rejected:
-                result.dead_letters.append(DeadLetter.of(by_place[self.topics[event.source], event.partition, event.offset], why))
+                result.dead_letters.append(
+                    DeadLetter.of(
+                        by_place[self.topics[event.source], event.partition, event.offset], why
+                    )
+                )
         return result
 
     def decode(self, messages: Sequence[Message], result: BatchResult) -> list[Event]:
         """The valid events of a batch; the other messages become dead letters in `result`."""
-        decode, sources = self.decoder.decode, self.sources  # looked up once: this loop runs per message
+        decode, sources = (
+            self.decoder.decode,
+            self.sources,
+        )  # looked up once: this loop runs per message
         events: list[Event] = []
         for message in messages:
             topic = message.topic() or ""
-            decoded = decode(message.value(), sources[topic], message.partition() or 0, message.offset() or 0, message.timestamp()[1])
+            decoded = decode(
+                message.value(),
+                sources[topic],
+                message.partition() or 0,
+                message.offset() or 0,
+                message.timestamp()[1],
+            )
             if decoded.__class__ is Invalid:
                 result.dead_letters.append(DeadLetter.of(message, decoded))
                 result.invalid[topic, decoded.reason] += 1
@@ -284,18 +330,22 @@ class Pipeline:
         as invalid."""
         batch = Routing(result)
         touched: set[int] = set()
-        for (partition, model), group in groupby(events, PARTITION_AND_MODEL):  # runs of one model: common
+        for (partition, model), group in groupby(
+            events, PARTITION_AND_MODEL
+        ):  # runs of one model: common
             run = list(group)
             state = self._partition(partition)
             monitor = self._monitor_for(state, model, batch)
             if monitor.__class__ is Invalid and monitor.reason == "model_cap" and len(run) > 1:
-                self._reject(run[:1], monitor, batch)  # a newcomer's first message at the cap: its second may be admitted
+                self._reject(
+                    run[:1], monitor, batch
+                )  # a newcomer's first message at the cap: its second may be admitted
                 run = run[1:]
                 monitor = self._monitor_for(state, model, batch)
             if monitor.__class__ is Invalid:
                 self._reject(run, monitor, batch)
                 continue
-            state.clock_ms = max(state.clock_ms, max(map(RECORD_MS_OF, run)))
+            state.clock_ms = max(state.clock_ms, *map(RECORD_MS_OF, run))
             monitor.last_seen_ms = state.clock_ms
             touched.add(partition)
             routed = batch.queued.get(monitor)
@@ -322,7 +372,9 @@ class Pipeline:
             state = self.partitions[partition] = PartitionState(partition)
         return state
 
-    def _monitor_for(self, state: PartitionState, model: str, batch: Routing) -> ModelMonitor | Invalid:
+    def _monitor_for(
+        self, state: PartitionState, model: str, batch: Routing
+    ) -> ModelMonitor | Invalid:
         """The monitor of a run of `model`'s events: its own, or a new one (the model is new, or
         was idle for longer than limits.model_idle_seconds and starts afresh)."""
         monitor = state.models.get(model)
@@ -332,14 +384,24 @@ class Pipeline:
             self._evict(state, model, "idle", batch)
         settings = self.settings
         if model not in settings.models and not settings.auto_discover_models:
-            return Invalid("unknown_model", f"model '{model[:100]}' is not configured and auto-discovery is off")
+            return Invalid(
+                "unknown_model",
+                f"model '{model[:100]}' is not configured and auto-discovery is off",
+            )
         if self.model_count >= settings.limits.max_models and not self._admit_at_cap(model, batch):
-            return Invalid("model_cap", f"already monitoring limits.max_models={settings.limits.max_models} models")
+            return Invalid(
+                "model_cap",
+                f"already monitoring limits.max_models={settings.limits.max_models} models",
+            )
         monitor = state.models[model] = self.new_monitor(model)
         return monitor
 
     def _idle(self, state: PartitionState, monitor: ModelMonitor) -> bool:
-        return bool(self.idle_ms and monitor.last_seen_ms and state.clock_ms - monitor.last_seen_ms > self.idle_ms)
+        return bool(
+            self.idle_ms
+            and monitor.last_seen_ms
+            and state.clock_ms - monitor.last_seen_ms > self.idle_ms
+        )
 
     def _note_warmup(self, state: PartitionState, monitor: ModelMonitor, queued: int = 0) -> None:
         """Keep the probation order: models in their warm-up (counting `queued` events routed to
@@ -397,7 +459,11 @@ class Pipeline:
             if not is_model_failure(exc):
                 raise
             error = f"{type(exc).__name__}: {exc}"
-            self._reject(events, Invalid("processing_error", f"model '{monitor.name[:100]}': {error}"[:1000]), batch)
+            self._reject(
+                events,
+                Invalid("processing_error", f"model '{monitor.name[:100]}': {error}"[:1000]),
+                batch,
+            )
             result.model_errors.append(ModelError(monitor.name, state.partition, error))
             monitor.performance.join.release()
             fresh = state.models[monitor.name] = self.new_monitor(monitor.name)
@@ -414,5 +480,14 @@ class Pipeline:
 
 def _decoding(settings: Settings) -> tuple[object, ...]:
     """What the decoder depends on (`Pipeline.__init__`)."""
-    limits, custom = settings.limits, {name: model.fields for name, model in settings.models.items() if model.fields}
-    return settings.topics, settings.fields, limits.max_message_bytes, limits.max_model_name_length, custom
+    limits, custom = (
+        settings.limits,
+        {name: model.fields for name, model in settings.models.items() if model.fields},
+    )
+    return (
+        settings.topics,
+        settings.fields,
+        limits.max_message_bytes,
+        limits.max_model_name_length,
+        custom,
+    )

@@ -84,7 +84,9 @@ class StateCodec:
         self.group = group
         self.signing_key = signing_key
 
-    def model_records(self, partition: int, offsets: dict[str, int], model: str, state: dict[str, Any]) -> list[tuple[bytes, bytes]]:
+    def model_records(
+        self, partition: int, offsets: dict[str, int], model: str, state: dict[str, Any]
+    ) -> list[tuple[bytes, bytes]]:
         """(key, value) of a model's state: one record, or parts of it when it is large."""
         key = MODEL_KEY_PREFIX + model.encode()
         head = {"group": self.group, "partition": partition, "offsets": offsets, "model": model}
@@ -93,22 +95,47 @@ class StateCodec:
             return [(key, value)]
         pieces = [value[start : start + PART_BYTES] for start in range(0, len(value), PART_BYTES)]
         return [
-            (key + b"#%d" % index, self._encode({"type": "part", **head, "index": index, "count": len(pieces), "data": base64.b64encode(piece).decode()}))
+            (
+                key + b"#%d" % index,
+                self._encode(
+                    {
+                        "type": "part",
+                        **head,
+                        "index": index,
+                        "count": len(pieces),
+                        "data": base64.b64encode(piece).decode(),
+                    }
+                ),
+            )
             for index, piece in enumerate(pieces)
         ]
 
-    def evicted_record(self, partition: int, offsets: dict[str, int], model: str) -> tuple[bytes, bytes]:
+    def evicted_record(
+        self, partition: int, offsets: dict[str, int], model: str
+    ) -> tuple[bytes, bytes]:
         """(key, value) retiring a model's state: restore forgets it."""
-        body = {"type": "evicted", "group": self.group, "partition": partition, "offsets": offsets, "model": model}
+        body = {
+            "type": "evicted",
+            "group": self.group,
+            "partition": partition,
+            "offsets": offsets,
+            "model": model,
+        }
         return MODEL_KEY_PREFIX + model.encode(), self._encode(body)
 
     def checkpoint_record(self, partition: int, offsets: dict[str, int]) -> tuple[bytes, bytes]:
         """(key, value) closing a checkpoint of one partition."""
-        return CHECKPOINT_KEY, self._encode({"type": "checkpoint", "group": self.group, "partition": partition, "offsets": offsets})
+        return CHECKPOINT_KEY, self._encode(
+            {"type": "checkpoint", "group": self.group, "partition": partition, "offsets": offsets}
+        )
 
     def _encode(self, body: dict[str, Any]) -> bytes:
         payload = zlib.compress(orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY), 1)
-        mac = hmac.new(self.signing_key, payload, hashlib.sha256).digest() if self.signing_key else b""
+        mac = (
+            hmac.new(self.signing_key, payload, hashlib.sha256).digest()
+            if self.signing_key
+            else b""
+        )
         return MAGIC + mac + payload
 
     def decode(self, value: bytes | None) -> StateRecord:
@@ -117,7 +144,9 @@ class StateCodec:
         payload = value[len(MAGIC) :]
         if self.signing_key:
             mac, payload = payload[:_MAC_BYTES], payload[_MAC_BYTES:]
-            if not hmac.compare_digest(mac, hmac.new(self.signing_key, payload, hashlib.sha256).digest()):
+            if not hmac.compare_digest(
+                mac, hmac.new(self.signing_key, payload, hashlib.sha256).digest()
+            ):
                 raise StateError("signature", "signature does not match the configured signing key")
         try:
             inflater = zlib.decompressobj()
@@ -132,11 +161,27 @@ class StateCodec:
                 offsets={str(topic): int(offset) for topic, offset in body["offsets"].items()},
                 model=str(body["model"]) if body.get("model") is not None else None,
                 state=body.get("state"),
-                part=(int(body["index"]), int(body["count"]), base64.b64decode(body["data"], validate=True)) if body["type"] == "part" else None,
+                part=(
+                    int(body["index"]),
+                    int(body["count"]),
+                    base64.b64decode(body["data"], validate=True),
+                )
+                if body["type"] == "part"
+                else None,
             )
-        except (zlib.error, orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError, binascii.Error) as exc:
+        except (
+            zlib.error,
+            orjson.JSONDecodeError,
+            KeyError,
+            TypeError,
+            ValueError,
+            AttributeError,
+            binascii.Error,
+        ) as exc:
             raise StateError("malformed", f"malformed state record: {exc}") from None
-        if record.type not in ("model", "part", "evicted", "checkpoint") or (record.type == "model" and not isinstance(record.state, dict)):
+        if record.type not in ("model", "part", "evicted", "checkpoint") or (
+            record.type == "model" and not isinstance(record.state, dict)
+        ):
             raise StateError("malformed", f"malformed state record of type {record.type!r}")
         return record
 
@@ -151,7 +196,9 @@ class RestoredPartition:
     rejected: list[tuple[str, StateError]] = field(default_factory=list)
 
 
-def select(records: Iterable[StateRecord], decode: Callable[[bytes], StateRecord]) -> RestoredPartition:
+def select(
+    records: Iterable[StateRecord], decode: Callable[[bytes], StateRecord]
+) -> RestoredPartition:
     """The newest complete checkpoint among one partition's records, in log order; `decode`
     turns a reassembled model record (from its parts) back into a record."""
     records = list(records)
@@ -178,7 +225,11 @@ def select(records: Iterable[StateRecord], decode: Callable[[bytes], StateRecord
                 except StateError as exc:
                     restored.rejected.append((record.model, exc))
                     continue
-                if whole.type == "model" and whole.state is not None and whole.model == record.model:
+                if (
+                    whole.type == "model"
+                    and whole.state is not None
+                    and whole.model == record.model
+                ):
                     restored.models[record.model] = whole.state
     return restored
 
@@ -197,4 +248,7 @@ def restore_model(monitor: ModelMonitor, state: dict[str, Any]) -> Relearn | Non
         if not is_model_failure(exc):
             raise
         monitor.performance.join.release()  # what it had taken of the process's label-join budget
-        return Relearn("load_error", f"its state does not load ({type(exc).__name__}: {str(exc)[:DETAIL_CHARS]})")
+        return Relearn(
+            "load_error",
+            f"its state does not load ({type(exc).__name__}: {str(exc)[:DETAIL_CHARS]})",
+        )

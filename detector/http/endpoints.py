@@ -65,12 +65,15 @@ class HealthServer:
                 if len(self.raw_requestline) > MAX_REQUEST_LINE_BYTES:
                     self.send_error(HTTPStatus.REQUEST_URI_TOO_LONG)
                     return False
-                if sum(len(name) + len(value) for name, value in self.headers.items()) > MAX_HEADER_BYTES:
+                if (
+                    sum(len(name) + len(value) for name, value in self.headers.items())
+                    > MAX_HEADER_BYTES
+                ):
                     self.send_error(HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE)
                     return False
                 return True
 
-            def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
+            def do_GET(self) -> None:
                 path = self.path.split("?", 1)[0]
                 if path == "/metrics":
                     encoder, content_type = choose_encoder(self.headers.get("Accept"))
@@ -84,25 +87,42 @@ class HealthServer:
                 elif path == "/readyz":
                     ready, details = server.readiness()
                     body = orjson.dumps({"ready": ready, **details}) + b"\n"
-                    self._send(HTTPStatus.OK if ready else HTTPStatus.SERVICE_UNAVAILABLE, body, "application/json")
+                    self._send(
+                        HTTPStatus.OK if ready else HTTPStatus.SERVICE_UNAVAILABLE,
+                        body,
+                        "application/json",
+                    )
                 else:
                     self._not_found()
 
-            def do_HEAD(self) -> None:  # noqa: N802
+            def do_HEAD(self) -> None:
                 self.do_GET()
 
-            def do_POST(self) -> None:  # noqa: N802 - every other method HTTP defines
+            def do_POST(self) -> None:
                 if self.path.split("?", 1)[0] not in PATHS:
                     self._not_found()
                     return
-                self._send(HTTPStatus.METHOD_NOT_ALLOWED, b"method not allowed: use GET or HEAD\n", TEXT, {"Allow": "GET, HEAD"})
+                self._send(
+                    HTTPStatus.METHOD_NOT_ALLOWED,
+                    b"method not allowed: use GET or HEAD\n",
+                    TEXT,
+                    {"Allow": "GET, HEAD"},
+                )
 
             do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_TRACE = do_CONNECT = do_POST
 
             def _not_found(self) -> None:
-                self._send(HTTPStatus.NOT_FOUND, b"not found: try /metrics, /healthz or /readyz\n", TEXT)
+                self._send(
+                    HTTPStatus.NOT_FOUND, b"not found: try /metrics, /healthz or /readyz\n", TEXT
+                )
 
-            def _send(self, status: HTTPStatus, body: bytes, content_type: str, headers: dict[str, str] | None = None) -> None:
+            def _send(
+                self,
+                status: HTTPStatus,
+                body: bytes,
+                content_type: str,
+                headers: dict[str, str] | None = None,
+            ) -> None:
                 self.send_response(status)
                 self.send_header("Content-Type", content_type)
                 self.send_header("Content-Length", str(len(body)))
@@ -112,18 +132,20 @@ class HealthServer:
                 if self.command != "HEAD":
                     self.wfile.write(body)
 
-            def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the stdlib's signature
+            def log_message(self, format: str, *args: object) -> None:
                 log.debug("http: " + format, *args)
 
         self.httpd = ThreadingHTTPServer((host, port), Handler)
         self.httpd.daemon_threads = True
-        self.thread = threading.Thread(target=self.httpd.serve_forever, name="streamdrift-http", daemon=True)
+        self.thread = threading.Thread(
+            target=self.httpd.serve_forever, name="streamdrift-http", daemon=True
+        )
 
     @property
     def port(self) -> int:
         return int(self.httpd.server_address[1])
 
-    def start(self) -> "HealthServer":
+    def start(self) -> HealthServer:
         self.thread.start()
         return self
 

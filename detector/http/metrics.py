@@ -32,10 +32,15 @@ class Metrics:
         self._with_labels: set[str] = set()  # models that have had a label join
         # Per model, the series created for it (metric, label values): what forget_models removes.
         self._model_series: dict[str, set[tuple[Counter | Gauge | Histogram, tuple[str, ...]]]] = {}
-        self.build = Info("streamdrift_build", "Version of the running detector.", registry=registry)
+        self.build = Info(
+            "streamdrift_build", "Version of the running detector.", registry=registry
+        )
         self.build.info({"version": __version__})
         self.events = Counter(
-            "streamdrift_events", "Valid input events, by topic and model.", ["topic", "model"], registry=registry
+            "streamdrift_events",
+            "Valid input events, by topic and model.",
+            ["topic", "model"],
+            registry=registry,
         )
         self.events_invalid = Counter(
             "streamdrift_events_invalid",
@@ -62,7 +67,10 @@ class Metrics:
             registry=registry,
         )
         self.drift_active = Gauge(
-            "streamdrift_drift_active", "1 while a monitor's drift is open, else 0.", ["model", "monitor"], registry=registry
+            "streamdrift_drift_active",
+            "1 while a monitor's drift is open, else 0.",
+            ["model", "monitor"],
+            registry=registry,
         )
         self.monitor_statistic = Gauge(
             "streamdrift_monitor_statistic",
@@ -84,10 +92,16 @@ class Metrics:
             registry=registry,
         )
         self.accuracy = Gauge(
-            "streamdrift_model_accuracy", "Share of recent labelled predictions that were right (classifiers).", ["model"], registry=registry
+            "streamdrift_model_accuracy",
+            "Share of recent labelled predictions that were right (classifiers).",
+            ["model"],
+            registry=registry,
         )
         self.error = Gauge(
-            "streamdrift_model_error", "Recent error of labelled predictions (regressions): mae or rmse.", ["model", "statistic"], registry=registry
+            "streamdrift_model_error",
+            "Recent error of labelled predictions (regressions): mae or rmse.",
+            ["model", "statistic"],
+            registry=registry,
         )
         self.estimated_accuracy = Gauge(
             "streamdrift_estimated_accuracy",
@@ -102,7 +116,10 @@ class Metrics:
             registry=registry,
         )
         self.label_pending = Gauge(
-            "streamdrift_label_join_pending", "Predictions waiting for their label.", ["model"], registry=registry
+            "streamdrift_label_join_pending",
+            "Predictions waiting for their label.",
+            ["model"],
+            registry=registry,
         )
         self.label_awaiting_first = Gauge(
             "streamdrift_label_join_awaiting_first_label",
@@ -133,10 +150,24 @@ class Metrics:
             "streamdrift_label_delay_seconds",
             "Event time from a prediction to its label.",
             ["model"],
-            buckets=(1, 10, 60, 300, 900, 3600, 4 * 3600, 12 * 3600, 86_400, 3 * 86_400, 7 * 86_400),
+            buckets=(
+                1,
+                10,
+                60,
+                300,
+                900,
+                3600,
+                4 * 3600,
+                12 * 3600,
+                86_400,
+                3 * 86_400,
+                7 * 86_400,
+            ),
             registry=registry,
         )
-        self.models = Gauge("streamdrift_models", "Models monitored by this process.", registry=registry)
+        self.models = Gauge(
+            "streamdrift_models", "Models monitored by this process.", registry=registry
+        )
         self.models_evicted = Counter(
             "streamdrift_models_evicted",
             "Models dropped with their state and series: reason idle (limits.model_idle_seconds) or cap (a newcomer at "
@@ -151,16 +182,26 @@ class Metrics:
             registry=registry,
         )
         self.consumer_lag = Gauge(
-            "streamdrift_consumer_lag", "Messages behind the end of each owned input partition.", ["topic", "partition"], registry=registry
+            "streamdrift_consumer_lag",
+            "Messages behind the end of each owned input partition.",
+            ["topic", "partition"],
+            registry=registry,
         )
-        self.ready = Gauge("streamdrift_ready", "1 when partitions are assigned and their state restored.", registry=registry)
+        self.ready = Gauge(
+            "streamdrift_ready",
+            "1 when partitions are assigned and their state restored.",
+            registry=registry,
+        )
         self.last_progress = Gauge(
             "streamdrift_last_progress_timestamp_seconds",
             "Unix time at which the consumer loop last completed a step (or a wait for the broker).",
             registry=registry,
         )
         self.batch_seconds = Histogram(
-            "streamdrift_batch_processing_seconds", "Time to process one batch of input.", buckets=_SECONDS_BUCKETS, registry=registry
+            "streamdrift_batch_processing_seconds",
+            "Time to process one batch of input.",
+            buckets=_SECONDS_BUCKETS,
+            registry=registry,
         )
         self.checkpoint_seconds = Histogram(
             "streamdrift_checkpoint_seconds",
@@ -169,7 +210,9 @@ class Metrics:
             registry=registry,
         )
         self.commits = Counter("streamdrift_commits", "Checkpoints committed.", registry=registry)
-        self.commit_failures = Counter("streamdrift_commit_failures", "Checkpoints that failed.", registry=registry)
+        self.commit_failures = Counter(
+            "streamdrift_commit_failures", "Checkpoints that failed.", registry=registry
+        )
         self.topic_missing = Gauge(
             "streamdrift_topic_missing",
             "1 while a topic the detector reads or writes is missing from the cluster, else 0 (checked after a connection problem).",
@@ -215,36 +258,54 @@ class Metrics:
 
     def record_alerts(self, alerts: Iterable[Alert]) -> None:
         for alert in alerts:
-            self._series(alert.model, self.alerts, alert.model, alert.monitor, alert.detector, alert.severity).inc()
-            self._series(alert.model, self.drift_active, alert.model, alert.monitor).set(1 if alert.kind == "detected" else 0)
+            self._series(
+                alert.model, self.alerts, alert.model, alert.monitor, alert.detector, alert.severity
+            ).inc()
+            self._series(alert.model, self.drift_active, alert.model, alert.monitor).set(
+                1 if alert.kind == "detected" else 0
+            )
 
     def record_models(self, monitors: Iterable[ModelMonitor], total: int) -> None:
         """Refresh per-model gauges (called at checkpoints, for models that saw events)."""
         self.models.set(total)
         for monitor in monitors:
             for name, drifting in monitor.drifting_monitors().items():
-                self._series(monitor.name, self.drift_active, monitor.name, name).set(1 if drifting else 0)
+                self._series(monitor.name, self.drift_active, monitor.name, name).set(
+                    1 if drifting else 0
+                )
             for name, signal in monitor.signals.items():
                 for statistic, value in signal.window_statistics().items():
-                    self._series(monitor.name, self.monitor_statistic, monitor.name, name, statistic).set(value)
-            self._series(monitor.name, self.features_unmonitored, monitor.name).set(monitor.feature_overflow)
+                    self._series(
+                        monitor.name, self.monitor_statistic, monitor.name, name, statistic
+                    ).set(value)
+            self._series(monitor.name, self.features_unmonitored, monitor.name).set(
+                monitor.feature_overflow
+            )
             self._record_performance(monitor)
 
     def _record_performance(self, monitor: ModelMonitor) -> None:
         model, performance = monitor.name, monitor.performance
         values = performance.summary()
-        for name, gauge in (("accuracy", self.accuracy), ("estimated", self.estimated_accuracy), ("coverage", self.label_coverage)):
+        for name, gauge in (
+            ("accuracy", self.accuracy),
+            ("estimated", self.estimated_accuracy),
+            ("coverage", self.label_coverage),
+        ):
             if name in values:
                 self._series(model, gauge, model).set(values[name])
         for statistic in ("mae", "rmse"):
             if statistic in values:
                 self._series(model, self.error, model, statistic).set(values[statistic])
         if "accuracy" in values and "estimated_labelled" in values:
-            self._series(model, self.estimation_error, model).set(values["estimated_labelled"] - values["accuracy"])
+            self._series(model, self.estimation_error, model).set(
+                values["estimated_labelled"] - values["accuracy"]
+            )
         if performance.pending or performance.labelled or model in self._with_labels:
             self._with_labels.add(model)
             self._series(model, self.label_pending, model).set(performance.pending)
-            self._series(model, self.label_awaiting_first, model).set(0 if performance.labelled else 1)
+            self._series(model, self.label_awaiting_first, model).set(
+                0 if performance.labelled else 1
+            )
         counts, delays = performance.take_counts()
         for reason, key in (("ttl", "expired"), ("cap", "evicted")):
             if counts[key]:

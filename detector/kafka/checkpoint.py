@@ -11,9 +11,9 @@ from typing import Any
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
 from prometheus_client import Counter
 
-from detector.kafka.delivery import Outputs
 from detector.core.monitors.model import ModelMonitor
 from detector.core.state import RestoredPartition, StateCodec, StateError, StateRecord, select
+from detector.kafka.delivery import Outputs
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +23,9 @@ RESTORE_TIMEOUT_S = 120.0
 class StateStore:
     """Checkpoints per input partition p in partition p of the compacted state topic."""
 
-    def __init__(self, topic: str, codec: StateCodec, client_config: dict[str, Any], rejected: Counter) -> None:
+    def __init__(
+        self, topic: str, codec: StateCodec, client_config: dict[str, Any], rejected: Counter
+    ) -> None:
         """`rejected`: counts the records skipped on restore, by reason (state.REJECT_REASONS)."""
         self.topic = topic
         self.codec = codec
@@ -31,7 +33,12 @@ class StateStore:
         self.rejected = rejected
 
     def write(
-        self, outputs: Outputs, partition: int, offsets: dict[str, int], models: Iterable[ModelMonitor], evicted: Iterable[str] = ()
+        self,
+        outputs: Outputs,
+        partition: int,
+        offsets: dict[str, int],
+        models: Iterable[ModelMonitor],
+        evicted: Iterable[str] = (),
     ) -> int:
         """Queue one checkpoint of a partition: evicted models, changed models, then the closing record."""
         written = 0
@@ -40,7 +47,9 @@ class StateStore:
             outputs.send(self.topic, key, value, partition=partition)
             written += len(value)
         for monitor in models:
-            for key, value in self.codec.model_records(partition, offsets, monitor.name, monitor.to_state()):
+            for key, value in self.codec.model_records(
+                partition, offsets, monitor.name, monitor.to_state()
+            ):
                 outputs.send(self.topic, key, value, partition=partition)
                 written += len(value)
         key, value = self.codec.checkpoint_record(partition, offsets)
@@ -86,8 +95,15 @@ class StateStore:
                     except StateError as exc:
                         self._reject(where, exc)
                         continue
-                    if record.group != self.codec.group:  # a topic shared by mistake cannot mix groups
-                        self._reject(where, StateError("other_group", f"written by consumer group {record.group!r}"))
+                    if (
+                        record.group != self.codec.group
+                    ):  # a topic shared by mistake cannot mix groups
+                        self._reject(
+                            where,
+                            StateError(
+                                "other_group", f"written by consumer group {record.group!r}"
+                            ),
+                        )
                         continue
                     records[message.partition()].append(record)
         finally:

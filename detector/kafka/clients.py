@@ -49,7 +49,10 @@ def check_client_configs(settings: Settings) -> None:
     naming the property it refuses (unknown, a bad value, a conflict with what the detector sets)."""
     passthrough = {key: f"kafka.properties.{key}" for key in settings.kafka.properties}
     passthrough |= {key: f"kafka.secrets.{key}" for key in settings.kafka.secrets}
-    for client, config in ((Producer, producer_config(settings)), (Consumer, consumer_config(settings))):
+    for client, config in (
+        (Producer, producer_config(settings)),
+        (Consumer, consumer_config(settings)),
+    ):
         problem = _refusal(client, config)
         if problem is None:
             continue
@@ -58,7 +61,9 @@ def check_client_configs(settings: Settings) -> None:
             if secret.get_secret_value():
                 problem = problem.replace(secret.get_secret_value(), "**********")
         what = f"setting {passthrough[culprit]}" if culprit else "kafka settings"
-        raise ConfigError(f"invalid {what}: librdkafka refuses the {client.__name__.lower()} configuration: {problem}")
+        raise ConfigError(
+            f"invalid {what}: librdkafka refuses the {client.__name__.lower()} configuration: {problem}"
+        )
 
 
 def _refusal(client: Client, config: dict[str, Any]) -> str | None:
@@ -78,4 +83,7 @@ def _culprit(client: Client, config: dict[str, Any], passthrough: dict[str, str]
     own = {key: value for key, value in config.items() if key not in passthrough}
     if _refusal(client, own) is not None:
         return None
-    return next((key for key in passthrough if _refusal(client, {**own, key: config[key]}) is not None), None)
+    return next(
+        (key for key in passthrough if _refusal(client, {**own, key: config[key]}) is not None),
+        None,
+    )

@@ -46,7 +46,9 @@ class CommitSuperseded(RuntimeError):
 
 
 # Offset commits refused because this member's generation is over.
-GROUP_MOVED_ON = frozenset({KafkaError.UNKNOWN_MEMBER_ID, KafkaError.ILLEGAL_GENERATION, KafkaError.REBALANCE_IN_PROGRESS})
+GROUP_MOVED_ON = frozenset(
+    {KafkaError.UNKNOWN_MEMBER_ID, KafkaError.ILLEGAL_GENERATION, KafkaError.REBALANCE_IN_PROGRESS}
+)
 
 
 class Outputs:
@@ -55,17 +57,25 @@ class Outputs:
     def __init__(self, producer: Producer) -> None:
         self.producer = producer
         self.failures: list[str] = []
-        self.refused: list[str] = []  # records with a place refused as too large since the last checkpoint
-        self.refusals: dict[Hashable, int] = {}  # place -> times its record was refused as too large
+        self.refused: list[
+            str
+        ] = []  # records with a place refused as too large since the last checkpoint
+        self.refusals: dict[
+            Hashable, int
+        ] = {}  # place -> times its record was refused as too large
         self.unacknowledged = 0
 
-    def _on_delivery(self, error: KafkaError | None, message: Any, place: Hashable | None = None) -> None:
+    def _on_delivery(
+        self, error: KafkaError | None, message: Any, place: Hashable | None = None
+    ) -> None:
         self.unacknowledged -= 1
         if error is None:
             return
         failure = f"{message.topic()}: {error.str()}"
         if place is not None and error.code() == KafkaError.MSG_SIZE_TOO_LARGE:
-            self.refusals[place] = self.refusals.pop(place, 0) + 1  # re-inserted: the oldest come first
+            self.refusals[place] = (
+                self.refusals.pop(place, 0) + 1
+            )  # re-inserted: the oldest come first
             if len(self.refusals) > REFUSALS_KEPT:
                 del self.refusals[next(iter(self.refusals))]
             self.refused.append(failure)
@@ -86,15 +96,26 @@ class Outputs:
         too large."""
         self._begin()
         deadline = time.monotonic() + QUEUE_FULL_TIMEOUT_S
-        on_delivery = self._on_delivery if place is None else partial(self._on_delivery, place=place)
+        on_delivery = (
+            self._on_delivery if place is None else partial(self._on_delivery, place=place)
+        )
         while True:
             try:
-                self.producer.produce(topic, value=value, key=key, headers=list(headers or ()), partition=partition, on_delivery=on_delivery)
+                self.producer.produce(
+                    topic,
+                    value=value,
+                    key=key,
+                    headers=list(headers or ()),
+                    partition=partition,
+                    on_delivery=on_delivery,
+                )
                 self.unacknowledged += 1
                 return
             except BufferError:
                 if time.monotonic() > deadline:
-                    raise DeliveryError(f"producer queue stayed full for {QUEUE_FULL_TIMEOUT_S:.0f}s") from None
+                    raise DeliveryError(
+                        f"producer queue stayed full for {QUEUE_FULL_TIMEOUT_S:.0f}s"
+                    ) from None
                 self.producer.poll(0.05)
 
     def _begin(self) -> None:
@@ -108,7 +129,9 @@ class Outputs:
         refused as too large, which the replay resends smaller."""
         failures, refused, self.failures, self.refused = self.failures, self.refused, [], []
         if failures:
-            raise DeliveryError(f"{len(failures)} output message(s) were not delivered, first: {failures[0]}")
+            raise DeliveryError(
+                f"{len(failures)} output message(s) were not delivered, first: {failures[0]}"
+            )
         if refused:
             raise _refused_error(refused)
 
@@ -141,7 +164,9 @@ class AtLeastOnceOutputs(Outputs):
         """Wait until everything sent is acknowledged; raise if anything failed."""
         remaining = self.producer.flush(FLUSH_TIMEOUT_S)
         if remaining:
-            raise DeliveryError(f"{remaining} output message(s) still unacknowledged after {FLUSH_TIMEOUT_S:.0f}s")
+            raise DeliveryError(
+                f"{remaining} output message(s) still unacknowledged after {FLUSH_TIMEOUT_S:.0f}s"
+            )
         self._raise_failures()
 
     def commit(self, consumer: Consumer, offsets: list[TopicPartition]) -> None:
@@ -180,8 +205,16 @@ class ExactlyOnceOutputs(Outputs):
                 raise _refused_error(self.refused)
             if offsets:
                 metadata = consumer.consumer_group_metadata()
-                _retrying(lambda: self.producer.send_offsets_to_transaction(offsets, metadata, TRANSACTION_TIMEOUT_S), "send_offsets")
-            _retrying(lambda: self.producer.commit_transaction(TRANSACTION_TIMEOUT_S), "commit_transaction")
+                _retrying(
+                    lambda: self.producer.send_offsets_to_transaction(
+                        offsets, metadata, TRANSACTION_TIMEOUT_S
+                    ),
+                    "send_offsets",
+                )
+            _retrying(
+                lambda: self.producer.commit_transaction(TRANSACTION_TIMEOUT_S),
+                "commit_transaction",
+            )
         except KafkaException as exc:
             if exc.args[0].txn_requires_abort():
                 self.abort()
@@ -199,7 +232,9 @@ class ExactlyOnceOutputs(Outputs):
 
 
 def _refused_error(refused: list[str]) -> CheckpointAborted:
-    return CheckpointAborted(f"the broker refused {len(refused)} record(s) as too large, first: {refused[0]}")
+    return CheckpointAborted(
+        f"the broker refused {len(refused)} record(s) as too large, first: {refused[0]}"
+    )
 
 
 def _retrying(call: Any, what: str) -> None:

@@ -72,7 +72,7 @@ class EmbeddedBroker:
     def bootstrap_servers(self) -> str:
         return f"127.0.0.1:{self.port}"
 
-    def start(self) -> "EmbeddedBroker":
+    def start(self) -> EmbeddedBroker:
         """Start the broker and wait until it accepts connections."""
         binary = broker_binary()
         self.port = self.port or free_loopback_port()
@@ -87,20 +87,26 @@ class EmbeddedBroker:
             "--storage-engine",
             "memory://tansu/",
         ]
-        output = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
+        # The broker process writes the log; the parent closes its copy right after the fork.
+        output = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
         env = {**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "warn")}
         self.process = subprocess.Popen(
             command, stdout=output, stderr=subprocess.STDOUT, env=env, start_new_session=True
         )
         if output is not subprocess.DEVNULL:
             output.close()
-        if not wait_for_port("127.0.0.1", self.port, START_TIMEOUT_S) or self.process.poll() is not None:
+        if (
+            not wait_for_port("127.0.0.1", self.port, START_TIMEOUT_S)
+            or self.process.poll() is not None
+        ):
             self.stop()
             raise BrokerError(
                 f"embedded broker did not start on 127.0.0.1:{self.port} within {START_TIMEOUT_S:.0f}s"
                 + (f"; see {self.log_path}" if self.log_path else "")
             )
-        log.info("embedded broker listening on %s (pid %d)", self.bootstrap_servers, self.process.pid)
+        log.info(
+            "embedded broker listening on %s (pid %d)", self.bootstrap_servers, self.process.pid
+        )
         return self
 
     def stop(self, timeout_s: float = 5.0) -> None:
@@ -122,7 +128,7 @@ class EmbeddedBroker:
             self.process.wait()
             self.process = None
 
-    def __enter__(self) -> "EmbeddedBroker":
+    def __enter__(self) -> EmbeddedBroker:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

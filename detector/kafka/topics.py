@@ -36,14 +36,19 @@ REFUSALS: dict[int, tuple[str, str]] = {
     KafkaError.SASL_AUTHENTICATION_FAILED: ("authentication failed", _LOGIN_HINT),
     KafkaError.TOPIC_AUTHORIZATION_FAILED: ("not authorized for a topic", _ACL_HINT),
     KafkaError.GROUP_AUTHORIZATION_FAILED: ("not authorized for the consumer group", _ACL_HINT),
-    KafkaError.TRANSACTIONAL_ID_AUTHORIZATION_FAILED: ("not authorized for the transactional id", _ACL_HINT),
+    KafkaError.TRANSACTIONAL_ID_AUTHORIZATION_FAILED: (
+        "not authorized for the transactional id",
+        _ACL_HINT,
+    ),
     KafkaError.CLUSTER_AUTHORIZATION_FAILED: ("not authorized on the cluster", _ACL_HINT),
 }
 
 
 # Errors that pass once the cluster is reachable again, or once the topic exists again.
 UNREACHABLE = frozenset({KafkaError._ALL_BROKERS_DOWN, KafkaError._TRANSPORT, KafkaError._RESOLVE})
-TOPIC_GONE = frozenset({KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._UNKNOWN_TOPIC, KafkaError._UNKNOWN_PARTITION})
+TOPIC_GONE = frozenset(
+    {KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._UNKNOWN_TOPIC, KafkaError._UNKNOWN_PARTITION}
+)
 
 
 class TopicError(RuntimeError):
@@ -83,7 +88,9 @@ def protocol_mismatch(config: dict[str, Any], timeout_s: float = TLS_PROBE_TIMEO
             context.wrap_socket(sock, server_hostname=host.strip("[]")).close()
             speaks_tls = True
         except ssl.SSLError as exc:
-            speaks_tls = "ALERT" in (exc.reason or "")  # answered in TLS, if only to refuse (e.g. no client certificate)
+            speaks_tls = "ALERT" in (
+                exc.reason or ""
+            )  # answered in TLS, if only to refuse (e.g. no client certificate)
         except OSError:  # closed, reset or silent: not a TLS listener
             speaks_tls = False
     if speaks_tls and protocol not in TLS_PROTOCOLS:
@@ -98,7 +105,9 @@ def _answer_wait(backoff_s: float) -> float:
     return min(2 * backoff_s, METADATA_TIMEOUT_S)
 
 
-def wait_for_cluster(config: dict[str, Any], should_stop: Callable[[], bool], max_backoff_s: float = 30.0) -> bool:
+def wait_for_cluster(
+    config: dict[str, Any], should_stop: Callable[[], bool], max_backoff_s: float = 30.0
+) -> bool:
     """Block until the cluster answers a metadata request; retry with backoff and one log line
     per attempt while it is unreachable. Returns False if asked to stop first.
 
@@ -122,7 +131,10 @@ def wait_for_cluster(config: dict[str, Any], should_stop: Callable[[], bool], ma
             cause = errors[0].str() if errors else exc.args[0].str()
             log.warning(
                 "kafka at %s is unreachable (%s); retrying in %.1fs, then waiting up to %.1fs for an answer",
-                bootstrap, cause, backoff, _answer_wait(next_backoff),
+                bootstrap,
+                cause,
+                backoff,
+                _answer_wait(next_backoff),
             )
             errors.clear()
         deadline = time.monotonic() + backoff
@@ -134,16 +146,26 @@ def wait_for_cluster(config: dict[str, Any], should_stop: Callable[[], bool], ma
 
 def output_topics(settings: Settings) -> list[str]:
     """The topics the detector writes: alerts, dead letters and (when enabled) state."""
-    return [settings.topics.alerts, settings.topics.dlq] + ([settings.state_topic()] if settings.state.enabled else [])
+    return [settings.topics.alerts, settings.topics.dlq] + (
+        [settings.state_topic()] if settings.state.enabled else []
+    )
 
 
-def partition_counts(client: AdminClient | Consumer, topics: list[str], timeout_s: float = 10.0) -> dict[str, int]:
+def partition_counts(
+    client: AdminClient | Consumer, topics: list[str], timeout_s: float = 10.0
+) -> dict[str, int]:
     """Partition count of each existing topic among `topics`."""
     metadata = client.list_topics(timeout=timeout_s)
-    return {name: len(metadata.topics[name].partitions) for name in topics if name in metadata.topics and not metadata.topics[name].error}
+    return {
+        name: len(metadata.topics[name].partitions)
+        for name in topics
+        if name in metadata.topics and not metadata.topics[name].error
+    }
 
 
-def wait_listed(admin: AdminClient, topics: list[str], timeout_s: float = 2 * METADATA_TIMEOUT_S) -> dict[str, int]:
+def wait_listed(
+    admin: AdminClient, topics: list[str], timeout_s: float = 2 * METADATA_TIMEOUT_S
+) -> dict[str, int]:
     """Partition counts once every topic is listed, or at timeout_s: Apache Kafka answers
     CreateTopics before every broker's metadata lists the new topics."""
     deadline = time.monotonic() + timeout_s
@@ -154,7 +176,9 @@ def wait_listed(admin: AdminClient, topics: list[str], timeout_s: float = 2 * ME
     return counts
 
 
-def ensure_topics(admin: AdminClient, settings: Settings, inputs: list[str], outputs: list[str]) -> int:
+def ensure_topics(
+    admin: AdminClient, settings: Settings, inputs: list[str], outputs: list[str]
+) -> int:
     """Create missing topics if allowed, check co-partitioning; return the input partition count."""
     t = settings.topics
     state = settings.state_topic()
@@ -162,14 +186,20 @@ def ensure_topics(admin: AdminClient, settings: Settings, inputs: list[str], out
     existing = partition_counts(admin, wanted)
     missing = [name for name in wanted if name not in existing]
     if missing and not t.create_missing:
-        raise TopicError(f"topics {', '.join(missing)} do not exist; create them or set topics.create_missing = true")
+        raise TopicError(
+            f"topics {', '.join(missing)} do not exist; create them or set topics.create_missing = true"
+        )
     input_counts = {name: existing[name] for name in inputs if name in existing}
     partitions = max(input_counts.values(), default=t.partitions)
     if missing:
         compact = {"cleanup.policy": "compact"}
         new = [
-            NewTopic(name, num_partitions=partitions if name in inputs or name == state else t.partitions,
-                     replication_factor=t.replication_factor, config=compact if name == state else {})
+            NewTopic(
+                name,
+                num_partitions=partitions if name in inputs or name == state else t.partitions,
+                replication_factor=t.replication_factor,
+                config=compact if name == state else {},
+            )
             for name in missing
         ]
         for name, future in admin.create_topics(new, operation_timeout=10).items():
@@ -183,8 +213,12 @@ def ensure_topics(admin: AdminClient, settings: Settings, inputs: list[str], out
     counts = {name: existing.get(name, partitions) for name in inputs}
     if len(set(counts.values())) > 1:
         detail = ", ".join(f"{name} has {count}" for name, count in counts.items())
-        raise TopicError(f"input topics are not co-partitioned ({detail}); give them the same partition count")
+        raise TopicError(
+            f"input topics are not co-partitioned ({detail}); give them the same partition count"
+        )
     state_count = existing.get(state)
     if state in outputs and state_count is not None and state_count != partitions:
-        raise TopicError(f"state topic {state} has {state_count} partitions but the inputs have {partitions}; they must match")
+        raise TopicError(
+            f"state topic {state} has {state_count} partitions but the inputs have {partitions}; they must match"
+        )
     return partitions

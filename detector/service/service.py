@@ -26,18 +26,31 @@ from prometheus_client import CollectorRegistry
 
 from detector.core.alerts import Alert
 from detector.core.alignment import Aligner
+from detector.core.pipeline import GC_THRESHOLDS, BatchResult, DeadLetter, Pipeline
+from detector.core.state import StateCodec, restore_model
+from detector.http.endpoints import HealthServer
+from detector.http.metrics import Metrics
 from detector.kafka.checkpoint import StateStore
 from detector.kafka.clients import consumer_config, producer_config
-from detector.kafka.delivery import AtLeastOnceOutputs, CheckpointAborted, CommitSuperseded, ExactlyOnceOutputs, Outputs
-from detector.http.endpoints import HealthServer
-from detector.kafka.faults import FaultInjector
-from detector.http.metrics import Metrics
-from detector.core.pipeline import GC_THRESHOLDS, BatchResult, DeadLetter, Pipeline
-from detector.settings import ProcessingGuarantee, Settings
-from detector.core.state import StateCodec, restore_model
-from detector.kafka.topics import (
-    TOPIC_GONE, UNREACHABLE, ClusterRefused, ensure_topics, output_topics, partition_counts, refusal, wait_for_cluster,
+from detector.kafka.delivery import (
+    AtLeastOnceOutputs,
+    CheckpointAborted,
+    CommitSuperseded,
+    ExactlyOnceOutputs,
+    Outputs,
 )
+from detector.kafka.faults import FaultInjector
+from detector.kafka.topics import (
+    TOPIC_GONE,
+    UNREACHABLE,
+    ClusterRefused,
+    ensure_topics,
+    output_topics,
+    partition_counts,
+    refusal,
+    wait_for_cluster,
+)
+from detector.settings import ProcessingGuarantee, Settings
 
 log = logging.getLogger(__name__)
 
@@ -54,18 +67,31 @@ class Service:
 
     def __init__(self, settings: Settings, registry: CollectorRegistry | None = None) -> None:
         if not settings.kafka.bootstrap_servers:
-            raise ValueError("kafka.bootstrap_servers is empty: set STREAMDRIFT_KAFKA__BOOTSTRAP_SERVERS")
+            raise ValueError(
+                "kafka.bootstrap_servers is empty: set STREAMDRIFT_KAFKA__BOOTSTRAP_SERVERS"
+            )
         self.settings = settings
         self.registry = registry or CollectorRegistry()
         self.metrics = Metrics(self.registry)
         self.metrics.ready.set_function(lambda: 1.0 if self.is_ready() else 0.0)
-        self.metrics.last_progress.set_function(lambda: time.time() - (time.monotonic() - self.last_progress))
+        self.metrics.last_progress.set_function(
+            lambda: time.time() - (time.monotonic() - self.last_progress)
+        )
         self.pipeline = Pipeline(settings)
         self.inputs = settings.topics.inputs()
-        self.aligner = Aligner(self.inputs, settings.alignment_idle_ms / 1000, settings.alignment_buffer_events)
+        self.aligner = Aligner(
+            self.inputs, settings.alignment_idle_ms / 1000, settings.alignment_buffer_events
+        )
         key = settings.state.signing_key
-        codec = StateCodec(settings.kafka.group_id, key.get_secret_value().encode() if key else None)
-        self.store = StateStore(settings.state_topic(), codec, settings.kafka.client_config(), self.metrics.state_rejected)
+        codec = StateCodec(
+            settings.kafka.group_id, key.get_secret_value().encode() if key else None
+        )
+        self.store = StateStore(
+            settings.state_topic(),
+            codec,
+            settings.kafka.client_config(),
+            self.metrics.state_rejected,
+        )
         self.faults = FaultInjector(settings.fault_injection)
         self.stop_requested = threading.Event()
         self.alert_listeners: list[AlertListener] = []
@@ -79,12 +105,16 @@ class Service:
         self.joined = False  # the group assigned this member at least once
         self.restoring = False
         self.owned: set[int] = set()  # input partition numbers
-        self.covered: dict[int, dict[str, int]] = {}  # per owned partition: next offset of each input topic
+        self.covered: dict[
+            int, dict[str, int]
+        ] = {}  # per owned partition: next offset of each input topic
         self.progressed: set[int] = set()  # partitions with events since the last checkpoint
         self.touched: set[str] = set()  # models with events since the last checkpoint (for gauges)
         self.uncommitted_events = 0
         self.last_checkpoint = time.monotonic()
-        self.last_progress = time.monotonic()  # when the loop last completed a step (or a wait for the broker)
+        self.last_progress = (
+            time.monotonic()
+        )  # when the loop last completed a step (or a wait for the broker)
         self.processed_events = 0
 
     # -- control ------------------------------------------------------------------------
@@ -100,7 +130,10 @@ class Service:
 
     def readiness(self) -> tuple[bool, dict[str, object]]:
         details = {
-            "connected": self.connected, "assigned": self.joined, "restoring": self.restoring, "partitions": sorted(self.owned),
+            "connected": self.connected,
+            "assigned": self.joined,
+            "restoring": self.restoring,
+            "partitions": sorted(self.owned),
             "stalled_s": round(self.stalled_s(), 1),
         }
         return self.is_ready(), details
@@ -111,7 +144,10 @@ class Service:
         /metrics while it processes nothing; only a restart helps."""
         stalled = self.stalled_s()
         if stalled:
-            return False, f"stalled: the consumer loop has not completed a step for {stalled:.0f}s (metrics.stall_after_s)"
+            return (
+                False,
+                f"stalled: the consumer loop has not completed a step for {stalled:.0f}s (metrics.stall_after_s)",
+            )
         return True, ""
 
     def stalled_s(self) -> float:
@@ -130,14 +166,26 @@ class Service:
 
     # -- the loop -----------------------------------------------------------------------
 
-    def run(self, until: Callable[["Service"], bool] | None = None) -> None:
+    def run(self, until: Callable[[Service], bool] | None = None) -> None:
         """Run until a stop is requested (or `until(self)` is true); then checkpoint and close."""
         settings = self.settings
         gc.set_threshold(*GC_THRESHOLDS)
-        LIBRDKAFKA_LOG.setLevel(logging.DEBUG if log.isEnabledFor(logging.DEBUG) else logging.CRITICAL)
+        LIBRDKAFKA_LOG.setLevel(
+            logging.DEBUG if log.isEnabledFor(logging.DEBUG) else logging.CRITICAL
+        )
         self.last_progress = time.monotonic()
-        self.http = HealthServer(settings.metrics.host, settings.metrics.port, self.registry, self.readiness, self.liveness).start()
-        log.info("metrics, health and readiness on http://%s:%d/metrics", settings.metrics.host, self.http.port)
+        self.http = HealthServer(
+            settings.metrics.host,
+            settings.metrics.port,
+            self.registry,
+            self.readiness,
+            self.liveness,
+        ).start()
+        log.info(
+            "metrics, health and readiness on http://%s:%d/metrics",
+            settings.metrics.host,
+            self.http.port,
+        )
         try:
             if not wait_for_cluster(settings.kafka.client_config(), self._progressing):
                 return
@@ -146,9 +194,16 @@ class Service:
             outputs = output_topics(settings)
             partitions = ensure_topics(admin, settings, self.inputs, outputs)
             log.info("inputs %s have %d partitions each", ", ".join(self.inputs), partitions)
-            self.outputs = self._make_outputs()  # before joining: init_transactions fences a dead predecessor
+            self.outputs = (
+                self._make_outputs()
+            )  # before joining: init_transactions fences a dead predecessor
             self.consumer = Consumer(self._consumer_config())
-            self.consumer.subscribe(self.inputs, on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost)
+            self.consumer.subscribe(
+                self.inputs,
+                on_assign=self._on_assign,
+                on_revoke=self._on_revoke,
+                on_lost=self._on_lost,
+            )
             while not self.stop_requested.is_set() and not (until and until(self)):
                 self._step()
             if self.fatal_error is not None:
@@ -156,7 +211,9 @@ class Service:
             self._checkpoint()
             log.info("stopped after %d events; offsets committed", self.processed_events)
         except BaseException:
-            self.failed = True  # nothing more is committed on the way out: the input will be replayed
+            self.failed = (
+                True  # nothing more is committed on the way out: the input will be replayed
+            )
             raise
         finally:
             self._close()
@@ -164,8 +221,12 @@ class Service:
     def _step(self) -> None:
         assert self.consumer is not None and self.outputs is not None
         self.outputs.poll()
-        messages = self.consumer.consume(self.settings.batch_max_events, self.settings.batch_timeout_ms / 1000)
-        if self.fatal_error is not None:  # reported while consuming: nothing more is processed or committed
+        messages = self.consumer.consume(
+            self.settings.batch_max_events, self.settings.batch_timeout_ms / 1000
+        )
+        if (
+            self.fatal_error is not None
+        ):  # reported while consuming: nothing more is processed or committed
             return
         self.aligner.add(m for m in messages if not m.error() or self._on_consume_error(m.error()))
         good = self.aligner.release(self._caught_up, time.monotonic())
@@ -180,7 +241,9 @@ class Service:
                 self.progressed.add(partition)
             self.uncommitted_events += len(good)
             self.processed_events += len(good)
-        if not self.connected:  # prefetched messages can still arrive: only metadata proves the broker back
+        if (
+            not self.connected
+        ):  # prefetched messages can still arrive: only metadata proves the broker back
             self._check_connection()
         if self._checkpoint_due():
             self._checkpoint()
@@ -196,7 +259,9 @@ class Service:
         if high < 0:
             return False
         position = self.consumer.position([tp])[0].offset
-        if position < 0:  # nothing read since the assignment: reading starts at the resume point, else the beginning
+        if (
+            position < 0
+        ):  # nothing read since the assignment: reading starts at the resume point, else the beginning
             position = self.covered.get(partition, {}).get(topic, low)
         return position >= high
 
@@ -213,11 +278,20 @@ class Service:
         assert self.outputs is not None
         topics, group = self.settings.topics, self.settings.kafka.group_id
         for alert in result.alerts:
-            self.outputs.send(topics.alerts, alert.key, alert.encode(group, self.settings.limits.max_output_bytes))
+            self.outputs.send(
+                topics.alerts, alert.key, alert.encode(group, self.settings.limits.max_output_bytes)
+            )
             log.info(
                 "alert %s %s/%s (%s, %s, %s) at %s[%d]@%d",
-                alert.kind, alert.model, alert.monitor, alert.statistic, alert.detector, alert.severity,
-                alert.topic, alert.partition, alert.offset,
+                alert.kind,
+                alert.model,
+                alert.monitor,
+                alert.statistic,
+                alert.detector,
+                alert.severity,
+                alert.topic,
+                alert.partition,
+                alert.offset,
             )
             for listener in self.alert_listeners:
                 listener(alert, alert.cloudevent(group))
@@ -234,17 +308,30 @@ class Service:
         """Log failed and evicted models; an evicted model's series go (unless it came back in the
         same batch), and its partition checkpoints its retirement."""
         for failure in result.model_errors:
-            log.error("model %s failed and restarts from scratch (its events are dead-lettered): %s", failure.model, failure.error)
+            log.error(
+                "model %s failed and restarts from scratch (its events are dead-lettered): %s",
+                failure.model,
+                failure.error,
+            )
         if not result.evictions:
             return
         reasons = Counter(eviction.reason for eviction in result.evictions)
         names = [eviction.model for eviction in result.evictions]
         log.info(
-            "evicted %d models (%s): %s%s", len(names), ", ".join(f"{r}: {n}" for r, n in sorted(reasons.items())),
-            ", ".join(names[:5]), ", …" if len(names) > 5 else "",
+            "evicted %d models (%s): %s%s",
+            len(names),
+            ", ".join(f"{r}: {n}" for r, n in sorted(reasons.items())),
+            ", ".join(names[:5]),
+            ", …" if len(names) > 5 else "",
         )
-        self.progressed.update(eviction.partition for eviction in result.evictions if eviction.partition in self.owned)
-        departed = {e.model for e in result.evictions if e.model not in self.pipeline.partitions[e.partition].models}
+        self.progressed.update(
+            eviction.partition for eviction in result.evictions if eviction.partition in self.owned
+        )
+        departed = {
+            e.model
+            for e in result.evictions
+            if e.model not in self.pipeline.partitions[e.partition].models
+        }
         self.metrics.forget_models(departed)
         self.touched.difference_update(departed)
 
@@ -258,15 +345,23 @@ class Service:
             self.metrics.dead_letters_undelivered.inc()
             log.error(
                 "dead letter of %s[%d]@%d (%s) refused by the broker even without key and value: not written",
-                letter.topic, letter.partition, letter.offset, letter.reason,
+                letter.topic,
+                letter.partition,
+                letter.offset,
+                letter.reason,
             )
             return
         if refusals:
-            log.warning("dead letter of %s[%d]@%d refused by the broker as too large: resending without key and value", *letter.place)
+            log.warning(
+                "dead letter of %s[%d]@%d refused by the broker as too large: resending without key and value",
+                *letter.place,
+            )
         record = letter.record(0 if refusals else self.settings.limits.max_output_bytes)
         if record.truncated:
             self.metrics.dead_letters_truncated.labels(letter.topic).inc()
-        self.outputs.send(self.settings.topics.dlq, record.key, record.value, record.headers, place=letter.place)
+        self.outputs.send(
+            self.settings.topics.dlq, record.key, record.value, record.headers, place=letter.place
+        )
 
     def _on_consume_error(self, error: KafkaError) -> bool:
         """A consumer error: fatal ones and refusals (TLS, credentials, ACLs) raise, the rest are
@@ -295,14 +390,20 @@ class Service:
         except KafkaException:
             return
         missing = [name for name in wanted if name not in present]
-        lost = [name for name in missing if self.registry.get_sample_value("streamdrift_topic_missing", {"topic": name}) != 1]
+        lost = [
+            name
+            for name in missing
+            if self.registry.get_sample_value("streamdrift_topic_missing", {"topic": name}) != 1
+        ]
         create = self.settings.topics.create_missing
         for name in lost:
             self.metrics.topic_losses.labels(name).inc()
             log.warning(
-                "topic %s is gone from the cluster (deleted, or lost by a broker that keeps no data): %s", name,
+                "topic %s is gone from the cluster (deleted, or lost by a broker that keeps no data): %s",
+                name,
                 "re-creating it (topics.create_missing); its partitions are read again from the start and their models re-learned"
-                if create else "not ready until it exists again (topics.create_missing is off)",
+                if create
+                else "not ready until it exists again (topics.create_missing is off)",
             )
         for name in missing:
             self.metrics.topic_missing.labels(name).set(1)
@@ -312,7 +413,12 @@ class Service:
             self.outputs.producer.purge()
             self.outputs = self._make_outputs()
         if missing and create:
-            ensure_topics(AdminClient(self.settings.kafka.client_config()), self.settings, self.inputs, output_topics(self.settings))
+            ensure_topics(
+                AdminClient(self.settings.kafka.client_config()),
+                self.settings,
+                self.inputs,
+                output_topics(self.settings),
+            )
         elif missing:
             return
         for name in wanted:
@@ -324,10 +430,15 @@ class Service:
 
     def _checkpoint_due(self) -> bool:
         s = self.settings
-        if not self.progressed or not self.connected:  # a commit started against a dead coordinator can hang
+        if (
+            not self.progressed or not self.connected
+        ):  # a commit started against a dead coordinator can hang
             return False
         elapsed_ms = (time.monotonic() - self.last_checkpoint) * 1000
-        return elapsed_ms >= s.commit_interval_ms or self.uncommitted_events >= s.commit_interval_events
+        return (
+            elapsed_ms >= s.commit_interval_ms
+            or self.uncommitted_events >= s.commit_interval_events
+        )
 
     def _checkpoint(self) -> None:
         """Outputs, then state, then input offsets: under exactly_once all in one transaction;
@@ -336,7 +447,11 @@ class Service:
         if self.consumer is None or self.outputs is None:
             return
         partitions = sorted(self.progressed & self.owned)
-        offsets = [TopicPartition(topic, p, offset) for p in partitions for topic, offset in self.covered[p].items()]
+        offsets = [
+            TopicPartition(topic, p, offset)
+            for p in partitions
+            for topic, offset in self.covered[p].items()
+        ]
         outputs = self.outputs
         with self.metrics.checkpoint_seconds.time():
             try:
@@ -344,7 +459,9 @@ class Service:
                 if self.settings.state.enabled:
                     for p in partitions:
                         state = self.pipeline.partitions[p]
-                        self.store.write(outputs, p, self.covered[p], state.take_dirty(), state.take_evicted())
+                        self.store.write(
+                            outputs, p, self.covered[p], state.take_dirty(), state.take_evicted()
+                        )
                 self.faults.reached("before_commit", before_exit=lambda: outputs.producer.flush(10))
                 outputs.commit(self.consumer, offsets)
             except CheckpointAborted as exc:
@@ -354,7 +471,10 @@ class Service:
                 return
             except CommitSuperseded as exc:
                 self.metrics.commit_failures.inc()
-                log.warning("offsets not committed, the group moved on (%s): the next owner resumes from the state", exc)
+                log.warning(
+                    "offsets not committed, the group moved on (%s): the next owner resumes from the state",
+                    exc,
+                )
                 self.progressed.clear()
                 return
             except Exception:
@@ -379,7 +499,7 @@ class Service:
         assigned = [tp for tp in self.consumer.assignment() if tp.partition in self.owned]
         lags: dict[tuple[str, int], int] = {}
         for tp in self.consumer.position(assigned) if assigned else []:
-            low, high = self.consumer.get_watermark_offsets(tp, cached=True)
+            _low, high = self.consumer.get_watermark_offsets(tp, cached=True)
             if tp.offset >= 0 and high >= 0:
                 lags[tp.topic, tp.partition] = max(0, high - tp.offset)
         return lags
@@ -397,17 +517,27 @@ class Service:
         self.owned = numbers
         self.joined = True
         # Restored models show their gauges at once, not at their next event: an open drift stays visible across a rebalance.
-        self.touched.update(monitor.name for p in numbers if p in self.pipeline.partitions for monitor in self.pipeline.partitions[p].models.values())
+        self.touched.update(
+            monitor.name
+            for p in numbers
+            if p in self.pipeline.partitions
+            for monitor in self.pipeline.partitions[p].models.values()
+        )
         self._refresh_gauges()
         log.info("assigned input partitions %s", sorted(numbers) or "none")
 
-    def _restore(self, consumer: Consumer, partitions: list[TopicPartition]) -> list[TopicPartition]:
+    def _restore(
+        self, consumer: Consumer, partitions: list[TopicPartition]
+    ) -> list[TopicPartition]:
         """Load the newest checkpoint of each partition into the pipeline; return where each
         input partition resumes: the checkpoint's offsets, else the committed ones."""
         numbers = sorted({tp.partition for tp in partitions})
         started = time.monotonic()
         restored = self.store.read(numbers) if self.settings.state.enabled else {}
-        committed = {(tp.topic, tp.partition): tp.offset for tp in consumer.committed(partitions, timeout=COMMITTED_TIMEOUT_S)}
+        committed = {
+            (tp.topic, tp.partition): tp.offset
+            for tp in consumer.committed(partitions, timeout=COMMITTED_TIMEOUT_S)
+        }
         starts: list[TopicPartition] = []
         for p in numbers:
             checkpoint = restored.get(p)
@@ -419,7 +549,11 @@ class Service:
                     models[name] = monitor
                 else:
                     self.metrics.state_relearned.labels(relearn.reason).inc()
-                    log.warning("model %s re-learns from its next events, its checkpointed state not loaded: %s", name, relearn.detail)
+                    log.warning(
+                        "model %s re-learns from its next events, its checkpointed state not loaded: %s",
+                        name,
+                        relearn.detail,
+                    )
             self.pipeline.install(p, models)
             self.covered[p] = {}
             for topic in self.inputs:
@@ -428,7 +562,14 @@ class Service:
                     resume = checkpoint.offsets[topic]
                     if resume != offset:
                         if offset >= 0:
-                            log.warning("%s[%d]: state covers offset %d, committed offset is %d: resuming at %d", topic, p, resume, offset, resume)
+                            log.warning(
+                                "%s[%d]: state covers offset %d, committed offset is %d: resuming at %d",
+                                topic,
+                                p,
+                                resume,
+                                offset,
+                                resume,
+                            )
                         self.progressed.add(p)  # commit the resume point even if no new event comes
                     offset = resume
                 if offset >= 0:
@@ -436,7 +577,12 @@ class Service:
                 starts.append(TopicPartition(topic, p, offset))
         if restored:
             loaded = sum(len(self.pipeline.partitions[p].models) for p in numbers)
-            log.info("restored %d models of partitions %s in %.2fs", loaded, numbers, time.monotonic() - started)
+            log.info(
+                "restored %d models of partitions %s in %.2fs",
+                loaded,
+                numbers,
+                time.monotonic() - started,
+            )
         return starts
 
     def _rewind(self) -> None:
@@ -459,7 +605,9 @@ class Service:
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         numbers = {tp.partition for tp in partitions}
         if self.failed or self.fatal_error is not None:
-            log.warning("revoking input partitions %s after a failure: not committing", sorted(numbers))
+            log.warning(
+                "revoking input partitions %s after a failure: not committing", sorted(numbers)
+            )
             if self.outputs is not None:
                 self.outputs.abort()
         else:
@@ -470,7 +618,9 @@ class Service:
 
     def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         numbers = {tp.partition for tp in partitions}
-        log.warning("lost input partitions %s: dropping their state without committing", sorted(numbers))
+        log.warning(
+            "lost input partitions %s: dropping their state without committing", sorted(numbers)
+        )
         if self.outputs is not None:
             self.outputs.abort()
         self._drop(numbers)
@@ -486,10 +636,18 @@ class Service:
     # -- clients ------------------------------------------------------------------------
 
     def _consumer_config(self) -> dict[str, Any]:
-        return {**consumer_config(self.settings), "error_cb": self._on_client_error, "logger": LIBRDKAFKA_LOG}
+        return {
+            **consumer_config(self.settings),
+            "error_cb": self._on_client_error,
+            "logger": LIBRDKAFKA_LOG,
+        }
 
     def _make_outputs(self) -> Outputs:
-        config = {**producer_config(self.settings), "error_cb": self._on_client_error, "logger": LIBRDKAFKA_LOG}
+        config = {
+            **producer_config(self.settings),
+            "error_cb": self._on_client_error,
+            "logger": LIBRDKAFKA_LOG,
+        }
         if self.settings.processing_guarantee is ProcessingGuarantee.exactly_once:
             return ExactlyOnceOutputs(Producer(config))
         return AtLeastOnceOutputs(Producer(config))
@@ -505,7 +663,11 @@ class Service:
             self.request_stop()
             return
         if error.code() in UNREACHABLE or error.code() in TOPIC_GONE:
-            log.log(logging.WARNING if self.connected else logging.DEBUG, "kafka: %s (not ready until this passes)", error.str())
+            log.log(
+                logging.WARNING if self.connected else logging.DEBUG,
+                "kafka: %s (not ready until this passes)",
+                error.str(),
+            )
             self.connected = False
             return
         log.warning("kafka: %s", error.str())
@@ -524,7 +686,9 @@ class Service:
         if self.consumer is not None:
             _attempt(self.consumer.close, errors)
         if self.outputs is not None and not self.failed:
-            _attempt(self.outputs.discard if errors else self.outputs.close, errors)  # a failed revoke commit is a failure
+            _attempt(
+                self.outputs.discard if errors else self.outputs.close, errors
+            )  # a failed revoke commit is a failure
         if self.http is not None:
             _attempt(self.http.stop, errors)
         if errors and not self.failed:
@@ -535,6 +699,6 @@ def _attempt(step: Callable[[], object], errors: list[Exception]) -> None:
     """Run one step of closing; an error is logged and added to `errors`, so the next steps still run."""
     try:
         step()
-    except Exception as exc:  # noqa: BLE001 - the remaining steps must still run
+    except Exception as exc:
         log.warning("while closing: %s", exc)
         errors.append(exc)

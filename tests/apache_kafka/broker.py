@@ -65,20 +65,37 @@ def fetch(quiet: bool = False) -> Path:
     partial = target / "lib.partial"
     shutil.rmtree(partial, ignore_errors=True)
     if not quiet:
-        print(f"fetching Apache Kafka {kafka_version()} from Maven Central into {lib} ...", flush=True)
+        print(
+            f"fetching Apache Kafka {kafka_version()} from Maven Central into {lib} ...", flush=True
+        )
     started = time.monotonic()
     result = subprocess.run(
-        [mvn, "-B", "--no-transfer-progress", "-f", str(POM), "dependency:copy-dependencies", f"-DoutputDirectory={partial}"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [
+            mvn,
+            "-B",
+            "--no-transfer-progress",
+            "-f",
+            str(POM),
+            "dependency:copy-dependencies",
+            f"-DoutputDirectory={partial}",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     if result.returncode != 0:
-        raise BrokerError(f"mvn could not fetch Apache Kafka (exit {result.returncode}):\n{_tail(result.stdout)}")
+        raise BrokerError(
+            f"mvn could not fetch Apache Kafka (exit {result.returncode}):\n{_tail(result.stdout)}"
+        )
     shutil.rmtree(lib, ignore_errors=True)
     partial.rename(lib)
     stamp.write_text(pom_hash + "\n")
     if not quiet:
         size = sum(jar.stat().st_size for jar in lib.iterdir())
-        print(f"fetched {len(list(lib.iterdir()))} jars, {size / 2**20:.0f} MiB, in {time.monotonic() - started:.0f}s", flush=True)
+        print(
+            f"fetched {len(list(lib.iterdir()))} jars, {size / 2**20:.0f} MiB, in {time.monotonic() - started:.0f}s",
+            flush=True,
+        )
     return lib
 
 
@@ -146,14 +163,19 @@ class ApacheKafka:
     def bootstrap_servers(self) -> str:
         return ",".join(f"127.0.0.1:{node.port}" for node in self.nodes)
 
-    def start(self, timeout_s: float = START_TIMEOUT_S) -> "ApacheKafka":
+    def start(self, timeout_s: float = START_TIMEOUT_S) -> ApacheKafka:
         """Format every node's log directory, start the JVMs, and wait until all brokers are
         registered; on failure stop everything and raise BrokerError with the logs' tails."""
         lib = fetch()
         if self.work_dir is None:
             self.work_dir, self._own_dir = Path(tempfile.mkdtemp(prefix="apache-kafka-")), True
         self.nodes = [
-            Node(node_id, free_loopback_port(), free_loopback_port(), self.work_dir / f"node-{node_id}")
+            Node(
+                node_id,
+                free_loopback_port(),
+                free_loopback_port(),
+                self.work_dir / f"node-{node_id}",
+            )
             for node_id in range(1, self.brokers + 1)
         ]
         cluster_id = random_cluster_id()
@@ -204,22 +226,44 @@ class ApacheKafka:
 
     def _java(self, lib: Path, main: str, *args: str) -> list[str]:
         return [
-            java_binary(), f"-Xmx{self.heap}", "-Xms64m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
-            "-Djava.awt.headless=true", f"-Dlog4j2.configurationFile={LOG4J_CONFIG}",
-            "-cp", str(lib / "*"), main, *args,
+            java_binary(),
+            f"-Xmx{self.heap}",
+            "-Xms64m",
+            "-XX:+UseSerialGC",
+            "-XX:TieredStopAtLevel=1",
+            "-Djava.awt.headless=true",
+            f"-Dlog4j2.configurationFile={LOG4J_CONFIG}",
+            "-cp",
+            str(lib / "*"),
+            main,
+            *args,
         ]
 
     def _format(self, lib: Path, node: Node, cluster_id: str) -> None:
-        command = self._java(lib, "kafka.tools.StorageTool", "format", "--config", str(node.properties_path), "--cluster-id", cluster_id)
-        result = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        command = self._java(
+            lib,
+            "kafka.tools.StorageTool",
+            "format",
+            "--config",
+            str(node.properties_path),
+            "--cluster-id",
+            cluster_id,
+        )
+        result = subprocess.run(
+            command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
         if result.returncode != 0:
-            raise BrokerError(f"formatting node {node.node_id}'s log directory failed (exit {result.returncode}):\n{_tail(result.stdout)}")
+            raise BrokerError(
+                f"formatting node {node.node_id}'s log directory failed (exit {result.returncode}):\n{_tail(result.stdout)}"
+            )
 
     def _launch(self, lib: Path, node: Node) -> None:
         with open(node.log_path, "ab") as output:
             node.process = subprocess.Popen(
                 self._java(lib, "kafka.Kafka", str(node.properties_path)),
-                stdout=output, stderr=subprocess.STDOUT, start_new_session=True,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
 
     def _wait_ready(self, timeout_s: float) -> None:
@@ -227,10 +271,18 @@ class ApacheKafka:
         deadline = time.monotonic() + timeout_s
         for node in self.nodes:
             if not wait_for_port("127.0.0.1", node.port, max(0.0, deadline - time.monotonic())):
-                raise BrokerError(self._failure(f"node {node.node_id} did not listen on 127.0.0.1:{node.port} within {timeout_s:.0f}s"))
+                raise BrokerError(
+                    self._failure(
+                        f"node {node.node_id} did not listen on 127.0.0.1:{node.port} within {timeout_s:.0f}s"
+                    )
+                )
         admin = AdminClient({"bootstrap.servers": self.bootstrap_servers, "log_level": 0})
         while time.monotonic() < deadline:
-            dead = [node for node in self.nodes if node.process is None or node.process.poll() is not None]
+            dead = [
+                node
+                for node in self.nodes
+                if node.process is None or node.process.poll() is not None
+            ]
             if dead:
                 raise BrokerError(self._failure(f"node {dead[0].node_id} exited"))
             try:
@@ -239,10 +291,16 @@ class ApacheKafka:
             except KafkaException:
                 pass
             time.sleep(0.2)
-        raise BrokerError(self._failure(f"the cluster did not list {self.brokers} brokers within {timeout_s:.0f}s"))
+        raise BrokerError(
+            self._failure(
+                f"the cluster did not list {self.brokers} brokers within {timeout_s:.0f}s"
+            )
+        )
 
     def _failure(self, what: str) -> str:
-        return f"Apache Kafka did not start: {what}\n" + "\n".join(node.log_tail() for node in self.nodes)
+        return f"Apache Kafka did not start: {what}\n" + "\n".join(
+            node.log_tail() for node in self.nodes
+        )
 
     def kill(self, node_id: int) -> None:
         """SIGKILL one node (fault tests); its data stays in its log directory."""
@@ -255,7 +313,11 @@ class ApacheKafka:
     def stop(self, timeout_s: float = STOP_TIMEOUT_S) -> None:
         """SIGTERM every node (a controlled shutdown), SIGKILL those still running after
         timeout_s, then remove the temporary directory."""
-        running = [node.process for node in self.nodes if node.process is not None and node.process.poll() is None]
+        running = [
+            node.process
+            for node in self.nodes
+            if node.process is not None and node.process.poll() is None
+        ]
         for process in running:
             process.send_signal(signal.SIGTERM)
         deadline = time.monotonic() + timeout_s
@@ -271,7 +333,7 @@ class ApacheKafka:
             shutil.rmtree(self.work_dir, ignore_errors=True)
             self.work_dir, self._own_dir = None, False
 
-    def __enter__(self) -> "ApacheKafka":
+    def __enter__(self) -> ApacheKafka:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -287,8 +349,11 @@ def main(argv: list[str]) -> int:
         brokers = int(argv[1]) if len(argv) > 1 else 1
         started = time.monotonic()
         with ApacheKafka(brokers=brokers) as cluster:
-            print(f"Apache Kafka {kafka_version()} ({brokers} node(s)) on {cluster.bootstrap_servers}, "
-                  f"ready in {time.monotonic() - started:.1f}s; logs in {cluster.work_dir}; Ctrl-C stops it", flush=True)
+            print(
+                f"Apache Kafka {kafka_version()} ({brokers} node(s)) on {cluster.bootstrap_servers}, "
+                f"ready in {time.monotonic() - started:.1f}s; logs in {cluster.work_dir}; Ctrl-C stops it",
+                flush=True,
+            )
             signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
             signal.sigwait({signal.SIGINT, signal.SIGTERM})
         return 0

@@ -22,8 +22,20 @@ def history(tmp_path_factory: pytest.TempPathFactory) -> History:
     files = History(folder / "events.jsonl", folder / "labels.jsonl", folder / "truth.json")
     injections = [argument for spec in INJECTIONS for argument in ("--inject", spec)]
     code = producers(
-        ["simulate", "--events", str(EVENTS), "--seed", "3", *injections,
-         "--out", str(files.events), "--labels-out", str(files.labels), "--truth", str(files.truth)]
+        [
+            "simulate",
+            "--events",
+            str(EVENTS),
+            "--seed",
+            "3",
+            *injections,
+            "--out",
+            str(files.events),
+            "--labels-out",
+            str(files.labels),
+            "--truth",
+            str(files.truth),
+        ]
     )
     assert code == 0
     return files

@@ -15,10 +15,22 @@ from tests.backtest.conftest import Backtest
 from tests.backtest.support import EVENTS, History, alert_ids, detections
 
 
-def test_the_injected_drifts_are_reported_at_their_positions(history: History, backtest: Backtest, tmp_path: Path) -> None:
+def test_the_injected_drifts_are_reported_at_their_positions(
+    history: History, backtest: Backtest, tmp_path: Path
+) -> None:
     alerts_out = tmp_path / "alerts.jsonl"
 
-    code, out, err = backtest("--file", history.events, "--labels-file", history.labels, "--truth", history.truth, "--json", "--alerts-out", alerts_out)
+    code, out, err = backtest(
+        "--file",
+        history.events,
+        "--labels-file",
+        history.labels,
+        "--truth",
+        history.truth,
+        "--json",
+        "--alerts-out",
+        alerts_out,
+    )
 
     assert code == 0, err
     result = orjson.loads(out)
@@ -28,7 +40,10 @@ def test_the_injected_drifts_are_reported_at_their_positions(history: History, b
     assert mix["start"] <= found["fraud/feature.country"][0] <= mix["start"] + 300
     score = result["runs"][0]["score"]
     assert (score["detected"], score["missed"]) == (2, 0)
-    assert [o["delay_events"] for o in score["outcomes"]] == [found["fraud/feature.amount"][0] - shift["start"], found["fraud/feature.country"][0] - mix["start"]]
+    assert [o["delay_events"] for o in score["outcomes"]] == [
+        found["fraud/feature.amount"][0] - shift["start"],
+        found["fraud/feature.country"][0] - mix["start"],
+    ]
     labels = sum(1 for _ in history.labels.open("rb"))
     assert result["events_by_topic"] == {"predictions": EVENTS, "labels": labels}
     assert result["predictions_by_model"] == {"fraud": EVENTS}
@@ -37,14 +52,20 @@ def test_the_injected_drifts_are_reported_at_their_positions(history: History, b
     assert "backtest [" in err and "100%" in err  # the progress bar
 
 
-def test_the_backtest_fires_what_the_live_pipeline_fires_on_the_same_messages(history: History, backtest: Backtest) -> None:
+def test_the_backtest_fires_what_the_live_pipeline_fires_on_the_same_messages(
+    history: History, backtest: Backtest
+) -> None:
     settings = load_settings(None)
     batches = list(FileSource(settings, history.events).batches(10 * EVENTS))
     assert len(batches) == 1
-    live = Pipeline(settings).process(batches[0].messages).alerts  # one batch: as an uninterrupted consumer would
+    live = (
+        Pipeline(settings).process(batches[0].messages).alerts
+    )  # one batch: as an uninterrupted consumer would
     live_ids = sorted(alert.id(settings.kafka.group_id) for alert in live)
 
-    first, second = (orjson.loads(backtest("--file", history.events, "--json")[1]) for _ in range(2))
+    first, second = (
+        orjson.loads(backtest("--file", history.events, "--json")[1]) for _ in range(2)
+    )
 
     assert live_ids and sorted(alert_ids(first)) == live_ids
     assert alert_ids(second) == alert_ids(first)
@@ -53,22 +74,37 @@ def test_the_backtest_fires_what_the_live_pipeline_fires_on_the_same_messages(hi
         assert alert["position"] == alert["cloudevent"]["data"]["source"]["offset"]
 
 
-def test_the_text_summary_lists_alerts_per_monitor_and_the_score(history: History, backtest: Backtest) -> None:
+def test_the_text_summary_lists_alerts_per_monitor_and_the_score(
+    history: History, backtest: Backtest
+) -> None:
     code, out, _ = backtest("--file", history.events, "--truth", history.truth)
 
     assert code == 0
     assert f"replayed {EVENTS:,} messages ({EVENTS:,} on predictions)" in out
     monitors = [line.split()[0] for line in out.splitlines() if " DETECTED " in line]
-    assert monitors == sorted(monitors) and "fraud/feature.amount" in monitors  # grouped per monitor
+    assert (
+        monitors == sorted(monitors) and "fraud/feature.amount" in monitors
+    )  # grouped per monitor
     assert "detected 2 of 2" in out
     assert "MISSED" not in out
 
 
-def test_two_configs_are_compared_side_by_side_on_the_same_events(history: History, backtest: Backtest, tmp_path: Path) -> None:
+def test_two_configs_are_compared_side_by_side_on_the_same_events(
+    history: History, backtest: Backtest, tmp_path: Path
+) -> None:
     blind = tmp_path / "blind.toml"
     blind.write_text('[detection]\ndisabled_monitors = ["feature.country"]\n')
     alerts_out = tmp_path / "alerts.jsonl"
-    args = ("--file", history.events, "--compare", blind, "--truth", history.truth, "--alerts-out", alerts_out)
+    args = (
+        "--file",
+        history.events,
+        "--compare",
+        blind,
+        "--truth",
+        history.truth,
+        "--alerts-out",
+        alerts_out,
+    )
 
     code, out, _ = backtest(*args)
     result = orjson.loads(backtest(*args, "--json")[1])
@@ -78,16 +114,23 @@ def test_two_configs_are_compared_side_by_side_on_the_same_events(history: Histo
     assert (a["detected"], b["detected"]) == (2, 1)
     assert [o["detected"] for o in b["outcomes"]] == [True, False]
     assert result["runs"][1]["config"] == str(blind)
-    side_by_side = out[out.index("== side by side =="):]
-    assert "changes detected" in side_by_side and "2 / 2" in side_by_side and "1 / 2" in side_by_side
+    side_by_side = out[out.index("== side by side ==") :]
+    assert (
+        "changes detected" in side_by_side and "2 / 2" in side_by_side and "1 / 2" in side_by_side
+    )
     row = next(line for line in side_by_side.splitlines() if "category_mix country" in line)
     assert row.split()[-1] == "MISSED" and row.split()[-2].startswith("+")
     assert alerts_out.exists() and (tmp_path / "alerts-B.jsonl").exists()
-    b_subjects = {orjson.loads(line)["subject"] for line in (tmp_path / "alerts-B.jsonl").read_bytes().splitlines()}
+    b_subjects = {
+        orjson.loads(line)["subject"]
+        for line in (tmp_path / "alerts-B.jsonl").read_bytes().splitlines()
+    }
     assert "fraud/feature.country" not in b_subjects
 
 
-def test_label_events_in_the_events_file_go_to_the_labels_topic_and_offsets_are_line_numbers(tmp_path: Path) -> None:
+def test_label_events_in_the_events_file_go_to_the_labels_topic_and_offsets_are_line_numbers(
+    tmp_path: Path,
+) -> None:
     lines = [
         b'{"model":"m","id":"1","ts":1000,"features":{"x":1.5},"prediction":1,"score":0.9}',
         b'{"model":"m","id":"1","ts":2000,"label":0}',
@@ -102,7 +145,10 @@ def test_label_events_in_the_events_file_go_to_the_labels_topic_and_offsets_are_
     [batch] = FileSource(settings, path).batches(100)
 
     assert [(m.topic(), m.offset(), m.timestamp()[1]) for m in batch.messages] == [
-        ("predictions", 0, 1000), ("labels", 1, 2000), ("predictions", 3, 2000), ("predictions", 4, 3000)
+        ("predictions", 0, 1000),
+        ("labels", 1, 2000),
+        ("predictions", 3, 2000),
+        ("predictions", 4, 3000),
     ]
     assert batch.models == ["m", "m", "", "m"]
     result = Pipeline(settings).process(batch.messages)
@@ -110,14 +156,28 @@ def test_label_events_in_the_events_file_go_to_the_labels_topic_and_offsets_are_
     assert result.events[("labels", "m")] == 1
 
 
-@pytest.mark.parametrize(("extra", "taken_whole"), [
-    (b'{"model":"fraud","id":"x","ts":"2026-11-26T06:00:00Z","label":1}', True),  # a label, its time as text
-    (b'{"model":"fraud","id":"y","ts":1764064800000,"prediction":0,"label":0}', True),  # a prediction with a label
-    (b'{"model":"fraud","id":"z","features":{"amount":1}}', False),  # no event time: the line before's
-    (b'{"model":"fraud"} {"model":"fraud"}', False),  # two objects on one line: not an event
-    (b'{"id":"w","ts":5}', False),  # no model
-])
-def test_whole_batches_read_as_line_by_line_does(history: History, extra: bytes, taken_whole: bool) -> None:
+@pytest.mark.parametrize(
+    ("extra", "taken_whole"),
+    [
+        (
+            b'{"model":"fraud","id":"x","ts":"2026-11-26T06:00:00Z","label":1}',
+            True,
+        ),  # a label, its time as text
+        (
+            b'{"model":"fraud","id":"y","ts":1764064800000,"prediction":0,"label":0}',
+            True,
+        ),  # a prediction with a label
+        (
+            b'{"model":"fraud","id":"z","features":{"amount":1}}',
+            False,
+        ),  # no event time: the line before's
+        (b'{"model":"fraud"} {"model":"fraud"}', False),  # two objects on one line: not an event
+        (b'{"id":"w","ts":5}', False),  # no model
+    ],
+)
+def test_whole_batches_read_as_line_by_line_does(
+    history: History, extra: bytes, taken_whole: bool
+) -> None:
     source = FileSource(load_settings(None), history.events)
     lines = [line for _, line in zip(range(300), history.events.open("rb"))]
     lines.insert(150, extra + b"\n")
@@ -125,7 +185,9 @@ def test_whole_batches_read_as_line_by_line_does(history: History, extra: bytes,
     whole = source._whole(lines, 7, None)
     by_line = source._line_by_line(lines, 7, None, 1)
 
-    assert len(by_line) == 301 and [record.offset() for record in by_line.messages] == list(range(7, 308))
+    assert len(by_line) == 301 and [record.offset() for record in by_line.messages] == list(
+        range(7, 308)
+    )
     if taken_whole:
         assert whole == by_line
     else:
@@ -141,25 +203,42 @@ def test_field_names_mapped_for_one_model_are_honoured_when_routing_lines(tmp_pa
     ]
     path = tmp_path / "mapped.jsonl"
     path.write_bytes(b"\n".join(lines))
-    settings = load_settings(None, models={"mapped": {"fields": {"label": "outcome", "ts": "time"}}})
+    settings = load_settings(
+        None, models={"mapped": {"fields": {"label": "outcome", "ts": "time"}}}
+    )
 
     [batch] = FileSource(settings, path).batches(100)
 
-    assert [(m.topic(), m.timestamp()[1]) for m in batch.messages] == [("labels", 5000), ("predictions", 5000), ("predictions", 5000)]
+    assert [(m.topic(), m.timestamp()[1]) for m in batch.messages] == [
+        ("labels", 5000),
+        ("predictions", 5000),
+        ("predictions", 5000),
+    ]
     assert batch.models == ["mapped", "other", ""]
 
 
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--file", "/nonexistent/events.jsonl"], "events file /nonexistent/events.jsonl does not exist"),
-        (["--file", "{events}", "--from-offset", "5"], "--from-offset applies to topics, not to --file"),
+        (
+            ["--file", "/nonexistent/events.jsonl"],
+            "events file /nonexistent/events.jsonl does not exist",
+        ),
+        (
+            ["--file", "{events}", "--from-offset", "5"],
+            "--from-offset applies to topics, not to --file",
+        ),
         (["--labels-file", "{events}"], "--labels-file needs --file"),
         (["--file", "{events}", "--truth", "{events}"], "--truth"),
-        (["--file", "{events}", "--config", "/nonexistent.toml"], "config file /nonexistent.toml does not exist"),
+        (
+            ["--file", "{events}", "--config", "/nonexistent.toml"],
+            "config file /nonexistent.toml does not exist",
+        ),
     ],
 )
-def test_usage_errors_exit_2_with_one_line(history: History, backtest: Backtest, args: list[str], message: str) -> None:
+def test_usage_errors_exit_2_with_one_line(
+    history: History, backtest: Backtest, args: list[str], message: str
+) -> None:
     code, out, err = backtest(*(arg.format(events=history.events) for arg in args))
 
     assert code == 2
@@ -167,7 +246,9 @@ def test_usage_errors_exit_2_with_one_line(history: History, backtest: Backtest,
     assert err.count("\n") == 1 and message in err
 
 
-def test_a_bad_time_is_a_usage_error(backtest: Backtest, capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_bad_time_is_a_usage_error(
+    backtest: Backtest, capsys: pytest.CaptureFixture[str]
+) -> None:
     with pytest.raises(SystemExit) as exited:
         backtest("--from-time", "yesterday")
 

@@ -25,7 +25,9 @@ class Listed:
 
     description = "a list"
 
-    def __init__(self, values: list[tuple[str, bytes]], after: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self, values: list[tuple[str, bytes]], after: Callable[[], None] | None = None
+    ) -> None:
         self.values, self.after = values, after
 
     def batches(self, size: int) -> Iterator[Batch]:
@@ -48,21 +50,28 @@ def read(source: Listed, pipelines: list[Pipeline], size: int = 50) -> tuple[Rea
 
 @FUZZ_SETTINGS
 @given(st.lists(st.tuples(st.sampled_from(TOPICS), structured_json()), max_size=60))
-def test_the_parent_gets_the_events_and_reasons_the_pipeline_decodes_itself(hostile: list[tuple[str, bytes]]) -> None:
+def test_the_parent_gets_the_events_and_reasons_the_pipeline_decodes_itself(
+    hostile: list[tuple[str, bytes]],
+) -> None:
     values = list(clean_stream()[:100]) + hostile
     pipeline = Pipeline(SETTINGS)
     _, batches = read(Listed(values), [pipeline])
 
     for start, [decoded] in zip(range(0, len(values), 50), batches):
         expected = BatchResult()
-        records = [Record(topic, 0, offset, None, value, 1000 + offset) for offset, (topic, value) in enumerate(values[start : start + 50], start=start)]
+        records = [
+            Record(topic, 0, offset, None, value, 1000 + offset)
+            for offset, (topic, value) in enumerate(values[start : start + 50], start=start)
+        ]
         assert decoded.events == pipeline.decode(records, expected)
         assert decoded.invalid == expected.invalid
     assert len(batches) == -(-len(values) // 50)
 
 
 def test_configurations_that_decode_differently_each_get_their_own_events() -> None:
-    renamed = SETTINGS.model_copy(update={"fields": SETTINGS.fields.model_copy(update={"score": "proba"})})
+    renamed = SETTINGS.model_copy(
+        update={"fields": SETTINGS.fields.model_copy(update={"score": "proba"})}
+    )
     pipelines = [Pipeline(SETTINGS), Pipeline(renamed), Pipeline(SETTINGS)]
     value = orjson.dumps({"model": "m", "ts": 5, "prediction": 1, "score": 0.25, "proba": 0.75})
 
@@ -80,7 +89,7 @@ def test_an_error_of_the_source_reaches_the_parent_as_itself() -> None:
     reader = ReadAhead(Listed([("predictions", b"{}")] * 120, after=fail), [Pipeline(SETTINGS)])
     batches = reader.batches(50)
     next(batches)
-    with pytest.raises(SourceError, match="^the cluster went away$"):
+    with pytest.raises(SourceError, match=r"^the cluster went away$"):
         next(batches)
 
 
@@ -93,11 +102,17 @@ def test_an_unexpected_error_is_reported_with_the_source() -> None:
 
 
 def test_a_reader_that_dies_is_reported_with_its_exit_code() -> None:
-    with pytest.raises(SourceError, match="stopped without a word .exit code 3."):
+    with pytest.raises(SourceError, match=r"stopped without a word .exit code 3."):
         read(Listed([("predictions", b"{}")] * 60, after=lambda: os._exit(3)), [Pipeline(SETTINGS)])
 
 
 def test_settings_without_own_fields_decode_alike() -> None:
     other: Settings = SETTINGS.model_copy(update={"batch_max_events": 10})
     assert Pipeline(SETTINGS).decodes_like(Pipeline(other))
-    assert not Pipeline(SETTINGS).decodes_like(Pipeline(SETTINGS.model_copy(update={"topics": SETTINGS.topics.model_copy(update={"labels": "x"})})))
+    assert not Pipeline(SETTINGS).decodes_like(
+        Pipeline(
+            SETTINGS.model_copy(
+                update={"topics": SETTINGS.topics.model_copy(update={"labels": "x"})}
+            )
+        )
+    )

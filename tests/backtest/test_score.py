@@ -6,16 +6,29 @@ import pytest
 
 from detector.backtest.score import Change, Detection, TruthError, changes_from_truth, score
 
-SHIFT = Change("fraud", "mean_shift", "amount", "feature.amount", start=10_000, end=15_000, length=5000, side_effects=("prediction.score",))
+SHIFT = Change(
+    "fraud",
+    "mean_shift",
+    "amount",
+    "feature.amount",
+    start=10_000,
+    end=15_000,
+    length=5000,
+    side_effects=("prediction.score",),
+)
 MIX = Change("fraud", "category_mix", "country", "feature.country", start=30_000)
 
 
 def detection(monitor: str, position: int | None, model: str = "fraud") -> Detection:
-    return Detection(model, monitor, position, f"id-{monitor}-{position}", "location", "page_hinkley")
+    return Detection(
+        model, monitor, position, f"id-{monitor}-{position}", "location", "page_hinkley"
+    )
 
 
 def test_a_detection_in_the_window_scores_its_delay_and_a_change_without_one_is_missed() -> None:
-    result = score([SHIFT, MIX], [detection("feature.amount", 10_046)], {"fraud": 50_000}, max_delay=5000)
+    result = score(
+        [SHIFT, MIX], [detection("feature.amount", 10_046)], {"fraud": 50_000}, max_delay=5000
+    )
 
     assert [(o.change, o.delay) for o in result.outcomes] == [(SHIFT, 46), (MIX, None)]
     assert (result.detected, result.missed, result.mean_delay) == (1, 1, 46)
@@ -60,13 +73,18 @@ def test_side_effects_and_repeats_inside_the_window_are_consequences() -> None:
 
     result = score([SHIFT], [repeat, effect, first, unrelated], {"fraud": 50_000}, max_delay=1000)
 
-    assert result.outcomes[0].detection == first  # the first in position order, whatever the input order
+    assert (
+        result.outcomes[0].detection == first
+    )  # the first in position order, whatever the input order
     assert [d for d, _ in result.consequences] == [effect, repeat]
     assert result.false_alarms == [unrelated]
 
 
 def test_mean_events_between_false_alarms_counts_only_events_when_no_change_is_in_effect() -> None:
-    alarms = [detection("feature.age", 1000), detection("feature.age", 40_000)]  # not side effects: false alarms
+    alarms = [
+        detection("feature.age", 1000),
+        detection("feature.age", 40_000),
+    ]  # not side effects: false alarms
 
     result = score([SHIFT, MIX], alarms, {"fraud": 50_000}, max_delay=1000)
 
@@ -91,10 +109,28 @@ def test_ground_truth_is_read_as_the_simulator_writes_it_and_bad_entries_are_nam
         "model": "fraud",
         "seed": 1,
         "injections": [
-            {"scenario": "category_mix", "target": "country", "start": 30000, "magnitude": 1.0, "length": 0,
-             "model": "fraud", "monitor": "feature.country", "end": None, "side_effects": []},
-            {"scenario": "mean_shift", "target": "amount", "start": 10000, "magnitude": 1.0, "length": 5000,
-             "model": "fraud", "monitor": "feature.amount", "end": 15000, "side_effects": ["prediction.score"]},
+            {
+                "scenario": "category_mix",
+                "target": "country",
+                "start": 30000,
+                "magnitude": 1.0,
+                "length": 0,
+                "model": "fraud",
+                "monitor": "feature.country",
+                "end": None,
+                "side_effects": [],
+            },
+            {
+                "scenario": "mean_shift",
+                "target": "amount",
+                "start": 10000,
+                "magnitude": 1.0,
+                "length": 5000,
+                "model": "fraud",
+                "monitor": "feature.amount",
+                "end": 15000,
+                "side_effects": ["prediction.score"],
+            },
         ],
     }
 

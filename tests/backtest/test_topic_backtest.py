@@ -16,7 +16,16 @@ from detector.kafka.topics import ensure_topics
 from producers.simulate import Injection, Simulator
 from tests.backtest.conftest import Backtest
 from tests.backtest.support import alert_ids, detections
-from tests.kafka_helpers import KafkaNames, ServiceThread, alerts_of, committed_offsets, create_topics, interleaved, produce, read_topic
+from tests.kafka_helpers import (
+    KafkaNames,
+    ServiceThread,
+    alerts_of,
+    committed_offsets,
+    create_topics,
+    interleaved,
+    produce,
+    read_topic,
+)
 
 pytestmark = pytest.mark.broker
 
@@ -32,17 +41,27 @@ def environment(topics: KafkaNames, monkeypatch: pytest.MonkeyPatch) -> KafkaNam
     return topics
 
 
-def test_the_live_service_and_the_backtest_raise_the_same_alerts(environment: KafkaNames, backtest: Backtest, tmp_path: Path) -> None:
+def test_the_live_service_and_the_backtest_raise_the_same_alerts(
+    environment: KafkaNames, backtest: Backtest, tmp_path: Path
+) -> None:
     topics = environment
     settings = topics.settings()
     create_topics(settings)
     streams = [
         Simulator(model="a", seed=1, injections=(Injection("mean_shift", "amount", start=4000),)),
-        Simulator(model="b", seed=2, injections=(Injection("category_mix", "country", start=5000),)),
+        Simulator(
+            model="b", seed=2, injections=(Injection("category_mix", "country", start=5000),)
+        ),
     ]
-    produced = produce(topics.bootstrap, topics.predictions, interleaved([stream.events(8000) for stream in streams]))
+    produced = produce(
+        topics.bootstrap,
+        topics.predictions,
+        interleaved([stream.events(8000) for stream in streams]),
+    )
     truth = tmp_path / "truth.json"
-    truth.write_bytes(orjson.dumps([{"model": s.model, "injections": s.ground_truth()} for s in streams]))
+    truth.write_bytes(
+        orjson.dumps([{"model": s.model, "injections": s.ground_truth()} for s in streams])
+    )
     with ServiceThread(settings) as live:
         live.wait_processed(produced)
     committed = committed_offsets(topics.bootstrap, topics.group, topics.predictions)
@@ -59,7 +78,9 @@ def test_the_live_service_and_the_backtest_raise_the_same_alerts(environment: Ka
     assert 4000 <= found["a/feature.amount"][0] < 4300
     assert 5000 <= found["b/feature.country"][0] < 5300
     assert (result["runs"][0]["score"]["detected"], result["runs"][0]["score"]["missed"]) == (2, 0)
-    assert committed_offsets(topics.bootstrap, topics.group, topics.predictions) == committed  # the live group is untouched
+    assert (
+        committed_offsets(topics.bootstrap, topics.group, topics.predictions) == committed
+    )  # the live group is untouched
 
 
 def comparable(events: list[dict[str, Any]]) -> list[Any]:
@@ -71,16 +92,33 @@ def _produce_timed(topics: KafkaNames, count: int) -> None:
     """`count` predictions and their labels, 10 ms apart, each label 5 ms after its prediction."""
     producer = Producer({"bootstrap.servers": topics.bootstrap, "linger.ms": 5})
     for i in range(count):
-        producer.produce(topics.predictions, orjson.dumps({"model": "m", "id": str(i), "score": 0.5}), b"m", timestamp=START_MS + 10 * i)
+        producer.produce(
+            topics.predictions,
+            orjson.dumps({"model": "m", "id": str(i), "score": 0.5}),
+            b"m",
+            timestamp=START_MS + 10 * i,
+        )
     for i in range(count):
-        producer.produce(topics.labels, orjson.dumps({"model": "m", "id": str(i), "label": 1}), b"m", timestamp=START_MS + 10 * i + 5)
+        producer.produce(
+            topics.labels,
+            orjson.dumps({"model": "m", "id": str(i), "label": 1}),
+            b"m",
+            timestamp=START_MS + 10 * i + 5,
+        )
     assert producer.flush(30) == 0
 
 
-def test_partitions_are_merged_by_timestamp_and_bounded_by_offsets_and_times(environment: KafkaNames, backtest: Backtest) -> None:
+def test_partitions_are_merged_by_timestamp_and_bounded_by_offsets_and_times(
+    environment: KafkaNames, backtest: Backtest
+) -> None:
     topics = environment
     settings = topics.settings()
-    ensure_topics(AdminClient(settings.kafka.client_config()), settings, [topics.predictions, topics.features, topics.labels], [])
+    ensure_topics(
+        AdminClient(settings.kafka.client_config()),
+        settings,
+        [topics.predictions, topics.features, topics.labels],
+        [],
+    )
     _produce_timed(topics, 300)
 
     merged = [m for batch in TopicSource(settings, Range()).batches(64) for m in batch.messages]
@@ -96,11 +134,19 @@ def test_partitions_are_merged_by_timestamp_and_bounded_by_offsets_and_times(env
 
     everything = {topics.predictions: 300, topics.labels: 300}
     assert replayed() == everything
-    assert replayed("--from-offset", "50", "--to-offset", "80") == {topics.predictions: 30, topics.labels: 30}
-    assert replayed("--from-time", str(START_MS + 1000), "--to-time", "2025-11-25T10:00:02Z") == {topics.predictions: 100, topics.labels: 100}
+    assert replayed("--from-offset", "50", "--to-offset", "80") == {
+        topics.predictions: 30,
+        topics.labels: 30,
+    }
+    assert replayed("--from-time", str(START_MS + 1000), "--to-time", "2025-11-25T10:00:02Z") == {
+        topics.predictions: 100,
+        topics.labels: 100,
+    }
 
 
-def test_a_missing_topic_set_is_a_clear_failure(environment: KafkaNames, backtest: Backtest) -> None:
+def test_a_missing_topic_set_is_a_clear_failure(
+    environment: KafkaNames, backtest: Backtest
+) -> None:
     code, out, err = backtest("--json")
 
     assert code == 1

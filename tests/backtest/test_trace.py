@@ -22,7 +22,11 @@ class Rebatched:
         self.source, self.size, self.description = source, size, "rebatched"
 
     def batches(self, size: int) -> Iterator[Batch]:
-        messages = [pair for batch in self.source.batches(size) for pair in zip(batch.messages, batch.models)]
+        messages = [
+            pair
+            for batch in self.source.batches(size)
+            for pair in zip(batch.messages, batch.models)
+        ]
         for start in range(0, len(messages), self.size):
             batch = Batch()
             for message, model in messages[start : start + self.size]:
@@ -45,17 +49,29 @@ def amount_series(history: History, batch: int | None = None) -> Series:
 
 def test_the_trace_covers_the_stream_and_shows_the_shift_against_the_band(history: History) -> None:
     columns = amount_series(history).columns()
-    position, raw, level, half = columns["position"], columns["raw"], columns["raw.level"], columns["raw.half"]
+    position, raw, level, half = (
+        columns["position"],
+        columns["raw"],
+        columns["raw.level"],
+        columns["raw.half"],
+    )
 
     steps = np.diff(position)
     assert (steps > 0).all() and steps.max() <= 200  # a point every 7 blocks of 16 events, no gap
-    assert 1000 < position[0] <= 2200 and position[-1] >= 23_700  # from the end of warm-up and first window
+    assert (
+        1000 < position[0] <= 2200 and position[-1] >= 23_700
+    )  # from the end of warm-up and first window
     shift = history.changes[0]
-    before, during = position < shift["start"], (position > shift["start"] + 1000) & (position < shift["end"])
+    before, during = (
+        position < shift["start"],
+        (position > shift["start"] + 1000) & (position < shift["end"]),
+    )
     assert (np.abs(raw[before] - level[before]) <= half[before]).mean() > 0.95
     assert (raw[during] > level[during] + half[during]).all()
     location = columns["location"]
-    assert (location[during] > columns["location.level"][during] + columns["location.half"][during]).all()
+    assert (
+        location[during] > columns["location.level"][during] + columns["location.half"][during]
+    ).all()
 
 
 def test_the_trace_does_not_depend_on_batch_sizes(history: History) -> None:
@@ -65,4 +81,6 @@ def test_the_trace_does_not_depend_on_batch_sizes(history: History) -> None:
         other = amount_series(history, size).columns()
         assert other.keys() == default.keys()
         for name, values in default.items():
-            np.testing.assert_allclose(other[name], values, rtol=1e-9, err_msg=f"{name} with batches of {size}")
+            np.testing.assert_allclose(
+                other[name], values, rtol=1e-9, err_msg=f"{name} with batches of {size}"
+            )

@@ -32,11 +32,16 @@ def table_rows(out: str, first_header: str) -> list[list[str]]:
     return rows
 
 
-def test_throughput_measures_core_end_to_end_and_baseline(capsys: pytest.CaptureFixture[str]) -> None:
+def test_throughput_measures_core_end_to_end_and_baseline(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     out = bench(capsys, "throughput", "--quick")
     rows = table_rows(out, "measurement")
     assert [row[0] for row in rows] == [
-        "detector core, in-process", "baseline: consume + orjson.loads", "end to end, exactly_once", "end to end, at_least_once",
+        "detector core, in-process",
+        "baseline: consume + orjson.loads",
+        "end to end, exactly_once",
+        "end to end, at_least_once",
     ]
     assert all(float(row[3].replace(",", "")) > 0 for row in rows)
 
@@ -46,10 +51,17 @@ def test_throughput_core_only_skips_the_broker(capsys: pytest.CaptureFixture[str
     assert [row[0] for row in rows] == ["detector core, in-process"]
 
 
-def test_decode_compares_msgspec_with_orjson_on_equal_events(capsys: pytest.CaptureFixture[str]) -> None:
+def test_decode_compares_msgspec_with_orjson_on_equal_events(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     out = bench(capsys, "decode", "--quick")
     rows = table_rows(out, "decoding")
-    assert [row[0].split(" ")[0] for row in rows] == ["orjson.loads", "msgspec", "streamdrift,", "streamdrift,"]
+    assert [row[0].split(" ")[0] for row in rows] == [
+        "orjson.loads",
+        "msgspec",
+        "streamdrift,",
+        "streamdrift,",
+    ]
     assert all(row[1] == "2,000" and float(row[2]) > 0 for row in rows)
     assert rows[0][4] == "1.00×"
 
@@ -60,12 +72,18 @@ def test_memory_reports_bytes_per_model_and_state_size(capsys: pytest.CaptureFix
     assert all(float(row[6]) > 0 and float(row[8]) > 0 for row in rows)
 
 
-def test_calibrate_prints_fits_budget_check_and_constants(capsys: pytest.CaptureFixture[str]) -> None:
+def test_calibrate_prints_fits_budget_check_and_constants(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     out = bench(capsys, "calibrate", "--quick")
     assert "gives river's alarms on the same 30,000 values: True" in out
     assert table_rows(out, "delta")[-1][1] == "fit"
     assert table_rows(out, "budget /M events")[0][0] == "100"
-    assert "PAGE_HINKLEY_INTERCEPTS = {0.05: " in out and "ADWIN_RATE_PER_BLOCK = " in out and "ADWIN_RATE_EXPONENT = " in out
+    assert (
+        "PAGE_HINKLEY_INTERCEPTS = {0.05: " in out
+        and "ADWIN_RATE_PER_BLOCK = " in out
+        and "ADWIN_RATE_EXPONENT = " in out
+    )
 
 
 def test_quality_covers_every_family_and_change(capsys: pytest.CaptureFixture[str]) -> None:
@@ -79,7 +97,9 @@ def test_quality_covers_every_family_and_change(capsys: pytest.CaptureFixture[st
     assert "### Targets" in out
 
 
-def test_peers_runs_streamdrift_and_labels_recorded_figures_without_installing(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+def test_peers_runs_streamdrift_and_labels_recorded_figures_without_installing(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
     out = bench(capsys, "peers", "--quick", "--no-install", "--venv", str(tmp_path / "absent"))
     tools = [row[0] for row in table_rows(out, "tool")]
     assert tools[0] == "streamdrift core (this run)"
@@ -94,7 +114,11 @@ def test_peers_data_has_the_shift_where_it_is_described(tmp_path: Path) -> None:
     data = np.load(tmp_path / "data.npz")
     names = [str(n) for n in data["names"]]
     assert len(names) == 23 and [str(n) for n in data["categorical"]] == ["c0", "c1", "c2"]
-    assert all(len(data[f"analysis.{n}"]) == sizes.analysis and len(data[f"reference.{n}"]) == sizes.reference for n in names)
+    assert all(
+        len(data[f"analysis.{n}"]) == sizes.analysis
+        and len(data[f"reference.{n}"]) == sizes.reference
+        for n in names
+    )
     shifted = data[f"analysis.{peers.SHIFTED}"]
     sd = data[f"reference.{peers.SHIFTED}"].std()
     moved = shifted[sizes.change :].mean() - shifted[: sizes.change].mean()
@@ -106,7 +130,9 @@ def test_no_sub_command_prints_help_and_exits_2(capsys: pytest.CaptureFixture[st
     assert "throughput" in capsys.readouterr().out
 
 
-def test_backtest_times_the_core_the_replay_and_the_command(capsys: pytest.CaptureFixture[str]) -> None:
+def test_backtest_times_the_core_the_replay_and_the_command(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     out = bench(capsys, "backtest", "--quick")
     rows = table_rows(out, "measurement")
     kinds = ["detector core, in-process", "backtest replay", "backtest command"]

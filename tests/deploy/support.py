@@ -69,7 +69,11 @@ def setting_path(env_name: str) -> str:
             f"{env_name} sets no setting: {'.'.join(parts[: depth + 1])} is not in detector/settings.py"
         )
         annotation = model.model_fields[part].annotation
-        model = annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
+        model = (
+            annotation
+            if isinstance(annotation, type) and issubclass(annotation, BaseModel)
+            else None
+        )
     return ".".join(parts)
 
 
@@ -97,7 +101,11 @@ def declared_sample_names() -> set[str]:
     """Every sample name detector.http.metrics.Metrics can export, series or not."""
     registry = CollectorRegistry()
     Metrics(registry)
-    return {family.name + suffix for family in registry.collect() for suffix in _SAMPLE_SUFFIXES[family.type]}
+    return {
+        family.name + suffix
+        for family in registry.collect()
+        for suffix in _SAMPLE_SUFFIXES[family.type]
+    }
 
 
 def dashboard() -> dict[str, Any]:
@@ -115,7 +123,9 @@ def dashboard_panels(board: dict[str, Any]) -> list[dict[str, Any]]:
 
 def dashboard_queries(board: dict[str, Any]) -> list[str]:
     """The PromQL expressions of every panel target."""
-    return [target["expr"] for panel in dashboard_panels(board) for target in panel.get("targets", [])]
+    return [
+        target["expr"] for panel in dashboard_panels(board) for target in panel.get("targets", [])
+    ]
 
 
 def dashboard_variable_queries(board: dict[str, Any]) -> dict[str, str]:
@@ -162,7 +172,7 @@ class PrometheusServer:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, timeout_s: float = 30) -> "PrometheusServer":
+    def start(self, timeout_s: float = 30) -> PrometheusServer:
         with self.log_path.open("wb") as log:
             self.process = subprocess.Popen(
                 [
@@ -178,7 +188,9 @@ class PrometheusServer:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise AssertionError(f"prometheus exited with {self.process.returncode}: {self.log_tail()}")
+                raise AssertionError(
+                    f"prometheus exited with {self.process.returncode}: {self.log_tail()}"
+                )
             try:
                 with urllib.request.urlopen(f"{self.url}/-/ready", timeout=2) as response:
                     if response.status == 200:
@@ -195,11 +207,15 @@ class PrometheusServer:
         """GET /api/v1/<path>; the `data` of a successful answer."""
         query = urllib.parse.urlencode(params, doseq=True)
         try:
-            with urllib.request.urlopen(f"{self.url}/api/v1/{path}?{query}", timeout=10) as response:
+            with urllib.request.urlopen(
+                f"{self.url}/api/v1/{path}?{query}", timeout=10
+            ) as response:
                 body = json.load(response)
         except urllib.error.HTTPError as error:
             body = json.load(error)
-        assert body["status"] == "success", f"prometheus /api/v1/{path} {params}: {body.get('errorType')}: {body.get('error')}"
+        assert body["status"] == "success", (
+            f"prometheus /api/v1/{path} {params}: {body.get('errorType')}: {body.get('error')}"
+        )
         return body["data"]
 
     def query(self, expression: str) -> list[dict[str, Any]]:

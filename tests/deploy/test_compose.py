@@ -53,17 +53,29 @@ def command_options(args: list[str]) -> dict[str, str | bool]:
     options: dict[str, str | bool] = {}
     for arg, following in zip(args, [*args[1:], None], strict=True):
         if arg.startswith("--"):
-            options[arg] = following if following is not None and not following.startswith("--") else True
+            options[arg] = (
+                following if following is not None and not following.startswith("--") else True
+            )
     return options
 
 
 def test_the_stack_has_every_service() -> None:
-    assert set(SERVICES) == {"kafka", "kafka-init", "detector", "producer", "prometheus", "alertmanager", "grafana"}
+    assert set(SERVICES) == {
+        "kafka",
+        "kafka-init",
+        "detector",
+        "producer",
+        "prometheus",
+        "alertmanager",
+        "grafana",
+    }
 
 
 def test_images_are_pinned_and_the_detector_is_built_from_deploy_dockerfile() -> None:
     for name, service in SERVICES.items():
-        assert PINNED_IMAGE.match(service["image"]) or "build" in service, f"{name}: image {service['image']} is not pinned to a version"
+        assert PINNED_IMAGE.match(service["image"]) or "build" in service, (
+            f"{name}: image {service['image']} is not pinned to a version"
+        )
     for name in ("detector", "producer"):
         build = SERVICES[name]["build"]
         assert (REPO / build["context"] / build["dockerfile"]).is_file()
@@ -116,18 +128,35 @@ def test_kafka_init_creates_the_topics_of_the_detector_defaults(tmp_path: Path) 
     stub = tmp_path / "kafka-topics.sh"
     stub.write_text(f'#!/bin/sh\necho "$@" >> {record}\n')
     stub.chmod(0o755)
-    script = service["command"][0].replace("$$", "$").replace("/opt/kafka/bin/kafka-topics.sh", str(stub))
-    subprocess.run([*service["entrypoint"], script], env=service["environment"], check=True, timeout=30)
+    script = (
+        service["command"][0]
+        .replace("$$", "$")
+        .replace("/opt/kafka/bin/kafka-topics.sh", str(stub))
+    )
+    subprocess.run(
+        [*service["entrypoint"], script], env=service["environment"], check=True, timeout=30
+    )
     calls = {}
     for line in record.read_text().splitlines():
         options = command_options(shlex.split(line))
         assert options.get("--create") is True and options.get("--if-not-exists") is True, line
         calls[options["--topic"]] = options
     detector = SERVICES["detector"]["environment"]
-    settings = settings_from_environment(detector, config_file=host_path("detector", detector["STREAMDRIFT_CONFIG"]))
+    settings = settings_from_environment(
+        detector, config_file=host_path("detector", detector["STREAMDRIFT_CONFIG"])
+    )
     topics, state = settings.topics, settings.state_topic()
-    assert set(calls) == {topics.predictions, topics.features, topics.labels, topics.alerts, topics.dlq, state}
-    assert {options["--partitions"] for options in calls.values()} == {service["environment"]["PARTITIONS"]}
+    assert set(calls) == {
+        topics.predictions,
+        topics.features,
+        topics.labels,
+        topics.alerts,
+        topics.dlq,
+        state,
+    }
+    assert {options["--partitions"] for options in calls.values()} == {
+        service["environment"]["PARTITIONS"]
+    }
     assert calls[state].get("--config") == "cleanup.policy=compact"
     assert all(options["--bootstrap-server"] == "kafka:19092" for options in calls.values())
 
@@ -171,9 +200,18 @@ def test_the_demo_producer_command_runs(tmp_path: Path) -> None:
     assert producer["image"] == SERVICES["detector"]["image"]
     assert producer["entrypoint"] == ["python", "-m", "producers"]
     assert "--bootstrap-servers=kafka:19092" in producer["command"]
-    to_file = ["--events=3000", "--rate=0", f"--out={tmp_path / 'predictions'}", f"--truth={tmp_path / 'truth'}"]
+    to_file = [
+        "--events=3000",
+        "--rate=0",
+        f"--out={tmp_path / 'predictions'}",
+        f"--truth={tmp_path / 'truth'}",
+    ]
     result = subprocess.run(
-        [sys.executable, *producer["entrypoint"][1:], *producer["command"], *to_file], cwd=REPO, capture_output=True, text=True, timeout=60
+        [sys.executable, *producer["entrypoint"][1:], *producer["command"], *to_file],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 0, result.stderr
     assert len((tmp_path / "predictions").read_text().splitlines()) == 3000

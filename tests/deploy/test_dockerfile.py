@@ -79,7 +79,9 @@ def context_includes(path: str) -> bool:
             continue
         negated = pattern.startswith("!")
         pattern = pattern.lstrip("!").rstrip("/")
-        if fnmatch.fnmatch(path, pattern) or any(fnmatch.fnmatch(parent, pattern) for parent in Path(path).parents if str(parent) != "."):
+        if fnmatch.fnmatch(path, pattern) or any(
+            fnmatch.fnmatch(parent, pattern) for parent in Path(path).parents if str(parent) != "."
+        ):
             included = negated
     return included
 
@@ -90,25 +92,35 @@ def packages() -> set[str]:
     return {
         child.name
         for child in REPO.iterdir()
-        if (child / "__init__.py").is_file() and any(fnmatch.fnmatch(child.name, p) for p in patterns)
+        if (child / "__init__.py").is_file()
+        and any(fnmatch.fnmatch(child.name, p) for p in patterns)
     }
 
 
 def test_two_stages_on_the_same_pinned_slim_python() -> None:
     assert len(STAGES) == 2
     images = {stage[0].argument.split()[0] for stage in STAGES}
-    assert len(images) == 1, "the virtual environment is copied between stages: both need the same interpreter"
+    assert len(images) == 1, (
+        "the virtual environment is copied between stages: both need the same interpreter"
+    )
     image = images.pop()
-    assert re.fullmatch(r"python:3\.11\.\d+-slim(-\w+)?", image), f"{image} is not a pinned slim Python 3.11"
+    assert re.fullmatch(r"python:3\.11\.\d+-slim(-\w+)?", image), (
+        f"{image} is not a pinned slim Python 3.11"
+    )
 
 
 def test_the_image_runs_as_a_non_root_user() -> None:
     user = only(FINAL, "USER").argument.split(":")[0]
     assert user not in {"root", "0"}
-    assert any(i.keyword == "RUN" and "useradd" in i.argument and f"--uid {user}" in i.argument for i in FINAL)
+    assert any(
+        i.keyword == "RUN" and "useradd" in i.argument and f"--uid {user}" in i.argument
+        for i in FINAL
+    )
 
 
-def test_the_entrypoint_is_the_console_script_and_the_command_runs_the_detector(capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_entrypoint_is_the_console_script_and_the_command_runs_the_detector(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     assert only(FINAL, "ENTRYPOINT").exec_form() == ["streamdrift"]
     assert "streamdrift" in PYPROJECT["project"]["scripts"]
     command = only(FINAL, "CMD").exec_form()
@@ -119,7 +131,9 @@ def test_the_entrypoint_is_the_console_script_and_the_command_runs_the_detector(
 
 
 def test_the_final_stage_gets_the_virtual_environment_of_the_build_stage_on_its_path() -> None:
-    venv = next(i.argument.split()[-1] for i in BUILD if i.keyword == "RUN" and "-m venv" in i.argument)
+    venv = next(
+        i.argument.split()[-1] for i in BUILD if i.keyword == "RUN" and "-m venv" in i.argument
+    )
     copy = only(FINAL, "COPY").argument.split()
     assert copy == [f"--from={BUILD[0].argument.split()[-1]}", venv, venv]
     env = " ".join(i.argument for i in FINAL if i.keyword == "ENV")
@@ -141,7 +155,9 @@ def test_the_build_context_holds_what_pip_install_needs() -> None:
     assert needed <= set(copied), f"the build stage does not copy {sorted(needed - set(copied))}"
     for source in copied:
         assert (REPO / source).exists(), f"COPY {source}: no such file in the repository"
-        assert context_includes(source), f"COPY {source}: excluded by deploy/Dockerfile.dockerignore"
+        assert context_includes(source), (
+            f"COPY {source}: excluded by deploy/Dockerfile.dockerignore"
+        )
     for unwanted in (".venv", "tests", ".git", "detector/__pycache__"):
         assert not context_includes(unwanted), f"{unwanted} would be sent to the Docker daemon"
 
@@ -150,7 +166,11 @@ def test_the_copied_sources_import_on_their_own(tmp_path: Path) -> None:
     """Every module of the packages imports from a tree holding only what the image copies."""
     for sources, destination in copies(BUILD):
         for source in sources:
-            target = tmp_path / destination.lstrip("./") / (Path(source).name if destination.endswith("/") else "")
+            target = (
+                tmp_path
+                / destination.lstrip("./")
+                / (Path(source).name if destination.endswith("/") else "")
+            )
             if (REPO / source).is_dir():
                 shutil.copytree(REPO / source, target, ignore=shutil.ignore_patterns("__pycache__"))
             else:
@@ -168,7 +188,9 @@ def test_the_copied_sources_import_on_their_own(tmp_path: Path) -> None:
     )
     env = {**os.environ, "PYTHONPATH": str(tmp_path), "PYTHONDONTWRITEBYTECODE": "1"}
     command = [sys.executable, "-c", script, str(tmp_path), *sorted(packages())]
-    result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stderr[-3000:]
 
 
@@ -176,4 +198,6 @@ def test_the_build_stage_installs_with_the_constraints_ci_tests() -> None:
     copied = {source for sources, _ in copies(BUILD) for source in sources}
     assert "constraints.txt" in copied and context_includes("constraints.txt")
     installs = [i.argument for i in BUILD if i.keyword == "RUN" and "pip install" in i.argument]
-    assert installs and all(re.search(r"pip install (.* )?-c constraints\.txt ", command) for command in installs), installs
+    assert installs and all(
+        re.search(r"pip install (.* )?-c constraints\.txt ", command) for command in installs
+    ), installs

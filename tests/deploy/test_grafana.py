@@ -38,14 +38,21 @@ def test_panels_have_unique_ids_and_do_not_overlap_on_the_grid() -> None:
 
 def test_every_query_uses_the_datasource_variable_and_defined_variables() -> None:
     defined = {v["name"] for v in BOARD["templating"]["list"]} | GRAFANA_VARIABLES
-    assert next(v for v in BOARD["templating"]["list"] if v["name"] == "datasource")["query"] == "prometheus"
+    assert (
+        next(v for v in BOARD["templating"]["list"] if v["name"] == "datasource")["query"]
+        == "prometheus"
+    )
     for panel in PANELS:
         assert panel["targets"], f"{panel['title']} has no query"
         assert len({t["refId"] for t in panel["targets"]}) == len(panel["targets"])
         for target in [panel, *panel["targets"]]:
-            assert target["datasource"] == {"type": "prometheus", "uid": "${datasource}"}, panel["title"]
+            assert target["datasource"] == {"type": "prometheus", "uid": "${datasource}"}, panel[
+                "title"
+            ]
         for target in panel["targets"]:
-            assert set(VARIABLE.findall(target["expr"])) <= defined, f"{panel['title']}: undefined variable in {target['expr']}"
+            assert set(VARIABLE.findall(target["expr"])) <= defined, (
+                f"{panel['title']}: undefined variable in {target['expr']}"
+            )
 
 
 def test_the_dashboard_draws_what_the_issue_asks_for() -> None:
@@ -68,7 +75,9 @@ def test_every_queried_metric_is_declared_or_pending() -> None:
     declared = declared_sample_names()
     queried = dashboard_metrics(BOARD)
     undeclared = queried - declared - PENDING_METRICS
-    assert not undeclared, f"the dashboard queries metrics detector/http/metrics.py does not declare: {sorted(undeclared)}"
+    assert not undeclared, (
+        f"the dashboard queries metrics detector/http/metrics.py does not declare: {sorted(undeclared)}"
+    )
 
 
 def test_pending_metrics_are_still_pending_and_still_queried() -> None:
@@ -78,4 +87,6 @@ def test_pending_metrics_are_still_pending_and_still_queried() -> None:
         "tests/deploy/support.py, so that the live /metrics check covers them"
     )
     unused = PENDING_METRICS - dashboard_metrics(BOARD)
-    assert not unused, f"PENDING_METRICS lists metrics the dashboard does not query: {sorted(unused)}"
+    assert not unused, (
+        f"PENDING_METRICS lists metrics the dashboard does not query: {sorted(unused)}"
+    )

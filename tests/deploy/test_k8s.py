@@ -45,28 +45,43 @@ def sidecar_environment() -> dict[str, str]:
             env[variable["name"]] = variable["value"]
         else:
             ref = variable["valueFrom"]["secretKeyRef"]
-            assert ref["name"] == secret["metadata"]["name"], f"{variable['name']} refers to an unknown Secret"
+            assert ref["name"] == secret["metadata"]["name"], (
+                f"{variable['name']} refers to an unknown Secret"
+            )
             env[variable["name"]] = secret["stringData"][ref["key"]]
     return env
 
 
 def test_the_example_has_the_expected_objects_and_a_kustomization_listing_them() -> None:
-    assert sorted(doc["kind"] for docs in OBJECTS.values() for doc in docs) == ["ConfigMap", "Deployment", "Kustomization", "Secret"]
+    assert sorted(doc["kind"] for docs in OBJECTS.values() for doc in docs) == [
+        "ConfigMap",
+        "Deployment",
+        "Kustomization",
+        "Secret",
+    ]
     kustomization = BY_KIND["Kustomization"]
-    assert sorted(kustomization["resources"]) == sorted(name for name in OBJECTS if name != "kustomization.yaml")
+    assert sorted(kustomization["resources"]) == sorted(
+        name for name in OBJECTS if name != "kustomization.yaml"
+    )
 
 
 def test_the_detector_runs_as_a_sidecar_of_the_inference_container() -> None:
     assert len(CONTAINERS) == 2 and "model" in CONTAINERS
     assert SIDECAR["args"][:1] == ["run"]
-    assert DEPLOYMENT["spec"]["selector"]["matchLabels"].items() <= POD["metadata"]["labels"].items()
+    assert (
+        DEPLOYMENT["spec"]["selector"]["matchLabels"].items() <= POD["metadata"]["labels"].items()
+    )
 
 
 def test_the_sidecar_config_and_secrets_load_into_the_settings(tmp_path: Path) -> None:
     settings = settings_from_environment(sidecar_environment(), config_file=config_file(tmp_path))
     password = settings.kafka.secrets["sasl.password"].get_secret_value()
     client = settings.kafka.client_config()
-    assert client["security.protocol"] == "SASL_SSL" and client["sasl.username"] and client["sasl.password"] == password
+    assert (
+        client["security.protocol"] == "SASL_SSL"
+        and client["sasl.username"]
+        and client["sasl.password"] == password
+    )
     assert password not in json.dumps(settings.redacted()), "the password would be logged"
     assert named_port(SIDECAR, "metrics") == settings.metrics.port
 
@@ -87,4 +102,6 @@ def test_the_sidecar_runs_unprivileged() -> None:
     assert POD["spec"]["securityContext"]["runAsNonRoot"] is True
     context = SIDECAR["securityContext"]
     assert context["runAsUser"] != 0 and context["readOnlyRootFilesystem"] is True
-    assert context["allowPrivilegeEscalation"] is False and context["capabilities"]["drop"] == ["ALL"]
+    assert context["allowPrivilegeEscalation"] is False and context["capabilities"]["drop"] == [
+        "ALL"
+    ]

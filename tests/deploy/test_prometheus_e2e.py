@@ -15,7 +15,7 @@ import urllib.request
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -73,7 +73,10 @@ def scrape_config(metrics_target: str) -> dict[str, Any]:
 def rules_evaluated_since(prometheus: PrometheusServer, moment: float) -> bool:
     """Whether every rule group was evaluated after `moment` (Unix seconds)."""
     groups = prometheus.api("rules")["groups"]
-    evaluated = [datetime.fromisoformat(g["lastEvaluation"][:19]).replace(tzinfo=timezone.utc).timestamp() for g in groups]
+    evaluated = [
+        datetime.fromisoformat(g["lastEvaluation"][:19]).replace(tzinfo=UTC).timestamp()
+        for g in groups
+    ]
     return bool(evaluated) and min(evaluated) > moment + 1
 
 
@@ -82,35 +85,62 @@ def firing_alerts(prometheus: PrometheusServer) -> list[dict[str, Any]]:
 
 
 @pytest.fixture(scope="module")
-def stack(bootstrap: str, prometheus_tools: PrometheusTools, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def stack(
+    bootstrap: str, prometheus_tools: PrometheusTools, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Stack]:
     names = KafkaNames(bootstrap=bootstrap, suffix=uuid.uuid4().hex[:10])
     # Labels for 80% of the predictions, 5 s of event time later; the rest expire after 20 s, so
     # that every label-join series exists too.
     simulator = Simulator(
-        model=MODEL, seed=5, label_delay_ms=5000, label_coverage=0.8,
+        model=MODEL,
+        seed=5,
+        label_delay_ms=5000,
+        label_coverage=0.8,
         injections=(Injection("mean_shift", "amount", start=WARMUP_EVENTS),),
     )
     warmup = simulator.batch(WARMUP_EVENTS)
     produce(bootstrap, names.predictions, [*warmup.predictions, *INVALID], key=MODEL)
     produce(bootstrap, names.labels, warmup.labels, key=MODEL)
-    settings = names.settings(metrics={"host": "127.0.0.1"}, models={MODEL: {"label_ttl_seconds": 20}})
+    settings = names.settings(
+        metrics={"host": "127.0.0.1"}, models={MODEL: {"label_ttl_seconds": 20}}
+    )
     detector = ServiceThread(settings).start()
     prometheus = None
     try:
         detector.wait_processed(WARMUP_EVENTS + len(warmup.labels))
         target = f"127.0.0.1:{detector.service.metrics_port}"
-        prometheus = PrometheusServer(prometheus_tools.prometheus, scrape_config(target), tmp_path_factory.mktemp("prometheus"))
+        prometheus = PrometheusServer(
+            prometheus_tools.prometheus,
+            scrape_config(target),
+            tmp_path_factory.mktemp("prometheus"),
+        )
         prometheus.start()
-        wait_until(lambda: bool(prometheus.query(f'streamdrift_events_total{{model="{MODEL}"}}')), 30, "the first scrape")
-        wait_until(lambda: bool(prometheus.query("streamdrift_drift_active")), 30, "the drift gauges in Prometheus")
+        wait_until(
+            lambda: bool(prometheus.query(f'streamdrift_events_total{{model="{MODEL}"}}')),
+            30,
+            "the first scrape",
+        )
+        wait_until(
+            lambda: bool(prometheus.query("streamdrift_drift_active")),
+            30,
+            "the drift gauges in Prometheus",
+        )
         seen = time.time()
-        wait_until(lambda: rules_evaluated_since(prometheus, seen), 30, "a rule evaluation over the gauges")
+        wait_until(
+            lambda: rules_evaluated_since(prometheus, seen), 30, "a rule evaluation over the gauges"
+        )
         firing_before = {alert["labels"]["alertname"] for alert in firing_alerts(prometheus)}
         drift = simulator.batch(DRIFT_EVENTS)
         produce(bootstrap, names.predictions, drift.predictions, key=MODEL)
         produce(bootstrap, names.labels, drift.labels, key=MODEL)
-        detector.wait_processed(WARMUP_EVENTS + DRIFT_EVENTS + len(warmup.labels) + len(drift.labels))
-        wait_until(lambda: bool(prometheus.query("streamdrift_drift_active == 1")), 30, "the drift in Prometheus")
+        detector.wait_processed(
+            WARMUP_EVENTS + DRIFT_EVENTS + len(warmup.labels) + len(drift.labels)
+        )
+        wait_until(
+            lambda: bool(prometheus.query("streamdrift_drift_active == 1")),
+            30,
+            "the drift in Prometheus",
+        )
         yield Stack(detector, prometheus, f"http://{target}/metrics", firing_before)
     finally:
         if prometheus is not None:
@@ -121,8 +151,12 @@ def stack(bootstrap: str, prometheus_tools: PrometheusTools, tmp_path_factory: p
 def test_prometheus_scrapes_the_detector_with_the_projects_scrape_config(stack: Stack) -> None:
     up = stack.prometheus.query('up{job="streamdrift"}')
     assert [series["value"][1] for series in up] == ["1"]
-    assert up[0]["metric"]["environment"] == "compose", "the static labels of deploy/prometheus/prometheus.yml"
-    events = stack.prometheus.query(f'sum(streamdrift_events_total{{model="{MODEL}",topic=~"predictions-.*"}})')
+    assert up[0]["metric"]["environment"] == "compose", (
+        "the static labels of deploy/prometheus/prometheus.yml"
+    )
+    events = stack.prometheus.query(
+        f'sum(streamdrift_events_total{{model="{MODEL}",topic=~"predictions-.*"}})'
+    )
     assert float(events[0]["value"][1]) == WARMUP_EVENTS + DRIFT_EVENTS
     invalid = stack.prometheus.query("sum(streamdrift_events_invalid_total)")
     assert float(invalid[0]["value"][1]) == len(INVALID)
@@ -134,32 +168,56 @@ def test_the_drift_alert_fires_after_the_injected_drift(stack: Stack) -> None:
     def drift_alerts() -> dict[str, dict[str, str]]:
         """monitor -> labels of the firing StreamdriftDriftActive alerts."""
         firing = [alert["labels"] for alert in firing_alerts(stack.prometheus)]
-        return {labels["monitor"]: labels for labels in firing if labels["alertname"] == "StreamdriftDriftActive"}
+        return {
+            labels["monitor"]: labels
+            for labels in firing
+            if labels["alertname"] == "StreamdriftDriftActive"
+        }
 
     # The shift of `amount` moves the score too (a side effect): look for the feature's alert.
-    wait_until(lambda: "feature.amount" in drift_alerts(), 30, "StreamdriftDriftActive to fire for feature.amount")
+    wait_until(
+        lambda: "feature.amount" in drift_alerts(),
+        30,
+        "StreamdriftDriftActive to fire for feature.amount",
+    )
     labels = drift_alerts()["feature.amount"]
     assert (labels["model"], labels["severity"]) == (MODEL, "warning")
     assert "instance" not in labels, "the alert must survive a partition moving to another replica"
 
 
-def test_prometheus_loaded_every_rule_of_the_rules_file_and_evaluates_them_without_error(stack: Stack) -> None:
+def test_prometheus_loaded_every_rule_of_the_rules_file_and_evaluates_them_without_error(
+    stack: Stack,
+) -> None:
     groups = stack.prometheus.api("rules")["groups"]
     assert {g["file"] for g in groups} == {str(PROMETHEUS_DIR / "rules.yml")}
     loaded = {rule["name"]: rule for group in groups for rule in group["rules"]}
-    expected = {rule["alert"] for group in load_yaml(PROMETHEUS_DIR / "rules.yml")["groups"] for rule in group["rules"]}
+    expected = {
+        rule["alert"]
+        for group in load_yaml(PROMETHEUS_DIR / "rules.yml")["groups"]
+        for rule in group["rules"]
+    }
     assert set(loaded) == expected
-    errors = {name: rule.get("lastError") for name, rule in loaded.items() if rule["health"] != "ok"}
+    errors = {
+        name: rule.get("lastError") for name, rule in loaded.items() if rule["health"] != "ok"
+    }
     assert not errors, f"rules failing to evaluate: {errors}"
 
 
 def test_every_metric_the_dashboard_queries_is_in_the_live_metrics(stack: Stack) -> None:
-    live = {sample.name for family in text_string_to_metric_families(stack.scrape()) for sample in family.samples}
+    live = {
+        sample.name
+        for family in text_string_to_metric_families(stack.scrape())
+        for sample in family.samples
+    }
     queried = dashboard_metrics(dashboard())
     missing = queried - live - PENDING_METRICS
-    assert not missing, f"the dashboard queries series the running detector does not export: {sorted(missing)}"
+    assert not missing, (
+        f"the dashboard queries series the running detector does not export: {sorted(missing)}"
+    )
     arrived = PENDING_METRICS & live
-    assert not arrived, f"{sorted(arrived)} are exported now: remove them from PENDING_METRICS in tests/deploy/support.py"
+    assert not arrived, (
+        f"{sorted(arrived)} are exported now: remove them from PENDING_METRICS in tests/deploy/support.py"
+    )
 
 
 def as_promql(grafana_expression: str) -> str:
@@ -176,7 +234,11 @@ def test_every_dashboard_query_evaluates_and_finds_data_in_prometheus(stack: Sta
         if metric_names(expression) & PENDING_METRICS:
             stack.prometheus.query(promql)  # no data yet, but Prometheus must accept the query
         else:  # a rate needs two scrapes in its window: allow a few seconds
-            wait_until(lambda promql=promql: bool(stack.prometheus.query(promql)), 10, f"data for the dashboard query {expression}")
+            wait_until(
+                lambda promql=promql: bool(stack.prometheus.query(promql)),
+                10,
+                f"data for the dashboard query {expression}",
+            )
     for name, definition in dashboard_variable_queries(board).items():
         selector, label = definition.removeprefix("label_values(").removesuffix(")").rsplit(", ", 1)
         series = stack.prometheus.api("series", **{"match[]": as_promql(selector)})

@@ -10,9 +10,17 @@ from typing import Any
 import numpy as np
 import orjson
 import pytest
+
 from detector.core.pipeline import Pipeline
 from tests.fakes import FakeMessage
-from tests.kafka_helpers import KafkaNames, ServiceThread, alerts_of, create_topics, produce, read_topic
+from tests.kafka_helpers import (
+    KafkaNames,
+    ServiceThread,
+    alerts_of,
+    create_topics,
+    produce,
+    read_topic,
+)
 
 pytestmark = pytest.mark.broker
 
@@ -35,9 +43,22 @@ def traffic() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     for i in range(EVENTS):
         ts = START_MS + i * STEP_MS
         prediction = int(rng.random() < 0.3)
-        predictions.append({"model": "m", "id": f"r{i}", "ts": ts, "prediction": prediction, "score": 0.8 if prediction else 0.2})
+        predictions.append(
+            {
+                "model": "m",
+                "id": f"r{i}",
+                "ts": ts,
+                "prediction": prediction,
+                "score": 0.8 if prediction else 0.2,
+            }
+        )
         right = rng.random() < (0.9 if i < EVENTS // 2 else 0.65)
-        label = {"model": "m", "id": f"r{i}", "ts": ts + LABEL_DELAY_EVENTS * STEP_MS, "label": prediction if right else 1 - prediction}
+        label = {
+            "model": "m",
+            "id": f"r{i}",
+            "ts": ts + LABEL_DELAY_EVENTS * STEP_MS,
+            "label": prediction if right else 1 - prediction,
+        }
         if i >= SLOW_FROM:
             label["note"] = PADDING
         labels.append(label)
@@ -45,16 +66,27 @@ def traffic() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
 
 
 def merged_by_timestamp(
-    topics: KafkaNames, partition: int, predictions: list[dict[str, Any]], labels: list[dict[str, Any]]
+    topics: KafkaNames,
+    partition: int,
+    predictions: list[dict[str, Any]],
+    labels: list[dict[str, Any]],
 ) -> list[FakeMessage]:
     """The messages as the backtest reads them: by timestamp, ties by topic (predictions first)."""
-    keyed = [(event["ts"], 0, offset, topics.predictions, event) for offset, event in enumerate(predictions)]
+    keyed = [
+        (event["ts"], 0, offset, topics.predictions, event)
+        for offset, event in enumerate(predictions)
+    ]
     keyed += [(event["ts"], 2, offset, topics.labels, event) for offset, event in enumerate(labels)]
     keyed.sort(key=lambda k: k[:3])
-    return [FakeMessage(topic, partition, offset, orjson.dumps(event), b"m", timestamp_ms=ts) for ts, _, offset, topic, event in keyed]
+    return [
+        FakeMessage(topic, partition, offset, orjson.dumps(event), b"m", timestamp_ms=ts)
+        for ts, _, offset, topic, event in keyed
+    ]
 
 
-def test_labels_read_behind_their_predictions_are_joined_as_in_timestamp_order(topics: KafkaNames) -> None:
+def test_labels_read_behind_their_predictions_are_joined_as_in_timestamp_order(
+    topics: KafkaNames,
+) -> None:
     predictions, labels = traffic()
     settings = topics.settings(kafka={"properties": {"max.partition.fetch.bytes": FETCH_BYTES}})
     create_topics(settings)
@@ -63,17 +95,23 @@ def test_labels_read_behind_their_predictions_are_joined_as_in_timestamp_order(t
 
     pipeline = Pipeline(settings)
     expected = []
-    partition = read_topic(topics.bootstrap, topics.predictions, expect=1)[0].partition()  # the model's, by its key
+    partition = read_topic(topics.bootstrap, topics.predictions, expect=1)[
+        0
+    ].partition()  # the model's, by its key
     merged = merged_by_timestamp(topics, partition, predictions, labels)
     for start in range(0, len(merged), settings.batch_max_events):
         expected += pipeline.process(merged[start : start + settings.batch_max_events]).alerts
     expected_ids = sorted(alert.id(settings.kafka.group_id) for alert in expected)
-    assert any(alert.monitor == "performance.error" for alert in expected)  # the drift is there to be caught
+    assert any(
+        alert.monitor == "performance.error" for alert in expected
+    )  # the drift is there to be caught
     assert not any(alert.monitor == "quality.labels" for alert in expected)
 
     with ServiceThread(settings) as detector:
         detector.wait_processed(2 * EVENTS, timeout_s=120)
         read_topic(topics.bootstrap, topics.alerts, expect=len(expected_ids), timeout_s=60)
         alerts = alerts_of(read_topic(topics.bootstrap, topics.alerts, idle_s=2))  # and any more
-    assert not [a for a in alerts if a["data"]["monitor"] == "quality.labels"], [(a["type"], a["data"]["monitor"]) for a in alerts]
+    assert not [a for a in alerts if a["data"]["monitor"] == "quality.labels"], [
+        (a["type"], a["data"]["monitor"]) for a in alerts
+    ]
     assert sorted(a["id"] for a in alerts) == expected_ids

@@ -20,14 +20,29 @@ EXPECTED = {  # injected drift -> the monitor that must detect it
     ("shuttle", "incremental_shift f1"): "feature.f1",
     ("shuttle", "latency_creep"): "prediction.latency",
 }
-SUMMARY_ROW = re.compile(r"^  (\w+)\s+(\w+(?: \w+)?) @\d+\S*(?: \(ramp \d+\))?\s+(\S+)\s+(\S+/\S+)\s+(\d+)\s+\+(\d+)$", re.MULTILINE)
+SUMMARY_ROW = re.compile(
+    r"^  (\w+)\s+(\w+(?: \w+)?) @\d+\S*(?: \(ramp \d+\))?\s+(\S+)\s+(\S+/\S+)\s+(\d+)\s+\+(\d+)$",
+    re.MULTILINE,
+)
 
 
 def test_demo_detects_every_injected_drift_and_exits_zero() -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("STREAMDRIFT_")}
     result = subprocess.run(
-        [sys.executable, "-m", "detector.commands.cli", "demo", "--events", "16000", "--rate", "6000"],
-        env=env, capture_output=True, text=True, timeout=180,
+        [
+            sys.executable,
+            "-m",
+            "detector.commands.cli",
+            "demo",
+            "--events",
+            "16000",
+            "--rate",
+            "6000",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
     )
     out = result.stdout
     assert result.returncode == 0, out + result.stderr
@@ -36,14 +51,26 @@ def test_demo_detects_every_injected_drift_and_exits_zero() -> None:
     assert not broker_processes_on(int(port[1])), "the demo left its broker running"
 
     assert "event  model/monitor" in out  # the live table's header
-    assert re.search(r"^\s+\d+  fraud/feature\.amount\s+DETECTED .* mean_shift amount @\d+\.\.\d+ \(\+\d+\)$", out, re.MULTILINE)
-    assert re.search(r"^\s+\d+  fraud/feature\.amount\s+RESOLVED .* returned_to_reference$", out, re.MULTILINE)
+    assert re.search(
+        r"^\s+\d+  fraud/feature\.amount\s+DETECTED .* mean_shift amount @\d+\.\.\d+ \(\+\d+\)$",
+        out,
+        re.MULTILINE,
+    )
+    assert re.search(
+        r"^\s+\d+  fraud/feature\.amount\s+RESOLVED .* returned_to_reference$", out, re.MULTILINE
+    )
     assert "[########################] 100%" in out  # the progress indicator reached the end
 
-    detected = {(model, injected): (monitor, int(delay)) for model, injected, monitor, _, _, delay in SUMMARY_ROW.findall(out)}
+    detected = {
+        (model, injected): (monitor, int(delay))
+        for model, injected, monitor, _, _, delay in SUMMARY_ROW.findall(out)
+    }
     assert {key: monitor for key, (monitor, _) in detected.items()} == EXPECTED, out
     # Labels come 500 events after their predictions: the concept drift is seen later than the rest.
-    assert all(delay < (3000 if monitor.startswith("performance.") else 1500) for monitor, delay in detected.values()), out
+    assert all(
+        delay < (3000 if monitor.startswith("performance.") else 1500)
+        for monitor, delay in detected.values()
+    ), out
     assert "unexpected alerts (false alarms): 0" in out
     assert "UNEXPECTED" not in out
     assert "all 6 injected drifts detected" in out

@@ -11,7 +11,15 @@ import pytest
 
 from producers.scenarios import Injection
 from producers.simulate import Simulator
-from tests.kafka_helpers import KafkaNames, ServiceThread, alerts_of, create_topics, produce, read_topic, wait_until
+from tests.kafka_helpers import (
+    KafkaNames,
+    ServiceThread,
+    alerts_of,
+    create_topics,
+    produce,
+    read_topic,
+    wait_until,
+)
 
 pytestmark = pytest.mark.broker
 
@@ -27,8 +35,15 @@ def metric(text: str, name: str, model: str = "m") -> float:
     return float(match.group(1))
 
 
-def test_concept_drift_is_caught_by_the_error_monitor_and_not_by_feature_monitors(topics: KafkaNames) -> None:
-    simulator = Simulator(model="fraud", seed=5, label_delay_ms=30_000, injections=(Injection("concept_drift", "", start=7000, magnitude=0.3),))
+def test_concept_drift_is_caught_by_the_error_monitor_and_not_by_feature_monitors(
+    topics: KafkaNames,
+) -> None:
+    simulator = Simulator(
+        model="fraud",
+        seed=5,
+        label_delay_ms=30_000,
+        injections=(Injection("concept_drift", "", start=7000, magnitude=0.3),),
+    )
     batch = simulator.batch(14_000)
     labels = batch.labels + simulator.drain()
     create_topics(topics.settings())
@@ -45,7 +60,10 @@ def test_concept_drift_is_caught_by_the_error_monitor_and_not_by_feature_monitor
     error = next(a for a in alerts if a["data"]["monitor"] == "performance.error")
     # The event that completed the join: the label, or the prediction if its label was read first.
     assert error["data"]["source"]["topic"] in (topics.labels, topics.predictions)
-    assert error["data"]["evidence"]["accuracy"]["after"] < error["data"]["evidence"]["accuracy"]["before"]
+    assert (
+        error["data"]["evidence"]["accuracy"]["after"]
+        < error["data"]["evidence"]["accuracy"]["before"]
+    )
 
 
 def test_labels_with_random_delays_of_minutes_join(topics: KafkaNames) -> None:
@@ -55,9 +73,24 @@ def test_labels_with_random_delays_of_minutes_join(topics: KafkaNames) -> None:
     for i in range(n):
         ts = 1_764_000_000_000 + i * 1000
         pred = int(rng.random() < 0.5)
-        predictions.append({"model": "m", "id": f"r{i}", "ts": ts, "prediction": pred, "score": 0.8 if pred else 0.2})
+        predictions.append(
+            {
+                "model": "m",
+                "id": f"r{i}",
+                "ts": ts,
+                "prediction": pred,
+                "score": 0.8 if pred else 0.2,
+            }
+        )
         delay = int(rng.uniform(60_000, 600_000))  # one to ten minutes of event time
-        labels.append({"model": "m", "id": f"r{i}", "ts": ts + delay, "label": pred if rng.random() < 0.85 else 1 - pred})
+        labels.append(
+            {
+                "model": "m",
+                "id": f"r{i}",
+                "ts": ts + delay,
+                "label": pred if rng.random() < 0.85 else 1 - pred,
+            }
+        )
     labels.sort(key=lambda e: e["ts"])
     create_topics(topics.settings())
     produce(topics.bootstrap, topics.predictions, predictions)
@@ -79,20 +112,36 @@ def test_labels_with_random_delays_of_minutes_join(topics: KafkaNames) -> None:
     assert metric(text, "streamdrift_estimated_accuracy") == pytest.approx(0.8)
 
 
-def test_the_join_holds_its_cap_under_a_flood_and_a_model_without_labels_only_its_small_budget(topics: KafkaNames) -> None:
+def test_the_join_holds_its_cap_under_a_flood_and_a_model_without_labels_only_its_small_budget(
+    topics: KafkaNames,
+) -> None:
     """Model n has had a label, so its predictions wait up to the cap, the oldest evicted; model m
     has ids but no label ever: it keeps its first few predictions and counts no eviction."""
     produce(topics.bootstrap, topics.labels, [{"model": "n", "id": "n-first", "ts": 0, "label": 1}])
-    floods = {name: [{"model": name, "id": f"{name}{i}", "ts": i, "prediction": 1, "score": 0.7} for i in range(20_000)] for name in "mn"}
-    with ServiceThread(topics.settings(limits={"max_pending_labels": 1000, "pending_labels_before_first": 100})) as detector:
+    floods = {
+        name: [
+            {"model": name, "id": f"{name}{i}", "ts": i, "prediction": 1, "score": 0.7}
+            for i in range(20_000)
+        ]
+        for name in "mn"
+    }
+    with ServiceThread(
+        topics.settings(limits={"max_pending_labels": 1000, "pending_labels_before_first": 100})
+    ) as detector:
         detector.wait_processed(1)
         produce(topics.bootstrap, topics.predictions, floods["m"] + floods["n"])
         detector.wait_processed(1 + 40_000)
         port = detector.service.metrics_port
         assert port
         evicted = r'streamdrift_label_join_expired_total\{model="n",reason="cap"\} 19000\.0'
-        wait_until(lambda: re.search(evicted, scrape(port)) is not None, 20, "19,000 evictions counted")
-        wait_until(lambda: 'streamdrift_label_join_pending{model="m"}' in scrape(port), 20, "the pending gauge of m")
+        wait_until(
+            lambda: re.search(evicted, scrape(port)) is not None, 20, "19,000 evictions counted"
+        )
+        wait_until(
+            lambda: 'streamdrift_label_join_pending{model="m"}' in scrape(port),
+            20,
+            "the pending gauge of m",
+        )
         text = scrape(port)
     assert metric(text, "streamdrift_label_join_pending", "n") == 1000
     assert metric(text, "streamdrift_label_join_pending", "m") == 100
@@ -104,14 +153,21 @@ def test_the_join_holds_its_cap_under_a_flood_and_a_model_without_labels_only_it
 def test_a_long_label_join_buffer_is_checkpointed_in_parts_and_restored(topics: KafkaNames) -> None:
     """Tens of thousands of predictions waiting for labels make a state record far beyond the
     broker's message limit: it is written in parts, and a restart finds every one again."""
-    waiting = [{"model": "m", "id": f"request-{i:08d}", "ts": i, "prediction": i % 2, "score": 0.7} for i in range(60_000)]
+    waiting = [
+        {"model": "m", "id": f"request-{i:08d}", "ts": i, "prediction": i % 2, "score": 0.7}
+        for i in range(60_000)
+    ]
     produce(topics.bootstrap, topics.predictions, waiting)
-    settings = topics.settings(limits={"max_pending_labels": 100_000, "pending_labels_before_first": 100_000})
+    settings = topics.settings(
+        limits={"max_pending_labels": 100_000, "pending_labels_before_first": 100_000}
+    )
     with ServiceThread(settings) as first:
         first.wait_processed(len(waiting))
     assert first.error is None
     with ServiceThread(settings) as second:
-        wait_until(lambda: bool(second.service.pipeline.model_count), 60, "the model's state restored")
+        wait_until(
+            lambda: bool(second.service.pipeline.model_count), 60, "the model's state restored"
+        )
         restored = next(iter(second.service.pipeline.models()))
         assert restored.performance.pending == 60_000
         assert second.service.processed_events == 0

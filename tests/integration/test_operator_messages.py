@@ -9,23 +9,29 @@ import os
 import re
 import signal
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
 from detector.commands import demo
 from detector.kafka.embedded import free_loopback_port
-from detector.settings import load_settings
 from detector.kafka.topics import wait_for_cluster
+from detector.settings import load_settings
 from tests.kafka_helpers import start_cli
 
 
-def test_the_retry_line_names_the_delay_and_the_wait_that_follows(caplog: pytest.LogCaptureFixture) -> None:
+def test_the_retry_line_names_the_delay_and_the_wait_that_follows(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     """The gap between two lines is the delay plus the next attempt's wait for an answer (2.5 s,
     then 5 s, 7 s, 9 s): the lines say both."""
     unreachable = {"bootstrap.servers": f"127.0.0.1:{free_loopback_port()}"}
     with caplog.at_level(logging.WARNING, logger="detector.kafka.topics"):
         assert not wait_for_cluster(unreachable, lambda: len(caplog.records) >= 3)
-    stated = [re.search(r"retrying in ([\d.]+)s, then waiting up to ([\d.]+)s", r.getMessage()) for r in caplog.records]
+    stated = [
+        re.search(r"retrying in ([\d.]+)s, then waiting up to ([\d.]+)s", r.getMessage())
+        for r in caplog.records
+    ]
     assert [(float(m[1]), float(m[2])) for m in stated if m] == [(0.5, 2.0), (1.0, 4.0), (2.0, 5.0)]
 
 
@@ -43,7 +49,7 @@ def test_a_signal_to_the_broker_command_says_it_stops_the_broker() -> None:
 class BrokerThatDoesNotStart:
     """Records where the demo would write the broker's log, then fails like a broker that cannot start."""
 
-    log_paths: list[Path] = []
+    log_paths: ClassVar[list[Path]] = []
 
     def __init__(self, log_path: Path) -> None:
         self.log_paths.append(log_path)
@@ -52,7 +58,9 @@ class BrokerThatDoesNotStart:
         raise RuntimeError("no broker in this test")
 
 
-def test_each_demo_writes_its_broker_log_to_a_place_of_its_own(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_each_demo_writes_its_broker_log_to_a_place_of_its_own(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setattr(demo, "EmbeddedBroker", BrokerThatDoesNotStart)
     for _ in range(2):
         with pytest.raises(RuntimeError, match="no broker"):

@@ -18,22 +18,44 @@ import pytest
 from confluent_kafka import Message, Producer
 from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource
 
-from tests.kafka_helpers import KafkaNames, ServiceThread, committed_total, create_topics, produce, read_topic
+from tests.kafka_helpers import (
+    KafkaNames,
+    ServiceThread,
+    committed_total,
+    create_topics,
+    produce,
+    read_topic,
+)
 
 MB = 1_000_000
 LIMIT = 900_000  # limits.max_output_bytes, the default
 
 
 def valid(model: str, count: int, start: int = 0) -> list[dict[str, Any]]:
-    return [{"model": model, "id": f"{model}-{start + i}", "features": {"x": float(i % 7)}, "score": 0.3} for i in range(count)]
+    return [
+        {
+            "model": model,
+            "id": f"{model}-{start + i}",
+            "features": {"x": float(i % 7)},
+            "score": 0.3,
+        }
+        for i in range(count)
+    ]
 
 
 def produce_large(bootstrap: str, topic: str, messages: list[tuple[bytes, bytes]]) -> None:
     """(key, value) pairs, with a producer that allows records up to 25 MB; each must be stored."""
-    producer = Producer({"bootstrap.servers": bootstrap, "message.max.bytes": 25 * MB, "linger.ms": 5})
+    producer = Producer(
+        {"bootstrap.servers": bootstrap, "message.max.bytes": 25 * MB, "linger.ms": 5}
+    )
     refused: list[str] = []
     for key, value in messages:
-        producer.produce(topic, value=value, key=key, on_delivery=lambda error, _: error and refused.append(error.str()))
+        producer.produce(
+            topic,
+            value=value,
+            key=key,
+            on_delivery=lambda error, _: error and refused.append(error.str()),
+        )
     assert producer.flush(60) == 0 and not refused, refused
 
 
@@ -41,7 +63,13 @@ def allow_records_up_to(bootstrap: str, topic: str, size: int) -> None:
     """Raise the topic's max.message.bytes (Apache Kafka refuses records over 1 MB by default; the
     embedded broker accepts any size and ignores the setting)."""
     admin = AdminClient({"bootstrap.servers": bootstrap})
-    resource = ConfigResource("topic", topic, incremental_configs=[ConfigEntry("max.message.bytes", str(size), incremental_operation=AlterConfigOpType.SET)])
+    resource = ConfigResource(
+        "topic",
+        topic,
+        incremental_configs=[
+            ConfigEntry("max.message.bytes", str(size), incremental_operation=AlterConfigOpType.SET)
+        ],
+    )
     for future in admin.incremental_alter_configs([resource]).values():
         future.result(timeout=30)
 
@@ -66,8 +94,12 @@ FIRST_RUN = [LIMIT - 1, LIMIT, LIMIT + 1, MB + 1, MB + 2, 5 * MB, 20 * MB]
 
 
 @pytest.mark.parametrize("guarantee", ["exactly_once", "at_least_once"])
-def test_messages_too_large_to_copy_whole_are_dead_lettered_cut_and_the_process_keeps_running(guarantee: str, topics: KafkaNames) -> None:
-    settings = topics.settings(processing_guarantee=guarantee, topics={"partitions": 1})  # whatever the key
+def test_messages_too_large_to_copy_whole_are_dead_lettered_cut_and_the_process_keeps_running(
+    guarantee: str, topics: KafkaNames
+) -> None:
+    settings = topics.settings(
+        processing_guarantee=guarantee, topics={"partitions": 1}
+    )  # whatever the key
     create_topics(settings)
     allow_records_up_to(topics.bootstrap, topics.predictions, 25 * MB)
     sent: dict[int, tuple[bytes, bytes]] = {}  # offset on the predictions partition -> key, value
@@ -95,13 +127,19 @@ def test_messages_too_large_to_copy_whole_are_dead_lettered_cut_and_the_process_
     send(valid("m", 20, start=1000), second)
     with ServiceThread(settings) as detector:  # restores from its checkpoint, reads the rest
         detector.wait_processed(offset - before, timeout_s=120)
-        valid_seen = detector.service.registry.get_sample_value("streamdrift_events_total", {"topic": topics.predictions, "model": "m"})
-        truncated = detector.service.registry.get_sample_value("streamdrift_dead_letters_truncated_total", {"topic": topics.predictions})
+        valid_seen = detector.service.registry.get_sample_value(
+            "streamdrift_events_total", {"topic": topics.predictions, "model": "m"}
+        )
+        truncated = detector.service.registry.get_sample_value(
+            "streamdrift_dead_letters_truncated_total", {"topic": topics.predictions}
+        )
     assert valid_seen == 20 * (len(second) + 1)
     assert truncated == 2
 
     letters = read_topic(topics.bootstrap, topics.dlq, idle_s=3)
-    assert Counter(int(headers_of(m)["streamdrift.source.offset"]) for m in letters) == Counter(sent.keys()), "each bad input exactly once"
+    assert Counter(int(headers_of(m)["streamdrift.source.offset"]) for m in letters) == Counter(
+        sent.keys()
+    ), "each bad input exactly once"
     for source_offset, letter in by_source_offset(letters).items():
         key, value = sent[source_offset]
         headers = headers_of(letter)
@@ -116,11 +154,18 @@ def test_messages_too_large_to_copy_whole_are_dead_lettered_cut_and_the_process_
         assert key.startswith(kept_key) and value.startswith(kept_value)
         assert headers["streamdrift.truncated"] == b"true"
         assert int(headers["streamdrift.original.value.bytes"]) == len(value)
-        assert headers["streamdrift.original.value.sha256"].decode() == hashlib.sha256(value).hexdigest()
+        assert (
+            headers["streamdrift.original.value.sha256"].decode()
+            == hashlib.sha256(value).hexdigest()
+        )
         assert int(headers["streamdrift.original.key.bytes"]) == len(key)
-        assert headers["streamdrift.original.key.sha256"].decode() == hashlib.sha256(key).hexdigest()
+        assert (
+            headers["streamdrift.original.key.sha256"].decode() == hashlib.sha256(key).hexdigest()
+        )
     huge_key = by_source_offset(letters)[max(sent)]
-    assert huge_key.value() == b"not json either" and len(huge_key.key()) == LIMIT - len(b"not json either")
+    assert huge_key.value() == b"not json either" and len(huge_key.key()) == LIMIT - len(
+        b"not json either"
+    )
 
 
 class FailingBatch(RuntimeError):
@@ -128,7 +173,9 @@ class FailingBatch(RuntimeError):
 
 
 @pytest.mark.parametrize("guarantee", ["exactly_once", "at_least_once"])
-def test_a_process_that_stops_on_an_error_delivers_and_commits_nothing_more(guarantee: str, topics: KafkaNames) -> None:
+def test_a_process_that_stops_on_an_error_delivers_and_commits_nothing_more(
+    guarantee: str, topics: KafkaNames
+) -> None:
     """Outputs of the failed run still queued in the producer (linger.ms of 20 s keeps them
     there) are discarded, the transaction aborted and no offset committed; the restart then
     dead-letters every bad input exactly once. On the old code the at_least_once run delivered
@@ -138,7 +185,9 @@ def test_a_process_that_stops_on_an_error_delivers_and_commits_nothing_more(guar
     reached it. Tansu 0.6.0 shows them to read_committed readers after the abort (checked with a
     bare transactional producer), where Apache Kafka hides them."""
     restarted = topics.settings(processing_guarantee=guarantee)
-    failing = topics.settings(processing_guarantee=guarantee, kafka={"properties": {"linger.ms": 20_000}})
+    failing = topics.settings(
+        processing_guarantee=guarantee, kafka={"properties": {"linger.ms": 20_000}}
+    )
     settings = failing.model_copy(update={"commit_interval_ms": 600_000})
     create_topics(settings)
     stream: list[bytes | dict[str, Any]] = []
@@ -158,12 +207,18 @@ def test_a_process_that_stops_on_an_error_delivers_and_commits_nothing_more(guar
     detector.thread.join(timeout=120)  # it stops on the error
     with pytest.raises(FailingBatch):
         detector.stop()
-    assert committed_total(topics.bootstrap, topics.group, topics.predictions) == 0, "nothing is committed after a failure"
-    assert read_topic(topics.bootstrap, topics.dlq, idle_s=3, committed_only=False) == [], "nothing of the failed run was delivered"
+    assert committed_total(topics.bootstrap, topics.group, topics.predictions) == 0, (
+        "nothing is committed after a failure"
+    )
+    assert read_topic(topics.bootstrap, topics.dlq, idle_s=3, committed_only=False) == [], (
+        "nothing of the failed run was delivered"
+    )
 
     with ServiceThread(restarted) as detector:
         detector.wait_processed(len(stream), timeout_s=120)
     letters = read_topic(topics.bootstrap, topics.dlq, idle_s=3)
     bad_inputs = sum(1 for item in stream if isinstance(item, bytes))
-    assert sorted(m.value() for m in letters) == sorted(item for item in stream if isinstance(item, bytes))
+    assert sorted(m.value() for m in letters) == sorted(
+        item for item in stream if isinstance(item, bytes)
+    )
     assert len(letters) == bad_inputs

@@ -27,8 +27,20 @@ import pytest
 from detector.kafka.faults import FAULT_EXIT_CODE
 from producers.simulate import Injection, Simulator
 from tests.kafka_helpers import (
-    KafkaNames, PacedProducer, alerts_of, committed_total, create_topics, dead_letter_sources, expected_alert_ids,
-    expected_dead_letter_sources, interleaved, produce, read_topic, start_cli, stop_gracefully, wait_until,
+    KafkaNames,
+    PacedProducer,
+    alerts_of,
+    committed_total,
+    create_topics,
+    dead_letter_sources,
+    expected_alert_ids,
+    expected_dead_letter_sources,
+    interleaved,
+    produce,
+    read_topic,
+    start_cli,
+    stop_gracefully,
+    wait_until,
 )
 
 pytestmark = pytest.mark.broker
@@ -45,14 +57,22 @@ def traffic(events_per_model: int) -> list[dict]:
     for i in range(MODELS):
         start = events_per_model // 4 + i * events_per_model // 10
         injections = (
-            Injection("mean_shift", "amount", start=start, magnitude=1.0, length=events_per_model // 3),
+            Injection(
+                "mean_shift", "amount", start=start, magnitude=1.0, length=events_per_model // 3
+            ),
             Injection("category_mix", "country", start=start + events_per_model // 2),
         )
-        streams.append(Simulator(model=f"model-{i}", seed=100 + i, injections=injections).events(events_per_model))
+        streams.append(
+            Simulator(model=f"model-{i}", seed=100 + i, injections=injections).events(
+                events_per_model
+            )
+        )
     return interleaved(streams)
 
 
-def detector_env(topics: KafkaNames, guarantee: str, replica: str = "a", **extra: str) -> dict[str, str]:
+def detector_env(
+    topics: KafkaNames, guarantee: str, replica: str = "a", **extra: str
+) -> dict[str, str]:
     return topics.env(
         STREAMDRIFT_PROCESSING_GUARANTEE=guarantee,
         STREAMDRIFT_KAFKA__TRANSACTIONAL_ID=f"tx-{topics.suffix}-{replica}",
@@ -66,10 +86,16 @@ def detector_env(topics: KafkaNames, guarantee: str, replica: str = "a", **extra
 def finish(process: subprocess.Popen[bytes], topics: KafkaNames, total: int) -> None:
     """Wait until every input offset is committed, then stop gracefully."""
     wait_until(
-        lambda: committed_total(topics.bootstrap, topics.group, topics.predictions) >= total or process.poll() is not None,
-        120, "all input committed",
+        lambda: (
+            committed_total(topics.bootstrap, topics.group, topics.predictions) >= total
+            or process.poll() is not None
+        ),
+        120,
+        "all input committed",
     )
-    assert process.poll() is None, f"detector exited with {process.returncode}: {process.stderr.read().decode()[-2000:] if process.stderr else ''}"
+    assert process.poll() is None, (
+        f"detector exited with {process.returncode}: {process.stderr.read().decode()[-2000:] if process.stderr else ''}"
+    )
     stop_gracefully(process)
 
 
@@ -86,10 +112,22 @@ def run_with_an_exit_at(point: str, topics: KafkaNames) -> list[str]:
     settings = topics.settings()
     create_topics(settings)
     total = produce(topics.bootstrap, topics.predictions, traffic(8000))
-    expected = expected_alert_ids(settings, read_topic(topics.bootstrap, topics.predictions, expect=total))
+    expected = expected_alert_ids(
+        settings, read_topic(topics.bootstrap, topics.predictions, expect=total)
+    )
     assert len(expected) >= 2 * MODELS
-    crashing = start_cli(["run"], detector_env(topics, "exactly_once", STREAMDRIFT_FAULT_INJECTION__POINT=point, STREAMDRIFT_FAULT_INJECTION__AFTER="3"))
-    assert crashing.wait(timeout=120) == FAULT_EXIT_CODE, crashing.stderr.read().decode()[-2000:] if crashing.stderr else ""
+    crashing = start_cli(
+        ["run"],
+        detector_env(
+            topics,
+            "exactly_once",
+            STREAMDRIFT_FAULT_INJECTION__POINT=point,
+            STREAMDRIFT_FAULT_INJECTION__AFTER="3",
+        ),
+    )
+    assert crashing.wait(timeout=120) == FAULT_EXIT_CODE, (
+        crashing.stderr.read().decode()[-2000:] if crashing.stderr else ""
+    )
     assert committed_total(topics.bootstrap, topics.group, topics.predictions) < total
     finish(start_cli(["run"], detector_env(topics, "exactly_once")), topics, total)
     return expected
@@ -121,12 +159,21 @@ def test_exactly_once_across_an_exit_inside_the_revoke_callback(topics: KafkaNam
     create_topics(settings)
     events = traffic(8000)
     producer = PacedProducer(topics.bootstrap, topics.predictions, events, rate=8000).start()
-    first = start_cli(["run"], detector_env(topics, "exactly_once", STREAMDRIFT_FAULT_INJECTION__POINT="in_revoke"))
-    wait_until(lambda: committed_total(topics.bootstrap, topics.group, topics.predictions) > 0, 60, "the first replica to commit")
+    first = start_cli(
+        ["run"],
+        detector_env(topics, "exactly_once", STREAMDRIFT_FAULT_INJECTION__POINT="in_revoke"),
+    )
+    wait_until(
+        lambda: committed_total(topics.bootstrap, topics.group, topics.predictions) > 0,
+        60,
+        "the first replica to commit",
+    )
     second = start_cli(["run"], detector_env(topics, "exactly_once", replica="b"))
     assert first.wait(timeout=60) == FAULT_EXIT_CODE
     producer.join()
-    expected = expected_alert_ids(settings, read_topic(topics.bootstrap, topics.predictions, expect=len(events)))
+    expected = expected_alert_ids(
+        settings, read_topic(topics.bootstrap, topics.predictions, expect=len(events))
+    )
     finish(second, topics, len(events))
     missing, unexpected, duplicates = compare(topics, expected)
     assert (missing, unexpected, duplicates) == (set(), set(), 0)
@@ -144,7 +191,11 @@ def with_bad_events(events: list[dict], every: int) -> list[dict]:
 
 @pytest.mark.parametrize(
     "guarantee",
-    ["exactly_once", "at_least_once", pytest.param("exactly_once", marks=pytest.mark.tansu, id="exactly_once-tansu")],
+    [
+        "exactly_once",
+        "at_least_once",
+        pytest.param("exactly_once", marks=pytest.mark.tansu, id="exactly_once-tansu"),
+    ],
 )
 def test_kill_9_at_random_points_loses_no_alert(guarantee: str, topics: KafkaNames) -> None:
     """kill -9 three times while traffic (with malformed events) flows: the alerts and dead
@@ -155,12 +206,24 @@ def test_kill_9_at_random_points_loses_no_alert(guarantee: str, topics: KafkaNam
     events = with_bad_events(traffic(16_000), every=500)
     producer = PacedProducer(topics.bootstrap, topics.predictions, events, rate=4000).start()
     rng = random.Random(os.getpid())
-    env = detector_env(topics, guarantee, STREAMDRIFT_KAFKA__PROPERTIES=json.dumps({"transaction.timeout.ms": TRANSACTION_TIMEOUT_MS}))
+    env = detector_env(
+        topics,
+        guarantee,
+        STREAMDRIFT_KAFKA__PROPERTIES=json.dumps(
+            {"transaction.timeout.ms": TRANSACTION_TIMEOUT_MS}
+        ),
+    )
     process = start_cli(["run"], env)
     kills = 0
     for _ in range(3):
         before = committed_total(topics.bootstrap, topics.group, topics.predictions)
-        wait_until(lambda: committed_total(topics.bootstrap, topics.group, topics.predictions) > before, 60, "progress before a kill")
+        wait_until(
+            lambda before=before: (
+                committed_total(topics.bootstrap, topics.group, topics.predictions) > before
+            ),
+            60,
+            "progress before a kill",
+        )
         if not producer.thread.is_alive():
             break
         process.send_signal(signal.SIGKILL)
@@ -170,22 +233,34 @@ def test_kill_9_at_random_points_loses_no_alert(guarantee: str, topics: KafkaNam
         time.sleep(rng.uniform(0.0, 1.5))
     producer.join()
     inputs = read_topic(topics.bootstrap, topics.predictions, expect=len(events))
-    expected, expected_letters = expected_alert_ids(settings, inputs), expected_dead_letter_sources(settings, inputs)
+    expected, expected_letters = (
+        expected_alert_ids(settings, inputs),
+        expected_dead_letter_sources(settings, inputs),
+    )
     finish(process, topics, len(events))
 
     missing, unexpected, duplicates = compare(topics, expected)
     assert kills >= 2, f"the stream ended after {kills} kill(s)"
     assert missing == set(), f"{len(missing)} alerts of the uninterrupted run are missing"
-    assert unexpected == set(), f"{len(unexpected)} alerts that an uninterrupted run would not publish"
+    assert unexpected == set(), (
+        f"{len(unexpected)} alerts that an uninterrupted run would not publish"
+    )
     letters = dead_letter_sources(read_topic(topics.bootstrap, topics.dlq, idle_s=3))
     assert len(expected_letters) == len(events) - MODELS * 16_000
-    assert set(letters) == set(expected_letters), "dead letters differ from those of an uninterrupted run"
+    assert set(letters) == set(expected_letters), (
+        "dead letters differ from those of an uninterrupted run"
+    )
     letter_duplicates = len(letters) - len(set(letters))
     if guarantee == "exactly_once":
         report_duplicates(topics, f"{kills} kill -9", duplicates, len(expected))
-        report_duplicates(topics, f"{kills} kill -9, dead letters", letter_duplicates, len(expected_letters))
+        report_duplicates(
+            topics, f"{kills} kill -9, dead letters", letter_duplicates, len(expected_letters)
+        )
     elif duplicates or letter_duplicates:
-        warnings.warn(f"at_least_once, {kills} kill -9: {duplicates} duplicate alert(s), {letter_duplicates} duplicate dead letter(s) (allowed, same ids)", stacklevel=1)
+        warnings.warn(
+            f"at_least_once, {kills} kill -9: {duplicates} duplicate alert(s), {letter_duplicates} duplicate dead letter(s) (allowed, same ids)",
+            stacklevel=1,
+        )
 
 
 def report_duplicates(topics: KafkaNames, what: str, duplicates: int, expected: int) -> None:

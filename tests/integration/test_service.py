@@ -11,13 +11,25 @@ import orjson
 import pytest
 
 from producers.simulate import Injection, Simulator
-from tests.kafka_helpers import KafkaNames, ServiceThread, alerts_of, committed_total, produce, read_topic, start_cli, stop_gracefully, wait_until
+from tests.kafka_helpers import (
+    KafkaNames,
+    ServiceThread,
+    alerts_of,
+    committed_total,
+    produce,
+    read_topic,
+    start_cli,
+    stop_gracefully,
+    wait_until,
+)
 
 pytestmark = pytest.mark.broker
 
 
 def drifting(model: str, events: int, at: int, seed: int = 1) -> list[dict]:
-    return Simulator(model=model, seed=seed, injections=(Injection("mean_shift", "amount", start=at),)).events(events)
+    return Simulator(
+        model=model, seed=seed, injections=(Injection("mean_shift", "amount", start=at),)
+    ).events(events)
 
 
 def steady(model: str, events: int, seed: int = 2) -> list[dict]:
@@ -35,23 +47,40 @@ def http_get(port: int, path: str) -> tuple[int, bytes]:
 
 
 @pytest.mark.parametrize("guarantee", ["exactly_once", "at_least_once"])
-def test_a_feature_shift_alerts_and_a_stationary_model_stays_quiet(topics: KafkaNames, guarantee: str) -> None:
-    produced = produce(topics.bootstrap, topics.predictions, drifting("drifty", 9000, at=5000) + steady("steady", 9000))
+def test_a_feature_shift_alerts_and_a_stationary_model_stays_quiet(
+    topics: KafkaNames, guarantee: str
+) -> None:
+    produced = produce(
+        topics.bootstrap,
+        topics.predictions,
+        drifting("drifty", 9000, at=5000) + steady("steady", 9000),
+    )
     with ServiceThread(topics.settings(processing_guarantee=guarantee)) as detector:
         detector.wait_processed(produced)
         alerts = alerts_of(read_topic(topics.bootstrap, topics.alerts, expect=1, timeout_s=30))
     assert alerts, "no alert reached the alerts topic"
     first = alerts[0]
-    assert (first["type"], first["data"]["model"], first["data"]["monitor"]) == ("io.streamdrift.drift.detected", "drifty", "feature.amount")
+    assert (first["type"], first["data"]["model"], first["data"]["monitor"]) == (
+        "io.streamdrift.drift.detected",
+        "drifty",
+        "feature.amount",
+    )
     assert 5000 <= first["data"]["source"]["offset"] < 5300
     every = alerts_of(read_topic(topics.bootstrap, topics.alerts, idle_s=2))
     assert {a["data"]["model"] for a in every} == {"drifty"}, "the stationary model raised an alert"
     assert len({a["id"] for a in every}) == len(every)
 
 
-def test_malformed_messages_go_to_the_dead_letter_topic_and_change_nothing(topics: KafkaNames) -> None:
+def test_malformed_messages_go_to_the_dead_letter_topic_and_change_nothing(
+    topics: KafkaNames,
+) -> None:
     events = drifting("m", 8000, at=5000)
-    garbage = [b"{broken", b'{"model": "m", "score": 2}', b'{"model": "m", "features": {"x": {"y": 1}}}', b"[]"]
+    garbage = [
+        b"{broken",
+        b'{"model": "m", "score": 2}',
+        b'{"model": "m", "features": {"x": {"y": 1}}}',
+        b"[]",
+    ]
     stream: list[bytes | dict] = []
     for i, event in enumerate(events):
         if i % 200 == 7:
@@ -76,13 +105,19 @@ def test_malformed_messages_go_to_the_dead_letter_topic_and_change_nothing(topic
 
 
 def test_metrics_health_and_readiness_over_http(topics: KafkaNames) -> None:
-    produce(topics.bootstrap, topics.predictions, drifting("m", 8000, at=4000) + [b"not json"], key=b"m")
+    produce(
+        topics.bootstrap, topics.predictions, [*drifting("m", 8000, at=4000), b"not json"], key=b"m"
+    )
     with ServiceThread(topics.settings()) as detector:
         detector.wait_processed(8001)
         port = detector.service.metrics_port
         assert port
         wait_until(lambda: http_get(port, "/readyz")[0] == 200, 20, "readiness")
-        wait_until(lambda: b'monitor="feature.amount"' in http_get(port, "/metrics")[1], 20, "monitor gauges")
+        wait_until(
+            lambda: b'monitor="feature.amount"' in http_get(port, "/metrics")[1],
+            20,
+            "monitor gauges",
+        )
         status, body = http_get(port, "/metrics")
         text = body.decode()
         assert http_get(port, "/healthz")[0] == 200
@@ -90,10 +125,19 @@ def test_metrics_health_and_readiness_over_http(topics: KafkaNames) -> None:
         readiness = orjson.loads(http_get(port, "/readyz")[1])
     assert status == 200
     assert f'streamdrift_events_total{{model="m",topic="{topics.predictions}"}} 8000.0' in text
-    assert f'streamdrift_events_invalid_total{{reason="not_json",topic="{topics.predictions}"}} 1.0' in text
-    assert 'streamdrift_alerts_total{detector="page_hinkley",model="m",monitor="feature.amount",severity="critical"} 1.0' in text
+    assert (
+        f'streamdrift_events_invalid_total{{reason="not_json",topic="{topics.predictions}"}} 1.0'
+        in text
+    )
+    assert (
+        'streamdrift_alerts_total{detector="page_hinkley",model="m",monitor="feature.amount",severity="critical"} 1.0'
+        in text
+    )
     assert 'streamdrift_drift_active{model="m",monitor="feature.amount"} 1.0' in text
-    assert 'streamdrift_monitor_statistic{model="m",monitor="feature.amount",statistic="location"}' in text
+    assert (
+        'streamdrift_monitor_statistic{model="m",monitor="feature.amount",statistic="location"}'
+        in text
+    )
     assert 'streamdrift_last_event_timestamp_seconds{model="m"}' in text
     assert "streamdrift_consumer_lag{" in text
     assert "streamdrift_batch_processing_seconds_count" in text
@@ -118,7 +162,14 @@ def test_a_restart_resumes_from_the_committed_offsets(topics: KafkaNames, guaran
 def test_sigterm_finishes_the_batch_commits_and_exits_zero(topics: KafkaNames) -> None:
     produce(topics.bootstrap, topics.predictions, steady("m", 3000))
     process = start_cli(["run"], topics.env())
-    wait_until(lambda: committed_total(topics.bootstrap, topics.group, topics.predictions) >= 3000 or process.poll() is not None, 60, "offsets committed")
+    wait_until(
+        lambda: (
+            committed_total(topics.bootstrap, topics.group, topics.predictions) >= 3000
+            or process.poll() is not None
+        ),
+        60,
+        "offsets committed",
+    )
     stderr = stop_gracefully(process)
     assert "received SIGTERM" in stderr and "offsets committed" in stderr
 
@@ -127,7 +178,8 @@ def test_an_unreachable_broker_is_retried_and_readiness_stays_false(topics: Kafk
     from detector.kafka.embedded import free_loopback_port
 
     env = topics.env(
-        STREAMDRIFT_KAFKA__BOOTSTRAP_SERVERS=f"127.0.0.1:{free_loopback_port()}", STREAMDRIFT_METRICS__PORT=str(free_loopback_port()),
+        STREAMDRIFT_KAFKA__BOOTSTRAP_SERVERS=f"127.0.0.1:{free_loopback_port()}",
+        STREAMDRIFT_METRICS__PORT=str(free_loopback_port()),
         STREAMDRIFT_METRICS__STALL_AFTER_S="10",
     )
     port = int(env["STREAMDRIFT_METRICS__PORT"])
@@ -146,22 +198,32 @@ def test_a_stalled_loop_fails_health_and_readiness_until_it_moves_again(topics: 
     metrics.stall_after_s, so that a liveness probe restarts the process."""
     produce(topics.bootstrap, topics.predictions, drifting("m", 8000, at=4000), key=b"m")
     release = threading.Event()
-    with ServiceThread(topics.settings(metrics={"host": "127.0.0.1", "port": 0, "stall_after_s": 10})) as detector:
+    with ServiceThread(
+        topics.settings(metrics={"host": "127.0.0.1", "port": 0, "stall_after_s": 10})
+    ) as detector:
         detector.service.alert_listeners.append(lambda alert, evidence: release.wait(60))
         wait_until(lambda: detector.service.metrics_port is not None, 20, "the metrics server")
         port = detector.service.metrics_port
         assert port
         wait_until(lambda: http_get(port, "/healthz")[0] == 503, 40, "a stalled loop reported")
-        status, reason = http_get(port, "/healthz")
+        _status, reason = http_get(port, "/healthz")
         readiness = orjson.loads(http_get(port, "/readyz")[1])
         metrics = http_get(port, "/metrics")[1].decode()
         checked_at = time.time()
         release.set()
-        wait_until(lambda: http_get(port, "/healthz")[0] == 200, 20, "health back once the loop moves")
+        wait_until(
+            lambda: http_get(port, "/healthz")[0] == 200, 20, "health back once the loop moves"
+        )
         detector.wait_processed(8000)
     assert b"stalled: the consumer loop has not completed a step for" in reason
     assert readiness["ready"] is False and readiness["stalled_s"] >= 10
-    last_progress = float(next(line.split()[1] for line in metrics.splitlines() if line.startswith("streamdrift_last_progress_timestamp_seconds ")))
+    last_progress = float(
+        next(
+            line.split()[1]
+            for line in metrics.splitlines()
+            if line.startswith("streamdrift_last_progress_timestamp_seconds ")
+        )
+    )
     assert checked_at - last_progress >= 10
 
 
@@ -181,4 +243,7 @@ def test_groups_sharing_a_state_topic_keep_their_own_state(topics: KafkaNames) -
 def test_the_state_topic_is_named_after_the_group_by_default() -> None:
     from detector.settings import load_settings
 
-    assert load_settings(None, kafka={"group_id": "fraud-monitor"}).state_topic() == "fraud-monitor-state"
+    assert (
+        load_settings(None, kafka={"group_id": "fraud-monitor"}).state_topic()
+        == "fraud-monitor-state"
+    )

@@ -14,16 +14,36 @@ from producers.scenarios import Injection
 
 def test_simulate_writes_predictions_labels_and_ground_truth(tmp_path: Path) -> None:
     out, labels, truth = tmp_path / "p.jsonl", tmp_path / "l.jsonl", tmp_path / "truth.json"
-    code = main([
-        "simulate", "--events", "2500", "--seed", "3", "--label-delay-ms", "1000", "--label-coverage", "0.5",
-        "--inject", "mean_shift:amount@1000,length=500", "--inject", "concept_drift@2000,magnitude=0.5",
-        "--out", str(out), "--labels-out", str(labels), "--truth", str(truth),
-    ])
+    code = main(
+        [
+            "simulate",
+            "--events",
+            "2500",
+            "--seed",
+            "3",
+            "--label-delay-ms",
+            "1000",
+            "--label-coverage",
+            "0.5",
+            "--inject",
+            "mean_shift:amount@1000,length=500",
+            "--inject",
+            "concept_drift@2000,magnitude=0.5",
+            "--out",
+            str(out),
+            "--labels-out",
+            str(labels),
+            "--truth",
+            str(truth),
+        ]
+    )
     assert code == 0
     predictions = [orjson.loads(line) for line in out.read_bytes().splitlines()]
     label_events = [orjson.loads(line) for line in labels.read_bytes().splitlines()]
     assert [e["id"] for e in predictions] == [f"fraud-{i}" for i in range(2500)]
-    assert 1000 < len(label_events) < 1500 and {e["id"] for e in label_events} <= {e["id"] for e in predictions}
+    assert 1000 < len(label_events) < 1500 and {e["id"] for e in label_events} <= {
+        e["id"] for e in predictions
+    }
     written = orjson.loads(truth.read_bytes())
     assert written["model"] == "fraud" and written["seed"] == 3
     assert [(t["scenario"], t["monitor"], t["start"], t["end"]) for t in written["injections"]] == [
@@ -32,24 +52,59 @@ def test_simulate_writes_predictions_labels_and_ground_truth(tmp_path: Path) -> 
     ]
 
 
-def test_replay_to_standard_output_keeps_the_ground_truth_on_stderr(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["replay", "--dataset", "bananas", "--events", "20", "--out", "-", "--inject", "scale_change:1@5,magnitude=3"]) == 0
+def test_replay_to_standard_output_keeps_the_ground_truth_on_stderr(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert (
+        main(
+            [
+                "replay",
+                "--dataset",
+                "bananas",
+                "--events",
+                "20",
+                "--out",
+                "-",
+                "--inject",
+                "scale_change:1@5,magnitude=3",
+            ]
+        )
+        == 0
+    )
     captured = capsys.readouterr()
     events = [orjson.loads(line) for line in captured.out.splitlines()]
-    assert len(events) == 20 and events[0]["model"] == "bananas" and set(events[0]["features"]) == {"1", "2"}
+    assert (
+        len(events) == 20
+        and events[0]["model"] == "bananas"
+        and set(events[0]["features"]) == {"1", "2"}
+    )
     assert '"monitor": "feature.1"' in captured.err
 
 
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["simulate", "--events", "5"], "no destination: give --out FILE, or Kafka with --bootstrap-servers"),
+        (
+            ["simulate", "--events", "5"],
+            "no destination: give --out FILE, or Kafka with --bootstrap-servers",
+        ),
         (["simulate", "--labels-out", "x"], "--labels-out needs --out"),
-        (["simulate", "--out", "-", "--inject", "mean_shift:country@5"], "needs a numeric feature of model 'fraud'"),
-        (["replay", "--dataset", "phishing", "--out", "-", "--inject", "prior_shift:maybe@5"], "choose from: False, True"),
+        (
+            ["simulate", "--out", "-", "--inject", "mean_shift:country@5"],
+            "needs a numeric feature of model 'fraud'",
+        ),
+        (
+            ["replay", "--dataset", "phishing", "--out", "-", "--inject", "prior_shift:maybe@5"],
+            "choose from: False, True",
+        ),
     ],
 )
-def test_bad_usage_exits_2_with_one_line(args: list[str], message: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_bad_usage_exits_2_with_one_line(
+    args: list[str],
+    message: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.delenv("STREAMDRIFT_KAFKA__BOOTSTRAP_SERVERS", raising=False)
     monkeypatch.delenv("STREAMDRIFT_CONFIG", raising=False)
     code = main(args)
@@ -59,10 +114,20 @@ def test_bad_usage_exits_2_with_one_line(args: list[str], message: str, capsys: 
 
 def test_an_unwritable_output_exits_1_saying_where(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["simulate", "--out", "/nonexistent/dir/x.jsonl"]) == 1
-    assert "cannot write /nonexistent/dir/x.jsonl: No such file or directory" in capsys.readouterr().err
+    assert (
+        "cannot write /nonexistent/dir/x.jsonl: No such file or directory"
+        in capsys.readouterr().err
+    )
 
 
-@pytest.mark.parametrize("args", [["simulate", "--rate", "-1"], ["replay", "--dataset", "iris"], ["simulate", "--label-coverage", "2"]])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["simulate", "--rate", "-1"],
+        ["replay", "--dataset", "iris"],
+        ["simulate", "--label-coverage", "2"],
+    ],
+)
 def test_bad_option_values_exit_2(args: list[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:
         main(args)
@@ -71,8 +136,12 @@ def test_bad_option_values_exit_2(args: list[str]) -> None:
 
 def test_injection_specs() -> None:
     assert parse_injection("mean_shift:amount@5000") == Injection("mean_shift", "amount", 5000)
-    assert parse_injection("latency_creep@10,length=20,magnitude=0.5") == Injection("latency_creep", "", 10, 0.5, 20)
-    assert parse_injection("prior_shift:True@3,magnitude=0.9") == Injection("prior_shift", "True", 3, 0.9)
+    assert parse_injection("latency_creep@10,length=20,magnitude=0.5") == Injection(
+        "latency_creep", "", 10, 0.5, 20
+    )
+    assert parse_injection("prior_shift:True@3,magnitude=0.9") == Injection(
+        "prior_shift", "True", 3, 0.9
+    )
 
 
 @pytest.mark.parametrize(

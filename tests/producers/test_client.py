@@ -63,29 +63,49 @@ def test_the_client_survives_a_broker_that_goes_away_and_comes_back(tmp_path: Pa
     topic = "client-predictions"
     create_topic(broker.bootstrap_servers, topic)
     client = DriftClient(
-        broker.bootstrap_servers, model="fraud", version="3", predictions_topic=topic, max_buffered=300,
-        message_timeout_ms=60_000, config={"reconnect.backoff.max.ms": 200, "linger.ms": 5},
+        broker.bootstrap_servers,
+        model="fraud",
+        version="3",
+        predictions_topic=topic,
+        max_buffered=300,
+        message_timeout_ms=60_000,
+        config={"reconnect.backoff.max.ms": 200, "linger.ms": 5},
     )
     try:
         for i in range(50):
-            assert client.prediction({"amount": 1.5 * i, "country": "DE"}, 1, 0.9, id=f"up-{i}", latency_ms=3.0)
+            assert client.prediction(
+                {"amount": 1.5 * i, "country": "DE"}, 1, 0.9, id=f"up-{i}", latency_ms=3.0
+            )
         assert client.flush(20) == 0 and client.stats.delivered == 50
 
         broker.kill()
-        accepted = sum(client.prediction({"amount": 2.0}, 0, 0.2, id=f"down-{i}") for i in range(1000))
+        accepted = sum(
+            client.prediction({"amount": 2.0}, 0, 0.2, id=f"down-{i}") for i in range(1000)
+        )
         assert 0 < accepted <= 300
         assert client.stats.dropped == 1000 - accepted
 
-        broker = EmbeddedBroker(port=port, log_path=tmp_path / "broker.log").start()  # empty: topics are gone
+        broker = EmbeddedBroker(
+            port=port, log_path=tmp_path / "broker.log"
+        ).start()  # empty: topics are gone
         create_topic(broker.bootstrap_servers, topic)
-        wait_until(lambda: client.stats.delivered == 50 + accepted, 30, "the events buffered during the outage")
+        wait_until(
+            lambda: client.stats.delivered == 50 + accepted,
+            30,
+            "the events buffered during the outage",
+        )
         for i in range(50):
             assert client.prediction({"amount": 3.0}, 0, 0.3, id=f"back-{i}")
         assert client.flush(30) == 0
         assert client.stats.delivered == 50 + accepted + 50 and client.stats.failed == 0
 
-        ids = [orjson.loads(m.value())["id"] for m in read_topic(broker.bootstrap_servers, topic, expect=accepted + 50)]
-        assert sorted(ids) == sorted([f"down-{i}" for i in range(accepted)] + [f"back-{i}" for i in range(50)])
+        ids = [
+            orjson.loads(m.value())["id"]
+            for m in read_topic(broker.bootstrap_servers, topic, expect=accepted + 50)
+        ]
+        assert sorted(ids) == sorted(
+            [f"down-{i}" for i in range(accepted)] + [f"back-{i}" for i in range(50)]
+        )
         first = read_topic(broker.bootstrap_servers, topic, expect=1)[0]
         assert first.key() == b"fraud" and orjson.loads(first.value())["version"] == "3"
     finally:

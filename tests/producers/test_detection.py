@@ -36,9 +36,15 @@ def test_the_expected_monitor_detects_the_injection(injection: Injection) -> Non
     (truth,) = simulator.ground_truth()
     pipeline = Pipeline(load_settings(None))
     stream = messages(simulator.events(15_000))
-    alerts = [a for start in range(0, len(stream), 2500) for a in pipeline.process(stream[start : start + 2500]).alerts]
+    alerts = [
+        a
+        for start in range(0, len(stream), 2500)
+        for a in pipeline.process(stream[start : start + 2500]).alerts
+    ]
     detected = [a for a in alerts if a.kind == "detected"]
     first = next((a for a in detected if a.monitor == truth["monitor"]), None)
-    assert first is not None, f"{truth['monitor']} did not alert; alerts: {[(a.monitor, a.offset) for a in detected]}"
+    assert first is not None, (
+        f"{truth['monitor']} did not alert; alerts: {[(a.monitor, a.offset) for a in detected]}"
+    )
     assert START <= first.offset < START + 4000
     assert {a.monitor for a in detected} <= {truth["monitor"], *truth["side_effects"]}

@@ -10,7 +10,10 @@ from producers.simulate import Simulator
 
 
 def test_the_same_seed_gives_the_same_events_however_they_are_requested() -> None:
-    injections = (Injection("mean_shift", "amount", 700), Injection("prior_shift", "", 1500, magnitude=0.6))
+    injections = (
+        Injection("mean_shift", "amount", 700),
+        Injection("prior_shift", "", 1500, magnitude=0.6),
+    )
     whole = Simulator(seed=3, injections=injections).events(3000)
     chunked = Simulator(seed=3, injections=injections)
     pieces = [event for size in (1, 998, 1234, 767) for event in chunked.events(size)]
@@ -20,7 +23,12 @@ def test_the_same_seed_gives_the_same_events_however_they_are_requested() -> Non
 
 def test_events_follow_the_contract() -> None:
     event = Simulator(model="m", version="7", start_ms=1000, interval_ms=5).events(3)[2]
-    assert event["model"] == "m" and event["version"] == "7" and event["id"] == "m-2" and event["ts"] == 1010
+    assert (
+        event["model"] == "m"
+        and event["version"] == "7"
+        and event["id"] == "m-2"
+        and event["ts"] == 1010
+    )
     assert set(event["features"]) == {"amount", "utilization", "age", "income", "country", "device"}
     assert isinstance(event["features"]["age"], int)
     assert 0 <= event["score"] <= 1 and event["prediction"] in (0, 1) and event["latency_ms"] > 0
@@ -54,10 +62,16 @@ def test_ground_truth_names_the_monitor_and_the_consequences() -> None:
     truth = {t["scenario"]: t for t in simulator.ground_truth()}
     assert truth["mean_shift"]["monitor"] == "feature.amount" and truth["mean_shift"]["end"] == 150
     assert "prediction.score" in truth["mean_shift"]["side_effects"]  # amount feeds the score
-    assert truth["missing_burst"]["monitor"] == "quality.missing.income" and truth["missing_burst"]["side_effects"] == []
+    assert (
+        truth["missing_burst"]["monitor"] == "quality.missing.income"
+        and truth["missing_burst"]["side_effects"] == []
+    )
     assert truth["field_rename"]["monitor"] == "quality.schema"
     assert "quality.missing.device" in truth["field_rename"]["side_effects"]
-    assert truth["prior_shift"]["target"] == "1" and truth["prior_shift"]["monitor"] == "prediction.score"
+    assert (
+        truth["prior_shift"]["target"] == "1"
+        and truth["prior_shift"]["monitor"] == "prediction.score"
+    )
     assert truth["incremental_shift"]["end"] is None  # a ramp, then the drift stays
     assert all(t["model"] == "fraud" and t["start"] > 0 for t in truth.values())
 
@@ -65,14 +79,19 @@ def test_ground_truth_names_the_monitor_and_the_consequences() -> None:
 @pytest.mark.parametrize(
     ("injection", "message"),
     [
-        (Injection("mean_shift", "country", 0), "needs a numeric feature of model 'fraud' as target, not 'country'; choose from: amount"),
+        (
+            Injection("mean_shift", "country", 0),
+            "needs a numeric feature of model 'fraud' as target, not 'country'; choose from: amount",
+        ),
         (Injection("category_mix", "amount", 0), "choose from: country, device"),
         (Injection("missing_burst", "nope", 0), "needs a feature"),
         (Injection("prior_shift", "2", 0), "choose from: 0, 1"),
         (Injection("latency_creep", "amount", 0), "latency_creep takes no target"),
     ],
 )
-def test_an_impossible_injection_is_refused_with_the_choices(injection: Injection, message: str) -> None:
+def test_an_impossible_injection_is_refused_with_the_choices(
+    injection: Injection, message: str
+) -> None:
     with pytest.raises(ValueError, match=message):
         Simulator(injections=(injection,))
 

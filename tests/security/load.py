@@ -31,12 +31,21 @@ import orjson
 from confluent_kafka import Message
 from prometheus_client.parser import text_string_to_metric_families
 
-from detector.kafka.embedded import EmbeddedBroker, free_loopback_port
 from detector.core.pipeline import Pipeline
+from detector.kafka.embedded import EmbeddedBroker, free_loopback_port
 from detector.settings import Settings
 from producers.simulate import Injection, Simulator
 from tests.kafka_helpers import (
-    KafkaNames, committed_total, create_topics, expected_alert_ids, interleaved, produce, read_topic, start_cli, stop_gracefully, wait_until,
+    KafkaNames,
+    committed_total,
+    create_topics,
+    expected_alert_ids,
+    interleaved,
+    produce,
+    read_topic,
+    start_cli,
+    stop_gracefully,
+    wait_until,
 )
 
 FULL_MODELS = 100_000  # distinct model names at full size
@@ -75,10 +84,17 @@ class LoadPlan:
         return int(FULL_FEATURES * self.scale)
 
     def limits(self) -> dict[str, int]:
-        return {"max_models": self.max_models, "max_features_per_model": self.max_features_per_model, "max_message_bytes": self.max_message_bytes}
+        return {
+            "max_models": self.max_models,
+            "max_features_per_model": self.max_features_per_model,
+            "max_message_bytes": self.max_message_bytes,
+        }
 
     def env(self) -> dict[str, str]:
-        return {f"STREAMDRIFT_LIMITS__{name.upper()}": str(value) for name, value in self.limits().items()} | {"STREAMDRIFT_TOPICS__PARTITIONS": "1"}
+        return {
+            f"STREAMDRIFT_LIMITS__{name.upper()}": str(value)
+            for name, value in self.limits().items()
+        } | {"STREAMDRIFT_TOPICS__PARTITIONS": "1"}
 
     def settings(self, names: KafkaNames) -> Settings:
         """The detector's settings, as the subprocess resolves them from `env()`."""
@@ -88,13 +104,27 @@ class LoadPlan:
         """The stream, split where the caps have just been reached: real models first (so they
         are admitted), then flood models and feature names up to past the caps; the rest after."""
         rng = random.Random(self.seed)
-        real = interleaved([
-            Simulator(model="fraud", seed=11, injections=(Injection("mean_shift", "amount", start=DRIFT_AT),)).events(REAL_EVENTS),
-            Simulator(model="steady", seed=12).events(REAL_EVENTS),
-        ])
-        flood: Stream = [{"model": f"flood-{i}", "score": rng.random()} for i in range(self.flood_models)]
+        real = interleaved(
+            [
+                Simulator(
+                    model="fraud",
+                    seed=11,
+                    injections=(Injection("mean_shift", "amount", start=DRIFT_AT),),
+                ).events(REAL_EVENTS),
+                Simulator(model="steady", seed=12).events(REAL_EVENTS),
+            ]
+        )
+        flood: Stream = [
+            {"model": f"flood-{i}", "score": rng.random()} for i in range(self.flood_models)
+        ]
         wide: Stream = [
-            {"model": WIDE_MODEL, "features": {feature_name(i, j): rng.random() for j in range(start, min(start + NAMES_PER_WIDE_EVENT, self.flood_features))}}
+            {
+                "model": WIDE_MODEL,
+                "features": {
+                    feature_name(i, j): rng.random()
+                    for j in range(start, min(start + NAMES_PER_WIDE_EVENT, self.flood_features))
+                },
+            }
             for i, start in enumerate(range(0, self.flood_features, NAMES_PER_WIDE_EVENT))
         ]
         split = 2 * self.max_models
@@ -113,7 +143,9 @@ def mixed(real: Stream, flood: Stream, rng: random.Random) -> Stream:
     out: Stream = []
     i = j = 0
     while i < len(real) or j < len(flood):
-        if j >= len(flood) or (i < len(real) and rng.random() < len(real) / (len(real) + len(flood))):
+        if j >= len(flood) or (
+            i < len(real) and rng.random() < len(real) / (len(real) + len(flood))
+        ):
             out.append(real[i])
             i += 1
         else:
@@ -135,13 +167,22 @@ def malformed(rng: random.Random) -> bytes:
     if kind == 3:
         return orjson.dumps({"model": model, "padding": "x" * OVERSIZE_BYTES})
     if kind == 4:
-        return b'{"model": "' + model.encode() + b'", "features": {"a": ' + b"[" * DEPTH + b"]" * DEPTH + b"}}"
+        return (
+            b'{"model": "'
+            + model.encode()
+            + b'", "features": {"a": '
+            + b"[" * DEPTH
+            + b"]" * DEPTH
+            + b"}}"
+        )
     if kind == 5:
         return orjson.dumps({"model": model, "score": 1.5 + rng.random()})
     if kind == 6:
         return orjson.dumps([{"model": model}])
     if kind == 7:
-        return b'{"model": "' + model.encode() + b'", "features": {"country": "D\xff\xfeE"}}'  # not UTF-8
+        return (
+            b'{"model": "' + model.encode() + b'", "features": {"country": "D\xff\xfeE"}}'
+        )  # not UTF-8
     return bytes(rng.getrandbits(8) for _ in range(rng.randrange(1, 64)))
 
 
@@ -186,7 +227,11 @@ def scrape_or_empty(port: int) -> Samples:
 
 def total(samples: Samples, name: str, **labels: str) -> float:
     """The sum of a metric's samples that carry these labels."""
-    return sum(value for (sample, keys), value in samples.items() if sample == name and labels.items() <= dict(keys).items())
+    return sum(
+        value
+        for (sample, keys), value in samples.items()
+        if sample == name and labels.items() <= dict(keys).items()
+    )
 
 
 @dataclass
@@ -213,7 +258,9 @@ def run_load(plan: LoadPlan, names: KafkaNames) -> LoadReport:
         def done() -> bool:
             if process.poll() is not None:
                 stderr = process.stderr.read().decode() if process.stderr else ""
-                raise AssertionError(f"the detector exited with code {process.returncode} under load:\n{stderr[-3000:]}")
+                raise AssertionError(
+                    f"the detector exited with code {process.returncode} under load:\n{stderr[-3000:]}"
+                )
             # Committed input offsets, not the event counters: an evicted model's series are removed.
             return committed_total(names.bootstrap, names.group, names.predictions) >= count
 
@@ -229,17 +276,27 @@ def run_load(plan: LoadPlan, names: KafkaNames) -> LoadReport:
         seconds = time.monotonic() - started
         rss_end, peak = rss_mib(process.pid), rss_mib(process.pid, "VmHWM")
         messages = len(head) + len(tail)
-        wait_until(lambda: committed_total(names.bootstrap, names.group, names.predictions) >= messages, 60, "the last checkpoint")
+        wait_until(
+            lambda: committed_total(names.bootstrap, names.group, names.predictions) >= messages,
+            60,
+            "the last checkpoint",
+        )
         invalid = int(total(scrape(port), "streamdrift_events_invalid_total"))
         letters = read_topic(names.bootstrap, names.dlq, expect=invalid, timeout_s=PHASE_TIMEOUT_S)
-        alerts = [orjson.loads(m.value()) for m in read_topic(names.bootstrap, names.alerts, idle_s=3)]
-        inputs = read_topic(names.bootstrap, names.predictions, expect=messages, timeout_s=PHASE_TIMEOUT_S)
+        alerts = [
+            orjson.loads(m.value()) for m in read_topic(names.bootstrap, names.alerts, idle_s=3)
+        ]
+        inputs = read_topic(
+            names.bootstrap, names.predictions, expect=messages, timeout_s=PHASE_TIMEOUT_S
+        )
         metrics = scrape(port)  # the gauges as the last checkpoint left them
     except BaseException:
         process.kill()
         raise
     stop_gracefully(process, 60)  # SIGTERM: exit code 0 required
-    return LoadReport(messages, seconds, rss_at_caps, rss_end, peak, metrics, alerts, letters, inputs)
+    return LoadReport(
+        messages, seconds, rss_at_caps, rss_end, peak, metrics, alerts, letters, inputs
+    )
 
 
 @dataclass(frozen=True)
@@ -263,12 +320,21 @@ def expected(plan: LoadPlan, names: KafkaNames, inputs: list[Message]) -> Expect
         invalid[reason] += count
     wide = next((m.feature_overflow for m in pipeline.models() if m.name == WIDE_MODEL), None)
     evictions = Counter(eviction.reason for eviction in result.evictions)
-    return Expected(expected_alert_ids(settings, clean), invalid, pipeline.model_count, evictions, wide)
+    return Expected(
+        expected_alert_ids(settings, clean), invalid, pipeline.model_count, evictions, wide
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="The hostile load test at full size (or --scale), on an embedded broker.")
-    parser.add_argument("--scale", type=float, default=1.0, help="share of 100,000 models and 10,000 features (default: %(default)s)")
+    parser = argparse.ArgumentParser(
+        description="The hostile load test at full size (or --scale), on an embedded broker."
+    )
+    parser.add_argument(
+        "--scale",
+        type=float,
+        default=1.0,
+        help="share of 100,000 models and 10,000 features (default: %(default)s)",
+    )
     args = parser.parse_args(argv)
     plan = LoadPlan(scale=args.scale)
     with EmbeddedBroker() as broker:
@@ -277,14 +343,24 @@ def main(argv: list[str] | None = None) -> int:
         want = expected(plan, names, report.inputs)
     group = names.group
     got_ids = sorted(a["id"] for a in report.alerts if a["data"]["model"] in REAL_MODELS)
-    print(f"messages {report.messages} in {report.seconds:.1f}s ({report.messages / report.seconds:,.0f}/s end to end), "
-          f"flood models {plan.flood_models}, flood features {plan.flood_features}, caps {plan.max_models} models / {plan.max_features_per_model} features")
-    print(f"detector RSS: {report.rss_at_caps_mib:.0f} MiB when the caps were reached, {report.rss_end_mib:.0f} MiB at the end, peak {report.peak_rss_mib:.0f} MiB")
-    print(f"models monitored {total(report.metrics, 'streamdrift_models'):.0f} (expected {want.models}); "
-          f"models evicted at the cap {total(report.metrics, 'streamdrift_models_evicted_total', reason='cap'):.0f} (expected {want.evictions['cap']}); "
-          f"features unmonitored of {WIDE_MODEL} {total(report.metrics, 'streamdrift_features_unmonitored', model=WIDE_MODEL):.0f} (expected {want.wide_overflow})")
-    print(f"dead letters {len(report.dead_letters)} (expected {sum(want.invalid.values())}): {dict(sorted(want.invalid.items()))}")
-    print(f"real models' alert ids as in the clean run: {got_ids == sorted(want.alert_ids)} ({len(got_ids)} alerts, group {group})")
+    print(
+        f"messages {report.messages} in {report.seconds:.1f}s ({report.messages / report.seconds:,.0f}/s end to end), "
+        f"flood models {plan.flood_models}, flood features {plan.flood_features}, caps {plan.max_models} models / {plan.max_features_per_model} features"
+    )
+    print(
+        f"detector RSS: {report.rss_at_caps_mib:.0f} MiB when the caps were reached, {report.rss_end_mib:.0f} MiB at the end, peak {report.peak_rss_mib:.0f} MiB"
+    )
+    print(
+        f"models monitored {total(report.metrics, 'streamdrift_models'):.0f} (expected {want.models}); "
+        f"models evicted at the cap {total(report.metrics, 'streamdrift_models_evicted_total', reason='cap'):.0f} (expected {want.evictions['cap']}); "
+        f"features unmonitored of {WIDE_MODEL} {total(report.metrics, 'streamdrift_features_unmonitored', model=WIDE_MODEL):.0f} (expected {want.wide_overflow})"
+    )
+    print(
+        f"dead letters {len(report.dead_letters)} (expected {sum(want.invalid.values())}): {dict(sorted(want.invalid.items()))}"
+    )
+    print(
+        f"real models' alert ids as in the clean run: {got_ids == sorted(want.alert_ids)} ({len(got_ids)} alerts, group {group})"
+    )
     print("process up throughout, exit code 0 after SIGTERM")
     return 0 if got_ids == sorted(want.alert_ids) else 1
 

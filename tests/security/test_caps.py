@@ -20,12 +20,16 @@ def flooded(events: list[dict]) -> ModelMonitor:
 
 
 def test_a_flood_of_feature_names_keeps_the_model_bounded() -> None:
-    events = [{"model": "m", "features": {f"f{i}_{j}": 1.0 for j in range(10)}} for i in range(3000)]
+    events = [
+        {"model": "m", "features": {f"f{i}_{j}": 1.0 for j in range(10)}} for i in range(3000)
+    ]
     monitor = flooded(events)
     assert len(monitor.feature_kinds) == CAP
     assert len(monitor.skipped_features) <= CAP
     assert monitor.feature_overflow == 3000 * 10 - CAP  # every unmonitored name counted
-    assert len(orjson.dumps(monitor.to_state(), option=orjson.OPT_SERIALIZE_NUMPY)) < 200_000  # the checkpoint record too
+    assert (
+        len(orjson.dumps(monitor.to_state(), option=orjson.OPT_SERIALIZE_NUMPY)) < 200_000
+    )  # the checkpoint record too
 
 
 def test_names_over_the_length_limit_are_not_remembered() -> None:
@@ -35,7 +39,9 @@ def test_names_over_the_length_limit_are_not_remembered() -> None:
 
 
 def test_a_feature_first_seen_as_null_at_the_cap_still_gets_its_kind() -> None:
-    null_first = [{"model": "m", "features": {f"a{k}": 1.0 for k in range(CAP - 1)} | {"late": None}}] * 3
-    monitor = flooded(null_first + [{"model": "m", "features": {"late": 2.0}}])
+    null_first = [
+        {"model": "m", "features": {f"a{k}": 1.0 for k in range(CAP - 1)} | {"late": None}}
+    ] * 3
+    monitor = flooded([*null_first, {"model": "m", "features": {"late": 2.0}}])
     assert monitor.feature_kinds["late"].value == "numeric"
     assert monitor.feature_overflow == 0 and "late" not in monitor.skipped_features

@@ -22,14 +22,22 @@ IDLE_TIMEOUT_S = 0.5
 @pytest.fixture(scope="module")
 def server() -> Iterator[HealthServer]:
     readiness = (False, {"connected": False})
-    running = HealthServer(HOST, 0, Metrics(CollectorRegistry()).registry, lambda: readiness, idle_timeout_s=IDLE_TIMEOUT_S).start()
+    running = HealthServer(
+        HOST,
+        0,
+        Metrics(CollectorRegistry()).registry,
+        lambda: readiness,
+        idle_timeout_s=IDLE_TIMEOUT_S,
+    ).start()
     try:
         yield running
     finally:
         running.stop()
 
 
-def request(server: HealthServer, method: str, path: str, headers: dict[str, str] | None = None) -> http.client.HTTPResponse:
+def request(
+    server: HealthServer, method: str, path: str, headers: dict[str, str] | None = None
+) -> http.client.HTTPResponse:
     connection = http.client.HTTPConnection(HOST, server.port, timeout=10)
     connection.request(method, path, headers=headers or {})
     response = connection.getresponse()
@@ -46,11 +54,16 @@ def test_it_listens_only_on_the_configured_address(server: HealthServer) -> None
 
 @pytest.mark.parametrize("method", ["GET", "HEAD"])
 def test_the_three_endpoints_answer(server: HealthServer, method: str) -> None:
-    statuses = {path: request(server, method, path).status for path in ("/metrics", "/healthz", "/readyz", "/metrics?x=1")}
+    statuses = {
+        path: request(server, method, path).status
+        for path in ("/metrics", "/healthz", "/readyz", "/metrics?x=1")
+    }
     assert statuses == {"/metrics": 200, "/healthz": 200, "/readyz": 503, "/metrics?x=1": 200}
 
 
-@pytest.mark.parametrize("path", ["/", "/admin", "/metrics/", "/../etc/passwd", "/debug/pprof", "/healthz/../metrics"])
+@pytest.mark.parametrize(
+    "path", ["/", "/admin", "/metrics/", "/../etc/passwd", "/debug/pprof", "/healthz/../metrics"]
+)
 @pytest.mark.parametrize("method", ["GET", "HEAD", "POST"])
 def test_other_paths_are_not_found(server: HealthServer, method: str, path: str) -> None:
     assert request(server, method, path).status == 404
@@ -83,7 +96,9 @@ def test_silent_and_slow_connections_do_not_block_others(server: HealthServer) -
     try:
         assert request(server, "GET", "/healthz").status == 200
         for sock in idle:
-            wait_until(lambda: closed_by_peer(sock), 10, "the server to close an idle connection")
+            wait_until(
+                lambda sock=sock: closed_by_peer(sock), 10, "the server to close an idle connection"
+            )
     finally:
         for sock in idle:
             sock.close()
@@ -101,7 +116,12 @@ def closed_by_peer(sock: socket.socket) -> bool:
 
 def test_health_reports_a_stalled_process_with_its_reason() -> None:
     stalled = HealthServer(
-        HOST, 0, Metrics(CollectorRegistry()).registry, lambda: (False, {}), lambda: (False, "stalled: 130s"), idle_timeout_s=IDLE_TIMEOUT_S
+        HOST,
+        0,
+        Metrics(CollectorRegistry()).registry,
+        lambda: (False, {}),
+        lambda: (False, "stalled: 130s"),
+        idle_timeout_s=IDLE_TIMEOUT_S,
     ).start()
     try:
         connection = http.client.HTTPConnection(HOST, stalled.port, timeout=10)

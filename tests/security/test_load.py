@@ -28,16 +28,25 @@ def test_a_hostile_flood_is_survived_within_the_caps(topics: KafkaNames) -> None
     want = expected(plan, topics, report.inputs)
     metrics = report.metrics
 
-    assert report.rss_end_mib - report.rss_at_caps_mib < MAX_GROWTH_MIB, (report.rss_at_caps_mib, report.rss_end_mib)
+    assert report.rss_end_mib - report.rss_at_caps_mib < MAX_GROWTH_MIB, (
+        report.rss_at_caps_mib,
+        report.rss_end_mib,
+    )
 
     assert total(metrics, "streamdrift_models") == want.models == plan.max_models
-    assert {reason: total(metrics, "streamdrift_events_invalid_total", reason=reason) for reason in want.invalid} == want.invalid
+    assert {
+        reason: total(metrics, "streamdrift_events_invalid_total", reason=reason)
+        for reason in want.invalid
+    } == want.invalid
     # The flood names are one-off: refused at the cap (a name is admitted at its second message),
     # so they cost no monitor, and the real models (past their warm-up before the flood) keep their places.
     assert want.invalid["model_cap"] == plan.flood_models - (plan.max_models - len(REAL_MODELS) - 1)
     assert total(metrics, "streamdrift_models_evicted_total", reason="cap") == want.evictions["cap"]
     if want.wide_overflow is not None:
-        assert total(metrics, "streamdrift_features_unmonitored", model=WIDE_MODEL) == want.wide_overflow
+        assert (
+            total(metrics, "streamdrift_features_unmonitored", model=WIDE_MODEL)
+            == want.wide_overflow
+        )
     models_in_metrics = {dict(labels).get("model") for _, labels in metrics} - {None}
     assert len(models_in_metrics) <= plan.max_models  # the label caps bound the /metrics body
 
@@ -45,4 +54,6 @@ def test_a_hostile_flood_is_survived_within_the_caps(topics: KafkaNames) -> None
     assert len(letters) == sum(want.invalid.values()) and set(letters) == set(want.invalid)
 
     got = sorted(a["id"] for a in report.alerts if a["data"]["model"] in REAL_MODELS)
-    assert got == sorted(want.alert_ids) and any(a["data"]["monitor"] == "feature.amount" for a in report.alerts)
+    assert got == sorted(want.alert_ids) and any(
+        a["data"]["monitor"] == "feature.amount" for a in report.alerts
+    )

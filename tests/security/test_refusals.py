@@ -15,6 +15,8 @@ def test_refusals_say_what_and_what_to_do(code: int) -> None:
     assert any(hint in message for hint in ("ssl.ca.location", "sasl.password", "ACLs"))
 
 
-@pytest.mark.parametrize("code", sorted(UNREACHABLE | TOPIC_GONE | {KafkaError._TIMED_OUT, KafkaError.NOT_COORDINATOR}))
+@pytest.mark.parametrize(
+    "code", sorted(UNREACHABLE | TOPIC_GONE | {KafkaError._TIMED_OUT, KafkaError.NOT_COORDINATOR})
+)
 def test_passing_troubles_are_not_refusals(code: int) -> None:
     assert refusal(KafkaError(code, "try again")) is None

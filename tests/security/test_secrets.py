@@ -9,10 +9,18 @@ import urllib.request
 
 import pytest
 
-from detector.kafka.embedded import free_loopback_port
 from detector.core.state import StateCodec
+from detector.kafka.embedded import free_loopback_port
 from producers.simulate import Injection, Simulator
-from tests.kafka_helpers import KafkaNames, alerts_of, create_topics, produce, read_topic, start_cli, stop_gracefully
+from tests.kafka_helpers import (
+    KafkaNames,
+    alerts_of,
+    create_topics,
+    produce,
+    read_topic,
+    start_cli,
+    stop_gracefully,
+)
 
 pytestmark = pytest.mark.broker
 
@@ -34,7 +42,13 @@ def test_secrets_never_reach_the_logs_or_the_endpoints(topics: KafkaNames) -> No
         STREAMDRIFT_STATE__SIGNING_KEY=SIGNING_KEY,
     )
     create_topics(topics.settings())
-    produce(topics.bootstrap, topics.predictions, Simulator(model="m", seed=1, injections=(Injection("mean_shift", "amount", start=4000),)).events(6000))
+    produce(
+        topics.bootstrap,
+        topics.predictions,
+        Simulator(
+            model="m", seed=1, injections=(Injection("mean_shift", "amount", start=4000),)
+        ).events(6000),
+    )
     process = start_cli(["run"], env)
     try:
         alerts = alerts_of(read_topic(topics.bootstrap, topics.alerts, expect=1, timeout_s=60))
@@ -43,9 +57,14 @@ def test_secrets_never_reach_the_logs_or_the_endpoints(topics: KafkaNames) -> No
         process.kill()
         raise
     stderr = stop_gracefully(process, 60)
-    assert alerts and " DEBUG " in stderr and "offsets committed" in stderr, stderr[-3000:]  # it ran, at DEBUG
+    assert alerts and " DEBUG " in stderr and "offsets committed" in stderr, stderr[
+        -3000:
+    ]  # it ran, at DEBUG
     assert '"sasl.password":"**********"' in stderr and '"signing_key":"**********"' in stderr
     for secret in (PASSWORD, SIGNING_KEY):
         assert secret not in stderr and secret not in served
     state = read_topic(topics.bootstrap, topics.state, expect=1, timeout_s=30)
-    assert StateCodec(topics.group, SIGNING_KEY.encode()).decode(state[0].value()).group == topics.group  # signed with it
+    assert (
+        StateCodec(topics.group, SIGNING_KEY.encode()).decode(state[0].value()).group
+        == topics.group
+    )  # signed with it

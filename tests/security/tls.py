@@ -24,13 +24,20 @@ def stunnel_binary() -> str:
     """Path of stunnel4; installs Debian's stunnel4 with apt-get (as root) when it is missing."""
     if not (shutil.which("stunnel4") and shutil.which("openssl")):
         if shutil.which("apt-get") is None or os.geteuid() != 0:
-            raise ToolMissing(f"stunnel4 (and openssl) are missing and this session cannot install them: {INSTALL_HINT}")
+            raise ToolMissing(
+                f"stunnel4 (and openssl) are missing and this session cannot install them: {INSTALL_HINT}"
+            )
         env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        for command in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "stunnel4"]):
+        for command in (
+            ["apt-get", "update", "-qq"],
+            ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "stunnel4"],
+        ):
             result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
             if result.returncode != 0:
                 output = (result.stderr or result.stdout).strip()[-2000:]
-                raise ToolMissing(f"`{' '.join(command)}` failed (exit {result.returncode}): {output}\n{INSTALL_HINT}")
+                raise ToolMissing(
+                    f"`{' '.join(command)}` failed (exit {result.returncode}): {output}\n{INSTALL_HINT}"
+                )
     found = shutil.which("stunnel4")
     if found is None:
         raise ToolMissing(f"stunnel4 is still not on PATH after installing it: {INSTALL_HINT}")
@@ -50,20 +57,63 @@ def make_certificates(directory: Path) -> Certificates:
     """Two self-signed CAs and two server certificates (P-256 keys, valid for two days)."""
 
     def openssl(*args: str) -> None:
-        result = subprocess.run(["openssl", *args], cwd=directory, capture_output=True, text=True, timeout=60)
+        result = subprocess.run(
+            ["openssl", *args], cwd=directory, capture_output=True, text=True, timeout=60
+        )
         if result.returncode != 0:
             raise ToolMissing(f"`openssl {' '.join(args)}` failed: {result.stderr.strip()[-1000:]}")
 
     key = ("-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes")
     for ca in ("ca", "other-ca"):
-        openssl("req", "-x509", *key, "-keyout", f"{ca}.key", "-out", f"{ca}.pem", "-days", "2", "-subj", f"/CN=streamdrift test {ca}",
-                "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign")
-    openssl("req", "-new", *key, "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=localhost")
-    for name, names in (("server", "IP:127.0.0.1,DNS:localhost"), ("wrong-host", "DNS:wrong.example")):
+        openssl(
+            "req",
+            "-x509",
+            *key,
+            "-keyout",
+            f"{ca}.key",
+            "-out",
+            f"{ca}.pem",
+            "-days",
+            "2",
+            "-subj",
+            f"/CN=streamdrift test {ca}",
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign",
+        )
+    openssl(
+        "req", "-new", *key, "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=localhost"
+    )
+    for name, names in (
+        ("server", "IP:127.0.0.1,DNS:localhost"),
+        ("wrong-host", "DNS:wrong.example"),
+    ):
         (directory / f"{name}.ext").write_text(f"subjectAltName={names}\n")
-        openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
-                "-out", f"{name}.pem", "-days", "2", "-extfile", f"{name}.ext")
-    return Certificates(directory / "ca.pem", directory / "other-ca.pem", directory / "server.key", directory / "server.pem", directory / "wrong-host.pem")
+        openssl(
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            f"{name}.pem",
+            "-days",
+            "2",
+            "-extfile",
+            f"{name}.ext",
+        )
+    return Certificates(
+        directory / "ca.pem",
+        directory / "other-ca.pem",
+        directory / "server.key",
+        directory / "server.pem",
+        directory / "wrong-host.pem",
+    )
 
 
 @dataclass
@@ -80,10 +130,12 @@ class TlsBroker:
     broker: EmbeddedBroker | None = None
     stunnel: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> "TlsBroker":
+    def start(self) -> TlsBroker:
         binary = stunnel_binary()
         self.tls_port, self.wrong_host_port = free_loopback_port(), free_loopback_port()
-        self.broker = EmbeddedBroker(advertised_port=self.tls_port, log_path=self.directory / "tansu.log").start()
+        self.broker = EmbeddedBroker(
+            advertised_port=self.tls_port, log_path=self.directory / "tansu.log"
+        ).start()
         self.plain_port = self.broker.port
         c = self.certificates
         config = self.directory / "stunnel.conf"
@@ -92,10 +144,17 @@ class TlsBroker:
             f"[kafka]\naccept = 127.0.0.1:{self.tls_port}\nconnect = 127.0.0.1:{self.plain_port}\ncert = {c.server}\nkey = {c.key}\n"
             f"[wrong-host]\naccept = 127.0.0.1:{self.wrong_host_port}\nconnect = 127.0.0.1:{self.plain_port}\ncert = {c.wrong_host}\nkey = {c.key}\n"
         )
-        self.stunnel = subprocess.Popen([binary, str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        if not all(wait_for_port("127.0.0.1", port, START_TIMEOUT_S) for port in (self.tls_port, self.wrong_host_port)):
+        self.stunnel = subprocess.Popen(
+            [binary, str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        if not all(
+            wait_for_port("127.0.0.1", port, START_TIMEOUT_S)
+            for port in (self.tls_port, self.wrong_host_port)
+        ):
             self.stop()
-            raise ToolMissing(f"stunnel did not listen on ports {self.tls_port} and {self.wrong_host_port}; see {self.directory / 'stunnel.log'}")
+            raise ToolMissing(
+                f"stunnel did not listen on ports {self.tls_port} and {self.wrong_host_port}; see {self.directory / 'stunnel.log'}"
+            )
         return self
 
     def stop(self) -> None:

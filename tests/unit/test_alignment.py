@@ -12,8 +12,13 @@ from tests.fakes import FakeMessage
 TOPICS = ["predictions", "features", "labels"]
 
 
-def stream(topic: str, timestamps: Iterable[int], partition: int = 0, first_offset: int = 0) -> list[FakeMessage]:
-    return [FakeMessage(topic, partition, offset, b"{}", timestamp_ms=ts) for offset, ts in enumerate(timestamps, start=first_offset)]
+def stream(
+    topic: str, timestamps: Iterable[int], partition: int = 0, first_offset: int = 0
+) -> list[FakeMessage]:
+    return [
+        FakeMessage(topic, partition, offset, b"{}", timestamp_ms=ts)
+        for offset, ts in enumerate(timestamps, start=first_offset)
+    ]
 
 
 def places(messages: Iterable[FakeMessage]) -> list[tuple[str, int]]:
@@ -34,7 +39,16 @@ def test_topics_are_merged_by_timestamp_ties_by_topic_order_then_offset() -> Non
     aligner.add(stream("predictions", [5, 20, 20, 40]))
     aligner.add(stream("features", [20]))
     released = aligner.release(all_caught_up, now_s=0.0)
-    assert places(released) == [("p", 0), ("l", 0), ("p", 1), ("p", 2), ("f", 0), ("l", 1), ("l", 2), ("p", 3)]
+    assert places(released) == [
+        ("p", 0),
+        ("l", 0),
+        ("p", 1),
+        ("p", 2),
+        ("f", 0),
+        ("l", 1),
+        ("l", 2),
+        ("p", 3),
+    ]
     assert aligner.buffered == 0
 
 
@@ -49,17 +63,25 @@ def test_a_topic_keeps_its_offset_order_when_its_timestamps_go_backwards() -> No
 
 def test_partitions_are_aligned_independently() -> None:
     aligner = Aligner(TOPICS, idle_s=2.0, max_buffered=100)
-    aligner.add(stream("predictions", [10, 20], partition=0) + stream("predictions", [1, 2], partition=1))
+    aligner.add(
+        stream("predictions", [10, 20], partition=0) + stream("predictions", [1, 2], partition=1)
+    )
     aligner.add(stream("labels", [15], partition=1))
     released = aligner.release(lagging("labels"), now_s=0.0)
     # Partition 0's labels are dry and lagging: it waits. Partition 1 goes up to its last label.
-    assert [(m.partition(), m.topic()[0], m.offset()) for m in released] == [(1, "p", 0), (1, "p", 1), (1, "l", 0)]
+    assert [(m.partition(), m.topic()[0], m.offset()) for m in released] == [
+        (1, "p", 0),
+        (1, "p", 1),
+        (1, "l", 0),
+    ]
 
 
 def test_a_caught_up_empty_topic_does_not_hold_the_others_back() -> None:
     aligner = Aligner(TOPICS, idle_s=2.0, max_buffered=100)
     aligner.add(stream("predictions", range(0, 1000, 10)))
-    released = aligner.release(all_caught_up, now_s=0.0)  # features and labels: nothing on the broker
+    released = aligner.release(
+        all_caught_up, now_s=0.0
+    )  # features and labels: nothing on the broker
     assert len(released) == 100
 
 
@@ -92,7 +114,12 @@ def test_the_caught_up_topic_is_not_waited_for_once_its_buffer_is_released() -> 
     aligner = Aligner(TOPICS, idle_s=2.0, max_buffered=100)
     aligner.add(stream("predictions", [10, 20, 30]))
     aligner.add(stream("labels", [15]))
-    assert places(aligner.release(all_caught_up, now_s=0.0)) == [("p", 0), ("l", 0), ("p", 1), ("p", 2)]
+    assert places(aligner.release(all_caught_up, now_s=0.0)) == [
+        ("p", 0),
+        ("l", 0),
+        ("p", 1),
+        ("p", 2),
+    ]
 
 
 def test_a_full_buffer_is_paused_and_resumed_at_half() -> None:
@@ -110,10 +137,14 @@ def test_a_full_buffer_is_paused_and_resumed_at_half() -> None:
 
 def test_dropped_partitions_lose_their_buffers_and_report_their_paused_topics() -> None:
     aligner = Aligner(TOPICS, idle_s=2.0, max_buffered=2)
-    aligner.add(stream("predictions", [10, 20], partition=0) + stream("predictions", [10, 20], partition=1))
+    aligner.add(
+        stream("predictions", [10, 20], partition=0) + stream("predictions", [10, 20], partition=1)
+    )
     assert aligner.flow() == ([("predictions", 0), ("predictions", 1)], [])
     assert aligner.drop([0]) == [("predictions", 0)]
     assert aligner.buffered == 2
     assert [m.partition() for m in aligner.release(all_caught_up, now_s=0.0)] == [1, 1]
-    aligner.add(stream("predictions", [30], partition=0, first_offset=2))  # read again after a rewind
+    aligner.add(
+        stream("predictions", [30], partition=0, first_offset=2)
+    )  # read again after a rewind
     assert places(aligner.release(all_caught_up, now_s=0.0)) == [("p", 2)]

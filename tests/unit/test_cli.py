@@ -22,9 +22,13 @@ def test_every_command_has_help(command: list[str], capsys: pytest.CaptureFixtur
     assert "usage: streamdrift" in capsys.readouterr().out
 
 
-def test_check_config_prints_the_resolved_config_and_derived_thresholds(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_check_config_prints_the_resolved_config_and_derived_thresholds(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     config = tmp_path / "c.toml"
-    config.write_text('[kafka]\nbootstrap_servers = "k:9092"\nsecrets = { "sasl.password" = "hunter2" }\n[models.fraud]\nfeatures = ["a", "b"]\n')
+    config.write_text(
+        '[kafka]\nbootstrap_servers = "k:9092"\nsecrets = { "sasl.password" = "hunter2" }\n[models.fraud]\nfeatures = ["a", "b"]\n'
+    )
     assert main(["check-config", "--config", str(config)]) == EXIT_OK
     out = capsys.readouterr().out
     resolved = orjson.loads(out)
@@ -33,10 +37,14 @@ def test_check_config_prints_the_resolved_config_and_derived_thresholds(tmp_path
     derived = resolved["derived_thresholds"]
     # Fewer monitored features means fewer detectors to share the budget: each gets a looser threshold.
     assert derived["fraud"]["detectors"] < derived["(default)"]["detectors"]
-    assert derived["fraud"]["page_hinkley_threshold"] < derived["(default)"]["page_hinkley_threshold"]
+    assert (
+        derived["fraud"]["page_hinkley_threshold"] < derived["(default)"]["page_hinkley_threshold"]
+    )
 
 
-def test_bad_config_exits_2_with_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_bad_config_exits_2_with_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     config = tmp_path / "c.toml"
     config.write_text("[detection]\nwarmup_events = -1\n")
     assert main(["check-config", "--config", str(config)]) == EXIT_USAGE
@@ -44,7 +52,9 @@ def test_bad_config_exits_2_with_one_line(tmp_path: Path, capsys: pytest.Capture
     assert err.count("\n") == 0 and "detection.warmup_events" in err and str(config) in err
 
 
-def test_run_without_a_cluster_is_a_usage_error(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_run_without_a_cluster_is_a_usage_error(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("STREAMDRIFT_KAFKA__BOOTSTRAP_SERVERS", raising=False)
     monkeypatch.delenv("STREAMDRIFT_CONFIG", raising=False)
     assert main(["run"]) == EXIT_USAGE
@@ -101,42 +111,68 @@ def test_every_configuration_error_exits_2_with_one_line(
     variables, expected = BAD_ENVIRONMENTS[case]
     for name, value in variables.items():
         environ.setenv(name, value)
-    environ.setenv("STREAMDRIFT_KAFKA__BOOTSTRAP_SERVERS", "127.0.0.1:1")  # never reached: the error comes first
+    environ.setenv(
+        "STREAMDRIFT_KAFKA__BOOTSTRAP_SERVERS", "127.0.0.1:1"
+    )  # never reached: the error comes first
     assert main([command]) == EXIT_USAGE
     captured = capsys.readouterr()
     assert captured.err.count("\n") == 1 and captured.err.startswith("streamdrift: ")
     assert expected in captured.err
 
 
-def test_a_bad_librdkafka_property_in_the_file_exits_2_with_one_line(tmp_path: Path, environ: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_bad_librdkafka_property_in_the_file_exits_2_with_one_line(
+    tmp_path: Path, environ: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     config = tmp_path / "c.toml"
-    config.write_text('[kafka]\nproperties = { "ssl.endpoint.identification.algorithm" = "maybe" }\n')
+    config.write_text(
+        '[kafka]\nproperties = { "ssl.endpoint.identification.algorithm" = "maybe" }\n'
+    )
     assert main(["check-config", "--config", str(config)]) == EXIT_USAGE
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "invalid setting kafka.properties.ssl.endpoint.identification.algorithm: librdkafka refuses" in err
+    assert (
+        err.count("\n") == 1
+        and "invalid setting kafka.properties.ssl.endpoint.identification.algorithm: librdkafka refuses"
+        in err
+    )
 
 
-def test_a_refused_secret_is_named_but_its_value_is_not_shown(environ: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    environ.setenv("STREAMDRIFT_KAFKA__SECRETS", '{"security.protocol": "hunter2"}')  # a secret in the wrong place
+def test_a_refused_secret_is_named_but_its_value_is_not_shown(
+    environ: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    environ.setenv(
+        "STREAMDRIFT_KAFKA__SECRETS", '{"security.protocol": "hunter2"}'
+    )  # a secret in the wrong place
     assert main(["check-config"]) == EXIT_USAGE
     err = capsys.readouterr().err
     assert "invalid setting kafka.secrets.security.protocol" in err and "hunter2" not in err
 
 
-def test_check_config_accepts_real_librdkafka_properties_without_a_cluster(environ: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_check_config_accepts_real_librdkafka_properties_without_a_cluster(
+    environ: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     environ.setenv("STREAMDRIFT_KAFKA__BOOTSTRAP_SERVERS", "kafka.invalid:9093")
-    environ.setenv("STREAMDRIFT_KAFKA__PROPERTIES", '{"security.protocol": "SASL_SSL", "sasl.mechanism": "SCRAM-SHA-512", "sasl.username": "u", "linger.ms": 20}')
+    environ.setenv(
+        "STREAMDRIFT_KAFKA__PROPERTIES",
+        '{"security.protocol": "SASL_SSL", "sasl.mechanism": "SCRAM-SHA-512", "sasl.username": "u", "linger.ms": 20}',
+    )
     environ.setenv("STREAMDRIFT_KAFKA__SECRETS", '{"sasl.password": "hunter2"}')
     environ.setenv("STREAMDRIFT_SERVICE_HOST", "10.0.0.11")  # a Kubernetes service link
     environ.setenv("STREAMDRIFT_PORT_9477_TCP_ADDR", "10.0.0.11")
     assert main(["check-config"]) == EXIT_OK
     captured = capsys.readouterr()
-    assert orjson.loads(captured.out)["kafka"]["properties"]["sasl.mechanism"] == "SCRAM-SHA-512" and captured.err == ""
+    assert (
+        orjson.loads(captured.out)["kafka"]["properties"]["sasl.mechanism"] == "SCRAM-SHA-512"
+        and captured.err == ""
+    )
 
 
-def test_check_config_connects_to_nothing(environ: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_check_config_connects_to_nothing(
+    environ: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     with socket.create_server(("127.0.0.1", 0)) as listener:
-        environ.setenv("STREAMDRIFT_KAFKA__BOOTSTRAP_SERVERS", f"127.0.0.1:{listener.getsockname()[1]}")
+        environ.setenv(
+            "STREAMDRIFT_KAFKA__BOOTSTRAP_SERVERS", f"127.0.0.1:{listener.getsockname()[1]}"
+        )
         assert main(["check-config"]) == EXIT_OK
         listener.setblocking(False)
         with pytest.raises(BlockingIOError):  # no connection waits to be accepted
@@ -147,10 +183,14 @@ def test_the_installed_command_prints_one_line_and_no_traceback() -> None:
     env = {k: v for k, v in os.environ.items() if not k.upper().startswith("STREAMDRIFT_")}
     env["STREAMDRIFT_KAFKA__PROPERTIES"] = "{bad json"
     command = Path(sys.executable).with_name("streamdrift")
-    result = subprocess.run([str(command), "check-config"], env=env, capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [str(command), "check-config"], env=env, capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == EXIT_USAGE
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
-    assert result.stderr.startswith("streamdrift: invalid setting kafka.properties in the STREAMDRIFT_ environment: STREAMDRIFT_KAFKA__PROPERTIES is not valid JSON")
+    assert result.stderr.startswith(
+        "streamdrift: invalid setting kafka.properties in the STREAMDRIFT_ environment: STREAMDRIFT_KAFKA__PROPERTIES is not valid JSON"
+    )
 
 
 @pytest.mark.parametrize("command", ["run", "check-config", "demo", "backtest"])
@@ -162,7 +202,12 @@ def test_the_installed_command_prints_one_line_and_no_traceback() -> None:
     ],
 )
 def test_a_bad_file_exits_2_with_one_line(
-    command: str, text: str, expected: str, tmp_path: Path, environ: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    command: str,
+    text: str,
+    expected: str,
+    tmp_path: Path,
+    environ: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     config = tmp_path / "c.toml"
     config.write_text(text)

@@ -49,6 +49,6 @@ def test_after_a_failure_the_outputs_are_discarded_before_leaving_the_group() ->
 
 def test_a_commit_that_fails_while_leaving_the_group_discards_the_outputs_and_is_raised() -> None:
     calls: list[str] = []
-    with pytest.raises(RuntimeError, match="consumer.close failed"):
+    with pytest.raises(RuntimeError, match=r"consumer\.close failed"):
         service_with(calls, consumer_raises="close")._close()
     assert calls == ["consumer.close", "outputs.discard", "http.stop"]

@@ -11,16 +11,23 @@ import orjson
 import pytest
 from confluent_kafka import KafkaError, TopicPartition
 
-from detector.service.service import Service
-from detector.kafka.delivery import AtLeastOnceOutputs, CheckpointAborted, DeliveryError, ExactlyOnceOutputs
 from detector.core.pipeline import DeadLetter
+from detector.kafka.delivery import (
+    AtLeastOnceOutputs,
+    CheckpointAborted,
+    DeliveryError,
+    ExactlyOnceOutputs,
+)
+from detector.service.service import Service
 from detector.settings import OUTPUT_HEADROOM_BYTES, ConfigError, load_settings
 from tests.unit.test_alerts import sample
 
 LIMIT = 1000
 
 
-def letter(key: bytes | None, value: bytes | None, topic: str = "predictions", detail: str = "not JSON") -> DeadLetter:
+def letter(
+    key: bytes | None, value: bytes | None, topic: str = "predictions", detail: str = "not JSON"
+) -> DeadLetter:
     return DeadLetter(topic, 2, 41, key, value, 1_764_064_800_000, "not_json", detail)
 
 
@@ -40,10 +47,15 @@ def test_a_value_too_large_is_cut_and_described_in_headers() -> None:
     headers = dict(record.headers)
     assert headers["streamdrift.truncated"] == b"true"
     assert headers["streamdrift.original.value.bytes"] == b"10240"
-    assert headers["streamdrift.original.value.sha256"] == hashlib.sha256(value).hexdigest().encode()
+    assert (
+        headers["streamdrift.original.value.sha256"] == hashlib.sha256(value).hexdigest().encode()
+    )
     assert headers["streamdrift.original.key.bytes"] == b"7"
     assert headers["streamdrift.original.key.sha256"] == hashlib.sha256(key).hexdigest().encode()
-    assert headers["streamdrift.reason"] == b"not_json" and headers["streamdrift.source.offset"] == b"41"
+    assert (
+        headers["streamdrift.reason"] == b"not_json"
+        and headers["streamdrift.source.offset"] == b"41"
+    )
 
 
 def test_a_huge_key_is_cut_too_and_keeps_at_least_half_the_room() -> None:
@@ -59,29 +71,53 @@ def test_a_huge_key_is_cut_too_and_keeps_at_least_half_the_room() -> None:
 def test_no_room_leaves_key_and_value_out_but_keeps_the_description() -> None:
     record = letter(b"m", b"{}").record(0)
     assert (record.key, record.value, record.truncated) == (None, None, True)
-    assert dict(record.headers)["streamdrift.original.value.sha256"] == hashlib.sha256(b"{}").hexdigest().encode()
+    assert (
+        dict(record.headers)["streamdrift.original.value.sha256"]
+        == hashlib.sha256(b"{}").hexdigest().encode()
+    )
 
 
 def test_headers_fit_the_room_left_for_them() -> None:
     """The largest headers a dead letter can carry: a 249-character topic (Kafka's longest), a
     long detail, the longest reason and 20-digit numbers, with Kafka's per-header framing."""
-    worst = DeadLetter("t" * 249, 2**31 - 1, 2**63 - 1, b"k" * 10, b"v" * 10, 2**63 - 1, "missing_model", "é" * 5000)
+    worst = DeadLetter(
+        "t" * 249,
+        2**31 - 1,
+        2**63 - 1,
+        b"k" * 10,
+        b"v" * 10,
+        2**63 - 1,
+        "missing_model",
+        "é" * 5000,
+    )
     headers = worst.record(0).headers
     framing = 10  # varint lengths of name and value, per header
-    assert sum(len(name.encode()) + len(value) + framing for name, value in headers) < OUTPUT_HEADROOM_BYTES // 2
+    assert (
+        sum(len(name.encode()) + len(value) + framing for name, value in headers)
+        < OUTPUT_HEADROOM_BYTES // 2
+    )
 
 
 def test_the_output_limit_must_fit_a_producer_limit_set_in_kafka_properties() -> None:
     assert load_settings().limits.max_output_bytes == 900_000
-    assert load_settings(kafka={"properties": {"message.max.bytes": 2_000_000}}).limits.max_output_bytes == 900_000
-    with pytest.raises(ConfigError, match="message.max.bytes"):
+    assert (
+        load_settings(
+            kafka={"properties": {"message.max.bytes": 2_000_000}}
+        ).limits.max_output_bytes
+        == 900_000
+    )
+    with pytest.raises(ConfigError, match=r"message\.max\.bytes"):
         load_settings(kafka={"properties": {"message.max.bytes": 900_000}})
-    assert load_settings(kafka={"properties": {"message.max.bytes": 500_000}}, limits={"max_output_bytes": 400_000})
+    assert load_settings(
+        kafka={"properties": {"message.max.bytes": 500_000}}, limits={"max_output_bytes": 400_000}
+    )
 
 
 def test_an_alert_too_large_has_its_texts_shortened_and_keeps_its_id() -> None:
     name = "feature." + "x" * 600_000  # a feature name may be as long as an input message
-    alert = sample(monitor=name, evidence={"changes": [f"new feature '{name}'"] * 3, "before": {"mean": 1.5}})
+    alert = sample(
+        monitor=name, evidence={"changes": [f"new feature '{name}'"] * 3, "before": {"mean": 1.5}}
+    )
     whole = alert.encode("grp")
     assert len(whole) > 2_000_000
     bounded = alert.encode("grp", max_bytes=100_000)
@@ -89,8 +125,12 @@ def test_an_alert_too_large_has_its_texts_shortened_and_keeps_its_id() -> None:
     event = orjson.loads(bounded)
     assert event["id"] == orjson.loads(whole)["id"] == alert.id("grp")
     assert event["data"]["truncated"] is True
-    assert event["data"]["monitor"] == name[:1000] and event["data"]["evidence"]["before"] == {"mean": 1.5}
-    assert sample().encode("grp", max_bytes=100_000) == sample().encode("grp"), "an alert that fits is unchanged"
+    assert event["data"]["monitor"] == name[:1000] and event["data"]["evidence"]["before"] == {
+        "mean": 1.5
+    }
+    assert sample().encode("grp", max_bytes=100_000) == sample().encode("grp"), (
+        "an alert that fits is unchanged"
+    )
 
 
 # -- the broker refuses a dead letter as too large ---------------------------------------
@@ -121,13 +161,23 @@ class FakeRecord:
 class FakeProducer:
     """Delivers on flush; refuses as too large the records whose value is in `refuse`."""
 
-    def __init__(self, refuse: set[bytes | None] = frozenset(), fail: set[bytes | None] = frozenset()) -> None:
+    def __init__(
+        self, refuse: set[bytes | None] = frozenset(), fail: set[bytes | None] = frozenset()
+    ) -> None:
         self.refuse, self.fail = refuse, fail
         self.queued: list[tuple[str, bytes | None, bytes | None, Any]] = []
         self.delivered: list[tuple[str, bytes | None, bytes | None]] = []
         self.calls: list[str] = []
 
-    def produce(self, topic: str, value: bytes | None, key: bytes | None, headers: Any, partition: int, on_delivery: Any) -> None:
+    def produce(
+        self,
+        topic: str,
+        value: bytes | None,
+        key: bytes | None,
+        headers: Any,
+        partition: int,
+        on_delivery: Any,
+    ) -> None:
         self.queued.append((topic, key, value, on_delivery))
 
     def flush(self, timeout: float) -> int:
@@ -186,7 +236,10 @@ def test_exactly_once_a_refused_dead_letter_aborts_the_transaction_before_the_of
     with pytest.raises(CheckpointAborted, match="too large"):
         outputs.commit(FakeConsumer(), [TopicPartition("predictions", 0, 8)])  # type: ignore[arg-type]
     assert "abort_transaction" in producer.calls
-    assert "send_offsets_to_transaction" not in producer.calls and "commit_transaction" not in producer.calls
+    assert (
+        "send_offsets_to_transaction" not in producer.calls
+        and "commit_transaction" not in producer.calls
+    )
     assert outputs.refusals == {("predictions", 0, 7): 1} and not outputs.in_transaction
     outputs.send("dlq", None, b"small", place=("predictions", 0, 7))
     outputs.commit(FakeConsumer(), [TopicPartition("predictions", 0, 8)])  # type: ignore[arg-type]
@@ -194,7 +247,11 @@ def test_exactly_once_a_refused_dead_letter_aborts_the_transaction_before_the_of
 
 
 def test_the_replay_sends_a_refused_dead_letter_headers_only_then_gives_up_on_it() -> None:
-    service = Service(load_settings(kafka={"bootstrap_servers": "127.0.0.1:1"}, processing_guarantee="at_least_once"))
+    service = Service(
+        load_settings(
+            kafka={"bootstrap_servers": "127.0.0.1:1"}, processing_guarantee="at_least_once"
+        )
+    )
     producer = FakeProducer()
     service.outputs = outputs = AtLeastOnceOutputs(producer)  # type: ignore[arg-type]
     bad = letter(b"m", b"x" * 2_000_000)
@@ -210,4 +267,9 @@ def test_the_replay_sends_a_refused_dead_letter_headers_only_then_gives_up_on_it
     producer.flush(0)
     assert len(producer.delivered) == 2
     assert service.registry.get_sample_value("streamdrift_dead_letters_undelivered_total") == 1
-    assert service.registry.get_sample_value("streamdrift_dead_letters_truncated_total", {"topic": "predictions"}) == 2
+    assert (
+        service.registry.get_sample_value(
+            "streamdrift_dead_letters_truncated_total", {"topic": "predictions"}
+        )
+        == 2
+    )

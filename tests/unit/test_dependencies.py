@@ -22,7 +22,12 @@ from packaging.utils import canonicalize_name
 from river import stats
 from river.drift import ADWIN
 
-from detector.core.monitors.binary import binary_state, load_binary_state, make_binary_detectors, running_mean
+from detector.core.monitors.binary import (
+    binary_state,
+    load_binary_state,
+    make_binary_detectors,
+    running_mean,
+)
 from detector.core.monitors.detectors import ADWIN_CLOCK, BlockAdwin
 
 REPO = Path(__file__).resolve().parents[2]
@@ -50,7 +55,9 @@ def test_block_adwin_checkpointed_after_every_batch_decides_as_the_public_adwin(
     a checkpoint and restore after every batch, signals at the same blocks with the same
     widths as river's public ADWIN fed every block mean without a break."""
     rng = np.random.default_rng(11)
-    values = np.concatenate([rng.random(30_000), 0.25 + 0.75 * rng.random(20_000), rng.random(30_000) ** 2])
+    values = np.concatenate(
+        [rng.random(30_000), 0.25 + 0.75 * rng.random(20_000), rng.random(30_000) ** 2]
+    )
     block_events, ours, means = 16, [], []
     adwin = BlockAdwin(delta=0.002, block_events=block_events)
     for start in range(0, len(values), 1_001):
@@ -65,11 +72,15 @@ def test_block_adwin_checkpointed_after_every_batch_decides_as_the_public_adwin(
 
 
 @pytest.mark.parametrize("errors_before, errors_after", [(0.1, 0.3), (0.05, 0.2)])
-def test_binary_detectors_restored_mid_stream_decide_as_the_uninterrupted_ones(errors_before: float, errors_after: float) -> None:
+def test_binary_detectors_restored_mid_stream_decide_as_the_uninterrupted_ones(
+    errors_before: float, errors_after: float
+) -> None:
     """The binary detectors' private attributes, encoded and loaded at every checkpoint,
     carry everything: the decisions match one detector fed through the public `update`."""
     rng = np.random.default_rng(5)
-    values = np.concatenate([rng.random(3_000) < errors_before, rng.random(3_000) < errors_after]).astype(int)
+    values = np.concatenate(
+        [rng.random(3_000) < errors_before, rng.random(3_000) < errors_after]
+    ).astype(int)
     uninterrupted = make_binary_detectors(1e-4, reference_size=500, reference_errors=50)
     restored = make_binary_detectors(1e-4, reference_size=500, reference_errors=50)
     assert set(uninterrupted) == {"hddm_a", "ddm"}
@@ -81,7 +92,9 @@ def test_binary_detectors_restored_mid_stream_decide_as_the_uninterrupted_ones(e
             if uninterrupted[name].drift_detected:
                 expected[name].append(index)
             state = orjson.loads(orjson.dumps(binary_state(restored[name])))
-            restored[name] = make_binary_detectors(1e-4, reference_size=500, reference_errors=50)[name]
+            restored[name] = make_binary_detectors(1e-4, reference_size=500, reference_errors=50)[
+                name
+            ]
             load_binary_state(restored[name], state)
             restored[name].update(value)
             if restored[name].drift_detected:
@@ -123,7 +136,9 @@ def own_private_names() -> set[str]:
 def is_local_kafka_error(node: ast.Attribute) -> bool:
     """`KafkaError._TRANSPORT` and the like: librdkafka's local error codes, public (documented
     with their underscore in confluent-kafka's API reference)."""
-    return isinstance(node.value, ast.Name) and node.value.id == "KafkaError" and node.attr.isupper()
+    return (
+        isinstance(node.value, ast.Name) and node.value.id == "KafkaError" and node.attr.isupper()
+    )
 
 
 def test_no_private_attribute_of_a_dependency_is_used_unless_pinned() -> None:
@@ -131,13 +146,21 @@ def test_no_private_attribute_of_a_dependency_is_used_unless_pinned() -> None:
     used: set[tuple[str, str]] = set()
     for path in REPO.glob("detector/**/*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
-            if not isinstance(node, ast.Attribute) or not node.attr.startswith("_") or node.attr.startswith("__"):
+            if (
+                not isinstance(node, ast.Attribute)
+                or not node.attr.startswith("_")
+                or node.attr.startswith("__")
+            ):
                 continue
             if node.attr in ours or node.attr in STDLIB_DOCUMENTED or is_local_kafka_error(node):
                 continue
             used.add((str(path.relative_to(REPO)), node.attr))
-    assert used <= set(PINNED_PRIVATE), f"private attributes of dependencies: {sorted(used - set(PINNED_PRIVATE))}"
-    requirements = {canonicalize_name(r.name): r for r in map(Requirement, PYPROJECT["project"]["dependencies"])}
+    assert used <= set(PINNED_PRIVATE), (
+        f"private attributes of dependencies: {sorted(used - set(PINNED_PRIVATE))}"
+    )
+    requirements = {
+        canonicalize_name(r.name): r for r in map(Requirement, PYPROJECT["project"]["dependencies"])
+    }
     for distribution in set(PINNED_PRIVATE.values()):
         upper = [s.version for s in requirements[distribution].specifier if s.operator == "<"]
         lower = [s.version for s in requirements[distribution].specifier if s.operator == ">="]
@@ -167,7 +190,9 @@ def constraints() -> dict[str, str]:
 def test_every_dependency_has_a_lower_and_an_upper_bound() -> None:
     for requirement in declared_requirements():
         operators = {s.operator for s in requirement.specifier}
-        assert {">=", "<"} <= operators, f"{requirement}: needs a tested lower bound and an upper bound"
+        assert {">=", "<"} <= operators, (
+            f"{requirement}: needs a tested lower bound and an upper bound"
+        )
 
 
 def test_constraints_pin_every_dependency_within_its_bounds() -> None:
@@ -175,11 +200,15 @@ def test_constraints_pin_every_dependency_within_its_bounds() -> None:
     for requirement in declared_requirements():
         name = canonicalize_name(requirement.name)
         assert name in pins, f"constraints.txt does not pin {requirement.name}"
-        assert requirement.specifier.contains(pins[name]), f"constraints.txt pins {name}=={pins[name]}, outside {requirement}"
+        assert requirement.specifier.contains(pins[name]), (
+            f"constraints.txt pins {name}=={pins[name]}, outside {requirement}"
+        )
     assert "streamdrift" not in pins, "the project itself is installed from the tree, not pinned"
 
 
 def test_make_venv_installs_with_the_constraints() -> None:
     makefile = (REPO / "Makefile").read_text()
-    installs = [line for line in makefile.splitlines() if "pip install" in line and "-e '.[test]'" in line]
+    installs = [
+        line for line in makefile.splitlines() if "pip install" in line and "-e '.[test]'" in line
+    ]
     assert installs and all("-c constraints.txt" in line for line in installs), installs

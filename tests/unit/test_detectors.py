@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from river.drift import ADWIN
 
 from detector.core.monitors.detectors import ADWIN_CLOCK, BlockAdwin, StatisticStream
@@ -13,7 +12,9 @@ from detector.core.monitors.page_hinkley import PageHinkley
 
 
 def stream(deferring: bool) -> StatisticStream:
-    s = StatisticStream(PageHinkley(threshold=8.0, delta=0.05, alpha=1.0), adwin_delta=0.002, block_events=16)
+    s = StatisticStream(
+        PageHinkley(threshold=8.0, delta=0.05, alpha=1.0), adwin_delta=0.002, block_events=16
+    )
     if not deferring:
         s.flat = None
     return s
@@ -21,9 +22,13 @@ def stream(deferring: bool) -> StatisticStream:
 
 @pytest.mark.parametrize("flat_value", [0.5, 0.45, 1 / 3])
 @pytest.mark.parametrize("batch", [1, 37, 1000])
-def test_a_flat_run_then_a_change_decides_as_if_every_value_was_fed(flat_value: float, batch: int) -> None:
+def test_a_flat_run_then_a_change_decides_as_if_every_value_was_fed(
+    flat_value: float, batch: int
+) -> None:
     rng = np.random.default_rng(1)
-    values = np.concatenate([np.full(5003, flat_value), np.where(rng.random(4000) < 0.3, 1.0, flat_value)])
+    values = np.concatenate(
+        [np.full(5003, flat_value), np.where(rng.random(4000) < 0.3, 1.0, flat_value)]
+    )
     results = []
     for deferring in (True, False):
         s = stream(deferring)
@@ -31,7 +36,15 @@ def test_a_flat_run_then_a_change_decides_as_if_every_value_was_fed(flat_value: 
         for start in range(0, len(values), batch):
             found, _, _ = s.update(values[start : start + batch])
             hits += [(start + h.index, h.detector) for h in found]
-        results.append((hits, s.page_hinkley.state, s.adwin.adwin.width, s.adwin.adwin.estimation, s.adwin.carry.tolist()))
+        results.append(
+            (
+                hits,
+                s.page_hinkley.state,
+                s.adwin.adwin.width,
+                s.adwin.adwin.estimation,
+                s.adwin.carry.tolist(),
+            )
+        )
     assert results[0] == results[1]
     assert results[0][0], "the change after the flat run must be detected"
 
@@ -41,14 +54,20 @@ def test_a_flat_run_survives_a_checkpoint() -> None:
     deferring.update(np.full(100, 0.5))
     restored = stream(True)
     restored.load_state(deferring.to_state())
-    assert restored.flat == deferring.flat and restored.flat is not None and restored.flat.values == 100
+    assert (
+        restored.flat == deferring.flat
+        and restored.flat is not None
+        and restored.flat.values == 100
+    )
 
 
 def test_block_adwin_signals_where_river_s_adwin_does_on_the_same_block_means() -> None:
     """BlockAdwin feeds river's ADWIN core directly; river's own ADWIN, fed the same scaled
     means value by value, must signal at the same blocks with the same window widths."""
     rng = np.random.default_rng(7)
-    values = np.concatenate([rng.random(20_000), 0.2 + 0.8 * rng.random(20_000), rng.random(20_000) ** 2])  # means 0.5, 0.6, 1/3
+    values = np.concatenate(
+        [rng.random(20_000), 0.2 + 0.8 * rng.random(20_000), rng.random(20_000) ** 2]
+    )  # means 0.5, 0.6, 1/3
     block = BlockAdwin(delta=0.002, block_events=16)
     river = ADWIN(delta=0.002, clock=ADWIN_CLOCK, max_buckets=5)
     ours, theirs = [], []
@@ -67,14 +86,19 @@ def test_block_adwin_restored_after_a_hit_continues_as_the_uninterrupted_one() -
     rng = np.random.default_rng(8)
     values = np.concatenate([rng.random(8000), 0.3 + 0.7 * rng.random(8000)])
     first = BlockAdwin(delta=0.002, block_events=16)
-    hits, _, ends = first.update(values)
+    hits, _, _ends = first.update(values)
     assert hits
     cut = int(hits[0].index) + 1  # a checkpoint right after the block that signalled
-    uninterrupted, before = BlockAdwin(delta=0.002, block_events=16), BlockAdwin(delta=0.002, block_events=16)
+    uninterrupted, before = (
+        BlockAdwin(delta=0.002, block_events=16),
+        BlockAdwin(delta=0.002, block_events=16),
+    )
     before.update(values[:cut])
     restored = BlockAdwin(delta=0.002, block_events=16)
     restored.load_state(before.to_state())
     uninterrupted.update(values[:cut])
     more = rng.random(8000) ** 3
-    assert [h.index for h in restored.update(more)[0]] == [h.index for h in uninterrupted.update(more)[0]]
+    assert [h.index for h in restored.update(more)[0]] == [
+        h.index for h in uninterrupted.update(more)[0]
+    ]
     assert restored.adwin.width == uninterrupted.adwin.width

@@ -17,13 +17,28 @@ def decode(raw: bytes | None, source: Source = Source.prediction) -> Event | Inv
 
 def test_a_full_prediction_event() -> None:
     raw = orjson.dumps(
-        {"model": "fraud", "version": 3, "id": "req-1", "ts": "2025-11-25T10:00:00.123Z",
-         "features": {"amount": 12.5, "country": "DE", "age": None, "vip": True},
-         "prediction": 1, "score": 0.87, "latency_ms": 14.2, "unknown_top_level": [1, 2]}
+        {
+            "model": "fraud",
+            "version": 3,
+            "id": "req-1",
+            "ts": "2025-11-25T10:00:00.123Z",
+            "features": {"amount": 12.5, "country": "DE", "age": None, "vip": True},
+            "prediction": 1,
+            "score": 0.87,
+            "latency_ms": 14.2,
+            "unknown_top_level": [1, 2],
+        }
     )
     event = decode(raw)
     assert isinstance(event, Event)
-    assert (event.model, event.version, event.id, event.prediction, event.score, event.latency_ms) == ("fraud", "3", "req-1", 1, 0.87, 14.2)
+    assert (
+        event.model,
+        event.version,
+        event.id,
+        event.prediction,
+        event.score,
+        event.latency_ms,
+    ) == ("fraud", "3", "req-1", 1, 0.87, 14.2)
     assert event.ts_ms == 1764064800123
     assert event.features == {"amount": 12.5, "country": "DE", "age": None, "vip": True}
     assert (event.partition, event.offset) == (0, 42)
@@ -46,9 +61,15 @@ def test_multiclass_scores_keep_the_top_probability() -> None:
         (b"", "empty"),
         (b"x" * 2001, "oversize"),
         (b"{not json", "not_json"),
-        (b'{"model": "NaN-x", "score": 0.5', "not_json"),  # cut short: a model named NaN is no NaN value
+        (
+            b'{"model": "NaN-x", "score": 0.5',
+            "not_json",
+        ),  # cut short: a model named NaN is no NaN value
         (b"\xff\xfe\x00", "not_json"),
-        (b'{"model": "m\xff"}', "not_json"),  # invalid UTF-8 inside a string: msgspec raises UnicodeDecodeError
+        (
+            b'{"model": "m\xff"}',
+            "not_json",
+        ),  # invalid UTF-8 inside a string: msgspec raises UnicodeDecodeError
         (b'{"model": "m", "features": {"a": NaN}}', "non_finite"),
         (b'{"model": "m", "score": Infinity}', "non_finite"),
         (b'{"model": "m", "latency_ms": 1e400}', "non_finite"),
@@ -86,7 +107,9 @@ def test_deep_nesting_within_size_is_too_deep() -> None:
 
 
 def test_topic_specific_requirements() -> None:
-    assert decode(b'{"model": "m"}', Source.feature) == Invalid("missing_field", "feature events need 'features'")
+    assert decode(b'{"model": "m"}', Source.feature) == Invalid(
+        "missing_field", "feature events need 'features'"
+    )
     assert isinstance(decode(b'{"model": "m", "label": 1}', Source.label), Invalid)
     assert isinstance(decode(b'{"model": "m", "id": "1"}', Source.label), Invalid)
     label = decode(b'{"model": "m", "id": "1", "label": true}', Source.label)
@@ -95,11 +118,15 @@ def test_topic_specific_requirements() -> None:
 
 def test_field_mapping_reads_other_names() -> None:
     decoder = Decoder(
-        FieldMapping(model="model_name"), 10_000, 200,
+        FieldMapping(model="model_name"),
+        10_000,
+        200,
         fields_for=lambda model: FieldMapping(model="model_name", features="inputs", score="proba"),
         custom_models=["m"],
     )
-    event = decoder.decode(b'{"model_name": "m", "inputs": {"a": 1}, "proba": 0.3}', Source.prediction, 0, 0, 0)
+    event = decoder.decode(
+        b'{"model_name": "m", "inputs": {"a": 1}, "proba": 0.3}', Source.prediction, 0, 0, 0
+    )
     assert isinstance(event, Event) and event.features == {"a": 1} and event.score == 0.3
 
 

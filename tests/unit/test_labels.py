@@ -15,7 +15,17 @@ MINUTE = 60_000
 
 
 def prediction(i: int, ts: int, pred: object = 1, score: float = 0.9) -> Event:
-    return Event(Source.prediction, "m", 0, i, ts, id=f"r{i}", prediction=pred, score=score, confidence=max(score, 1 - score))
+    return Event(
+        Source.prediction,
+        "m",
+        0,
+        i,
+        ts,
+        id=f"r{i}",
+        prediction=pred,
+        score=score,
+        confidence=max(score, 1 - score),
+    )
 
 
 def label(i: int, ts: int, value: object = 1) -> Event:
@@ -23,10 +33,17 @@ def label(i: int, ts: int, value: object = 1) -> Event:
 
 
 def join(**overrides: int | float | None) -> LabelJoin:
-    params: dict = dict(
-        ttl_ms=10 * MINUTE, wait_ms=MINUTE, max_pending=1000, max_waiting=100, sample_rate=1.0, warmup=5, maturity_ms=None,
-        min_maturity_ms=1000, before_first_label=1000,
-    )
+    params: dict = {
+        "ttl_ms": 10 * MINUTE,
+        "wait_ms": MINUTE,
+        "max_pending": 1000,
+        "max_waiting": 100,
+        "sample_rate": 1.0,
+        "warmup": 5,
+        "maturity_ms": None,
+        "min_maturity_ms": 1000,
+        "before_first_label": 1000,
+    }
     params.update(overrides)
     return LabelJoin(**params)
 
@@ -40,8 +57,13 @@ def labelled_join(**overrides: int | float | None) -> LabelJoin:
 
 def test_labels_join_their_predictions_by_id_in_either_order() -> None:
     j = join()
-    outcome = j.observe([prediction(1, 0), label(2, 100, 0), prediction(2, 50), label(1, 5 * MINUTE)])
-    assert [(x.prediction, x.label, x.delay_ms) for x in outcome.joined] == [(1, 0, 50), (1, 1, 5 * MINUTE)]
+    outcome = j.observe(
+        [prediction(1, 0), label(2, 100, 0), prediction(2, 50), label(1, 5 * MINUTE)]
+    )
+    assert [(x.prediction, x.label, x.delay_ms) for x in outcome.joined] == [
+        (1, 0, 50),
+        (1, 1, 5 * MINUTE),
+    ]
     assert [x.row for x in outcome.joined] == [2, 3]
     assert not j.pending and not j.waiting
 
@@ -73,7 +95,7 @@ def test_the_buffers_are_bounded() -> None:
     j = labelled_join(max_pending=50, max_waiting=10)
     outcome = j.observe([prediction(i, i) for i in range(200)])
     assert len(j.pending) == 50 and outcome.evicted == 150
-    assert list(j.pending)[0] == "r150"  # the oldest went first
+    assert next(iter(j.pending)) == "r150"  # the oldest went first
     j.observe([label(1000 + i, 0) for i in range(30)])
     assert len(j.waiting) == 10
 
@@ -81,7 +103,9 @@ def test_the_buffers_are_bounded() -> None:
 def test_a_full_join_evicts_its_oldest_waiting_prediction_not_one_already_joined() -> None:
     j = join(max_pending=50)
     j.observe([prediction(i, i) for i in range(50)])
-    assert len(j.observe([label(i, 100 + i) for i in range(10)]).joined) == 10  # r0..r9 leave the join
+    assert (
+        len(j.observe([label(i, 100 + i) for i in range(10)]).joined) == 10
+    )  # r0..r9 leave the join
     j.observe([prediction(i, 200 + i) for i in range(50, 60)])  # room for ten: nothing evicted
     outcome = j.observe([prediction(60, 300), prediction(0, 301)])  # r0 again: a new prediction
     assert outcome.evicted == 2 and list(j.pending)[:2] == ["r12", "r13"]  # r10 and r11 went
@@ -101,7 +125,10 @@ def test_without_labels_the_queues_stay_as_small_as_the_join() -> None:
 def test_joined_predictions_leave_the_queues_without_waiting_for_their_age() -> None:
     j = join(ttl_ms=10 * MINUTE)
     for start in range(0, 5000, 500):
-        j.observe([prediction(i, i) for i in range(start, start + 500)] + [label(i, i + 1) for i in range(start, start + 500)])
+        j.observe(
+            [prediction(i, i) for i in range(start, start + 500)]
+            + [label(i, i + 1) for i in range(start, start + 500)]
+        )
     j.observe([prediction(5000, 5000)])  # the watermark moves, far from the TTL or any maturity age
     assert list(j.pending) == ["r5000"] and len(j.to_expire) == len(j.to_mature) == 1
 
@@ -109,24 +136,37 @@ def test_joined_predictions_leave_the_queues_without_waiting_for_their_age() -> 
 HOUR = 60 * MINUTE
 
 
-def test_before_its_first_label_a_model_keeps_only_its_first_predictions_and_counts_nothing() -> None:
+def test_before_its_first_label_a_model_keeps_only_its_first_predictions_and_counts_nothing() -> (
+    None
+):
     j = join(ttl_ms=24 * HOUR, max_pending=1000, before_first_label=100, maturity_ms=MINUTE)
-    outcomes = [j.observe([prediction(i, i * 1000) for i in range(start, start + 500)]) for start in range(0, 5000, 500)]
-    assert list(j.pending) == [f"r{i}" for i in range(100)]  # the first ones, for a first label however late
+    outcomes = [
+        j.observe([prediction(i, i * 1000) for i in range(start, start + 500)])
+        for start in range(0, 5000, 500)
+    ]
+    assert list(j.pending) == [
+        f"r{i}" for i in range(100)
+    ]  # the first ones, for a first label however late
     assert len(j.to_expire) == len(j.to_mature) == 100
-    assert not any(o.evicted or o.expired or o.matured for o in outcomes)  # no label is missing: none ever came
+    assert not any(
+        o.evicted or o.expired or o.matured for o in outcomes
+    )  # no label is missing: none ever came
     assert j.watermark == 4_999_000
 
 
 def test_the_first_label_hours_late_still_joins_and_from_then_on_the_normal_cap_applies() -> None:
     j = join(ttl_ms=24 * HOUR, max_pending=200, before_first_label=100)
-    j.observe([prediction(i, i * 1000) for i in range(3 * 3600)])  # three hours of predictions, no label
+    j.observe(
+        [prediction(i, i * 1000) for i in range(3 * 3600)]
+    )  # three hours of predictions, no label
     first = j.observe([label(0, 2 * HOUR), prediction(3 * 3600, 3 * HOUR)])
     assert [(x.row, x.delay_ms) for x in first.joined] == [(0, 2 * HOUR)]
     assert j.labelled and len(j.pending) == 100  # r1..r99, and the prediction after the label
     later = j.observe([prediction(i, i * 1000) for i in range(3 * 3600 + 1, 3 * 3600 + 301)])
-    assert len(j.pending) == 200 and later.evicted == 200  # 99 + 1 + 300 predictions, the 200 oldest went
-    assert list(j.pending)[0] == f"r{3 * 3600 + 101}"
+    assert (
+        len(j.pending) == 200 and later.evicted == 200
+    )  # 99 + 1 + 300 predictions, the 200 oldest went
+    assert next(iter(j.pending)) == f"r{3 * 3600 + 101}"
 
 
 def test_a_model_without_labels_keeps_the_same_predictions_whatever_the_batch_size() -> None:
@@ -139,11 +179,17 @@ def test_a_model_without_labels_keeps_the_same_predictions_whatever_the_batch_si
         for start in range(0, len(events), size):
             j.observe(events[start : start + size])
     assert len(kept[1].pending) == 25 and "r0" not in kept[1].pending
-    assert all(list(j.pending) == list(kept[1].pending) and j.watermark == kept[1].watermark for j in kept.values())
+    assert all(
+        list(j.pending) == list(kept[1].pending) and j.watermark == kept[1].watermark
+        for j in kept.values()
+    )
 
 
 def test_whether_a_model_has_had_labels_survives_a_restart() -> None:
-    labelled, unlabelled = join(max_pending=50, before_first_label=10), join(max_pending=50, before_first_label=10)
+    labelled, unlabelled = (
+        join(max_pending=50, before_first_label=10),
+        join(max_pending=50, before_first_label=10),
+    )
     labelled.observe([label(999, 0)])
     restored = {}
     for name, j in (("labelled", labelled), ("unlabelled", unlabelled)):
@@ -190,7 +236,13 @@ def test_state_round_trip() -> None:
 # -- performance monitors through the pipeline -------------------------------------------------
 
 
-def traffic(n: int, error_rate: list[tuple[int, float]], seed: int = 0, label_delay: int = 2 * MINUTE, confidence_from: int | None = None) -> list[FakeMessage]:
+def traffic(
+    n: int,
+    error_rate: list[tuple[int, float]],
+    seed: int = 0,
+    label_delay: int = 2 * MINUTE,
+    confidence_from: int | None = None,
+) -> list[FakeMessage]:
     """A binary classifier's predictions (with ids) and labels delayed by `label_delay`, merged
     in event-time order. error_rate: [(from event, rate)]; features stay stationary."""
     rng = np.random.default_rng(seed)
@@ -198,12 +250,35 @@ def traffic(n: int, error_rate: list[tuple[int, float]], seed: int = 0, label_de
     for i in range(n):
         rate = [r for start, r in error_rate if i >= start][-1]
         ts = i * 1000
-        score = float(rng.uniform(0.6, 0.99)) if confidence_from is None or i < confidence_from else float(rng.uniform(0.5, 0.7))
+        score = (
+            float(rng.uniform(0.6, 0.99))
+            if confidence_from is None or i < confidence_from
+            else float(rng.uniform(0.5, 0.7))
+        )
         pred = int(rng.random() < 0.3)
         truth = pred if rng.random() >= rate else 1 - pred
         features = {"x": float(rng.normal()), "c": str(rng.choice(["a", "b", "c"]))}
-        out.append((ts, "predictions", {"model": "m", "id": f"r{i}", "ts": ts, "features": features, "prediction": pred, "score": score if pred else 1 - score}))
-        out.append((ts + label_delay, "labels", {"model": "m", "id": f"r{i}", "ts": ts + label_delay, "label": truth}))
+        out.append(
+            (
+                ts,
+                "predictions",
+                {
+                    "model": "m",
+                    "id": f"r{i}",
+                    "ts": ts,
+                    "features": features,
+                    "prediction": pred,
+                    "score": score if pred else 1 - score,
+                },
+            )
+        )
+        out.append(
+            (
+                ts + label_delay,
+                "labels",
+                {"model": "m", "id": f"r{i}", "ts": ts + label_delay, "label": truth},
+            )
+        )
     out.sort(key=lambda item: item[0])
     batch: list[FakeMessage] = []
     offsets = {"predictions": 0, "labels": 0}
@@ -228,7 +303,11 @@ def test_concept_drift_is_caught_by_the_error_monitor_and_by_no_input_monitor() 
     assert detected and detected[0].monitor == "performance.error"
     assert not [a for a in detected if a.monitor.startswith("feature.")]
     accuracy = detected[0].evidence["accuracy"]
-    assert accuracy["reference"] > 0.85 and accuracy["before"] > 0.8 and accuracy["after"] < accuracy["before"] - 0.1
+    assert (
+        accuracy["reference"] > 0.85
+        and accuracy["before"] > 0.8
+        and accuracy["after"] < accuracy["before"] - 0.1
+    )
     labelled_at = detected[0].observations
     assert 7000 < labelled_at < 9500
     performance = next(iter(pipeline.models())).performance.summary()
@@ -258,11 +337,18 @@ def test_labels_that_stop_coming_raise_a_label_alert() -> None:
     batch = traffic(12_000, [(0, 0.1)])
     cut = [m for m in batch if not (m.topic() == "labels" and m.offset() >= 6000)]
     _, result = run(cut)
-    label_alerts = [a for a in result.alerts if a.monitor == "quality.labels" and a.kind == "detected"]
+    label_alerts = [
+        a for a in result.alerts if a.monitor == "quality.labels" and a.kind == "detected"
+    ]
     assert label_alerts, "labels stopped and nothing noticed"
     evidence = label_alerts[0].evidence
-    assert evidence["reference"]["rate"] > 0.95 and evidence["after"]["rate"] < evidence["before"]["rate"] - 0.3
-    assert 6000 < label_alerts[0].offset < 6000 + 6 * 60 + 200  # one maturity age (3 x the 2 min delay) later
+    assert (
+        evidence["reference"]["rate"] > 0.95
+        and evidence["after"]["rate"] < evidence["before"]["rate"] - 0.3
+    )
+    assert (
+        6000 < label_alerts[0].offset < 6000 + 6 * 60 + 200
+    )  # one maturity age (3 x the 2 min delay) later
 
 
 def test_regression_error_is_scale_free() -> None:
@@ -271,24 +357,43 @@ def test_regression_error_is_scale_free() -> None:
     for i in range(12_000):
         truth = float(rng.normal(1000, 200))
         noise = 20 if i < 6000 else 60
-        events.append(({"model": "r", "id": f"q{i}", "ts": i, "prediction": truth + float(rng.normal(0, noise))}, {"model": "r", "id": f"q{i}", "ts": i, "label": truth}))
+        events.append(
+            (
+                {
+                    "model": "r",
+                    "id": f"q{i}",
+                    "ts": i,
+                    "prediction": truth + float(rng.normal(0, noise)),
+                },
+                {"model": "r", "id": f"q{i}", "ts": i, "label": truth},
+            )
+        )
     batch = messages([p for p, _ in events]) + messages([lab for _, lab in events], topic="labels")
     batch.sort(key=lambda m: (m.offset(), m.topic() != "predictions"))
     pipeline, result = run(batch)
-    detected = [a for a in result.alerts if a.monitor == "performance.error" and a.kind == "detected"]
+    detected = [
+        a for a in result.alerts if a.monitor == "performance.error" and a.kind == "detected"
+    ]
     assert detected and 6000 <= detected[0].offset < 7000
     assert 15 < next(iter(pipeline.models())).performance.summary()["mae"] < 60
 
 
 def test_per_class_recall_is_monitored_for_few_classes() -> None:
     pipeline, _ = run(traffic(3000, [(0, 0.1)]))
-    assert {"performance.recall.0", "performance.recall.1"} <= set(next(iter(pipeline.models())).signals)
+    assert {"performance.recall.0", "performance.recall.1"} <= set(
+        next(iter(pipeline.models())).signals
+    )
 
 
 def test_a_flood_of_predictions_whose_labels_are_late_stays_within_the_cap() -> None:
     settings = load_settings(None, limits={"max_pending_labels": 500})
     first_label = messages([{"model": "m", "id": "x-first", "ts": 0, "label": 1}], topic="labels")
-    flood = messages([{"model": "m", "id": f"x{i}", "ts": i, "prediction": 1, "score": 0.8} for i in range(20_000)])
+    flood = messages(
+        [
+            {"model": "m", "id": f"x{i}", "ts": i, "prediction": 1, "score": 0.8}
+            for i in range(20_000)
+        ]
+    )
     pipeline, _ = run(first_label + flood, settings)
     monitor = next(iter(pipeline.models()))
     assert monitor.performance.pending == 500
@@ -297,9 +402,16 @@ def test_a_flood_of_predictions_whose_labels_are_late_stays_within_the_cap() -> 
 
 def test_a_model_with_ids_but_no_labels_keeps_only_its_small_budget_and_counts_nothing() -> None:
     settings = load_settings(
-        None, limits={"pending_labels_before_first": 300}, models={"m": {"label_maturity_seconds": 60, "label_ttl_seconds": 3600}}
+        None,
+        limits={"pending_labels_before_first": 300},
+        models={"m": {"label_maturity_seconds": 60, "label_ttl_seconds": 3600}},
     )
-    flood = messages([{"model": "m", "id": f"x{i}", "ts": i * 1000, "prediction": 1, "score": 0.8} for i in range(20_000)])
+    flood = messages(
+        [
+            {"model": "m", "id": f"x{i}", "ts": i * 1000, "prediction": 1, "score": 0.8}
+            for i in range(20_000)
+        ]
+    )
     pipeline, _ = run(flood, settings)
     monitor = next(iter(pipeline.models()))
     assert monitor.performance.pending == 300 and not monitor.performance.labelled
@@ -317,7 +429,7 @@ def test_state_with_labels_restores_to_identical_decisions(cut: int) -> None:
     _, whole = run(batch)
     first, before = run(batch[:cut])
     monitor = next(iter(first.models()))
-    (_, value), = StateCodec("g").model_records(0, {}, monitor.name, monitor.to_state())
+    ((_, value),) = StateCodec("g").model_records(0, {}, monitor.name, monitor.to_state())
     record = StateCodec("g").decode(value)
     second = Pipeline(settings)
     restored = second.new_monitor("m")
@@ -331,14 +443,30 @@ def test_state_with_labels_restores_to_identical_decisions(cut: int) -> None:
 
 
 def test_the_process_budget_bounds_all_models_together_and_is_released_when_they_leave() -> None:
-    settings = load_settings(None, limits={"max_pending_labels": 1000, "max_pending_labels_total": 1500})
+    settings = load_settings(
+        None, limits={"max_pending_labels": 1000, "max_pending_labels_total": 1500}
+    )
     pipeline = Pipeline(settings)
     pipeline.assign([0, 1])
-    flood = [messages([{"model": name, "id": f"{name}{i}", "ts": i, "prediction": 1} for i in range(1200)], partition=p) for p, name in enumerate("ab")]
+    flood = [
+        messages(
+            [{"model": name, "id": f"{name}{i}", "ts": i, "prediction": 1} for i in range(1200)],
+            partition=p,
+        )
+        for p, name in enumerate("ab")
+    ]
     pipeline.process(flood[0] + flood[1])
     pending = {m.name: m.performance.pending for m in pipeline.models()}
     assert pending == {"a": 1000, "b": 500} and pipeline.pending_budget.used == 1500
     pipeline.revoke([0])
     assert pipeline.pending_budget.used == 500
-    pipeline.process(messages([{"model": "b", "id": f"later{i}", "ts": 2000 + i, "prediction": 1} for i in range(800)], partition=1))
+    pipeline.process(
+        messages(
+            [
+                {"model": "b", "id": f"later{i}", "ts": 2000 + i, "prediction": 1}
+                for i in range(800)
+            ],
+            partition=1,
+        )
+    )
     assert next(iter(pipeline.models())).performance.pending == 1000

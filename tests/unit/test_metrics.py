@@ -6,8 +6,8 @@ from collections import defaultdict
 
 from prometheus_client import CollectorRegistry
 
-from detector.http.metrics import Metrics
 from detector.core.pipeline import Pipeline
+from detector.http.metrics import Metrics
 from detector.settings import load_settings
 from producers.simulate import Injection, Simulator
 from tests.fakes import messages
@@ -24,7 +24,9 @@ def series_by_model(registry: CollectorRegistry) -> dict[str, set[str]]:
 
 
 def test_forgetting_a_model_removes_all_its_series_and_only_those() -> None:
-    simulator = Simulator(seed=3, injections=(Injection("mean_shift", "amount", start=4000, magnitude=1.0),))
+    simulator = Simulator(
+        seed=3, injections=(Injection("mean_shift", "amount", start=4000, magnitude=1.0),)
+    )
     events = simulator.events(8000)
     twins = [{**event, "model": "twin"} for event in events]
     pipeline = Pipeline(load_settings(None))
@@ -38,11 +40,18 @@ def test_forgetting_a_model_removes_all_its_series_and_only_those() -> None:
     metrics.record_models(pipeline.models(), pipeline.model_count)
     before = series_by_model(registry)
     assert before["fraud"] == before["twin"]
-    assert {"streamdrift_events", "streamdrift_alerts", "streamdrift_drift_active", "streamdrift_monitor_statistic"} <= before["fraud"]
+    assert {
+        "streamdrift_events",
+        "streamdrift_alerts",
+        "streamdrift_drift_active",
+        "streamdrift_monitor_statistic",
+    } <= before["fraud"]
 
     metrics.forget_models(["fraud"])
     after = series_by_model(registry)
     assert "fraud" not in after
     assert after["twin"] == before["twin"]
-    metrics.forget_models(["fraud", "never-seen"])  # forgetting twice, or an unknown model, is harmless
+    metrics.forget_models(
+        ["fraud", "never-seen"]
+    )  # forgetting twice, or an unknown model, is harmless
     assert series_by_model(registry) == after

@@ -24,7 +24,7 @@ def river_detections(values: np.ndarray, **params: float) -> list[int]:
 def batched_detections(values: np.ndarray, splits: list[int], **params: float) -> list[int]:
     detector = PageHinkley(**params)
     found, start = [], 0
-    for chunk in np.split(values, sorted(set(s for s in splits if 0 < s < len(values)))):
+    for chunk in np.split(values, sorted({s for s in splits if 0 < s < len(values)})):
         found += [start + d.index for d in detector.update_many(chunk)]
         start += len(chunk)
     return found
@@ -33,7 +33,9 @@ def batched_detections(values: np.ndarray, splits: list[int], **params: float) -
 @pytest.mark.parametrize("alpha", [1.0, 1 - 1e-4, 0.99])
 def test_same_detections_as_river_on_shifting_streams(alpha: float) -> None:
     rng = np.random.default_rng(1)
-    values = np.concatenate([rng.random(4000), 0.3 + 0.7 * rng.random(4000), 0.6 * rng.random(4000)])
+    values = np.concatenate(
+        [rng.random(4000), 0.3 + 0.7 * rng.random(4000), 0.6 * rng.random(4000)]
+    )
     params = {"threshold": 4.0, "delta": 0.01, "alpha": alpha, "min_instances": 30}
     expected = river_detections(values, **params)
     assert len(expected) >= 3  # the stream must actually exercise detections and resets
@@ -47,7 +49,9 @@ def test_same_detections_as_river_on_shifting_streams(alpha: float) -> None:
     threshold=st.floats(0.5, 5),
     delta=st.floats(0, 0.1),
 )
-def test_same_detections_as_river_for_any_input_and_batching(values: list[float], splits: list[int], threshold: float, delta: float) -> None:
+def test_same_detections_as_river_for_any_input_and_batching(
+    values: list[float], splits: list[int], threshold: float, delta: float
+) -> None:
     array = np.asarray(values)
     params = {"threshold": threshold, "delta": delta, "alpha": 1.0, "min_instances": 5}
     assert batched_detections(array, splits, **params) == river_detections(array, **params)

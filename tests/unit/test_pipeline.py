@@ -27,7 +27,9 @@ def run(pipeline: Pipeline, batch: list[FakeMessage], size: int = 1000) -> Batch
 
 
 def drifting_stream(events: int = 12_000) -> list[FakeMessage]:
-    simulator = Simulator(seed=3, injections=(Injection("mean_shift", "amount", start=6000, magnitude=1.0),))
+    simulator = Simulator(
+        seed=3, injections=(Injection("mean_shift", "amount", start=6000, magnitude=1.0),)
+    )
     return messages(simulator.events(events))
 
 
@@ -41,23 +43,43 @@ def test_a_feature_shift_raises_the_right_alert() -> None:
 
 @pytest.mark.parametrize("size", [1, 333, 5000])
 def test_published_alerts_do_not_depend_on_batching(size: int) -> None:
-    simulator = Simulator(seed=6, injections=(Injection("mean_shift", "amount", start=3000, length=3000), Injection("category_mix", "country", start=8000)))
+    simulator = Simulator(
+        seed=6,
+        injections=(
+            Injection("mean_shift", "amount", start=3000, length=3000),
+            Injection("category_mix", "country", start=8000),
+        ),
+    )
     batch = messages(simulator.events(12_000))
     whole = [a.encode("g") for a in run(Pipeline(load_settings(None)), batch, size=12_000).alerts]
     assert len(whole) >= 3
-    assert [a.encode("g") for a in run(Pipeline(load_settings(None)), batch, size=size).alerts] == whole
+    assert [
+        a.encode("g") for a in run(Pipeline(load_settings(None)), batch, size=size).alerts
+    ] == whole
 
 
 def test_a_stationary_stream_raises_nothing() -> None:
-    result = run(Pipeline(load_settings(None)), messages(Simulator(seed=4).events(60_000)), size=5000)
+    result = run(
+        Pipeline(load_settings(None)), messages(Simulator(seed=4).events(60_000)), size=5000
+    )
     assert result.alerts == []
 
 
 def test_bad_input_is_dead_lettered_and_does_not_change_detections() -> None:
     clean = drifting_stream()
-    expected = [(a.monitor, a.offset, a.kind) for a in run(Pipeline(load_settings(None)), clean).alerts]
+    expected = [
+        (a.monitor, a.offset, a.kind) for a in run(Pipeline(load_settings(None)), clean).alerts
+    ]
     rng = random.Random(1)
-    garbage = [b"{oops", b"[]", b'{"model": 5}', b'{"model": "fraud", "score": 7}', b'{"features": {}}', None, b'{"model": "fraud", "features": {"a": NaN}}']
+    garbage = [
+        b"{oops",
+        b"[]",
+        b'{"model": 5}',
+        b'{"model": "fraud", "score": 7}',
+        b'{"features": {}}',
+        None,
+        b'{"model": "fraud", "features": {"a": NaN}}',
+    ]
     dirty: list[FakeMessage] = []
     for message in clean:
         if rng.random() < 0.1:
@@ -80,20 +102,34 @@ def test_unknown_models_are_rejected_when_auto_discovery_is_off() -> None:
     assert result.events == {("predictions", "known"): 1}
 
 
-def test_at_the_model_cap_a_newcomer_is_admitted_at_its_second_message_in_place_of_a_model_in_its_warm_up() -> None:
+def test_at_the_model_cap_a_newcomer_is_admitted_at_its_second_message_in_place_of_a_model_in_its_warm_up() -> (
+    None
+):
     settings = load_settings(None, limits={"max_models": 3})
     pipeline = Pipeline(settings)
-    result = run(pipeline, messages([{"model": f"m{i}"} for i in range(5)] + [{"model": "m4"}, {"model": "m3"}]))
+    result = run(
+        pipeline,
+        messages([{"model": f"m{i}"} for i in range(5)] + [{"model": "m4"}, {"model": "m3"}]),
+    )
     assert [m.name for m in pipeline.models()] == ["m2", "m4", "m3"]
     assert [(e.model, e.reason) for e in result.evictions] == [("m0", "cap"), ("m1", "cap")]
-    assert [(d.offset, d.reason) for d in result.dead_letters] == [(3, "model_cap"), (4, "model_cap")]
+    assert [(d.offset, d.reason) for d in result.dead_letters] == [
+        (3, "model_cap"),
+        (4, "model_cap"),
+    ]
     assert pipeline.partitions[0].take_evicted() == []  # never checkpointed: nothing to retire
 
 
 def test_at_the_model_cap_with_every_model_past_its_warm_up_a_newcomer_is_refused() -> None:
     settings = load_settings(None, limits={"max_models": 2}, detection={"warmup_events": 50})
     pipeline = Pipeline(settings)
-    result = run(pipeline, messages([{"model": m, "score": 0.5} for m in ("a", "b") for _ in range(50)] + [{"model": "c"}] * 3))
+    result = run(
+        pipeline,
+        messages(
+            [{"model": m, "score": 0.5} for m in ("a", "b") for _ in range(50)]
+            + [{"model": "c"}] * 3
+        ),
+    )
     assert sorted(m.name for m in pipeline.models()) == ["a", "b"]
     assert [d.reason for d in result.dead_letters] == ["model_cap"] * 3
     assert result.evictions == []
@@ -111,10 +147,17 @@ def test_a_flood_of_names_cannot_lock_out_a_real_model() -> None:
     assert result.invalid["predictions", "model_cap"] == 5000 - (50 - 3) + 1
     assert result.events["predictions", "fresh"] == 59
     seen = {m.name: m.events_seen for m in pipeline.models()}
-    assert {name: seen[name] for name in ("real0", "real1", "real2", "fresh")} == {"real0": 60, "real1": 60, "real2": 60, "fresh": 59}
+    assert {name: seen[name] for name in ("real0", "real1", "real2", "fresh")} == {
+        "real0": 60,
+        "real1": 60,
+        "real2": 60,
+        "fresh": 59,
+    }
     assert pipeline.model_count == 50
     assert [(e.model, e.reason) for e in result.evictions] == [("junk-0", "cap")]
-    assert len(pipeline.refused) == 50 - 1 and "fresh" not in pipeline.refused  # bounded by the cap; the admitted name leaves it
+    assert (
+        len(pipeline.refused) == 50 - 1 and "fresh" not in pipeline.refused
+    )  # bounded by the cap; the admitted name leaves it
 
 
 T0_MS = 1_764_064_800_000
@@ -126,9 +169,13 @@ def _at(model: str, after_ms: int, **fields: object) -> tuple[int, dict[str, obj
     return T0_MS + after_ms, {"model": model, "score": 0.5, **fields}
 
 
-def stamped(events: list[tuple[int, dict[str, object]]], first_offset: int = 0) -> list[FakeMessage]:
+def stamped(
+    events: list[tuple[int, dict[str, object]]], first_offset: int = 0
+) -> list[FakeMessage]:
     return [
-        FakeMessage("predictions", 0, offset, orjson.dumps(value), value["model"].encode(), timestamp_ms=ts)  # type: ignore[union-attr]
+        FakeMessage(
+            "predictions", 0, offset, orjson.dumps(value), value["model"].encode(), timestamp_ms=ts
+        )  # type: ignore[union-attr]
         for offset, (ts, value) in enumerate(events, start=first_offset)
     ]
 
@@ -139,7 +186,10 @@ def test_an_idle_model_is_evicted_and_starts_afresh_when_it_comes_back() -> None
     early = [_at("quiet", 0)] * 10 + [_at("busy", t * 60_000) for t in range(59)]
     result = run(pipeline, stamped(early))
     assert result.evictions == [] and pipeline.partitions[0].models["quiet"].events_seen == 10
-    assert [m.name for m in pipeline.partitions[0].take_dirty()] == ["busy", "quiet"]  # a checkpoint stores both
+    assert [m.name for m in pipeline.partitions[0].take_dirty()] == [
+        "busy",
+        "quiet",
+    ]  # a checkpoint stores both
     later = [_at("busy", HOUR_MS + t * 60_000) for t in range(30)]
     result = run(pipeline, stamped(later, first_offset=100))
     assert [(e.model, e.reason) for e in result.evictions] == [("quiet", "idle")]
@@ -151,7 +201,11 @@ def test_an_idle_model_is_evicted_and_starts_afresh_when_it_comes_back() -> None
 def test_an_event_time_far_in_the_future_does_not_make_other_models_idle() -> None:
     """The clock is the messages' timestamps: an event stamped in microseconds evicts nobody."""
     pipeline = Pipeline(load_settings(None, limits={"model_idle_seconds": 3600}))
-    events = [_at("a", t * 1000) for t in range(10)] + [_at("b", 10_000, ts=(T0_MS + 10_000) * 1000)] + [_at("a", 11_000)]
+    events = (
+        [_at("a", t * 1000) for t in range(10)]
+        + [_at("b", 10_000, ts=(T0_MS + 10_000) * 1000)]
+        + [_at("a", 11_000)]
+    )
     result = run(pipeline, stamped(events))
     assert result.evictions == [] and pipeline.partitions[0].models["a"].events_seen == 11
 
@@ -160,12 +214,18 @@ def test_an_event_time_far_in_the_future_does_not_make_other_models_idle() -> No
 def test_idle_eviction_does_not_depend_on_batching(size: int) -> None:
     """A model that returns after an idle gap restarts whether the gap is seen by a sweep after a
     batch or by its own next event, so its alerts are the same in any batching."""
-    settings = load_settings(None, limits={"model_idle_seconds": 3600}, detection={"warmup_events": 50, "cooldown_events": 0})
+    settings = load_settings(
+        None,
+        limits={"model_idle_seconds": 3600},
+        detection={"warmup_events": 50, "cooldown_events": 0},
+    )
     events = []
     for t in range(600):
         events.append(_at("busy", t * 20_000, features={"x": float(t % 10)}))
         if t < 100 or t > 300:  # 'back' is away for over an hour in the middle
-            events.append(_at("back", t * 20_000, features={"x": float(t % 10) + (5.0 if t > 450 else 0.0)}))
+            events.append(
+                _at("back", t * 20_000, features={"x": float(t % 10) + (5.0 if t > 450 else 0.0)})
+            )
     batch = stamped(events)
     whole = run(Pipeline(settings), batch, size=len(batch))
     split_pipeline = Pipeline(settings)
@@ -175,7 +235,9 @@ def test_idle_eviction_does_not_depend_on_batching(size: int) -> None:
     assert any(a.model == "back" and a.kind == "detected" for a in whole.alerts)
 
 
-def test_a_model_whose_monitors_raise_is_contained_and_restarts(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_model_whose_monitors_raise_is_contained_and_restarts(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     from detector.core.monitors.model import ModelMonitor
 
     clean = drifting_stream()
@@ -190,7 +252,7 @@ def test_a_model_whose_monitors_raise_is_contained_and_restarts(monkeypatch: pyt
 
     monkeypatch.setattr(ModelMonitor, "observe", observe)
     pipeline = Pipeline(load_settings(None))
-    mixed = [m for pair in zip(clean, other) for m in pair] + clean[len(other):]
+    mixed = [m for pair in zip(clean, other) for m in pair] + clean[len(other) :]
     result = run(pipeline, mixed, size=100)
     assert [a.encode("g") for a in result.alerts] == expected  # the other model is untouched
     failed = [d for d in result.dead_letters if d.reason == "processing_error"]
@@ -199,7 +261,10 @@ def test_a_model_whose_monitors_raise_is_contained_and_restarts(monkeypatch: pyt
     assert result.invalid["predictions", "processing_error"] == len(failed)
     # 50 events a batch: each failure restarts the model from scratch, which learns 100 events and fails on the next batch.
     assert len(failed) == 100 and result.events["predictions", "fragile"] == 200
-    assert [e.model for e in result.model_errors] == ["fragile", "fragile"] and "corrupt state" in result.model_errors[0].error
+    assert [e.model for e in result.model_errors] == [
+        "fragile",
+        "fragile",
+    ] and "corrupt state" in result.model_errors[0].error
     assert pipeline.partitions[0].models["fragile"].events_seen == 0
     run(pipeline, messages([{"model": "fragile", "score": 0.5}] * 50, first_offset=60_000))
     assert pipeline.partitions[0].models["fragile"].events_seen == 50
@@ -208,7 +273,12 @@ def test_a_model_whose_monitors_raise_is_contained_and_restarts(monkeypatch: pyt
 def test_feature_cap_keeps_memory_bounded_and_counts_overflow() -> None:
     settings = load_settings(None, limits={"max_features_per_model": 5})
     pipeline = Pipeline(settings)
-    run(pipeline, messages([{"model": "m", "features": {f"f{i}_{j}": 1.0 for j in range(4)}} for i in range(50)]))
+    run(
+        pipeline,
+        messages(
+            [{"model": "m", "features": {f"f{i}_{j}": 1.0 for j in range(4)}} for i in range(50)]
+        ),
+    )
     monitor = next(iter(pipeline.models()))
     assert len(monitor.feature_kinds) == 5
     assert monitor.feature_overflow == 195
@@ -223,7 +293,9 @@ def test_state_lives_per_partition_and_is_dropped_on_revoke() -> None:
 
 
 def test_a_new_feature_after_warm_up_is_a_schema_change() -> None:
-    settings = load_settings(None, detection={"warmup_events": 200, "resolve_window_events": 500, "cooldown_events": 0})
+    settings = load_settings(
+        None, detection={"warmup_events": 200, "resolve_window_events": 500, "cooldown_events": 0}
+    )
     events = [{"model": "m", "features": {"a": float(i % 7)}} for i in range(1000)]
     events += [{"model": "m", "features": {"a": float(i % 7), "b": "x"}} for i in range(2000)]
     result = run(Pipeline(settings), messages(events))
@@ -245,24 +317,34 @@ def test_a_renamed_field_shows_as_missing_and_as_schema_change() -> None:
     settings = load_settings(None, detection={"warmup_events": 200})
     events = [{"model": "m", "features": {"amount": float(i % 13)}} for i in range(1500)]
     events += [{"model": "m", "features": {"amount_usd": float(i % 13)}} for i in range(1500)]
-    monitors = {a.monitor for a in run(Pipeline(settings), messages(events)).alerts if a.kind == "detected"}
+    monitors = {
+        a.monitor for a in run(Pipeline(settings), messages(events)).alerts if a.kind == "detected"
+    }
     assert {"quality.missing.amount", "quality.schema"} <= monitors
 
 
 @pytest.mark.parametrize("changed", ["1.5", True])
 def test_numbers_sent_as_text_or_booleans_are_a_type_change_not_numbers(changed: object) -> None:
     settings = load_settings(None, detection={"warmup_events": 100})
-    events = [{"model": "m", "features": {"a": float(i % 5), "b": float(i % 3)}} for i in range(500)]
+    events = [
+        {"model": "m", "features": {"a": float(i % 5), "b": float(i % 3)}} for i in range(500)
+    ]
     events += [{"model": "m", "features": {"a": changed, "b": float(i % 3)}} for i in range(500)]
     pipeline = Pipeline(settings)
     result = run(pipeline, messages(events), size=100)
     schema = [a for a in result.alerts if a.monitor == "quality.schema" and a.kind == "detected"]
-    assert len(schema) == 1 and schema[0].evidence["changes"] == ["feature 'a' is no longer numeric"]
+    assert len(schema) == 1 and schema[0].evidence["changes"] == [
+        "feature 'a' is no longer numeric"
+    ]
     assert schema[0].offset == 500  # the first changed event
-    assert pipeline.partitions[0].models["m"].signals["feature.a"].seen == 500  # the text was not taken as a number
+    assert (
+        pipeline.partitions[0].models["m"].signals["feature.a"].seen == 500
+    )  # the text was not taken as a number
 
 
-def test_a_batch_whose_sampled_rows_hold_text_is_read_column_by_column_where_all_text_is_found() -> None:
+def test_a_batch_whose_sampled_rows_hold_text_is_read_column_by_column_where_all_text_is_found() -> (
+    None
+):
     settings = load_settings(None, detection={"warmup_events": 100})
     events = [{"model": "m", "features": {"a": float(i % 5)}} for i in range(600)]
     events[500]["features"]["a"] = "2.0"  # the first row of a batch: always in the sample
@@ -271,7 +353,9 @@ def test_a_batch_whose_sampled_rows_hold_text_is_read_column_by_column_where_all
     result = run(pipeline, messages(events), size=100)
     schema = [a for a in result.alerts if a.monitor == "quality.schema" and a.kind == "detected"]
     assert [a.offset for a in schema] == [500]
-    assert pipeline.partitions[0].models["m"].signals["feature.a"].seen == 598  # neither text taken as a number
+    assert (
+        pipeline.partitions[0].models["m"].signals["feature.a"].seen == 598
+    )  # neither text taken as a number
 
 
 def test_a_type_change_is_reported_once() -> None:
@@ -293,6 +377,8 @@ def test_prediction_kind_follows_the_task(task: str, kind: str) -> None:
 
 
 def test_alerts_carry_owner_and_runbook_from_config() -> None:
-    settings = load_settings(None, models={"fraud": {"owner": "team-risk", "runbook_url": "https://rb"}})
+    settings = load_settings(
+        None, models={"fraud": {"owner": "team-risk", "runbook_url": "https://rb"}}
+    )
     alert = run(Pipeline(settings), drifting_stream()).alerts[0]
     assert (alert.owner, alert.runbook_url, alert.version) == ("team-risk", "https://rb", "1")

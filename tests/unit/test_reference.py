@@ -30,7 +30,9 @@ def test_positions_have_mean_one_half_and_at_most_uniform_variance(family: str) 
 
 @pytest.mark.parametrize("family", FAMILIES)
 @pytest.mark.parametrize("size", [10, 5000])
-def test_positions_equal_np_interp_whether_or_not_the_batch_is_sorted_first(family: str, size: int) -> None:
+def test_positions_equal_np_interp_whether_or_not_the_batch_is_sorted_first(
+    family: str, size: int
+) -> None:
     reference = NumericReference.fit(FAMILIES[family](5000), bins=128)
     x = FAMILIES[family](size)
     xp, fp = reference._interpolation

@@ -10,7 +10,13 @@ import pytest
 
 from detector.core.calibration import detectors_for, thresholds_for_budget
 from detector.core.monitors.model import signal_config
-from detector.core.monitors.signal import SignalConfig, SignalKind, SignalMonitor, SourceRefs, Transition
+from detector.core.monitors.signal import (
+    SignalConfig,
+    SignalKind,
+    SignalMonitor,
+    SourceRefs,
+    Transition,
+)
 from detector.settings import DetectionSettings
 
 RNG = np.random.default_rng(11)
@@ -19,18 +25,31 @@ RNG = np.random.default_rng(11)
 def default_config(**overrides: object) -> SignalConfig:
     detection = DetectionSettings(**overrides)
     thresholds = thresholds_for_budget(
-        detection.false_alarm_budget_per_million, detectors_for(100), detection.page_hinkley_delta, detection.block_events
+        detection.false_alarm_budget_per_million,
+        detectors_for(100),
+        detection.page_hinkley_delta,
+        detection.block_events,
     )
     return signal_config(detection, thresholds)
 
 
-def observe(kind: SignalKind, values: np.ndarray | Sequence[str], batch: int = 1000, config: SignalConfig | None = None) -> list[tuple[int, Transition]]:
+def observe(
+    kind: SignalKind,
+    values: np.ndarray | Sequence[str],
+    batch: int = 1000,
+    config: SignalConfig | None = None,
+) -> list[tuple[int, Transition]]:
     """Feed values in batches; return (absolute position, transition) pairs."""
     monitor = SignalMonitor("feature.x", kind, config or default_config())
     found = []
     for start in range(0, len(values), batch):
         chunk = values[start : start + batch]
-        refs = SourceRefs(("predictions",), 0, np.zeros(len(chunk), dtype=np.int64), np.arange(start, start + len(chunk)))
+        refs = SourceRefs(
+            ("predictions",),
+            0,
+            np.zeros(len(chunk), dtype=np.int64),
+            np.arange(start, start + len(chunk)),
+        )
         found += [(start + t.index, t) for t in monitor.update(chunk, refs)]
     return found
 
@@ -41,14 +60,18 @@ def shifted(draw, n: int, at: int, shift: float) -> np.ndarray:
     return values
 
 
-@pytest.mark.parametrize("location,scale", [(120.0, 45.0), (0.5, 0.08)], ids=["dollars", "unit_interval"])
+@pytest.mark.parametrize(
+    "location,scale", [(120.0, 45.0), (0.5, 0.08)], ids=["dollars", "unit_interval"]
+)
 def test_same_defaults_catch_a_one_sd_shift_on_any_scale(location: float, scale: float) -> None:
     values = shifted(lambda n: RNG.normal(location, scale, n), 12_000, 6000, scale)
     found = observe(SignalKind.numeric, values)
     assert [t.kind for _, t in found] == ["detected"]
     position, transition = found[0]
     assert 6000 <= position < 6500
-    assert transition.evidence["after"]["mean"] > transition.evidence["before"]["mean"] + 0.5 * scale
+    assert (
+        transition.evidence["after"]["mean"] > transition.evidence["before"]["mean"] + 0.5 * scale
+    )
 
 
 def test_catches_a_change_of_category_mix() -> None:
@@ -61,7 +84,9 @@ def test_catches_a_change_of_category_mix() -> None:
 
 def test_catches_new_categories() -> None:
     before = RNG.choice(["a", "b"], 6000).tolist()
-    after = [f"new-{i}" if i % 4 == 0 else v for i, v in enumerate(RNG.choice(["a", "b"], 6000).tolist())]
+    after = [
+        f"new-{i}" if i % 4 == 0 else v for i, v in enumerate(RNG.choice(["a", "b"], 6000).tolist())
+    ]
     found = observe(SignalKind.categorical, before + after)
     assert found and 6000 <= found[0][0] < 6600
 
@@ -94,7 +119,9 @@ def test_quiet_on_a_long_stationary_stream(family: str) -> None:
 
 
 def test_quiet_on_a_long_stationary_categorical_stream() -> None:
-    values = RNG.choice([f"c{i}" for i in range(30)], 200_000, p=np.arange(30, 0, -1) / 465).tolist()
+    values = RNG.choice(
+        [f"c{i}" for i in range(30)], 200_000, p=np.arange(30, 0, -1) / 465
+    ).tolist()
     assert observe(SignalKind.categorical, values, batch=5000) == []
 
 
@@ -143,7 +170,9 @@ def test_a_change_inside_the_cooldown_is_raised_when_the_cooldown_ends() -> None
     assert [t.kind for _, t in found] == ["detected", "resolved", "detected"]
     resolved_at = found[1][0]
     assert found[2][0] >= resolved_at + 4000 and found[2][0] < resolved_at + 4000 + 100
-    assert found[2][1].evidence["window"]["events"] > 4000 - (9000 - resolved_at)  # the change began before
+    assert found[2][1].evidence["window"]["events"] > 4000 - (
+        9000 - resolved_at
+    )  # the change began before
 
 
 def test_nothing_fires_during_warm_up() -> None:
@@ -161,9 +190,15 @@ def test_decisions_and_evidence_do_not_depend_on_batch_boundaries(batch: int) ->
     categories = rng.choice(["a", "b", "c"], 24_000, p=[0.6, 0.3, 0.1]).tolist()
     categories[12_000:] = rng.choice(["a", "b", "c"], 12_000, p=[0.2, 0.3, 0.5]).tolist()
     for kind, stream in ((SignalKind.numeric, values), (SignalKind.categorical, categories)):
-        whole = [(p, t.kind, t.statistic, t.detector, t.reason, t.evidence) for p, t in observe(kind, stream, batch=24_000)]
+        whole = [
+            (p, t.kind, t.statistic, t.detector, t.reason, t.evidence)
+            for p, t in observe(kind, stream, batch=24_000)
+        ]
         assert whole
-        assert [(p, t.kind, t.statistic, t.detector, t.reason, t.evidence) for p, t in observe(kind, stream, batch=batch)] == whole
+        assert [
+            (p, t.kind, t.statistic, t.detector, t.reason, t.evidence)
+            for p, t in observe(kind, stream, batch=batch)
+        ] == whole
 
 
 def test_evidence_names_the_offset_range() -> None:
@@ -204,8 +239,16 @@ def test_a_category_whose_share_moved_is_named_with_its_shares_before_and_after(
     _, transition = observe(SignalKind.categorical, before + after)[0]
     changes = {c["category"]: c for c in transition.evidence["top_changes"]}
     assert {"a", "c"} <= set(changes)
-    assert changes["a"]["before"] > 0.5 and changes["a"]["after"] < 0.4 and 0.55 < changes["a"]["reference"] < 0.65
-    assert changes["c"]["before"] < 0.2 and changes["c"]["after"] > 0.3 and changes["c"]["new"] is False
+    assert (
+        changes["a"]["before"] > 0.5
+        and changes["a"]["after"] < 0.4
+        and 0.55 < changes["a"]["reference"] < 0.65
+    )
+    assert (
+        changes["c"]["before"] < 0.2
+        and changes["c"]["after"] > 0.3
+        and changes["c"]["new"] is False
+    )
 
 
 @pytest.mark.parametrize("cut", [6050, 6400])
@@ -217,17 +260,27 @@ def test_named_new_categories_survive_a_restore_and_batch_boundaries(cut: int) -
     for i in range(6000, 12_000):
         values[i] = f"tail-{i}" if i % 50 == 0 else "new" if i % 4 == 0 else values[i]
     config = default_config()
-    whole = [(p, t.kind, t.evidence) for p, t in observe(SignalKind.categorical, values, batch=12_000)]
+    whole = [
+        (p, t.kind, t.evidence) for p, t in observe(SignalKind.categorical, values, batch=12_000)
+    ]
     assert whole and any(c["category"] == "new" for c in whole[0][2]["top_changes"])
-    assert observe(SignalKind.categorical, values, batch=97) and [(p, t.kind, t.evidence) for p, t in observe(SignalKind.categorical, values, batch=97)] == whole
+    assert (
+        observe(SignalKind.categorical, values, batch=97)
+        and [(p, t.kind, t.evidence) for p, t in observe(SignalKind.categorical, values, batch=97)]
+        == whole
+    )
     monitor, found = SignalMonitor("feature.x", SignalKind.categorical, config), []
     for start, end in ((0, cut), (cut, 12_000)):
         chunk = values[start:end]
-        refs = SourceRefs(("predictions",), 0, np.zeros(len(chunk), dtype=np.int64), np.arange(start, end))
+        refs = SourceRefs(
+            ("predictions",), 0, np.zeros(len(chunk), dtype=np.int64), np.arange(start, end)
+        )
         found += [(start + t.index, t.kind, t.evidence) for t in monitor.update(chunk, refs)]
         monitor = restored(monitor, config)
     assert found == whole
-    assert len(monitor.new_categories) == 16 and monitor.recent_codes.nbytes == config.codes_kept * 2
+    assert (
+        len(monitor.new_categories) == 16 and monitor.recent_codes.nbytes == config.codes_kept * 2
+    )
 
 
 def test_a_new_category_is_named_even_after_many_rare_ones_came_and_went() -> None:
@@ -243,4 +296,6 @@ def test_a_new_category_is_named_even_after_many_rare_ones_came_and_went() -> No
     assert detected and detected[-1].evidence["top_changes"][0]["category"] == "tablet"
     assert detected[-1].evidence["top_changes"][0]["new"] is True
     for batch in (1, 97, 2016, 5003):  # forgetting falls on the same positions whatever the batches
-        assert [(p, t.evidence) for p, t in observe(SignalKind.categorical, values, batch=batch)] == [(p, t.evidence) for p, t in whole]
+        assert [
+            (p, t.evidence) for p, t in observe(SignalKind.categorical, values, batch=batch)
+        ] == [(p, t.evidence) for p, t in whole]

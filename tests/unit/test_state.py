@@ -17,8 +17,17 @@ import river
 
 from detector.core.monitors.model import STATE_SCHEMA, ModelMonitor, Relearn
 from detector.core.pipeline import Pipeline
+from detector.core.state import (
+    MAGIC,
+    PART_BYTES,
+    REJECT_REASONS,
+    StateCodec,
+    StateError,
+    StateRecord,
+    restore_model,
+    select,
+)
 from detector.settings import Settings, load_settings
-from detector.core.state import MAGIC, PART_BYTES, REJECT_REASONS, StateCodec, StateError, StateRecord, restore_model, select
 from producers.simulate import Injection, Simulator
 from tests.fakes import messages
 
@@ -52,7 +61,7 @@ def test_a_restored_model_decides_exactly_as_if_never_interrupted(cut: int) -> N
     before = first.process(batch[:cut]).alerts
     codec = StateCodec("g")
     monitor = next(iter(first.models()))
-    (_, value), = codec.model_records(0, {"predictions": cut}, monitor.name, monitor.to_state())
+    ((_, value),) = codec.model_records(0, {"predictions": cut}, monitor.name, monitor.to_state())
     record = codec.decode(value)
 
     second = Pipeline(settings)
@@ -69,7 +78,9 @@ def learned_state(events: int = 2000) -> dict[str, Any]:
     pipeline.process(stream()[:events])
     monitor = next(iter(pipeline.models()))
     codec = StateCodec("g", b"key")
-    (_, value), = codec.model_records(0, {"predictions": events}, monitor.name, monitor.to_state())
+    ((_, value),) = codec.model_records(
+        0, {"predictions": events}, monitor.name, monitor.to_state()
+    )
     state = codec.decode(value).state
     assert state is not None
     return state
@@ -91,20 +102,33 @@ def test_a_model_state_names_its_schema_and_the_river_that_wrote_it() -> None:
 def test_state_learned_under_other_parameters_is_not_reused() -> None:
     other = load_settings(None, detection={"warmup_events": 700})
     fresh = fresh_monitor(other)
-    assert restore_model(fresh, learned_state()) == Relearn("settings", "learned under other detection settings")
+    assert restore_model(fresh, learned_state()) == Relearn(
+        "settings", "learned under other detection settings"
+    )
     assert fresh.signals == {}
 
 
 @pytest.mark.parametrize(
     ("change", "expected"),
     [
-        ({"state_schema": STATE_SCHEMA + 1}, Relearn("schema", f"state schema {STATE_SCHEMA + 1} -> {STATE_SCHEMA}")),
-        ({"state_schema": STATE_SCHEMA - 1}, Relearn("schema", f"state schema {STATE_SCHEMA - 1} -> {STATE_SCHEMA}")),
-        ({"libraries": {"river": "0.0.1"}}, Relearn("library", f"river 0.0.1 -> {river.__version__}")),
+        (
+            {"state_schema": STATE_SCHEMA + 1},
+            Relearn("schema", f"state schema {STATE_SCHEMA + 1} -> {STATE_SCHEMA}"),
+        ),
+        (
+            {"state_schema": STATE_SCHEMA - 1},
+            Relearn("schema", f"state schema {STATE_SCHEMA - 1} -> {STATE_SCHEMA}"),
+        ),
+        (
+            {"libraries": {"river": "0.0.1"}},
+            Relearn("library", f"river 0.0.1 -> {river.__version__}"),
+        ),
         ({"libraries": {}}, Relearn("library", f"river unknown -> {river.__version__}")),
     ],
 )
-def test_a_state_of_another_schema_or_river_is_not_loaded(change: dict[str, Any], expected: Relearn) -> None:
+def test_a_state_of_another_schema_or_river_is_not_loaded(
+    change: dict[str, Any], expected: Relearn
+) -> None:
     monitor = fresh_monitor()
     assert restore_model(monitor, {**learned_state(), **change}) == expected
     assert monitor.events_seen == 0 and monitor.signals == {}
@@ -130,9 +154,13 @@ CORRUPTIONS: dict[str, Callable[[dict[str, Any]], None]] = {
     "list for a map": lambda s: s["signals"]["feature.amount"].update(levels=[1, 2]),
     "short pair": lambda s: s["signals"]["feature.amount"].update(block_source=[]),
     "unknown kind": lambda s: s["feature_kinds"].update(amount="complex"),
-    "truncated ADWIN buckets": lambda s: first_stream(s).update(adwin=base64.b64encode(b"\x00" * 9).decode()),
+    "truncated ADWIN buckets": lambda s: first_stream(s).update(
+        adwin=base64.b64encode(b"\x00" * 9).decode()
+    ),
     "null label join": lambda s: s["performance"].update(join=None),
-    "unknown gauge after the label join": lambda s: s["performance"]["gauges"].update(nope=[0.0, 0.0]),
+    "unknown gauge after the label join": lambda s: s["performance"]["gauges"].update(
+        nope=[0.0, 0.0]
+    ),
 }
 
 
@@ -141,7 +169,9 @@ def test_a_signed_but_malformed_state_relearns_instead_of_raising(corruption: st
     """Whatever loading a bad state raises (even a panic of river's Rust core, a BaseException)
     is contained; the half-loaded monitor gives its label-join budget back."""
     state = learned_state()
-    assert state["performance"]["join"]["pending"]["ids"], "the state should hold waiting predictions"
+    assert state["performance"]["join"]["pending"]["ids"], (
+        "the state should hold waiting predictions"
+    )
     CORRUPTIONS[corruption](state)
     pipeline = Pipeline(load_settings(None))
     monitor = pipeline.new_monitor("fraud")
@@ -157,7 +187,15 @@ def test_records_are_versioned_compressed_and_never_unpickled() -> None:
     assert key == b"checkpoint" and value.startswith(MAGIC)
     assert codec.decode(value) == StateRecord("checkpoint", "g", 3, {"predictions": 10})
     evil = pickle.dumps(ValueError("boom"))
-    for bad in [None, b"", evil, MAGIC + evil, MAGIC + zlib.compress(b"[1,2]"), MAGIC + zlib.compress(orjson.dumps({"type": "model", "partition": 0, "offsets": {}})), b"SDS\x02" + value[4:]]:
+    for bad in [
+        None,
+        b"",
+        evil,
+        MAGIC + evil,
+        MAGIC + zlib.compress(b"[1,2]"),
+        MAGIC + zlib.compress(orjson.dumps({"type": "model", "partition": 0, "offsets": {}})),
+        b"SDS\x02" + value[4:],
+    ]:
         with pytest.raises(StateError):
             codec.decode(bad)
 
@@ -200,7 +238,10 @@ def test_reassembled_parts_that_do_not_decode_are_rejected_not_raised() -> None:
     codec = StateCodec("g")
     log = [
         StateRecord("part", "g", 0, {"predictions": 10}, "wide", part=(0, 1, b"junk")),
-        *[codec.decode(v) for _, v in codec.model_records(0, {"predictions": 10}, "narrow", {"mark": 1})],
+        *[
+            codec.decode(v)
+            for _, v in codec.model_records(0, {"predictions": 10}, "narrow", {"mark": 1})
+        ],
         codec.decode(codec.checkpoint_record(0, {"predictions": 10})[1]),
     ]
     restored = select(log, codec.decode)
@@ -210,15 +251,21 @@ def test_reassembled_parts_that_do_not_decode_are_rejected_not_raised() -> None:
 
 def test_restore_takes_the_newest_complete_checkpoint() -> None:
     def model(name: str, offset: int, mark: int) -> StateRecord:
-        return StateRecord("model", "g", 0, {"predictions": offset, "features": 0}, name, {"mark": mark})
+        return StateRecord(
+            "model", "g", 0, {"predictions": offset, "features": 0}, name, {"mark": mark}
+        )
 
     def checkpoint(offset: int) -> StateRecord:
         return StateRecord("checkpoint", "g", 0, {"predictions": offset, "features": 0})
 
     log = [
-        model("a", 100, 1), model("b", 100, 1), checkpoint(100),
-        model("a", 200, 2), checkpoint(200),
-        model("a", 300, 3), model("b", 300, 3),  # a checkpoint that never completed
+        model("a", 100, 1),
+        model("b", 100, 1),
+        checkpoint(100),
+        model("a", 200, 2),
+        checkpoint(200),
+        model("a", 300, 3),
+        model("b", 300, 3),  # a checkpoint that never completed
     ]
     restored = select(log, StateCodec("g").decode)
     assert restored.offsets == {"predictions": 200, "features": 0}
@@ -230,10 +277,13 @@ def test_an_evicted_model_is_not_restored_unless_it_came_back_later() -> None:
     codec = StateCodec("g")
     offsets = {"predictions": 10}
     log = [
-        codec.model_records(0, offsets, "gone", {"mark": 1})[0], codec.model_records(0, offsets, "back", {"mark": 1})[0],
+        codec.model_records(0, offsets, "gone", {"mark": 1})[0],
+        codec.model_records(0, offsets, "back", {"mark": 1})[0],
         codec.checkpoint_record(0, offsets),
-        codec.evicted_record(0, {"predictions": 20}, "gone"), codec.evicted_record(0, {"predictions": 20}, "back"),
-        codec.model_records(0, {"predictions": 20}, "back", {"mark": 2})[0], codec.checkpoint_record(0, {"predictions": 20}),
+        codec.evicted_record(0, {"predictions": 20}, "gone"),
+        codec.evicted_record(0, {"predictions": 20}, "back"),
+        codec.model_records(0, {"predictions": 20}, "back", {"mark": 2})[0],
+        codec.checkpoint_record(0, {"predictions": 20}),
         codec.evicted_record(0, {"predictions": 30}, "back"),  # a checkpoint that never completed
     ]
     assert log[3][0] == b"model:gone"  # the same key: compaction drops the old state
@@ -246,7 +296,9 @@ def test_encoded_state_stays_small() -> None:
     pipeline.process(stream())
     monitor = next(iter(pipeline.models()))
     records = StateCodec("g").model_records(0, {"predictions": 1}, monitor.name, monitor.to_state())
-    assert len(records) == 1 and len(records[0][1]) < PART_BYTES, f"{len(records[0][1])} bytes for one model"
+    assert len(records) == 1 and len(records[0][1]) < PART_BYTES, (
+        f"{len(records[0][1])} bytes for one model"
+    )
 
 
 def big_state() -> dict:
@@ -259,8 +311,12 @@ def test_a_large_model_record_is_written_as_parts_and_reassembled() -> None:
     parts = codec.model_records(0, {"predictions": 10}, "wide", big_state())
     assert len(parts) > 2 and all(len(value) < 1_000_000 for _, value in parts)
     assert [key for key, _ in parts] == [b"model:wide#%d" % i for i in range(len(parts))]
-    log = [codec.decode(value) for _, value in parts] + [codec.decode(codec.checkpoint_record(0, {"predictions": 10})[1])]
-    restored = select(list(reversed(log[:-1])) + log[-1:], codec.decode)  # parts may come in any order
+    log = [codec.decode(value) for _, value in parts] + [
+        codec.decode(codec.checkpoint_record(0, {"predictions": 10})[1])
+    ]
+    restored = select(
+        list(reversed(log[:-1])) + log[-1:], codec.decode
+    )  # parts may come in any order
     assert restored.models["wide"] == big_state()
 
 
@@ -269,7 +325,11 @@ def test_an_incomplete_set_of_parts_is_ignored() -> None:
     older = codec.model_records(0, {"predictions": 5}, "wide", {"mark": 1})
     newer = codec.model_records(0, {"predictions": 10}, "wide", big_state())
     checkpoint = codec.checkpoint_record(0, {"predictions": 10})[1]
-    log = [codec.decode(v) for _, v in older] + [codec.decode(v) for _, v in newer[:-1]] + [codec.decode(checkpoint)]
+    log = (
+        [codec.decode(v) for _, v in older]
+        + [codec.decode(v) for _, v in newer[:-1]]
+        + [codec.decode(checkpoint)]
+    )
     assert select(log, codec.decode).models["wide"] == {"mark": 1}
 
 

@@ -25,13 +25,19 @@ from detector.core.monitors.detectors import Hit
 MIN_DDM_ERRORS = 30
 
 
-def make_binary_detectors(rate_per_event: float, reference_size: int, reference_errors: int) -> dict[str, DriftDetector]:
+def make_binary_detectors(
+    rate_per_event: float, reference_size: int, reference_errors: int
+) -> dict[str, DriftDetector]:
     detectors: dict[str, DriftDetector] = {
-        "hddm_a": HDDMA(drift_confidence=rate_per_event, warning_confidence=min(0.5, 10 * rate_per_event)),
+        "hddm_a": HDDMA(
+            drift_confidence=rate_per_event, warning_confidence=min(0.5, 10 * rate_per_event)
+        ),
     }
     if reference_errors >= MIN_DDM_ERRORS:
         z = NormalDist().inv_cdf(1.0 - rate_per_event)
-        detectors["ddm"] = DDM(warm_start=reference_size, warning_threshold=z - 1.0, drift_threshold=z)
+        detectors["ddm"] = DDM(
+            warm_start=reference_size, warning_threshold=z - 1.0, drift_threshold=z
+        )
     return detectors
 
 
@@ -68,7 +74,9 @@ def binary_state(detector: DriftDetector) -> dict[str, Any]:
         elif value is None or isinstance(value, (bool, int, float)):
             state[name] = value
         else:
-            raise TypeError(f"cannot encode {type(detector).__name__}.{name} of type {type(value).__name__}")
+            raise TypeError(
+                f"cannot encode {type(detector).__name__}.{name} of type {type(value).__name__}"
+            )
     return state
 
 
@@ -77,7 +85,11 @@ def load_binary_state(detector: DriftDetector, state: dict[str, Any]) -> None:
         if name not in vars(detector) or not name.startswith("_"):
             raise ValueError(f"unexpected attribute {name!r} for {type(detector).__name__}")
         if isinstance(value, dict) and "float" in value:
-            setattr(detector, name, float(value["float"]) if value["float"] in ("inf", "-inf") else math.nan)
+            setattr(
+                detector,
+                name,
+                float(value["float"]) if value["float"] in ("inf", "-inf") else math.nan,
+            )
         elif isinstance(value, dict):
             setattr(detector, name, running_mean(float(value["mean"][0]), float(value["mean"][1])))
         elif value is None or isinstance(value, (bool, int, float)):

@@ -40,7 +40,9 @@ class Hit:
     change_age: int  # events since the estimated start of the change
 
 
-def complete_blocks(values: np.ndarray, carry: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def complete_blocks(
+    values: np.ndarray, carry: np.ndarray, size: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The blocks of `size` that `values` complete after the values of the unfinished block
     `carry`, as a (blocks, size) array; the index in `values` of each block's last value; and
     the new unfinished block.
@@ -141,7 +143,9 @@ class StatisticStream:
             if kept is not None:
                 return [], *kept
             self._replay_flat_run()
-        hits = [Hit(d.index, PAGE_HINKLEY, d.change_age) for d in self.page_hinkley.update_many(values)]
+        hits = [
+            Hit(d.index, PAGE_HINKLEY, d.change_age) for d in self.page_hinkley.update_many(values)
+        ]
         means, ends = self.adwin.blocks(values)
         hits += self.adwin.feed(means, ends)
         return sorted(hits, key=lambda hit: hit.index), means, ends
@@ -159,7 +163,10 @@ class StatisticStream:
         if len(means) and not (means == block_mean).all():  # rounding made block means differ
             self.adwin.carry = carry
             return None
-        flat.value, flat.block_mean = float(value), None if block_mean is None else float(block_mean)
+        flat.value, flat.block_mean = (
+            float(value),
+            None if block_mean is None else float(block_mean),
+        )
         flat.values += len(values)
         flat.blocks += len(means)
         return means, ends
@@ -171,12 +178,18 @@ class StatisticStream:
         if flat.values:
             self.page_hinkley.update_many(np.full(flat.values, flat.value))
         if flat.blocks:
-            self.adwin.feed(np.full(flat.blocks, flat.block_mean), np.zeros(flat.blocks, dtype=np.int64))
+            self.adwin.feed(
+                np.full(flat.blocks, flat.block_mean), np.zeros(flat.blocks, dtype=np.int64)
+            )
 
     def to_state(self) -> dict[str, Any]:
         flat = self.flat
         run = None if flat is None else [flat.value, flat.values, flat.block_mean, flat.blocks]
-        return {"page_hinkley": self.page_hinkley.state.to_state(), "flat": run, **self.adwin.to_state()}
+        return {
+            "page_hinkley": self.page_hinkley.state.to_state(),
+            "flat": run,
+            **self.adwin.to_state(),
+        }
 
     def load_state(self, state: dict[str, Any]) -> None:
         self.page_hinkley.state = PageHinkleyState.from_state(state["page_hinkley"])

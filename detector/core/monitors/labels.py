@@ -56,7 +56,9 @@ class JoinOutcome:
     """What one batch did to the join."""
 
     joined: list[Joined] = field(default_factory=list)
-    matured: list[tuple[int, float]] = field(default_factory=list)  # (row, 1 labelled in time / 0 not)
+    matured: list[tuple[int, float]] = field(
+        default_factory=list
+    )  # (row, 1 labelled in time / 0 not)
     expired: int = 0  # predictions given up after the TTL
     evicted: int = 0  # predictions dropped because the buffer was full
     unmatched: int = 0  # labels whose prediction never came (or was not kept)
@@ -118,7 +120,9 @@ class LabelJoin:
         self.min_maturity_ms = min_maturity_ms
         self.watermark = 0
         self.pending: dict[str, Pending] = {}  # id -> prediction, in arrival order
-        self.waiting: OrderedDict[str, tuple[Any, int]] = OrderedDict()  # labels before their prediction: id -> (label, ts)
+        self.waiting: OrderedDict[str, tuple[Any, int]] = (
+            OrderedDict()
+        )  # labels before their prediction: id -> (label, ts)
         # Predictions in arrival order, which is nearly time order: one that arrives out of order
         # matures and expires when those ahead of it do, not earlier. Entries no longer pending
         # (joined, evicted, or replaced) are skipped when they reach the front. The front of
@@ -127,7 +131,9 @@ class LabelJoin:
         self.to_mature: deque[Pending] = deque()
         self.to_expire: deque[Pending] = deque()
         self.early_delays: list[int] = []  # delays collected to learn the maturity age
-        self.expired_ids: OrderedDict[str, None] = OrderedDict()  # recently expired ids: late labels vs unknown ones
+        self.expired_ids: OrderedDict[str, None] = (
+            OrderedDict()
+        )  # recently expired ids: late labels vs unknown ones
 
     # -- one batch ------------------------------------------------------------------------
 
@@ -161,20 +167,31 @@ class LabelJoin:
 
     def _newest(self, events: Sequence[Event]) -> int:
         """The watermark after this batch's predictions."""
-        newest = max(compress(map(TS_OF, events), map(Source.prediction.__eq__, map(SOURCE_OF, events))), default=self.watermark)
+        newest = max(
+            compress(map(TS_OF, events), map(Source.prediction.__eq__, map(SOURCE_OF, events))),
+            default=self.watermark,
+        )
         return max(self.watermark, newest)
 
     def _full_before_first_label(self) -> bool:
         """No label yet, and no room for another prediction: the next ones pass unkept."""
-        full = len(self.pending) >= self.max_before_first_label or self.budget.used >= self.budget.limit
+        full = (
+            len(self.pending) >= self.max_before_first_label
+            or self.budget.used >= self.budget.limit
+        )
         return not self.labelled and not self.waiting and full
 
     def _expires_at(self, watermark: int) -> bool:
         """Would the oldest waiting prediction expire (or is the front of the queue stale)?"""
-        return bool(self.to_expire) and (not self._waits(self.to_expire[0]) or watermark - self.to_expire[0].ts_ms > self.ttl_ms)
+        return bool(self.to_expire) and (
+            not self._waits(self.to_expire[0]) or watermark - self.to_expire[0].ts_ms > self.ttl_ms
+        )
 
     def _sampled(self, identifier: str) -> bool:
-        return self.sample_threshold >= _SAMPLE_BUCKETS or zlib.crc32(identifier.encode()) % _SAMPLE_BUCKETS < self.sample_threshold
+        return (
+            self.sample_threshold >= _SAMPLE_BUCKETS
+            or zlib.crc32(identifier.encode()) % _SAMPLE_BUCKETS < self.sample_threshold
+        )
 
     def _on_prediction(self, row: int, event: Event, outcome: JoinOutcome) -> None:
         identifier = event.id
@@ -182,7 +199,13 @@ class LabelJoin:
         waiting = self.waiting.pop(identifier, None)
         if waiting is not None:
             label, label_ts = waiting
-            self._join(row, Pending(identifier, event.prediction, event.score, event.confidence, event.ts_ms), label, label_ts, outcome)
+            self._join(
+                row,
+                Pending(identifier, event.prediction, event.score, event.confidence, event.ts_ms),
+                label,
+                label_ts,
+                outcome,
+            )
             return
         if identifier in self.pending:
             return  # a duplicate prediction: the first one stands
@@ -195,7 +218,9 @@ class LabelJoin:
         elif not self.budget.take():
             outcome.evicted += 1  # the process's budget is spent: not kept
             return
-        pending = self.pending[identifier] = Pending(identifier, event.prediction, event.score, event.confidence, event.ts_ms)
+        pending = self.pending[identifier] = Pending(
+            identifier, event.prediction, event.score, event.confidence, event.ts_ms
+        )
         self.to_mature.append(pending)
         self.to_expire.append(pending)
 
@@ -220,9 +245,13 @@ class LabelJoin:
                 outcome.unmatched += 1
             self.waiting[identifier] = (event.label, event.ts_ms)
 
-    def _join(self, row: int, pending: Pending, label: Any, label_ts: int, outcome: JoinOutcome) -> None:
+    def _join(
+        self, row: int, pending: Pending, label: Any, label_ts: int, outcome: JoinOutcome
+    ) -> None:
         delay = max(0, label_ts - pending.ts_ms)
-        outcome.joined.append(Joined(row, pending.prediction, pending.score, pending.confidence, label, delay))
+        outcome.joined.append(
+            Joined(row, pending.prediction, pending.score, pending.confidence, label, delay)
+        )
         if self.maturity_ms is None:
             self._learn_maturity(delay)
         elif not pending.matured:
@@ -313,7 +342,9 @@ class LabelJoin:
         self.budget.give(len(self.pending))
         restored = (
             Pending(str(i), pred, score, confidence, int(ts), bool(matured))
-            for i, pred, score, confidence, ts, matured in zip(p["ids"], p["predictions"], p["scores"], p["confidences"], p["ts"], p["matured"])
+            for i, pred, score, confidence, ts, matured in zip(
+                p["ids"], p["predictions"], p["scores"], p["confidences"], p["ts"], p["matured"]
+            )
         )
         self.pending = {entry.identifier: entry for entry in restored}
         self.budget.used += len(self.pending)  # restored as they were, even past the limit

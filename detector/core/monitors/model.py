@@ -25,7 +25,16 @@ from detector.core.events import OFFSET_OF, SOURCE_OF, Event
 from detector.core.monitors.labels import PendingBudget
 from detector.core.monitors.performance import ERROR, Performance
 from detector.core.monitors.schema import SchemaMonitor
-from detector.core.monitors.signal import NUMBER_TYPES, Columns, SignalConfig, SignalKind, SignalMonitor, SourceRefs, Transition, number_columns
+from detector.core.monitors.signal import (
+    NUMBER_TYPES,
+    Columns,
+    SignalConfig,
+    SignalKind,
+    SignalMonitor,
+    SourceRefs,
+    Transition,
+    number_columns,
+)
 from detector.settings import DetectionSettings, LimitSettings, ModelSettings
 
 # The numeric features of every TYPE_SAMPLE_EVERY-th event of a batch are type-checked before the
@@ -66,10 +75,14 @@ class Relearn:
     detail: str
 
 
-def model_thresholds(settings: ModelSettings, detection: DetectionSettings, limits: LimitSettings) -> Thresholds:
+def model_thresholds(
+    settings: ModelSettings, detection: DetectionSettings, limits: LimitSettings
+) -> Thresholds:
     """A model's detector thresholds: its false-alarm budget split over all the detectors it can
     run (configured features, or the feature cap, plus outputs and performance)."""
-    monitored = len(settings.features) if settings.features is not None else limits.max_features_per_model
+    monitored = (
+        len(settings.features) if settings.features is not None else limits.max_features_per_model
+    )
     return thresholds_for_budget(
         detection.false_alarm_budget_per_million,
         detectors_for(monitored, limits.max_recall_classes),
@@ -108,22 +121,30 @@ def category(value: Any, max_length: int) -> str:
 class BatchFeed:
     """Feeds one batch's columns to a model's signals and collects their transitions."""
 
-    def __init__(self, model: "ModelMonitor", events: Sequence[Event]) -> None:
+    def __init__(self, model: ModelMonitor, events: Sequence[Event]) -> None:
         self.model = model
         self.codes = np.fromiter(map(SOURCE_OF, events), dtype=np.int64, count=len(events))
         self.offsets = np.fromiter(map(OFFSET_OF, events), dtype=np.int64, count=len(events))
         self.partition = events[0].partition
-        self.found: list[tuple[str, int, str, Transition]] = []  # (monitor, row, signal kind, transition)
+        self.found: list[
+            tuple[str, int, str, Transition]
+        ] = []  # (monitor, row, signal kind, transition)
 
-    def feed(self, monitor: str, kind: SignalKind, columns: Columns, binary_detectors: bool = False) -> None:
+    def feed(
+        self, monitor: str, kind: SignalKind, columns: Columns, binary_detectors: bool = False
+    ) -> None:
         if not len(columns.rows):
             return
         signal = self.model.signal(monitor, kind, binary_detectors)
         if signal is None:
             return
-        refs = SourceRefs(self.model.topics, self.partition, self.codes[columns.rows], self.offsets[columns.rows])
+        refs = SourceRefs(
+            self.model.topics, self.partition, self.codes[columns.rows], self.offsets[columns.rows]
+        )
         for transition in signal.update(columns.values, refs):
-            self.found.append((monitor, int(columns.rows[transition.index]), signal.kind.value, transition))
+            self.found.append(
+                (monitor, int(columns.rows[transition.index]), signal.kind.value, transition)
+            )
 
     def add(self, monitor: str, row: int, kind: str, transition: Transition) -> None:
         self.found.append((monitor, row, kind, transition))
@@ -157,11 +178,21 @@ class ModelMonitor:
         self.untyped_features: dict[str, None] = {}  # seen only as null so far (ordered set)
         self.mistyped_features: set[str] = set()  # reported as a schema change once
         self.feature_overflow = 0  # features not monitored because of the cap
-        self.schema = SchemaMonitor(detection.warmup_events, detection.resolve_window_events, detection.cooldown_events)
-        self.performance = Performance(settings, limits, detection.warmup_events, detection.resolve_window_events, pending_budget)
+        self.schema = SchemaMonitor(
+            detection.warmup_events, detection.resolve_window_events, detection.cooldown_events
+        )
+        self.performance = Performance(
+            settings,
+            limits,
+            detection.warmup_events,
+            detection.resolve_window_events,
+            pending_budget,
+        )
         self.version: str | None = None
         self.events_seen = 0
-        self.last_seen_ms = 0  # its partition's clock at its last event (detector.core.pipeline); 0: not yet
+        self.last_seen_ms = (
+            0  # its partition's clock at its last event (detector.core.pipeline); 0: not yet
+        )
 
     # -- one batch ----------------------------------------------------------------------
 
@@ -204,38 +235,54 @@ class ModelMonitor:
             values, missing, mismatched = self._column(column, kind)
             if mismatched and name not in self.mistyped_features:
                 self.mistyped_features.add(name)  # reported once: its missing rate shows the rest
-                changes.append((feature_rows[mismatched[0]], f"feature '{name}' is no longer {kind.value}"))
-            batch.feed(f"quality.missing.{name}", SignalKind.rate, Columns(rows, missing.astype(np.float64)))
+                changes.append(
+                    (feature_rows[mismatched[0]], f"feature '{name}' is no longer {kind.value}")
+                )
+            batch.feed(
+                f"quality.missing.{name}",
+                SignalKind.rate,
+                Columns(rows, missing.astype(np.float64)),
+            )
             if missing.any():
                 present = np.flatnonzero(~missing)
                 batch.feed(f"feature.{name}", kind, Columns(rows[present], _pick(values, present)))
             else:
                 batch.feed(f"feature.{name}", kind, Columns(rows, values))
         for name in list(self.untyped_features):
-            missing = np.fromiter((m.get(name) is None for m in maps), dtype=np.float64, count=len(maps))
+            missing = np.fromiter(
+                (m.get(name) is None for m in maps), dtype=np.float64, count=len(maps)
+            )
             batch.feed(f"quality.missing.{name}", SignalKind.rate, Columns(rows, missing))
         for transition in self.schema.update(changes_in(changes, feature_rows), len(feature_rows)):
             batch.add(SCHEMA, feature_rows[transition.index], "schema", transition)
 
     def _observe_outputs(self, events: Sequence[Event], batch: BatchFeed) -> None:
         batch.feed(SCORE, SignalKind.numeric, self._output(events, "score", SignalKind.numeric))
-        batch.feed(LATENCY, SignalKind.numeric, self._output(events, "latency_ms", SignalKind.numeric))
+        batch.feed(
+            LATENCY, SignalKind.numeric, self._output(events, "latency_ms", SignalKind.numeric)
+        )
         prediction_kind = self._prediction_kind(events)
         if prediction_kind is not None:
             batch.feed(VALUE, prediction_kind, self._output(events, "prediction", prediction_kind))
 
     # -- signals and features -----------------------------------------------------------
 
-    def signal(self, monitor: str, kind: SignalKind, binary_detectors: bool = False) -> SignalMonitor | None:
+    def signal(
+        self, monitor: str, kind: SignalKind, binary_detectors: bool = False
+    ) -> SignalMonitor | None:
         """The monitor of a signal, created on first use (None if disabled by configuration)."""
         signal = self.signals.get(monitor)
         if signal is None:
             if self.disabled and monitor.startswith(self.disabled):
                 return None
-            signal = self.signals[monitor] = SignalMonitor(monitor, kind, self.config, binary_detectors, self.log_blocks)
+            signal = self.signals[monitor] = SignalMonitor(
+                monitor, kind, self.config, binary_detectors, self.log_blocks
+            )
         return signal
 
-    def _discover(self, maps: list[dict[str, Any]], feature_rows: list[int]) -> list[tuple[int, str]]:
+    def _discover(
+        self, maps: list[dict[str, Any]], feature_rows: list[int]
+    ) -> list[tuple[int, str]]:
         """Register feature names not seen before; return schema changes (row, description).
 
         A feature seen only as null has no kind yet: its missing rate is watched meanwhile.
@@ -255,7 +302,10 @@ class ModelMonitor:
                 if name in known:
                     continue
                 if not self._wanted(name):
-                    if len(self.skipped_features) < limits.max_features_per_model and len(name) <= limits.max_category_length:
+                    if (
+                        len(self.skipped_features) < limits.max_features_per_model
+                        and len(name) <= limits.max_category_length
+                    ):
                         self.skipped_features.add(name)
                         known.add(name)
                 elif value is not None:
@@ -303,17 +353,27 @@ class ModelMonitor:
                 if not _numbers_only(rows[::TYPE_SAMPLE_EVERY], len(numeric)):
                     raise TypeError  # text or booleans, which np.fromiter would take as numbers
                 flat = chain.from_iterable(rows) if len(numeric) > 1 else rows
-                matrix = np.fromiter(flat, dtype=np.float64, count=len(maps) * len(numeric)).reshape(len(maps), len(numeric))
-                columns += [(name, SignalKind.numeric, matrix[:, j]) for j, name in enumerate(numeric)]
+                matrix = np.fromiter(
+                    flat, dtype=np.float64, count=len(maps) * len(numeric)
+                ).reshape(len(maps), len(numeric))
+                columns += [
+                    (name, SignalKind.numeric, matrix[:, j]) for j, name in enumerate(numeric)
+                ]
             except (TypeError, ValueError):  # a value of another type somewhere: column by column
-                columns += [(name, SignalKind.numeric, column) for name, column in zip(numeric, transpose(rows, len(numeric)))]
+                columns += [
+                    (name, SignalKind.numeric, column)
+                    for name, column in zip(numeric, transpose(rows, len(numeric)))
+                ]
         if categorical:
             columns += [
-                (name, SignalKind.categorical, column) for name, column in zip(categorical, transpose(categorical_rows, len(categorical)))
+                (name, SignalKind.categorical, column)
+                for name, column in zip(categorical, transpose(categorical_rows, len(categorical)))
             ]
         return columns
 
-    def _column(self, column: Sequence[Any] | np.ndarray, kind: SignalKind) -> tuple[np.ndarray | list[str], np.ndarray, list[int]]:
+    def _column(
+        self, column: Sequence[Any] | np.ndarray, kind: SignalKind
+    ) -> tuple[np.ndarray | list[str], np.ndarray, list[int]]:
         """Values, missing mask and rows whose value has the wrong type (counted as missing)."""
         if kind is SignalKind.numeric:
             if isinstance(column, np.ndarray):
@@ -321,11 +381,17 @@ class ModelMonitor:
             if set(map(type, column)) <= NUMBERS_OR_NONE:
                 values = np.array(column, dtype=np.float64)  # None is NaN
                 return values, np.isnan(values), []
-            mismatched = [j for j, v in enumerate(column) if v is not None and v.__class__ not in NUMBER_TYPES]
-            values = np.array([v if v.__class__ in NUMBER_TYPES else None for v in column], dtype=np.float64)
+            mismatched = [
+                j for j, v in enumerate(column) if v is not None and v.__class__ not in NUMBER_TYPES
+            ]
+            values = np.array(
+                [v if v.__class__ in NUMBER_TYPES else None for v in column], dtype=np.float64
+            )
             return values, np.isnan(values), mismatched
         limit = self.limits.max_category_length
-        if set(map(type, column)) == {str} and max(map(len, column)) <= limit:  # the usual case, in C
+        if (
+            set(map(type, column)) == {str} and max(map(len, column)) <= limit
+        ):  # the usual case, in C
             return list(column), np.zeros(len(column), dtype=bool), []
         missing = np.fromiter((v is None for v in column), dtype=bool, count=len(column))
         return [category(v, limit) if v is not None else "" for v in column], missing, []
@@ -416,7 +482,9 @@ class ModelMonitor:
         libraries = state["libraries"]
         for library, version in STATE_LIBRARIES.items():
             if libraries.get(library) != version:
-                return Relearn("library", f"{library} {libraries.get(library, 'unknown')} -> {version}")
+                return Relearn(
+                    "library", f"{library} {libraries.get(library, 'unknown')} -> {version}"
+                )
         if state["config"] != self.config_fingerprint():
             return Relearn("settings", "learned under other detection settings")
         return None
@@ -428,13 +496,16 @@ class ModelMonitor:
         self.version = state["version"]
         self.events_seen = int(state["events_seen"])
         self.last_seen_ms = int(state["last_seen_ms"])
-        self.feature_kinds = {str(name): SignalKind(kind) for name, kind in state["feature_kinds"].items()}
+        self.feature_kinds = {
+            str(name): SignalKind(kind) for name, kind in state["feature_kinds"].items()
+        }
         self.skipped_features = {str(name) for name in state["skipped_features"]}
         self.untyped_features = dict.fromkeys(str(name) for name in state["untyped_features"])
         self.mistyped_features = {str(name) for name in state["mistyped_features"]}
         self.feature_overflow = int(state["feature_overflow"])
         self.signals = {
-            str(name): SignalMonitor.from_state(str(name), self.config, signal) for name, signal in state["signals"].items()
+            str(name): SignalMonitor.from_state(str(name), self.config, signal)
+            for name, signal in state["signals"].items()
         }
         self.schema.load_state(state["schema"])
         self.performance.load_state(state["performance"])
@@ -451,7 +522,9 @@ def is_model_failure(exc: BaseException) -> bool:
     """Is this one model's failure, to contain (any Exception, or a panic of river's Rust core,
     e.g. on ADWIN bytes it cannot read: pyo3's PanicException derives from BaseException and
     cannot be imported by name), rather than the process's (KeyboardInterrupt, SystemExit)?"""
-    return isinstance(exc, Exception) or (type(exc).__name__ == "PanicException" and type(exc).__module__ == "pyo3_runtime")
+    return isinstance(exc, Exception) or (
+        type(exc).__name__ == "PanicException" and type(exc).__module__ == "pyo3_runtime"
+    )
 
 
 def accuracy_view(evidence: dict[str, Any]) -> dict[str, Any]:

@@ -37,11 +37,21 @@ class PageHinkleyState:
 
     def to_state(self) -> dict[str, Any]:
         """Plain data (infinity as None, since JSON has no infinity)."""
-        return {**vars(self), "min_increase": None if math.isinf(self.min_increase) else self.min_increase}
+        return {
+            **vars(self),
+            "min_increase": None if math.isinf(self.min_increase) else self.min_increase,
+        }
 
     @classmethod
-    def from_state(cls, state: dict[str, Any]) -> "PageHinkleyState":
-        return cls(**{**state, "min_increase": math.inf if state["min_increase"] is None else state["min_increase"]})
+    def from_state(cls, state: dict[str, Any]) -> PageHinkleyState:
+        return cls(
+            **{
+                **state,
+                "min_increase": math.inf
+                if state["min_increase"] is None
+                else state["min_increase"],
+            }
+        )
 
 
 @dataclass(frozen=True)
@@ -85,7 +95,11 @@ class PageHinkley:
 
     def _run(self, x: np.ndarray) -> Detection | None:
         """Advance the state over x; stop at (and report) the first detection."""
-        chunk = _MAX_CHUNK if self.alpha == 1 else max(1, min(_MAX_CHUNK, int(_MAX_SCALED_EXPONENT / -math.log(self.alpha))))
+        chunk = (
+            _MAX_CHUNK
+            if self.alpha == 1
+            else max(1, min(_MAX_CHUNK, int(_MAX_SCALED_EXPONENT / -math.log(self.alpha))))
+        )
         for offset in range(0, len(x), chunk):
             hit = self._run_chunk(x[offset : offset + chunk])
             if hit is not None:
@@ -117,8 +131,12 @@ class PageHinkley:
 
         # Where the last new extreme was set: the first occurrence of the chunk's extreme, if it
         # beat the one carried in (-1: it did not).
-        at_min = int(sum_increase[: last + 1].argmin()) if min_increase[last] < s.min_increase else -1
-        at_max = int(sum_decrease[: last + 1].argmax()) if max_decrease[last] > s.max_decrease else -1
+        at_min = (
+            int(sum_increase[: last + 1].argmin()) if min_increase[last] < s.min_increase else -1
+        )
+        at_max = (
+            int(sum_decrease[: last + 1].argmax()) if max_decrease[last] > s.max_decrease else -1
+        )
         count_at_min = s.count_at_min_increase if at_min < 0 else s.count + at_min + 1
         count_at_max = s.count_at_max_decrease if at_max < 0 else s.count + at_max + 1
         self.state = PageHinkleyState(

@@ -62,7 +62,14 @@ def _class_text(value: Any) -> str:
 
 
 class Performance:
-    def __init__(self, settings: ModelSettings, limits: LimitSettings, warmup: int, window: int, budget: PendingBudget | None = None) -> None:
+    def __init__(
+        self,
+        settings: ModelSettings,
+        limits: LimitSettings,
+        warmup: int,
+        window: int,
+        budget: PendingBudget | None = None,
+    ) -> None:
         self.join = LabelJoin(
             ttl_ms=int(settings.label_ttl_seconds * 1000),
             wait_ms=int(settings.label_wait_seconds * 1000),
@@ -70,7 +77,9 @@ class Performance:
             max_waiting=limits.max_waiting_labels,
             sample_rate=settings.label_sample_rate,
             warmup=warmup,
-            maturity_ms=int(settings.label_maturity_seconds * 1000) if settings.label_maturity_seconds else None,
+            maturity_ms=int(settings.label_maturity_seconds * 1000)
+            if settings.label_maturity_seconds
+            else None,
             min_maturity_ms=_MIN_MATURITY_MS,
             before_first_label=limits.pending_labels_before_first,
             budget=budget,
@@ -79,10 +88,19 @@ class Performance:
         decay = 1.0 - 1.0 / window
         self.gauges = {
             name: DecayedMean(decay)
-            for name in ("accuracy", "absolute_error", "squared_error", "estimated", "estimated_labelled", "coverage")
+            for name in (
+                "accuracy",
+                "absolute_error",
+                "squared_error",
+                "estimated",
+                "estimated_labelled",
+                "coverage",
+            )
         }
         self.recall_classes: dict[str, None] = {}
-        self.counts: Counter[str] = Counter()  # joined, expired, evicted, unmatched, late (since last taken)
+        self.counts: Counter[str] = (
+            Counter()
+        )  # joined, expired, evicted, unmatched, late (since last taken)
         self.delays_s: list[float] = []  # since last taken
 
     # -- one batch ------------------------------------------------------------------------
@@ -96,7 +114,11 @@ class Performance:
             feeds.append(Feed(ESTIMATED, SignalKind.numeric, confidences))
         outcome = self.join.observe(events)
         self.counts.update(
-            joined=len(outcome.joined), expired=outcome.expired, evicted=outcome.evicted, unmatched=outcome.unmatched, late=outcome.late
+            joined=len(outcome.joined),
+            expired=outcome.expired,
+            evicted=outcome.evicted,
+            unmatched=outcome.unmatched,
+            late=outcome.late,
         )
         if outcome.matured:
             rows, values = zip(*outcome.matured)
@@ -105,7 +127,9 @@ class Performance:
             feeds.append(Feed(LABELS, SignalKind.rate, Columns(np.asarray(rows), matured)))
         if outcome.joined and classifier is not None:
             self._note_delays(outcome.joined)
-            feeds += self._classified(outcome.joined) if classifier else self._regressed(outcome.joined)
+            feeds += (
+                self._classified(outcome.joined) if classifier else self._regressed(outcome.joined)
+            )
         return feeds
 
     def _note_delays(self, joined: list[Joined]) -> None:
@@ -116,17 +140,26 @@ class Performance:
         rows = np.array([j.row for j in joined])
         correct = np.array([same_class(j.prediction, j.label) for j in joined], dtype=np.float64)
         self.gauges["accuracy"].update(correct)
-        confident = [(j.confidence, ok) for j, ok in zip(joined, correct.tolist()) if j.confidence is not None]
+        confident = [
+            (j.confidence, ok)
+            for j, ok in zip(joined, correct.tolist())
+            if j.confidence is not None
+        ]
         if confident:
             self.gauges["estimated_labelled"].update(np.array([c for c, _ in confident]))
         feeds = [Feed(ERROR, SignalKind.rate, Columns(rows, 1.0 - correct), binary_detectors=True)]
         labels = [_class_text(j.label) for j in joined]
         for name in dict.fromkeys(labels):
-            if name not in self.recall_classes and len(self.recall_classes) < self.max_recall_classes:
+            if (
+                name not in self.recall_classes
+                and len(self.recall_classes) < self.max_recall_classes
+            ):
                 self.recall_classes[name] = None
             if name in self.recall_classes:
                 mine = np.array([label == name for label in labels])
-                feeds.append(Feed(RECALL + name, SignalKind.rate, Columns(rows[mine], correct[mine])))
+                feeds.append(
+                    Feed(RECALL + name, SignalKind.rate, Columns(rows[mine], correct[mine]))
+                )
         return feeds
 
     def _regressed(self, joined: list[Joined]) -> list[Feed]:
@@ -136,13 +169,17 @@ class Performance:
         errors = np.array([abs(float(j.prediction) - float(j.label)) for j in numeric])
         self.gauges["absolute_error"].update(errors)
         self.gauges["squared_error"].update(errors * errors)
-        return [Feed(ERROR, SignalKind.numeric, Columns(np.array([j.row for j in numeric]), errors))]
+        return [
+            Feed(ERROR, SignalKind.numeric, Columns(np.array([j.row for j in numeric]), errors))
+        ]
 
     # -- for metrics ----------------------------------------------------------------------
 
     def summary(self) -> dict[str, float]:
         """Current rolling values (only those that have data)."""
-        values = {name: gauge.value for name, gauge in self.gauges.items() if gauge.value is not None}
+        values = {
+            name: gauge.value for name, gauge in self.gauges.items() if gauge.value is not None
+        }
         if "squared_error" in values:
             values["rmse"] = math.sqrt(values.pop("squared_error"))
         if "absolute_error" in values:

@@ -19,7 +19,6 @@ from typing import Any
 
 import numpy as np
 
-
 _SORT_FROM_VALUES = 64  # NumericReference.transform sorts batches at least this long...
 _SORT_FROM_POINTS = 48  # ...against at least this many interpolation points (16 knots)
 
@@ -37,7 +36,7 @@ class NumericReference:
     summary: dict[str, float]
 
     @classmethod
-    def fit(cls, sample: np.ndarray, bins: int) -> "NumericReference":
+    def fit(cls, sample: np.ndarray, bins: int) -> NumericReference:
         """Learn from a sample of finite values; keeps at most `bins` knots."""
         sample = np.sort(np.asarray(sample, dtype=np.float64))
         if not len(sample):
@@ -57,7 +56,7 @@ class NumericReference:
         return cls(values=values, below=below, upto=upto, summary=_numeric_summary(sample))
 
     @classmethod
-    def binary(cls, rate: float) -> "NumericReference":
+    def binary(cls, rate: float) -> NumericReference:
         """A 0/1 indicator that is 1 with probability `rate`."""
         rate = float(np.clip(rate, 0.0, 1.0))
         return cls(
@@ -93,11 +92,18 @@ class NumericReference:
         return xp, fp
 
     def to_state(self) -> dict[str, Any]:
-        return {"values": self.values, "below": self.below, "upto": self.upto, "summary": self.summary}
+        return {
+            "values": self.values,
+            "below": self.below,
+            "upto": self.upto,
+            "summary": self.summary,
+        }
 
     @classmethod
-    def from_state(cls, state: dict[str, Any]) -> "NumericReference":
-        arrays = {key: np.asarray(state[key], dtype=np.float64) for key in ("values", "below", "upto")}
+    def from_state(cls, state: dict[str, Any]) -> NumericReference:
+        arrays = {
+            key: np.asarray(state[key], dtype=np.float64) for key in ("values", "below", "upto")
+        }
         return cls(**arrays, summary={k: float(v) for k, v in state["summary"].items()})
 
 
@@ -115,7 +121,7 @@ class CategoricalReference:
     novelty_rate: float  # expected rate of values outside `categories` (other mass or Good-Turing)
 
     @classmethod
-    def fit(cls, sample: Sequence[str], max_categories: int) -> "CategoricalReference":
+    def fit(cls, sample: Sequence[str], max_categories: int) -> CategoricalReference:
         counts = Counter(sample)
         if not counts:
             raise ValueError("a reference needs at least one value")
@@ -154,10 +160,15 @@ class CategoricalReference:
         return {**dict(zip(self.categories, masses.tolist())), "(other)": float(masses[-1])}
 
     def to_state(self) -> dict[str, Any]:
-        return {"categories": list(self.categories), "below": self.below, "upto": self.upto, "novelty_rate": self.novelty_rate}
+        return {
+            "categories": list(self.categories),
+            "below": self.below,
+            "upto": self.upto,
+            "novelty_rate": self.novelty_rate,
+        }
 
     @classmethod
-    def from_state(cls, state: dict[str, Any]) -> "CategoricalReference":
+    def from_state(cls, state: dict[str, Any]) -> CategoricalReference:
         return cls(
             categories=tuple(str(c) for c in state["categories"]),
             below=np.asarray(state["below"], dtype=np.float64),

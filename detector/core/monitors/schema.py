@@ -54,7 +54,9 @@ class SchemaMonitor:
             elif position >= self.cooldown_until:
                 self.drift = SchemaDrift(position, position, [text])
                 evidence = {"changes": [text], "schema_known_after_events": self.warmup_events}
-                transitions.append(Transition("detected", index, "schema", "rule", "", position + 1, evidence))
+                transitions.append(
+                    Transition("detected", index, "schema", "rule", "", position + 1, evidence)
+                )
         self.seen = end
         return transitions
 
@@ -62,8 +64,14 @@ class SchemaMonitor:
         assert self.drift is not None
         drift, self.drift = self.drift, None
         self.cooldown_until = position + 1 + self.cooldown_events
-        evidence = {"changes": drift.changes, "quiet_events": self.quiet_events, "drift_started_at_events": drift.started_at + 1}
-        return Transition("resolved", index, "schema", "rule", "rebaselined", position + 1, evidence)
+        evidence = {
+            "changes": drift.changes,
+            "quiet_events": self.quiet_events,
+            "drift_started_at_events": drift.started_at + 1,
+        }
+        return Transition(
+            "resolved", index, "schema", "rule", "rebaselined", position + 1, evidence
+        )
 
     def to_state(self) -> dict[str, object]:
         drift = self.drift
@@ -79,4 +87,6 @@ class SchemaMonitor:
         drift = state["drift"]
         if drift is not None:
             started_at, last_change_at, changes = drift  # type: ignore[misc]
-            self.drift = SchemaDrift(int(started_at), int(last_change_at), [str(c) for c in changes])
+            self.drift = SchemaDrift(
+                int(started_at), int(last_change_at), [str(c) for c in changes]
+            )

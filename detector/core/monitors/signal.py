@@ -21,14 +21,20 @@ on batch boundaries, so a replay produces the same alerts at the same offsets.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import Enum
 from itertools import repeat
 from typing import Any
 
 import numpy as np
 
-from detector.core.monitors.binary import MIN_DDM_ERRORS, binary_state, load_binary_state, make_binary_detectors, update_binary
+from detector.core.monitors.binary import (
+    MIN_DDM_ERRORS,
+    binary_state,
+    load_binary_state,
+    make_binary_detectors,
+    update_binary,
+)
 from detector.core.monitors.detectors import Hit, StatisticStream, complete_blocks
 from detector.core.monitors.page_hinkley import PageHinkley
 from detector.core.monitors.reference import CategoricalReference, NumericReference
@@ -68,7 +74,9 @@ class SignalConfig:
     cooldown_events: int
     resolve_window_events: int
     rebaseline_after_events: int
-    per_detector_rate: float  # false alarms per event allowed to each detector (for river's binary ones)
+    per_detector_rate: (
+        float  # false alarms per event allowed to each detector (for river's binary ones)
+    )
 
     @property
     def window_blocks(self) -> int:
@@ -97,7 +105,9 @@ def number_columns(values: list[Any]) -> Columns:
     if set(map(type, values)) <= NUMBER_TYPES:
         return Columns(np.arange(len(values)), np.asarray(values, dtype=np.float64))
     rows = [i for i, v in enumerate(values) if v.__class__ in NUMBER_TYPES]
-    return Columns(np.asarray(rows, dtype=np.int64), np.asarray([values[i] for i in rows], dtype=np.float64))
+    return Columns(
+        np.asarray(rows, dtype=np.int64), np.asarray([values[i] for i in rows], dtype=np.float64)
+    )
 
 
 @dataclass(frozen=True)
@@ -110,7 +120,10 @@ class SourceRefs:
     offsets: np.ndarray
 
     def ref(self, index: int) -> dict[str, Any]:
-        return {"topic": self.topics[int(self.topic_codes[index])], "offset": int(self.offsets[index])}
+        return {
+            "topic": self.topics[int(self.topic_codes[index])],
+            "offset": int(self.offsets[index]),
+        }
 
 
 @dataclass(frozen=True)
@@ -172,7 +185,12 @@ class SignalMonitor:
     """Reference, detectors and lifecycle of one signal."""
 
     def __init__(
-        self, monitor: str, kind: SignalKind, config: SignalConfig, binary_detectors: bool = False, log_blocks: bool = False
+        self,
+        monitor: str,
+        kind: SignalKind,
+        config: SignalConfig,
+        binary_detectors: bool = False,
+        log_blocks: bool = False,
     ) -> None:
         """`binary_detectors`: also run river's DDM and HDDM_A on the raw values (0/1 error streams).
         `log_blocks`: also append every completed block to `block_log`, for a reader that drains it
@@ -198,7 +216,9 @@ class SignalMonitor:
         self.history = BlockHistory(self.statistics, 2 * config.window_blocks)
         self.block_log: list[np.ndarray] | None = [] if log_blocks else None
         self.recent_codes = np.empty(0, dtype=np.int16)  # the last codes_kept category codes
-        self.codes_in_play: tuple[int, np.ndarray] | None = None  # (position of the first, codes) while deciding a chunk
+        self.codes_in_play: tuple[int, np.ndarray] | None = (
+            None  # (position of the first, codes) while deciding a chunk
+        )
         self.drift: Drift | None = None
         self.deferred: Deferred | None = None
         self.cooldown_until = 0
@@ -259,12 +279,19 @@ class SignalMonitor:
             self.new_categories = []
             self.novelty_reference = NumericReference.binary(reference.novelty_rate)
         else:
-            self.reference = NumericReference.fit(np.asarray(self.sample, dtype=np.float64), cfg.reference_bins)
+            self.reference = NumericReference.fit(
+                np.asarray(self.sample, dtype=np.float64), cfg.reference_bins
+            )
         in_sample = self._statistic_values(self.sample)
-        self.levels = {name: (float(col.mean()), max(float(col.var()), 1e-4)) for name, col in in_sample.items()}
+        self.levels = {
+            name: (float(col.mean()), max(float(col.var()), 1e-4))
+            for name, col in in_sample.items()
+        }
         self.streams = {name: self._new_stream() for name in self.statistics}
         if self.with_binary:
-            self.binary = make_binary_detectors(cfg.per_detector_rate, len(self.sample), int(np.sum(self.sample)))
+            self.binary = make_binary_detectors(
+                cfg.per_detector_rate, len(self.sample), int(np.sum(self.sample))
+            )
         self.sample = []
         self.raw_carry = np.empty(0)
         self.recent_codes = np.empty(0, dtype=np.int16)
@@ -282,7 +309,11 @@ class SignalMonitor:
     def _codes(self, values: Sequence[Any]) -> np.ndarray:
         assert isinstance(self.reference, CategoricalReference)
         other = self.reference.other_code
-        return np.fromiter(map(self.category_index.get, values, repeat(other, len(values))), dtype=np.int64, count=len(values))
+        return np.fromiter(
+            map(self.category_index.get, values, repeat(other, len(values))),
+            dtype=np.int64,
+            count=len(values),
+        )
 
     def _name_new_categories(self, values: Sequence[Any], codes: np.ndarray) -> None:
         """Give new categories (outside the reference) a free slot each, in signal order, and
@@ -302,7 +333,11 @@ class SignalMonitor:
                 self.new_categories[slot] = name
             else:
                 self.new_categories.append(name)
-        codes[rows] = np.fromiter(map(self.category_index.get, names, repeat(other, len(names))), dtype=np.int64, count=len(names))
+        codes[rows] = np.fromiter(
+            map(self.category_index.get, names, repeat(other, len(names))),
+            dtype=np.int64,
+            count=len(names),
+        )
 
     def _until_forgetting(self, codes: np.ndarray) -> int:
         """How many of these values to watch now: all of them, unless forgetting absent new
@@ -314,7 +349,9 @@ class SignalMonitor:
         multiple = kept - self.seen % kept  # index in `codes` of the next multiple
         if len(codes) <= multiple:
             return len(codes)
-        named = {other + 1 + slot for slot, name in enumerate(self.new_categories) if name is not None}
+        named = {
+            other + 1 + slot for slot, name in enumerate(self.new_categories) if name is not None
+        }
         if len(named) < MAX_NEW_CATEGORIES and (codes == other).any():
             return multiple  # a new category may take a slot before it
         while named and multiple < len(codes):
@@ -337,14 +374,24 @@ class SignalMonitor:
                 del self.category_index[name]
                 self.new_categories[slot] = None
 
-    def _statistic_values(self, values: np.ndarray | Sequence[Any], codes: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    def _statistic_values(
+        self, values: np.ndarray | Sequence[Any], codes: np.ndarray | None = None
+    ) -> dict[str, np.ndarray]:
         """PIT statistics of raw values, one array per statistic."""
         if self.kind is SignalKind.categorical:
-            assert isinstance(self.reference, CategoricalReference) and self.novelty_reference is not None
+            assert (
+                isinstance(self.reference, CategoricalReference)
+                and self.novelty_reference is not None
+            )
             other = self.reference.other_code
-            codes = np.minimum(self._codes(values) if codes is None else codes, other)  # new categories are 'other'
+            codes = np.minimum(
+                self._codes(values) if codes is None else codes, other
+            )  # new categories are 'other'
             novel = (codes == other).astype(np.float64)
-            return {"location": self.reference.transform(codes), "novelty": self.novelty_reference.transform(novel)}
+            return {
+                "location": self.reference.transform(codes),
+                "novelty": self.novelty_reference.transform(novel),
+            }
         assert isinstance(self.reference, NumericReference)
         u = self.reference.transform(np.asarray(values, dtype=np.float64))
         if self.kind is SignalKind.rate:
@@ -353,7 +400,9 @@ class SignalMonitor:
 
     # -- watching and drifting ----------------------------------------------------------
 
-    def _watch(self, values: np.ndarray | Sequence[Any], start: int, end: int, sources: SourceRefs) -> tuple[list[Transition], int]:
+    def _watch(
+        self, values: np.ndarray | Sequence[Any], start: int, end: int, sources: SourceRefs
+    ) -> tuple[list[Transition], int]:
         """Watch values[start:end], or fewer (categories); return the transitions and where it stopped."""
         codes = None
         if self.kind is SignalKind.categorical:
@@ -372,10 +421,17 @@ class SignalMonitor:
             stream_hits, block_means[name], ends = stream.update(stats[name])
             hits += [(hit.index, name, hit) for hit in stream_hits]
         if self.binary:
-            hits += [(hit.index, "location", hit) for hit in update_binary(self.binary, np.asarray(chunk))]
+            hits += [
+                (hit.index, "location", hit)
+                for hit in update_binary(self.binary, np.asarray(chunk))
+            ]
         self._record_blocks(chunk, block_means, ends, sources, start)
         # Category codes of the window before this chunk, then the chunk's, while deciding it.
-        self.codes_in_play = (self.seen - len(self.recent_codes), np.concatenate((self.recent_codes, codes))) if codes is not None else None
+        self.codes_in_play = (
+            (self.seen - len(self.recent_codes), np.concatenate((self.recent_codes, codes)))
+            if codes is not None
+            else None
+        )
 
         transitions = self._decide(hits, ends, start, sources)
         self.seen += len(chunk)
@@ -390,15 +446,21 @@ class SignalMonitor:
         self.history.trim()
         return transitions, end
 
-    def _decide(self, hits: list[tuple[int, str, Hit]], ends: np.ndarray, start: int, sources: SourceRefs) -> list[Transition]:
+    def _decide(
+        self, hits: list[tuple[int, str, Hit]], ends: np.ndarray, start: int, sources: SourceRefs
+    ) -> list[Transition]:
         """Walk detector hits and block ends in signal order (a hit first at equal positions)
         through the lifecycle. A hit inside the cooldown is deferred: at the cooldown's end it
         becomes a detection if the signal is still out of its band, else it is dropped."""
         if not hits and self.drift is None and self.deferred is None:
             return []  # the usual case: nothing to decide
         full, inside = self._in_band(ends)
-        candidates: list[tuple[int, int, str, Hit | None, bool, bool]] = [(i, 0, name, hit, False, False) for i, name, hit in hits]
-        candidates += [(int(i), 1, "", None, bool(f), bool(n)) for i, f, n in zip(ends, full, inside)]
+        candidates: list[tuple[int, int, str, Hit | None, bool, bool]] = [
+            (i, 0, name, hit, False, False) for i, name, hit in hits
+        ]
+        candidates += [
+            (int(i), 1, "", None, bool(f), bool(n)) for i, f, n in zip(ends, full, inside)
+        ]
         candidates.sort(key=lambda item: (item[0], item[1]))
         transitions: list[Transition] = []
         for index, _, statistic, hit, window_full, in_band in candidates:
@@ -408,25 +470,46 @@ class SignalMonitor:
                     continue  # one change, one alert
                 if position >= self.cooldown_until:
                     self.drift = Drift(position, statistic, hit.detector)
-                    transitions.append(self._detected(start + index, position, statistic, hit, sources))
+                    transitions.append(
+                        self._detected(start + index, position, statistic, hit, sources)
+                    )
                 elif self.deferred is None:
-                    self.deferred = Deferred(statistic, hit.detector, position - max(hit.change_age, 1))
+                    self.deferred = Deferred(
+                        statistic, hit.detector, position - max(hit.change_age, 1)
+                    )
             elif self.drift is not None:
-                if window_full and in_band and position - self.drift.started_at >= self.config.resolve_window_events:
-                    transitions.append(self._resolved(start + index, position, "returned_to_reference", sources))
+                if (
+                    window_full
+                    and in_band
+                    and position - self.drift.started_at >= self.config.resolve_window_events
+                ):
+                    transitions.append(
+                        self._resolved(start + index, position, "returned_to_reference", sources)
+                    )
             elif self.deferred is not None and position >= self.cooldown_until and window_full:
                 deferred, self.deferred = self.deferred, None
                 if not in_band:
                     self.drift = Drift(position, deferred.statistic, deferred.detector)
                     late = Hit(index, deferred.detector, position - deferred.change_start)
-                    transitions.append(self._detected(start + index, position, deferred.statistic, late, sources))
+                    transitions.append(
+                        self._detected(start + index, position, deferred.statistic, late, sources)
+                    )
         return transitions
 
     def _record_blocks(
-        self, chunk: np.ndarray | Sequence[Any], block_means: dict[str, np.ndarray], ends: np.ndarray, sources: SourceRefs, start: int
+        self,
+        chunk: np.ndarray | Sequence[Any],
+        block_means: dict[str, np.ndarray],
+        ends: np.ndarray,
+        sources: SourceRefs,
+        start: int,
     ) -> None:
         """Append completed blocks to the history (raw sums only for numbers)."""
-        raw = np.asarray(chunk, dtype=np.float64) if self.kind is not SignalKind.categorical else np.zeros(len(chunk))
+        raw = (
+            np.asarray(chunk, dtype=np.float64)
+            if self.kind is not SignalKind.categorical
+            else np.zeros(len(chunk))
+        )
         blocks, _, self.raw_carry = complete_blocks(raw, self.raw_carry, self.config.block_events)
         raw_sums, raw_sumsq = blocks.sum(axis=1), (blocks * blocks).sum(axis=1)
         if self.block_source[1] < 0 and len(chunk):
@@ -440,9 +523,18 @@ class SignalMonitor:
         topics[0], offsets[0] = self.block_source
         after_last = start + int(ends[-1]) + 1
         self.block_source = (
-            (int(sources.topic_codes[after_last]), int(sources.offsets[after_last])) if after_last < start + len(chunk) else (0, -1)
+            (int(sources.topic_codes[after_last]), int(sources.offsets[after_last]))
+            if after_last < start + len(chunk)
+            else (0, -1)
         )
-        columns = [self.seen + ends, topics, offsets, raw_sums, raw_sumsq, *(block_means[name] for name in self.statistics)]
+        columns = [
+            self.seen + ends,
+            topics,
+            offsets,
+            raw_sums,
+            raw_sumsq,
+            *(block_means[name] for name in self.statistics),
+        ]
         rows = np.column_stack(columns)
         self.history.append(rows)
         if self.block_log is not None:
@@ -461,17 +553,27 @@ class SignalMonitor:
         for name in self.statistics:
             column = self.history.column(name)[max(0, available - fresh - window + 1) :]
             if len(column) >= window:
-                means = np.lib.stride_tricks.sliding_window_view(column, window).sum(axis=1)[-fresh:] / window
+                means = (
+                    np.lib.stride_tricks.sliding_window_view(column, window).sum(axis=1)[-fresh:]
+                    / window
+                )
                 level, variance = self.levels[name]
-                half_width = BAND_SIGMAS * np.sqrt(variance / self.config.resolve_window_events + variance / self.config.warmup_events)
+                half_width = BAND_SIGMAS * np.sqrt(
+                    variance / self.config.resolve_window_events
+                    + variance / self.config.warmup_events
+                )
                 inside[-len(means) :] &= np.abs(means - level) <= half_width
         return full, inside & full
 
     # -- alerts' evidence ---------------------------------------------------------------
 
-    def _detected(self, index: int, position: int, statistic: str, hit: Hit, sources: SourceRefs) -> Transition:
+    def _detected(
+        self, index: int, position: int, statistic: str, hit: Hit, sources: SourceRefs
+    ) -> Transition:
         change_start = position - max(hit.change_age, 1)
-        before = self.history.between(change_start - self.config.window_blocks * self.config.block_events, change_start)
+        before = self.history.between(
+            change_start - self.config.window_blocks * self.config.block_events, change_start
+        )
         after = self.history.between(change_start, position)
         least = -(-MIN_AFTER_EVENTS // self.config.block_events)
         if len(after) < least:  # a very recent change point, or a detector without one
@@ -484,7 +586,9 @@ class SignalMonitor:
             "window": {
                 "events": int(position - change_start),
                 "partition": sources.partition,
-                "from": self._block_ref(first, sources) if first is not None else sources.ref(index),
+                "from": self._block_ref(first, sources)
+                if first is not None
+                else sources.ref(index),
                 "to": sources.ref(index),
             },
             "thresholds": self._thresholds(hit.detector),
@@ -509,10 +613,15 @@ class SignalMonitor:
             },
             "drift_started_at_events": drift.started_at + 1,
         }
-        return Transition("resolved", index, drift.statistic, drift.detector, reason, position + 1, evidence)
+        return Transition(
+            "resolved", index, drift.statistic, drift.detector, reason, position + 1, evidence
+        )
 
     def _block_ref(self, row: np.ndarray, sources: SourceRefs) -> dict[str, Any]:
-        return {"topic": sources.topics[int(self.history.column("topic", row[None])[0])], "offset": int(self.history.column("offset", row[None])[0])}
+        return {
+            "topic": sources.topics[int(self.history.column("topic", row[None])[0])],
+            "offset": int(self.history.column("offset", row[None])[0]),
+        }
 
     def _summarise(self, rows: np.ndarray) -> dict[str, Any]:
         """Raw and PIT summaries of a set of blocks."""
@@ -536,9 +645,14 @@ class SignalMonitor:
         if self.codes_in_play is None or not isinstance(self.reference, CategoricalReference):
             return {}
         names = self._category_names()
-        counts = np.bincount(self._codes_between(position + 1 - self.config.resolve_window_events, position), minlength=len(names))
+        counts = np.bincount(
+            self._codes_between(position + 1 - self.config.resolve_window_events, position),
+            minlength=len(names),
+        )
         top = np.argsort(-counts, kind="stable")[:5]
-        return {"top_categories": {names[i]: round(float(counts[i] / counts.sum()), 4) for i in top}}
+        return {
+            "top_categories": {names[i]: round(float(counts[i] / counts.sum()), 4) for i in top}
+        }
 
     def _top_changes(self, change_start: int, position: int) -> list[dict[str, Any]]:
         """The categories whose share moved most between the window before the change and the
@@ -548,12 +662,20 @@ class SignalMonitor:
         assert isinstance(self.reference, CategoricalReference)
         names = self._category_names()
         other = self.reference.other_code
-        before_codes = self._codes_between(change_start + 1 - self.config.window_blocks * self.config.block_events, change_start)
-        after_codes = self._codes_between(min(change_start + 1, position + 1 - MIN_AFTER_EVENTS), position)
+        before_codes = self._codes_between(
+            change_start + 1 - self.config.window_blocks * self.config.block_events, change_start
+        )
+        after_codes = self._codes_between(
+            min(change_start + 1, position + 1 - MIN_AFTER_EVENTS), position
+        )
         reference = np.zeros(len(names))
         reference[: other + 1] = self.reference.upto - self.reference.below
         after = np.bincount(after_codes, minlength=len(names)) / max(len(after_codes), 1)
-        before = np.bincount(before_codes, minlength=len(names)) / len(before_codes) if len(before_codes) else None
+        before = (
+            np.bincount(before_codes, minlength=len(names)) / len(before_codes)
+            if len(before_codes)
+            else None
+        )
         moved = np.abs(after - (reference if before is None else before))
         pooled = reference[other] > 0
 
@@ -582,13 +704,20 @@ class SignalMonitor:
     def _category_names(self) -> list[str]:
         """Names by code: the reference's categories, '(other)', then the new categories named."""
         assert isinstance(self.reference, CategoricalReference)
-        return [*self.reference.categories, "(other)", *(name or "" for name in self.new_categories)]
+        return [
+            *self.reference.categories,
+            "(other)",
+            *(name or "" for name in self.new_categories),
+        ]
 
     def reference_summary(self) -> dict[str, Any]:
         if isinstance(self.reference, CategoricalReference):
             shares = self.reference.shares()
             top = dict(sorted(shares.items(), key=lambda item: -item[1])[:5])
-            return {"top_categories": {k: round(v, 4) for k, v in top.items()}, "categories": len(self.reference.categories)}
+            return {
+                "top_categories": {k: round(v, 4) for k, v in top.items()},
+                "categories": len(self.reference.categories),
+            }
         if isinstance(self.reference, NumericReference):
             if self.kind is SignalKind.rate:
                 return {"rate": self.reference.summary["mean"]}
@@ -625,7 +754,9 @@ class SignalMonitor:
             "seen": self.seen,
             "sample": self.sample,
             "reference": self.reference.to_state() if self.reference is not None else None,
-            "novelty_reference": self.novelty_reference.to_state() if self.novelty_reference is not None else None,
+            "novelty_reference": self.novelty_reference.to_state()
+            if self.novelty_reference is not None
+            else None,
             "levels": self.levels,
             "streams": {name: stream.to_state() for name, stream in self.streams.items()},
             "with_binary": self.with_binary,
@@ -635,23 +766,39 @@ class SignalMonitor:
             "history": self.history.rows,
             "recent_codes": self.recent_codes,
             "new_categories": self.new_categories,
-            "drift": [self.drift.started_at, self.drift.statistic, self.drift.detector] if self.drift else None,
+            "drift": [self.drift.started_at, self.drift.statistic, self.drift.detector]
+            if self.drift
+            else None,
             "cooldown_until": self.cooldown_until,
-            "deferred": [self.deferred.statistic, self.deferred.detector, self.deferred.change_start] if self.deferred else None,
+            "deferred": [
+                self.deferred.statistic,
+                self.deferred.detector,
+                self.deferred.change_start,
+            ]
+            if self.deferred
+            else None,
         }
 
     @classmethod
-    def from_state(cls, monitor: str, config: SignalConfig, state: dict[str, Any]) -> "SignalMonitor":
-        signal = cls(monitor, SignalKind(state["kind"]), config, binary_detectors=bool(state["with_binary"]))
+    def from_state(cls, monitor: str, config: SignalConfig, state: dict[str, Any]) -> SignalMonitor:
+        signal = cls(
+            monitor, SignalKind(state["kind"]), config, binary_detectors=bool(state["with_binary"])
+        )
         signal.seen = int(state["seen"])
         signal.sample = list(state["sample"])
         if state["reference"] is not None:
             if signal.kind is SignalKind.categorical:
                 signal.reference = CategoricalReference.from_state(state["reference"])
                 signal.category_index = signal.reference.index()
-                signal.new_categories = [None if name is None else str(name) for name in state["new_categories"]]
+                signal.new_categories = [
+                    None if name is None else str(name) for name in state["new_categories"]
+                ]
                 other = signal.reference.other_code
-                signal.category_index |= {name: other + 1 + i for i, name in enumerate(signal.new_categories) if name is not None}
+                signal.category_index |= {
+                    name: other + 1 + i
+                    for i, name in enumerate(signal.new_categories)
+                    if name is not None
+                }
             else:
                 signal.reference = NumericReference.from_state(state["reference"])
         if state["novelty_reference"] is not None:
@@ -662,7 +809,9 @@ class SignalMonitor:
             signal.streams[name].load_state(stream_state)
         if state["binary"]:
             errors = MIN_DDM_ERRORS if "ddm" in state["binary"] else 0
-            signal.binary = make_binary_detectors(config.per_detector_rate, config.warmup_events, errors)
+            signal.binary = make_binary_detectors(
+                config.per_detector_rate, config.warmup_events, errors
+            )
             for name, detector_state in state["binary"].items():
                 load_binary_state(signal.binary[name], detector_state)
         signal.raw_carry = np.asarray(state["raw_carry"], dtype=np.float64)
