@@ -20,6 +20,12 @@ log = logging.getLogger(__name__)
 RESTORE_TIMEOUT_S = 120.0
 
 
+def restore_group(group: str) -> str:
+    """group.id of the consumer that restores state: it never joins (its partitions are assigned),
+    but librdkafka looks up its coordinator, which takes Describe on it."""
+    return f"{group}-restore"
+
+
 class StateStore:
     """Checkpoints per input partition p in partition p of the compacted state topic."""
 
@@ -64,7 +70,7 @@ class StateStore:
         consumer = Consumer(
             {
                 **self.client_config,
-                "group.id": f"{self.codec.group}-restore",  # never joins: partitions are assigned
+                "group.id": restore_group(self.codec.group),
                 "fetch.wait.max.ms": 10,
                 "enable.auto.commit": False,
                 "isolation.level": "read_committed",

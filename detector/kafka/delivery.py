@@ -7,6 +7,8 @@
 
 Errors follow confluent-kafka's three kinds: retriable (retried here), abortable (the
 transaction is aborted and `CheckpointAborted` raised: the caller rewinds), fatal (raised).
+A missing ACL is neither retried nor rewound: it raises `ClusterRefused` (`NotAuthorized` where
+the resource is known), as a replay would be refused again.
 
 A record the broker refuses as too large (its limit below limits.max_output_bytes) would be
 refused again on every replay. Records sent with a `place` (dead letters: the source message)
@@ -23,6 +25,8 @@ from functools import partial
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+
+from detector.kafka.topics import AUTHORIZATION_FAILURES, Acl, ClusterRefused, NotAuthorized
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +68,8 @@ class Outputs:
             Hashable, int
         ] = {}  # place -> times its record was refused as too large
         self.unacknowledged = 0
+        self.denied: NotAuthorized | None = None  # the first record refused for a missing ACL
+        self.topics: set[str] = set()  # written since the last checkpoint
 
     def _on_delivery(
         self, error: KafkaError | None, message: Any, place: Hashable | None = None
@@ -72,6 +78,8 @@ class Outputs:
         if error is None:
             return
         failure = f"{message.topic()}: {error.str()}"
+        if error.code() in AUTHORIZATION_FAILURES and self.denied is None:
+            self.denied = NotAuthorized(Acl("Write", "topic", message.topic()), error.name())
         if place is not None and error.code() == KafkaError.MSG_SIZE_TOO_LARGE:
             self.refusals[place] = (
                 self.refusals.pop(place, 0) + 1
@@ -95,6 +103,7 @@ class Outputs:
         `place` names what the record stands for, to be counted in `refusals` if it is refused as
         too large."""
         self._begin()
+        self.topics.add(topic)
         deadline = time.monotonic() + QUEUE_FULL_TIMEOUT_S
         on_delivery = (
             self._on_delivery if place is None else partial(self._on_delivery, place=place)
@@ -128,6 +137,9 @@ class Outputs:
         """DeliveryError for failed records; CheckpointAborted if the only failures are records
         refused as too large, which the replay resends smaller."""
         failures, refused, self.failures, self.refused = self.failures, self.refused, [], []
+        self.topics.clear()
+        if self.denied is not None:
+            raise self.denied
         if failures:
             raise DeliveryError(
                 f"{len(failures)} output message(s) were not delivered, first: {failures[0]}"
@@ -184,10 +196,19 @@ class AtLeastOnceOutputs(Outputs):
 
 
 class ExactlyOnceOutputs(Outputs):
-    def __init__(self, producer: Producer) -> None:
+    def __init__(self, producer: Producer, transactional_id: str) -> None:
         super().__init__(producer)
         self.in_transaction = False
-        _retrying(lambda: producer.init_transactions(TRANSACTION_TIMEOUT_S), "init_transactions")
+        try:
+            _retrying(
+                lambda: producer.init_transactions(TRANSACTION_TIMEOUT_S), "init_transactions"
+            )
+        except KafkaException as exc:
+            error = exc.args[0]
+            if error.code() in AUTHORIZATION_FAILURES:
+                acl = Acl("Write", "transactional-id", transactional_id)
+                raise NotAuthorized(acl, error.name()) from None
+            raise
 
     def _begin(self) -> None:
         if not self.in_transaction:
@@ -216,13 +237,39 @@ class ExactlyOnceOutputs(Outputs):
                 "commit_transaction",
             )
         except KafkaException as exc:
-            if exc.args[0].txn_requires_abort():
+            error = exc.args[0]
+            if error.code() in AUTHORIZATION_FAILURES:
+                denied = self._not_authorized(error)
+                self._abort_quietly()
+                raise denied from None
+            if error.txn_requires_abort():
                 self.abort()
-                raise CheckpointAborted(exc.args[0].str()) from None
+                raise CheckpointAborted(error.str()) from None
             raise
         finally:
             self.failures.clear()  # a committed transaction delivered all; an aborted one none
             self.refused.clear()
+            self.topics.clear()
+        self.in_transaction = False
+
+    def _not_authorized(self, error: KafkaError) -> ClusterRefused:
+        """A transaction refused for a missing ACL. Adding a topic to the transaction fails for all
+        its topics at once, and librdkafka names the refused one only in its log."""
+        if error.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED and len(self.topics) == 1:
+            return NotAuthorized(Acl("Write", "topic", next(iter(self.topics))), error.name())
+        written = ", ".join(f"'{name}'" for name in sorted(self.topics))
+        return ClusterRefused(
+            f"not authorized to complete a transaction writing {written} ({error.name()}: "
+            f"{error.str()}): check the detector's Write ACLs on them and its consumer group's "
+            "Read; docs/security.md lists every ACL the detector needs"
+        )
+
+    def _abort_quietly(self) -> None:
+        """Abort before stopping on another error, which stays the one reported."""
+        try:
+            self.abort()
+        except KafkaException as exc:
+            log.warning("aborting the transaction failed too: %s", exc.args[0].str())
         self.in_transaction = False
 
     def abort(self) -> None:

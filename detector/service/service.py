@@ -40,6 +40,7 @@ from detector.kafka.delivery import (
     Outputs,
 )
 from detector.kafka.faults import FaultInjector
+from detector.kafka.permissions import check_permissions
 from detector.kafka.topics import (
     TOPIC_GONE,
     UNREACHABLE,
@@ -192,6 +193,7 @@ class Service:
             admin = AdminClient(settings.kafka.client_config())
             self.connected = True
             outputs = output_topics(settings)
+            check_permissions(admin, settings)
             partitions = ensure_topics(admin, settings, self.inputs, outputs)
             log.info("inputs %s have %d partitions each", ", ".join(self.inputs), partitions)
             self.outputs = (
@@ -649,7 +651,7 @@ class Service:
             "logger": LIBRDKAFKA_LOG,
         }
         if self.settings.processing_guarantee is ProcessingGuarantee.exactly_once:
-            return ExactlyOnceOutputs(Producer(config))
+            return ExactlyOnceOutputs(Producer(config), config["transactional.id"])
         return AtLeastOnceOutputs(Producer(config))
 
     def _on_client_error(self, error: KafkaError) -> None:
