@@ -28,7 +28,7 @@ _TLS_HINT = (
     "certificate names the host in bootstrap_servers (ssl.endpoint.identification.algorithm=https checks it)"
 )
 _LOGIN_HINT = "check kafka.properties sasl.mechanism and sasl.username, and the sasl.password in kafka.secrets"
-_ACL_HINT = "grant the ACLs listed in the README's Security section"
+_ACL_HINT = "grant the detector's principal the ACLs listed in docs/security.md"
 
 # Errors that retrying cannot fix, with what to do about them.
 REFUSALS: dict[int, tuple[str, str]] = {

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from confluent_kafka.admin import (
     AclBinding,
@@ -30,18 +31,13 @@ class Grant:
     operation: AclOperation
 
     def binding(self, principal: str) -> AclBinding:
-        return AclBinding(
-            self.resource,
-            self.name,
-            ResourcePatternType.LITERAL,
-            principal,
-            "*",
-            self.operation,
-            AclPermissionType.ALLOW,
-        )
+        return AclBinding(*self._pattern(principal))
 
     def binding_filter(self, principal: str) -> AclBindingFilter:
-        return AclBindingFilter(
+        return AclBindingFilter(*self._pattern(principal))
+
+    def _pattern(self, principal: str) -> tuple[Any, ...]:
+        return (
             self.resource,
             self.name,
             ResourcePatternType.LITERAL,

@@ -18,7 +18,7 @@ from typing import Any
 
 import orjson
 import pytest
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from detector.kafka.topics import ClusterRefused
@@ -63,7 +63,7 @@ def secure_kafka() -> Iterator[tuple[ApacheKafka, BrokerSecurity]]:
 
 @dataclass
 class Deployment:
-    """Fresh topics and group on the secure broker, created (and fed) by the super user."""
+    """Fresh topics and group on the secure broker, created by the super user."""
 
     cluster: ApacheKafka
     security: BrokerSecurity
@@ -94,7 +94,7 @@ class Deployment:
             }
         )
 
-    def create_topics_and_events(self) -> None:
+    def create_topics(self) -> None:
         admin_settings = self.names.settings(
             kafka={
                 "bootstrap_servers": self.admin_config["bootstrap.servers"],
@@ -104,6 +104,9 @@ class Deployment:
             }
         )
         create_topics(admin_settings)
+
+    def produce_events(self) -> None:
+        """A stream with a mean shift at DRIFT_AT, written by the super user."""
         events = Simulator(
             model="m", seed=1, injections=(Injection("mean_shift", "amount", start=DRIFT_AT),)
         ).events(EVENTS)
@@ -127,13 +130,17 @@ class Deployment:
         try:
             topic = consumer.list_topics(self.names.alerts, timeout=10).topics[self.names.alerts]
             consumer.assign([TopicPartition(self.names.alerts, p, 0) for p in topic.partitions])
-            found, at_end = [], set()
+            found: list[dict[str, Any]] = []
+            at_end: set[int | None] = set()
             while len(at_end) < len(topic.partitions):
                 for message in consumer.consume(1000, 1.0):
-                    if message.error():
+                    error = message.error()
+                    if error is None:
+                        found.append(orjson.loads(message.value() or b"null"))
+                    elif error.code() == KafkaError._PARTITION_EOF:
                         at_end.add(message.partition())
                     else:
-                        found.append(orjson.loads(message.value()))
+                        raise KafkaException(error)
             return found
         finally:
             consumer.close()
@@ -145,7 +152,7 @@ def deployment(secure_kafka: tuple[ApacheKafka, BrokerSecurity]) -> Deployment:
     deployed = Deployment(
         cluster, security, KafkaNames(cluster.bootstrap_servers, uuid.uuid4().hex[:10])
     )
-    deployed.create_topics_and_events()
+    deployed.create_topics()
     return deployed
 
 
@@ -168,6 +175,7 @@ def error_lines(lines: list[str]) -> list[str]:
 def test_the_minimal_acls_are_enough_under_exactly_once(deployment: Deployment) -> None:
     settings = deployment.detector_settings()
     deployment.grant(minimal_grants(settings))
+    deployment.produce_events()
     detector = ServiceThread(settings)
     with detector:
         detector.wait_processed(EVENTS, timeout_s=120)
@@ -244,6 +252,7 @@ def test_an_acl_revoked_while_running_stops_the_detector(deployment: Deployment)
     settings = deployment.detector_settings()
     grants = minimal_grants(settings)
     deployment.grant(grants)
+    deployment.produce_events()
     detector = ServiceThread(settings).start()
     try:
         detector.wait_processed(EVENTS, timeout_s=120)

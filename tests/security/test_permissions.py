@@ -12,6 +12,7 @@ from detector.kafka.delivery import AtLeastOnceOutputs, ExactlyOnceOutputs
 from detector.kafka.permissions import missing, needed
 from detector.kafka.topics import Acl, NotAuthorized
 from detector.settings import load_settings
+from tests.unit.test_dead_letters import FakeRecord
 
 
 def test_the_needed_acls_follow_the_settings() -> None:
@@ -46,14 +47,6 @@ def test_a_missing_acl_is_one_line_naming_it_and_how_to_grant_it() -> None:
     assert "\n" not in message
 
 
-class Record:
-    def __init__(self, topic: str) -> None:
-        self._topic = topic
-
-    def topic(self) -> str:
-        return self._topic
-
-
 class RefusingProducer:
     """Refuses every record with `code`; under transactions, refuses the commit with it too."""
 
@@ -66,7 +59,7 @@ class RefusingProducer:
 
     def flush(self, timeout: float) -> int:
         for topic, on_delivery in self.queued:
-            on_delivery(KafkaError(self.code), Record(topic))
+            on_delivery(KafkaError(self.code), FakeRecord(topic))
         self.queued = []
         return 0
 
