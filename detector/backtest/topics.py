@@ -225,9 +225,9 @@ class TopicSource:
         while not merge.exhausted:
             for message in consumer.consume(size, 0.5):
                 last_data = time.monotonic()
-                self._receive(
-                    message, index[(message.topic(), message.partition())], merge, consumer
-                )
+                topic, partition = message.topic(), message.partition()
+                assert topic is not None and partition is not None  # set on every fetched record
+                self._receive(message, index[(topic, partition)], merge, consumer)
             while (released := merge.pop()) is not None:
                 part, message = self.partitions[released[0]], released[1]
                 self._throttle(part, consumer)

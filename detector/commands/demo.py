@@ -359,9 +359,9 @@ def _read_alerts(
     try:
         while reading.is_set():
             message = consumer.poll(0.2)
-            if message is None or message.error():
-                continue
-            board.alert(orjson.loads(message.value()))
+            value = None if message is None or message.error() else message.value()
+            if value is not None:
+                board.alert(orjson.loads(value))
     except Exception as exc:
         failure.append(f"reading alerts failed: {exc!r}")
     finally:
