@@ -54,7 +54,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     start.add_argument(
         "--from-time",
-        type=_time,
+        type=time_argument,
         metavar="T",
         help="start at the first message at or after T (RFC 3339 or epoch ms)",
     )
@@ -67,13 +67,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     end.add_argument(
         "--to-time",
-        type=_time,
+        type=time_argument,
         metavar="T",
         help="stop at the first message at or after T (RFC 3339 or epoch ms)",
     )
     source.add_argument(
         "--partitions",
-        type=_partitions,
+        type=partitions_argument,
         metavar="LIST",
         help="only these partitions, e.g. 0,2 (default: all)",
     )
@@ -123,7 +123,8 @@ def _offset(text: str) -> int:
     return value
 
 
-def _time(text: str) -> int:
+def time_argument(text: str) -> int:
+    """RFC 3339 with a zone, or epoch milliseconds, as epoch milliseconds."""
     moment = parse_timestamp(int(text) if text.isdigit() else text)
     if moment is None:
         raise argparse.ArgumentTypeError(
@@ -132,7 +133,7 @@ def _time(text: str) -> int:
     return moment
 
 
-def _partitions(text: str) -> tuple[int, ...]:
+def partitions_argument(text: str) -> tuple[int, ...]:
     try:
         return tuple(sorted({int(part) for part in text.split(",")}))
     except ValueError:
