@@ -24,7 +24,7 @@ from detector.backtest.compare import Periods, Values
 from detector.backtest.readahead import ReadAhead
 from detector.backtest.sources import Batch, Source
 from detector.core.pipeline import Pipeline
-from detector.settings import Settings
+from detector.settings import DEFAULT_MODEL_SETTINGS, Settings
 
 NEVER_WARM = 2**62  # a warm-up no period reaches: signals keep collecting their values
 
@@ -80,27 +80,44 @@ class Collected:
 @dataclass
 class Within:
     """The records of `source` whose timestamp (a file's event time, a topic's message time)
-    lies in `period`."""
+    lies in `period`, and those of the labels topic up to `label_grace_ms` later: the labels of
+    the period's last predictions come after it (then they are also the next period's, where
+    they find no prediction and join nothing)."""
 
     source: Source
     period: Period
+    labels_topic: str
+    label_grace_ms: int
     description: str = field(init=False)
 
     def __post_init__(self) -> None:
         self.description = self.source.description
 
     def batches(self, size: int) -> Iterator[Batch]:
-        start, end = self.period.from_ms, self.period.to_ms
+        start, end, labels, until = (
+            self.period.from_ms,
+            self.period.to_ms,
+            self.labels_topic,
+            self.period.to_ms + self.label_grace_ms,
+        )
         for batch in self.source.batches(size):
             kept = Batch()
             for message, model in zip(batch.messages, batch.models):
-                if start <= message.timestamp_ms < end:
+                stamp = message.timestamp_ms
+                if start <= stamp < end or (end <= stamp < until and message.topic_name == labels):
                     kept.append(message, model)
             if kept:
                 yield kept
 
     def fraction_done(self) -> float | None:
         return self.source.fraction_done()
+
+
+def label_grace_ms(settings: Settings) -> int:
+    """How long after a period its predictions' labels are read: the longest a prediction waits
+    for its label (`label_ttl_seconds`, over the default and the configured models)."""
+    models = [DEFAULT_MODEL_SETTINGS, *settings.models.values()]
+    return int(max(model.label_ttl_seconds for model in models) * 1000)
 
 
 def collecting(settings: Settings) -> Settings:

@@ -16,7 +16,7 @@ import orjson
 from detector.backtest.compare import Fit, compare
 from detector.backtest.files import FileSource
 from detector.backtest.period_summary import PeriodsResult, to_json, to_text
-from detector.backtest.periods import Collected, Period, Within, collect
+from detector.backtest.periods import Collected, Period, Within, collect, label_grace_ms
 from detector.backtest.progress import ProgressBar
 from detector.backtest.sources import Source, SourceError
 from detector.backtest.topics import Range, TopicSource
@@ -103,6 +103,8 @@ def period(name: str, text: str) -> Period:
 
 
 def _source(args: argparse.Namespace, settings: Settings, which: Period) -> Source:
+    """The period's history (and its labels' grace after it)."""
+    grace = label_grace_ms(settings)
     if args.file:
         for option, value in (
             ("--partitions", args.partitions),
@@ -113,12 +115,12 @@ def _source(args: argparse.Namespace, settings: Settings, which: Period) -> Sour
         events = FileSource(
             settings, Path(args.file), Path(args.labels_file) if args.labels_file else None
         )
-        return Within(events, which)
+        return Within(events, which, settings.topics.labels, grace)
     if args.labels_file:
         raise ConfigError("--labels-file needs --file (topics bring their own labels topic)")
-    # The reader seeks to the period by message time; Within drops messages stamped out of order.
-    topics = TopicSource(
-        settings,
-        Range(from_time_ms=which.from_ms, to_time_ms=which.to_ms, partitions=args.partitions),
+    # The reader seeks to the period by message time; Within drops messages stamped out of order,
+    # and the predictions and features of the labels' grace.
+    bounds = Range(
+        from_time_ms=which.from_ms, to_time_ms=which.to_ms + grace, partitions=args.partitions
     )
-    return Within(topics, which)
+    return Within(TopicSource(settings, bounds), which, settings.topics.labels, grace)
