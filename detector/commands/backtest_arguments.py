@@ -29,22 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help="a second TOML config replayed over the same events, side by side",
     )
-    source = parser.add_argument_group("history (a file, else the configured topics)")
-    source.add_argument(
-        "--file",
-        metavar="FILE",
-        help="events as JSON lines (label events, with a 'label' field, may be among them)",
-    )
-    source.add_argument(
-        "--labels-file",
-        metavar="FILE",
-        help="label events as JSON lines, merged with --file by event time",
-    )
-    source.add_argument(
-        "--bootstrap-servers",
-        metavar="HOST:PORT",
-        help="the cluster (default: $STREAMDRIFT_KAFKA__BOOTSTRAP_SERVERS)",
-    )
+    source = add_history_arguments(parser)
     start = source.add_mutually_exclusive_group()
     start.add_argument(
         "--from-offset",
@@ -70,12 +55,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=time_argument,
         metavar="T",
         help="stop at the first message at or after T (RFC 3339 or epoch ms)",
-    )
-    source.add_argument(
-        "--partitions",
-        type=partitions_argument,
-        metavar="LIST",
-        help="only these partitions, e.g. 0,2 (default: all)",
     )
     truth = parser.add_argument_group("ground truth")
     truth.add_argument(
@@ -111,6 +90,33 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="DIR",
         help="write each picture as a PNG file into DIR (needs streamdrift[report])",
     )
+
+
+def add_history_arguments(parser: argparse.ArgumentParser) -> argparse._ArgumentGroup:
+    """Where history comes from (a file, else the topics), as backtest and periods read it."""
+    source = parser.add_argument_group("history (a file, else the configured topics)")
+    source.add_argument(
+        "--file",
+        metavar="FILE",
+        help="events as JSON lines (label events, with a 'label' field, may be among them)",
+    )
+    source.add_argument(
+        "--labels-file",
+        metavar="FILE",
+        help="label events as JSON lines, merged with --file by event time",
+    )
+    source.add_argument(
+        "--bootstrap-servers",
+        metavar="HOST:PORT",
+        help="the cluster (default: $STREAMDRIFT_KAFKA__BOOTSTRAP_SERVERS)",
+    )
+    source.add_argument(
+        "--partitions",
+        type=partitions_argument,
+        metavar="LIST",
+        help="only these partitions, e.g. 0,2 (default: all)",
+    )
+    return source
 
 
 def _offset(text: str) -> int:

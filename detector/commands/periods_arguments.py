@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from detector.commands.backtest_arguments import partitions_argument
+from detector.commands.backtest_arguments import add_history_arguments
 
 DEFAULT_ALPHA = 0.01
 
@@ -33,28 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     periods.add_argument(
         "--current", required=True, metavar="FROM..TO", help="the period compared with it"
     )
-    source = parser.add_argument_group("history (a file, else the configured topics)")
-    source.add_argument(
-        "--file",
-        metavar="FILE",
-        help="events as JSON lines (label events, with a 'label' field, may be among them)",
-    )
-    source.add_argument(
-        "--labels-file",
-        metavar="FILE",
-        help="label events as JSON lines, merged with --file by event time",
-    )
-    source.add_argument(
-        "--bootstrap-servers",
-        metavar="HOST:PORT",
-        help="the cluster (default: $STREAMDRIFT_KAFKA__BOOTSTRAP_SERVERS)",
-    )
-    source.add_argument(
-        "--partitions",
-        type=partitions_argument,
-        metavar="LIST",
-        help="only these partitions, e.g. 0,2 (default: all)",
-    )
+    add_history_arguments(parser)
     output = parser.add_argument_group("output (a text table on stdout by default)")
     output.add_argument(
         "--alpha",

@@ -2,36 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
 
-from detector.commands.cli import main as streamdrift
 from producers.simulate import Injection, Simulator
+from tests.backtest.conftest import Command as Periods
 
 START_MS = 1_764_064_800_000  # the simulator's first event time
 PERIOD_EVENTS = 10_000  # predictions per period, 10 ms apart
 REFERENCE = f"{START_MS}..{START_MS + 10 * PERIOD_EVENTS}"
 CURRENT = f"{START_MS + 10 * PERIOD_EVENTS}..{START_MS + 20 * PERIOD_EVENTS}"
+BOTH = ("--reference", REFERENCE, "--current", CURRENT)
 UNTOUCHED = ("utilization", "age", "income", "country", "device")
-
-Periods = Callable[..., tuple[int, str, str]]
-
-
-@pytest.fixture
-def periods(capsys: pytest.CaptureFixture[str]) -> Periods:
-    """`streamdrift periods ARGS` in this process: (exit code, stdout, stderr)."""
-
-    def run(*args: str | Path) -> tuple[int, str, str]:
-        capsys.readouterr()
-        code = streamdrift(["periods", *map(str, args)])
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return run
 
 
 def write_history(folder: Path, injections: tuple[Injection, ...]) -> tuple[Path, Path]:
@@ -43,6 +28,21 @@ def write_history(folder: Path, injections: tuple[Injection, ...]) -> tuple[Path
     events.write_bytes(b"".join(orjson.dumps(e) + b"\n" for e in batch.predictions))
     labels.write_bytes(b"".join(orjson.dumps(e) + b"\n" for e in [*batch.labels, *stream.drain()]))
     return events, labels
+
+
+def compared(periods: Periods, events: Path, labels: Path) -> dict[str, Any]:
+    """The --json result of the two periods of a history."""
+    code, out, err = periods(
+        "--file",
+        events,
+        "--labels-file",
+        labels,
+        *BOTH,
+        "--json",
+    )
+    assert code == 0, err
+    result: dict[str, Any] = orjson.loads(out)
+    return result
 
 
 def by_monitor(result: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -62,20 +62,7 @@ def test_the_shifted_feature_is_flagged_and_the_untouched_ones_are_not(
     periods: Periods, shifted: tuple[Path, Path]
 ) -> None:
     events, labels = shifted
-    code, out, err = periods(
-        "--file",
-        events,
-        "--labels-file",
-        labels,
-        "--reference",
-        REFERENCE,
-        "--current",
-        CURRENT,
-        "--json",
-    )
-
-    assert code == 0, err
-    result = orjson.loads(out)
+    result = compared(periods, events, labels)
     monitors = by_monitor(result)
     amount = monitors["feature.amount"]
     assert amount["significant"] and amount["adjusted_p"] < 1e-12
@@ -94,20 +81,7 @@ def test_the_shifted_feature_is_flagged_and_the_untouched_ones_are_not(
 def test_a_healthy_history_flags_nothing(periods: Periods, tmp_path: Path) -> None:
     events, labels = write_history(tmp_path, ())
 
-    code, out, err = periods(
-        "--file",
-        events,
-        "--labels-file",
-        labels,
-        "--reference",
-        REFERENCE,
-        "--current",
-        CURRENT,
-        "--json",
-    )
-
-    assert code == 0, err
-    result = orjson.loads(out)
+    result = compared(periods, events, labels)
     assert result["flagged"] == []
     features = [m for m in result["monitors"] if m["monitor"].startswith("feature.")]
     assert len(features) == 6
@@ -119,20 +93,7 @@ def test_category_shares_and_accuracy_of_each_period(periods: Periods, tmp_path:
         tmp_path, (Injection("category_mix", "country", start=PERIOD_EVENTS),)
     )
 
-    code, out, err = periods(
-        "--file",
-        events,
-        "--labels-file",
-        labels,
-        "--reference",
-        REFERENCE,
-        "--current",
-        CURRENT,
-        "--json",
-    )
-
-    assert code == 0, err
-    result = orjson.loads(out)
+    result = compared(periods, events, labels)
     country = by_monitor(result)["feature.country"]
     assert country["significant"]
     shares = country["shares"]
@@ -161,10 +122,7 @@ def test_text_and_html_report(periods: Periods, shifted: tuple[Path, Path], tmp_
         events,
         "--labels-file",
         labels,
-        "--reference",
-        REFERENCE,
-        "--current",
-        CURRENT,
+        *BOTH,
         "--report",
         report,
     )
