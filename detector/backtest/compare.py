@@ -184,16 +184,25 @@ def _monitor(
     compared = MonitorComparison(
         model, monitor, kind, _summary(reference, fit), _summary(current, fit), []
     )
-    if min(len(reference), len(current)) < MIN_VALUES or reference.kind != current.kind:
-        compared.untested = (
-            "too few values" if len(reference) and len(current) else "one period only"
-        )
+    compared.untested = _untestable(reference, current)
+    if compared.untested:
         return compared
     if kind == "categorical":
         _categorical(compared, reference.counts, current.counts, fit)
     else:
         _numeric(compared, reference.numbers(), current.numbers(), fit)
     return compared
+
+
+def _untestable(reference: Values, current: Values) -> str:
+    """Why the periods' values cannot be compared ('' if they can)."""
+    if not (len(reference) and len(current)):
+        return "one period only"
+    if reference.kind != current.kind:
+        return f"{reference.kind}, then {current.kind}"
+    if min(len(reference), len(current)) < MIN_VALUES:
+        return "too few values"
+    return ""
 
 
 def _summary(values: Values, fit: Fit) -> dict[str, Any]:
@@ -370,9 +379,9 @@ def _holm(tests: list[Tested]) -> None:
 def _performance(model: str, reference: Values, current: Values) -> Performance | None:
     """Accuracy (classifiers: the error stream is 0/1, a rate) or MAE and RMSE (regressions: the
     absolute errors) of each period, and the test of their difference."""
-    before, after = reference.numbers(), current.numbers()
-    if min(len(before), len(after)) < MIN_VALUES:
+    if _untestable(reference, current):
         return None
+    before, after = reference.numbers(), current.numbers()
     if reference.kind == "rate":
         first, second = _accuracy(before), _accuracy(after)
         pooled = float(np.concatenate((before, after)).mean())

@@ -169,3 +169,12 @@ def test_a_value_constant_in_both_periods_is_not_a_test() -> None:
         "feature.d": ["location", "shares"],  # no new category expected nor seen: no novelty test
     }
     assert result.tests == 2
+
+
+def test_a_feature_whose_kind_changed_is_summarised_without_test() -> None:
+    reference = {("m", "feature.x"): numbers("numeric", np.arange(100.0))}
+    current = {("m", "feature.x"): categories({"a": 60, "b": 40})}
+
+    (compared,) = compare(reference, current, {"m": FIT}, 0.01).monitors
+
+    assert compared.tests == [] and compared.untested == "numeric, then categorical"
