@@ -30,7 +30,7 @@ body { font: 14px/1.45 system-ui, sans-serif; margin: 24px auto; max-width: 1100
 h1 { font-size: 22px; } h2 { font-size: 18px; border-bottom: 1px solid #ddd; padding-bottom: 4px; margin-top: 32px; }
 table { border-collapse: collapse; margin: 8px 0 16px; font-size: 13px; }
 th, td { border: 1px solid #ddd; padding: 3px 8px; text-align: left; vertical-align: top; }
-th { background: #f4f4f4; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
+th { background: #f4f4f4; } td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 .missed, .false { color: #b00020; font-weight: 600; } .meta { color: #555; }
 figure { margin: 16px 0; } figure img { max-width: 100%; border: 1px solid #eee; } figcaption { color: #555; font-size: 13px; }
 """
