@@ -47,7 +47,7 @@ OTHER = "(other)"
 @dataclass
 class Values:
     """One monitor's values over one period: numbers (numeric and rate signals) or category
-    counts; `kind` is the live signal kind ('numeric', 'rate' or 'categorical')."""
+    counts; `kind` is the live signal type ('numeric', 'rate' or 'categorical')."""
 
     kind: str
     chunks: list[np.ndarray] = field(default_factory=list)

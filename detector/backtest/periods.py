@@ -70,10 +70,10 @@ class Collected:
                 for monitor, signal in model.signals.items():
                     if not signal.sample:
                         continue
-                    values = self.values.get((model.name, monitor))
-                    if values is None:
-                        values = self.values[(model.name, monitor)] = Values(signal.kind.value)
-                    values.add(signal.sample)
+                    key = (model.name, monitor)
+                    if key not in self.values:
+                        self.values[key] = Values(signal.signal_type.value)
+                    self.values[key].add(signal.sample)
                     signal.sample.clear()
 
 
