@@ -323,21 +323,24 @@ def run(
         progress(f"core, {workload}: {rates[-1].per_second:,.0f} messages/s")
     for broker in () if core_only else brokers:
         rates += end_to_end(broker, streams)
-    described = {
-        "plain": "plain: no ids",
-        "ids": "ids: every prediction has an id, no label comes",
-        "labels": f"labels: ids, and {LABELLED:.0%} of the predictions get a label 1-10 s of event "
-        f"time later on the labels topic ({len(streams['labels'].labels):,} labels)"
-        if "labels" in streams
-        else "",
-    }
     note = (
         f"Workload: one model, 20 numeric features (five families), 3 categorical, score, prediction, "
         f"latency; every default monitor on; {events:,} predictions, batches of {BATCH:,}. "
-        f"{'; '.join(described[w] for w in workloads)}. Events/s count every message (predictions "
+        f"{'; '.join(_describe(w, s) for w, s in streams.items())}. Events/s count every message (predictions "
         "and labels); events per CPU-s divide them by this process's CPU time."
     )
     return "\n\n".join([note, _measurements(rates), *_against_plain(rates)]) + "\n"
+
+
+def _describe(workload: str, stream: Stream) -> str:
+    if workload == "plain":
+        return "plain: no ids"
+    if workload == "ids":
+        return "ids: every prediction has an id, no label comes"
+    return (
+        f"labels: ids, and {LABELLED:.0%} of the predictions get a label 1-10 s of event time "
+        f"later on the labels topic ({len(stream.labels):,} labels)"
+    )
 
 
 def _measurements(rates: list[Rate]) -> str:
