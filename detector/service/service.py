@@ -2,7 +2,7 @@
 checkpoint (state and input offsets, with or after the outputs).
 
 The loop follows confluent-kafka's and quix-streams' shape: finite poll timeouts, signals only
-set a flag, auto-commit and auto offset store off, the nothing committed after a failure. Its
+set a flag, auto-commit and auto offset store off, nothing committed after a failure. Its
 parts each have one job:
 
 * `Checkpoint` (checkpointing.py): progress per partition, when a commit is due, and the commit

@@ -58,28 +58,39 @@ def partitions_of(port: int) -> set[int]:
     return set(orjson.loads(body)["partitions"]) if body else set()
 
 
-@pytest.mark.parametrize(
-    "group_protocol",
-    [
-        "classic",
-        # KIP-848 needs the broker's ConsumerGroupHeartbeat (Apache Kafka 4.0+); Tansu has none.
-        pytest.param("consumer", marks=pytest.mark.apache_kafka),
-    ],
-)
+def traffic(
+    models: int, events_per_model: int, first_drift: int, stagger: int, length: int
+) -> list[dict]:
+    """Models with a drift of `length` events, the first `first_drift` events in, each next
+    one `stagger` later; interleaved as they arrive."""
+    return interleaved(
+        [
+            Simulator(
+                model=f"m{i:02d}",
+                seed=i,
+                injections=(
+                    Injection(
+                        "mean_shift", "amount", start=first_drift + stagger * i, length=length
+                    ),
+                ),
+            ).events(events_per_model)
+            for i in range(models)
+        ]
+    )
+
+
+# The consumer group protocol (KIP-848) needs the broker's ConsumerGroupHeartbeat (Apache Kafka
+# 4.0+): Tansu has none, and a member never joins there.
+GROUP_PROTOCOLS = ["classic", pytest.param("consumer", marks=pytest.mark.apache_kafka)]
+
+
+@pytest.mark.parametrize("group_protocol", GROUP_PROTOCOLS)
 def test_two_replicas_share_partitions_and_take_over_state(
     topics: KafkaNames, group_protocol: str
 ) -> None:
     settings = topics.settings(topics={"partitions": PARTITIONS})
     assert create_topics(settings) == PARTITIONS
-    streams = [
-        Simulator(
-            model=f"m{i:02d}",
-            seed=i,
-            injections=(Injection("mean_shift", "amount", start=1500 + 150 * i, length=2500),),
-        ).events(EVENTS_PER_MODEL)
-        for i in range(MODELS)
-    ]
-    events = interleaved(streams)
+    events = traffic(MODELS, EVENTS_PER_MODEL, first_drift=1500, stagger=150, length=2500)
     half = len(events) // 2
     produce(topics.bootstrap, topics.predictions, events[:half])
 
@@ -198,10 +209,7 @@ class ServiceLog(logging.Handler):
         logging.getLogger("detector.service").removeHandler(self)
 
 
-@pytest.mark.parametrize(
-    "group_protocol",
-    ["classic", pytest.param("consumer", marks=pytest.mark.apache_kafka)],
-)
+@pytest.mark.parametrize("group_protocol", GROUP_PROTOCOLS)
 def test_a_restore_slower_than_the_poll_interval_keeps_the_member_in_its_group(
     topics: KafkaNames, group_protocol: str
 ) -> None:
@@ -212,15 +220,7 @@ def test_a_restore_slower_than_the_poll_interval_keeps_the_member_in_its_group(
     one uninterrupted process."""
     settings = topics.settings(topics={"partitions": PARTITIONS})
     assert create_topics(settings) == PARTITIONS
-    streams = [
-        Simulator(
-            model=f"m{i:02d}",
-            seed=i,
-            injections=(Injection("mean_shift", "amount", start=2000 + 100 * i, length=2000),),
-        ).events(4000)
-        for i in range(8)
-    ]
-    events = interleaved(streams)
+    events = traffic(8, 4000, first_drift=2000, stagger=100, length=2000)
     half = len(events) // 2
     produce(topics.bootstrap, topics.predictions, events[:half])
     with ServiceThread(settings) as first:  # leaves checkpoints of every partition
