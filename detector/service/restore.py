@@ -6,6 +6,10 @@ slice at a time (`step`), polling the consumer between slices so that the member
 place in the group however long the restore takes; once read, the models are installed, each
 input partition is moved to where its state ends, and fetching resumes. Other partitions are
 processed meanwhile. An aborted transaction rewinds the same way.
+
+Moving a partition (seek) fails with `_STATE` until librdkafka has looked up where the
+partition starts (its committed offset) after the assignment: the partition then stays paused
+and the seek is tried again at the next step.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 from detector.core.pipeline import Pipeline
 from detector.core.state import RestoredPartition, restore_model
@@ -45,6 +49,8 @@ class _Job:
     partitions: list[TopicPartition]
     reader: StateReader | None = None
     started: float = field(default_factory=time.monotonic)
+    resumed: list[Resumed] | None = None  # once the state is installed
+    unpositioned: list[TopicPartition] = field(default_factory=list)  # seeks still to make
 
     @property
     def numbers(self) -> list[int]:
@@ -75,6 +81,11 @@ class Restorer:
     def restoring(self) -> bool:
         return bool(self.jobs)
 
+    @property
+    def reading(self) -> bool:
+        """State is being read (rather than waiting for partitions to be positioned)."""
+        return bool(self.jobs) and self.jobs[0].resumed is None
+
     def pending(self) -> set[int]:
         """Partition numbers whose state is not restored yet."""
         return {p for job in self.jobs for p in job.numbers}
@@ -91,6 +102,9 @@ class Restorer:
         gone = set(numbers)
         for job in list(self.jobs):
             job.partitions = [tp for tp in job.partitions if tp.partition not in gone]
+            job.unpositioned = [tp for tp in job.unpositioned if tp.partition not in gone]
+            if job.resumed is not None:
+                job.resumed = [r for r in job.resumed if r.partition not in gone]
             if not job.partitions:
                 self._finish(job)
 
@@ -100,33 +114,44 @@ class Restorer:
         if not self.jobs:
             return []
         job = self.jobs[0]
-        if job.reader is None and self.store is not None:
-            job.reader = self.store.reader(job.numbers)
-        if job.reader is not None and not job.reader.read_until(deadline):
+        if job.resumed is None and not self._install_when_read(job, consumer, deadline):
             return []
-        restored = job.reader.result() if job.reader is not None else {}
-        committed = {
-            (tp.topic, tp.partition): tp.offset
-            for tp in consumer.committed(job.partitions, timeout=self.blocking_timeout_s)
-        }
-        resumed = [self._install(p, restored.get(p), committed) for p in job.numbers]
-        starts = {
-            (topic, r.partition): offset for r in resumed for topic, offset in r.offsets.items()
-        }
-        for tp in job.partitions:
-            offset = starts.get((tp.topic, tp.partition), INVALID_OFFSET)
-            if offset >= 0:
-                consumer.seek(TopicPartition(tp.topic, tp.partition, offset))
+        job.unpositioned = [tp for tp in job.unpositioned if not _seek(consumer, tp)]
+        if job.unpositioned:
+            return []
         consumer.resume(job.partitions)
         self._finish(job)
-        if restored:
+        if job.reader is not None:
             log.info(
                 "restored %d models of partitions %s in %.2fs",
                 sum(len(self.pipeline.partitions[p].models) for p in job.numbers),
                 job.numbers,
                 time.monotonic() - job.started,
             )
-        return resumed
+        return job.resumed or []
+
+    def _install_when_read(self, job: _Job, consumer: Consumer, deadline: float) -> bool:
+        """Read the job's checkpoints until `deadline`; once all are read, install them and note
+        where each input partition resumes. False while reading."""
+        if job.reader is None and self.store is not None:
+            job.reader = self.store.reader(job.numbers)
+        if job.reader is not None and not job.reader.read_until(deadline):
+            return False
+        restored = job.reader.result() if job.reader is not None else {}
+        committed = {
+            (tp.topic, tp.partition): tp.offset
+            for tp in consumer.committed(job.partitions, timeout=self.blocking_timeout_s)
+        }
+        job.resumed = [self._install(p, restored.get(p), committed) for p in job.numbers]
+        starts = {
+            (topic, r.partition): offset for r in job.resumed for topic, offset in r.offsets.items()
+        }
+        job.unpositioned = [
+            TopicPartition(tp.topic, tp.partition, starts[tp.topic, tp.partition])
+            for tp in job.partitions
+            if (tp.topic, tp.partition) in starts
+        ]
+        return True
 
     def close(self) -> None:
         for job in list(self.jobs):
@@ -177,3 +202,15 @@ class Restorer:
             if offset >= 0:
                 offsets[topic] = offset
         return Resumed(p, offsets, moved)
+
+
+def _seek(consumer: Consumer, tp: TopicPartition) -> bool:
+    """Move an assigned partition's fetch position; False while librdkafka cannot yet (`_STATE`:
+    its start offset is still being looked up), to be tried again."""
+    try:
+        consumer.seek(tp)
+    except KafkaException as exc:
+        if exc.args[0].code() != KafkaError._STATE:
+            raise
+        return False
+    return True

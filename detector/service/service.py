@@ -231,9 +231,9 @@ class Service:
     def _step(self) -> None:
         assert self.consumer is not None and self.outputs is not None
         self.outputs.poll()
-        # While a restore is pending, the poll only serves the group (and the other partitions):
+        # While state is being read, the poll only serves the group (and the other partitions):
         # the time goes to the restore.
-        timeout_s = 0 if self.restorer.restoring else self.settings.batch_timeout_ms / 1000
+        timeout_s = 0 if self.restorer.reading else self.settings.batch_timeout_ms / 1000
         messages = self.consumer.consume(self.settings.batch_max_events, timeout_s)
         if self.cluster.fatal_error is not None:
             return  # reported while consuming: nothing more is processed or committed

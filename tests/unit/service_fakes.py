@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from confluent_kafka import TopicPartition
+from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
 from detector.core.state import RestoredPartition
 
@@ -32,6 +32,7 @@ class FakeConsumer:
         self.assigned: list[TopicPartition] = []
         self.paused: set[tuple[str, int]] = set()
         self.seeks: list[tuple[str, int, int]] = []
+        self.unseekable = 0  # seeks refused (`_STATE`) before the start offsets are known
 
     def assign(self, partitions: list[TopicPartition]) -> None:
         self.calls.append("assign")
@@ -53,6 +54,9 @@ class FakeConsumer:
         self.paused -= {(tp.topic, tp.partition) for tp in partitions}
 
     def seek(self, tp: TopicPartition) -> None:
+        if self.unseekable:
+            self.unseekable -= 1
+            raise KafkaException(KafkaError(KafkaError._STATE, "Erroneous state"))
         self.seeks.append((tp.topic, tp.partition, tp.offset))
 
     def position(self, partitions: list[TopicPartition]) -> list[TopicPartition]:

@@ -113,3 +113,19 @@ def test_without_state_partitions_resume_at_their_committed_offsets() -> None:
     [resumed] = part.step(consumer, soon())  # type: ignore[arg-type]
     assert (resumed.offsets, resumed.moved) == ({"predictions": 99}, False)
     assert pipeline.partitions[2].models == {} and not consumer.paused
+
+
+def test_partitions_stay_paused_until_librdkafka_can_move_them() -> None:
+    """Right after an assignment librdkafka refuses a seek (`_STATE`) until it has looked up
+    the partition's committed offset: the seek is tried again at the next step."""
+    calls: list[str] = []
+    part, _ = restorer(FakeStore(calls, {0: RestoredPartition({"predictions": 12}, {})}))
+    consumer = FakeConsumer(calls)
+    consumer.unseekable = 2
+    part.schedule(consumer, tps(INPUTS, [0]))  # type: ignore[arg-type]
+    assert part.step(consumer, soon()) == []  # type: ignore[arg-type]
+    assert not part.reading and part.restoring and consumer.paused
+    assert part.step(consumer, soon()) == []  # type: ignore[arg-type]
+    [resumed] = part.step(consumer, soon())  # type: ignore[arg-type]
+    assert resumed.offsets == {"predictions": 12} and consumer.seeks == [("predictions", 0, 12)]
+    assert not consumer.paused and calls.count("read") == 1
