@@ -5,6 +5,10 @@
 * exactly_once: outputs are produced inside a transaction; a checkpoint adds the input
   offsets to it (send_offsets_to_transaction) and commits everything at once.
 
+`settle` and `commit` take an optional deadline (time.monotonic() seconds): the work done while
+partitions are revoked must end before the group gives up on the member (see
+detector.service.checkpointing). Past it, the blocking calls time out and raise.
+
 Errors follow confluent-kafka's three kinds: retriable (retried here), abortable (the
 transaction is aborted and `CheckpointAborted` raised: the caller rewinds), fatal (raised).
 A missing ACL is neither retried nor rewound: it raises `ClusterRefused` (`NotAuthorized` where
@@ -147,10 +151,12 @@ class Outputs:
         if refused:
             raise _refused_error(refused)
 
-    def settle(self) -> None:
+    def settle(self, deadline: float | None = None) -> None:
         """Make sure what was sent so far is durable before anything that depends on it is sent."""
 
-    def commit(self, consumer: Consumer, offsets: list[TopicPartition]) -> None:
+    def commit(
+        self, consumer: Consumer, offsets: list[TopicPartition], deadline: float | None = None
+    ) -> None:
         raise NotImplementedError
 
     def abort(self) -> None:
@@ -172,17 +178,20 @@ class Outputs:
 
 
 class AtLeastOnceOutputs(Outputs):
-    def settle(self) -> None:
+    def settle(self, deadline: float | None = None) -> None:
         """Wait until everything sent is acknowledged; raise if anything failed."""
-        remaining = self.producer.flush(FLUSH_TIMEOUT_S)
+        timeout = _within(deadline, FLUSH_TIMEOUT_S)
+        remaining = self.producer.flush(timeout)
         if remaining:
             raise DeliveryError(
-                f"{remaining} output message(s) still unacknowledged after {FLUSH_TIMEOUT_S:.0f}s"
+                f"{remaining} output message(s) still unacknowledged after {timeout:.0f}s"
             )
         self._raise_failures()
 
-    def commit(self, consumer: Consumer, offsets: list[TopicPartition]) -> None:
-        self.settle()
+    def commit(
+        self, consumer: Consumer, offsets: list[TopicPartition], deadline: float | None = None
+    ) -> None:
+        self.settle(deadline)
         if not offsets:
             return
         try:
@@ -215,12 +224,15 @@ class ExactlyOnceOutputs(Outputs):
             self.producer.begin_transaction()
             self.in_transaction = True
 
-    def commit(self, consumer: Consumer, offsets: list[TopicPartition]) -> None:
+    def commit(
+        self, consumer: Consumer, offsets: list[TopicPartition], deadline: float | None = None
+    ) -> None:
         if not offsets and not self.in_transaction:
             return
         self._begin()
         try:
-            self.producer.flush(FLUSH_TIMEOUT_S)  # every delivery report is in before the decision
+            # every delivery report is in before the decision
+            self.producer.flush(_within(deadline, FLUSH_TIMEOUT_S))
             if self.refused:
                 self.abort()
                 raise _refused_error(self.refused)
@@ -228,13 +240,15 @@ class ExactlyOnceOutputs(Outputs):
                 metadata = consumer.consumer_group_metadata()
                 _retrying(
                     lambda: self.producer.send_offsets_to_transaction(
-                        offsets, metadata, TRANSACTION_TIMEOUT_S
+                        offsets, metadata, _within(deadline, TRANSACTION_TIMEOUT_S)
                     ),
                     "send_offsets",
+                    deadline,
                 )
             _retrying(
-                lambda: self.producer.commit_transaction(TRANSACTION_TIMEOUT_S),
+                lambda: self.producer.commit_transaction(_within(deadline, TRANSACTION_TIMEOUT_S)),
                 "commit_transaction",
+                deadline,
             )
         except KafkaException as exc:
             error = exc.args[0]
@@ -284,15 +298,22 @@ def _refused_error(refused: list[str]) -> CheckpointAborted:
     )
 
 
-def _retrying(call: Any, what: str) -> None:
-    """Run a transactional call, retrying errors Kafka marks as retriable."""
+def _within(deadline: float | None, timeout_s: float) -> float:
+    """`timeout_s`, or less if the deadline comes first (0 once it has passed)."""
+    if deadline is None:
+        return timeout_s
+    return max(0.0, min(timeout_s, deadline - time.monotonic()))
+
+
+def _retrying(call: Any, what: str, deadline: float | None = None) -> None:
+    """Run a transactional call, retrying errors Kafka marks as retriable (not past the deadline)."""
     for attempt in range(1, RETRIES + 1):
         try:
             call()
             return
         except KafkaException as exc:
             error = exc.args[0]
-            if not error.retriable() or attempt == RETRIES:
+            if not error.retriable() or attempt == RETRIES or _within(deadline, 1.0) == 0:
                 raise
             log.warning("%s failed (%s), retrying (%d/%d)", what, error.str(), attempt, RETRIES)
             time.sleep(0.2 * attempt)
