@@ -30,10 +30,11 @@ test: system-packages $(STAMP) kafka lint
 unit: $(STAMP) lint
 	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
 
-# ruff (rules and format: pyproject.toml [tool.ruff]).
+# ruff (rules and format) and mypy (types); settings in pyproject.toml [tool.ruff], [tool.mypy].
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 # The broker tests on the embedded Tansu instead of Apache Kafka.
 test-tansu: system-packages $(STAMP)

@@ -63,13 +63,13 @@ def measure(models: int, feature_count: int, ids: bool, events_per_model: int) -
         None, limits={"pending_labels_before_first": LimitSettings().max_pending_labels}
     )
     pipeline = Pipeline(settings)
-    decoded = [
-        pipeline.decoder.decode(
-            m.value(), pipeline.sources[m.topic()], 0, m.offset(), m.timestamp()[1]
+    decoded: list[Event] = []
+    for m in messages(workload.records(0, events_per_model), settings.topics.predictions):
+        event = pipeline.decoder.decode(
+            m.value(), pipeline.sources[m.topic() or ""], 0, m.offset() or 0, m.timestamp()[1]
         )
-        for m in messages(workload.records(0, events_per_model), settings.topics.predictions)
-    ]
-    assert all(isinstance(e, Event) for e in decoded)
+        assert isinstance(event, Event), event
+        decoded.append(event)
     batches = [decoded[i : i + BATCH] for i in range(0, len(decoded), BATCH)]
     gc.collect()
     before = rss_bytes()

@@ -93,7 +93,8 @@ def write_data(sizes: Sizes, path: Path) -> None:
     arrays = {f"reference.{n}": c[: sizes.reference] for n, c in columns.items()}
     arrays |= {f"analysis.{n}": c[sizes.reference :] for n, c in columns.items()}
     categorical = [n for n, f in w.features.items() if isinstance(f, Categorical)]
-    np.savez(path, names=np.array(names), categorical=np.array(categorical), **arrays)
+    arrays |= {"names": np.array(names), "categorical": np.array(categorical)}
+    np.savez(path, allow_pickle=False, **arrays)
 
 
 def streamdrift(sizes: Sizes) -> Outcome:

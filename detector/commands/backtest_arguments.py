@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any, Protocol
 
 from detector.core.events import parse_timestamp
 
@@ -92,7 +93,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def add_history_arguments(parser: argparse.ArgumentParser) -> argparse._ArgumentGroup:
+class ArgumentGroup(Protocol):
+    """What an argparse argument group offers (argparse's own class is private)."""
+
+    def add_argument(self, *names: str, **options: Any) -> argparse.Action: ...
+
+    def add_mutually_exclusive_group(self, *, required: bool = False) -> ArgumentGroup: ...
+
+
+def add_history_arguments(parser: argparse.ArgumentParser) -> ArgumentGroup:
     """Where history comes from (a file, else the topics), as backtest and periods read it."""
     source = parser.add_argument_group("history (a file, else the configured topics)")
     source.add_argument(

@@ -16,7 +16,7 @@ from collections.abc import Callable, Collection
 from datetime import datetime
 from enum import IntEnum
 from operator import attrgetter
-from typing import Annotated, Any, NamedTuple
+from typing import Annotated, Any, NamedTuple, final
 
 import msgspec
 import orjson
@@ -50,6 +50,7 @@ class InputTopic(IntEnum):
     label = 2
 
 
+@final  # lets `type(x) is Invalid` narrow both ways for the type checker
 class Invalid(NamedTuple):
     reason: str
     detail: str = ""

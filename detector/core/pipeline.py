@@ -305,7 +305,7 @@ class Pipeline:
                 message.offset() or 0,
                 message.timestamp()[1],
             )
-            if decoded.__class__ is Invalid:
+            if type(decoded) is Invalid:
                 result.dead_letters.append(DeadLetter.of(message, decoded))
                 result.invalid[topic, decoded.reason] += 1
             else:
@@ -336,13 +336,13 @@ class Pipeline:
             run = list(group)
             state = self._partition(partition)
             monitor = self._monitor_for(state, model, batch)
-            if monitor.__class__ is Invalid and monitor.reason == "model_cap" and len(run) > 1:
+            if type(monitor) is Invalid and monitor.reason == "model_cap" and len(run) > 1:
                 self._reject(
                     run[:1], monitor, batch
                 )  # a newcomer's first message at the cap: its second may be admitted
                 run = run[1:]
                 monitor = self._monitor_for(state, model, batch)
-            if monitor.__class__ is Invalid:
+            if type(monitor) is Invalid:
                 self._reject(run, monitor, batch)
                 continue
             state.clock_ms = max(state.clock_ms, *map(RECORD_MS_OF, run))
