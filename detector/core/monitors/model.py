@@ -21,7 +21,7 @@ import river
 
 from detector.core.alerts import Alert
 from detector.core.calibration import Thresholds, detectors_for, thresholds_for_budget
-from detector.core.events import OFFSET_OF, SOURCE_OF, Event
+from detector.core.events import OFFSET_OF, SOURCE_OF, TS_OF, Event
 from detector.core.monitors.labels import PendingBudget
 from detector.core.monitors.performance import ERROR, Performance
 from detector.core.monitors.schema import SchemaMonitor
@@ -56,7 +56,8 @@ SCHEMA = "quality.schema"
 # change to that layout: a checkpoint of another schema is not loaded, its model re-learns.
 # 0: checkpoints written before states carried a schema (the layout of 1, but with no record
 # of the river that wrote them).
-STATE_SCHEMA = 1
+# 2: signals carry their season (detector.core.monitors.seasonal) and the warm-up's event times.
+STATE_SCHEMA = 2
 # The libraries whose internals the state holds, with the version it loads under. ADWIN's
 # buckets are river's Rust core's own binary encoding and DDM/HDDM_A's state is their private
 # attributes: either may change in any river release, patches included, so a state loads only
@@ -105,6 +106,7 @@ def signal_config(detection: DetectionSettings, thresholds: Thresholds) -> Signa
         cooldown_events=detection.cooldown_events,
         resolve_window_events=detection.resolve_window_events,
         rebaseline_after_events=detection.rebaseline_after_events,
+        season_max_warmup_events=detection.season_max_warmup_events,
         per_detector_rate=thresholds.per_detector_rate,
     )
 
@@ -125,6 +127,7 @@ class BatchFeed:
         self.model = model
         self.codes = np.fromiter(map(SOURCE_OF, events), dtype=np.int64, count=len(events))
         self.offsets = np.fromiter(map(OFFSET_OF, events), dtype=np.int64, count=len(events))
+        self.times = np.fromiter(map(TS_OF, events), dtype=np.int64, count=len(events))
         self.partition = events[0].partition
         self.found: list[
             tuple[str, int, str, Transition]
@@ -141,7 +144,7 @@ class BatchFeed:
         refs = SourceRefs(
             self.model.topics, self.partition, self.codes[columns.rows], self.offsets[columns.rows]
         )
-        for transition in signal.update(columns.values, refs):
+        for transition in signal.update(columns.values, refs, self.times[columns.rows]):
             self.found.append(
                 (monitor, int(columns.rows[transition.index]), signal.kind.value, transition)
             )

@@ -38,6 +38,7 @@ from detector.core.monitors.binary import (
 from detector.core.monitors.detectors import Hit, StatisticStream, complete_blocks
 from detector.core.monitors.page_hinkley import PageHinkley
 from detector.core.monitors.reference import CategoricalReference, NumericReference
+from detector.core.monitors.seasonal import NumericSeason, Scaler, SeasonLearner, plan
 
 BAND_SIGMAS = 3.0  # half-width of the resolve band, in standard errors of the window mean
 MIN_AFTER_EVENTS = 64  # evidence 'after' a change covers at least the blocks of this many events
@@ -74,6 +75,7 @@ class SignalConfig:
     cooldown_events: int
     resolve_window_events: int
     rebaseline_after_events: int
+    season_max_warmup_events: int
     per_detector_rate: (
         float  # false alarms per event allowed to each detector (for river's binary ones)
     )
@@ -203,6 +205,9 @@ class SignalMonitor:
         self.statistics = STATISTICS[kind]
         self.seen = 0  # values observed, warm-up included
         self.sample: list[Any] = []
+        self.sample_ts: list[int] = []  # event times of the sample (when the caller gives them)
+        self.season_learner: SeasonLearner | None = None  # learning the cycle after the warm-up
+        self.season: NumericSeason | None = None  # the reference is conditional on the hour
         self.reference: NumericReference | CategoricalReference | None = None
         self.novelty_reference: NumericReference | None = None
         # Category -> code: the reference's (`other_code` for the rest), then the new categories
@@ -233,18 +238,29 @@ class SignalMonitor:
 
     # -- the main entry point -----------------------------------------------------------
 
-    def update(self, values: np.ndarray | Sequence[str], sources: SourceRefs) -> list[Transition]:
+    def update(
+        self,
+        values: np.ndarray | Sequence[str],
+        sources: SourceRefs,
+        times: np.ndarray | None = None,
+    ) -> list[Transition]:
         """Observe values (floats, or category strings) in order; return lifecycle transitions.
 
-        `sources` describes the same values (topic code and offset of each)."""
+        `sources` describes the same values (topic code and offset of each); `times` their event
+        times (epoch ms), which let a signal learn its daily and weekly cycle
+        (detector.core.monitors.seasonal); without them it has none."""
         transitions: list[Transition] = []
         start = 0
         while start < len(values):
             if self.learning:
-                start += self._learn(values, start)
+                start += self._learn(values, start, times)
+                continue
+            if self.season_learner is not None:
+                assert times is not None  # a season is only planned from event times
+                start += self._learn_season(values[start:], times[start:])
                 continue
             end = self._segment_end(start, len(values))
-            found, start = self._watch(values, start, end, sources)
+            found, start = self._watch(values, start, end, sources, times)
             transitions += found
         return transitions
 
@@ -261,14 +277,57 @@ class SignalMonitor:
 
     # -- learning -----------------------------------------------------------------------
 
-    def _learn(self, values: np.ndarray | Sequence[str], start: int) -> int:
+    def _learn(
+        self, values: np.ndarray | Sequence[str], start: int, times: np.ndarray | None
+    ) -> int:
         take = min(len(values) - start, self.config.warmup_events - len(self.sample))
         chunk = values[start : start + take]
         self.sample.extend(chunk.tolist() if isinstance(chunk, np.ndarray) else chunk)
+        if times is not None:
+            self.sample_ts.extend(times[start : start + take].tolist())
         self.seen += take
         if len(self.sample) >= self.config.warmup_events:
+            sample, sample_ts = self.sample, self.sample_ts
             self._fit_reference()
+            if (
+                self.kind is SignalKind.numeric
+                and self.season is None
+                and len(sample_ts) == len(sample)
+            ):
+                self._plan_season(np.asarray(sample), np.asarray(sample_ts, dtype=np.int64))
         return take
+
+    def _plan_season(self, sample: np.ndarray, times: np.ndarray) -> None:
+        """After the first warm-up of a numeric signal with event times: learn its cycle next,
+        if a day or a week of its traffic fits in season_max_warmup_events (the warm-up, its
+        first values, is handed over to the learner)."""
+        season_plan = plan(times, self.config.season_max_warmup_events)
+        if season_plan is None:
+            return
+        self.season_learner = SeasonLearner(season_plan, Scaler.fit(sample))
+        if self.season_learner.take(sample, times) < len(sample):
+            self._end_season()
+
+    def _learn_season(self, values: np.ndarray | Sequence[str], times: np.ndarray) -> int:
+        """Values of the cycle being learned (nothing alerts); ends it at the first value past it."""
+        assert self.season_learner is not None
+        taken = self.season_learner.take(np.asarray(values, dtype=np.float64), times)
+        self.seen += taken
+        if taken < len(values):
+            self._end_season()
+        return taken
+
+    def _end_season(self) -> None:
+        """The cycle is over: if it is significant, the reference becomes the pooled one of the
+        standardised values; else the warm-up's stays. The detectors start now, from scratch."""
+        assert self.season_learner is not None
+        learner, self.season_learner = self.season_learner, None
+        self.season = learner.numeric_season()
+        if self.season is not None:
+            pooled = learner.pooled_sample(self.season)
+            self.reference = NumericReference.fit(pooled, self.config.reference_bins)
+            self.levels = _levels(self._statistic_values(pooled, standardised=True))
+        self.streams = {name: self._new_stream() for name in self.statistics}
 
     def _fit_reference(self) -> None:
         cfg = self.config
@@ -278,21 +337,21 @@ class SignalMonitor:
             self.category_index = reference.index()
             self.new_categories = []
             self.novelty_reference = NumericReference.binary(reference.novelty_rate)
+            in_sample = self._statistic_values(self.sample)
         else:
-            self.reference = NumericReference.fit(
-                np.asarray(self.sample, dtype=np.float64), cfg.reference_bins
-            )
-        in_sample = self._statistic_values(self.sample)
-        self.levels = {
-            name: (float(col.mean()), max(float(col.var()), 1e-4))
-            for name, col in in_sample.items()
-        }
+            sample = np.asarray(self.sample, dtype=np.float64)
+            if self.season is not None:  # a re-baseline of a seasonal signal: same season
+                sample = self.season.standardise(sample, np.asarray(self.sample_ts))
+            self.reference = NumericReference.fit(sample, cfg.reference_bins)
+            in_sample = self._statistic_values(sample, standardised=True)
+        self.levels = _levels(in_sample)
         self.streams = {name: self._new_stream() for name in self.statistics}
         if self.with_binary:
             self.binary = make_binary_detectors(
                 cfg.per_detector_rate, len(self.sample), int(np.sum(self.sample))
             )
         self.sample = []
+        self.sample_ts = []
         self.raw_carry = np.empty(0)
         self.recent_codes = np.empty(0, dtype=np.int16)
         self.history = BlockHistory(self.statistics, 2 * cfg.window_blocks)
@@ -375,9 +434,14 @@ class SignalMonitor:
                 self.new_categories[slot] = None
 
     def _statistic_values(
-        self, values: np.ndarray | Sequence[Any], codes: np.ndarray | None = None
+        self,
+        values: np.ndarray | Sequence[Any],
+        codes: np.ndarray | None = None,
+        times: np.ndarray | None = None,
+        standardised: bool = False,
     ) -> dict[str, np.ndarray]:
-        """PIT statistics of raw values, one array per statistic."""
+        """PIT statistics of raw values, one array per statistic. A seasonal signal's numbers
+        are standardised for the hour of their event `times` first (unless `standardised`)."""
         if self.kind is SignalKind.categorical:
             assert (
                 isinstance(self.reference, CategoricalReference)
@@ -393,7 +457,11 @@ class SignalMonitor:
                 "novelty": self.novelty_reference.transform(novel),
             }
         assert isinstance(self.reference, NumericReference)
-        u = self.reference.transform(np.asarray(values, dtype=np.float64))
+        x = np.asarray(values, dtype=np.float64)
+        if self.season is not None and not standardised:
+            assert times is not None  # a seasonal signal is always fed its event times
+            x = self.season.standardise(x, times)
+        u = self.reference.transform(x)
         if self.kind is SignalKind.rate:
             return {"location": u}
         return {"location": u, "spread": np.abs(2.0 * u - 1.0)}
@@ -401,7 +469,12 @@ class SignalMonitor:
     # -- watching and drifting ----------------------------------------------------------
 
     def _watch(
-        self, values: np.ndarray | Sequence[Any], start: int, end: int, sources: SourceRefs
+        self,
+        values: np.ndarray | Sequence[Any],
+        start: int,
+        end: int,
+        sources: SourceRefs,
+        times: np.ndarray | None,
     ) -> tuple[list[Transition], int]:
         """Watch values[start:end], or fewer (categories); return the transitions and where it stopped."""
         codes = None
@@ -413,7 +486,9 @@ class SignalMonitor:
             codes = codes[: end - start]
             self._name_new_categories(values[start:end], codes)
         chunk = values[start:end]
-        stats = self._statistic_values(chunk, codes)
+        stats = self._statistic_values(
+            chunk, codes, times[start:end] if times is not None else None
+        )
         hits: list[tuple[int, str, Hit]] = []
         block_means: dict[str, np.ndarray] = {}
         ends = np.empty(0, dtype=np.int64)
@@ -721,6 +796,8 @@ class SignalMonitor:
         if isinstance(self.reference, NumericReference):
             if self.kind is SignalKind.rate:
                 return {"rate": self.reference.summary["mean"]}
+            if self.season is not None:  # the summary is of standardised values: not shown
+                return {"seasonal_buckets": self.season.buckets}
             return dict(self.reference.summary)
         return {}
 
@@ -753,6 +830,11 @@ class SignalMonitor:
             "kind": self.kind.value,
             "seen": self.seen,
             "sample": self.sample,
+            "sample_ts": self.sample_ts,
+            "season_learner": self.season_learner.to_state()
+            if self.season_learner is not None
+            else None,
+            "season": self.season.to_state() if self.season is not None else None,
             "reference": self.reference.to_state() if self.reference is not None else None,
             "novelty_reference": self.novelty_reference.to_state()
             if self.novelty_reference is not None
@@ -786,6 +868,11 @@ class SignalMonitor:
         )
         signal.seen = int(state["seen"])
         signal.sample = list(state["sample"])
+        signal.sample_ts = [int(t) for t in state["sample_ts"]]
+        if state["season_learner"] is not None:
+            signal.season_learner = SeasonLearner.from_state(state["season_learner"])
+        if state["season"] is not None:
+            signal.season = NumericSeason.from_state(state["season"])
         if state["reference"] is not None:
             if signal.kind is SignalKind.categorical:
                 signal.reference = CategoricalReference.from_state(state["reference"])
@@ -827,3 +914,10 @@ class SignalMonitor:
             statistic, detector, change_start = state["deferred"]
             signal.deferred = Deferred(str(statistic), str(detector), int(change_start))
         return signal
+
+
+def _levels(in_sample: dict[str, np.ndarray]) -> dict[str, tuple[float, float]]:
+    """Reference mean and variance of each statistic over the reference sample."""
+    return {
+        name: (float(col.mean()), max(float(col.var()), 1e-4)) for name, col in in_sample.items()
+    }
