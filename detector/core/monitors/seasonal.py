@@ -28,6 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -154,10 +155,12 @@ class CategoricalSeason:
         return len(self.shares)
 
     def transform(self, codes: np.ndarray, ts_ms: np.ndarray) -> np.ndarray:
-        bucket = hour_of_week(ts_ms) % self.buckets
-        upto = np.cumsum(self.shares, axis=1)
-        middles = upto - 0.5 * self.shares
-        return middles[bucket, codes]
+        """Mid-PIT of each code under the shares of its event time's bucket."""
+        return self._middles[hour_of_week(ts_ms) % self.buckets, codes]
+
+    @cached_property
+    def _middles(self) -> np.ndarray:
+        return np.cumsum(self.shares, axis=1) - 0.5 * self.shares
 
     def to_state(self) -> dict[str, Any]:
         return {"shares": self.shares}
@@ -237,6 +240,14 @@ class SeasonLearner:
         if hours is None:
             return None
         return CategoricalSeason(_shrunk_shares(counts, hours))
+
+    def location_level(self, season: CategoricalSeason) -> tuple[float, float]:
+        """Mean and variance of the location statistic (mid-PIT) over the cycle's codes."""
+        counts = _fold(self.counts.astype(np.float64), season.buckets)
+        middles = season._middles
+        total = counts.sum()
+        mean = float(np.sum(counts * middles) / total)
+        return mean, float(np.sum(counts * (middles - mean) ** 2) / total)
 
     def pooled_sample(self, season: NumericSeason) -> np.ndarray:
         """The thinned sample of the cycle, standardised by its bucket."""

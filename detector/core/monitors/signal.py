@@ -38,7 +38,13 @@ from detector.core.monitors.binary import (
 from detector.core.monitors.detectors import Hit, StatisticStream, complete_blocks
 from detector.core.monitors.page_hinkley import PageHinkley
 from detector.core.monitors.reference import CategoricalReference, NumericReference
-from detector.core.monitors.seasonal import NumericSeason, Scaler, SeasonLearner, plan
+from detector.core.monitors.seasonal import (
+    CategoricalSeason,
+    NumericSeason,
+    Scaler,
+    SeasonLearner,
+    plan,
+)
 
 BAND_SIGMAS = 3.0  # half-width of the resolve band, in standard errors of the window mean
 MIN_AFTER_EVENTS = 64  # evidence 'after' a change covers at least the blocks of this many events
@@ -207,7 +213,8 @@ class SignalMonitor:
         self.sample: list[Any] = []
         self.sample_ts: list[int] = []  # event times of the sample (when the caller gives them)
         self.season_learner: SeasonLearner | None = None  # learning the cycle after the warm-up
-        self.season: NumericSeason | None = None  # the reference is conditional on the hour
+        # The reference conditional on the hour (numbers: standardised for it; categories: its mix).
+        self.season: NumericSeason | CategoricalSeason | None = None
         self.reference: NumericReference | CategoricalReference | None = None
         self.novelty_reference: NumericReference | None = None
         # Category -> code: the reference's (`other_code` for the rest), then the new categories
@@ -290,28 +297,38 @@ class SignalMonitor:
             sample, sample_ts = self.sample, self.sample_ts
             self._fit_reference()
             if (
-                self.kind is SignalKind.numeric
+                self.kind is not SignalKind.rate
                 and self.season is None
                 and len(sample_ts) == len(sample)
             ):
-                self._plan_season(np.asarray(sample), np.asarray(sample_ts, dtype=np.int64))
+                self._plan_season(sample, np.asarray(sample_ts, dtype=np.int64))
         return take
 
-    def _plan_season(self, sample: np.ndarray, times: np.ndarray) -> None:
-        """After the first warm-up of a numeric signal with event times: learn its cycle next,
-        if a day or a week of its traffic fits in season_max_warmup_events (the warm-up, its
-        first values, is handed over to the learner)."""
+    def _plan_season(self, sample: list[Any], times: np.ndarray) -> None:
+        """After the warm-up of a numeric or categorical signal with event times: learn its
+        cycle next, if a day or a week of its traffic fits in season_max_warmup_events (the
+        warm-up, its first values, is handed over to the learner)."""
         season_plan = plan(times, self.config.season_max_warmup_events)
         if season_plan is None:
             return
-        self.season_learner = SeasonLearner(season_plan, Scaler.fit(sample))
-        if self.season_learner.take(sample, times) < len(sample):
+        if isinstance(self.reference, CategoricalReference):
+            self.season_learner = SeasonLearner(season_plan, codes=self.reference.other_code + 1)
+        else:
+            self.season_learner = SeasonLearner(season_plan, Scaler.fit(np.asarray(sample)))
+        if self.season_learner.take(self._season_values(sample), times) < len(sample):
             self._end_season()
+
+    def _season_values(self, values: np.ndarray | Sequence[Any]) -> np.ndarray:
+        """Values as the season learner takes them: numbers, or reference codes (new: other)."""
+        if isinstance(self.reference, CategoricalReference):
+            names = values.tolist() if isinstance(values, np.ndarray) else values
+            return np.minimum(self._codes(names), self.reference.other_code)
+        return np.asarray(values, dtype=np.float64)
 
     def _learn_season(self, values: np.ndarray | Sequence[str], times: np.ndarray) -> int:
         """Values of the cycle being learned (nothing alerts); ends it at the first value past it."""
         assert self.season_learner is not None
-        taken = self.season_learner.take(np.asarray(values, dtype=np.float64), times)
+        taken = self.season_learner.take(self._season_values(values), times)
         self.seen += taken
         if taken < len(values):
             self._end_season()
@@ -322,11 +339,16 @@ class SignalMonitor:
         standardised values; else the warm-up's stays. The detectors start now, from scratch."""
         assert self.season_learner is not None
         learner, self.season_learner = self.season_learner, None
-        self.season = learner.numeric_season()
-        if self.season is not None:
-            pooled = learner.pooled_sample(self.season)
-            self.reference = NumericReference.fit(pooled, self.config.reference_bins)
-            self.levels = _levels(self._statistic_values(pooled, standardised=True))
+        if self.kind is SignalKind.categorical:
+            self.season = learner.categorical_season()
+            if self.season is not None:
+                self.levels["location"] = learner.location_level(self.season)
+        else:
+            self.season = learner.numeric_season()
+            if self.season is not None:
+                pooled = learner.pooled_sample(self.season)
+                self.reference = NumericReference.fit(pooled, self.config.reference_bins)
+                self.levels = _levels(self._statistic_values(pooled, standardised=True))
         self.streams = {name: self._new_stream() for name in self.statistics}
 
     def _fit_reference(self) -> None:
@@ -340,7 +362,7 @@ class SignalMonitor:
             in_sample = self._statistic_values(self.sample)
         else:
             sample = np.asarray(self.sample, dtype=np.float64)
-            if self.season is not None:  # a re-baseline of a seasonal signal: same season
+            if isinstance(self.season, NumericSeason):  # a re-baseline: the season stays
                 sample = self.season.standardise(sample, np.asarray(self.sample_ts))
             self.reference = NumericReference.fit(sample, cfg.reference_bins)
             in_sample = self._statistic_values(sample, standardised=True)
@@ -452,13 +474,18 @@ class SignalMonitor:
                 self._codes(values) if codes is None else codes, other
             )  # new categories are 'other'
             novel = (codes == other).astype(np.float64)
+            if isinstance(self.season, CategoricalSeason):
+                assert times is not None  # a seasonal signal is always fed its event times
+                location = self.season.transform(codes, times)
+            else:
+                location = self.reference.transform(codes)
             return {
-                "location": self.reference.transform(codes),
+                "location": location,
                 "novelty": self.novelty_reference.transform(novel),
             }
         assert isinstance(self.reference, NumericReference)
         x = np.asarray(values, dtype=np.float64)
-        if self.season is not None and not standardised:
+        if isinstance(self.season, NumericSeason) and not standardised:
             assert times is not None  # a seasonal signal is always fed its event times
             x = self.season.standardise(x, times)
         u = self.reference.transform(x)
@@ -514,6 +541,8 @@ class SignalMonitor:
         if self.drift is not None and limit and self.seen - self.drift.started_at >= limit:
             transitions.append(self._resolved(end - 1, self.seen - 1, "rebaselined", sources))
             self.reference = None  # learn a new one from the next values
+            if self.kind is SignalKind.categorical:
+                self.season = None  # new categories, new mix by hour: learn the cycle again
             self.streams = {}
         if self.codes_in_play is not None:
             self.recent_codes = self.codes_in_play[1][-self.config.codes_kept :].astype(np.int16)
@@ -789,14 +818,17 @@ class SignalMonitor:
         if isinstance(self.reference, CategoricalReference):
             shares = self.reference.shares()
             top = dict(sorted(shares.items(), key=lambda item: -item[1])[:5])
-            return {
+            summary: dict[str, Any] = {
                 "top_categories": {k: round(v, 4) for k, v in top.items()},
                 "categories": len(self.reference.categories),
             }
+            if self.season is not None:  # the shares expected depend on the hour
+                summary["seasonal_buckets"] = self.season.buckets
+            return summary
         if isinstance(self.reference, NumericReference):
             if self.kind is SignalKind.rate:
                 return {"rate": self.reference.summary["mean"]}
-            if self.season is not None:  # the summary is of standardised values: not shown
+            if isinstance(self.season, NumericSeason):  # the summary is of standardised values
                 return {"seasonal_buckets": self.season.buckets}
             return dict(self.reference.summary)
         return {}
@@ -872,7 +904,11 @@ class SignalMonitor:
         if state["season_learner"] is not None:
             signal.season_learner = SeasonLearner.from_state(state["season_learner"])
         if state["season"] is not None:
-            signal.season = NumericSeason.from_state(state["season"])
+            signal.season = (
+                CategoricalSeason.from_state(state["season"])
+                if signal.kind is SignalKind.categorical
+                else NumericSeason.from_state(state["season"])
+            )
         if state["reference"] is not None:
             if signal.kind is SignalKind.categorical:
                 signal.reference = CategoricalReference.from_state(state["reference"])
