@@ -39,7 +39,11 @@ FIXED_POINT = 2.0**16  # t is summed as integers of 1/65536: exact, so batching 
 T_LIMIT = (
     20.0  # |t| is clipped here (asinh(20): 2.4e8 scales from the median), so sums cannot overflow
 )
-PRIOR_EVENTS = 50.0  # a bucket's estimate is shrunk towards its coarser bucket with this weight
+# A bucket's estimates are shrunk towards those of its coarser bucket with this weight in events:
+# an hour of the week towards its hour of the day, an hour of the day (barely: a daily cycle
+# is usually the larger one, and a stronger pull would bias every hour towards the day's mean)
+# towards all hours.
+PRIOR_EVENTS = {DAY_HOURS: 1.0, WEEK_HOURS: 20.0}
 SIGNIFICANCE_SIGMAS = 6.0  # a component is significant when its chi-square exceeds df + this × sd
 POOLED_SAMPLE = 2048  # values of t kept over the cycle for the pooled reference (about)
 MIN_SCALE = 1e-9
@@ -375,18 +379,21 @@ def _independence_chi2(counts: np.ndarray, hours: int) -> tuple[float, float]:
 def _shrunk_moments(
     n: np.ndarray, sum_t: np.ndarray, sum_tt: np.ndarray, hours: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Per-bucket mean and sd of t over `hours` buckets, each shrunk towards its coarser bucket
-    (all values, then hour of day) with PRIOR_EVENTS of weight."""
-    mean, second = np.array([sum_t.sum() / n.sum()]), np.array([sum_tt.sum() / n.sum()])
+    """Per-bucket mean and sd of t over `hours` buckets, each mean and variance shrunk towards
+    those of its coarser bucket (all values, then hour of day) with PRIOR_EVENTS of weight."""
+    mean = np.array([sum_t.sum() / n.sum()])
+    variance = np.maximum(np.array([sum_tt.sum() / n.sum()]) - mean**2, 0.0)
     for level in (DAY_HOURS, WEEK_HOURS)[: 1 + (hours == WEEK_HOURS)]:
-        count = _fold(n, level)
+        count, prior = _fold(n, level), PRIOR_EVENTS[level]
         parent = np.arange(level) % len(mean)
-        weight = count + PRIOR_EVENTS
-        mean, second = (
-            (_fold(sum_t, level) + PRIOR_EVENTS * mean[parent]) / weight,
-            (_fold(sum_tt, level) + PRIOR_EVENTS * second[parent]) / weight,
+        own_mean = _fold(sum_t, level) / np.maximum(count, 1.0)
+        own_variance = np.maximum(_fold(sum_tt, level) / np.maximum(count, 1.0) - own_mean**2, 0.0)
+        weight = count + prior
+        mean, variance = (
+            (count * own_mean + prior * mean[parent]) / weight,
+            (count * own_variance + prior * variance[parent]) / weight,
         )
-    sd = np.sqrt(np.maximum(second - mean**2, 0.0))
+    sd = np.sqrt(variance)
     return mean, np.maximum(sd, max(float(np.median(sd)) * 1e-3, MIN_SCALE))
 
 
@@ -394,9 +401,7 @@ def _shrunk_shares(counts: np.ndarray, hours: int) -> np.ndarray:
     """Per-bucket category shares over `hours` buckets, shrunk like `_shrunk_moments`."""
     shares = counts.sum(axis=0, keepdims=True) / counts.sum()
     for level in (DAY_HOURS, WEEK_HOURS)[: 1 + (hours == WEEK_HOURS)]:
-        folded = _fold(counts, level)
+        folded, prior = _fold(counts, level), PRIOR_EVENTS[level]
         parent = np.arange(level) % len(shares)
-        shares = (folded + PRIOR_EVENTS * shares[parent]) / (
-            folded.sum(axis=1, keepdims=True) + PRIOR_EVENTS
-        )
+        shares = (folded + prior * shares[parent]) / (folded.sum(axis=1, keepdims=True) + prior)
     return shares
