@@ -675,10 +675,13 @@ class SignalMonitor:
         self, index: int, position: int, statistic: str, hit: Hit, sources: SourceRefs
     ) -> Transition:
         change_start = position - max(hit.change_age, 1)
+        # Only the blocks of the last `capacity` are sure to be kept, whatever the batches.
+        kept = position - self.history.capacity * self.config.block_events
         before = self.history.between(
-            change_start - self.config.window_blocks * self.config.block_events, change_start
+            max(change_start - self.config.window_blocks * self.config.block_events, kept),
+            change_start,
         )
-        after = self.history.between(change_start, position)
+        after = self.history.between(max(change_start, kept), position)
         least = -(-MIN_AFTER_EVENTS // self.config.block_events)
         if len(after) < least:  # a very recent change point, or a detector without one
             after = self.history.between(-1, position)[-least:]
@@ -767,7 +770,11 @@ class SignalMonitor:
         names = self._category_names()
         other = self.reference.other_code
         before_codes = self._codes_between(
-            change_start + 1 - self.config.window_blocks * self.config.block_events, change_start
+            max(
+                change_start + 1 - self.config.window_blocks * self.config.block_events,
+                position + 1 - self.config.codes_kept,  # kept whatever the batches
+            ),
+            change_start,
         )
         after_codes = self._codes_between(
             min(change_start + 1, position + 1 - MIN_AFTER_EVENTS), position
