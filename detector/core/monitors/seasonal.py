@@ -45,7 +45,7 @@ T_LIMIT = (
 # towards all hours.
 PRIOR_EVENTS = {DAY_HOURS: 1.0, WEEK_HOURS: 20.0}
 SIGNIFICANCE_SIGMAS = 6.0  # a component is significant when its chi-square exceeds df + this × sd
-POOLED_SAMPLE = 2048  # values of t kept over the cycle for the pooled reference (about)
+POOLED_SAMPLE = 2048  # values of t kept over the cycle for the pooled reference (2048 to 4095)
 MIN_SCALE = 1e-9
 
 
@@ -184,8 +184,9 @@ class SeasonLearner:
         self.seen = 0  # values taken
         self.counts = np.zeros((WEEK_HOURS, max(codes, 1)), dtype=np.int64)
         self.sums = np.zeros((2, WEEK_HOURS), dtype=np.int64)  # fixed-point t and t²
-        self.sample: list[float] = []  # thinned t, with its event time
-        self.sample_ts: list[int] = []
+        self.stride = plan.stride  # every stride-th value is in the sample
+        self.sample = np.empty(0)  # thinned t, with its event time
+        self.sample_ts = np.empty(0, dtype=np.int64)
 
     def take(self, values: np.ndarray, ts_ms: np.ndarray) -> int:
         """Learn from values in order (numbers, or codes) until the cycle ends; return how many
@@ -203,9 +204,13 @@ class SeasonLearner:
             np.add.at(self.counts[:, 0], buckets, 1)
             np.add.at(self.sums[0], buckets, q)
             np.add.at(self.sums[1], buckets, q * q)
-            kept = (np.arange(self.seen, self.seen + take) % self.plan.stride) == 0
-            self.sample += t[kept].tolist()
-            self.sample_ts += ts_ms[:take][kept].tolist()
+            kept = (np.arange(self.seen, self.seen + take) % self.stride) == 0
+            if kept.any():
+                self.sample = np.concatenate((self.sample, t[kept]))
+                self.sample_ts = np.concatenate((self.sample_ts, ts_ms[:take][kept]))
+            while len(self.sample) >= 2 * POOLED_SAMPLE:  # the rate was underestimated: thin more
+                self.sample, self.sample_ts = self.sample[::2], self.sample_ts[::2]
+                self.stride *= 2
         self.seen += take
         return take
 
@@ -220,8 +225,7 @@ class SeasonLearner:
             return None
         sum_t = self.sums[0] / FIXED_POINT
         sum_tt = self.sums[1] / FIXED_POINT**2
-        sample = np.asarray(self.sample)
-        centred = sample - sample.mean() if len(sample) else sample
+        centred = self.sample - self.sample.mean() if len(self.sample) else self.sample
         kurtosis = float(np.mean(centred**4) / np.mean(centred**2) ** 2) if centred.any() else 3.0
         hours = _buckets_to_use(
             lambda group: _location_scale_chi2(n, sum_t, sum_tt, group, kurtosis),
@@ -255,9 +259,7 @@ class SeasonLearner:
 
     def pooled_sample(self, season: NumericSeason) -> np.ndarray:
         """The thinned sample of the cycle, standardised by its bucket."""
-        return season.standardise_t(
-            np.asarray(self.sample, dtype=np.float64), np.asarray(self.sample_ts, dtype=np.int64)
-        )
+        return season.standardise_t(self.sample, self.sample_ts)
 
     # -- state ----------------------------------------------------------------------------
 
@@ -266,6 +268,7 @@ class SeasonLearner:
             "plan": [self.plan.hours, self.plan.end_ms, self.plan.stride],
             "scaler": None if self.scaler is None else [self.scaler.median, self.scaler.scale],
             "seen": self.seen,
+            "stride": self.stride,
             "counts": self.counts,
             "sums": self.sums,
             "sample": self.sample,
@@ -283,10 +286,11 @@ class SeasonLearner:
             counts.shape[1],
         )
         learner.seen = int(state["seen"])
+        learner.stride = int(state["stride"])
         learner.counts = counts
         learner.sums = np.asarray(state["sums"], dtype=np.int64).reshape(2, WEEK_HOURS)
-        learner.sample = [float(v) for v in state["sample"]]
-        learner.sample_ts = [int(b) for b in state["sample_ts"]]
+        learner.sample = np.asarray(state["sample"], dtype=np.float64)
+        learner.sample_ts = np.asarray(state["sample_ts"], dtype=np.int64)
         return learner
 
 
