@@ -14,7 +14,8 @@ and signals that cycle with it:
 
 Two histories: a *clean* one (no change: every alert is a false alarm) and a *shifted* one
 whose changes start on day `shift_day`: `amount` + 0.5 of its within-hour sd, `noise` + 0.5 sd,
-and 10% of every hour's device mix moved to `web`. Both are written as JSON lines and replayed
+and 10% of every hour's device mix moved to `web`; and whose traffic falls to 10% of its usual
+rate for an hour, an outage, at noon two days later (`traffic.rate`). Both are written as JSON lines and replayed
 by `detector.backtest.replay` (the code `streamdrift backtest` runs), scored with
 `detector.backtest.score` against the changes' ground truth.
 """
@@ -43,6 +44,8 @@ SHIFT_SD = 0.5  # the in-cycle shifts, in within-hour standard deviations
 DEVICE_MOVED = 0.1  # share of every hour's device mix moved to web by the shift
 MAX_DELAY = 20_000  # events after a change within which its detection counts
 DAYS_PER_MONTH = 30.0
+OUTAGE_AFTER_SHIFT = 2.5  # days from the shift to the outage (noon)
+OUTAGE_HOURS, OUTAGE_RATE = 1.0, 0.1
 
 
 @dataclass(frozen=True)
@@ -60,9 +63,21 @@ class Scenario:
         spread uniformly within the minute."""
         rng = np.random.default_rng([self.seed, 0])
         minutes = START_MS + MINUTE_MS * np.arange(int(self.days * 1440))
-        counts = rng.poisson(self.rate * traffic_factor(minutes))
+        rate = self.rate * traffic_factor(minutes)
+        outage = self.outage_ms()
+        if outage is not None:
+            during = (minutes >= outage[0]) & (minutes < outage[1])
+            rate = np.where(during, rate * OUTAGE_RATE, rate)
+        counts = rng.poisson(rate)
         starts = np.repeat(minutes, counts)
         return np.sort(starts + rng.integers(0, MINUTE_MS, len(starts)))
+
+    def outage_ms(self) -> tuple[int, int] | None:
+        """Start and end (event time) of the shifted history's outage."""
+        if self.shift_day is None:
+            return None
+        start = START_MS + int((self.shift_day + OUTAGE_AFTER_SHIFT) * DAY_MS)
+        return start, start + int(OUTAGE_HOURS * HOUR_MS)
 
     def columns(self, ts: np.ndarray) -> dict[str, np.ndarray]:
         """Every field of the events at times `ts`, seeded by the scenario."""
@@ -130,10 +145,14 @@ class Scenario:
         if self.shift_day is None:
             return []
         start = int(np.searchsorted(ts, START_MS + self.shift_day * DAY_MS))
+        outage = self.outage_ms()
+        assert outage is not None
+        down, up = (int(np.searchsorted(ts, moment)) for moment in outage)
         return [
             Change(MODEL, "mean_shift", "amount", "feature.amount", start),
             Change(MODEL, "mean_shift", "noise", "feature.noise", start),
             Change(MODEL, "mix_shift", "device", "feature.device", start),
+            Change(MODEL, "outage", "", "traffic.rate", down, end=up),
         ]
 
 
@@ -216,7 +235,8 @@ def intro(clean: Result, shift_day: float) -> str:
         f"`noise` iid; default configuration, replayed by `detector.backtest.replay` "
         f"({clean.replayed.seconds:.0f} s). Shifted history: changes from day {shift_day:g}: "
         f"`amount` +{SHIFT_SD} within-hour sd, `noise` +{SHIFT_SD} sd, "
-        f"{DEVICE_MOVED:.0%} of the device mix moved to web."
+        f"{DEVICE_MOVED:.0%} of the device mix moved to web; an outage (traffic at "
+        f"{OUTAGE_RATE:.0%} of usual for {OUTAGE_HOURS:g} h) at noon of day {shift_day + OUTAGE_AFTER_SHIFT - 0.5:g}."
     )
 
 

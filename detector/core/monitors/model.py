@@ -21,7 +21,7 @@ import river
 
 from detector.core.alerts import Alert
 from detector.core.calibration import Thresholds, detectors_for, thresholds_for_budget
-from detector.core.events import OFFSET_OF, SOURCE_OF, TS_OF, Event
+from detector.core.events import OFFSET_OF, SOURCE_OF, TS_OF, Event, Source
 from detector.core.monitors.labels import PendingBudget
 from detector.core.monitors.performance import ERROR, Performance
 from detector.core.monitors.schema import SchemaMonitor
@@ -35,6 +35,8 @@ from detector.core.monitors.signal import (
     Transition,
     number_columns,
 )
+from detector.core.monitors.traffic import MONITOR as TRAFFIC
+from detector.core.monitors.traffic import TrafficMonitor
 from detector.settings import DetectionSettings, LimitSettings, ModelSettings
 
 # The numeric features of every TYPE_SAMPLE_EVERY-th event of a batch are type-checked before the
@@ -56,7 +58,8 @@ SCHEMA = "quality.schema"
 # change to that layout: a checkpoint of another schema is not loaded, its model re-learns.
 # 0: checkpoints written before states carried a schema (the layout of 1, but with no record
 # of the river that wrote them).
-# 2: signals carry their season (detector.core.monitors.seasonal) and the warm-up's event times.
+# 2: signals carry their season (detector.core.monitors.seasonal) and the warm-up's event
+# times; models their traffic.rate monitor.
 STATE_SCHEMA = 2
 # The libraries whose internals the state holds, with the version it loads under. ADWIN's
 # buckets are river's Rust core's own binary encoding and DDM/HDDM_A's state is their private
@@ -191,6 +194,11 @@ class ModelMonitor:
             detection.resolve_window_events,
             pending_budget,
         )
+        self.traffic = (
+            None
+            if self.disabled and TRAFFIC.startswith(self.disabled)
+            else TrafficMonitor(detection.warmup_events, detection.season_max_warmup_events)
+        )
         self.version: str | None = None
         self.events_seen = 0
         self.last_seen_ms = (
@@ -208,10 +216,19 @@ class ModelMonitor:
         batch = BatchFeed(self, events)
         self._observe_features(events, batch)
         self._observe_outputs(events, batch)
+        self._observe_traffic(batch)
         for feed in self.performance.observe(events, self._is_classifier(events)):
             batch.feed(feed.monitor, feed.kind, feed.columns, feed.binary_detectors)
         batch.found.sort(key=lambda item: (item[1], item[0]))
         return [self._alert(monitor, events[row], kind, t) for monitor, row, kind, t in batch.found]
+
+    def _observe_traffic(self, batch: BatchFeed) -> None:
+        """The prediction rate (traffic.rate), from the predictions' event times."""
+        if self.traffic is None:
+            return
+        rows = np.flatnonzero(batch.codes == Source.prediction)
+        for transition in self.traffic.observe(batch.times[rows]):
+            batch.add(TRAFFIC, int(rows[transition.index]), SignalKind.rate.value, transition)
 
     def _note_version(self, events: Sequence[Event]) -> None:
         for event in reversed(events):
@@ -472,6 +489,7 @@ class ModelMonitor:
             "feature_overflow": self.feature_overflow,
             "signals": {name: signal.to_state() for name, signal in self.signals.items()},
             "schema": self.schema.to_state(),
+            "traffic": self.traffic.to_state() if self.traffic is not None else None,
             "performance": self.performance.to_state(),
         }
 
@@ -511,6 +529,8 @@ class ModelMonitor:
             for name, signal in state["signals"].items()
         }
         self.schema.load_state(state["schema"])
+        if self.traffic is not None and state["traffic"] is not None:
+            self.traffic.load_state(state["traffic"])
         self.performance.load_state(state["performance"])
 
     # -- for metrics --------------------------------------------------------------------
@@ -518,6 +538,8 @@ class ModelMonitor:
     def drifting_monitors(self) -> dict[str, bool]:
         states = {name: signal.drifting for name, signal in self.signals.items()}
         states[SCHEMA] = self.schema.drifting
+        if self.traffic is not None:
+            states[TRAFFIC] = self.traffic.alerted
         return states
 
 
