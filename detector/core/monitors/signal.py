@@ -39,8 +39,11 @@ from detector.core.monitors.detectors import Hit, StatisticStream, complete_bloc
 from detector.core.monitors.page_hinkley import PageHinkley
 from detector.core.monitors.reference import CategoricalReference, NumericReference
 from detector.core.monitors.seasonal import (
+    DAY_HOURS,
+    HOUR_MS,
     CategoricalSeason,
     NumericSeason,
+    Recentring,
     Scaler,
     SeasonLearner,
     plan,
@@ -215,6 +218,7 @@ class SignalMonitor:
         self.season_learner: SeasonLearner | None = None  # learning the cycle after the warm-up
         # The reference conditional on the hour (numbers: standardised for it; categories: its mix).
         self.season: NumericSeason | CategoricalSeason | None = None
+        self.recentring: Recentring | None = None  # of a standardised signal's statistics
         self.reference: NumericReference | CategoricalReference | None = None
         self.novelty_reference: NumericReference | None = None
         # Category -> code: the reference's (`other_code` for the rest), then the new categories
@@ -346,6 +350,9 @@ class SignalMonitor:
         else:
             self.season = learner.numeric_season()
             if self.season is not None:
+                self.recentring = Recentring(
+                    len(self.statistics), learner.plan.end_ms + DAY_HOURS * HOUR_MS
+                )
                 pooled = learner.pooled_sample(self.season)
                 self.reference = NumericReference.fit(pooled, self.config.reference_bins)
                 self.levels = _levels(self._statistic_values(pooled, standardised=True))
@@ -491,7 +498,11 @@ class SignalMonitor:
         u = self.reference.transform(x)
         if self.kind is SignalKind.rate:
             return {"location": u}
-        return {"location": u, "spread": np.abs(2.0 * u - 1.0)}
+        location, spread = u, np.abs(2.0 * u - 1.0)
+        if self.recentring is not None and not standardised:
+            assert times is not None
+            location, spread = self.recentring.apply([location, spread], times)
+        return {"location": location, "spread": spread}
 
     # -- watching and drifting ----------------------------------------------------------
 
@@ -874,6 +885,7 @@ class SignalMonitor:
             if self.season_learner is not None
             else None,
             "season": self.season.to_state() if self.season is not None else None,
+            "recentring": self.recentring.to_state() if self.recentring is not None else None,
             "reference": self.reference.to_state() if self.reference is not None else None,
             "novelty_reference": self.novelty_reference.to_state()
             if self.novelty_reference is not None
@@ -910,6 +922,8 @@ class SignalMonitor:
         signal.sample_ts = [int(t) for t in state["sample_ts"]]
         if state["season_learner"] is not None:
             signal.season_learner = SeasonLearner.from_state(state["season_learner"])
+        if state["recentring"] is not None:
+            signal.recentring = Recentring.from_state(state["recentring"])
         if state["season"] is not None:
             signal.season = (
                 CategoricalSeason.from_state(state["season"])
