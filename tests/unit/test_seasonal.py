@@ -11,6 +11,8 @@ import numpy as np
 import orjson
 import pytest
 
+from detector.core.monitors.columns import SourceRefs
+from detector.core.monitors.config import SignalConfig
 from detector.core.monitors.seasonal import (
     DAY_HOURS,
     HOUR_MS,
@@ -22,7 +24,8 @@ from detector.core.monitors.seasonal import (
     SeasonLearner,
     plan,
 )
-from detector.core.monitors.signal import SignalConfig, SignalKind, SignalMonitor, SourceRefs
+from detector.core.monitors.signal import SignalMonitor
+from detector.core.monitors.signal_type import SignalType
 from tests.unit.test_signal import default_config
 
 START_MS = 1_767_571_200_000  # Monday 2026-01-05 00:00 UTC
@@ -181,7 +184,7 @@ def test_seasons_survive_their_state() -> None:
 
 
 def run(
-    kind: SignalKind,
+    kind: SignalType,
     values: np.ndarray | Sequence[str],
     ts: np.ndarray,
     batch: int,
@@ -229,7 +232,7 @@ def seasonal_streams() -> tuple[np.ndarray, np.ndarray, list[str], int]:
 def test_a_cyclic_signal_is_quiet_about_its_cycle_and_catches_a_shift_within_it() -> None:
     ts, numbers, mix, change = seasonal_streams()
     config = default_config()
-    for kind, values in ((SignalKind.numeric, numbers), (SignalKind.categorical, mix)):
+    for kind, values in ((SignalType.numeric, numbers), (SignalType.categorical, mix)):
         detections = [f for f in run(kind, values, ts, 5000, config) if f[1] == "detected"]
         assert detections, kind
         assert detections[0][0] >= change, f"{kind}: a false alarm at {detections[0][0]}"
@@ -239,7 +242,7 @@ def test_a_cyclic_signal_is_quiet_about_its_cycle_and_catches_a_shift_within_it(
 def test_without_event_times_a_signal_behaves_as_before() -> None:
     """No times (e.g. a caller that has none): no season, so the cycle raises alerts."""
     _, numbers, _, change = seasonal_streams()
-    monitor = SignalMonitor("feature.x", SignalKind.numeric, default_config())
+    monitor = SignalMonitor("feature.x", SignalType.numeric, default_config())
     refs = SourceRefs(("p",), 0, np.zeros(change, dtype=np.int64), np.arange(change))
     assert any(t.kind == "detected" for t in monitor.update(numbers[:change], refs))
     assert monitor.season is None and monitor.season_learner is None
@@ -251,7 +254,7 @@ def test_seasonal_decisions_do_not_depend_on_batches_or_restores(
 ) -> None:
     ts, numbers, mix, _ = seasonal_streams()
     config = default_config()
-    for kind, values in ((SignalKind.numeric, numbers), (SignalKind.categorical, mix)):
+    for kind, values in ((SignalType.numeric, numbers), (SignalType.categorical, mix)):
         whole = run(kind, values, ts, len(ts), config)
         assert whole
         assert run(kind, values, ts, batch, config, restore_at) == whole

@@ -28,8 +28,8 @@ from typing import Any
 
 import numpy as np
 
+from detector.core.monitors.lifecycle import Transition
 from detector.core.monitors.seasonal import WEEK_HOURS, Plan, hour_of_week, plan
-from detector.core.monitors.signal import Transition
 
 MONITOR = "traffic.rate"
 BIN_MS = 5 * 60_000
