@@ -45,7 +45,7 @@ T_LIMIT = (
 # towards all hours.
 PRIOR_EVENTS = {DAY_HOURS: 1.0, WEEK_HOURS: 20.0}
 SIGNIFICANCE_SIGMAS = 6.0  # a component is significant when its chi-square exceeds df + this × sd
-POOLED_SAMPLE = 2048  # values of t kept over the cycle for the pooled reference (2048 to 4095)
+POOLED_SAMPLE = 1024  # values of t kept over the cycle for the pooled reference (1024 to 2047)
 MIN_SCALE = 1e-9
 
 

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from detector.core.monitors.lifecycle import Transition
-from detector.core.monitors.seasonal import WEEK_HOURS, Plan, hour_of_week, plan
+from detector.core.monitors.seasonal import DAY_HOURS, WEEK_HOURS, Plan, hour_of_week, plan
 
 MONITOR = "traffic.rate"
 BIN_MS = 5 * 60_000
@@ -59,7 +59,7 @@ class TrafficMonitor:
         self.clock = -1  # running maximum of ts
         self.open_bin = -1  # bin of the clock; its count so far
         self.open_count = 0
-        self.learn_from_bin = -1  # bins from this one on are learned (after the warm-up's)
+        self.first_bin = -1  # the model's first bin, partial: not learned from
         self.bin_events = np.zeros(WEEK_HOURS, dtype=np.int64)  # per hour of the week
         self.bins = np.zeros(WEEK_HOURS, dtype=np.int64)
         self.expected: np.ndarray | None = None  # mean count of a bin per bucket (24 or 168)
@@ -81,7 +81,7 @@ class TrafficMonitor:
         clock = np.maximum.accumulate(np.maximum(ts_ms, self.clock))
         bins = clock // BIN_MS
         if self.open_bin < 0:
-            self.open_bin = int(bins[0])
+            self.open_bin = self.first_bin = int(bins[0])
         # Positions where a new bin begins: the bins before it close there.
         changes = np.flatnonzero(np.diff(np.concatenate(([self.open_bin], bins))) > 0)
         start = 0
@@ -95,14 +95,12 @@ class TrafficMonitor:
         return transitions
 
     def _plan(self, ts_ms: np.ndarray) -> None:
-        """Keep the first warmup_events times; then plan the learning as a seasonal signal does,
-        from the bin after the warm-up's last (whatever the batches)."""
+        """Keep the first warmup_events times; then plan the learning as a seasonal signal does
+        (bins are counted from the model's first full bin on, the warm-up's included)."""
         self.warmup_ts += ts_ms[: self.warmup_events - len(self.warmup_ts)].tolist()
         if len(self.warmup_ts) < self.warmup_events:
             return
-        warmup = np.asarray(self.warmup_ts, dtype=np.int64)
-        self.plan = plan(warmup, self.max_events)
-        self.learn_from_bin = int(warmup.max()) // BIN_MS + 1
+        self.plan = plan(np.asarray(self.warmup_ts, dtype=np.int64), self.max_events)
         self.warmup_ts = []
         self.off = self.plan is None
 
@@ -120,9 +118,9 @@ class TrafficMonitor:
     def _closed(self, bin_index: int, count: int, index: int) -> Transition | None:
         start_ms = bin_index * BIN_MS
         if self.expected is None:
-            if self.plan is None or bin_index < self.learn_from_bin:
+            if bin_index == self.first_bin:
                 return None
-            if start_ms < self.plan.end_ms:
+            if self.plan is None or start_ms < self.plan.end_ms:
                 bucket = int(hour_of_week(np.array([start_ms]))[0])
                 self.bin_events[bucket] += count
                 self.bins[bucket] += 1
@@ -134,13 +132,16 @@ class TrafficMonitor:
         return self._watch(bin_index, count, expected, index)
 
     def _expected_counts(self, hours: int) -> np.ndarray:
-        """Mean count of a bin per hour of the week (or of the day), an hour without a learned
-        bin taking the mean over all hours."""
-        fold = WEEK_HOURS // hours
-        events = self.bin_events.reshape(fold, hours).sum(axis=0)
-        bins = self.bins.reshape(fold, hours).sum(axis=0)
-        overall = events.sum() / max(bins.sum(), 1)
-        return np.where(bins > 0, events / np.maximum(bins, 1), overall).astype(np.float64)
+        """Mean count of a bin per hour of the week (or of the day); an hour of the week without
+        a learned bin takes its hour of the day's, and that without one the mean of all."""
+        day_events = self.bin_events.reshape(-1, DAY_HOURS).sum(axis=0)
+        day_bins = self.bins.reshape(-1, DAY_HOURS).sum(axis=0)
+        overall = day_events.sum() / max(day_bins.sum(), 1)
+        daily = np.where(day_bins > 0, day_events / np.maximum(day_bins, 1), overall)
+        if hours == DAY_HOURS:
+            return daily.astype(np.float64)
+        weekly = self.bin_events / np.maximum(self.bins, 1)
+        return np.where(self.bins > 0, weekly, np.tile(daily, WEEK_HOURS // DAY_HOURS))
 
     def _watch(self, bin_index: int, count: int, expected: float, index: int) -> Transition | None:
         self.cusum = max(0.0, self.cusum + count * LOG_RATIO + expected * (1.0 - DROP_RATIO))
@@ -202,7 +203,7 @@ class TrafficMonitor:
             else [self.plan.hours, self.plan.end_ms, self.plan.stride],
             "off": self.off,
             "clock": self.clock,
-            "open": [self.open_bin, self.open_count, self.learn_from_bin],
+            "open": [self.open_bin, self.open_count, self.first_bin],
             "bin_events": self.bin_events,
             "bins": self.bins,
             "expected": self.expected,
@@ -221,7 +222,7 @@ class TrafficMonitor:
             self.plan = Plan(int(hours), int(end_ms), int(stride))
         self.off = bool(state["off"])
         self.clock = int(state["clock"])
-        self.open_bin, self.open_count, self.learn_from_bin = (int(v) for v in state["open"])
+        self.open_bin, self.open_count, self.first_bin = (int(v) for v in state["open"])
         self.bin_events = np.asarray(state["bin_events"], dtype=np.int64)
         self.bins = np.asarray(state["bins"], dtype=np.int64)
         if state["expected"] is not None:
