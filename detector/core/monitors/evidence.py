@@ -34,6 +34,7 @@ class Evidence:
     history: BlockHistory
     reference: NumericReference | CategoricalReference | None
     categories: CategoryCodes | None  # of a categorical signal, while its values are decided
+    seasonal_buckets: int = 0  # the hours the reference depends on (24, 168), 0: none
 
     def detected(self, index: int, position: int, hit: Hit, sources: SourceRefs) -> dict[str, Any]:
         """Of a drift detected at signal position `position` (`index` of `sources`)."""
@@ -105,13 +106,20 @@ class Evidence:
         if isinstance(self.reference, CategoricalReference):
             shares = self.reference.shares()
             top = dict(sorted(shares.items(), key=lambda item: -item[1])[:TOP_SHARES])
-            return {
+            summary: dict[str, Any] = {
                 "top_categories": {k: round(v, 4) for k, v in top.items()},
                 "categories": len(self.reference.categories),
             }
+            if self.seasonal_buckets:  # the shares expected depend on the hour
+                summary["seasonal_buckets"] = self.seasonal_buckets
+            return summary
         if isinstance(self.reference, NumericReference):
             if self.signal_type is SignalType.rate:
                 return {"rate": self.reference.summary["mean"]}
+            if (
+                self.seasonal_buckets
+            ):  # a reference of standardised values: its summary means nothing
+                return {"seasonal_buckets": self.seasonal_buckets}
             return dict(self.reference.summary)
         return {}
 

@@ -398,6 +398,7 @@ class SignalMonitor:
             self.history,
             self.reference,
             self.categories,
+            self.season.buckets if self.season is not None else 0,
         )
 
     def _record_blocks(
