@@ -98,6 +98,22 @@ def _parser() -> argparse.ArgumentParser:
         "--events", type=int, default=1_000_000, help="simulated predictions (default 1,000,000)"
     )
 
+    seasonal = command(
+        "seasonal",
+        "false alarms and in-cycle shift delays of a model whose signals follow daily and weekly cycles",
+        _seasonal,
+    )
+    seasonal.add_argument(
+        "--days", type=float, default=21.0, help="days of event time (default 21)"
+    )
+    seasonal.add_argument(
+        "--rate", type=float, default=20.0, help="mean events a minute (default 20)"
+    )
+    seasonal.add_argument(
+        "--shift-day", type=float, default=15.0, help="day the shifted history changes (default 15)"
+    )
+    seasonal.add_argument("--seed", type=int, default=1)
+
     peers = command("peers", "a batch peer (NannyML) beside streamdrift on the same data", _peers)
     peers.add_argument(
         "--venv",
@@ -146,6 +162,12 @@ def _backtest(args: argparse.Namespace) -> str:
     from bench import backtest
 
     return backtest.run(20_000 if args.quick else args.events)
+
+
+def _seasonal(args: argparse.Namespace) -> str:
+    from bench import seasonal
+
+    return seasonal.run(args.quick, args.days, args.rate, args.shift_day, args.seed)
 
 
 def _peers(args: argparse.Namespace) -> str:

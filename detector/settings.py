@@ -224,6 +224,14 @@ class DetectionSettings(Strict):
         ge=0,
         description="a drift still open after this many events re-learns its reference (0: never)",
     )
+    season_max_warmup_events: int = Field(
+        1_000_000,
+        ge=0,
+        le=5_000_000,
+        description="a signal whose week (else day) of traffic, at its warm-up's event-time rate, fits in this many "
+        "events learns its daily/weekly cycle over it before alerting, and is then judged against its usual value "
+        "for the hour (0: no seasonal adjustment)",
+    )
     disabled_monitors: list[str] = Field(
         default_factory=list, description="monitor names or prefixes to skip"
     )

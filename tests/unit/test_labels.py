@@ -328,7 +328,12 @@ def test_ddm_sits_out_when_errors_are_too_rare_for_its_normal_approximation() ->
 
 
 def test_a_drop_of_confidence_is_an_estimated_performance_drift_before_any_label() -> None:
-    _, result = run(traffic(12_000, [(0, 0.1)], confidence_from=6000, label_delay=10**9))
+    # One event a second: a slow model that would first learn its weekly cycle for 604,800
+    # events (docs/detection.md, daily and weekly cycles); this is about the confidence alone.
+    no_seasons = load_settings(None, detection={"season_max_warmup_events": 0})
+    _, result = run(
+        traffic(12_000, [(0, 0.1)], confidence_from=6000, label_delay=10**9), no_seasons
+    )
     detected = [a for a in result.alerts if a.kind == "detected"]
     assert any(a.monitor == "performance.estimated" and 6000 <= a.offset < 7000 for a in detected)
 

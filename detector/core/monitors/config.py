@@ -21,6 +21,7 @@ class SignalConfig:
     cooldown_events: int
     resolve_window_events: int
     rebaseline_after_events: int
+    season_max_warmup_events: int
     per_detector_rate: (
         float  # false alarms per event allowed to each detector (for river's binary ones)
     )

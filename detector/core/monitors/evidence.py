@@ -34,15 +34,18 @@ class Evidence:
     history: BlockHistory
     reference: NumericReference | CategoricalReference | None
     categories: CategoryCodes | None  # of a categorical signal, while its values are decided
+    seasonal_buckets: int = 0  # the hours the reference depends on (24, 168), 0: none
 
     def detected(self, index: int, position: int, hit: Hit, sources: SourceRefs) -> dict[str, Any]:
         """Of a drift detected at signal position `position` (`index` of `sources`)."""
         cfg = self.config
         change_start = position - max(hit.change_age, 1)
+        # Only the blocks of the last `capacity` are sure to be kept, whatever the batches.
+        kept = position - self.history.capacity * cfg.block_events
         before = self.history.between(
-            change_start - cfg.window_blocks * cfg.block_events, change_start
+            max(change_start - cfg.window_blocks * cfg.block_events, kept), change_start
         )
-        after = self.history.between(change_start, position)
+        after = self.history.between(max(change_start, kept), position)
         least = -(-MIN_AFTER_EVENTS // cfg.block_events)
         if len(after) < least:  # a very recent change point, or a detector without one
             after = self.history.between(-1, position)[-least:]
@@ -103,13 +106,20 @@ class Evidence:
         if isinstance(self.reference, CategoricalReference):
             shares = self.reference.shares()
             top = dict(sorted(shares.items(), key=lambda item: -item[1])[:TOP_SHARES])
-            return {
+            summary: dict[str, Any] = {
                 "top_categories": {k: round(v, 4) for k, v in top.items()},
                 "categories": len(self.reference.categories),
             }
+            if self.seasonal_buckets:  # the shares expected depend on the hour
+                summary["seasonal_buckets"] = self.seasonal_buckets
+            return summary
         if isinstance(self.reference, NumericReference):
             if self.signal_type is SignalType.rate:
                 return {"rate": self.reference.summary["mean"]}
+            if (
+                self.seasonal_buckets
+            ):  # a reference of standardised values: its summary means nothing
+                return {"seasonal_buckets": self.seasonal_buckets}
             return dict(self.reference.summary)
         return {}
 
@@ -153,7 +163,11 @@ class Evidence:
         names = categories.names()
         other = reference.other_code
         before_codes = categories.between(
-            change_start + 1 - cfg.window_blocks * cfg.block_events, change_start
+            max(
+                change_start + 1 - cfg.window_blocks * cfg.block_events,
+                position + 1 - cfg.codes_kept,  # kept whatever the batches
+            ),
+            change_start,
         )
         after_codes = categories.between(
             min(change_start + 1, position + 1 - MIN_AFTER_EVENTS), position

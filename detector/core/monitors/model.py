@@ -21,7 +21,7 @@ import river
 
 from detector.core.alerts import Alert
 from detector.core.calibration import Thresholds, detectors_for, thresholds_for_budget
-from detector.core.events import OFFSET_OF, SOURCE_OF, Event
+from detector.core.events import OFFSET_OF, SOURCE_OF, TS_OF, Event, InputTopic
 from detector.core.monitors.columns import NUMBER_TYPES, Columns, SourceRefs, number_columns
 from detector.core.monitors.config import SignalConfig
 from detector.core.monitors.labels import PendingBudget
@@ -30,6 +30,8 @@ from detector.core.monitors.performance import ERROR, Performance
 from detector.core.monitors.schema import SchemaMonitor
 from detector.core.monitors.signal import SignalMonitor
 from detector.core.monitors.signal_type import SignalType
+from detector.core.monitors.traffic import MONITOR as TRAFFIC
+from detector.core.monitors.traffic import TrafficMonitor
 from detector.settings import DetectionSettings, LimitSettings, ModelSettings
 
 # The numeric features of every TYPE_SAMPLE_EVERY-th event of a batch are type-checked before the
@@ -51,7 +53,9 @@ SCHEMA = "quality.schema"
 # change to that layout: a checkpoint of another schema is not loaded, its model re-learns.
 # 0: checkpoints written before states carried a schema (the layout of 1, but with no record
 # of the river that wrote them).
-STATE_SCHEMA = 1
+# 2: signals carry their season (detector.core.monitors.seasonal) and the warm-up's event
+# times; models their traffic.rate monitor.
+STATE_SCHEMA = 2
 # The libraries whose internals the state holds, with the version it loads under. ADWIN's
 # buckets are river's Rust core's own binary encoding and DDM/HDDM_A's state is their private
 # attributes: either may change in any river release, patches included, so a state loads only
@@ -100,6 +104,7 @@ def signal_config(detection: DetectionSettings, thresholds: Thresholds) -> Signa
         cooldown_events=detection.cooldown_events,
         resolve_window_events=detection.resolve_window_events,
         rebaseline_after_events=detection.rebaseline_after_events,
+        season_max_warmup_events=detection.season_max_warmup_events,
         per_detector_rate=thresholds.per_detector_rate,
     )
 
@@ -130,6 +135,7 @@ class BatchFeed:
         self.model = model
         self.codes = np.fromiter(map(SOURCE_OF, events), dtype=np.int64, count=len(events))
         self.offsets = np.fromiter(map(OFFSET_OF, events), dtype=np.int64, count=len(events))
+        self.times = np.fromiter(map(TS_OF, events), dtype=np.int64, count=len(events))
         self.partition = events[0].partition
         self.found: list[Found] = []
 
@@ -148,7 +154,7 @@ class BatchFeed:
         refs = SourceRefs(
             self.model.topics, self.partition, self.codes[columns.rows], self.offsets[columns.rows]
         )
-        for transition in signal.update(columns.values, refs):
+        for transition in signal.update(columns.values, refs, self.times[columns.rows]):
             row = int(columns.rows[transition.index])
             self.found.append(Found(monitor, row, signal.signal_type.value, transition))
 
@@ -194,6 +200,11 @@ class ModelMonitor:
             detection.resolve_window_events,
             pending_budget,
         )
+        self.traffic = (
+            None
+            if self.disabled and TRAFFIC.startswith(self.disabled)
+            else TrafficMonitor(detection.warmup_events, detection.season_max_warmup_events)
+        )
         self.version: str | None = None
         self.events_seen = 0
         self.last_seen_ms = (
@@ -211,10 +222,19 @@ class ModelMonitor:
         batch = BatchFeed(self, events)
         self._observe_features(events, batch)
         self._observe_outputs(events, batch)
+        self._observe_traffic(batch)
         for feed in self.performance.observe(events, self._is_classifier(events)):
             batch.feed(feed.monitor, feed.signal_type, feed.columns, feed.binary_detectors)
         batch.found.sort(key=lambda found: (found.row, found.monitor))
         return [self._alert(found, events[found.row]) for found in batch.found]
+
+    def _observe_traffic(self, batch: BatchFeed) -> None:
+        """The prediction rate (traffic.rate), from the predictions' event times."""
+        if self.traffic is None:
+            return
+        rows = np.flatnonzero(batch.codes == InputTopic.prediction)
+        for transition in self.traffic.observe(batch.times[rows]):
+            batch.add(TRAFFIC, int(rows[transition.index]), SignalType.rate.value, transition)
 
     def _note_version(self, events: Sequence[Event]) -> None:
         for event in reversed(events):
@@ -481,6 +501,7 @@ class ModelMonitor:
             "feature_overflow": self.feature_overflow,
             "signals": {name: signal.to_state() for name, signal in self.signals.items()},
             "schema": self.schema.to_state(),
+            "traffic": self.traffic.to_state() if self.traffic is not None else None,
             "performance": self.performance.to_state(),
         }
 
@@ -520,6 +541,8 @@ class ModelMonitor:
             for name, signal in state["signals"].items()
         }
         self.schema.load_state(state["schema"])
+        if self.traffic is not None and state["traffic"] is not None:
+            self.traffic.load_state(state["traffic"])
         self.performance.load_state(state["performance"])
 
     # -- for metrics --------------------------------------------------------------------
@@ -527,6 +550,8 @@ class ModelMonitor:
     def drifting_monitors(self) -> dict[str, bool]:
         states = {name: signal.drifting for name, signal in self.signals.items()}
         states[SCHEMA] = self.schema.drifting
+        if self.traffic is not None:
+            states[TRAFFIC] = self.traffic.alerted
         return states
 
 

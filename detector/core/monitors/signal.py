@@ -6,6 +6,10 @@ resolved transitions, with their evidence (evidence.py).
 Per monitor, counted in events of this signal:
 
 * learning: the first `warmup_events` values form the reference; nothing can alert.
+* learning the season: a numeric or categorical signal given event times whose day (week) of
+  traffic fits in `season_max_warmup_events` then learns its cycle over one day (week) of event
+  time; nothing can alert (detector.core.monitors.seasonal). If the cycle is significant, the
+  signal is judged against its usual values for the hour from then on.
 * watching and drifting: see lifecycle.py. A drift is resolved when the mean of every statistic
   over the last `resolve_window_events` is back within a band of its reference level
   (BAND_SIGMAS standard errors); or, if that has not happened after `rebaseline_after_events`,
@@ -40,6 +44,16 @@ from detector.core.monitors.lifecycle import (
 )
 from detector.core.monitors.page_hinkley import PageHinkley
 from detector.core.monitors.reference import CategoricalReference, NumericReference
+from detector.core.monitors.seasonal import (
+    DAY_HOURS,
+    HOUR_MS,
+    CategoricalSeason,
+    NumericSeason,
+    Recentring,
+    Scaler,
+    SeasonLearner,
+    plan,
+)
 from detector.core.monitors.signal_type import STATISTICS, SignalType
 
 BAND_SIGMAS = 3.0  # half-width of the resolve band, in standard errors of the window mean
@@ -67,6 +81,11 @@ class SignalMonitor:
         self.statistics = STATISTICS[signal_type]
         self.seen = 0  # values observed, warm-up included
         self.sample: list[Any] = []
+        self.sample_ts: list[int] = []  # event times of the sample (when the caller gives them)
+        self.season_learner: SeasonLearner | None = None  # learning the cycle after the warm-up
+        # The reference conditional on the hour (numbers: standardised for it; categories: its mix).
+        self.season: NumericSeason | CategoricalSeason | None = None
+        self.recentring: Recentring | None = None  # of a standardised signal's statistics
         self.reference: NumericReference | CategoricalReference | None = None
         self.novelty_reference: NumericReference | None = None
         self.categories: CategoryCodes | None = None  # of a categorical signal, once learned
@@ -88,18 +107,29 @@ class SignalMonitor:
 
     # -- the main entry point -----------------------------------------------------------
 
-    def update(self, values: np.ndarray | Sequence[str], sources: SourceRefs) -> list[Transition]:
+    def update(
+        self,
+        values: np.ndarray | Sequence[str],
+        sources: SourceRefs,
+        times: np.ndarray | None = None,
+    ) -> list[Transition]:
         """Observe values (floats, or category strings) in order; return lifecycle transitions.
 
-        `sources` describes the same values (topic code and offset of each)."""
+        `sources` describes the same values (topic code and offset of each); `times` their event
+        times (epoch ms), which let a signal learn its daily and weekly cycle
+        (detector.core.monitors.seasonal); without them it has none."""
         transitions: list[Transition] = []
         start = 0
         while start < len(values):
             if self.learning:
-                start += self._learn(values, start)
+                start += self._learn(values, start, times)
+                continue
+            if self.season_learner is not None:
+                assert times is not None  # a season is only planned from event times
+                start += self._learn_season(values[start:], times[start:])
                 continue
             end = self._segment_end(start, len(values))
-            found, start = self._watch(values, start, end, sources)
+            found, start = self._watch(values, start, end, sources, times)
             transitions += found
         return transitions
 
@@ -117,14 +147,76 @@ class SignalMonitor:
 
     # -- learning -----------------------------------------------------------------------
 
-    def _learn(self, values: np.ndarray | Sequence[str], start: int) -> int:
+    def _learn(
+        self, values: np.ndarray | Sequence[str], start: int, times: np.ndarray | None
+    ) -> int:
         take = min(len(values) - start, self.config.warmup_events - len(self.sample))
         chunk = values[start : start + take]
         self.sample.extend(chunk.tolist() if isinstance(chunk, np.ndarray) else chunk)
+        if times is not None:
+            self.sample_ts.extend(times[start : start + take].tolist())
         self.seen += take
         if len(self.sample) >= self.config.warmup_events:
+            sample, sample_ts = self.sample, self.sample_ts
             self._fit_reference()
+            if (
+                self.signal_type is not SignalType.rate
+                and self.season is None
+                and len(sample_ts) == len(sample)
+            ):
+                self._plan_season(sample, np.asarray(sample_ts, dtype=np.int64))
         return take
+
+    def _plan_season(self, sample: list[Any], times: np.ndarray) -> None:
+        """After the warm-up of a numeric or categorical signal with event times: learn its
+        cycle next, if a day or a week of its traffic fits in season_max_warmup_events (the
+        warm-up, its first values, is handed over to the learner)."""
+        season_plan = plan(times, self.config.season_max_warmup_events)
+        if season_plan is None:
+            return
+        if isinstance(self.reference, CategoricalReference):
+            self.season_learner = SeasonLearner(season_plan, codes=self.reference.other_code + 1)
+        else:
+            self.season_learner = SeasonLearner(season_plan, Scaler.fit(np.asarray(sample)))
+        if self.season_learner.take(self._season_values(sample), times) < len(sample):
+            self._end_season()
+
+    def _season_values(self, values: np.ndarray | Sequence[Any]) -> np.ndarray:
+        """Values as the season learner takes them: numbers, or reference codes (new: other)."""
+        if isinstance(self.reference, CategoricalReference):
+            assert self.categories is not None
+            return np.minimum(self.categories.codes(values), self.reference.other_code)
+        return np.asarray(values, dtype=np.float64)
+
+    def _learn_season(self, values: np.ndarray | Sequence[str], times: np.ndarray) -> int:
+        """Values of the cycle being learned (nothing alerts); ends it at the first value past it."""
+        assert self.season_learner is not None
+        taken = self.season_learner.take(self._season_values(values), times)
+        self.seen += taken
+        if taken < len(values):
+            self._end_season()
+        return taken
+
+    def _end_season(self) -> None:
+        """The cycle is over: if it is significant, the signal is judged against its hour from
+        now on (numbers: a pooled reference of the standardised values; categories: the hour's
+        shares), else against the warm-up's reference. The detectors start now, from scratch."""
+        assert self.season_learner is not None
+        learner, self.season_learner = self.season_learner, None
+        if self.signal_type is SignalType.categorical:
+            self.season = learner.categorical_season()
+            if self.season is not None:
+                self.levels["location"] = learner.location_level(self.season)
+        else:
+            self.season = learner.numeric_season()
+            if self.season is not None:
+                self.recentring = Recentring(
+                    len(self.statistics), learner.plan.end_ms + DAY_HOURS * HOUR_MS
+                )
+                pooled = learner.pooled_sample(self.season)
+                self.reference = NumericReference.fit(pooled, self.config.reference_bins)
+                self.levels = _levels(self._statistic_values(pooled, standardised=True))
+        self.streams = {name: self._new_stream() for name in self.statistics}
 
     def _fit_reference(self) -> None:
         cfg = self.config
@@ -133,21 +225,21 @@ class SignalMonitor:
             self.reference = reference
             self.categories = CategoryCodes(reference, cfg.codes_kept)
             self.novelty_reference = NumericReference.binary(reference.novelty_rate)
+            in_sample = self._statistic_values(self.sample)
         else:
-            self.reference = NumericReference.fit(
-                np.asarray(self.sample, dtype=np.float64), cfg.reference_bins
-            )
-        in_sample = self._statistic_values(self.sample)
-        self.levels = {
-            name: (float(col.mean()), max(float(col.var()), 1e-4))
-            for name, col in in_sample.items()
-        }
+            sample = np.asarray(self.sample, dtype=np.float64)
+            if isinstance(self.season, NumericSeason):  # a re-baseline: the season stays
+                sample = self.season.standardise(sample, np.asarray(self.sample_ts))
+            self.reference = NumericReference.fit(sample, cfg.reference_bins)
+            in_sample = self._statistic_values(sample, standardised=True)
+        self.levels = _levels(in_sample)
         self.streams = {name: self._new_stream() for name in self.statistics}
         if self.with_binary:
             self.binary = binary_detectors(
                 cfg.per_detector_rate, len(self.sample), int(np.sum(self.sample))
             )
         self.sample = []
+        self.sample_ts = []
         self.raw_carry = np.empty(0)
         self.history = BlockHistory(self.statistics, 2 * cfg.window_blocks)
 
@@ -161,9 +253,15 @@ class SignalMonitor:
         )
 
     def _statistic_values(
-        self, values: np.ndarray | Sequence[Any], codes: np.ndarray | None = None
+        self,
+        values: np.ndarray | Sequence[Any],
+        codes: np.ndarray | None = None,
+        times: np.ndarray | None = None,
+        standardised: bool = False,
     ) -> dict[str, np.ndarray]:
-        """PIT statistics of raw values, one array per statistic."""
+        """PIT statistics of raw values, one array per statistic. A seasonal signal's values are
+        judged against their hour (event `times`): numbers standardised for it first (unless
+        `standardised`), categories under its shares."""
         if self.signal_type is SignalType.categorical:
             assert (
                 isinstance(self.reference, CategoricalReference)
@@ -175,20 +273,38 @@ class SignalMonitor:
                 self.categories.codes(values) if codes is None else codes, other
             )  # new categories are 'other'
             novel = (codes == other).astype(np.float64)
+            if isinstance(self.season, CategoricalSeason):
+                assert times is not None  # a seasonal signal is always fed its event times
+                location = self.season.transform(codes, times)
+            else:
+                location = self.reference.transform(codes)
             return {
-                "location": self.reference.transform(codes),
+                "location": location,
                 "novelty": self.novelty_reference.transform(novel),
             }
         assert isinstance(self.reference, NumericReference)
-        u = self.reference.transform(np.asarray(values, dtype=np.float64))
+        x = np.asarray(values, dtype=np.float64)
+        if isinstance(self.season, NumericSeason) and not standardised:
+            assert times is not None  # a seasonal signal is always fed its event times
+            x = self.season.standardise(x, times)
+        u = self.reference.transform(x)
         if self.signal_type is SignalType.rate:
             return {"location": u}
-        return {"location": u, "spread": np.abs(2.0 * u - 1.0)}
+        location, spread = u, np.abs(2.0 * u - 1.0)
+        if self.recentring is not None and not standardised:
+            assert times is not None
+            location, spread = self.recentring.apply([location, spread], times)
+        return {"location": location, "spread": spread}
 
     # -- watching and drifting ----------------------------------------------------------
 
     def _watch(
-        self, values: np.ndarray | Sequence[Any], start: int, end: int, sources: SourceRefs
+        self,
+        values: np.ndarray | Sequence[Any],
+        start: int,
+        end: int,
+        sources: SourceRefs,
+        times: np.ndarray | None,
     ) -> tuple[list[Transition], int]:
         """Watch values[start:end], or fewer (categories); return the transitions and where it stopped."""
         categories = self.categories
@@ -201,7 +317,9 @@ class SignalMonitor:
             codes = codes[: end - start]
             categories.name_new(values[start:end], codes)
         chunk = values[start:end]
-        stats = self._statistic_values(chunk, codes)
+        stats = self._statistic_values(
+            chunk, codes, times[start:end] if times is not None else None
+        )
         results: dict[str, DetectorResult] = {
             name: stream.update(stats[name]) for name, stream in self.streams.items()
         }
@@ -227,6 +345,8 @@ class SignalMonitor:
             resolved = self.lifecycle.resolve(len(chunk) - 1, self.seen - 1, "rebaselined")
             transitions.append(self._transition(resolved, start, sources))
             self.reference = None  # learn a new one from the next values
+            if self.signal_type is SignalType.categorical:
+                self.season = None  # new categories, new mix by hour: learn the cycle again
             self.streams = {}
         if categories is not None and codes is not None:
             categories.end()
@@ -278,6 +398,7 @@ class SignalMonitor:
             self.history,
             self.reference,
             self.categories,
+            self.season.buckets if self.season is not None else 0,
         )
 
     def _record_blocks(
@@ -374,6 +495,12 @@ class SignalMonitor:
             "kind": self.signal_type.value,
             "seen": self.seen,
             "sample": self.sample,
+            "sample_ts": self.sample_ts,
+            "season_learner": self.season_learner.to_state()
+            if self.season_learner is not None
+            else None,
+            "season": self.season.to_state() if self.season is not None else None,
+            "recentring": self.recentring.to_state() if self.recentring is not None else None,
             "reference": self.reference.to_state() if self.reference is not None else None,
             "novelty_reference": self.novelty_reference.to_state()
             if self.novelty_reference is not None
@@ -397,6 +524,17 @@ class SignalMonitor:
         )
         signal.seen = int(state["seen"])
         signal.sample = list(state["sample"])
+        signal.sample_ts = [int(t) for t in state["sample_ts"]]
+        if state["season_learner"] is not None:
+            signal.season_learner = SeasonLearner.from_state(state["season_learner"])
+        if state["recentring"] is not None:
+            signal.recentring = Recentring.from_state(state["recentring"])
+        if state["season"] is not None:
+            signal.season = (
+                CategoricalSeason.from_state(state["season"])
+                if signal.signal_type is SignalType.categorical
+                else NumericSeason.from_state(state["season"])
+            )
         if state["reference"] is not None:
             if signal.signal_type is SignalType.categorical:
                 reference = CategoricalReference.from_state(state["reference"])
@@ -425,3 +563,10 @@ class SignalMonitor:
         signal.history.rows = rows.reshape(-1, len(signal.history.columns))
         signal.lifecycle.load_state(state)
         return signal
+
+
+def _levels(in_sample: dict[str, np.ndarray]) -> dict[str, tuple[float, float]]:
+    """Reference mean and variance of each statistic over the reference sample."""
+    return {
+        name: (float(col.mean()), max(float(col.var()), 1e-4)) for name, col in in_sample.items()
+    }

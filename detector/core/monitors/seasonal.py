@@ -1,0 +1,497 @@
+"""Seasonal adjustment: the reference of a signal whose values follow the hour of the day or
+of the week (in event time), so that its PIT positions are uniform within every hour and the
+detectors see only what moves away from the usual value *for that hour* (pure; no I/O).
+
+How a signal learns its season (detector.core.monitors.signal drives it):
+
+1. The warm-up (`warmup_events` values) is fitted as always. Its event times give the traffic
+   rate; if a week of such traffic fits in `season_max_warmup_events` values, the signal learns
+   over one week of event time (hour-of-week buckets), else over one day if that fits (hour of
+   day), else not at all: it starts watching at once, as before seasonal adjustment existed.
+2. Over that cycle (`SeasonLearner`) the signal keeps, per hour-of-week bucket, the count and
+   the fixed-point sums of t and t² (t: the value on a robust, scale-free scale, `Scaler`) or
+   the count of each category, plus a thinned sample of t spread over the cycle. Integer sums
+   do not depend on how the values were batched, so neither does anything decided from them.
+   Nothing alerts meanwhile: before a full cycle has been seen, whether a daily or weekly
+   component exists cannot be known, and watching a cyclic signal against a reference learned
+   in one hour is what raised an alert every evening.
+3. At the cycle's end (`SeasonLearner.finish`) a chi-square test on the bucket means (and log
+   variances) against the within-bucket spread decides whether the daily component, and then
+   a weekly one on top of it, is significant. Not significant: no adjustment (the warm-up's
+   reference, as before). Significant: `NumericSeason` standardises t with the location and
+   scale of its bucket (hour of week or hour of day, shrunk towards the coarser bucket when
+   the bucket saw few events), and the pooled reference is fitted on the standardised sample;
+   categories get per-bucket expected shares (`CategoricalSeason`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+
+HOUR_MS = 3_600_000
+DAY_HOURS, WEEK_HOURS = 24, 168
+FIXED_POINT = 2.0**16  # t is summed as integers of 1/65536: exact, so batching cannot change a sum
+T_LIMIT = (
+    20.0  # |t| is clipped here (asinh(20): 2.4e8 scales from the median), so sums cannot overflow
+)
+# A bucket's estimates are shrunk towards those of its coarser bucket with this weight in events:
+# an hour of the week towards its hour of the day, an hour of the day (barely: a daily cycle
+# is usually the larger one, and a stronger pull would bias every hour towards the day's mean)
+# towards all hours.
+PRIOR_EVENTS = {DAY_HOURS: 1.0, WEEK_HOURS: 20.0}
+SIGNIFICANCE_SIGMAS = 6.0  # a component is significant when its chi-square exceeds df + this × sd
+POOLED_SAMPLE = 1024  # values of t kept over the cycle for the pooled reference (1024 to 2047)
+MIN_SCALE = 1e-9
+
+
+def hour_of_week(ts_ms: np.ndarray) -> np.ndarray:
+    """Hour-of-week bucket (0..167, UTC, from Thursday 00:00: the epoch's weekday) of event times."""
+    return (np.asarray(ts_ms, dtype=np.int64) // HOUR_MS) % WEEK_HOURS
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a signal's season learning covers: `hours` of event time (24 or 168) from its first
+    value, ending at the first value at or after `end_ms`; every `stride`-th value is sampled."""
+
+    hours: int
+    end_ms: int
+    stride: int
+
+
+def plan(ts_ms: np.ndarray, max_events: int) -> Plan | None:
+    """The season to learn after a warm-up whose values came at event times `ts_ms`: a week if
+    a week at the warm-up's rate fits in `max_events` values, else a day if a day does; None
+    (no seasonal adjustment) if neither does, or the times do not move."""
+    if max_events <= 0 or len(ts_ms) < 2:
+        return None
+    first, span = int(ts_ms.min()), int(ts_ms.max() - ts_ms.min())
+    if span <= 0:
+        return None
+    per_ms = (len(ts_ms) - 1) / span
+    for hours in (WEEK_HOURS, DAY_HOURS):
+        expected = per_ms * hours * HOUR_MS
+        if expected <= max_events:
+            return Plan(hours, first + hours * HOUR_MS, max(1, int(expected // POOLED_SAMPLE)))
+    return None
+
+
+@dataclass(frozen=True)
+class Scaler:
+    """t = (x - median) / scale, with the warm-up's median and interquartile scale: the same for
+    any unit (scale-free), and linear, so that a cycle of the scale (a lognormal amount, a
+    latency) stays one of the scale. A heavy tail makes the bucket moments noisy, and so their
+    differences not significant: such a signal keeps its unadjusted reference."""
+
+    median: float
+    scale: float
+
+    @classmethod
+    def fit(cls, sample: np.ndarray) -> Scaler:
+        q25, q50, q75 = np.quantile(sample, [0.25, 0.5, 0.75])
+        scale = (q75 - q25) / 1.349
+        if not scale > MIN_SCALE:
+            scale = max(float(np.std(sample)), abs(float(q50)) * 1e-3, MIN_SCALE)
+        return cls(float(q50), float(scale))
+
+    def transform(self, x: np.ndarray) -> np.ndarray:
+        t = (np.asarray(x, dtype=np.float64) - self.median) / self.scale
+        return np.clip(t, -T_LIMIT, T_LIMIT)
+
+
+@dataclass(frozen=True)
+class NumericSeason:
+    """Per-bucket location and scale of t; `standardise` maps a value to its bucket's z."""
+
+    scaler: Scaler
+    location: np.ndarray  # per bucket, 24 or 168
+    scale: np.ndarray
+
+    @property
+    def buckets(self) -> int:
+        return len(self.location)
+
+    def standardise(self, x: np.ndarray, ts_ms: np.ndarray) -> np.ndarray:
+        """z of values x at event times ts_ms: t less the location, over the scale, of that
+        moment, both interpolated linearly between the centres of the hours around it (a
+        bucket's mean is that of its whole hour: without interpolation, a cycle that moves
+        within the hour would leave a saw-tooth)."""
+        return self.standardise_t(self.scaler.transform(x), ts_ms)
+
+    def standardise_t(self, t: np.ndarray, ts_ms: np.ndarray) -> np.ndarray:
+        """z of values already on the scaler's scale."""
+        before, after, weight = _neighbours(ts_ms, self.buckets)
+        location = self.location[before] + weight * (self.location[after] - self.location[before])
+        scale = self.scale[before] + weight * (self.scale[after] - self.scale[before])
+        return (t - location) / scale
+
+    def to_state(self) -> dict[str, Any]:
+        return {
+            "median": self.scaler.median,
+            "scale_t": self.scaler.scale,
+            "location": self.location,
+            "scale": self.scale,
+        }
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> NumericSeason:
+        return cls(
+            Scaler(float(state["median"]), float(state["scale_t"])),
+            np.asarray(state["location"], dtype=np.float64),
+            np.asarray(state["scale"], dtype=np.float64),
+        )
+
+
+@dataclass(frozen=True)
+class CategoricalSeason:
+    """Per-bucket shares of category codes (the reference's, 'other' last), in the reference's
+    order of codes: `transform` gives the mid-PIT of each code under its bucket's shares."""
+
+    shares: np.ndarray  # (buckets, codes)
+
+    @property
+    def buckets(self) -> int:
+        return len(self.shares)
+
+    def transform(self, codes: np.ndarray, ts_ms: np.ndarray) -> np.ndarray:
+        """Mid-PIT of each code under the shares of its event time's bucket."""
+        return self._middles[hour_of_week(ts_ms) % self.buckets, codes]
+
+    @cached_property
+    def _middles(self) -> np.ndarray:
+        return np.cumsum(self.shares, axis=1) - 0.5 * self.shares
+
+    def to_state(self) -> dict[str, Any]:
+        return {"shares": self.shares}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> CategoricalSeason:
+        return cls(np.asarray(state["shares"], dtype=np.float64))
+
+
+STATISTIC_POINT = 2.0**20  # PIT statistics (in [0, 1]) are summed as integers of 2⁻²⁰
+HARMONICS = 2  # daily harmonics of a statistic's offsets (Recentring)
+
+
+class Recentring:
+    """Per hour-of-day offsets of a standardised signal's PIT statistics, learned over its first
+    day watched and subtracted from then on.
+
+    Standardising fixes location and scale, not shape: a bounded or discrete value whose shape
+    changes over the day (a confidence that piles up at 0.5, a count of small mean) leaves its
+    PIT statistics ±0.02 off their level at some hours, a slow daily cycle that ADWIN finds in
+    the end. Each statistic's mean per hour of the day over a whole day (about 1,000 values an
+    hour at 20 a minute: standard error 0.01) less its mean over that day is that cycle; only
+    differences between hours are removed, so a change that moves every hour stays whole. The
+    day ends at the first value at or after `until_ms` (event time), whatever the batches."""
+
+    def __init__(self, statistics: int, until_ms: int) -> None:
+        self.until_ms = until_ms
+        self.sums = np.zeros((statistics, DAY_HOURS), dtype=np.int64)
+        self.counts = np.zeros(DAY_HOURS, dtype=np.int64)
+        self.offsets: np.ndarray | None = None  # (statistics, 24) once the day is over
+
+    def apply(self, statistics: list[np.ndarray], ts_ms: np.ndarray) -> list[np.ndarray]:
+        """The statistics of values at ts_ms (in order), learned from or recentred."""
+        hours = (np.asarray(ts_ms, dtype=np.int64) // HOUR_MS) % DAY_HOURS
+        learn = 0
+        if self.offsets is None:
+            past = np.flatnonzero(ts_ms >= self.until_ms)
+            learn = int(past[0]) if len(past) else len(ts_ms)
+            for row, values in enumerate(statistics):
+                fixed = np.round(values[:learn] * STATISTIC_POINT).astype(np.int64)
+                np.add.at(self.sums[row], hours[:learn], fixed)
+            np.add.at(self.counts, hours[:learn], 1)
+            if learn == len(ts_ms):
+                return statistics
+            self.offsets = self._offsets()
+        offsets = self.offsets
+        return [
+            np.concatenate((values[:learn], values[learn:] - offsets[row, hours[learn:]]))
+            for row, values in enumerate(statistics)
+        ]
+
+    def _offsets(self) -> np.ndarray:
+        """Per statistic, the daily harmonics (HARMONICS of them) fitted to its hourly means by
+        weighted least squares, if they are significant against the noise of a uniform PIT's
+        statistic (variance 1/12), else none: an hour's mean over one day has a standard error
+        of about 0.01, and offsets made of noise would be a daily cycle of their own."""
+        counts = self.counts.astype(np.float64)
+        phase = 2 * np.pi * (np.arange(DAY_HOURS) + 0.5) / DAY_HOURS
+        k = np.arange(1, HARMONICS + 1)
+        waves = np.column_stack((np.cos(np.outer(phase, k)), np.sin(np.outer(phase, k))))
+        design = np.column_stack((np.ones(DAY_HOURS), waves)) * np.sqrt(counts)[:, None]
+        offsets = np.zeros((len(self.sums), DAY_HOURS))
+        seen = counts > 0
+        if seen.sum() <= design.shape[1]:
+            return offsets
+        for row, sums in enumerate(self.sums / STATISTIC_POINT):
+            means = np.where(seen, sums / np.maximum(counts, 1.0), 0.0)
+            fit = np.linalg.lstsq(design[seen], (means * np.sqrt(counts))[seen], rcond=None)[0]
+            cycle = waves @ fit[1:]
+            chi2 = float(np.sum(counts * cycle**2) * 12.0)
+            if _significant(chi2, 2.0 * HARMONICS):
+                offsets[row] = cycle
+        return offsets
+
+    def to_state(self) -> dict[str, Any]:
+        return {
+            "until_ms": self.until_ms,
+            "sums": self.sums,
+            "counts": self.counts,
+            "offsets": self.offsets,
+        }
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> Recentring:
+        sums = np.asarray(state["sums"], dtype=np.int64).reshape(-1, DAY_HOURS)
+        recentring = cls(len(sums), int(state["until_ms"]))
+        recentring.sums = sums
+        recentring.counts = np.asarray(state["counts"], dtype=np.int64)
+        if state["offsets"] is not None:
+            recentring.offsets = np.asarray(state["offsets"], dtype=np.float64).reshape(
+                -1, DAY_HOURS
+            )
+        return recentring
+
+
+class SeasonLearner:
+    """Per-bucket evidence over one cycle of event time (see the module docstring), for numbers
+    (`scaler` given: sums of t) or category codes (`codes` given: counts per code)."""
+
+    def __init__(self, plan: Plan, scaler: Scaler | None = None, codes: int = 0) -> None:
+        self.plan = plan
+        self.scaler = scaler
+        self.seen = 0  # values taken
+        self.counts = np.zeros((WEEK_HOURS, max(codes, 1)), dtype=np.int64)
+        self.sums = np.zeros((2, WEEK_HOURS), dtype=np.int64)  # fixed-point t and t²
+        self.stride = plan.stride  # every stride-th value is in the sample
+        self.sample = np.empty(0)  # thinned t, with its event time
+        self.sample_ts = np.empty(0, dtype=np.int64)
+
+    def take(self, values: np.ndarray, ts_ms: np.ndarray) -> int:
+        """Learn from values in order (numbers, or codes) until the cycle ends; return how many
+        were taken (fewer than given: the cycle ended at the first value not taken)."""
+        ts_ms = np.asarray(ts_ms, dtype=np.int64)
+        past = np.flatnonzero(ts_ms >= self.plan.end_ms)
+        take = int(past[0]) if len(past) else len(ts_ms)
+        buckets = hour_of_week(ts_ms[:take])
+        if self.scaler is None:
+            codes = np.asarray(values[:take], dtype=np.int64)
+            np.add.at(self.counts, (buckets, codes), 1)
+        else:
+            t = self.scaler.transform(np.asarray(values[:take], dtype=np.float64))
+            q = np.round(t * FIXED_POINT).astype(np.int64)
+            np.add.at(self.counts[:, 0], buckets, 1)
+            np.add.at(self.sums[0], buckets, q)
+            np.add.at(self.sums[1], buckets, q * q)
+            kept = (np.arange(self.seen, self.seen + take) % self.stride) == 0
+            if kept.any():
+                self.sample = np.concatenate((self.sample, t[kept]))
+                self.sample_ts = np.concatenate((self.sample_ts, ts_ms[:take][kept]))
+            while len(self.sample) >= 2 * POOLED_SAMPLE:  # the rate was underestimated: thin more
+                self.sample, self.sample_ts = self.sample[::2], self.sample_ts[::2]
+                self.stride *= 2
+        self.seen += take
+        return take
+
+    # -- deciding ---------------------------------------------------------------------
+
+    def numeric_season(self) -> NumericSeason | None:
+        """The per-bucket standardisation, if a daily (and weekly) component is significant."""
+        assert self.scaler is not None
+        n = self.counts[:, 0].astype(np.float64)
+        total = n.sum()
+        if total < 2:
+            return None
+        sum_t = self.sums[0] / FIXED_POINT
+        sum_tt = self.sums[1] / FIXED_POINT**2
+        centred = self.sample - self.sample.mean() if len(self.sample) else self.sample
+        kurtosis = float(np.mean(centred**4) / np.mean(centred**2) ** 2) if centred.any() else 3.0
+        hours = _buckets_to_use(
+            lambda group: _location_scale_chi2(n, sum_t, sum_tt, group, kurtosis),
+            self.plan.hours,
+        )
+        if hours is None:
+            return None
+        location, scale = _shrunk_moments(n, sum_t, sum_tt, hours)
+        return NumericSeason(self.scaler, location, scale)
+
+    def categorical_season(self) -> CategoricalSeason | None:
+        """Per-bucket shares, if the category mix depends on the hour (of the day or week)."""
+        counts = self.counts.astype(np.float64)
+        if counts.sum() < 2:
+            return None
+        hours = _buckets_to_use(
+            lambda group: _independence_chi2(counts, group),
+            self.plan.hours,
+        )
+        if hours is None:
+            return None
+        return CategoricalSeason(_shrunk_shares(counts, hours))
+
+    def location_level(self, season: CategoricalSeason) -> tuple[float, float]:
+        """Mean and variance of the location statistic (mid-PIT) over the cycle's codes."""
+        counts = _fold(self.counts.astype(np.float64), season.buckets)
+        middles = season._middles
+        total = counts.sum()
+        mean = float(np.sum(counts * middles) / total)
+        return mean, float(np.sum(counts * (middles - mean) ** 2) / total)
+
+    def pooled_sample(self, season: NumericSeason) -> np.ndarray:
+        """The thinned sample of the cycle, standardised by its bucket."""
+        return season.standardise_t(self.sample, self.sample_ts)
+
+    # -- state ----------------------------------------------------------------------------
+
+    def to_state(self) -> dict[str, Any]:
+        return {
+            "plan": [self.plan.hours, self.plan.end_ms, self.plan.stride],
+            "scaler": None if self.scaler is None else [self.scaler.median, self.scaler.scale],
+            "seen": self.seen,
+            "stride": self.stride,
+            "counts": self.counts,
+            "sums": self.sums,
+            "sample": self.sample,
+            "sample_ts": self.sample_ts,
+        }
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> SeasonLearner:
+        hours, end_ms, stride = state["plan"]
+        scaler = state["scaler"]
+        counts = np.asarray(state["counts"], dtype=np.int64).reshape(WEEK_HOURS, -1)
+        learner = cls(
+            Plan(int(hours), int(end_ms), int(stride)),
+            None if scaler is None else Scaler(float(scaler[0]), float(scaler[1])),
+            counts.shape[1],
+        )
+        learner.seen = int(state["seen"])
+        learner.stride = int(state["stride"])
+        learner.counts = counts
+        learner.sums = np.asarray(state["sums"], dtype=np.int64).reshape(2, WEEK_HOURS)
+        learner.sample = np.asarray(state["sample"], dtype=np.float64)
+        learner.sample_ts = np.asarray(state["sample_ts"], dtype=np.int64)
+        return learner
+
+
+def _neighbours(ts_ms: np.ndarray, buckets: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For each event time: the buckets whose centres (half past each hour) bracket it, and the
+    weight of the later one. Integer arithmetic up to the weight, so identical for any batching."""
+    since_centre = np.asarray(ts_ms, dtype=np.int64) - HOUR_MS // 2
+    hours, into = np.divmod(since_centre, HOUR_MS)
+    before = hours % buckets
+    return before, (before + 1) % buckets, into / HOUR_MS
+
+
+def _fold(per_week: np.ndarray, hours: int) -> np.ndarray:
+    """Hour-of-week rows summed into `hours` rows (168: as they are; 24: hour of day; 1: all)."""
+    return per_week.reshape(WEEK_HOURS // hours, hours, *per_week.shape[1:]).sum(axis=0)
+
+
+def _buckets_to_use(
+    chi2_between: Callable[[int], tuple[float, float]], learned_hours: int
+) -> int | None:
+    """24 or 168 buckets if the daily, then the weekly component is significant (None: neither).
+
+    `chi2_between(hours)` returns (chi-square, degrees of freedom) of the differences between
+    buckets of `hours` beyond those between buckets of the next coarser grouping."""
+    daily, df = chi2_between(DAY_HOURS)
+    if not _significant(daily, df):
+        return None
+    if learned_hours < WEEK_HOURS:
+        return DAY_HOURS
+    weekly, df = chi2_between(WEEK_HOURS)
+    return WEEK_HOURS if _significant(weekly, df) else DAY_HOURS
+
+
+def _significant(chi2: float, df: float) -> bool:
+    return df > 0 and chi2 > df + SIGNIFICANCE_SIGMAS * np.sqrt(2.0 * df)
+
+
+def _coarser(hours: int) -> int:
+    return DAY_HOURS if hours == WEEK_HOURS else 1
+
+
+def _location_scale_chi2(
+    n: np.ndarray, sum_t: np.ndarray, sum_tt: np.ndarray, hours: int, kurtosis: float
+) -> tuple[float, float]:
+    """Chi-square of the bucket means and log variances (buckets of `hours`) around those of
+    their coarser bucket, with its degrees of freedom; buckets of fewer than 3 values are left
+    out. A log variance's sampling variance is (kurtosis - 1) / (n - 1): 2 / (n - 1) for normal t."""
+    fine_n, fine_s, fine_ss = (_fold(a, hours) for a in (n, sum_t, sum_tt))
+    coarse = _coarser(hours)
+    coarse_n, coarse_s, coarse_ss = (_fold(a, coarse) for a in (n, sum_t, sum_tt))
+    parent = np.arange(hours) % coarse
+    used = fine_n >= 3
+    if used.sum() < 2:
+        return 0.0, 0.0
+    mean = fine_s[used] / fine_n[used]
+    var = (
+        np.maximum(fine_ss[used] / fine_n[used] - mean**2, 0.0) * fine_n[used] / (fine_n[used] - 1)
+    )
+    parent_n = coarse_n[parent[used]]
+    parent_mean = coarse_s[parent[used]] / parent_n
+    parent_var = np.maximum(coarse_ss[parent[used]] / parent_n - parent_mean**2, MIN_SCALE)
+    within = np.maximum(var, MIN_SCALE)
+    location = float(np.sum(fine_n[used] * (mean - parent_mean) ** 2 / parent_var))
+    spread = float(
+        np.sum((fine_n[used] - 1) / max(kurtosis - 1.0, 2.0) * np.log(within / parent_var) ** 2)
+    )
+    groups = len(np.unique(parent[used]))
+    df = float(used.sum() - groups)
+    return location + spread, 2.0 * df
+
+
+def _independence_chi2(counts: np.ndarray, hours: int) -> tuple[float, float]:
+    """Pearson's chi-square of the category mix of buckets of `hours` against their coarser
+    bucket's mix, with its degrees of freedom."""
+    fine = _fold(counts, hours)
+    coarse = _coarser(hours)
+    parent = _fold(counts, coarse)[np.arange(hours) % coarse]
+    fine_n = fine.sum(axis=1, keepdims=True)
+    parent_n = parent.sum(axis=1, keepdims=True)
+    used_rows = fine_n[:, 0] > 0
+    expected = fine_n * parent / np.maximum(parent_n, 1)
+    present = (parent.sum(axis=0) > 0)[None, :] & used_rows[:, None] & (expected > 0)
+    chi2 = float(np.sum((fine[present] - expected[present]) ** 2 / expected[present]))
+    categories = int(np.count_nonzero(counts.sum(axis=0)))
+    groups = len(np.unique((np.arange(hours) % coarse)[used_rows]))
+    df = float((int(used_rows.sum()) - groups) * max(categories - 1, 0))
+    return chi2, df
+
+
+def _shrunk_moments(
+    n: np.ndarray, sum_t: np.ndarray, sum_tt: np.ndarray, hours: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-bucket mean and sd of t over `hours` buckets, each mean and variance shrunk towards
+    those of its coarser bucket (all values, then hour of day) with PRIOR_EVENTS of weight."""
+    mean = np.array([sum_t.sum() / n.sum()])
+    variance = np.maximum(np.array([sum_tt.sum() / n.sum()]) - mean**2, 0.0)
+    for level in (DAY_HOURS, WEEK_HOURS)[: 1 + (hours == WEEK_HOURS)]:
+        count, prior = _fold(n, level), PRIOR_EVENTS[level]
+        parent = np.arange(level) % len(mean)
+        own_mean = _fold(sum_t, level) / np.maximum(count, 1.0)
+        own_variance = np.maximum(_fold(sum_tt, level) / np.maximum(count, 1.0) - own_mean**2, 0.0)
+        weight = count + prior
+        mean, variance = (
+            (count * own_mean + prior * mean[parent]) / weight,
+            (count * own_variance + prior * variance[parent]) / weight,
+        )
+    sd = np.sqrt(variance)
+    return mean, np.maximum(sd, max(float(np.median(sd)) * 1e-3, MIN_SCALE))
+
+
+def _shrunk_shares(counts: np.ndarray, hours: int) -> np.ndarray:
+    """Per-bucket category shares over `hours` buckets, shrunk like `_shrunk_moments`."""
+    shares = counts.sum(axis=0, keepdims=True) / counts.sum()
+    for level in (DAY_HOURS, WEEK_HOURS)[: 1 + (hours == WEEK_HOURS)]:
+        folded, prior = _fold(counts, level), PRIOR_EVENTS[level]
+        parent = np.arange(level) % len(shares)
+        shares = (folded + prior * shares[parent]) / (folded.sum(axis=1, keepdims=True) + prior)
+    return shares

@@ -1,0 +1,260 @@
+"""Seasonal adjustment: a signal that follows the hour of the day and of the week learns its
+cycle over one cycle of event time, is quiet about the cycle afterwards and catches what moves
+away from the usual value for the hour; decisions do not depend on batches or restores."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import orjson
+import pytest
+
+from detector.core.monitors.columns import SourceRefs
+from detector.core.monitors.config import SignalConfig
+from detector.core.monitors.seasonal import (
+    DAY_HOURS,
+    HOUR_MS,
+    WEEK_HOURS,
+    CategoricalSeason,
+    NumericSeason,
+    Plan,
+    Scaler,
+    SeasonLearner,
+    plan,
+)
+from detector.core.monitors.signal import SignalMonitor
+from detector.core.monitors.signal_type import SignalType
+from tests.unit.test_signal import default_config
+
+START_MS = 1_767_571_200_000  # Monday 2026-01-05 00:00 UTC
+DAY_MS = 24 * HOUR_MS
+STEP_MS = 6_000  # 10 events a minute
+
+
+def times(days: float, step_ms: int = STEP_MS) -> np.ndarray:
+    return START_MS + step_ms * np.arange(int(days * DAY_MS // step_ms), dtype=np.int64)
+
+
+def hours_of_day(ts: np.ndarray) -> np.ndarray:
+    return (ts % DAY_MS) / HOUR_MS
+
+
+def weekend(ts: np.ndarray) -> np.ndarray:
+    return (((ts - START_MS) // DAY_MS) % 7 >= 5).astype(np.float64)
+
+
+def cyclic(ts: np.ndarray, seed: int, weekly: float = 1.0) -> np.ndarray:
+    """A value in the hundreds whose mean follows the day (±3 sd) and the weekend (+weekly sd)."""
+    rng = np.random.default_rng(seed)
+    daily = np.cos(2 * np.pi * (hours_of_day(ts) - 18.0) / 24.0)
+    return 200.0 + 10.0 * (3.0 * daily + weekly * weekend(ts) + rng.normal(0.0, 1.0, len(ts)))
+
+
+def device_mix(ts: np.ndarray, seed: int, moved: float = 0.0) -> list[str]:
+    """Mobile in the evening, web in working hours; `moved` of every hour's mix goes to web."""
+    rng = np.random.default_rng(seed)
+    evening = np.cos(2 * np.pi * (hours_of_day(ts) - 20.0) / 24.0)
+    mobile = (0.65 + 0.25 * evening) * (1.0 - moved)
+    return np.where(rng.random(len(ts)) < mobile, "mobile", "web").tolist()
+
+
+def learned(learner: SeasonLearner, values: np.ndarray, ts: np.ndarray, chunk: int) -> int:
+    """Feed the learner in chunks until its cycle ends; return the values it took."""
+    taken = 0
+    for start in range(0, len(ts), chunk):
+        step = learner.take(values[start : start + chunk], ts[start : start + chunk])
+        taken += step
+        if step < len(ts[start : start + chunk]):
+            break
+    return taken
+
+
+# -- the plan -------------------------------------------------------------------------------
+
+
+def test_slow_traffic_learns_a_week_and_faster_a_day_and_fast_none() -> None:
+    week = plan(times(0.07), 1_000_000)  # 10 a minute: a week is 100,800 events
+    assert week is not None and week.hours == WEEK_HOURS
+    assert week.end_ms == START_MS + WEEK_HOURS * HOUR_MS
+    day = plan(times(0.07), 20_000)  # a day (14,400 events) fits, a week does not
+    assert day is not None and day.hours == DAY_HOURS
+    assert plan(times(0.01, step_ms=1), 1_000_000) is None  # 1000 a second: a day is 86 million
+    assert plan(np.full(1000, START_MS), 1_000_000) is None  # times that do not move
+    assert plan(times(0.07), 0) is None  # switched off
+
+
+# -- deciding whether a cycle is significant ------------------------------------------------
+
+
+def numeric_learner(values: np.ndarray, ts: np.ndarray, chunk: int = 5000) -> SeasonLearner:
+    season_plan = plan(ts[:1000], 1_000_000)
+    assert season_plan is not None
+    learner = SeasonLearner(season_plan, Scaler.fit(values[:1000]))
+    learned(learner, values, ts, chunk)
+    return learner
+
+
+def test_a_daily_and_weekly_cycle_is_found_and_removed() -> None:
+    ts = times(14)
+    values = cyclic(ts, seed=1)
+    learner = numeric_learner(values, ts)
+    season = learner.numeric_season()
+    assert season is not None and season.buckets == WEEK_HOURS
+    z = season.standardise(values[learner.seen :], ts[learner.seen :])  # the second week
+    by_hour = (ts[learner.seen :] // HOUR_MS) % DAY_HOURS
+    hourly = np.array([z[by_hour == h].mean() for h in range(DAY_HOURS)])
+    assert np.abs(hourly).max() < 0.1  # the raw value moves ±3 sd over the day
+    assert 0.9 < z.std() < 1.1
+
+
+def test_a_daily_cycle_without_a_weekly_one_uses_hours_of_the_day() -> None:
+    ts = times(8)
+    season = numeric_learner(cyclic(ts, seed=2, weekly=0.0), ts).numeric_season()
+    assert season is not None and season.buckets == DAY_HOURS
+
+
+def test_a_signal_without_cycles_keeps_its_reference() -> None:
+    ts = times(8)
+    values = np.random.default_rng(3).lognormal(3.0, 0.8, len(ts))
+    assert numeric_learner(values, ts).numeric_season() is None
+
+
+def test_a_category_mix_that_follows_the_hour_gets_shares_per_hour() -> None:
+    ts = times(8)
+    codes = (np.asarray(device_mix(ts, seed=4)) == "web").astype(np.int64)
+    season_plan = plan(ts[:1000], 1_000_000)
+    assert season_plan is not None
+    learner = SeasonLearner(season_plan, codes=2)
+    learned(learner, codes, ts, 5000)
+    season = learner.categorical_season()
+    assert season is not None and season.buckets == DAY_HOURS
+    evening, morning = START_MS + 20 * HOUR_MS, START_MS + 8 * HOUR_MS
+    assert season.shares[20, 0] > 0.85 and season.shares[8, 0] < 0.45  # mobile share by hour
+    # mid-PIT of 'mobile' (code 0) is half its share at that hour
+    u = season.transform(np.array([0, 0]), np.array([evening, morning]))
+    assert u == pytest.approx(season.shares[[20, 8], 0] / 2)
+
+    flat = np.random.default_rng(5).integers(0, 2, len(ts))
+    flat_learner = SeasonLearner(season_plan, codes=2)
+    learned(flat_learner, flat, ts, 5000)
+    assert flat_learner.categorical_season() is None
+
+
+# -- batching and state ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("chunk", [1, 977, 50_000])
+def test_learning_does_not_depend_on_batches_and_survives_a_restore(chunk: int) -> None:
+    ts = times(8)
+    values = cyclic(ts, seed=6)
+    whole = numeric_learner(values, ts, chunk=len(ts))
+    season_plan = plan(ts[:1000], 1_000_000)
+    assert season_plan is not None
+    learner = SeasonLearner(season_plan, Scaler.fit(values[:1000]))
+    half = len(ts) // 3
+    first = learned(learner, values[:half], ts[:half], chunk)
+    state = orjson.loads(orjson.dumps(learner.to_state(), option=orjson.OPT_SERIALIZE_NUMPY))
+    learner = SeasonLearner.from_state(state)
+    learned(learner, values[first:], ts[first:], chunk)
+    assert learner.seen == whole.seen
+    assert np.array_equal(learner.sums, whole.sums)
+    assert np.array_equal(learner.sample, whole.sample)
+    mine, theirs = learner.numeric_season(), whole.numeric_season()
+    assert mine is not None and theirs is not None
+    assert np.array_equal(mine.location, theirs.location)
+    assert np.array_equal(mine.scale, theirs.scale)
+
+
+def test_seasons_survive_their_state() -> None:
+    numeric = NumericSeason(Scaler(3.0, 2.0), np.linspace(-1, 1, 24), np.full(24, 1.5))
+    state = orjson.loads(orjson.dumps(numeric.to_state(), option=orjson.OPT_SERIALIZE_NUMPY))
+    ts, x = times(1)[:500], np.linspace(0, 10, 500)
+    assert np.array_equal(
+        NumericSeason.from_state(state).standardise(x, ts), numeric.standardise(x, ts)
+    )
+    categorical = CategoricalSeason(np.tile([0.2, 0.5, 0.3], (168, 1)))
+    state = orjson.loads(orjson.dumps(categorical.to_state(), option=orjson.OPT_SERIALIZE_NUMPY))
+    assert np.array_equal(CategoricalSeason.from_state(state).shares, categorical.shares)
+    assert Plan(24, 1, 1) == Plan(24, 1, 1)
+
+
+# -- a seasonal signal ---------------------------------------------------------------------
+
+
+def run(
+    kind: SignalType,
+    values: np.ndarray | Sequence[str],
+    ts: np.ndarray,
+    batch: int,
+    config: SignalConfig,
+    restore_at: int | None = None,
+) -> list[tuple[int, str, str, str, str, Any]]:
+    """Feed a signal with its event times in batches (through its checkpoint at `restore_at`);
+    return its transitions as (position, kind, statistic, detector, reason, evidence)."""
+    monitor = SignalMonitor("feature.x", kind, config)
+    found = []
+    for start in range(0, len(ts), batch):
+        if restore_at is not None and start <= restore_at < start + batch:
+            state = orjson.loads(
+                orjson.dumps(monitor.to_state(), option=orjson.OPT_SERIALIZE_NUMPY)
+            )
+            monitor = SignalMonitor.from_state(monitor.monitor, config, state)
+        chunk = slice(start, start + batch)
+        refs = SourceRefs(
+            ("predictions",),
+            0,
+            np.zeros(len(ts[chunk]), dtype=np.int64),
+            np.arange(start, start + len(ts[chunk])),
+        )
+        found += [
+            (start + t.index, t.kind, t.statistic, t.detector, t.reason, t.evidence)
+            for t in monitor.update(values[chunk], refs, ts[chunk])
+        ]
+    return found
+
+
+SHIFT_DAY = 10
+
+
+def seasonal_streams() -> tuple[np.ndarray, np.ndarray, list[str], int]:
+    """12 days at 10 events a minute of a cyclic number and a cyclic mix, both moved from day
+    SHIFT_DAY on: the number by +0.5 within-hour sd, 15% of the mix towards web."""
+    ts = times(12)
+    change = int(np.searchsorted(ts, START_MS + SHIFT_DAY * DAY_MS))
+    numbers = cyclic(ts, seed=7)
+    numbers[change:] += 5.0  # 0.5 of the within-hour sd of 10
+    mix = device_mix(ts[:change], seed=8) + device_mix(ts[change:], seed=9, moved=0.15)
+    return ts, numbers, mix, change
+
+
+def test_a_cyclic_signal_is_quiet_about_its_cycle_and_catches_a_shift_within_it() -> None:
+    ts, numbers, mix, change = seasonal_streams()
+    config = default_config()
+    for kind, values in ((SignalType.numeric, numbers), (SignalType.categorical, mix)):
+        detections = [f for f in run(kind, values, ts, 5000, config) if f[1] == "detected"]
+        assert detections, kind
+        assert detections[0][0] >= change, f"{kind}: a false alarm at {detections[0][0]}"
+        assert detections[0][0] - change < 3000, kind
+
+
+def test_without_event_times_a_signal_behaves_as_before() -> None:
+    """No times (e.g. a caller that has none): no season, so the cycle raises alerts."""
+    _, numbers, _, change = seasonal_streams()
+    monitor = SignalMonitor("feature.x", SignalType.numeric, default_config())
+    refs = SourceRefs(("p",), 0, np.zeros(change, dtype=np.int64), np.arange(change))
+    assert any(t.kind == "detected" for t in monitor.update(numbers[:change], refs))
+    assert monitor.season is None and monitor.season_learner is None
+
+
+@pytest.mark.parametrize("batch,restore_at", [(997, None), (7777, 40_000), (5000, 110_000)])
+def test_seasonal_decisions_do_not_depend_on_batches_or_restores(
+    batch: int, restore_at: int | None
+) -> None:
+    ts, numbers, mix, _ = seasonal_streams()
+    config = default_config()
+    for kind, values in ((SignalType.numeric, numbers), (SignalType.categorical, mix)):
+        whole = run(kind, values, ts, len(ts), config)
+        assert whole
+        assert run(kind, values, ts, batch, config, restore_at) == whole
