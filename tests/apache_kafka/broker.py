@@ -11,6 +11,7 @@ keyed by the POM's hash: a second fetch neither runs Maven nor needs the network
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import os
 import shutil
@@ -276,7 +277,7 @@ class ApacheKafka:
                         f"node {node.node_id} did not listen on 127.0.0.1:{node.port} within {timeout_s:.0f}s"
                     )
                 )
-        admin = AdminClient({"bootstrap.servers": self.bootstrap_servers, "log_level": 0})
+        admin = self._admin()
         while time.monotonic() < deadline:
             dead = [
                 node
@@ -297,6 +298,9 @@ class ApacheKafka:
             )
         )
 
+    def _admin(self) -> AdminClient:
+        return AdminClient({"bootstrap.servers": self.bootstrap_servers, "log_level": 0})
+
     def _failure(self, what: str) -> str:
         return f"Apache Kafka did not start: {what}\n" + "\n".join(
             node.log_tail() for node in self.nodes
@@ -310,6 +314,54 @@ class ApacheKafka:
             node.process.wait()
             node.process = None
 
+    def pause(self, node_id: int) -> None:
+        """SIGSTOP one node: a hung broker, whose sockets stay open but never answer."""
+        self._signal(node_id, signal.SIGSTOP)
+
+    def resume(self, node_id: int) -> None:
+        """SIGCONT a paused node."""
+        self._signal(node_id, signal.SIGCONT)
+
+    def _signal(self, node_id: int, signum: signal.Signals) -> None:
+        process = self.nodes[node_id - 1].process
+        assert process is not None and process.poll() is None, f"node {node_id} is not running"
+        process.send_signal(signum)
+
+    def restart(self, node_id: int, timeout_s: float = START_TIMEOUT_S) -> None:
+        """Start a killed node again on its ports with its log directory (the data it had), and
+        wait until the cluster lists every broker again."""
+        node = self.nodes[node_id - 1]
+        assert node.process is None, f"node {node_id} is running: kill it first"
+        self._launch(fetch(), node)
+        self._wait_ready(timeout_s)
+
+    def replicas(self, topic: str, partition: int = 0) -> tuple[int, list[int]]:
+        """(leader, in-sync replicas) of a topic partition as the cluster describes it now
+        (leader -1 while it has none)."""
+        # Metadata, which any broker answers (describe_topics waits for the controller it last
+        # heard of, which may be the node just killed).
+        info = self._admin().list_topics(topic, timeout=10).topics[topic].partitions[partition]
+        return info.leader, sorted(info.isrs)
+
+    def leader(self, topic: str, partition: int = 0) -> int:
+        """Node id of the leader of a topic partition."""
+        return self.replicas(topic, partition)[0]
+
+    def wait_in_sync(self, topic: str, partition: int = 0, timeout_s: float = 120.0) -> list[int]:
+        """Until every node is in the partition's ISR again (a restarted node has caught up);
+        returns the ISR. Raises BrokerError with the ISR last seen at timeout."""
+        deadline = time.monotonic() + timeout_s
+        isr: list[int] = []
+        while time.monotonic() < deadline:
+            with contextlib.suppress(KafkaException):
+                _, isr = self.replicas(topic, partition)
+            if len(isr) == self.brokers:
+                return isr
+            time.sleep(0.5)
+        raise BrokerError(
+            f"{topic}[{partition}]: ISR {isr} after {timeout_s:.0f}s, not all {self.brokers} nodes"
+        )
+
     def stop(self, timeout_s: float = STOP_TIMEOUT_S) -> None:
         """SIGTERM every node (a controlled shutdown), SIGKILL those still running after
         timeout_s, then remove the temporary directory."""
@@ -319,6 +371,7 @@ class ApacheKafka:
             if node.process is not None and node.process.poll() is None
         ]
         for process in running:
+            process.send_signal(signal.SIGCONT)  # a paused node would not act on SIGTERM
             process.send_signal(signal.SIGTERM)
         deadline = time.monotonic() + timeout_s
         for process in running:
