@@ -38,6 +38,7 @@ from detector.kafka.delivery import (
     CommitSuperseded,
     ExactlyOnceOutputs,
     Outputs,
+    ProducerWedged,
 )
 from detector.kafka.faults import FaultInjector
 from detector.kafka.topics import (
@@ -467,6 +468,8 @@ class Service:
             except CheckpointAborted as exc:
                 self.metrics.commit_failures.inc()
                 log.warning("checkpoint aborted (%s): rewinding to the last checkpoint", exc)
+                if isinstance(exc, ProducerWedged):  # its successor aborts its transaction
+                    self.outputs = self._make_outputs()
                 self._rewind()
                 return
             except CommitSuperseded as exc:
@@ -668,6 +671,8 @@ class Service:
                 "kafka: %s (not ready until this passes)",
                 error.str(),
             )
+            if self.connected:
+                self.metrics.kafka_outages.inc()
             self.connected = False
             return
         log.warning("kafka: %s", error.str())

@@ -337,15 +337,23 @@ class ApacheKafka:
 
     def replicas(self, topic: str, partition: int = 0) -> tuple[int, list[int]]:
         """(leader, in-sync replicas) of a topic partition as the cluster describes it now
-        (leader -1 while it has none)."""
+        (leader -1 while it has none or the answering broker does not know it yet)."""
         # Metadata, which any broker answers (describe_topics waits for the controller it last
         # heard of, which may be the node just killed).
-        info = self._admin().list_topics(topic, timeout=10).topics[topic].partitions[partition]
-        return info.leader, sorted(info.isrs)
+        metadata = self._admin().list_topics(topic, timeout=10).topics[topic]
+        info = metadata.partitions.get(partition)
+        return (info.leader, sorted(info.isrs)) if info is not None else (-1, [])
 
     def leader(self, topic: str, partition: int = 0) -> int:
         """Node id of the leader of a topic partition."""
         return self.replicas(topic, partition)[0]
+
+    def group_coordinator(self, group: str) -> int:
+        """Node id of the coordinator of a consumer group (-1 while the cluster names none)."""
+        admin = self._admin()  # kept until the answer is in: a destroyed client fails its futures
+        future = admin.describe_consumer_groups([group], request_timeout=10)[group]
+        coordinator = future.result().coordinator
+        return coordinator.id if coordinator is not None else -1
 
     def wait_in_sync(self, topic: str, partition: int = 0, timeout_s: float = 120.0) -> list[int]:
         """Until every node is in the partition's ISR again (a restarted node has caught up);
