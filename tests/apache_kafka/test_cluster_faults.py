@@ -110,12 +110,11 @@ class Topics(KafkaNames):
         admin = AdminClient({"bootstrap.servers": cluster.bootstrap_servers})
         for future in admin.create_topics(new, operation_timeout=30).values():
             future.result()
-        for name, leader in led_by.items():
-            wait_until(
-                lambda name=name, leader=leader: cluster.leader(name) == leader,
-                30,
-                f"{name} led by node {leader}",
-            )
+        wait_until(
+            lambda: all(cluster.leader(name) == leader for name, leader in led_by.items()),
+            30,
+            "each topic led by its node",
+        )
 
 
 @dataclass
