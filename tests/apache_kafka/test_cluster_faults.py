@@ -1,12 +1,16 @@
 """A three-node Apache Kafka cluster (KRaft; replication factor 3, min.insync.replicas 2) loses
-a partition leader under the detector while traffic flows: the leader of the input, the alerts
-or the state partition is killed (SIGKILL), or hung (SIGSTOP past the clients' timeouts, then
-SIGCONT).
+a node under the detector while traffic flows: the leader of the input, the alerts or the state
+partition, or the consumer group's coordinator, is killed (SIGKILL); or the alerts' leader hangs
+(SIGSTOP past the clients' timeouts, then SIGCONT).
 
 The same detector process keeps going through the leader election: the alerts and dead letters
 read_committed are those of an uninterrupted run, each once, and no checkpoint of the state is
-committed twice. /readyz and the metrics show the episode. The killed node, restarted with its
-data, catches up until every partition is fully in sync again.
+committed twice. After a kill, /readyz and streamdrift_kafka_outages_total show the episode. The
+killed node, restarted with its data, catches up until every partition is fully in sync again.
+
+Killing the group coordinator is what found librdkafka #5511 here: send_offsets_to_transaction
+waited forever for the fenced node; the detector now abandons that producer (see
+detector/kafka/delivery.py).
 
 One cluster serves the module; each test creates its own topics with one partition each, led by
 a chosen node, so that each fault hits the role it names (the group and transaction
