@@ -315,3 +315,17 @@ def test_a_hung_leader_loses_no_alert_and_duplicates_none(
     topics, _, _ = run_through(cluster, "alerts", hang, "exactly_once", tmp_path)
     for each in LEADER_OF:
         assert cluster.wait_in_sync(topics.of(each)) == [1, 2, 3]
+
+
+def test_at_least_once_a_killed_coordinator_loses_no_alert(
+    cluster: ApacheKafka, tmp_path: Path
+) -> None:
+    """at_least_once, the group coordinator killed mid-stream: nothing is lost (duplicates are
+    allowed, with the same ids); the node comes back."""
+    topics, victim, watch = run_through(
+        cluster, "group coordinator", kill, "at_least_once", tmp_path
+    )
+    assert_the_episode_shows(watch)
+    cluster.restart(victim)
+    for each in LEADER_OF:
+        assert cluster.wait_in_sync(topics.of(each)) == [1, 2, 3]
