@@ -1,14 +1,16 @@
 # Two entry points for a fresh clone: `make demo` and `make test`.
 # Both create or refresh the virtual environment in .venv from pyproject.toml.
-# `make test` also fetches Apache Kafka's jars with Maven once (`make kafka`, needs Java 17+
-# and Maven); `make demo` and `make broker` use the embedded Tansu broker and need no Java.
+# `make test` first installs the Debian packages the tests run, when one is missing
+# (`make system-packages`: Java, Maven, chromium, stunnel4, openssl, Prometheus' tools; root),
+# then fetches Apache Kafka's jars with Maven once (`make kafka`); `make demo` and `make broker`
+# use the embedded Tansu broker and need none of it.
 
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test unit lint test-tansu kafka venv broker clean lock
+.PHONY: demo test unit lint test-tansu system-packages kafka venv broker clean lock
 
 venv: $(STAMP)
 
@@ -21,7 +23,7 @@ $(STAMP): pyproject.toml constraints.txt
 demo: $(STAMP)
 	$(BIN)/streamdrift demo
 
-test: $(STAMP) kafka lint
+test: system-packages $(STAMP) kafka lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # The inner loop: lint and the pure unit tests (no broker), about a minute.
@@ -34,9 +36,14 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 
 # The broker tests on the embedded Tansu instead of Apache Kafka.
-test-tansu: $(STAMP)
+test-tansu: system-packages $(STAMP)
 	STREAMDRIFT_TEST_BROKER=tansu $(BIN)/python -m pytest tests/integration tests/security \
 		tests/backtest/test_topic_backtest.py tests/producers/test_kafka_output.py $(PYTEST_ARGS)
+
+# The system programs the tests run, from Debian packages, installed only when one is missing
+# (apt-get as root; otherwise it says what to run). The list: tests/system-packages.sh.
+system-packages:
+	bash tests/system-packages.sh
 
 # Apache Kafka's jars (version: tests/apache_kafka/pom.xml) in ~/.cache/streamdrift; instant
 # and offline once fetched.

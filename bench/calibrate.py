@@ -34,9 +34,11 @@ from bench.report import progress, table
 from bench.stats import Count, fit_line
 from bench.workload import MISSING_RATE, standard_features
 from detector.core import calibration
+from detector.core.monitors.columns import SourceRefs
 from detector.core.monitors.detectors import BlockAdwin
 from detector.core.monitors.page_hinkley import PageHinkley
-from detector.core.monitors.signal import SignalKind, SignalMonitor, SourceRefs
+from detector.core.monitors.signal import SignalMonitor
+from detector.core.monitors.signal_type import SignalType
 from detector.core.pipeline import Pipeline
 from detector.settings import DetectionSettings, load_settings
 
@@ -95,7 +97,7 @@ def page_hinkley_alarms(
     detector = PageHinkley(threshold=threshold, delta=delta, alpha=1.0)
     alarms = values = 0
     while values < sizes.ph_values and alarms < sizes.max_alarms:
-        alarms += len(detector.update_many(rng.random(sizes.chunk)))
+        alarms += len(detector.update(rng.random(sizes.chunk)).hits)
         values += sizes.chunk
     return Count(alarms, values)
 
@@ -111,7 +113,7 @@ def same_as_river(rng: np.random.Generator, n: int = 30_000) -> bool:
     """The vectorised Page-Hinkley raises river's alarms at the same values (low threshold)."""
     x = rng.random(n)
     ours = PageHinkley(threshold=3.0, delta=0.05, alpha=1.0)
-    mine = [d.index for d in ours.update_many(x)]
+    mine = [hit.index for hit in ours.update(x).hits]
     river = RiverPageHinkley(min_instances=30, delta=0.05, threshold=3.0, alpha=1.0)
     theirs = []
     for i, value in enumerate(x.tolist()):
@@ -177,9 +179,9 @@ def adwin_alarms(delta: float, sizes: Sizes, rng: np.random.Generator) -> Count:
     detector = BlockAdwin(delta, BLOCK_EVENTS)
     alarms = blocks = 0
     while blocks < sizes.adwin_blocks and alarms < sizes.max_alarms:
-        hits, _, ends = detector.update(rng.random(sizes.chunk))
-        alarms += len(hits)
-        blocks += len(ends)
+        found = detector.update(rng.random(sizes.chunk))
+        alarms += len(found.hits)
+        blocks += len(found.block_ends)
     return Count(alarms, blocks)
 
 
@@ -225,29 +227,29 @@ def fit_adwin(sizes: Sizes, rng: np.random.Generator) -> AdwinFit:
 Draw = Callable[[np.random.Generator, int], np.ndarray | list[str]]
 
 
-def model_signals() -> list[tuple[str, SignalKind, Draw]]:
+def model_signals() -> list[tuple[str, SignalType, Draw]]:
     """Every monitor of the standard model with a stationary source of values."""
-    signals: list[tuple[str, SignalKind, Draw]] = []
+    signals: list[tuple[str, SignalType, Draw]] = []
     for name, family in standard_features().items():
-        signals.append((f"feature.{name}", family.kind, family.draw))
+        signals.append((f"feature.{name}", family.signal_type, family.draw))
         signals.append(
             (
                 f"quality.missing.{name}",
-                SignalKind.rate,
+                SignalType.rate,
                 lambda rng, n: (rng.random(n) < MISSING_RATE).astype(np.float64),
             )
         )
     signals.append(
-        ("prediction.score", SignalKind.numeric, lambda rng, n: np.round(rng.beta(2.0, 5.0, n), 4))
+        ("prediction.score", SignalType.numeric, lambda rng, n: np.round(rng.beta(2.0, 5.0, n), 4))
     )
     signals.append(
         (
             "prediction.latency",
-            SignalKind.numeric,
+            SignalType.numeric,
             lambda rng, n: np.round(rng.lognormal(2.5, 0.3, n), 2),
         )
     )
-    signals.append(("prediction.value", SignalKind.categorical, Categorical("prediction", 2).draw))
+    signals.append(("prediction.value", SignalType.categorical, Categorical("prediction", 2).draw))
     return signals
 
 
@@ -320,7 +322,8 @@ def check_budget(
     ):
         model = Pipeline(settings).new_monitor("bench")
     monitors = [
-        (SignalMonitor(name, kind, model.config), draw) for name, kind, draw in model_signals()
+        (SignalMonitor(name, signal_type, model.config), draw)
+        for name, signal_type, draw in model_signals()
     ]
     alarms: Counter[str] = Counter()
     for start in range(0, events, chunk):

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from detector.core.monitors.signal import SignalKind
+from detector.core.monitors.signal_type import SignalType
 
 T2_QUARTILE = 1.0 / math.sqrt(
     1.5
@@ -43,7 +43,7 @@ class Numeric:
     location: float = 0.0
     scale: float = 1.0
 
-    kind = SignalKind.numeric
+    signal_type = SignalType.numeric
 
     @property
     def sd(self) -> float:
@@ -102,7 +102,7 @@ class Categorical:
     name: str
     size: int
 
-    kind = SignalKind.categorical
+    signal_type = SignalType.categorical
 
     @property
     def labels(self) -> np.ndarray:

@@ -21,7 +21,9 @@ import numpy as np
 from bench.families import SUITE, Categorical, Family
 from bench.report import progress, table
 from bench.stats import Count
-from detector.core.monitors.signal import SignalConfig, SignalMonitor, SourceRefs
+from detector.core.monitors.columns import SourceRefs
+from detector.core.monitors.config import SignalConfig
+from detector.core.monitors.signal import SignalMonitor
 from detector.core.pipeline import Pipeline
 from detector.settings import load_settings
 
@@ -97,7 +99,7 @@ def change_trials(
         values = concatenate(
             family.draw(rng, change_at), family.draw(rng, sizes.horizon, shift=shift, spread=spread)
         )
-        monitor = SignalMonitor("feature.x", family.kind, config)
+        monitor = SignalMonitor("feature.x", family.signal_type, config)
         first = next(
             (t for t in monitor.update(values, sources(0, len(values))) if t.kind == "detected"),
             None,
@@ -115,7 +117,7 @@ def stationary_alarms(
     family: Family, config: SignalConfig, sizes: Sizes, rng: np.random.Generator
 ) -> Count:
     """Alerts of one monitor over a long stationary stream (warm-up excluded from the count)."""
-    monitor = SignalMonitor("feature.x", family.kind, config)
+    monitor = SignalMonitor("feature.x", family.signal_type, config)
     alarms = 0
     for start in range(0, sizes.stationary + config.warmup_events, sizes.chunk):
         n = min(sizes.chunk, sizes.stationary + config.warmup_events - start)

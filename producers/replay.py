@@ -11,11 +11,13 @@ true class. A covariate injection moves the inputs the model sees; the label sta
 
 from __future__ import annotations
 
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from river import base, datasets, linear_model, multiclass, preprocessing
+from river import compose, datasets, linear_model, multiclass, preprocessing
+from river.datasets.base import FileDataset
 
 from producers.scenarios import Reference
 from producers.stream import Draw, EventStream, FeatureSpec
@@ -26,7 +28,7 @@ PERMUTATION_STREAM = 2**32 + 1  # seeds the pass shuffles apart from every block
 
 @dataclass(frozen=True)
 class Dataset:
-    loader: type[base.FileDataset]
+    loader: Callable[[], FileDataset]  # one of river's bundled dataset classes
     description: str
 
 
@@ -76,7 +78,7 @@ class Replay(EventStream):
     dataset: str = "phishing"
     base_latency_ms: float = 8.0
     table: Table = field(init=False, repr=False)
-    estimator: base.Classifier = field(init=False, repr=False)
+    estimator: compose.Pipeline = field(init=False, repr=False)
 
     def _setup(self) -> None:
         self.table = table = load(self.dataset)
@@ -96,7 +98,7 @@ class Replay(EventStream):
             (table.size, len(self.classes)), np.nan
         )  # probabilities of unchanged rows
 
-    def _train(self) -> base.Classifier:
+    def _train(self) -> compose.Pipeline:
         classifier = linear_model.LogisticRegression()
         estimator = preprocessing.StandardScaler() | (
             classifier if len(self.classes) == 2 else multiclass.OneVsRestClassifier(classifier)
@@ -139,7 +141,7 @@ class Replay(EventStream):
             self._cached[row] = self._predict(self.table.rows[row])
         probabilities = self._cached[rows]
         for i in np.flatnonzero(changed).tolist():
-            x = {
+            x: dict[Hashable, Any] = {
                 name: v
                 for name, column in draw.features.items()
                 if not np.isnan(v := float(column[i]))
@@ -147,7 +149,7 @@ class Replay(EventStream):
             probabilities[i] = self._predict(x)
         return probabilities
 
-    def _predict(self, x: dict[str, Any]) -> np.ndarray:
+    def _predict(self, x: dict[Hashable, Any]) -> np.ndarray:
         probabilities = self.estimator.predict_proba_one(x)
         if len(self.classes) == 2:
             return np.array([probabilities.get(False, 0.0), probabilities.get(True, 0.0)])

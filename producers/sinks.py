@@ -55,7 +55,9 @@ class KafkaSink:
 
     def write(self, batch: Batch) -> None:
         for topic, events in zip(self.topics, (batch.predictions, batch.labels)):
-            for event in events if topic is not None else ():
+            if topic is None:
+                continue
+            for event in events:
                 self._produce(topic, event)
         self.producer.poll(0)
         self._raise_on_error()

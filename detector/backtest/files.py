@@ -167,4 +167,6 @@ def _timestamps(values: list[Any]) -> list[int] | None:
             return None
         return values if stamps.min() > 0 and stamps.max() < MAX_TIMESTAMP_MS else None
     parsed = list(map(parse_timestamp, values))
-    return None if None in parsed or 0 in parsed else parsed
+    if any(stamp is None or stamp == 0 for stamp in parsed):
+        return None
+    return [stamp for stamp in parsed if stamp is not None]  # all of them; narrows the type

@@ -69,7 +69,7 @@ def signal_png(
             axes[1],
             columns,
             "raw",
-            "rate" if series.kind.value == "rate" else "raw mean",
+            "rate" if series.signal_type.value == "rate" else "raw mean",
             COLOURS["raw"],
         )
         axes[1].set_ylabel("window mean (raw)")

@@ -202,6 +202,7 @@ def score(
                 for c in explaining
                 if c.monitor == detection.monitor
                 and c not in found
+                and detection.position is not None
                 and detection.position < c.window_end(max_delay)
             ),
             None,

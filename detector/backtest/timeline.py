@@ -29,7 +29,7 @@ class GrowingArray:
         self.data = np.empty(1024, dtype=np.int64)
         self.size = 0
 
-    def extend(self, values: Sequence[int]) -> None:
+    def extend(self, values: Sequence[int] | np.ndarray) -> None:
         end = self.size + len(values)
         if end > len(self.data):
             grown = np.empty(max(end, 2 * len(self.data)), dtype=np.int64)
@@ -98,7 +98,7 @@ class Timeline:
         return None if located == UNKNOWN else located
 
 
-def _codes(items: list[Hashable], distinct: list[Hashable]) -> np.ndarray:
+def _codes(items: Sequence[Hashable], distinct: Sequence[Hashable]) -> np.ndarray:
     """Index of each item in `distinct` (which holds each item once)."""
     if len(distinct) == 1:
         return np.zeros(len(items), dtype=np.int64)

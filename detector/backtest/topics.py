@@ -209,7 +209,8 @@ class TopicSource:
     def _starts(self, consumer: Consumer, tps: list[TopicPartition]) -> list[TopicPartition]:
         bounds = self.bounds
         if bounds.from_time_ms is not None:
-            # A hint only: messages before from_time are also skipped as they arrive.
+            # A hint only: messages before from_time are also skipped as they arrive, because
+            # Tansu answers offsets_for_times with 0 (harmless on Kafka, whose hint is exact).
             return consumer.offsets_for_times(
                 [TopicPartition(tp.topic, tp.partition, bounds.from_time_ms) for tp in tps],
                 timeout=10,
@@ -225,9 +226,9 @@ class TopicSource:
         while not merge.exhausted:
             for message in consumer.consume(size, 0.5):
                 last_data = time.monotonic()
-                self._receive(
-                    message, index[(message.topic(), message.partition())], merge, consumer
-                )
+                topic, partition = message.topic(), message.partition()
+                assert topic is not None and partition is not None  # set on every fetched record
+                self._receive(message, index[(topic, partition)], merge, consumer)
             while (released := merge.pop()) is not None:
                 part, message = self.partitions[released[0]], released[1]
                 self._throttle(part, consumer)
@@ -284,8 +285,9 @@ class TopicSource:
             self._finish(index, merge, consumer)
 
     def _rewind_silent(self, consumer: Consumer) -> None:
-        """Some brokers (the embedded Tansu) answer a fetch past a partition's end with silence
-        instead of an out-of-range error, so neither data nor its end ever comes. Such a partition
+        """Tansu workaround: the embedded broker answers a fetch past a partition's end with silence
+        instead of an out-of-range error, so neither data nor its end ever comes (Apache Kafka
+        answers, so this never triggers there). Such a partition
         is read from its beginning instead: messages before the start are skipped as they arrive."""
         for part in self.partitions:
             if not (part.heard or part.done or part.rewound):

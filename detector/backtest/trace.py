@@ -17,9 +17,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from detector.backtest.timeline import UNKNOWN, Timeline
+from detector.core.monitors.config import SignalConfig
 from detector.core.monitors.model import ModelMonitor
 from detector.core.monitors.reference import NumericReference
-from detector.core.monitors.signal import BAND_SIGMAS, SignalConfig, SignalKind, SignalMonitor
+from detector.core.monitors.signal import BAND_SIGMAS, SignalMonitor
+from detector.core.monitors.signal_type import SignalType
 from detector.core.pipeline import Pipeline
 
 POINTS_PER_WINDOW = 8
@@ -38,7 +40,7 @@ class Series:
 
     model: str
     monitor: str
-    kind: SignalKind
+    signal_type: SignalType
     statistics: tuple[str, ...]
     chunks: list[np.ndarray] = field(default_factory=list)
 
@@ -131,7 +133,7 @@ class Trace:
         series = self.series.get((model.name, name))
         if series is None:
             series = self.series[(model.name, name)] = Series(
-                model.name, name, signal.kind, signal.statistics
+                model.name, name, signal.signal_type, signal.statistics
             )
         sources = blocks[ends]
         self.unplaced.append(

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import orjson
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from detector.core.alerts import describe
@@ -213,12 +213,18 @@ def _demo_settings(settings: Settings) -> Settings:
 
 def _run(settings: Settings, events: int, rate: float, seed: int, out: TextIO) -> int:
     topics = settings.topics
-    ensure_topics(
-        AdminClient(settings.kafka.client_config()),
-        settings,
-        topics.inputs(),
-        [topics.alerts, topics.dlq],
-    )
+    # librdkafka's own reconnect lines would bury the one line below.
+    admin = AdminClient({**settings.kafka.client_config(), "log_level": 0})
+    try:
+        ensure_topics(admin, settings, topics.inputs(), [topics.alerts, topics.dlq])
+    except KafkaException as exc:
+        print(
+            f"streamdrift demo: kafka at {settings.kafka.bootstrap_servers} cannot be reached "
+            f"({exc.args[0].str()}): start it, fix STREAMDRIFT_KAFKA__BOOTSTRAP_SERVERS, or unset "
+            "it to run the demo on the embedded broker",
+            file=sys.stderr,
+        )
+        return 1
     streams = demo_streams(events, seed)
     truths = [truth for stream in streams for truth in stream.ground_truth()]
     board = Board(truths, total=events * len(streams), out=out)
@@ -359,9 +365,9 @@ def _read_alerts(
     try:
         while reading.is_set():
             message = consumer.poll(0.2)
-            if message is None or message.error():
-                continue
-            board.alert(orjson.loads(message.value()))
+            value = None if message is None or message.error() else message.value()
+            if value is not None:
+                board.alert(orjson.loads(value))
     except Exception as exc:
         failure.append(f"reading alerts failed: {exc!r}")
     finally:

@@ -57,6 +57,7 @@ class HealthServer:
 
         class Handler(BaseHTTPRequestHandler):
             timeout = idle_timeout_s  # applied to the connection's socket
+            raw_requestline: bytes  # set by the base class before parse_request
 
             def parse_request(self) -> bool:
                 """The standard parsing, then the size limits (an error response when over)."""
@@ -76,7 +77,7 @@ class HealthServer:
             def do_GET(self) -> None:
                 path = self.path.split("?", 1)[0]
                 if path == "/metrics":
-                    encoder, content_type = choose_encoder(self.headers.get("Accept"))
+                    encoder, content_type = choose_encoder(self.headers.get("Accept", ""))
                     self._send(HTTPStatus.OK, encoder(server.registry), content_type)
                 elif path == "/healthz":
                     alive, why = server.liveness()

@@ -19,7 +19,7 @@ from detector.core.monitors.model import RELEARN_REASONS, ModelMonitor
 from detector.core.pipeline import BatchResult
 from detector.core.state import REJECT_REASONS
 
-Metric = TypeVar("Metric", Counter, Gauge, Histogram)
+Metric = TypeVar("Metric", Counter, Gauge, Histogram, Info)
 
 _SECONDS_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -31,7 +31,9 @@ class Metrics:
         self.registry = registry
         self._with_labels: set[str] = set()  # models that have had a label join
         # Per model, the series created for it (metric, label values): what forget_models removes.
-        self._model_series: dict[str, set[tuple[Counter | Gauge | Histogram, tuple[str, ...]]]] = {}
+        self._model_series: dict[
+            str, set[tuple[Counter | Gauge | Histogram | Info, tuple[str, ...]]]
+        ] = {}
         self.build = Info(
             "streamdrift_build", "Version of the running detector.", registry=registry
         )
@@ -168,6 +170,15 @@ class Metrics:
         self.models = Gauge(
             "streamdrift_models", "Models monitored by this process.", registry=registry
         )
+        # Prometheus' info convention: value 1, the facts in labels; the alerting rules join it
+        # on `model` to give every per-model alert its owner (deploy/prometheus/rules.yml).
+        self.model_info = Info(
+            "streamdrift_model",
+            "Who owns a model and what serves it: the configured owner and runbook_url, and the "
+            "newest model version seen in its events (labels; value 1).",
+            ["model"],
+            registry=registry,
+        )
         self.models_evicted = Counter(
             "streamdrift_models_evicted",
             "Models dropped with their state and series: reason idle (limits.model_idle_seconds) or cap (a newcomer at "
@@ -275,6 +286,13 @@ class Metrics:
         """Refresh per-model gauges (called at checkpoints, for models that saw events)."""
         self.models.set(total)
         for monitor in monitors:
+            self._series(monitor.name, self.model_info, monitor.name).info(
+                {
+                    "owner": monitor.settings.owner,
+                    "runbook_url": monitor.settings.runbook_url,
+                    "version": monitor.version or "",
+                }
+            )
             for name, drifting in monitor.drifting_monitors().items():
                 self._series(monitor.name, self.drift_active, monitor.name, name).set(
                     1 if drifting else 0

@@ -68,6 +68,8 @@ class StateStore:
                 "fetch.wait.max.ms": 10,
                 "enable.auto.commit": False,
                 "isolation.level": "read_committed",
+                # Read to the end-of-partition event, not to the high watermark: Tansu's lags
+                # the true end of a partition written by a batching producer.
                 "enable.partition.eof": True,
             }
         )

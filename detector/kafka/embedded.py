@@ -6,6 +6,7 @@ memory, so a restart loses all topics and offsets.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -87,14 +88,16 @@ class EmbeddedBroker:
             "--storage-engine",
             "memory://tansu/",
         ]
-        # The broker process writes the log; the parent closes its copy right after the fork.
-        output = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
         env = {**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "warn")}
-        self.process = subprocess.Popen(
-            command, stdout=output, stderr=subprocess.STDOUT, env=env, start_new_session=True
-        )
-        if output is not subprocess.DEVNULL:
-            output.close()
+        # The broker process writes the log; the parent closes its copy right after the fork.
+        with (
+            open(self.log_path, "ab")
+            if self.log_path
+            else contextlib.nullcontext(subprocess.DEVNULL)
+        ) as output:
+            self.process = subprocess.Popen(
+                command, stdout=output, stderr=subprocess.STDOUT, env=env, start_new_session=True
+            )
         if (
             not wait_for_port("127.0.0.1", self.port, START_TIMEOUT_S)
             or self.process.poll() is not None

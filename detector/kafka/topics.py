@@ -115,7 +115,8 @@ def wait_for_cluster(
     credentials, a missing ACL, or a security.protocol that does not fit the listener."""
     errors: list[KafkaError] = []
     # librdkafka would log every reconnect on stderr; its errors come through error_cb instead.
-    probe = AdminClient({**config, "error_cb": errors.append, "log_level": 0})
+    probe_config: dict[str, Any] = {**config, "error_cb": errors.append, "log_level": 0}
+    probe = AdminClient(probe_config)
     bootstrap = config["bootstrap.servers"]
     backoff = 0.5
     while not should_stop():

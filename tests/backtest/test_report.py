@@ -1,5 +1,5 @@
 """The HTML report and the PNGs: produced, self-contained, and opened in headless Chromium
-(Debian's package, installed here with apt-get when missing) without console errors, with every
+(Debian's package, installed by `make system-packages`) without console errors, with every
 picture decoded and a screenshot that shows something."""
 
 from __future__ import annotations
@@ -7,9 +7,7 @@ from __future__ import annotations
 import base64
 import html as html_module
 import json
-import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -20,6 +18,7 @@ from matplotlib import image
 
 from tests.backtest.conftest import Backtest
 from tests.backtest.support import History
+from tests.system_packages import system_program
 
 CHROMIUM_FLAGS = (
     "--headless",
@@ -43,30 +42,8 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 @pytest.fixture(scope="session")
 def chromium() -> str:
-    """Debian's chromium, installed with apt-get when missing (as root); a clear failure otherwise."""
-    found = shutil.which("chromium")
-    if found:
-        return found
-    hint = "install it with `apt-get install chromium` as root"
-    if shutil.which("apt-get") is None or os.geteuid() != 0:
-        pytest.fail(
-            f"Debian's chromium is not installed and this session cannot install it: {hint}",
-            pytrace=False,
-        )
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for command in (
-        ["apt-get", "update", "-qq"],
-        ["apt-get", "install", "-y", "-qq", "-o", "DPkg::Lock::Timeout=300", "chromium"],
-    ):
-        result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900)
-        if result.returncode != 0:
-            pytest.fail(
-                f"`{' '.join(command)}` failed (exit {result.returncode}): {(result.stderr or result.stdout)[-2000:]}\n{hint}",
-                pytrace=False,
-            )
-    return shutil.which("chromium") or pytest.fail(
-        f"chromium is still not on PATH after apt-get install; {hint}", pytrace=False
-    )
+    """Debian's chromium (`make system-packages` installs it); a one-line failure when missing."""
+    return system_program("chromium")
 
 
 def open_in_chromium(

@@ -39,6 +39,7 @@ from tests.kafka_helpers import KafkaNames, ServiceThread, produce, wait_until
 pytestmark = pytest.mark.broker
 
 MODEL = "fraud"
+OWNER = "team-risk"  # routed to its own receiver by deploy/prometheus/alertmanager.yml
 WARMUP_EVENTS = 2000  # the reference takes the first 1,000
 DRIFT_EVENTS = 2000  # mean shift of `amount` from event WARMUP_EVENTS on
 INVALID = [b"{broken", b'{"model": "fraud", "score": 2}', b"[]"] * 5
@@ -102,7 +103,8 @@ def stack(
     produce(bootstrap, names.predictions, [*warmup.predictions, *INVALID], key=MODEL)
     produce(bootstrap, names.labels, warmup.labels, key=MODEL)
     settings = names.settings(
-        metrics={"host": "127.0.0.1"}, models={MODEL: {"label_ttl_seconds": 20}}
+        metrics={"host": "127.0.0.1"},
+        models={MODEL: {"label_ttl_seconds": 20, "owner": OWNER, "runbook_url": "https://rb/f"}},
     )
     detector = ServiceThread(settings).start()
     prometheus = None
@@ -182,6 +184,9 @@ def test_the_drift_alert_fires_after_the_injected_drift(stack: Stack) -> None:
     )
     labels = drift_alerts()["feature.amount"]
     assert (labels["model"], labels["severity"]) == (MODEL, "warning")
+    assert (labels["owner"], labels["runbook_url"]) == (OWNER, "https://rb/f"), (
+        "the owner joined from streamdrift_model_info, for Alertmanager's route"
+    )
     assert "instance" not in labels, "the alert must survive a partition moving to another replica"
 
 

@@ -4,13 +4,16 @@ are valid, and every metric the rules use is one the detector exports (or a pend
 from __future__ import annotations
 
 import subprocess
+import tomllib
 
 from tests.deploy.support import (
+    DEPLOY,
     PENDING_METRICS,
     PROMETHEUS_DIR,
     PrometheusTools,
     declared_sample_names,
     load_yaml,
+    load_yaml_documents,
     metric_names,
 )
 
@@ -87,3 +90,46 @@ def test_amtool_checks_the_alertmanager_config(prometheus_tools: PrometheusTools
     assert "SUCCESS" in output
     route = load_yaml(PROMETHEUS_DIR / "alertmanager.yml")["route"]
     assert "model" in route["group_by"], "alerts should be grouped per model"
+
+
+def receiver_of(prometheus_tools: PrometheusTools, *labels: str) -> str:
+    """The receiver the shipped Alertmanager config routes an alert with these labels to."""
+    command = [
+        prometheus_tools.amtool,
+        "config",
+        "routes",
+        "test",
+        "--config.file=alertmanager.yml",
+    ]
+    result = subprocess.run(
+        [*command, *labels], cwd=PROMETHEUS_DIR, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, f"`{' '.join(command)}` failed:\n{result.stderr}"
+    return result.stdout.strip()
+
+
+def shipped_owners() -> set[str]:
+    """Owners of the models in the shipped configurations (compose and the k8s ConfigMap)."""
+    configs = [(DEPLOY / "compose" / "streamdrift.toml").read_text()]
+    for document in load_yaml_documents(DEPLOY / "k8s" / "configmap.yaml"):
+        configs += [text for name, text in document["data"].items() if name.endswith(".toml")]
+    return {
+        model["owner"]
+        for config in configs
+        for model in tomllib.loads(config).get("models", {}).values()
+        if model.get("owner")
+    }
+
+
+def test_alertmanager_routes_each_configured_owner_to_its_own_receiver(
+    prometheus_tools: PrometheusTools,
+) -> None:
+    owners = shipped_owners()
+    assert owners, "the shipped configurations name no owner"
+    for owner in owners:
+        labels = ("alertname=StreamdriftDriftActive", f"owner={owner}", "model=m")
+        assert receiver_of(prometheus_tools, *labels) == owner
+    default = load_yaml(PROMETHEUS_DIR / "alertmanager.yml")["route"]["receiver"]
+    assert default not in owners
+    assert receiver_of(prometheus_tools, "alertname=StreamdriftDriftActive", "model=m") == default
+    assert receiver_of(prometheus_tools, "alertname=StreamdriftDown") == default

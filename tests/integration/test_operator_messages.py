@@ -70,3 +70,17 @@ def test_each_demo_writes_its_broker_log_to_a_place_of_its_own(
     assert first.parent.is_dir() and first.parent.name.startswith("streamdrift-demo-")
     for path in (first, second):
         path.parent.rmdir()
+
+
+def test_the_demo_on_an_unreachable_cluster_says_so_in_one_line() -> None:
+    env = {
+        **os.environ,
+        "STREAMDRIFT_KAFKA__BOOTSTRAP_SERVERS": f"127.0.0.1:{free_loopback_port()}",
+    }
+    process = start_cli(["demo", "--events", "1000"], env)
+    _, stderr = process.communicate(timeout=120)
+    lines = stderr.decode().strip().splitlines()
+    assert process.returncode == 1
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("streamdrift demo: kafka at 127.0.0.1:")
+    assert "unset it to run the demo on the embedded broker" in lines[0]

@@ -6,16 +6,16 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.security.tls import TlsBroker, ToolMissing, make_certificates
+from tests.security.tls import TlsBroker, ToolFailed, make_certificates
 
 
 @pytest.fixture(scope="session")
 def tls_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsBroker]:
-    """A broker of its own, reachable only through TLS (stunnel4 installed when missing)."""
+    """A broker of its own, reachable only through TLS (stunnel4, from `make system-packages`)."""
     directory = tmp_path_factory.mktemp("tls")
     try:
         broker = TlsBroker(make_certificates(directory), directory).start()
-    except ToolMissing as exc:
+    except ToolFailed as exc:
         pytest.fail(str(exc), pytrace=False)
     try:
         yield broker

@@ -1,7 +1,7 @@
 """The hostile load of tests/security/load.py on the real broker, scaled down by SCALE (10,000
 distinct model names and 1,000 distinct feature names instead of 100,000 and 10,000; the caps
 are exceeded a hundredfold and fiftyfold all the same). The full size is a command:
-`.venv/bin/python -m tests.security.load` (see the README's Security section for its numbers).
+`.venv/bin/python -m tests.security.load` (see docs/security.md, Hostile load, for its numbers).
 
 The process stays up (and exits 0 on SIGTERM); memory stays flat once the caps are reached; overflow is counted and
 dead-lettered exactly as the pure pipeline decides; the real models alert exactly as in a clean

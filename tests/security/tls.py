@@ -1,47 +1,22 @@
 """TLS in front of the embedded broker, for the TLS tests: Debian's stunnel4 accepts TLS and
 forwards to the broker's plaintext port (the bundled Tansu's own --cert/--key do not enable TLS),
-with certificates made by the openssl CLI (stunnel4 depends on openssl)."""
+with certificates made by the openssl CLI (stunnel4 depends on openssl); `make system-packages`
+installs both."""
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
 from detector.kafka.embedded import EmbeddedBroker, free_loopback_port, wait_for_port
+from tests.system_packages import system_program
 
-INSTALL_HINT = "install it as root with `apt-get install --no-install-recommends stunnel4`"
 START_TIMEOUT_S = 15.0
 
 
-class ToolMissing(RuntimeError):
-    """A tool the TLS tests need is missing and could not be installed (message says how)."""
-
-
-def stunnel_binary() -> str:
-    """Path of stunnel4; installs Debian's stunnel4 with apt-get (as root) when it is missing."""
-    if not (shutil.which("stunnel4") and shutil.which("openssl")):
-        if shutil.which("apt-get") is None or os.geteuid() != 0:
-            raise ToolMissing(
-                f"stunnel4 (and openssl) are missing and this session cannot install them: {INSTALL_HINT}"
-            )
-        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        for command in (
-            ["apt-get", "update", "-qq"],
-            ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "stunnel4"],
-        ):
-            result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
-            if result.returncode != 0:
-                output = (result.stderr or result.stdout).strip()[-2000:]
-                raise ToolMissing(
-                    f"`{' '.join(command)}` failed (exit {result.returncode}): {output}\n{INSTALL_HINT}"
-                )
-    found = shutil.which("stunnel4")
-    if found is None:
-        raise ToolMissing(f"stunnel4 is still not on PATH after installing it: {INSTALL_HINT}")
-    return found
+class ToolFailed(RuntimeError):
+    """A tool the TLS tests run failed (the message says how)."""
 
 
 @dataclass(frozen=True)
@@ -55,13 +30,14 @@ class Certificates:
 
 def make_certificates(directory: Path) -> Certificates:
     """Two self-signed CAs and two server certificates (P-256 keys, valid for two days)."""
+    binary = system_program("openssl")
 
     def openssl(*args: str) -> None:
         result = subprocess.run(
-            ["openssl", *args], cwd=directory, capture_output=True, text=True, timeout=60
+            [binary, *args], cwd=directory, capture_output=True, text=True, timeout=60
         )
         if result.returncode != 0:
-            raise ToolMissing(f"`openssl {' '.join(args)}` failed: {result.stderr.strip()[-1000:]}")
+            raise ToolFailed(f"`openssl {' '.join(args)}` failed: {result.stderr.strip()[-1000:]}")
 
     key = ("-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes")
     for ca in ("ca", "other-ca"):
@@ -131,7 +107,7 @@ class TlsBroker:
     stunnel: subprocess.Popen[bytes] | None = None
 
     def start(self) -> TlsBroker:
-        binary = stunnel_binary()
+        binary = system_program("stunnel4")
         self.tls_port, self.wrong_host_port = free_loopback_port(), free_loopback_port()
         self.broker = EmbeddedBroker(
             advertised_port=self.tls_port, log_path=self.directory / "tansu.log"
@@ -152,7 +128,7 @@ class TlsBroker:
             for port in (self.tls_port, self.wrong_host_port)
         ):
             self.stop()
-            raise ToolMissing(
+            raise ToolFailed(
                 f"stunnel did not listen on ports {self.tls_port} and {self.wrong_host_port}; see {self.directory / 'stunnel.log'}"
             )
         return self

@@ -61,9 +61,10 @@ def test_block_adwin_checkpointed_after_every_batch_decides_as_the_public_adwin(
     block_events, ours, means = 16, [], []
     adwin = BlockAdwin(delta=0.002, block_events=block_events)
     for start in range(0, len(values), 1_001):
-        hits, batch_means, ends = adwin.update(values[start : start + 1_001])
-        ours += [(len(means) + ends.tolist().index(h.index), h.change_age) for h in hits]
-        means += batch_means.tolist()
+        found = adwin.update(values[start : start + 1_001])
+        ends = found.block_ends.tolist()
+        ours += [(len(means) + ends.index(h.index), h.change_age) for h in found.hits]
+        means += found.block_means.tolist()
         state = orjson.loads(orjson.dumps(adwin.to_state(), option=orjson.OPT_SERIALIZE_NUMPY))
         adwin = BlockAdwin(delta=0.002, block_events=block_events)
         adwin.load_state(state)

@@ -34,8 +34,8 @@ def test_a_flat_run_then_a_change_decides_as_if_every_value_was_fed(
         s = stream(deferring)
         hits = []
         for start in range(0, len(values), batch):
-            found, _, _ = s.update(values[start : start + batch])
-            hits += [(start + h.index, h.detector) for h in found]
+            found = s.update(values[start : start + batch])
+            hits += [(start + h.index, h.detector) for h in found.hits]
         results.append(
             (
                 hits,
@@ -72,9 +72,9 @@ def test_block_adwin_signals_where_river_s_adwin_does_on_the_same_block_means() 
     river = ADWIN(delta=0.002, clock=ADWIN_CLOCK, max_buckets=5)
     ours, theirs = [], []
     for start in range(0, len(values), 999):
-        hits, means, ends = block.update(values[start : start + 999])
-        ours += [(start + h.index, h.change_age) for h in hits]
-        for end, mean in zip(ends.tolist(), means.tolist()):
+        found = block.update(values[start : start + 999])
+        ours += [(start + h.index, h.change_age) for h in found.hits]
+        for end, mean in zip(found.block_ends.tolist(), found.block_means.tolist()):
             river.update((mean - 0.5) * 4 + 0.5)
             if river.drift_detected:
                 theirs.append((start + end, int(river.width) * 16))
@@ -86,7 +86,7 @@ def test_block_adwin_restored_after_a_hit_continues_as_the_uninterrupted_one() -
     rng = np.random.default_rng(8)
     values = np.concatenate([rng.random(8000), 0.3 + 0.7 * rng.random(8000)])
     first = BlockAdwin(delta=0.002, block_events=16)
-    hits, _, _ends = first.update(values)
+    hits = first.update(values).hits
     assert hits
     cut = int(hits[0].index) + 1  # a checkpoint right after the block that signalled
     uninterrupted, before = (
@@ -98,7 +98,7 @@ def test_block_adwin_restored_after_a_hit_continues_as_the_uninterrupted_one() -
     restored.load_state(before.to_state())
     uninterrupted.update(values[:cut])
     more = rng.random(8000) ** 3
-    assert [h.index for h in restored.update(more)[0]] == [
-        h.index for h in uninterrupted.update(more)[0]
+    assert [h.index for h in restored.update(more).hits] == [
+        h.index for h in uninterrupted.update(more).hits
     ]
     assert restored.adwin.width == uninterrupted.adwin.width

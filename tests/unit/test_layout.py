@@ -1,4 +1,4 @@
-"""The layout's import direction (README.md, Layout): core ← kafka, http ← service; core,
+"""The layout's import direction (docs/layout.md): core ← kafka, http ← service; core,
 kafka ← backtest; everything ← commands. Every module under detector/ and bench/ is parsed
 with `ast` (imports inside functions count too) and each import checked against its layer."""
 
@@ -130,7 +130,7 @@ def test_every_import_in_detector_and_bench_runs_the_right_way() -> None:
         for name, path in modules
         for line in wrong_imports(name, path.read_text(), str(path.relative_to(ROOT)))
     ]
-    assert not wrong, "imports that run the wrong way (README.md, Layout):\n" + "\n".join(wrong)
+    assert not wrong, "imports that run the wrong way (docs/layout.md):\n" + "\n".join(wrong)
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,7 @@ from prometheus_client import CollectorRegistry
 
 from detector.core.pipeline import Pipeline
 from detector.http.metrics import Metrics
-from detector.settings import load_settings
+from detector.settings import ModelSettings, load_settings
 from producers.simulate import Injection, Simulator
 from tests.fakes import messages
 
@@ -45,6 +45,7 @@ def test_forgetting_a_model_removes_all_its_series_and_only_those() -> None:
         "streamdrift_alerts",
         "streamdrift_drift_active",
         "streamdrift_monitor_statistic",
+        "streamdrift_model",  # streamdrift_model_info
     } <= before["fraud"]
 
     metrics.forget_models(["fraud"])
@@ -55,3 +56,31 @@ def test_forgetting_a_model_removes_all_its_series_and_only_those() -> None:
         ["fraud", "never-seen"]
     )  # forgetting twice, or an unknown model, is harmless
     assert series_by_model(registry) == after
+
+
+def test_model_info_carries_the_configured_owner_and_the_newest_version() -> None:
+    owned = ModelSettings(owner="team-risk", runbook_url="https://runbooks/fraud")
+    settings = load_settings(None).model_copy(update={"models": {"fraud": owned}})
+    events = Simulator(seed=5).events(1200)
+    versions = [{**event, "version": "3" if i < 600 else "4"} for i, event in enumerate(events)]
+    pipeline = Pipeline(settings)
+    registry = CollectorRegistry()
+    metrics = Metrics(registry)
+    pipeline.process(messages(versions))
+    metrics.record_models(pipeline.models(), pipeline.model_count)
+    info = {
+        sample.labels["model"]: sample
+        for family in registry.collect()
+        if family.name == "streamdrift_model"
+        for sample in family.samples
+    }
+    assert set(info) == {"fraud"}
+    assert info["fraud"].value == 1
+    assert info["fraud"].labels == {
+        "model": "fraud",
+        "owner": "team-risk",
+        "runbook_url": "https://runbooks/fraud",
+        "version": "4",
+    }
+    metrics.forget_models(["fraud"])
+    assert "fraud" not in series_by_model(registry)

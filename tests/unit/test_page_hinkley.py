@@ -25,7 +25,7 @@ def batched_detections(values: np.ndarray, splits: list[int], **params: float) -
     detector = PageHinkley(**params)
     found, start = [], 0
     for chunk in np.split(values, sorted({s for s in splits if 0 < s < len(values)})):
-        found += [start + d.index for d in detector.update_many(chunk)]
+        found += [start + hit.index for hit in detector.update(chunk).hits]
         start += len(chunk)
     return found
 
@@ -63,7 +63,7 @@ def test_state_after_a_batch_matches_river() -> None:
     for value in values:
         river.update(value)
     ours = PageHinkley(threshold=1e9, delta=0.005)
-    ours.update_many(values)
+    ours.update(values)
     assert ours.state.total / ours.state.count == pytest.approx(river._x_mean.get(), rel=1e-9)
     assert ours.state.sum_increase == pytest.approx(river._sum_increase, rel=1e-9, abs=1e-9)
     assert ours.state.min_increase == pytest.approx(river._min_increase, rel=1e-9, abs=1e-9)
@@ -72,10 +72,9 @@ def test_state_after_a_batch_matches_river() -> None:
 def test_change_age_points_near_the_change() -> None:
     rng = np.random.default_rng(3)
     values = np.concatenate([rng.random(3000), 0.4 + 0.6 * rng.random(1000)])
-    detections = PageHinkley(threshold=15, delta=0.05, alpha=1.0).update_many(values)
-    assert detections, "a jump of the mean from 0.5 to 0.7 must be detected"
-    first = detections[0]
-    assert first.direction == +1
+    hits = PageHinkley(threshold=15, delta=0.05, alpha=1.0).update(values).hits
+    assert hits, "a jump of the mean from 0.5 to 0.7 must be detected"
+    first = hits[0]
     estimated_start = first.index - first.change_age
     assert abs(estimated_start - 3000) < 60
 

@@ -280,7 +280,7 @@ def test_feature_cap_keeps_memory_bounded_and_counts_overflow() -> None:
         ),
     )
     monitor = next(iter(pipeline.models()))
-    assert len(monitor.feature_kinds) == 5
+    assert len(monitor.feature_types) == 5
     assert monitor.feature_overflow == 195
 
 
@@ -310,7 +310,7 @@ def test_one_event_with_a_new_name_in_place_of_a_known_one_is_noticed() -> None:
     events[900] = {"model": "m", "features": {"a": 1.0, "c": 1.0}}
     pipeline = Pipeline(load_settings(None, detection={"warmup_events": 200}))
     run(pipeline, messages(events), size=500)
-    assert set(next(iter(pipeline.models())).feature_kinds) == {"a", "b", "c"}
+    assert set(next(iter(pipeline.models())).feature_types) == {"a", "b", "c"}
 
 
 def test_a_renamed_field_shows_as_missing_and_as_schema_change() -> None:
@@ -373,7 +373,7 @@ def test_prediction_kind_follows_the_task(task: str, kind: str) -> None:
     settings = load_settings(None, models={"m": {"task": task}})
     pipeline = Pipeline(settings)
     run(pipeline, messages([{"model": "m", "prediction": i % 3} for i in range(10)]))
-    assert next(iter(pipeline.models())).signals["prediction.value"].kind.value == kind
+    assert next(iter(pipeline.models())).signals["prediction.value"].signal_type.value == kind
 
 
 def test_alerts_carry_owner_and_runbook_from_config() -> None:

@@ -9,14 +9,12 @@ import orjson
 import pytest
 
 from detector.core.calibration import detectors_for, thresholds_for_budget
+from detector.core.monitors.columns import SourceRefs
+from detector.core.monitors.config import SignalConfig
+from detector.core.monitors.lifecycle import Transition
 from detector.core.monitors.model import signal_config
-from detector.core.monitors.signal import (
-    SignalConfig,
-    SignalKind,
-    SignalMonitor,
-    SourceRefs,
-    Transition,
-)
+from detector.core.monitors.signal import SignalMonitor
+from detector.core.monitors.signal_type import SignalType
 from detector.settings import DetectionSettings
 
 RNG = np.random.default_rng(11)
@@ -34,13 +32,13 @@ def default_config(**overrides: object) -> SignalConfig:
 
 
 def observe(
-    kind: SignalKind,
+    signal_type: SignalType,
     values: np.ndarray | Sequence[str],
     batch: int = 1000,
     config: SignalConfig | None = None,
 ) -> list[tuple[int, Transition]]:
     """Feed values in batches; return (absolute position, transition) pairs."""
-    monitor = SignalMonitor("feature.x", kind, config or default_config())
+    monitor = SignalMonitor("feature.x", signal_type, config or default_config())
     found = []
     for start in range(0, len(values), batch):
         chunk = values[start : start + batch]
@@ -65,7 +63,7 @@ def shifted(draw, n: int, at: int, shift: float) -> np.ndarray:
 )
 def test_same_defaults_catch_a_one_sd_shift_on_any_scale(location: float, scale: float) -> None:
     values = shifted(lambda n: RNG.normal(location, scale, n), 12_000, 6000, scale)
-    found = observe(SignalKind.numeric, values)
+    found = observe(SignalType.numeric, values)
     assert [t.kind for _, t in found] == ["detected"]
     position, transition = found[0]
     assert 6000 <= position < 6500
@@ -77,7 +75,7 @@ def test_same_defaults_catch_a_one_sd_shift_on_any_scale(location: float, scale:
 def test_catches_a_change_of_category_mix() -> None:
     before = RNG.choice(["a", "b", "c", "d"], 6000, p=[0.5, 0.3, 0.15, 0.05]).tolist()
     after = RNG.choice(["a", "b", "c", "d"], 6000, p=[0.25, 0.25, 0.25, 0.25]).tolist()
-    found = observe(SignalKind.categorical, before + after)
+    found = observe(SignalType.categorical, before + after)
     assert found and found[0][1].kind == "detected"
     assert 6000 <= found[0][0] < 7000
 
@@ -87,20 +85,20 @@ def test_catches_new_categories() -> None:
     after = [
         f"new-{i}" if i % 4 == 0 else v for i, v in enumerate(RNG.choice(["a", "b"], 6000).tolist())
     ]
-    found = observe(SignalKind.categorical, before + after)
+    found = observe(SignalType.categorical, before + after)
     assert found and 6000 <= found[0][0] < 6600
 
 
 def test_catches_a_jump_of_a_missing_rate() -> None:
     missing = (RNG.random(12_000) < np.where(np.arange(12_000) < 6000, 0.02, 0.2)).astype(float)
-    found = observe(SignalKind.rate, missing)
+    found = observe(SignalType.rate, missing)
     assert found and 6000 <= found[0][0] < 6500
 
 
 def test_catches_a_spread_change() -> None:
     values = RNG.normal(0, 1, 16_000)
     values[8000:] *= 1.5
-    found = observe(SignalKind.numeric, values)
+    found = observe(SignalType.numeric, values)
     assert found and found[0][1].statistic == "spread" and 8000 <= found[0][0] < 9500
 
 
@@ -115,26 +113,26 @@ STATIONARY = {
 
 @pytest.mark.parametrize("family", STATIONARY)
 def test_quiet_on_a_long_stationary_stream(family: str) -> None:
-    assert observe(SignalKind.numeric, STATIONARY[family](300_000), batch=5000) == []
+    assert observe(SignalType.numeric, STATIONARY[family](300_000), batch=5000) == []
 
 
 def test_quiet_on_a_long_stationary_categorical_stream() -> None:
     values = RNG.choice(
         [f"c{i}" for i in range(30)], 200_000, p=np.arange(30, 0, -1) / 465
     ).tolist()
-    assert observe(SignalKind.categorical, values, batch=5000) == []
+    assert observe(SignalType.categorical, values, batch=5000) == []
 
 
 def test_one_persistent_change_gives_one_alert() -> None:
     values = shifted(lambda n: RNG.normal(0, 1, n), 18_000, 3000, 2.0)
-    found = observe(SignalKind.numeric, values, config=default_config(rebaseline_after_events=0))
+    found = observe(SignalType.numeric, values, config=default_config(rebaseline_after_events=0))
     assert [t.kind for _, t in found] == ["detected"]
 
 
 def test_resolves_when_the_signal_returns_to_its_reference() -> None:
     values = RNG.normal(0, 1, 20_000)
     values[5000:9000] += 1.5
-    found = observe(SignalKind.numeric, values)
+    found = observe(SignalType.numeric, values)
     kinds = [(t.kind, t.reason) for _, t in found]
     assert kinds == [("detected", ""), ("resolved", "returned_to_reference")]
     assert 9000 < found[1][0] < 11_000
@@ -145,7 +143,7 @@ def test_rebaselines_a_drift_that_persists_then_watches_again() -> None:
     values = RNG.normal(0, 1, 30_000)
     values[4000:] += 2.0
     values[20_000:] += 2.0
-    found = observe(SignalKind.numeric, values, config=config)
+    found = observe(SignalType.numeric, values, config=config)
     kinds = [(t.kind, t.reason) for _, t in found]
     assert kinds[:3] == [("detected", ""), ("resolved", "rebaselined"), ("detected", "")]
     assert found[1][0] - found[0][0] == 5000 - 1
@@ -157,7 +155,7 @@ def test_a_flap_inside_the_cooldown_raises_nothing() -> None:
     values = RNG.normal(0, 1, 30_000)
     values[3000:6000] += 2.0
     values[12_000:15_000] += 2.0  # back and gone again within the cooldown of the first resolve
-    found = observe(SignalKind.numeric, values, config=config)
+    found = observe(SignalType.numeric, values, config=config)
     assert [t.kind for _, t in found] == ["detected", "resolved"]
 
 
@@ -166,7 +164,7 @@ def test_a_change_inside_the_cooldown_is_raised_when_the_cooldown_ends() -> None
     values = RNG.normal(0, 1, 30_000)
     values[3000:6000] += 2.0
     values[9000:] += 2.0  # a new, lasting change while the first one's cooldown runs
-    found = observe(SignalKind.numeric, values, config=config)
+    found = observe(SignalType.numeric, values, config=config)
     assert [t.kind for _, t in found] == ["detected", "resolved", "detected"]
     resolved_at = found[1][0]
     assert found[2][0] >= resolved_at + 4000 and found[2][0] < resolved_at + 4000 + 100
@@ -178,7 +176,7 @@ def test_a_change_inside_the_cooldown_is_raised_when_the_cooldown_ends() -> None
 def test_nothing_fires_during_warm_up() -> None:
     values = RNG.normal(0, 1, 5000)
     values[500:] += 3.0
-    assert observe(SignalKind.numeric, values, config=default_config(warmup_events=4000)) == []
+    assert observe(SignalType.numeric, values, config=default_config(warmup_events=4000)) == []
 
 
 @pytest.mark.parametrize("batch", [1, 97, 1000, 7777])
@@ -189,21 +187,24 @@ def test_decisions_and_evidence_do_not_depend_on_batch_boundaries(batch: int) ->
     values[15_000:] *= 2.0
     categories = rng.choice(["a", "b", "c"], 24_000, p=[0.6, 0.3, 0.1]).tolist()
     categories[12_000:] = rng.choice(["a", "b", "c"], 12_000, p=[0.2, 0.3, 0.5]).tolist()
-    for kind, stream in ((SignalKind.numeric, values), (SignalKind.categorical, categories)):
+    for signal_type, stream in (
+        (SignalType.numeric, values),
+        (SignalType.categorical, categories),
+    ):
         whole = [
             (p, t.kind, t.statistic, t.detector, t.reason, t.evidence)
-            for p, t in observe(kind, stream, batch=24_000)
+            for p, t in observe(signal_type, stream, batch=24_000)
         ]
         assert whole
         assert [
             (p, t.kind, t.statistic, t.detector, t.reason, t.evidence)
-            for p, t in observe(kind, stream, batch=batch)
+            for p, t in observe(signal_type, stream, batch=batch)
         ] == whole
 
 
 def test_evidence_names_the_offset_range() -> None:
     values = shifted(lambda n: RNG.normal(0, 1, n), 8000, 4000, 2.0)
-    position, transition = observe(SignalKind.numeric, values)[0]
+    position, transition = observe(SignalType.numeric, values)[0]
     window = transition.evidence["window"]
     assert window["to"]["offset"] == position
     assert window["from"]["offset"] <= position
@@ -221,7 +222,7 @@ def test_a_new_category_is_named_in_the_evidence_with_its_share() -> None:
     rng = np.random.default_rng(5)
     before = rng.choice(["phone", "desktop"], 6000, p=[0.7, 0.3]).tolist()
     after = rng.choice(["phone", "desktop", "tablet"], 6000, p=[0.6, 0.2, 0.2]).tolist()
-    position, transition = observe(SignalKind.categorical, before + after)[0]
+    position, transition = observe(SignalType.categorical, before + after)[0]
     assert 6000 <= position < 6600
     changes = transition.evidence["top_changes"]
     tablet = next(c for c in changes if c["category"] == "tablet")
@@ -236,7 +237,7 @@ def test_a_category_whose_share_moved_is_named_with_its_shares_before_and_after(
     rng = np.random.default_rng(6)
     before = rng.choice(["a", "b", "c"], 6000, p=[0.6, 0.3, 0.1]).tolist()
     after = rng.choice(["a", "b", "c"], 6000, p=[0.2, 0.3, 0.5]).tolist()
-    _, transition = observe(SignalKind.categorical, before + after)[0]
+    _, transition = observe(SignalType.categorical, before + after)[0]
     changes = {c["category"]: c for c in transition.evidence["top_changes"]}
     assert {"a", "c"} <= set(changes)
     assert (
@@ -261,15 +262,15 @@ def test_named_new_categories_survive_a_restore_and_batch_boundaries(cut: int) -
         values[i] = f"tail-{i}" if i % 50 == 0 else "new" if i % 4 == 0 else values[i]
     config = default_config()
     whole = [
-        (p, t.kind, t.evidence) for p, t in observe(SignalKind.categorical, values, batch=12_000)
+        (p, t.kind, t.evidence) for p, t in observe(SignalType.categorical, values, batch=12_000)
     ]
     assert whole and any(c["category"] == "new" for c in whole[0][2]["top_changes"])
     assert (
-        observe(SignalKind.categorical, values, batch=97)
-        and [(p, t.kind, t.evidence) for p, t in observe(SignalKind.categorical, values, batch=97)]
+        observe(SignalType.categorical, values, batch=97)
+        and [(p, t.kind, t.evidence) for p, t in observe(SignalType.categorical, values, batch=97)]
         == whole
     )
-    monitor, found = SignalMonitor("feature.x", SignalKind.categorical, config), []
+    monitor, found = SignalMonitor("feature.x", SignalType.categorical, config), []
     for start, end in ((0, cut), (cut, 12_000)):
         chunk = values[start:end]
         refs = SourceRefs(
@@ -278,8 +279,10 @@ def test_named_new_categories_survive_a_restore_and_batch_boundaries(cut: int) -
         found += [(start + t.index, t.kind, t.evidence) for t in monitor.update(chunk, refs)]
         monitor = restored(monitor, config)
     assert found == whole
+    assert monitor.categories is not None
     assert (
-        len(monitor.new_categories) == 16 and monitor.recent_codes.nbytes == config.codes_kept * 2
+        len(monitor.categories.new_categories) == 16
+        and monitor.categories.recent.nbytes == config.codes_kept * 2
     )
 
 
@@ -291,11 +294,11 @@ def test_a_new_category_is_named_even_after_many_rare_ones_came_and_went() -> No
     for i in range(40):
         values[1500 + 25 * i] = f"stray-{i}"
     values[10_000:] = rng.choice(["phone", "desktop", "tablet"], 6000, p=[0.6, 0.2, 0.2]).tolist()
-    whole = observe(SignalKind.categorical, values, batch=16_000)
+    whole = observe(SignalType.categorical, values, batch=16_000)
     detected = [t for _, t in whole if t.kind == "detected"]
     assert detected and detected[-1].evidence["top_changes"][0]["category"] == "tablet"
     assert detected[-1].evidence["top_changes"][0]["new"] is True
     for batch in (1, 97, 2016, 5003):  # forgetting falls on the same positions whatever the batches
         assert [
-            (p, t.evidence) for p, t in observe(SignalKind.categorical, values, batch=batch)
+            (p, t.evidence) for p, t in observe(SignalType.categorical, values, batch=batch)
         ] == [(p, t.evidence) for p, t in whole]

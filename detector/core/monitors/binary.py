@@ -17,18 +17,18 @@ from typing import Any
 
 import numpy as np
 from river import stats
-from river.base import DriftDetector
+from river.base import BinaryDriftDetector
 from river.drift.binary import DDM, HDDMA
 
-from detector.core.monitors.detectors import Hit
+from detector.core.monitors.batch_detector import DetectorResult, Hit
 
 MIN_DDM_ERRORS = 30
 
 
 def make_binary_detectors(
     rate_per_event: float, reference_size: int, reference_errors: int
-) -> dict[str, DriftDetector]:
-    detectors: dict[str, DriftDetector] = {
+) -> dict[str, BinaryDriftDetector]:
+    detectors: dict[str, BinaryDriftDetector] = {
         "hddm_a": HDDMA(
             drift_confidence=rate_per_event, warning_confidence=min(0.5, 10 * rate_per_event)
         ),
@@ -41,19 +41,38 @@ def make_binary_detectors(
     return detectors
 
 
-def update_binary(detectors: dict[str, DriftDetector], values: np.ndarray) -> list[Hit]:
-    """Feed 0/1 values to each detector in order; hits by index (change age unknown: 1)."""
-    hits = []
-    as_ints = values.astype(np.int64).tolist()
-    for name, detector in detectors.items():
-        for index, value in enumerate(as_ints):
-            detector.update(value)
-            if detector.drift_detected:
-                hits.append(Hit(index, name, 1))
-    return sorted(hits, key=lambda hit: hit.index)
+class BinaryDetector:
+    """One of river's binary detectors behind the batch interface (`BatchDetector`)."""
+
+    def __init__(self, name: str, detector: BinaryDriftDetector) -> None:
+        self.name = name
+        self.detector = detector
+
+    def update(self, values: np.ndarray) -> DetectorResult:
+        """Feed 0/1 values in order; hits by index (change age unknown: 1)."""
+        hits = []
+        for index, value in enumerate(values.astype(np.int64).tolist()):
+            self.detector.update(value)
+            if self.detector.drift_detected:
+                hits.append(Hit(index, self.name, 1))
+        return DetectorResult(hits)
+
+    def to_state(self) -> dict[str, Any]:
+        return binary_state(self.detector)
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        load_binary_state(self.detector, state)
 
 
-def binary_state(detector: DriftDetector) -> dict[str, Any]:
+def binary_detectors(
+    rate_per_event: float, reference_size: int, reference_errors: int
+) -> dict[str, BinaryDetector]:
+    """The binary detectors of a 0/1 error stream, by name (see `make_binary_detectors`)."""
+    made = make_binary_detectors(rate_per_event, reference_size, reference_errors)
+    return {name: BinaryDetector(name, detector) for name, detector in made.items()}
+
+
+def binary_state(detector: BinaryDriftDetector) -> dict[str, Any]:
     """The private state of a river binary detector: numbers (or None), infinities as
     {"float": "inf"}, and running means as {"mean": [n, mean]}.
 
@@ -80,7 +99,7 @@ def binary_state(detector: DriftDetector) -> dict[str, Any]:
     return state
 
 
-def load_binary_state(detector: DriftDetector, state: dict[str, Any]) -> None:
+def load_binary_state(detector: BinaryDriftDetector, state: dict[str, Any]) -> None:
     for name, value in state.items():
         if name not in vars(detector) or not name.startswith("_"):
             raise ValueError(f"unexpected attribute {name!r} for {type(detector).__name__}")

@@ -19,7 +19,8 @@ from typing import Any
 import numpy as np
 from river.drift import ADWIN
 
-from detector.core.monitors.page_hinkley import PageHinkley, PageHinkleyState
+from detector.core.monitors.batch_detector import DetectorResult, Hit
+from detector.core.monitors.page_hinkley import PageHinkley
 
 # ADWIN's cut check is most of its cost (0.32 µs a block, against 0.18 every second block).
 # Checking every second block delays a detection by at most one block; false alarms per block
@@ -27,17 +28,7 @@ from detector.core.monitors.page_hinkley import PageHinkley, PageHinkleyState
 # a block), so the calibration holds.
 ADWIN_CLOCK = 2
 
-PAGE_HINKLEY = "page_hinkley"
-ADWIN_NAME = "adwin"
-
-
-@dataclass(frozen=True)
-class Hit:
-    """A detector signal at `index` of the values passed to `update`."""
-
-    index: int
-    detector: str
-    change_age: int  # events since the estimated start of the change
+ADWIN_NAME = "adwin"  # the detector's name in hits and alerts
 
 
 def complete_blocks(
@@ -64,10 +55,10 @@ class BlockAdwin:
         self.carry = np.empty(0)  # the values of the unfinished block
         self._scale = math.sqrt(block_events)
 
-    def update(self, values: np.ndarray) -> tuple[list[Hit], np.ndarray, np.ndarray]:
-        """Feed values; return hits, the block means completed and the index of each block end."""
+    def update(self, values: np.ndarray) -> DetectorResult:
+        """Feed values; return the hits and the blocks completed."""
         means, ends = self.blocks(values)
-        return self.feed(means, ends), means, ends
+        return DetectorResult(self.feed(means, ends), means, ends)
 
     def blocks(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Cut values into blocks (advancing the carry): block means and the index of each end."""
@@ -136,19 +127,18 @@ class StatisticStream:
         self.adwin = BlockAdwin(adwin_delta, block_events, max_buckets)
         self.flat: FlatRun | None = FlatRun()
 
-    def update(self, values: np.ndarray) -> tuple[list[Hit], np.ndarray, np.ndarray]:
-        """Feed values in order; return all hits (by index) and the completed block means/ends."""
+    def update(self, values: np.ndarray) -> DetectorResult:
+        """Feed values in order; return both detectors' hits (Page-Hinkley's first at the same
+        index) and the blocks completed."""
         if self.flat is not None and len(values):
             kept = self._extend_flat_run(values)
             if kept is not None:
-                return [], *kept
+                return DetectorResult([], *kept)
             self._replay_flat_run()
-        hits = [
-            Hit(d.index, PAGE_HINKLEY, d.change_age) for d in self.page_hinkley.update_many(values)
-        ]
+        hits = self.page_hinkley.update(values).hits
         means, ends = self.adwin.blocks(values)
-        hits += self.adwin.feed(means, ends)
-        return sorted(hits, key=lambda hit: hit.index), means, ends
+        hits = [*hits, *self.adwin.feed(means, ends)]
+        return DetectorResult(sorted(hits, key=lambda hit: hit.index), means, ends)
 
     def _extend_flat_run(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
         """Count values that continue the flat run; None (nothing changed) if they do not."""
@@ -176,7 +166,7 @@ class StatisticStream:
         flat, self.flat = self.flat, None
         assert flat is not None
         if flat.values:
-            self.page_hinkley.update_many(np.full(flat.values, flat.value))
+            self.page_hinkley.update(np.full(flat.values, flat.value))
         if flat.blocks:
             self.adwin.feed(
                 np.full(flat.blocks, flat.block_mean), np.zeros(flat.blocks, dtype=np.int64)
@@ -186,13 +176,13 @@ class StatisticStream:
         flat = self.flat
         run = None if flat is None else [flat.value, flat.values, flat.block_mean, flat.blocks]
         return {
-            "page_hinkley": self.page_hinkley.state.to_state(),
+            "page_hinkley": self.page_hinkley.to_state(),
             "flat": run,
             **self.adwin.to_state(),
         }
 
     def load_state(self, state: dict[str, Any]) -> None:
-        self.page_hinkley.state = PageHinkleyState.from_state(state["page_hinkley"])
+        self.page_hinkley.load_state(state["page_hinkley"])
         self.adwin.load_state(state)
         run = state["flat"]
         self.flat = None if run is None else FlatRun(run[0], int(run[1]), run[2], int(run[3]))

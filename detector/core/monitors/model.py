@@ -22,19 +22,14 @@ import river
 from detector.core.alerts import Alert
 from detector.core.calibration import Thresholds, detectors_for, thresholds_for_budget
 from detector.core.events import OFFSET_OF, SOURCE_OF, Event
+from detector.core.monitors.columns import NUMBER_TYPES, Columns, SourceRefs, number_columns
+from detector.core.monitors.config import SignalConfig
 from detector.core.monitors.labels import PendingBudget
+from detector.core.monitors.lifecycle import Transition
 from detector.core.monitors.performance import ERROR, Performance
 from detector.core.monitors.schema import SchemaMonitor
-from detector.core.monitors.signal import (
-    NUMBER_TYPES,
-    Columns,
-    SignalConfig,
-    SignalKind,
-    SignalMonitor,
-    SourceRefs,
-    Transition,
-    number_columns,
-)
+from detector.core.monitors.signal import SignalMonitor
+from detector.core.monitors.signal_type import SignalType
 from detector.settings import DetectionSettings, LimitSettings, ModelSettings
 
 # The numeric features of every TYPE_SAMPLE_EVERY-th event of a batch are type-checked before the
@@ -128,14 +123,18 @@ class BatchFeed:
         self.partition = events[0].partition
         self.found: list[
             tuple[str, int, str, Transition]
-        ] = []  # (monitor, row, signal kind, transition)
+        ] = []  # (monitor, row, signal type or "schema", transition)
 
     def feed(
-        self, monitor: str, kind: SignalKind, columns: Columns, binary_detectors: bool = False
+        self,
+        monitor: str,
+        signal_type: SignalType,
+        columns: Columns,
+        binary_detectors: bool = False,
     ) -> None:
         if not len(columns.rows):
             return
-        signal = self.model.signal(monitor, kind, binary_detectors)
+        signal = self.model.signal(monitor, signal_type, binary_detectors)
         if signal is None:
             return
         refs = SourceRefs(
@@ -143,11 +142,11 @@ class BatchFeed:
         )
         for transition in signal.update(columns.values, refs):
             self.found.append(
-                (monitor, int(columns.rows[transition.index]), signal.kind.value, transition)
+                (monitor, int(columns.rows[transition.index]), signal.signal_type.value, transition)
             )
 
-    def add(self, monitor: str, row: int, kind: str, transition: Transition) -> None:
-        self.found.append((monitor, row, kind, transition))
+    def add(self, monitor: str, row: int, signal_type: str, transition: Transition) -> None:
+        self.found.append((monitor, row, signal_type, transition))
 
 
 class ModelMonitor:
@@ -173,7 +172,7 @@ class ModelMonitor:
         self.config = signal_config(detection, self.thresholds)
         self.disabled = tuple(detection.disabled_monitors)
         self.signals: dict[str, SignalMonitor] = {}
-        self.feature_kinds: dict[str, SignalKind] = {}
+        self.feature_types: dict[str, SignalType] = {}
         self.skipped_features: set[str] = set()  # ignored, not configured, or over the cap
         self.untyped_features: dict[str, None] = {}  # seen only as null so far (ordered set)
         self.mistyped_features: set[str] = set()  # reported as a schema change once
@@ -206,9 +205,12 @@ class ModelMonitor:
         self._observe_features(events, batch)
         self._observe_outputs(events, batch)
         for feed in self.performance.observe(events, self._is_classifier(events)):
-            batch.feed(feed.monitor, feed.kind, feed.columns, feed.binary_detectors)
+            batch.feed(feed.monitor, feed.signal_type, feed.columns, feed.binary_detectors)
         batch.found.sort(key=lambda item: (item[1], item[0]))
-        return [self._alert(monitor, events[row], kind, t) for monitor, row, kind, t in batch.found]
+        return [
+            self._alert(monitor, events[row], signal_type, t)
+            for monitor, row, signal_type, t in batch.found
+        ]
 
     def _note_version(self, events: Sequence[Event]) -> None:
         for event in reversed(events):
@@ -224,51 +226,56 @@ class ModelMonitor:
         rows = np.asarray(feature_rows, dtype=np.int64)
         # Every map with exactly the monitored names (as many, and none missing) has no name to
         # discover: the usual case, checked in C before the per-map check of _discover.
-        same_count = set(map(len, maps)) == {len(self.feature_kinds)}
+        same_count = set(map(len, maps)) == {len(self.feature_types)}
         columns = self._feature_columns(maps, strict=True) if same_count else None
         changes: list[tuple[int, str]] = []
         if columns is None:
             changes = self._discover(maps, feature_rows)
             columns = self._feature_columns(maps)
             assert columns is not None  # not strict: absent names read as None
-        for name, kind, column in columns:
-            values, missing, mismatched = self._column(column, kind)
+        for name, signal_type, column in columns:
+            values, missing, mismatched = self._column(column, signal_type)
             if mismatched and name not in self.mistyped_features:
                 self.mistyped_features.add(name)  # reported once: its missing rate shows the rest
                 changes.append(
-                    (feature_rows[mismatched[0]], f"feature '{name}' is no longer {kind.value}")
+                    (
+                        feature_rows[mismatched[0]],
+                        f"feature '{name}' is no longer {signal_type.value}",
+                    )
                 )
             batch.feed(
                 f"quality.missing.{name}",
-                SignalKind.rate,
+                SignalType.rate,
                 Columns(rows, missing.astype(np.float64)),
             )
             if missing.any():
                 present = np.flatnonzero(~missing)
-                batch.feed(f"feature.{name}", kind, Columns(rows[present], _pick(values, present)))
+                batch.feed(
+                    f"feature.{name}", signal_type, Columns(rows[present], _pick(values, present))
+                )
             else:
-                batch.feed(f"feature.{name}", kind, Columns(rows, values))
+                batch.feed(f"feature.{name}", signal_type, Columns(rows, values))
         for name in list(self.untyped_features):
             missing = np.fromiter(
                 (m.get(name) is None for m in maps), dtype=np.float64, count=len(maps)
             )
-            batch.feed(f"quality.missing.{name}", SignalKind.rate, Columns(rows, missing))
+            batch.feed(f"quality.missing.{name}", SignalType.rate, Columns(rows, missing))
         for transition in self.schema.update(changes_in(changes, feature_rows), len(feature_rows)):
             batch.add(SCHEMA, feature_rows[transition.index], "schema", transition)
 
     def _observe_outputs(self, events: Sequence[Event], batch: BatchFeed) -> None:
-        batch.feed(SCORE, SignalKind.numeric, self._output(events, "score", SignalKind.numeric))
+        batch.feed(SCORE, SignalType.numeric, self._output(events, "score", SignalType.numeric))
         batch.feed(
-            LATENCY, SignalKind.numeric, self._output(events, "latency_ms", SignalKind.numeric)
+            LATENCY, SignalType.numeric, self._output(events, "latency_ms", SignalType.numeric)
         )
-        prediction_kind = self._prediction_kind(events)
-        if prediction_kind is not None:
-            batch.feed(VALUE, prediction_kind, self._output(events, "prediction", prediction_kind))
+        prediction_type = self._prediction_type(events)
+        if prediction_type is not None:
+            batch.feed(VALUE, prediction_type, self._output(events, "prediction", prediction_type))
 
     # -- signals and features -----------------------------------------------------------
 
     def signal(
-        self, monitor: str, kind: SignalKind, binary_detectors: bool = False
+        self, monitor: str, signal_type: SignalType, binary_detectors: bool = False
     ) -> SignalMonitor | None:
         """The monitor of a signal, created on first use (None if disabled by configuration)."""
         signal = self.signals.get(monitor)
@@ -276,7 +283,7 @@ class ModelMonitor:
             if self.disabled and monitor.startswith(self.disabled):
                 return None
             signal = self.signals[monitor] = SignalMonitor(
-                monitor, kind, self.config, binary_detectors, self.log_blocks
+                monitor, signal_type, self.config, binary_detectors, self.log_blocks
             )
         return signal
 
@@ -285,13 +292,13 @@ class ModelMonitor:
     ) -> list[tuple[int, str]]:
         """Register feature names not seen before; return schema changes (row, description).
 
-        A feature seen only as null has no kind yet: its missing rate is watched meanwhile.
+        A feature seen only as null has no type yet: its missing rate is watched meanwhile.
         Names that are not monitored are remembered, so that later events skip them at once, but
         only up to limits.max_features_per_model of them and only if no longer than
         max_category_length: a flood of distinct names cannot grow memory. A name past that is
         judged again in every event that carries it (and counted again if over the cap)."""
         limits = self.limits
-        known = self.feature_kinds.keys() | self.skipped_features
+        known = self.feature_types.keys() | self.skipped_features
         changes: list[tuple[int, str]] = []
         if known.issuperset(chain.from_iterable(maps)):  # every name known: the usual case, in C
             return changes
@@ -309,7 +316,7 @@ class ModelMonitor:
                         self.skipped_features.add(name)
                         known.add(name)
                 elif value is not None:
-                    self.feature_kinds[name] = self._kind_of(name, value)
+                    self.feature_types[name] = self._type_of(name, value)
                     self.untyped_features.pop(name, None)
                     changes.append((feature_rows[j], f"new feature '{name}'"))
                     known.add(name)
@@ -323,30 +330,30 @@ class ModelMonitor:
             return False
         if len(name) > self.limits.max_category_length:
             return False
-        monitored = len(self.feature_kinds) + len(self.untyped_features)
+        monitored = len(self.feature_types) + len(self.untyped_features)
         if name not in self.untyped_features and monitored >= self.limits.max_features_per_model:
             self.feature_overflow += 1
             return False
         return True
 
-    def _kind_of(self, name: str, value: Any) -> SignalKind:
+    def _type_of(self, name: str, value: Any) -> SignalType:
         if name in self.settings.categorical or value.__class__ in (str, bool):
-            return SignalKind.categorical
-        return SignalKind.numeric
+            return SignalType.categorical
+        return SignalType.numeric
 
     def _feature_columns(
         self, maps: list[dict[str, Any]], strict: bool = False
-    ) -> list[tuple[str, SignalKind, Sequence[Any] | np.ndarray]] | None:
-        """(name, kind, values) of every known feature over `maps`, None where absent (`strict`:
+    ) -> list[tuple[str, SignalType, Sequence[Any] | np.ndarray]] | None:
+        """(name, type, values) of every known feature over `maps`, None where absent (`strict`:
         no columns at all, None, if any map lacks a name). Numeric features come as one float
         array each when the whole batch converts at once."""
-        numeric = [n for n, k in self.feature_kinds.items() if k is SignalKind.numeric]
-        categorical = [n for n, k in self.feature_kinds.items() if k is SignalKind.categorical]
+        numeric = [n for n, t in self.feature_types.items() if t is SignalType.numeric]
+        categorical = [n for n, t in self.feature_types.items() if t is SignalType.categorical]
         numeric_rows = rows_of(maps, numeric, strict) if numeric else []
         categorical_rows = rows_of(maps, categorical, strict) if categorical else []
         if numeric_rows is None or categorical_rows is None:
             return None
-        columns: list[tuple[str, SignalKind, Sequence[Any] | np.ndarray]] = []
+        columns: list[tuple[str, SignalType, Sequence[Any] | np.ndarray]] = []
         if numeric:
             rows = numeric_rows
             try:
@@ -357,25 +364,25 @@ class ModelMonitor:
                     flat, dtype=np.float64, count=len(maps) * len(numeric)
                 ).reshape(len(maps), len(numeric))
                 columns += [
-                    (name, SignalKind.numeric, matrix[:, j]) for j, name in enumerate(numeric)
+                    (name, SignalType.numeric, matrix[:, j]) for j, name in enumerate(numeric)
                 ]
             except (TypeError, ValueError):  # a value of another type somewhere: column by column
                 columns += [
-                    (name, SignalKind.numeric, column)
+                    (name, SignalType.numeric, column)
                     for name, column in zip(numeric, transpose(rows, len(numeric)))
                 ]
         if categorical:
             columns += [
-                (name, SignalKind.categorical, column)
+                (name, SignalType.categorical, column)
                 for name, column in zip(categorical, transpose(categorical_rows, len(categorical)))
             ]
         return columns
 
     def _column(
-        self, column: Sequence[Any] | np.ndarray, kind: SignalKind
+        self, column: Sequence[Any] | np.ndarray, signal_type: SignalType
     ) -> tuple[np.ndarray | list[str], np.ndarray, list[int]]:
         """Values, missing mask and rows whose value has the wrong type (counted as missing)."""
-        if kind is SignalKind.numeric:
+        if signal_type is SignalType.numeric:
             if isinstance(column, np.ndarray):
                 return column, np.isnan(column), []
             if set(map(type, column)) <= NUMBERS_OR_NONE:
@@ -396,28 +403,28 @@ class ModelMonitor:
         missing = np.fromiter((v is None for v in column), dtype=bool, count=len(column))
         return [category(v, limit) if v is not None else "" for v in column], missing, []
 
-    def _prediction_kind(self, events: Sequence[Event]) -> SignalKind | None:
+    def _prediction_type(self, events: Sequence[Event]) -> SignalType | None:
         known = self.signals.get(VALUE)
         if known is not None:
-            return known.kind
+            return known.signal_type
         task = self.settings.task
         if task != "auto":
-            return SignalKind.numeric if task == "regression" else SignalKind.categorical
+            return SignalType.numeric if task == "regression" else SignalType.categorical
         first = next((e.prediction for e in events if e.prediction is not None), None)
         if first is None:
             return None
-        return SignalKind.numeric if first.__class__ is float else SignalKind.categorical
+        return SignalType.numeric if first.__class__ is float else SignalType.categorical
 
     def _is_classifier(self, events: Sequence[Event]) -> bool | None:
         """Whether predictions are classes (None: not known yet)."""
-        kind = self._prediction_kind(events)
-        return None if kind is None else kind is SignalKind.categorical
+        prediction_type = self._prediction_type(events)
+        return None if prediction_type is None else prediction_type is SignalType.categorical
 
-    def _output(self, events: Sequence[Event], field: str, kind: SignalKind) -> Columns:
+    def _output(self, events: Sequence[Event], field: str, signal_type: SignalType) -> Columns:
         """The column of an output field over the events that carry it (numbers only, if numeric:
         e.g. a string prediction of a regression model is skipped)."""
         raw = list(map(attrgetter(field), events))
-        if kind is SignalKind.numeric:
+        if signal_type is SignalType.numeric:
             return number_columns(raw)
         rows = [i for i, v in enumerate(raw) if v is not None]
         limit = self.limits.max_category_length
@@ -425,9 +432,9 @@ class ModelMonitor:
 
     # -- alerts -------------------------------------------------------------------------
 
-    def _alert(self, monitor: str, event: Event, kind: str, transition: Transition) -> Alert:
-        evidence = {"signal_kind": kind, **transition.evidence}
-        if monitor == ERROR and kind == SignalKind.rate.value:
+    def _alert(self, monitor: str, event: Event, signal_type: str, transition: Transition) -> Alert:
+        evidence = {"signal_kind": signal_type, **transition.evidence}  # its key in the contract
+        if monitor == ERROR and signal_type == SignalType.rate.value:
             evidence["accuracy"] = accuracy_view(transition.evidence)
         return Alert(
             kind=transition.kind,
@@ -462,7 +469,7 @@ class ModelMonitor:
             "version": self.version,
             "events_seen": self.events_seen,
             "last_seen_ms": self.last_seen_ms,
-            "feature_kinds": {name: kind.value for name, kind in self.feature_kinds.items()},
+            "feature_kinds": {name: t.value for name, t in self.feature_types.items()},
             "skipped_features": sorted(self.skipped_features),
             "untyped_features": list(self.untyped_features),
             "mistyped_features": sorted(self.mistyped_features),
@@ -496,8 +503,8 @@ class ModelMonitor:
         self.version = state["version"]
         self.events_seen = int(state["events_seen"])
         self.last_seen_ms = int(state["last_seen_ms"])
-        self.feature_kinds = {
-            str(name): SignalKind(kind) for name, kind in state["feature_kinds"].items()
+        self.feature_types = {
+            str(name): SignalType(value) for name, value in state["feature_kinds"].items()
         }
         self.skipped_features = {str(name) for name in state["skipped_features"]}
         self.untyped_features = dict.fromkeys(str(name) for name in state["untyped_features"])

@@ -15,6 +15,9 @@ from typing import Any
 
 import numpy as np
 
+from detector.core.monitors.batch_detector import DetectorResult, Hit
+
+PAGE_HINKLEY = "page_hinkley"  # the detector's name in hits and alerts
 # Longest run processed with one scaled cumulative sum when alpha < 1: alpha**-n must not overflow.
 _MAX_SCALED_EXPONENT = 300.0
 # Values computed ahead in one step; bounds the work thrown away after a detection.
@@ -54,15 +57,6 @@ class PageHinkleyState:
         )
 
 
-@dataclass(frozen=True)
-class Detection:
-    """One Page-Hinkley signal inside a batch."""
-
-    index: int  # position in the batch of the value that triggered it
-    direction: int  # +1 for an increase of the mean, -1 for a decrease
-    change_age: int  # values since the estimated change point (the extremum of the cumulative sum)
-
-
 @dataclass
 class PageHinkley:
     """Two-sided Page-Hinkley test (river's parameters and defaults)."""
@@ -79,21 +73,28 @@ class PageHinkley:
         if self.threshold <= 0:
             raise ValueError(f"threshold must be positive, got {self.threshold}")
 
-    def update_many(self, values: np.ndarray) -> list[Detection]:
-        """Feed values in order; return the detections, in order (usually none)."""
+    def update(self, values: np.ndarray) -> DetectorResult:
+        """Feed values in order; return the hits, in order (usually none). A hit's change age
+        counts the values since the estimated change point (the extremum of the cumulative sum)."""
         values = np.asarray(values, dtype=np.float64)
-        detections: list[Detection] = []
+        hits: list[Hit] = []
         start = 0
         while start < len(values):
             hit = self._run(values[start:])
             if hit is None:
                 break
-            detections.append(Detection(start + hit.index, hit.direction, hit.change_age))
+            hits.append(Hit(start + hit.index, PAGE_HINKLEY, hit.change_age))
             self.state = PageHinkleyState()
             start += hit.index + 1
-        return detections
+        return DetectorResult(hits)
 
-    def _run(self, x: np.ndarray) -> Detection | None:
+    def to_state(self) -> dict[str, Any]:
+        return self.state.to_state()
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        self.state = PageHinkleyState.from_state(state)
+
+    def _run(self, x: np.ndarray) -> Hit | None:
         """Advance the state over x; stop at (and report) the first detection."""
         chunk = (
             _MAX_CHUNK
@@ -103,10 +104,10 @@ class PageHinkley:
         for offset in range(0, len(x), chunk):
             hit = self._run_chunk(x[offset : offset + chunk])
             if hit is not None:
-                return Detection(offset + hit.index, hit.direction, hit.change_age)
+                return Hit(offset + hit.index, PAGE_HINKLEY, hit.change_age)
         return None
 
-    def _run_chunk(self, x: np.ndarray) -> Detection | None:
+    def _run_chunk(self, x: np.ndarray) -> Hit | None:
         s = self.state
         n = len(x)
         counts = s.count + np.arange(1, n + 1, dtype=np.float64)
@@ -151,9 +152,8 @@ class PageHinkley:
         )
         if not len(fired):
             return None
-        if up[last]:
-            return Detection(last, +1, self.state.count - count_at_min)
-        return Detection(last, -1, self.state.count - count_at_max)
+        at_extreme = count_at_min if up[last] else count_at_max
+        return Hit(last, PAGE_HINKLEY, self.state.count - at_extreme)
 
     def _faded_cumsum(self, start: float, increments: np.ndarray) -> np.ndarray:
         """s[t] = alpha * s[t-1] + increments[t], with s[-1] = start (batch-invariant to the bit

@@ -27,9 +27,10 @@ from typing import Any
 import numpy as np
 
 from detector.core.events import CONFIDENCE_OF, Event
+from detector.core.monitors.columns import Columns, number_columns
 from detector.core.monitors.decay import DecayedMean
 from detector.core.monitors.labels import Joined, LabelJoin, PendingBudget
-from detector.core.monitors.signal import Columns, SignalKind, number_columns
+from detector.core.monitors.signal_type import SignalType
 from detector.settings import LimitSettings, ModelSettings
 
 ERROR, ESTIMATED, LABELS = "performance.error", "performance.estimated", "quality.labels"
@@ -43,7 +44,7 @@ class Feed:
     """Values for one monitor, from one batch."""
 
     monitor: str
-    kind: SignalKind
+    signal_type: SignalType
     columns: Columns
     binary_detectors: bool = False
 
@@ -111,7 +112,7 @@ class Performance:
         confidences = number_columns(list(map(CONFIDENCE_OF, events)))
         if len(confidences.rows):
             self.gauges["estimated"].update(confidences.values)
-            feeds.append(Feed(ESTIMATED, SignalKind.numeric, confidences))
+            feeds.append(Feed(ESTIMATED, SignalType.numeric, confidences))
         outcome = self.join.observe(events)
         self.counts.update(
             joined=len(outcome.joined),
@@ -124,7 +125,7 @@ class Performance:
             rows, values = zip(*outcome.matured)
             matured = np.asarray(values, dtype=np.float64)
             self.gauges["coverage"].update(matured)
-            feeds.append(Feed(LABELS, SignalKind.rate, Columns(np.asarray(rows), matured)))
+            feeds.append(Feed(LABELS, SignalType.rate, Columns(np.asarray(rows), matured)))
         if outcome.joined and classifier is not None:
             self._note_delays(outcome.joined)
             feeds += (
@@ -147,7 +148,7 @@ class Performance:
         ]
         if confident:
             self.gauges["estimated_labelled"].update(np.array([c for c, _ in confident]))
-        feeds = [Feed(ERROR, SignalKind.rate, Columns(rows, 1.0 - correct), binary_detectors=True)]
+        feeds = [Feed(ERROR, SignalType.rate, Columns(rows, 1.0 - correct), binary_detectors=True)]
         labels = [_class_text(j.label) for j in joined]
         for name in dict.fromkeys(labels):
             if (
@@ -158,7 +159,7 @@ class Performance:
             if name in self.recall_classes:
                 mine = np.array([label == name for label in labels])
                 feeds.append(
-                    Feed(RECALL + name, SignalKind.rate, Columns(rows[mine], correct[mine]))
+                    Feed(RECALL + name, SignalType.rate, Columns(rows[mine], correct[mine]))
                 )
         return feeds
 
@@ -170,7 +171,7 @@ class Performance:
         self.gauges["absolute_error"].update(errors)
         self.gauges["squared_error"].update(errors * errors)
         return [
-            Feed(ERROR, SignalKind.numeric, Columns(np.array([j.row for j in numeric]), errors))
+            Feed(ERROR, SignalType.numeric, Columns(np.array([j.row for j in numeric]), errors))
         ]
 
     # -- for metrics ----------------------------------------------------------------------

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from detector.core.monitors.signal import Transition
+from detector.core.monitors.lifecycle import Transition
 
 MAX_LISTED_CHANGES = 20
 
