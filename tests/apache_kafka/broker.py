@@ -37,6 +37,7 @@ CACHE_ENV = "STREAMDRIFT_KAFKA_CACHE"
 START_TIMEOUT_S = 90.0  # a JVM start on a loaded 2-core machine; usually 5-10 s
 STOP_TIMEOUT_S = 30.0
 LOG_TAIL_LINES = 40
+OFFSETS_PARTITIONS = 5  # of __consumer_offsets; 50 by default: slow to create, useless on loopback
 
 
 def kafka_version() -> str:
@@ -116,6 +117,16 @@ def random_cluster_id() -> str:
         text = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         if not text.startswith("-"):
             return text
+
+
+def offsets_partition(group: str, partitions: int) -> int:
+    """The partition of __consumer_offsets that holds a group, as Kafka picks it:
+    Utils.abs(group.hashCode()) % partitions, with Java's String.hashCode."""
+    code = 0
+    for unit in group.encode("utf-16-be").hex(" ", 2).split():
+        code = (31 * code + int(unit, 16)) & 0xFFFFFFFF
+    signed = code - 2**32 if code >= 2**31 else code
+    return (0 if signed == -(2**31) else abs(signed)) % partitions
 
 
 def _tail(text: str, lines: int = LOG_TAIL_LINES) -> str:
@@ -211,7 +222,7 @@ class ApacheKafka:
             "default.replication.factor": str(replicas),
             "min.insync.replicas": str(min_isr),
             "offsets.topic.replication.factor": str(replicas),
-            "offsets.topic.num.partitions": "5",  # 50 by default: slow to create, useless on loopback
+            "offsets.topic.num.partitions": str(OFFSETS_PARTITIONS),
             "transaction.state.log.replication.factor": str(replicas),
             "transaction.state.log.min.isr": str(min_isr),
             "transaction.state.log.num.partitions": "5",
@@ -349,11 +360,10 @@ class ApacheKafka:
         return self.replicas(topic, partition)[0]
 
     def group_coordinator(self, group: str) -> int:
-        """Node id of the coordinator of a consumer group (-1 while the cluster names none)."""
-        admin = self._admin()  # kept until the answer is in: a destroyed client fails its futures
-        future = admin.describe_consumer_groups([group], request_timeout=10)[group]
-        coordinator = future.result().coordinator
-        return coordinator.id if coordinator is not None else -1
+        """Node id of the coordinator of a consumer group: the leader of the group's partition of
+        __consumer_offsets (-1 while it has none). Read from metadata: librdkafka 2.16's
+        describe_consumer_groups aborted the process when asked right after the coordinator died."""
+        return self.leader("__consumer_offsets", offsets_partition(group, OFFSETS_PARTITIONS))
 
     def wait_in_sync(self, topic: str, partition: int = 0, timeout_s: float = 120.0) -> list[int]:
         """Until every node is in the partition's ISR again (a restarted node has caught up);
