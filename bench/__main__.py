@@ -38,7 +38,7 @@ def _parser() -> argparse.ArgumentParser:
 
     throughput = command(
         "throughput",
-        "events/s of the core, end to end, and of a consume+parse baseline",
+        "events/s of the core, and end to end beside a consume+parse baseline on each broker",
         _throughput,
     )
     throughput.add_argument(
@@ -46,6 +46,20 @@ def _parser() -> argparse.ArgumentParser:
     )
     throughput.add_argument(
         "--core-only", action="store_true", help="only the in-process core (for profiling)"
+    )
+    throughput.add_argument(
+        "--workload",
+        nargs="+",
+        choices=("plain", "ids", "labels"),
+        default=["plain", "ids", "labels"],
+        help="plain: no ids; ids: every prediction has an id, no labels; labels: ids, and 30%% "
+        "of the predictions get a label later (default: all three)",
+    )
+    throughput.add_argument(
+        "--broker",
+        choices=("tansu", "kafka", "both"),
+        default="both",
+        help="end to end on the embedded Tansu, on Apache Kafka (jars from `make kafka`), or both",
     )
 
     decode = command(
@@ -99,7 +113,9 @@ def _parser() -> argparse.ArgumentParser:
 def _throughput(args: argparse.Namespace) -> str:
     from bench import throughput
 
-    return throughput.run(20_000 if args.quick else args.events, args.core_only)
+    brokers = ["tansu", "kafka"] if args.broker == "both" else [args.broker]
+    events = 20_000 if args.quick else args.events
+    return throughput.run(events, args.core_only, args.workload, brokers)
 
 
 def _decode(args: argparse.Namespace) -> str:

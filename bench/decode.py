@@ -17,15 +17,15 @@ from collections.abc import Callable
 import orjson
 
 from bench.report import progress, table
-from bench.throughput import WORKLOAD, generate
-from detector.core.events import Decoder, Event, Source
+from bench.throughput import WORKLOADS, generate
+from detector.core.events import Decoder, Event, InputTopic
 from detector.settings import load_settings
 
 REPEATS = 5  # the best of these is reported: the machine's noise only ever adds time
 
 
 def run(events: int) -> str:
-    values = [value for _, value in generate(WORKLOAD, events)]
+    values = [value for _, value in generate(WORKLOADS["plain"], events).predictions]
     settings = load_settings(None)
     limits = settings.limits
     decoder = Decoder(settings.fields, limits.max_message_bytes, limits.max_model_name_length)
@@ -35,11 +35,11 @@ def run(events: int) -> str:
         ("msgspec alone, into the event struct (all checks)", decoder._fast.decode),
         (
             "streamdrift, orjson path: orjson + checks in Python → Event",
-            lambda raw: decoder._decode_slowly(raw, Source.prediction, 0, 0, 0),
+            lambda raw: decoder._decode_slowly(raw, InputTopic.prediction, 0, 0, 0),
         ),
         (
             "streamdrift, msgspec path: msgspec → Event (the service's)",
-            lambda raw: decoder.decode(raw, Source.prediction, 0, 0, 0),
+            lambda raw: decoder.decode(raw, InputTopic.prediction, 0, 0, 0),
         ),
     ]
     seconds = {what: best_time(what, decode, values) for what, decode in ways}
@@ -68,8 +68,8 @@ def check_same_events(decoder: Decoder, values: list[bytes]) -> None:
     """Both of the decoder's paths must agree, or the comparison means nothing."""
     for raw in values:
         fast, slow = (
-            decoder.decode(raw, Source.prediction, 0, 0, 0),
-            decoder._decode_slowly(raw, Source.prediction, 0, 0, 0),
+            decoder.decode(raw, InputTopic.prediction, 0, 0, 0),
+            decoder._decode_slowly(raw, InputTopic.prediction, 0, 0, 0),
         )
         if not isinstance(fast, Event) or fast != slow:
             raise AssertionError(

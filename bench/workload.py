@@ -4,13 +4,14 @@ events pre-serialized as confluent-kafka messages for the pure pipeline.
 
 The standard model (`standard_features()`) has 20 numeric features, four of each family with
 different scales, and 3 categorical features of 3, 8 and 50 categories; two numeric features
-are missing (null) in 2% of events.
+are missing (null) in 2% of events. Events are 1 ms of event time apart. With ids, a share of the
+predictions can get a label event 1-10 s of event time later (`Workload.labels`).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,6 +33,7 @@ _NUMERIC_TEMPLATES = (
     Numeric("bimodal", 10.0, 1.0),
 )
 _CATEGORY_SIZES = (3, 8, 50)
+LABEL_DELAY_MS = (1_000, 10_000)  # a label comes this long after its prediction (event time)
 
 
 def features(numeric: int, categorical: int) -> dict[str, Family]:
@@ -70,6 +72,7 @@ class Workload:
     shift: tuple[str, int, float] | None = None  # (feature, first event index, shift in sd)
     outputs: bool = True  # events carry score, prediction and latency
     ids: bool = True  # events carry an id (so predictions wait in the label join for their label)
+    labelled: float = 0.0  # share of the predictions (with ids) that get a label event
 
     def arrays(self, start: int, n: int) -> dict[str, np.ndarray]:
         """Feature columns of events start..start+n: numbers rounded to DECIMALS (NaN = missing),
@@ -115,6 +118,28 @@ class Workload:
                 event.update(prediction=prediction, score=score_i, latency_ms=latency)
             yield event
 
+    def labels(self, start: int, predictions: Sequence[dict]) -> list[dict]:
+        """Label events of a `labelled` share of `predictions` (events start.. of `events`), in their
+        order: each LABEL_DELAY_MS after its prediction, the class 1 drawn with the prediction's score
+        as its probability (a calibrated model)."""
+        if not self.labelled:
+            return []
+        rng = np.random.default_rng([self.seed, start, 2])
+        n = len(predictions)
+        chosen = (rng.random(n) < self.labelled).tolist()
+        delays = rng.integers(*LABEL_DELAY_MS, n).tolist()
+        draws = rng.random(n).tolist()
+        return [
+            {
+                "model": p["model"],
+                "id": p["id"],
+                "ts": p["ts"] + delay,
+                "label": int(draw < p["score"]),
+            }
+            for p, kept, delay, draw in zip(predictions, chosen, delays, draws)
+            if kept
+        ]
+
     def records(self, start: int, n: int) -> list[tuple[bytes, bytes]]:
         """The same events as Kafka records: (key = model name, value = orjson-serialized event)."""
         return [(event["model"].encode(), orjson.dumps(event)) for event in self.events(start, n)]
@@ -138,7 +163,8 @@ def _json_values(values: np.ndarray, family: Family) -> list:
 def messages(
     records: list[tuple[bytes, bytes]], topic: str, first_offset: int = 0
 ) -> list[Message]:
-    """Records as confluent-kafka messages on partition 0 of `topic`, at consecutive offsets."""
+    """Records as confluent-kafka messages on partition 0 of `topic`, at consecutive offsets
+    (timestamps: the events' own, START_MS + offset)."""
     return [
         Message(
             topic=topic,

@@ -78,8 +78,23 @@ class KafkaSettings(Strict):
     transactional_id: str = Field(
         "", description="transactional.id under exactly_once; default '<group_id>-<hostname>'"
     )
-    session_timeout_ms: int = Field(10_000, ge=1_000, description="consumer session timeout")
-    max_poll_interval_ms: int = Field(300_000, ge=10_000)
+    session_timeout_ms: int = Field(
+        10_000,
+        ge=1_000,
+        description="consumer session timeout (classic protocol; under 'consumer' the broker's "
+        "group.consumer.session.timeout.ms applies)",
+    )
+    max_poll_interval_ms: int = Field(
+        300_000,
+        ge=10_000,
+        description="longest time between two polls of the input consumer before the group gives up on the "
+        "member; the work done on a revoke gets half of it",
+    )
+    group_protocol: Literal["classic", "consumer"] = Field(
+        "classic",
+        description="consumer group protocol: 'classic', or 'consumer' (KIP-848, Apache Kafka 4.0+: the broker "
+        "assigns with its range assignor and rebalances incrementally)",
+    )
     properties: dict[str, str | int | float | bool] = Field(
         default_factory=dict, description="extra librdkafka properties, passed through verbatim"
     )
@@ -97,6 +112,7 @@ class KafkaSettings(Strict):
             "enable.auto.offset.store",
             "isolation.level",
             "transactional.id",
+            "group.protocol",
         }
         clash = sorted(owned & value.keys())
         if clash:
@@ -287,6 +303,11 @@ class FaultSettings(Strict):
 
     point: FaultPoint | None = Field(None, description="where to exit; unset in production")
     after: int = Field(1, ge=1, description="exit the N-th time the point is reached")
+    restore_delay_ms: int = Field(
+        0,
+        ge=0,
+        description="wait this long after each state record read on restore (a slow restore)",
+    )
 
 
 # Room left beside limits.max_output_bytes for a record's headers and framing: a dead letter's

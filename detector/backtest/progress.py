@@ -11,8 +11,9 @@ TERMINAL_INTERVAL_S, PLAIN_INTERVAL_S = 0.2, 5.0
 
 
 class ProgressBar:
-    def __init__(self, out: TextIO) -> None:
+    def __init__(self, out: TextIO, label: str = "backtest") -> None:
         self.out = out
+        self.label = label
         self.terminal = out.isatty()
         self.started = self.shown = time.monotonic()
 
@@ -38,10 +39,10 @@ class ProgressBar:
         rate = messages / seconds if seconds > 0 else 0.0
         counts = f"{messages:>11,} events  {rate:>9,.0f}/s  {seconds:6.1f}s"
         if fraction is None:
-            return f"backtest  {counts}"
+            return f"{self.label}  {counts}"
         filled = int(fraction * WIDTH)
         eta = seconds * (1 - fraction) / fraction if fraction > 0 else 0.0
-        return f"backtest [{'#' * filled}{'.' * (WIDTH - filled)}] {fraction:4.0%}  {counts}  ETA {eta:4.0f}s"
+        return f"{self.label} [{'#' * filled}{'.' * (WIDTH - filled)}] {fraction:4.0%}  {counts}  ETA {eta:4.0f}s"
 
     def _show(self, line: str) -> None:
         if self.terminal:

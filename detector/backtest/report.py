@@ -1,6 +1,7 @@
 """The backtest as one self-contained HTML page: the summary tables, every alert with its
-evidence, and a picture of each monitor that alerted or should have (PNG, embedded as base64).
-No script and no external resource, so it opens anywhere, offline."""
+evidence, and a picture of each monitor that alerted or should have (PNG, embedded as base64);
+and `streamdrift periods` as another (tables only: no matplotlib needed). No script and no
+external resource, so it opens anywhere, offline."""
 
 from __future__ import annotations
 
@@ -9,6 +10,14 @@ import html
 import re
 from collections.abc import Iterable, Sequence
 
+from detector.backtest.period_summary import (
+    PERIOD_COLUMNS,
+    PeriodsResult,
+    moved_shares,
+    p_value,
+    period_rows,
+    score_text,
+)
 from detector.backtest.plots import signal_png
 from detector.backtest.replay import Run
 from detector.backtest.score import Change, Score
@@ -21,7 +30,7 @@ body { font: 14px/1.45 system-ui, sans-serif; margin: 24px auto; max-width: 1100
 h1 { font-size: 22px; } h2 { font-size: 18px; border-bottom: 1px solid #ddd; padding-bottom: 4px; margin-top: 32px; }
 table { border-collapse: collapse; margin: 8px 0 16px; font-size: 13px; }
 th, td { border: 1px solid #ddd; padding: 3px 8px; text-align: left; vertical-align: top; }
-th { background: #f4f4f4; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
+th { background: #f4f4f4; } td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 .missed, .false { color: #b00020; font-weight: 600; } .meta { color: #555; }
 figure { margin: 16px 0; } figure img { max-width: 100%; border: 1px solid #eee; } figcaption { color: #555; font-size: 13px; }
 """
@@ -193,3 +202,73 @@ def _table(
 
 def _e(text: str) -> str:
     return html.escape(text, quote=True)
+
+
+def periods_report(result: PeriodsResult) -> str:
+    """`streamdrift periods` as one self-contained HTML page: the periods, every monitor's tests
+    (most significant first; flagged rows marked), category shares and performance."""
+    comparison = result.comparison
+    alpha = comparison.alpha
+    periods = [
+        [
+            _e(period.name),
+            _e(period.describe()),
+            f"{collected.messages:,}",
+            _e(
+                ", ".join(
+                    f"{model} {count:,}"
+                    for model, count in collected.predictions(result.predictions_topic).items()
+                )
+            ),
+        ]
+        for period, collected in result.periods
+    ]
+    rows = [
+        [_e(cell) for cell in row] for m in comparison.monitors for row in period_rows(m, alpha)
+    ]
+    parts = [
+        "<!doctype html>",
+        '<html lang="en"><head><meta charset="utf-8"><link rel="icon" href="data:,">',
+        "<title>streamdrift periods</title>",
+        f"<style>{STYLE}</style></head><body>",
+        "<h1>streamdrift periods: this period against the reference</h1>",
+        f'<p class="meta">{_e(result.source)}</p>',
+        _table(["period", "from .. to", "messages", "predictions"], periods, numeric={2}),
+        "<h2>Monitors, most significant first</h2>",
+        f"<p>{len(comparison.flagged())} of {len(comparison.monitors)} monitors moved: Holm-adjusted "
+        f"p &lt; {alpha:g} over {comparison.tests} tests (flagged *). PIT means are 0.5 under no "
+        "change; the shift is in standard errors.</p>",
+        _table(PERIOD_COLUMNS, rows, numeric=set(range(4, len(PERIOD_COLUMNS)))),
+    ]
+    categorical = [m for m in comparison.monitors if m.shares]
+    if categorical:
+        parts.append("<h2>Category shares</h2>")
+        for m in categorical:
+            shares = [
+                [_e(name), f"{before:.1%}", f"{after:.1%}", f"{after - before:+.1%}"]
+                for name, (before, after) in m.shares.items()
+            ]
+            parts += [
+                f"<h3>{_e(m.model)}/{_e(m.monitor)}</h3>",
+                f"<p>Moved most: {_e(moved_shares(m))}.</p>",
+                _table(["category", "reference", "current", "change"], shares, numeric={1, 2, 3}),
+            ]
+    if comparison.performance:
+        parts += [
+            "<h2>Performance</h2>",
+            _table(
+                ["model", "measure", "reference", "current", "p (difference)"],
+                [
+                    [
+                        _e(p.model),
+                        _e(p.measure),
+                        _e(score_text(p.reference)),
+                        _e(score_text(p.current)),
+                        _e(p_value(p.p)),
+                    ]
+                    for p in comparison.performance
+                ],
+            ),
+        ]
+    parts.append("</body></html>")
+    return "\n".join(parts) + "\n"

@@ -27,16 +27,7 @@ EXIT_OK, EXIT_FAILURE = 0, 1
 
 
 def run(args: argparse.Namespace) -> int:
-    settings = load_settings(args.config)
-    check_client_configs(settings)
-    if args.bootstrap_servers:
-        settings = settings.model_copy(
-            update={
-                "kafka": settings.kafka.model_copy(
-                    update={"bootstrap_servers": args.bootstrap_servers}
-                )
-            }
-        )
+    settings = configured(args.config, args.bootstrap_servers)
     runs = _runs(args, settings)
     changes = _changes(args.truth)
     if args.report or args.png:
@@ -74,6 +65,17 @@ def run(args: argparse.Namespace) -> int:
         else to_text(results)
     )
     return EXIT_OK
+
+
+def configured(config: str | None, bootstrap_servers: str | None) -> Settings:
+    """The configuration (its client properties checked), on the `bootstrap_servers` cluster if
+    given."""
+    settings = load_settings(config)
+    check_client_configs(settings)
+    if not bootstrap_servers:
+        return settings
+    kafka = settings.kafka.model_copy(update={"bootstrap_servers": bootstrap_servers})
+    return settings.model_copy(update={"kafka": kafka})
 
 
 def _runs(args: argparse.Namespace, settings: Settings) -> list[Run]:

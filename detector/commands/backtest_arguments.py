@@ -29,22 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help="a second TOML config replayed over the same events, side by side",
     )
-    source = parser.add_argument_group("history (a file, else the configured topics)")
-    source.add_argument(
-        "--file",
-        metavar="FILE",
-        help="events as JSON lines (label events, with a 'label' field, may be among them)",
-    )
-    source.add_argument(
-        "--labels-file",
-        metavar="FILE",
-        help="label events as JSON lines, merged with --file by event time",
-    )
-    source.add_argument(
-        "--bootstrap-servers",
-        metavar="HOST:PORT",
-        help="the cluster (default: $STREAMDRIFT_KAFKA__BOOTSTRAP_SERVERS)",
-    )
+    source = add_history_arguments(parser)
     start = source.add_mutually_exclusive_group()
     start.add_argument(
         "--from-offset",
@@ -54,7 +39,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     start.add_argument(
         "--from-time",
-        type=_time,
+        type=time_argument,
         metavar="T",
         help="start at the first message at or after T (RFC 3339 or epoch ms)",
     )
@@ -67,15 +52,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     end.add_argument(
         "--to-time",
-        type=_time,
+        type=time_argument,
         metavar="T",
         help="stop at the first message at or after T (RFC 3339 or epoch ms)",
-    )
-    source.add_argument(
-        "--partitions",
-        type=_partitions,
-        metavar="LIST",
-        help="only these partitions, e.g. 0,2 (default: all)",
     )
     truth = parser.add_argument_group("ground truth")
     truth.add_argument(
@@ -113,6 +92,33 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_history_arguments(parser: argparse.ArgumentParser) -> argparse._ArgumentGroup:
+    """Where history comes from (a file, else the topics), as backtest and periods read it."""
+    source = parser.add_argument_group("history (a file, else the configured topics)")
+    source.add_argument(
+        "--file",
+        metavar="FILE",
+        help="events as JSON lines (label events, with a 'label' field, may be among them)",
+    )
+    source.add_argument(
+        "--labels-file",
+        metavar="FILE",
+        help="label events as JSON lines, merged with --file by event time",
+    )
+    source.add_argument(
+        "--bootstrap-servers",
+        metavar="HOST:PORT",
+        help="the cluster (default: $STREAMDRIFT_KAFKA__BOOTSTRAP_SERVERS)",
+    )
+    source.add_argument(
+        "--partitions",
+        type=partitions_argument,
+        metavar="LIST",
+        help="only these partitions, e.g. 0,2 (default: all)",
+    )
+    return source
+
+
 def _offset(text: str) -> int:
     try:
         value = int(text)
@@ -123,7 +129,8 @@ def _offset(text: str) -> int:
     return value
 
 
-def _time(text: str) -> int:
+def time_argument(text: str) -> int:
+    """RFC 3339 with a zone, or epoch milliseconds, as epoch milliseconds."""
     moment = parse_timestamp(int(text) if text.isdigit() else text)
     if moment is None:
         raise argparse.ArgumentTypeError(
@@ -132,7 +139,7 @@ def _time(text: str) -> int:
     return moment
 
 
-def _partitions(text: str) -> tuple[int, ...]:
+def partitions_argument(text: str) -> tuple[int, ...]:
     try:
         return tuple(sorted({int(part) for part in text.split(",")}))
     except ValueError:

@@ -1,4 +1,4 @@
-"""The `streamdrift` command: run, demo, broker, check-config, backtest.
+"""The `streamdrift` command: run, demo, broker, check-config, backtest, periods.
 
 Exit codes: 0 ok, 2 bad configuration or usage (one line saying what and where), 1 other failure.
 """
@@ -17,6 +17,7 @@ import orjson
 
 from detector import __version__
 from detector.commands.backtest_arguments import add_arguments as add_backtest_arguments
+from detector.commands.periods_arguments import add_arguments as add_periods_arguments
 from detector.settings import ConfigError, Settings, load_settings
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
@@ -99,6 +100,12 @@ def _parser() -> argparse.ArgumentParser:
         "Replay history through a candidate config and report what would have fired.",
     )
     add_backtest_arguments(backtest)
+    periods = command(
+        "periods",
+        _periods,
+        "Compare two periods of history (this week against last month) monitor by monitor.",
+    )
+    add_periods_arguments(periods)
     return parser
 
 
@@ -180,6 +187,13 @@ def _broker(args: argparse.Namespace) -> int:
 
 def _backtest(args: argparse.Namespace) -> int:
     from detector.commands.backtest import run
+
+    _configure_logging(level="WARNING")
+    return run(args)
+
+
+def _periods(args: argparse.Namespace) -> int:
+    from detector.commands.periods import run
 
     _configure_logging(level="WARNING")
     return run(args)

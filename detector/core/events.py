@@ -42,7 +42,7 @@ REASONS = (
 )
 
 
-class Source(IntEnum):
+class InputTopic(IntEnum):
     """Which input topic an event came from (also the topic code in evidence)."""
 
     prediction = 0
@@ -60,7 +60,7 @@ class Event(msgspec.Struct):
     is the probability of the predicted class (max(score, 1 - score) for a binary score).
     (A msgspec struct rather than a dataclass: built once per message, its C constructor counts.)"""
 
-    source: Source
+    source: InputTopic
     model: str
     partition: int
     offset: int
@@ -171,7 +171,7 @@ class Decoder:
         self._fast = msgspec.json.Decoder(event_struct(fields, max_model_name_length))
 
     def decode(
-        self, raw: bytes | None, source: Source, partition: int, offset: int, kafka_ts_ms: int
+        self, raw: bytes | None, source: InputTopic, partition: int, offset: int, kafka_ts_ms: int
     ) -> Event | Invalid:
         """Validate one message value."""
         if raw and len(raw) <= self.max_message_bytes:
@@ -186,7 +186,7 @@ class Decoder:
         return self._decode_slowly(raw, source, partition, offset, kafka_ts_ms)
 
     def _from_wire(
-        self, wire: Any, source: Source, partition: int, offset: int, kafka_ts_ms: int
+        self, wire: Any, source: InputTopic, partition: int, offset: int, kafka_ts_ms: int
     ) -> Event | None:
         """The event of a struct that passed msgspec's checks; None where the orjson path must decide.
         (Runs once per message: the common case takes the fewest steps.)"""
@@ -205,7 +205,7 @@ class Decoder:
         id_ = wire.id
         if id_ is not None and id_.__class__ is not str:
             id_ = str(id_)
-        if source is Source.label:
+        if source is InputTopic.label:
             if id_ is None or wire.label is None:
                 return None
             return Event(
@@ -220,7 +220,7 @@ class Decoder:
                 label=wire.label,
                 record_ms=kafka_ts_ms,
             )
-        if source is Source.feature and wire.features is None:
+        if source is InputTopic.feature and wire.features is None:
             return None
         score = confidence = wire.score
         if score is not None:
@@ -247,7 +247,7 @@ class Decoder:
         )
 
     def _decode_slowly(
-        self, raw: bytes | None, source: Source, partition: int, offset: int, kafka_ts_ms: int
+        self, raw: bytes | None, source: InputTopic, partition: int, offset: int, kafka_ts_ms: int
     ) -> Event | Invalid:
         obj = parse_json(raw, self.max_message_bytes)
         if isinstance(obj, Invalid):
@@ -270,7 +270,7 @@ class Decoder:
         self,
         obj: dict[str, Any],
         model: str,
-        source: Source,
+        source: InputTopic,
         partition: int,
         offset: int,
         kafka_ts_ms: int,
@@ -307,10 +307,10 @@ class Decoder:
                     "nested_feature", f"feature '{name[:100]}' is an {type(value).__name__}"
                 )
             event.features = features
-        elif source is Source.feature:
+        elif source is InputTopic.feature:
             return Invalid("missing_field", f"feature events need '{f.features}'")
 
-        if source is Source.label:
+        if source is InputTopic.label:
             return self._label_fields(obj, event, f)
         return self._prediction_fields(obj, event, f)
 

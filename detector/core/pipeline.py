@@ -33,7 +33,7 @@ from operator import attrgetter
 from typing import NamedTuple, Protocol
 
 from detector.core.alerts import Alert
-from detector.core.events import RECORD_MS_OF, SOURCE_OF, TS_OF, Decoder, Event, Invalid, Source
+from detector.core.events import RECORD_MS_OF, SOURCE_OF, TS_OF, Decoder, Event, InputTopic, Invalid
 from detector.core.monitors.labels import PendingBudget
 from detector.core.monitors.model import ModelMonitor, is_model_failure
 from detector.settings import Settings
@@ -208,7 +208,7 @@ class Pipeline:
         self.log_blocks = log_blocks
         topics = settings.topics
         self.topics = (topics.predictions, topics.features, topics.labels)
-        self.sources = {name: Source(code) for code, name in enumerate(self.topics)}
+        self.sources = {name: InputTopic(code) for code, name in enumerate(self.topics)}
         self.decoder = Decoder(
             settings.fields,
             settings.limits.max_message_bytes,

@@ -14,8 +14,19 @@ Client = type[Producer] | type[Consumer]
 
 def consumer_config(settings: Settings) -> dict[str, Any]:
     """The input consumer's configuration, callbacks aside: the passthrough properties, then what
-    the detector's delivery depends on (manual offsets, read_committed, the range assignor)."""
+    the detector's delivery depends on (manual offsets, read_committed, the range assignor, which
+    keeps partition p of every input topic on one member). Under the consumer group protocol
+    (KIP-848) the broker assigns and times sessions out, so the assignor is named to it and the
+    session timeout is the broker's."""
     kafka = settings.kafka
+    group: dict[str, Any] = (
+        {"group.protocol": "consumer", "group.remote.assignor": "range"}
+        if kafka.group_protocol == "consumer"
+        else {
+            "partition.assignment.strategy": "range",
+            "session.timeout.ms": kafka.session_timeout_ms,
+        }
+    )
     return {
         "auto.offset.reset": "earliest",
         **kafka.client_config(),
@@ -23,8 +34,7 @@ def consumer_config(settings: Settings) -> dict[str, Any]:
         "enable.auto.commit": False,
         "enable.auto.offset.store": False,
         "isolation.level": "read_committed",
-        "partition.assignment.strategy": "range",
-        "session.timeout.ms": kafka.session_timeout_ms,
+        **group,
         "max.poll.interval.ms": kafka.max_poll_interval_ms,
     }
 

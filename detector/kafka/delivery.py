@@ -5,8 +5,14 @@
 * exactly_once: outputs are produced inside a transaction; a checkpoint adds the input
   offsets to it (send_offsets_to_transaction) and commits everything at once.
 
+`settle` and `commit` take an optional deadline (time.monotonic() seconds): the work done while
+partitions are revoked must end before the group gives up on the member (see
+detector.service.checkpointing). Past it, the blocking calls time out and raise.
+
 Errors follow confluent-kafka's three kinds: retriable (retried here), abortable (the
 transaction is aborted and `CheckpointAborted` raised: the caller rewinds), fatal (raised).
+A missing ACL is neither retried nor rewound: it raises `ClusterRefused` (`NotAuthorized` where
+the resource is known), as a replay would be refused again.
 
 A record the broker refuses as too large (its limit below limits.max_output_bytes) would be
 refused again on every replay. Records sent with a `place` (dead letters: the source message)
@@ -24,6 +30,8 @@ from functools import partial
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+
+from detector.kafka.topics import AUTHORIZATION_FAILURES, Acl, ClusterRefused, NotAuthorized
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +79,8 @@ class Outputs:
             Hashable, int
         ] = {}  # place -> times its record was refused as too large
         self.unacknowledged = 0
+        self.denied: NotAuthorized | None = None  # the first record refused for a missing ACL
+        self.topics: set[str] = set()  # written since the last checkpoint
 
     def _on_delivery(
         self, error: KafkaError | None, message: Any, place: Hashable | None = None
@@ -79,6 +89,8 @@ class Outputs:
         if error is None:
             return
         failure = f"{message.topic()}: {error.str()}"
+        if error.code() in AUTHORIZATION_FAILURES and self.denied is None:
+            self.denied = NotAuthorized(Acl("Write", "topic", message.topic()), error.name())
         if place is not None and error.code() == KafkaError.MSG_SIZE_TOO_LARGE:
             self.refusals[place] = (
                 self.refusals.pop(place, 0) + 1
@@ -102,6 +114,7 @@ class Outputs:
         `place` names what the record stands for, to be counted in `refusals` if it is refused as
         too large."""
         self._begin()
+        self.topics.add(topic)
         deadline = time.monotonic() + QUEUE_FULL_TIMEOUT_S
         on_delivery = (
             self._on_delivery if place is None else partial(self._on_delivery, place=place)
@@ -135,6 +148,9 @@ class Outputs:
         """DeliveryError for failed records; CheckpointAborted if the only failures are records
         refused as too large, which the replay resends smaller."""
         failures, refused, self.failures, self.refused = self.failures, self.refused, [], []
+        self.topics.clear()
+        if self.denied is not None:
+            raise self.denied
         if failures:
             raise DeliveryError(
                 f"{len(failures)} output message(s) were not delivered, first: {failures[0]}"
@@ -142,10 +158,12 @@ class Outputs:
         if refused:
             raise _refused_error(refused)
 
-    def settle(self) -> None:
+    def settle(self, deadline: float | None = None) -> None:
         """Make sure what was sent so far is durable before anything that depends on it is sent."""
 
-    def commit(self, consumer: Consumer, offsets: list[TopicPartition]) -> None:
+    def commit(
+        self, consumer: Consumer, offsets: list[TopicPartition], deadline: float | None = None
+    ) -> None:
         raise NotImplementedError
 
     def abort(self) -> None:
@@ -167,17 +185,20 @@ class Outputs:
 
 
 class AtLeastOnceOutputs(Outputs):
-    def settle(self) -> None:
+    def settle(self, deadline: float | None = None) -> None:
         """Wait until everything sent is acknowledged; raise if anything failed."""
-        remaining = self.producer.flush(FLUSH_TIMEOUT_S)
+        timeout = _within(deadline, FLUSH_TIMEOUT_S)
+        remaining = self.producer.flush(timeout)
         if remaining:
             raise DeliveryError(
-                f"{remaining} output message(s) still unacknowledged after {FLUSH_TIMEOUT_S:.0f}s"
+                f"{remaining} output message(s) still unacknowledged after {timeout:.0f}s"
             )
         self._raise_failures()
 
-    def commit(self, consumer: Consumer, offsets: list[TopicPartition]) -> None:
-        self.settle()
+    def commit(
+        self, consumer: Consumer, offsets: list[TopicPartition], deadline: float | None = None
+    ) -> None:
+        self.settle(deadline)
         if not offsets:
             return
         try:
@@ -191,22 +212,34 @@ class AtLeastOnceOutputs(Outputs):
 
 
 class ExactlyOnceOutputs(Outputs):
-    def __init__(self, producer: Producer) -> None:
+    def __init__(self, producer: Producer, transactional_id: str) -> None:
         super().__init__(producer)
         self.in_transaction = False
-        _retrying(lambda: producer.init_transactions(TRANSACTION_TIMEOUT_S), "init_transactions")
+        try:
+            _retrying(
+                lambda: producer.init_transactions(TRANSACTION_TIMEOUT_S), "init_transactions"
+            )
+        except KafkaException as exc:
+            error = exc.args[0]
+            if error.code() in AUTHORIZATION_FAILURES:
+                acl = Acl("Write", "transactional-id", transactional_id)
+                raise NotAuthorized(acl, error.name()) from None
+            raise
 
     def _begin(self) -> None:
         if not self.in_transaction:
             self.producer.begin_transaction()
             self.in_transaction = True
 
-    def commit(self, consumer: Consumer, offsets: list[TopicPartition]) -> None:
+    def commit(
+        self, consumer: Consumer, offsets: list[TopicPartition], deadline: float | None = None
+    ) -> None:
         if not offsets and not self.in_transaction:
             return
         self._begin()
         try:
-            self.producer.flush(FLUSH_TIMEOUT_S)  # every delivery report is in before the decision
+            # every delivery report is in before the decision
+            self.producer.flush(_within(deadline, FLUSH_TIMEOUT_S))
             if self.refused:
                 self.abort()
                 raise _refused_error(self.refused)
@@ -215,25 +248,53 @@ class ExactlyOnceOutputs(Outputs):
                 _retrying(
                     lambda: _bounded(
                         lambda: self.producer.send_offsets_to_transaction(
-                            offsets, metadata, TRANSACTION_TIMEOUT_S
+                            offsets, metadata, _within(deadline, TRANSACTION_TIMEOUT_S)
                         ),
-                        TRANSACTION_TIMEOUT_S + WEDGE_GRACE_S,
+                        _within(deadline, TRANSACTION_TIMEOUT_S) + WEDGE_GRACE_S,
                         "send_offsets_to_transaction",
                     ),
                     "send_offsets",
+                    deadline,
                 )
             _retrying(
-                lambda: self.producer.commit_transaction(TRANSACTION_TIMEOUT_S),
+                lambda: self.producer.commit_transaction(_within(deadline, TRANSACTION_TIMEOUT_S)),
                 "commit_transaction",
+                deadline,
             )
         except KafkaException as exc:
-            if exc.args[0].txn_requires_abort():
+            error = exc.args[0]
+            if error.code() in AUTHORIZATION_FAILURES:
+                denied = self._not_authorized(error)
+                self._abort_quietly()
+                raise denied from None
+            if error.txn_requires_abort():
                 self.abort()
-                raise CheckpointAborted(exc.args[0].str()) from None
+                raise CheckpointAborted(error.str()) from None
             raise
         finally:
             self.failures.clear()  # a committed transaction delivered all; an aborted one none
             self.refused.clear()
+            self.topics.clear()
+        self.in_transaction = False
+
+    def _not_authorized(self, error: KafkaError) -> ClusterRefused:
+        """A transaction refused for a missing ACL. Adding a topic to the transaction fails for all
+        its topics at once, and librdkafka names the refused one only in its log."""
+        if error.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED and len(self.topics) == 1:
+            return NotAuthorized(Acl("Write", "topic", next(iter(self.topics))), error.name())
+        written = ", ".join(f"'{name}'" for name in sorted(self.topics))
+        return ClusterRefused(
+            f"not authorized to complete a transaction writing {written} ({error.name()}: "
+            f"{error.str()}): check the detector's Write ACLs on them and its consumer group's "
+            "Read; docs/security.md lists every ACL the detector needs"
+        )
+
+    def _abort_quietly(self) -> None:
+        """Abort before stopping on another error, which stays the one reported."""
+        try:
+            self.abort()
+        except KafkaException as exc:
+            log.warning("aborting the transaction failed too: %s", exc.args[0].str())
         self.in_transaction = False
 
     def abort(self) -> None:
@@ -274,15 +335,22 @@ def _bounded(call: Callable[[], object], timeout_s: float, what: str) -> None:
         raise outcome[0]
 
 
-def _retrying(call: Any, what: str) -> None:
-    """Run a transactional call, retrying errors Kafka marks as retriable."""
+def _within(deadline: float | None, timeout_s: float) -> float:
+    """`timeout_s`, or less if the deadline comes first (0 once it has passed)."""
+    if deadline is None:
+        return timeout_s
+    return max(0.0, min(timeout_s, deadline - time.monotonic()))
+
+
+def _retrying(call: Any, what: str, deadline: float | None = None) -> None:
+    """Run a transactional call, retrying errors Kafka marks as retriable (not past the deadline)."""
     for attempt in range(1, RETRIES + 1):
         try:
             call()
             return
         except KafkaException as exc:
             error = exc.args[0]
-            if not error.retriable() or attempt == RETRIES:
+            if not error.retriable() or attempt == RETRIES or _within(deadline, 1.0) == 0:
                 raise
             log.warning("%s failed (%s), retrying (%d/%d)", what, error.str(), attempt, RETRIES)
             time.sleep(0.2 * attempt)

@@ -9,6 +9,7 @@ import socket
 import ssl
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException
@@ -27,7 +28,7 @@ _TLS_HINT = (
     "certificate names the host in bootstrap_servers (ssl.endpoint.identification.algorithm=https checks it)"
 )
 _LOGIN_HINT = "check kafka.properties sasl.mechanism and sasl.username, and the sasl.password in kafka.secrets"
-_ACL_HINT = "grant the ACLs listed in the README's Security section"
+_ACL_HINT = "grant the detector's principal the ACLs listed in docs/security.md"
 
 # Errors that retrying cannot fix, with what to do about them.
 REFUSALS: dict[int, tuple[str, str]] = {
@@ -57,6 +58,44 @@ class TopicError(RuntimeError):
 
 class ClusterRefused(ConnectionError):
     """The cluster answered but will not serve this client as configured: retrying cannot help."""
+
+
+AUTHORIZATION_FAILURES = frozenset(
+    {
+        KafkaError.TOPIC_AUTHORIZATION_FAILED,
+        KafkaError.GROUP_AUTHORIZATION_FAILED,
+        KafkaError.TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+        KafkaError.CLUSTER_AUTHORIZATION_FAILED,
+    }
+)
+
+
+@dataclass(frozen=True)
+class Acl:
+    """One operation on one resource, as kafka-acls.sh spells them (resource: topic, group,
+    transactional-id; operation: Read, Write, Describe, Create)."""
+
+    operation: str
+    resource: str
+    name: str
+
+    def __str__(self) -> str:
+        return f"{self.operation} {self.resource.replace('-', ' ')} '{self.name}'"
+
+    def flags(self) -> str:
+        return f"--operation {self.operation} --{self.resource} '{self.name}'"
+
+
+class NotAuthorized(ClusterRefused):
+    """The broker refuses the detector's principal an operation it needs: no retry can help."""
+
+    def __init__(self, acl: Acl, reason: str) -> None:
+        self.acl = acl
+        super().__init__(
+            f"not authorized to {acl} ({reason}): grant it with kafka-acls.sh --add "
+            f"--allow-principal <the detector's principal> {acl.flags()}; "
+            "docs/security.md lists every ACL the detector needs"
+        )
 
 
 def refusal(error: KafkaError) -> str | None:
@@ -208,8 +247,11 @@ def ensure_topics(
                 future.result()
                 log.info("created topic %s", name)
             except KafkaException as exc:
-                if exc.args[0].code() != exc.args[0].TOPIC_ALREADY_EXISTS:
-                    raise TopicError(f"cannot create topic {name}: {exc.args[0].str()}") from None
+                error = exc.args[0]
+                if error.code() in AUTHORIZATION_FAILURES:
+                    raise NotAuthorized(Acl("Create", "topic", name), error.name()) from None
+                if error.code() != error.TOPIC_ALREADY_EXISTS:
+                    raise TopicError(f"cannot create topic {name}: {error.str()}") from None
         existing = wait_listed(admin, wanted)
     counts = {name: existing.get(name, partitions) for name in inputs}
     if len(set(counts.values())) > 1:

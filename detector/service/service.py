@@ -2,12 +2,22 @@
 checkpoint (state and input offsets, with or after the outputs).
 
 The loop follows confluent-kafka's and quix-streams' shape: finite poll timeouts, signals only
-set a flag, auto-commit and auto offset store off, checkpoints on an interval in a fixed order
-(outputs → state → commit), state restored on assignment before any event of a partition is
-processed, the work in hand committed on revoke, nothing committed after a failure.
+set a flag, auto-commit and auto offset store off, nothing committed after a failure. Its
+parts each have one job:
 
-Inputs are assigned with the `range` assignor: it gives partition p of every input topic to
-the same member, which is what keeps all of a model's events (and its state) in one process.
+* `Checkpoint` (checkpointing.py): progress per partition, when a commit is due, and the commit
+  in a fixed order (outputs → state → offsets);
+* `Restorer` (restore.py): assigned partitions wait paused while the loop restores their state,
+  a slice per step, then resume where the state ends;
+* `ClusterWatch` (cluster_watch.py): connection and topic health, and the cluster's refusals.
+
+The rebalance callbacks stay short: an assignment is assigned and paused (its restore runs in
+the loop); a revoke commits the work in hand under a deadline of half of max.poll.interval.ms,
+so that the member is never dropped from its group for a slow commit; a loss commits nothing.
+
+Inputs are assigned with the `range` assignor (on the broker under the consumer group
+protocol): it gives partition p of every input topic to the same member, which is what keeps
+all of a model's events (and its state) in one process.
 """
 
 from __future__ import annotations
@@ -27,40 +37,36 @@ from prometheus_client import CollectorRegistry
 from detector.core.alerts import Alert
 from detector.core.alignment import Aligner
 from detector.core.pipeline import GC_THRESHOLDS, BatchResult, DeadLetter, Pipeline
-from detector.core.state import StateCodec, restore_model
+from detector.core.state import StateCodec
 from detector.http.endpoints import HealthServer
 from detector.http.metrics import Metrics
 from detector.kafka.checkpoint import StateStore
 from detector.kafka.clients import consumer_config, producer_config
-from detector.kafka.delivery import (
-    AtLeastOnceOutputs,
-    CheckpointAborted,
-    CommitSuperseded,
-    ExactlyOnceOutputs,
-    Outputs,
-    ProducerWedged,
-)
+from detector.kafka.delivery import AtLeastOnceOutputs, ExactlyOnceOutputs, Outputs
 from detector.kafka.faults import FaultInjector
+from detector.kafka.permissions import check_permissions
 from detector.kafka.topics import (
-    TOPIC_GONE,
-    UNREACHABLE,
     ClusterRefused,
     ensure_topics,
     output_topics,
-    partition_counts,
     refusal,
     wait_for_cluster,
 )
+from detector.service.checkpointing import Checkpoint, Outcome
+from detector.service.cluster_watch import ClusterWatch
+from detector.service.restore import Restorer
 from detector.settings import ProcessingGuarantee, Settings
 
 log = logging.getLogger(__name__)
 
 AlertListener = Callable[[Alert, dict[str, Any]], None]
-CONNECTION_CHECK_S = 2.0
 # librdkafka's own log lines (a line per failed reconnect) go here, shown only at DEBUG: its errors
 # reach the detector through error_cb, which logs each outage once.
 LIBRDKAFKA_LOG = logging.getLogger("detector.librdkafka")
-COMMITTED_TIMEOUT_S = 30.0
+RESTORE_SLICE_S = 0.5  # longest restore step between two polls
+# Share of max.poll.interval.ms that the work on a revoke may take: the group waits that long
+# for a member to give its partitions up, counted from a rebalance the member notices late.
+REVOKE_SHARE = 0.5
 
 
 class Service:
@@ -87,35 +93,37 @@ class Service:
         codec = StateCodec(
             settings.kafka.group_id, key.get_secret_value().encode() if key else None
         )
-        self.store = StateStore(
+        self.faults = FaultInjector(settings.fault_injection)
+        store = StateStore(
             settings.state_topic(),
             codec,
             settings.kafka.client_config(),
             self.metrics.state_rejected,
+            self.faults,
         )
-        self.faults = FaultInjector(settings.fault_injection)
+        self.revoke_budget_s = settings.kafka.max_poll_interval_ms / 1000 * REVOKE_SHARE
+        self.checkpoint = Checkpoint(settings, self.pipeline, store, self.faults, self.metrics)
+        self.restorer = Restorer(
+            self.inputs,
+            store if settings.state.enabled else None,
+            self.pipeline,
+            self.metrics,
+            self.revoke_budget_s,
+        )
+        self.cluster = ClusterWatch(
+            settings, self.metrics, on_fatal=self.request_stop, on_topics_lost=self._replace_outputs
+        )
         self.stop_requested = threading.Event()
         self.alert_listeners: list[AlertListener] = []
         self.http: HealthServer | None = None
         self.consumer: Consumer | None = None
         self.outputs: Outputs | None = None
-        self.connected = False
-        self.last_connection_check = 0.0
-        self.fatal_error: KafkaError | None = None
         self.failed = False
         self.joined = False  # the group assigned this member at least once
-        self.restoring = False
-        self.owned: set[int] = set()  # input partition numbers
-        self.covered: dict[
-            int, dict[str, int]
-        ] = {}  # per owned partition: next offset of each input topic
-        self.progressed: set[int] = set()  # partitions with events since the last checkpoint
+        self.owned: set[int] = set()  # assigned input partition numbers, restored or restoring
         self.touched: set[str] = set()  # models with events since the last checkpoint (for gauges)
-        self.uncommitted_events = 0
-        self.last_checkpoint = time.monotonic()
-        self.last_progress = (
-            time.monotonic()
-        )  # when the loop last completed a step (or a wait for the broker)
+        # when the loop last completed a step (or a wait for the broker)
+        self.last_progress = time.monotonic()
         self.processed_events = 0
 
     # -- control ------------------------------------------------------------------------
@@ -127,13 +135,18 @@ class Service:
     def is_ready(self) -> bool:
         """Connected, assigned by the group, every assigned partition's state restored, and the
         loop not stalled."""
-        return self.connected and self.joined and not self.restoring and not self.stalled_s()
+        return (
+            self.cluster.connected
+            and self.joined
+            and not self.restorer.restoring
+            and not self.stalled_s()
+        )
 
     def readiness(self) -> tuple[bool, dict[str, object]]:
         details = {
-            "connected": self.connected,
+            "connected": self.cluster.connected,
             "assigned": self.joined,
-            "restoring": self.restoring,
+            "restoring": self.restorer.restoring,
             "partitions": sorted(self.owned),
             "stalled_s": round(self.stalled_s(), 1),
         }
@@ -191,13 +204,13 @@ class Service:
             if not wait_for_cluster(settings.kafka.client_config(), self._progressing):
                 return
             admin = AdminClient(settings.kafka.client_config())
-            self.connected = True
+            self.cluster.connected = True
             outputs = output_topics(settings)
+            check_permissions(admin, settings)
             partitions = ensure_topics(admin, settings, self.inputs, outputs)
             log.info("inputs %s have %d partitions each", ", ".join(self.inputs), partitions)
-            self.outputs = (
-                self._make_outputs()
-            )  # before joining: init_transactions fences a dead predecessor
+            # before joining: init_transactions fences a dead predecessor
+            self.outputs = self._make_outputs()
             self.consumer = Consumer(self._consumer_config())
             self.consumer.subscribe(
                 self.inputs,
@@ -207,14 +220,13 @@ class Service:
             )
             while not self.stop_requested.is_set() and not (until and until(self)):
                 self._step()
-            if self.fatal_error is not None:
-                raise KafkaException(self.fatal_error)
-            self._checkpoint()
+            if self.cluster.fatal_error is not None:
+                raise KafkaException(self.cluster.fatal_error)
+            self._commit()
             log.info("stopped after %d events; offsets committed", self.processed_events)
         except BaseException:
-            self.failed = (
-                True  # nothing more is committed on the way out: the input will be replayed
-            )
+            # nothing more is committed on the way out: the input will be replayed
+            self.failed = True
             raise
         finally:
             self._close()
@@ -222,33 +234,43 @@ class Service:
     def _step(self) -> None:
         assert self.consumer is not None and self.outputs is not None
         self.outputs.poll()
-        messages = self.consumer.consume(
-            self.settings.batch_max_events, self.settings.batch_timeout_ms / 1000
+        # While state is being read, the poll only serves the group (and the other partitions):
+        # the time goes to the restore.
+        timeout_s = 0 if self.restorer.reading else self.settings.batch_timeout_ms / 1000
+        messages = self.consumer.consume(self.settings.batch_max_events, timeout_s)
+        if self.cluster.fatal_error is not None:
+            return  # reported while consuming: nothing more is processed or committed
+        self._restore_step()
+        self.aligner.add(
+            m for m in messages if (error := m.error()) is None or self._on_consume_error(error)
         )
-        if (
-            self.fatal_error is not None
-        ):  # reported while consuming: nothing more is processed or committed
-            return
-        self.aligner.add(m for m in messages if not m.error() or self._on_consume_error(m.error()))
         good = self.aligner.release(self._caught_up, time.monotonic())
         self._apply_flow_control()
         if good:
             with self.metrics.batch_seconds.time():
                 result = self.pipeline.process(good)
             self._publish(result)
-            for message in good:
-                partition = message.partition()
-                self.covered.setdefault(partition, {})[message.topic()] = message.offset() + 1
-                self.progressed.add(partition)
-            self.uncommitted_events += len(good)
+            self.checkpoint.advance(good)
             self.processed_events += len(good)
-        if (
-            not self.connected
-        ):  # prefetched messages can still arrive: only metadata proves the broker back
-            self._check_connection()
-        if self._checkpoint_due():
-            self._checkpoint()
+        # prefetched messages can still arrive: only metadata proves the broker back
+        self.cluster.check(self.consumer)
+        # a commit started against a dead coordinator can hang
+        if self.cluster.connected and self.checkpoint.due():
+            self._commit()
         self.last_progress = time.monotonic()
+
+    def _restore_step(self) -> None:
+        """Advance the pending restore by one slice; partitions restored resume from their state,
+        and their models show their gauges at once (an open drift stays visible across a rebalance)."""
+        assert self.consumer is not None
+        if not self.restorer.restoring:
+            return
+        resumed = self.restorer.step(self.consumer, time.monotonic() + RESTORE_SLICE_S)
+        for partition in resumed:
+            self.checkpoint.start(partition.partition, partition.offsets, partition.moved)
+            self.touched.update(self.pipeline.partitions[partition.partition].models)
+        if resumed:
+            self._refresh_gauges()
 
     def _caught_up(self, topic: str, partition: int) -> bool:
         """Whether the consumer has read all that the broker had of a topic partition at its last
@@ -260,10 +282,9 @@ class Service:
         if high < 0:
             return False
         position = self.consumer.position([tp])[0].offset
-        if (
-            position < 0
-        ):  # nothing read since the assignment: reading starts at the resume point, else the beginning
-            position = self.covered.get(partition, {}).get(topic, low)
+        if position < 0:
+            # nothing read since the assignment: reading starts at the resume point, else the beginning
+            position = self.checkpoint.covered.get(partition, {}).get(topic, low)
         return position >= high
 
     def _apply_flow_control(self) -> None:
@@ -325,7 +346,7 @@ class Service:
             ", ".join(names[:5]),
             ", …" if len(names) > 5 else "",
         )
-        self.progressed.update(
+        self.checkpoint.touch(
             eviction.partition for eviction in result.evictions if eviction.partition in self.owned
         )
         departed = {
@@ -372,123 +393,33 @@ class Service:
         problem = refusal(error)
         if problem:
             raise ClusterRefused(f"kafka refused the consumer: {problem}")
-        self._on_client_error(error)
+        self.cluster.on_client_error(error)
         return False
-
-    def _check_connection(self) -> None:
-        """While disconnected and idle, ask for metadata every few seconds to notice recovery.
-
-        A topic that is gone (deleted, or lost by a broker that keeps no data) is logged and
-        counted once per loss; it is re-created when topics.create_missing allows, else the
-        process stays not ready until it exists again."""
-        assert self.consumer is not None
-        if time.monotonic() - self.last_connection_check < CONNECTION_CHECK_S:
-            return
-        self.last_connection_check = time.monotonic()
-        wanted = self.inputs + output_topics(self.settings)
-        try:
-            present = partition_counts(self.consumer, wanted, timeout_s=1.0)
-        except KafkaException:
-            return
-        missing = [name for name in wanted if name not in present]
-        lost = [
-            name
-            for name in missing
-            if self.registry.get_sample_value("streamdrift_topic_missing", {"topic": name}) != 1
-        ]
-        create = self.settings.topics.create_missing
-        for name in lost:
-            self.metrics.topic_losses.labels(name).inc()
-            log.warning(
-                "topic %s is gone from the cluster (deleted, or lost by a broker that keeps no data): %s",
-                name,
-                "re-creating it (topics.create_missing); its partitions are read again from the start and their models re-learned"
-                if create
-                else "not ready until it exists again (topics.create_missing is off)",
-            )
-        for name in missing:
-            self.metrics.topic_missing.labels(name).set(1)
-        if lost and self.outputs is not None:
-            # Whatever lost the topics (a broker without storage) lost the producer's idempotence
-            # and transaction state with them: the old producer would stall; start a fresh one.
-            self.outputs.producer.purge()
-            self.outputs = self._make_outputs()
-        if missing and create:
-            ensure_topics(
-                AdminClient(self.settings.kafka.client_config()),
-                self.settings,
-                self.inputs,
-                output_topics(self.settings),
-            )
-        elif missing:
-            return
-        for name in wanted:
-            self.metrics.topic_missing.labels(name).set(0)
-        log.info("kafka is reachable again")
-        self.connected = True
 
     # -- checkpoints --------------------------------------------------------------------
 
-    def _checkpoint_due(self) -> bool:
-        s = self.settings
-        if (
-            not self.progressed or not self.connected
-        ):  # a commit started against a dead coordinator can hang
-            return False
-        elapsed_ms = (time.monotonic() - self.last_checkpoint) * 1000
-        return (
-            elapsed_ms >= s.commit_interval_ms
-            or self.uncommitted_events >= s.commit_interval_events
-        )
-
-    def _checkpoint(self) -> None:
-        """Outputs, then state, then input offsets: under exactly_once all in one transaction;
-        under at_least_once each acknowledged before the next is sent. An aborted transaction
-        rewinds input and state to the last checkpoint."""
+    def _commit(self, deadline: float | None = None) -> None:
+        """Commit the work in hand (see Checkpoint.commit); after an aborted transaction, rewind."""
         if self.consumer is None or self.outputs is None:
             return
-        partitions = sorted(self.progressed & self.owned)
-        offsets = [
-            TopicPartition(topic, p, offset)
-            for p in partitions
-            for topic, offset in self.covered[p].items()
-        ]
-        outputs = self.outputs
-        with self.metrics.checkpoint_seconds.time():
-            try:
-                outputs.settle()
-                if self.settings.state.enabled:
-                    for p in partitions:
-                        state = self.pipeline.partitions[p]
-                        self.store.write(
-                            outputs, p, self.covered[p], state.take_dirty(), state.take_evicted()
-                        )
-                self.faults.reached("before_commit", before_exit=lambda: outputs.producer.flush(10))
-                outputs.commit(self.consumer, offsets)
-            except CheckpointAborted as exc:
-                self.metrics.commit_failures.inc()
-                log.warning("checkpoint aborted (%s): rewinding to the last checkpoint", exc)
-                if isinstance(exc, ProducerWedged):  # its successor aborts its transaction
-                    self.outputs = self._make_outputs()
-                self._rewind()
-                return
-            except CommitSuperseded as exc:
-                self.metrics.commit_failures.inc()
-                log.warning(
-                    "offsets not committed, the group moved on (%s): the next owner resumes from the state",
-                    exc,
-                )
-                self.progressed.clear()
-                return
-            except Exception:
-                self.metrics.commit_failures.inc()
-                raise
-        self.faults.reached("after_commit")
-        self.metrics.commits.inc()
-        self.progressed.clear()
-        self.uncommitted_events = 0
-        self.last_checkpoint = time.monotonic()
-        self._refresh_gauges()
+        outcome = self.checkpoint.commit(self.outputs, self.consumer, self.owned, deadline)
+        if outcome is Outcome.wedged:  # its successor's init_transactions aborts its transaction
+            self.outputs = self._make_outputs()
+        if outcome in (Outcome.aborted, Outcome.wedged):
+            self._rewind()
+        elif outcome is Outcome.committed:
+            self._refresh_gauges()
+
+    def _rewind(self) -> None:
+        """After an aborted transaction: every owned partition goes back to its last checkpoint,
+        restored in the loop as after an assignment."""
+        assert self.consumer is not None
+        self.aligner.drop(self.owned)  # read again from the checkpoint
+        self.checkpoint.rewound()
+        self.restorer.cancel(self.owned)
+        self.restorer.schedule(
+            self.consumer, [tp for tp in self.consumer.assignment() if tp.partition in self.owned]
+        )
 
     def _refresh_gauges(self) -> None:
         touched = [m for m in self.pipeline.models() if m.name in self.touched]
@@ -507,107 +438,26 @@ class Service:
                 lags[tp.topic, tp.partition] = max(0, high - tp.offset)
         return lags
 
-    # -- rebalancing and restore --------------------------------------------------------
+    # -- rebalancing --------------------------------------------------------------------
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        """Take the partitions (all of them under the classic protocol's range assignor, the
+        added ones under the consumer protocol) and hold them paused until the loop has
+        restored their state."""
+        if self.settings.kafka.group_protocol == "consumer":
+            consumer.incremental_assign(partitions)
+        else:
+            consumer.assign(partitions)
         numbers = {tp.partition for tp in partitions}
-        self.restoring = True
-        try:
-            starts = self._restore(consumer, partitions)
-            consumer.assign(starts)
-        finally:
-            self.restoring = False
-        self.owned = numbers
+        self.owned |= numbers
         self.joined = True
-        # Restored models show their gauges at once, not at their next event: an open drift stays visible across a rebalance.
-        self.touched.update(
-            monitor.name
-            for p in numbers
-            if p in self.pipeline.partitions
-            for monitor in self.pipeline.partitions[p].models.values()
-        )
-        self._refresh_gauges()
+        self.restorer.schedule(consumer, partitions)
         log.info("assigned input partitions %s", sorted(numbers) or "none")
-
-    def _restore(
-        self, consumer: Consumer, partitions: list[TopicPartition]
-    ) -> list[TopicPartition]:
-        """Load the newest checkpoint of each partition into the pipeline; return where each
-        input partition resumes: the checkpoint's offsets, else the committed ones."""
-        numbers = sorted({tp.partition for tp in partitions})
-        started = time.monotonic()
-        restored = self.store.read(numbers) if self.settings.state.enabled else {}
-        committed = {
-            (tp.topic, tp.partition): tp.offset
-            for tp in consumer.committed(partitions, timeout=COMMITTED_TIMEOUT_S)
-        }
-        starts: list[TopicPartition] = []
-        for p in numbers:
-            checkpoint = restored.get(p)
-            models = {}
-            for name, state in (checkpoint.models if checkpoint else {}).items():
-                monitor = self.pipeline.new_monitor(name)
-                relearn = restore_model(monitor, state)
-                if relearn is None:
-                    models[name] = monitor
-                else:
-                    self.metrics.state_relearned.labels(relearn.reason).inc()
-                    log.warning(
-                        "model %s re-learns from its next events, its checkpointed state not loaded: %s",
-                        name,
-                        relearn.detail,
-                    )
-            self.pipeline.install(p, models)
-            self.covered[p] = {}
-            for topic in self.inputs:
-                offset = committed.get((topic, p), -1001)
-                if checkpoint and checkpoint.offsets is not None and topic in checkpoint.offsets:
-                    resume = checkpoint.offsets[topic]
-                    if resume != offset:
-                        if offset >= 0:
-                            log.warning(
-                                "%s[%d]: state covers offset %d, committed offset is %d: resuming at %d",
-                                topic,
-                                p,
-                                resume,
-                                offset,
-                                resume,
-                            )
-                        self.progressed.add(p)  # commit the resume point even if no new event comes
-                    offset = resume
-                if offset >= 0:
-                    self.covered[p][topic] = offset
-                starts.append(TopicPartition(topic, p, offset))
-        if restored:
-            loaded = sum(len(self.pipeline.partitions[p].models) for p in numbers)
-            log.info(
-                "restored %d models of partitions %s in %.2fs",
-                loaded,
-                numbers,
-                time.monotonic() - started,
-            )
-        return starts
-
-    def _rewind(self) -> None:
-        """After an aborted transaction: reload the last checkpoint and seek back to it."""
-        assert self.consumer is not None
-        assignment = [tp for tp in self.consumer.assignment() if tp.partition in self.owned]
-        paused = self.aligner.drop(self.owned)  # read again from the checkpoint
-        if paused:
-            self.consumer.resume([TopicPartition(topic, p) for topic, p in paused])
-        self.progressed.clear()
-        self.uncommitted_events = 0
-        self.restoring = True
-        try:
-            for tp in self._restore(self.consumer, assignment):
-                if tp.offset >= 0:
-                    self.consumer.seek(tp)
-        finally:
-            self.restoring = False
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         numbers = {tp.partition for tp in partitions}
-        if self.failed or self.fatal_error is not None:
+        self.restorer.cancel(numbers)
+        if self.failed or self.cluster.fatal_error is not None:
             log.warning(
                 "revoking input partitions %s after a failure: not committing", sorted(numbers)
             )
@@ -615,9 +465,30 @@ class Service:
                 self.outputs.abort()
         else:
             log.info("revoking input partitions %s: committing work in hand", sorted(numbers))
-            self._checkpoint()
+            self._commit_before_handover()
             self.faults.reached("in_revoke")
         self._drop(numbers)
+
+    def _commit_before_handover(self) -> None:
+        """Commit the work in hand within the revoke budget. Past it, nothing more is committed:
+        the transaction is aborted and every owned partition rewound, so the next owner of the
+        revoked ones reads them again from their last checkpoint, and this member keeps its place
+        in the group."""
+        deadline = time.monotonic() + self.revoke_budget_s
+        try:
+            self._commit(deadline)
+        except Exception as exc:
+            if time.monotonic() < deadline:
+                raise
+            log.warning(
+                "the work in hand was not committed within %.0fs (half of kafka.max_poll_interval_ms): "
+                "handing the partitions over at their last checkpoint (%s)",
+                self.revoke_budget_s,
+                exc,
+            )
+            assert self.outputs is not None
+            self.outputs.abort()
+            self._rewind()
 
     def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         numbers = {tp.partition for tp in partitions}
@@ -629,53 +500,37 @@ class Service:
         self._drop(numbers)
 
     def _drop(self, numbers: set[int]) -> None:
+        self.restorer.cancel(numbers)
         self.metrics.forget_models(self.pipeline.revoke(numbers))
         self.owned -= numbers
-        self.progressed -= numbers
+        self.checkpoint.forget(numbers)
         self.aligner.drop(numbers)  # not processed, so not committed: the next owner reads them
-        for p in numbers:
-            self.covered.pop(p, None)
 
     # -- clients ------------------------------------------------------------------------
 
     def _consumer_config(self) -> dict[str, Any]:
         return {
             **consumer_config(self.settings),
-            "error_cb": self._on_client_error,
+            "error_cb": self.cluster.on_client_error,
             "logger": LIBRDKAFKA_LOG,
         }
 
     def _make_outputs(self) -> Outputs:
         config = {
             **producer_config(self.settings),
-            "error_cb": self._on_client_error,
+            "error_cb": self.cluster.on_client_error,
             "logger": LIBRDKAFKA_LOG,
         }
         if self.settings.processing_guarantee is ProcessingGuarantee.exactly_once:
-            return ExactlyOnceOutputs(Producer(config))
+            return ExactlyOnceOutputs(Producer(config), config["transactional.id"])
         return AtLeastOnceOutputs(Producer(config))
 
-    def _on_client_error(self, error: KafkaError) -> None:
-        """librdkafka's error callback. Fatal errors and refusals (TLS, credentials, ACLs) stop the
-        process. An unreachable broker or a vanished topic makes it not ready: logged once per
-        outage (repeats at DEBUG) until `_check_connection` finds the cluster whole again."""
-        problem = refusal(error)
-        if error.fatal() or problem:
-            log.error("kafka client fatal error: %s", problem or error.str())
-            self.fatal_error = error
-            self.request_stop()
-            return
-        if error.code() in UNREACHABLE or error.code() in TOPIC_GONE:
-            log.log(
-                logging.WARNING if self.connected else logging.DEBUG,
-                "kafka: %s (not ready until this passes)",
-                error.str(),
-            )
-            if self.connected:
-                self.metrics.kafka_outages.inc()
-            self.connected = False
-            return
-        log.warning("kafka: %s", error.str())
+    def _replace_outputs(self) -> None:
+        """Topics were lost with the producer's idempotence and transaction state (a broker without
+        storage): the old producer would stall; start a fresh one."""
+        if self.outputs is not None:
+            self.outputs.producer.purge()
+            self.outputs = self._make_outputs()
 
     def _close(self) -> None:
         """Close the clients; every step runs even if one before it raised (the first error is
@@ -690,10 +545,10 @@ class Service:
             _attempt(self.outputs.discard, errors)
         if self.consumer is not None:
             _attempt(self.consumer.close, errors)
+        _attempt(self.restorer.close, errors)
         if self.outputs is not None and not self.failed:
-            _attempt(
-                self.outputs.discard if errors else self.outputs.close, errors
-            )  # a failed revoke commit is a failure
+            # a failed revoke commit is a failure
+            _attempt(self.outputs.discard if errors else self.outputs.close, errors)
         if self.http is not None:
             _attempt(self.http.stop, errors)
         if errors and not self.failed:

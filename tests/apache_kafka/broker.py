@@ -24,11 +24,13 @@ import uuid
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 
 from detector.kafka.embedded import BrokerError, free_loopback_port, wait_for_port
+from tests.apache_kafka.security import BrokerSecurity
 
 HERE = Path(__file__).resolve().parent
 POM = HERE / "pom.xml"
@@ -162,12 +164,14 @@ class ApacheKafka:
 
     Topics the cluster creates itself (consumer offsets, transaction state) are replicated
     min(N, 3) times. `overrides` are extra server properties for every node. The data lives
-    in `work_dir` (a temporary directory removed at stop() unless one is given)."""
+    in `work_dir` (a temporary directory removed at stop() unless one is given). With
+    `security`, the client listener is SASL_SSL with ACLs enforced (see security.py)."""
 
     brokers: int = 1
     heap: str = "512m"
     overrides: dict[str, str] = field(default_factory=dict)
     work_dir: Path | None = None
+    security: BrokerSecurity | None = None
     nodes: list[Node] = field(default_factory=list, init=False)
     _own_dir: bool = field(default=False, init=False, repr=False)
 
@@ -232,6 +236,11 @@ class ApacheKafka:
             # A transaction left open by a killed client is aborted after its own
             # transaction.timeout.ms; check for such transactions every second, not every 10.
             "transaction.abort.timed.out.transaction.cleanup.interval.ms": "1000",
+            **(
+                self.security.properties(node.node_id, node.port, node.controller_port)
+                if self.security
+                else {}
+            ),
             **self.overrides,
         }
         return "".join(f"{key}={value}\n" for key, value in settings.items())
@@ -260,6 +269,7 @@ class ApacheKafka:
             str(node.properties_path),
             "--cluster-id",
             cluster_id,
+            *(self.security.format_arguments() if self.security else []),
         )
         result = subprocess.run(
             command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
@@ -309,8 +319,14 @@ class ApacheKafka:
             )
         )
 
+    def admin_config(self) -> dict[str, Any]:
+        """librdkafka properties of a client allowed everything (the super user when secured)."""
+        if self.security:
+            return self.security.admin_config()
+        return {"bootstrap.servers": self.bootstrap_servers}
+
     def _admin(self) -> AdminClient:
-        return AdminClient({"bootstrap.servers": self.bootstrap_servers, "log_level": 0})
+        return AdminClient({**self.admin_config(), "log_level": 0})
 
     def _failure(self, what: str) -> str:
         return f"Apache Kafka did not start: {what}\n" + "\n".join(

@@ -1,5 +1,5 @@
 """Fixtures of the backtest tests: a simulated history with known drifts, written as files by the
-producers' own command line, and the backtest command run in-process."""
+producers' own command line, and the backtest and periods commands run in-process."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ from detector.commands.cli import main as streamdrift
 from producers.__main__ import main as producers
 from tests.backtest.support import EVENTS, INJECTIONS, History
 
-Backtest = Callable[..., tuple[int, str, str]]
+Command = Callable[..., tuple[int, str, str]]
+Backtest = Command
 
 
 @pytest.fixture(scope="session")
@@ -41,14 +42,23 @@ def history(tmp_path_factory: pytest.TempPathFactory) -> History:
     return files
 
 
-@pytest.fixture
-def backtest(capsys: pytest.CaptureFixture[str]) -> Backtest:
-    """`streamdrift backtest ARGS` in this process: (exit code, stdout, stderr)."""
+def command(name: str, capsys: pytest.CaptureFixture[str]) -> Command:
+    """`streamdrift NAME ARGS` in this process: (exit code, stdout, stderr)."""
 
     def run(*args: str | Path) -> tuple[int, str, str]:
         capsys.readouterr()
-        code = streamdrift(["backtest", *map(str, args)])
+        code = streamdrift([name, *map(str, args)])
         out, err = capsys.readouterr()
         return code, out, err
 
     return run
+
+
+@pytest.fixture
+def backtest(capsys: pytest.CaptureFixture[str]) -> Command:
+    return command("backtest", capsys)
+
+
+@pytest.fixture
+def periods(capsys: pytest.CaptureFixture[str]) -> Command:
+    return command("periods", capsys)

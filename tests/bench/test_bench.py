@@ -6,10 +6,16 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import orjson
 import pytest
 
 from bench import peers
 from bench.__main__ import main
+from bench.throughput import WORKLOADS, as_messages, generate
+from bench.workload import LABEL_DELAY_MS
+from detector.core.pipeline import Pipeline
+from detector.settings import load_settings
+from tests.apache_kafka.broker import kafka_version
 
 
 def bench(capsys: pytest.CaptureFixture[str], *args: str) -> str:
@@ -32,23 +38,71 @@ def table_rows(out: str, first_header: str) -> list[list[str]]:
     return rows
 
 
-def test_throughput_measures_core_end_to_end_and_baseline(
+MEASUREMENTS = [
+    "baseline: consume + orjson.loads",
+    "end to end, exactly_once",
+    "end to end, at_least_once",
+]
+
+
+def test_throughput_measures_every_workload_in_process_and_on_both_brokers(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     out = bench(capsys, "throughput", "--quick")
-    rows = table_rows(out, "measurement")
-    assert [row[0] for row in rows] == [
-        "detector core, in-process",
-        "baseline: consume + orjson.loads",
-        "end to end, exactly_once",
-        "end to end, at_least_once",
+    rows = table_rows(out, "workload")
+    workloads = ["plain", "ids", "labels"]
+    kafka = f"Apache Kafka {kafka_version()}"
+    assert [row[:3] for row in rows] == [
+        *([w, "in-process", "detector core, in-process"] for w in workloads),
+        *([w, broker, m] for broker in ("Tansu", kafka) for w in workloads for m in MEASUREMENTS),
     ]
-    assert all(float(row[3].replace(",", "")) > 0 for row in rows)
+    assert all(
+        float(row[5].replace(",", "")) > 0 and float(row[6].replace(",", "")) > 0 for row in rows
+    )
+    assert all(
+        row[7].endswith("of the baseline (target ≥ 0.5×)") for row in rows if "end to end" in row[2]
+    )
+    against_plain = table_rows(
+        out[out.index("| workload | broker | measurement | events/s ÷") :], "workload"
+    )
+    assert [row[:2] for row in against_plain] == [
+        *([w, "in-process"] for w in workloads[1:]),
+        *([w, broker] for broker in ("Tansu", kafka) for w in workloads[1:] for _ in MEASUREMENTS),
+    ]
 
 
 def test_throughput_core_only_skips_the_broker(capsys: pytest.CaptureFixture[str]) -> None:
-    rows = table_rows(bench(capsys, "throughput", "--quick", "--core-only"), "measurement")
-    assert [row[0] for row in rows] == ["detector core, in-process"]
+    out = bench(capsys, "throughput", "--quick", "--core-only", "--workload", "ids")
+    rows = table_rows(out, "workload")
+    assert [row[:3] for row in rows] == [["ids", "in-process", "detector core, in-process"]]
+    assert "plain's" not in out  # nothing to compare with
+
+
+def test_the_labels_workload_labels_a_share_of_its_predictions_later() -> None:
+    stream = generate(WORKLOADS["labels"], 20_000)
+    predictions = {
+        orjson.loads(value)["id"]: orjson.loads(value) for _, value in stream.predictions
+    }
+    labels = [orjson.loads(value) for _, _, value in stream.labels]
+    assert 0.27 < len(labels) / len(predictions) < 0.33
+    for label in labels:
+        delay = label["ts"] - predictions[label["id"]]["ts"]
+        assert LABEL_DELAY_MS[0] <= delay < LABEL_DELAY_MS[1] and label["label"] in (0, 1)
+    assert [ts for ts, _, _ in stream.labels] == sorted(label["ts"] for label in labels)
+    assert generate(WORKLOADS["ids"], 1000).labels == []
+    assert "id" not in orjson.loads(generate(WORKLOADS["plain"], 10).predictions[0][1])
+
+
+def test_the_core_joins_the_labels_workload_s_labels_to_its_predictions() -> None:
+    settings = load_settings(None)
+    merged = as_messages(generate(WORKLOADS["labels"], 20_000), settings.topics)
+    assert [m.timestamp()[1] for m in merged] == sorted(m.timestamp()[1] for m in merged)
+    pipeline = Pipeline(settings)
+    for start in range(0, len(merged), 5000):
+        assert pipeline.process(merged[start : start + 5000]).dead_letters == []
+    (model,) = pipeline.models()
+    counts, _ = model.performance.take_counts()
+    assert counts["joined"] > 0.9 * len(merged) * 0.3 / 1.3 and counts["unmatched"] == 0
 
 
 def test_decode_compares_msgspec_with_orjson_on_equal_events(

@@ -24,7 +24,7 @@ def test_a_flood_of_feature_names_keeps_the_model_bounded() -> None:
         {"model": "m", "features": {f"f{i}_{j}": 1.0 for j in range(10)}} for i in range(3000)
     ]
     monitor = flooded(events)
-    assert len(monitor.feature_kinds) == CAP
+    assert len(monitor.feature_types) == CAP
     assert len(monitor.skipped_features) <= CAP
     assert monitor.feature_overflow == 3000 * 10 - CAP  # every unmonitored name counted
     assert (
@@ -35,13 +35,13 @@ def test_a_flood_of_feature_names_keeps_the_model_bounded() -> None:
 def test_names_over_the_length_limit_are_not_remembered() -> None:
     events = [{"model": "m", "features": {"n" * 500 + str(i): 1.0}} for i in range(100)]
     monitor = flooded(events)
-    assert monitor.feature_kinds == {} and monitor.skipped_features == set()
+    assert monitor.feature_types == {} and monitor.skipped_features == set()
 
 
-def test_a_feature_first_seen_as_null_at_the_cap_still_gets_its_kind() -> None:
+def test_a_feature_first_seen_as_null_at_the_cap_still_gets_its_type() -> None:
     null_first = [
         {"model": "m", "features": {f"a{k}": 1.0 for k in range(CAP - 1)} | {"late": None}}
     ] * 3
     monitor = flooded([*null_first, {"model": "m", "features": {"late": 2.0}}])
-    assert monitor.feature_kinds["late"].value == "numeric"
+    assert monitor.feature_types["late"].value == "numeric"
     assert monitor.feature_overflow == 0 and "late" not in monitor.skipped_features

@@ -187,7 +187,7 @@ class FakeProducer:
             if value in self.refuse:
                 error = FakeError(KafkaError.MSG_SIZE_TOO_LARGE)
             elif value in self.fail:
-                error = FakeError(KafkaError.TOPIC_AUTHORIZATION_FAILED)
+                error = FakeError(KafkaError._MSG_TIMED_OUT)
             else:
                 self.delivered.append((topic, key, value))
             on_delivery(error, FakeRecord(topic))
@@ -231,7 +231,7 @@ def test_a_refusal_without_a_place_or_another_failure_stops_as_before() -> None:
 
 def test_exactly_once_a_refused_dead_letter_aborts_the_transaction_before_the_offsets() -> None:
     producer = FakeProducer(refuse={b"big"})
-    outputs = ExactlyOnceOutputs(producer)  # type: ignore[arg-type]
+    outputs = ExactlyOnceOutputs(producer, "streamdrift-test")  # type: ignore[arg-type]
     outputs.send("dlq", None, b"big", place=("predictions", 0, 7))
     with pytest.raises(CheckpointAborted, match="too large"):
         outputs.commit(FakeConsumer(), [TopicPartition("predictions", 0, 8)])  # type: ignore[arg-type]

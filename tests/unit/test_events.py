@@ -5,13 +5,13 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from detector.core.events import REASONS, Decoder, Event, Invalid, Source, parse_timestamp
+from detector.core.events import REASONS, Decoder, Event, InputTopic, Invalid, parse_timestamp
 from detector.settings import FieldMapping
 
 DECODER = Decoder(FieldMapping(), max_message_bytes=2000, max_model_name_length=200)
 
 
-def decode(raw: bytes | None, source: Source = Source.prediction) -> Event | Invalid:
+def decode(raw: bytes | None, source: InputTopic = InputTopic.prediction) -> Event | Invalid:
     return DECODER.decode(raw, source, 0, 42, 1_700_000_000_000)
 
 
@@ -102,17 +102,17 @@ def test_bad_input_is_classified(raw: bytes | None, reason: str) -> None:
 
 def test_deep_nesting_within_size_is_too_deep() -> None:
     decoder = Decoder(FieldMapping(), max_message_bytes=100_000, max_model_name_length=200)
-    result = decoder.decode(b"[" * 5000 + b"]" * 5000, Source.prediction, 0, 0, 0)
+    result = decoder.decode(b"[" * 5000 + b"]" * 5000, InputTopic.prediction, 0, 0, 0)
     assert isinstance(result, Invalid) and result.reason == "too_deep"
 
 
 def test_topic_specific_requirements() -> None:
-    assert decode(b'{"model": "m"}', Source.feature) == Invalid(
+    assert decode(b'{"model": "m"}', InputTopic.feature) == Invalid(
         "missing_field", "feature events need 'features'"
     )
-    assert isinstance(decode(b'{"model": "m", "label": 1}', Source.label), Invalid)
-    assert isinstance(decode(b'{"model": "m", "id": "1"}', Source.label), Invalid)
-    label = decode(b'{"model": "m", "id": "1", "label": true}', Source.label)
+    assert isinstance(decode(b'{"model": "m", "label": 1}', InputTopic.label), Invalid)
+    assert isinstance(decode(b'{"model": "m", "id": "1"}', InputTopic.label), Invalid)
+    label = decode(b'{"model": "m", "id": "1", "label": true}', InputTopic.label)
     assert isinstance(label, Event) and label.label is True
 
 
@@ -125,7 +125,7 @@ def test_field_mapping_reads_other_names() -> None:
         custom_models=["m"],
     )
     event = decoder.decode(
-        b'{"model_name": "m", "inputs": {"a": 1}, "proba": 0.3}', Source.prediction, 0, 0, 0
+        b'{"model_name": "m", "inputs": {"a": 1}, "proba": 0.3}', InputTopic.prediction, 0, 0, 0
     )
     assert isinstance(event, Event) and event.features == {"a": 1} and event.score == 0.3
 
@@ -141,9 +141,9 @@ VALID = [
 
 
 @pytest.mark.parametrize("raw", VALID)
-@pytest.mark.parametrize("source", [Source.prediction, Source.feature, Source.label])
-def test_the_fast_and_the_slow_path_decode_alike(raw: bytes, source: Source) -> None:
-    labelled = raw[:-1] + b', "id": "L", "label": 1}' if source is Source.label else raw
+@pytest.mark.parametrize("source", [InputTopic.prediction, InputTopic.feature, InputTopic.label])
+def test_the_fast_and_the_slow_path_decode_alike(raw: bytes, source: InputTopic) -> None:
+    labelled = raw[:-1] + b', "id": "L", "label": 1}' if source is InputTopic.label else raw
     fast = DECODER.decode(labelled, source, 0, 42, 1_700_000_000_000)
     slow = DECODER._decode_slowly(labelled, source, 0, 42, 1_700_000_000_000)
     assert fast == slow

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from detector.core.events import Event, Source
+from detector.core.events import Event, InputTopic
 from detector.core.monitors.labels import LabelJoin
 from detector.core.pipeline import BatchResult, Pipeline
 from detector.settings import load_settings
@@ -16,7 +16,7 @@ MINUTE = 60_000
 
 def prediction(i: int, ts: int, pred: object = 1, score: float = 0.9) -> Event:
     return Event(
-        Source.prediction,
+        InputTopic.prediction,
         "m",
         0,
         i,
@@ -29,7 +29,7 @@ def prediction(i: int, ts: int, pred: object = 1, score: float = 0.9) -> Event:
 
 
 def label(i: int, ts: int, value: object = 1) -> Event:
-    return Event(Source.label, "m", 0, i, ts, id=f"r{i}", label=value)
+    return Event(InputTopic.label, "m", 0, i, ts, id=f"r{i}", label=value)
 
 
 def join(**overrides: int | float | None) -> LabelJoin:
@@ -51,7 +51,7 @@ def join(**overrides: int | float | None) -> LabelJoin:
 def labelled_join(**overrides: int | float | None) -> LabelJoin:
     """A join whose model has had a label (one for a prediction never seen, `r-first`)."""
     j = join(**overrides)
-    j.observe([Event(Source.label, "m", 0, 0, 0, id="r-first", label=1)])
+    j.observe([Event(InputTopic.label, "m", 0, 0, 0, id="r-first", label=1)])
     return j
 
 

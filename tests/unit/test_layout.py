@@ -86,7 +86,9 @@ def wrong_imports(module: str, source: str, path: str = "") -> list[str]:
     wrong: list[str] = []
     for line, name in imported(ast.parse(source), module):
         top = name.split(".")[0]
-        if top in ("bench", "tests") and module.split(".")[0] != top:
+        # The shipped packages never import the dev tools; the dev tools may share each other's
+        # helpers (the benchmarks start the tests' Apache Kafka).
+        if top in ("bench", "tests") and module.split(".")[0] in ("detector", "producers"):
             wrong.append(
                 f"{where}:{line} imports {name}: {top}/ is not part of the product and is not shipped in the wheel"
             )

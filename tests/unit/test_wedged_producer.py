@@ -59,7 +59,7 @@ def producer(monkeypatch: pytest.MonkeyPatch) -> Iterator[HangingProducer]:
 
 
 def test_a_send_offsets_that_never_returns_abandons_the_producer(producer: HangingProducer) -> None:
-    outputs = ExactlyOnceOutputs(producer)  # type: ignore[arg-type]
+    outputs = ExactlyOnceOutputs(producer, "tx")  # type: ignore[arg-type]
     with pytest.raises(ProducerWedged, match="send_offsets_to_transaction did not return"):
         outputs.commit(Consumer(), [TopicPartition("predictions", 0, 8)])  # type: ignore[arg-type]
     # Neither committed nor aborted: a call into the wedged producer would block as well; its
@@ -74,6 +74,6 @@ def test_a_send_offsets_that_never_returns_abandons_the_producer(producer: Hangi
 
 def test_a_send_offsets_that_returns_in_time_commits(producer: HangingProducer) -> None:
     producer.release.set()
-    outputs = ExactlyOnceOutputs(producer)  # type: ignore[arg-type]
+    outputs = ExactlyOnceOutputs(producer, "tx")  # type: ignore[arg-type]
     outputs.commit(Consumer(), [TopicPartition("predictions", 0, 8)])  # type: ignore[arg-type]
     assert producer.calls[-2:] == ["send_offsets_to_transaction", "commit_transaction"]

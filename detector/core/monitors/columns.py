@@ -19,13 +19,20 @@ class Columns:
     values: np.ndarray | list[str]
 
 
-def number_columns(values: list[Any]) -> Columns:
+@dataclass
+class NumberColumns(Columns):
+    """Columns whose values are numbers (a float array)."""
+
+    values: np.ndarray
+
+
+def number_columns(values: list[Any]) -> NumberColumns:
     """The numbers among `values` and their positions (None, text and booleans are skipped);
     without a Python loop when every value is a number, the usual case."""
     if set(map(type, values)) <= NUMBER_TYPES:
-        return Columns(np.arange(len(values)), np.asarray(values, dtype=np.float64))
+        return NumberColumns(np.arange(len(values)), np.asarray(values, dtype=np.float64))
     rows = [i for i, v in enumerate(values) if v.__class__ in NUMBER_TYPES]
-    return Columns(
+    return NumberColumns(
         np.asarray(rows, dtype=np.int64), np.asarray([values[i] for i in rows], dtype=np.float64)
     )
 

@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from detector.core.events import ID_OF, SOURCE_OF, TS_OF, Event, Source
+from detector.core.events import ID_OF, SOURCE_OF, TS_OF, Event, InputTopic
 
 _SAMPLE_BUCKETS = 10_000
 
@@ -142,14 +142,14 @@ class LabelJoin:
         if self._idle() and set(map(ID_OF, events)) == {None}:  # no labels either: they carry ids
             self.watermark = self._newest(events)  # nothing waits that it could mature or expire
             return outcome
-        if self._full_before_first_label() and Source.label not in set(map(SOURCE_OF, events)):
+        if self._full_before_first_label() and InputTopic.label not in set(map(SOURCE_OF, events)):
             newest = self._newest(events)
             if not self._expires_at(newest):  # nothing is kept, and nothing kept leaves
                 self.watermark = newest
                 return outcome
         for row, event in enumerate(events):
-            if event.source is not Source.prediction:
-                if event.source is Source.label and event.id is not None:
+            if event.source is not InputTopic.prediction:
+                if event.source is InputTopic.label and event.id is not None:
                     self.labelled = True
                     if self._sampled(event.id):
                         self._on_label(row, event, outcome)
@@ -168,7 +168,7 @@ class LabelJoin:
     def _newest(self, events: Sequence[Event]) -> int:
         """The watermark after this batch's predictions."""
         newest = max(
-            compress(map(TS_OF, events), map(Source.prediction.__eq__, map(SOURCE_OF, events))),
+            compress(map(TS_OF, events), map(InputTopic.prediction.__eq__, map(SOURCE_OF, events))),
             default=self.watermark,
         )
         return max(self.watermark, newest)

@@ -113,6 +113,16 @@ def category(value: Any, max_length: int) -> str:
     return str(value)[:max_length]
 
 
+@dataclass(frozen=True)
+class Found:
+    """A transition of one monitor, at `row` of the batch."""
+
+    monitor: str
+    row: int
+    signal_type: str  # a SignalType's value, or "schema"
+    transition: Transition
+
+
 class BatchFeed:
     """Feeds one batch's columns to a model's signals and collects their transitions."""
 
@@ -121,9 +131,7 @@ class BatchFeed:
         self.codes = np.fromiter(map(SOURCE_OF, events), dtype=np.int64, count=len(events))
         self.offsets = np.fromiter(map(OFFSET_OF, events), dtype=np.int64, count=len(events))
         self.partition = events[0].partition
-        self.found: list[
-            tuple[str, int, str, Transition]
-        ] = []  # (monitor, row, signal type or "schema", transition)
+        self.found: list[Found] = []
 
     def feed(
         self,
@@ -141,12 +149,11 @@ class BatchFeed:
             self.model.topics, self.partition, self.codes[columns.rows], self.offsets[columns.rows]
         )
         for transition in signal.update(columns.values, refs):
-            self.found.append(
-                (monitor, int(columns.rows[transition.index]), signal.signal_type.value, transition)
-            )
+            row = int(columns.rows[transition.index])
+            self.found.append(Found(monitor, row, signal.signal_type.value, transition))
 
     def add(self, monitor: str, row: int, signal_type: str, transition: Transition) -> None:
-        self.found.append((monitor, row, signal_type, transition))
+        self.found.append(Found(monitor, row, signal_type, transition))
 
 
 class ModelMonitor:
@@ -206,11 +213,8 @@ class ModelMonitor:
         self._observe_outputs(events, batch)
         for feed in self.performance.observe(events, self._is_classifier(events)):
             batch.feed(feed.monitor, feed.signal_type, feed.columns, feed.binary_detectors)
-        batch.found.sort(key=lambda item: (item[1], item[0]))
-        return [
-            self._alert(monitor, events[row], signal_type, t)
-            for monitor, row, signal_type, t in batch.found
-        ]
+        batch.found.sort(key=lambda found: (found.row, found.monitor))
+        return [self._alert(found, events[found.row]) for found in batch.found]
 
     def _note_version(self, events: Sequence[Event]) -> None:
         for event in reversed(events):
@@ -432,7 +436,8 @@ class ModelMonitor:
 
     # -- alerts -------------------------------------------------------------------------
 
-    def _alert(self, monitor: str, event: Event, signal_type: str, transition: Transition) -> Alert:
+    def _alert(self, found: Found, event: Event) -> Alert:
+        monitor, signal_type, transition = found.monitor, found.signal_type, found.transition
         evidence = {"signal_kind": signal_type, **transition.evidence}  # its key in the contract
         if monitor == ERROR and signal_type == SignalType.rate.value:
             evidence["accuracy"] = accuracy_view(transition.evidence)

@@ -8,6 +8,7 @@ no further change; a cooldown follows, as for the statistical monitors.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from detector.core.monitors.lifecycle import Transition
 
@@ -73,7 +74,7 @@ class SchemaMonitor:
             "resolved", index, "schema", "rule", "rebaselined", position + 1, evidence
         )
 
-    def to_state(self) -> dict[str, object]:
+    def to_state(self) -> dict[str, Any]:
         drift = self.drift
         return {
             "seen": self.seen,
@@ -81,12 +82,12 @@ class SchemaMonitor:
             "drift": [drift.started_at, drift.last_change_at, drift.changes] if drift else None,
         }
 
-    def load_state(self, state: dict[str, object]) -> None:
-        self.seen = int(state["seen"])  # type: ignore[arg-type]
-        self.cooldown_until = int(state["cooldown_until"])  # type: ignore[arg-type]
+    def load_state(self, state: dict[str, Any]) -> None:
+        self.seen = int(state["seen"])
+        self.cooldown_until = int(state["cooldown_until"])
         drift = state["drift"]
         if drift is not None:
-            started_at, last_change_at, changes = drift  # type: ignore[misc]
+            started_at, last_change_at, changes = drift
             self.drift = SchemaDrift(
                 int(started_at), int(last_change_at), [str(c) for c in changes]
             )
