@@ -11,7 +11,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import IO, Any
 
 import orjson
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
@@ -244,13 +244,16 @@ class ServiceThread:
         self.stop()
 
 
-def start_cli(args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
-    """`streamdrift ARGS` as a subprocess (this interpreter), stderr captured."""
+def start_cli(
+    args: list[str], env: dict[str, str], stderr: int | IO[bytes] = subprocess.PIPE
+) -> subprocess.Popen[bytes]:
+    """`streamdrift ARGS` as a subprocess (this interpreter), stderr captured (or written to a
+    file, for a long run whose log would fill the pipe)."""
     return subprocess.Popen(
         [sys.executable, "-m", "detector.commands.cli", *args],
         env=env,
         stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        stderr=stderr,
     )
 
 

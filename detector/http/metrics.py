@@ -224,6 +224,12 @@ class Metrics:
         self.commit_failures = Counter(
             "streamdrift_commit_failures", "Checkpoints that failed.", registry=registry
         )
+        self.kafka_outages = Counter(
+            "streamdrift_kafka_outages",
+            "Times a Kafka client reported a broker unreachable (down, hung, or a partition leader lost) or a topic "
+            "gone, after which the detector was not ready until the cluster's metadata answered with every topic.",
+            registry=registry,
+        )
         self.topic_missing = Gauge(
             "streamdrift_topic_missing",
             "1 while a topic the detector reads or writes is missing from the cluster, else 0 (checked after a connection problem).",

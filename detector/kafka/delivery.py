@@ -23,8 +23,9 @@ caller resends them smaller on the replay (see `refusals`).
 from __future__ import annotations
 
 import logging
+import threading
 import time
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from functools import partial
 from typing import Any
 
@@ -37,6 +38,7 @@ log = logging.getLogger(__name__)
 FLUSH_TIMEOUT_S = 30.0
 QUEUE_FULL_TIMEOUT_S = 60.0
 TRANSACTION_TIMEOUT_S = 30.0
+WEDGE_GRACE_S = 5.0  # beyond a transactional call's own timeout, before it counts as wedged
 RETRIES = 5
 REFUSALS_KEPT = 10_000  # places remembered in Outputs.refusals (about 200 bytes each)
 
@@ -47,6 +49,11 @@ class DeliveryError(RuntimeError):
 
 class CheckpointAborted(RuntimeError):
     """The transaction was aborted: nothing of it is visible; rewind to the last checkpoint."""
+
+
+class ProducerWedged(CheckpointAborted):
+    """A transactional call did not return within its timeout: the producer is abandoned, and
+    the caller replaces it (the successor's init_transactions aborts the open transaction)."""
 
 
 class CommitSuperseded(RuntimeError):
@@ -239,8 +246,12 @@ class ExactlyOnceOutputs(Outputs):
             if offsets:
                 metadata = consumer.consumer_group_metadata()
                 _retrying(
-                    lambda: self.producer.send_offsets_to_transaction(
-                        offsets, metadata, _within(deadline, TRANSACTION_TIMEOUT_S)
+                    lambda: _bounded(
+                        lambda: self.producer.send_offsets_to_transaction(
+                            offsets, metadata, _within(deadline, TRANSACTION_TIMEOUT_S)
+                        ),
+                        _within(deadline, TRANSACTION_TIMEOUT_S) + WEDGE_GRACE_S,
+                        "send_offsets_to_transaction",
                     ),
                     "send_offsets",
                     deadline,
@@ -296,6 +307,32 @@ def _refused_error(refused: list[str]) -> CheckpointAborted:
     return CheckpointAborted(
         f"the broker refused {len(refused)} record(s) as too large, first: {refused[0]}"
     )
+
+
+def _bounded(call: Callable[[], object], timeout_s: float, what: str) -> None:
+    """Run a librdkafka call in a helper thread and wait at most timeout_s for it; raise
+    ProducerWedged if it has not returned by then, else what it raised.
+
+    librdkafka's send_offsets_to_transaction ignores its timeout while it waits for a group
+    coordinator (librdkafka #5456), and waits forever for one whose broker left the cluster's
+    metadata (#5511: a killed broker of a KRaft cluster, once fenced): the calling thread would
+    block for good. The helper thread stays blocked instead, holding the abandoned producer."""
+    outcome: list[BaseException] = []
+    returned = threading.Event()
+
+    def run() -> None:
+        try:
+            call()
+        except BaseException as exc:
+            outcome.append(exc)
+        finally:
+            returned.set()
+
+    threading.Thread(target=run, name=f"streamdrift-{what}", daemon=True).start()
+    if not returned.wait(timeout_s):
+        raise ProducerWedged(f"{what} did not return within {timeout_s:.0f}s")
+    if outcome:
+        raise outcome[0]
 
 
 def _within(deadline: float | None, timeout_s: float) -> float:

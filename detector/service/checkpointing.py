@@ -20,7 +20,7 @@ from confluent_kafka import Consumer, TopicPartition
 from detector.core.pipeline import Pipeline
 from detector.http.metrics import Metrics
 from detector.kafka.checkpoint import StateStore
-from detector.kafka.delivery import CheckpointAborted, CommitSuperseded, Outputs
+from detector.kafka.delivery import CheckpointAborted, CommitSuperseded, Outputs, ProducerWedged
 from detector.kafka.faults import FaultInjector
 from detector.settings import Settings
 
@@ -32,6 +32,7 @@ class Outcome(Enum):
 
     committed = "committed"
     aborted = "aborted"  # nothing of it is visible: rewind input and state to the last checkpoint
+    wedged = "wedged"  # aborted, and the producer stuck in a call: replace it, then rewind
     superseded = "superseded"  # the group moved on: the next owner resumes from the state
 
 
@@ -130,7 +131,7 @@ class Checkpoint:
             except CheckpointAborted as exc:
                 self.metrics.commit_failures.inc()
                 log.warning("checkpoint aborted (%s): rewinding to the last checkpoint", exc)
-                return Outcome.aborted
+                return Outcome.wedged if isinstance(exc, ProducerWedged) else Outcome.aborted
             except CommitSuperseded as exc:
                 self.metrics.commit_failures.inc()
                 log.warning(

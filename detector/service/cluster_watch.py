@@ -72,6 +72,8 @@ class ClusterWatch:
                 "kafka: %s (not ready until this passes)",
                 error.str(),
             )
+            if self.connected:
+                self.metrics.kafka_outages.inc()
             self.connected = False
             return
         log.warning("kafka: %s", error.str())

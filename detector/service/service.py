@@ -403,7 +403,9 @@ class Service:
         if self.consumer is None or self.outputs is None:
             return
         outcome = self.checkpoint.commit(self.outputs, self.consumer, self.owned, deadline)
-        if outcome is Outcome.aborted:
+        if outcome is Outcome.wedged:  # its successor's init_transactions aborts its transaction
+            self.outputs = self._make_outputs()
+        if outcome in (Outcome.aborted, Outcome.wedged):
             self._rewind()
         elif outcome is Outcome.committed:
             self._refresh_gauges()

@@ -11,6 +11,7 @@ keyed by the POM's hash: a second fetch neither runs Maven nor needs the network
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import os
 import shutil
@@ -38,6 +39,7 @@ CACHE_ENV = "STREAMDRIFT_KAFKA_CACHE"
 START_TIMEOUT_S = 90.0  # a JVM start on a loaded 2-core machine; usually 5-10 s
 STOP_TIMEOUT_S = 30.0
 LOG_TAIL_LINES = 40
+OFFSETS_PARTITIONS = 5  # of __consumer_offsets; 50 by default: slow to create, useless on loopback
 
 
 def kafka_version() -> str:
@@ -117,6 +119,16 @@ def random_cluster_id() -> str:
         text = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         if not text.startswith("-"):
             return text
+
+
+def offsets_partition(group: str, partitions: int) -> int:
+    """The partition of __consumer_offsets that holds a group, as Kafka picks it:
+    Utils.abs(group.hashCode()) % partitions, with Java's String.hashCode."""
+    code = 0
+    for unit in group.encode("utf-16-be").hex(" ", 2).split():
+        code = (31 * code + int(unit, 16)) & 0xFFFFFFFF
+    signed = code - 2**32 if code >= 2**31 else code
+    return (0 if signed == -(2**31) else abs(signed)) % partitions
 
 
 def _tail(text: str, lines: int = LOG_TAIL_LINES) -> str:
@@ -214,7 +226,7 @@ class ApacheKafka:
             "default.replication.factor": str(replicas),
             "min.insync.replicas": str(min_isr),
             "offsets.topic.replication.factor": str(replicas),
-            "offsets.topic.num.partitions": "5",  # 50 by default: slow to create, useless on loopback
+            "offsets.topic.num.partitions": str(OFFSETS_PARTITIONS),
             "transaction.state.log.replication.factor": str(replicas),
             "transaction.state.log.min.isr": str(min_isr),
             "transaction.state.log.num.partitions": "5",
@@ -286,7 +298,7 @@ class ApacheKafka:
                         f"node {node.node_id} did not listen on 127.0.0.1:{node.port} within {timeout_s:.0f}s"
                     )
                 )
-        admin = AdminClient({**self.admin_config(), "log_level": 0})
+        admin = self._admin()
         while time.monotonic() < deadline:
             dead = [
                 node
@@ -313,6 +325,9 @@ class ApacheKafka:
             return self.security.admin_config()
         return {"bootstrap.servers": self.bootstrap_servers}
 
+    def _admin(self) -> AdminClient:
+        return AdminClient({**self.admin_config(), "log_level": 0})
+
     def _failure(self, what: str) -> str:
         return f"Apache Kafka did not start: {what}\n" + "\n".join(
             node.log_tail() for node in self.nodes
@@ -326,6 +341,61 @@ class ApacheKafka:
             node.process.wait()
             node.process = None
 
+    def pause(self, node_id: int) -> None:
+        """SIGSTOP one node: a hung broker, whose sockets stay open but never answer."""
+        self._signal(node_id, signal.SIGSTOP)
+
+    def resume(self, node_id: int) -> None:
+        """SIGCONT a paused node."""
+        self._signal(node_id, signal.SIGCONT)
+
+    def _signal(self, node_id: int, signum: signal.Signals) -> None:
+        process = self.nodes[node_id - 1].process
+        assert process is not None and process.poll() is None, f"node {node_id} is not running"
+        process.send_signal(signum)
+
+    def restart(self, node_id: int, timeout_s: float = START_TIMEOUT_S) -> None:
+        """Start a killed node again on its ports with its log directory (the data it had), and
+        wait until the cluster lists every broker again."""
+        node = self.nodes[node_id - 1]
+        assert node.process is None, f"node {node_id} is running: kill it first"
+        self._launch(fetch(), node)
+        self._wait_ready(timeout_s)
+
+    def replicas(self, topic: str, partition: int = 0) -> tuple[int, list[int]]:
+        """(leader, in-sync replicas) of a topic partition as the cluster describes it now
+        (leader -1 while it has none or the answering broker does not know it yet)."""
+        # Metadata, which any broker answers (describe_topics waits for the controller it last
+        # heard of, which may be the node just killed).
+        metadata = self._admin().list_topics(topic, timeout=10).topics[topic]
+        info = metadata.partitions.get(partition)
+        return (info.leader, sorted(info.isrs)) if info is not None else (-1, [])
+
+    def leader(self, topic: str, partition: int = 0) -> int:
+        """Node id of the leader of a topic partition."""
+        return self.replicas(topic, partition)[0]
+
+    def group_coordinator(self, group: str) -> int:
+        """Node id of the coordinator of a consumer group: the leader of the group's partition of
+        __consumer_offsets (-1 while it has none). Read from metadata: librdkafka 2.16's
+        describe_consumer_groups aborted the process when asked right after the coordinator died."""
+        return self.leader("__consumer_offsets", offsets_partition(group, OFFSETS_PARTITIONS))
+
+    def wait_in_sync(self, topic: str, partition: int = 0, timeout_s: float = 120.0) -> list[int]:
+        """Until every node is in the partition's ISR again (a restarted node has caught up);
+        returns the ISR. Raises BrokerError with the ISR last seen at timeout."""
+        deadline = time.monotonic() + timeout_s
+        isr: list[int] = []
+        while time.monotonic() < deadline:
+            with contextlib.suppress(KafkaException):
+                _, isr = self.replicas(topic, partition)
+            if len(isr) == self.brokers:
+                return isr
+            time.sleep(0.5)
+        raise BrokerError(
+            f"{topic}[{partition}]: ISR {isr} after {timeout_s:.0f}s, not all {self.brokers} nodes"
+        )
+
     def stop(self, timeout_s: float = STOP_TIMEOUT_S) -> None:
         """SIGTERM every node (a controlled shutdown), SIGKILL those still running after
         timeout_s, then remove the temporary directory."""
@@ -335,6 +405,7 @@ class ApacheKafka:
             if node.process is not None and node.process.poll() is None
         ]
         for process in running:
+            process.send_signal(signal.SIGCONT)  # a paused node would not act on SIGTERM
             process.send_signal(signal.SIGTERM)
         deadline = time.monotonic() + timeout_s
         for process in running:

@@ -12,7 +12,7 @@ from detector.core.pipeline import Pipeline
 from detector.core.state import StateCodec
 from detector.http.metrics import Metrics
 from detector.kafka.checkpoint import StateStore
-from detector.kafka.delivery import CheckpointAborted, CommitSuperseded
+from detector.kafka.delivery import CheckpointAborted, CommitSuperseded, ProducerWedged
 from detector.kafka.faults import FaultInjector
 from detector.service.checkpointing import Checkpoint, Outcome
 from detector.settings import Settings, load_settings
@@ -130,3 +130,12 @@ def test_an_aborted_transaction_asks_for_a_rewind_and_a_superseded_commit_drops_
     assert point.commit(superseded, FakeConsumer(calls), {0}) is Outcome.superseded  # type: ignore[arg-type]
     assert not point.progressed
     assert point.metrics.registry.get_sample_value("streamdrift_commit_failures_total") == 2
+
+
+def test_a_wedged_producer_asks_for_a_new_producer_and_a_rewind() -> None:
+    point, pipeline = checkpoint()
+    processed(point, pipeline, traffic(0, 10))
+    calls: list[str] = []
+    wedged = FakeOutputs(calls, raises=ProducerWedged("send_offsets_to_transaction did not return"))
+    assert point.commit(wedged, FakeConsumer(calls), {0}) is Outcome.wedged  # type: ignore[arg-type]
+    assert point.progressed == {0}  # the caller replaces the producer, then rewinds
