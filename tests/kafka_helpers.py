@@ -129,7 +129,12 @@ def produce(
     `event_time`: each dict's 'ts' is its message's timestamp (else the time of producing), as an
     inference service would stamp them; the detector orders the input topics by it."""
     ensure_topic(bootstrap, topic)
-    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5})
+    # Idempotence keeps the topic in the list's order: a plain producer's retries (the topic was
+    # created a moment ago, its leader may not be known yet) can reorder batches, and the tests
+    # locate injected changes by offset.
+    producer = Producer(
+        {"bootstrap.servers": bootstrap, "linger.ms": 5, "enable.idempotence": True}
+    )
     count = 0
     for value in values:
         payload = orjson.dumps(value) if isinstance(value, dict) else value

@@ -117,11 +117,13 @@ def test_two_replicas_share_partitions_and_take_over_state(
 
         wait_until(settled, 120, "both replicas to process the first half")
 
-        def shared() -> (
-            bool
-        ):  # one replica may take the whole first half before the other has joined
+        def shared() -> bool:
+            """Both replicas hold partitions between them, and both have restored their models
+            (one may take the whole first half before the other has joined, and a replica
+            restores its partitions' state in its loop after the assignment)."""
             on_a, on_b = partitions_of(ports["a"]), partitions_of(ports["b"])
-            return bool(on_a and on_b) and on_a | on_b == set(range(PARTITIONS))
+            split = bool(on_a and on_b) and on_a | on_b == set(range(PARTITIONS))
+            return split and bool(models_on(ports["a"])) and bool(models_on(ports["b"]))
 
         wait_until(shared, 60, "both replicas to share the partitions")
         on_a, on_b = partitions_of(ports["a"]), partitions_of(ports["b"])
