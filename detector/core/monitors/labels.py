@@ -49,6 +49,7 @@ class Joined:
     confidence: float | None
     label: Any
     delay_ms: int
+    version: str | None = None  # the prediction's model version
 
 
 @dataclass
@@ -93,6 +94,7 @@ class Pending:
     confidence: float | None
     ts_ms: int
     matured: bool = False
+    version: str | None = None  # the prediction's model version
 
 
 class LabelJoin:
@@ -201,7 +203,14 @@ class LabelJoin:
             label, label_ts = waiting
             self._join(
                 row,
-                Pending(identifier, event.prediction, event.score, event.confidence, event.ts_ms),
+                Pending(
+                    identifier,
+                    event.prediction,
+                    event.score,
+                    event.confidence,
+                    event.ts_ms,
+                    version=event.version,
+                ),
                 label,
                 label_ts,
                 outcome,
@@ -219,7 +228,12 @@ class LabelJoin:
             outcome.evicted += 1  # the process's budget is spent: not kept
             return
         pending = self.pending[identifier] = Pending(
-            identifier, event.prediction, event.score, event.confidence, event.ts_ms
+            identifier,
+            event.prediction,
+            event.score,
+            event.confidence,
+            event.ts_ms,
+            version=event.version,
         )
         self.to_mature.append(pending)
         self.to_expire.append(pending)
@@ -250,7 +264,15 @@ class LabelJoin:
     ) -> None:
         delay = max(0, label_ts - pending.ts_ms)
         outcome.joined.append(
-            Joined(row, pending.prediction, pending.score, pending.confidence, label, delay)
+            Joined(
+                row,
+                pending.prediction,
+                pending.score,
+                pending.confidence,
+                label,
+                delay,
+                pending.version,
+            )
         )
         if self.maturity_ms is None:
             self._learn_maturity(delay)
@@ -328,6 +350,7 @@ class LabelJoin:
                 "confidences": [e.confidence for e in entries],
                 "ts": [e.ts_ms for e in entries],
                 "matured": [e.matured for e in entries],
+                "versions": [e.version for e in entries],
             },
             "waiting": [[i, label, ts] for i, (label, ts) in self.waiting.items()],
             "expired_ids": list(self.expired_ids),
@@ -341,9 +364,16 @@ class LabelJoin:
         p = state["pending"]
         self.budget.give(len(self.pending))
         restored = (
-            Pending(str(i), pred, score, confidence, int(ts), bool(matured))
-            for i, pred, score, confidence, ts, matured in zip(
-                p["ids"], p["predictions"], p["scores"], p["confidences"], p["ts"], p["matured"]
+            Pending(str(i), pred, score, confidence, int(ts), bool(matured), version)
+            for i, pred, score, confidence, ts, matured, version in zip(
+                p["ids"],
+                p["predictions"],
+                p["scores"],
+                p["confidences"],
+                p["ts"],
+                p["matured"],
+                p["versions"],
+                strict=True,
             )
         )
         self.pending = {entry.identifier: entry for entry in restored}

@@ -22,6 +22,7 @@ import math
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import compress
 from typing import Any
 
 import numpy as np
@@ -47,6 +48,7 @@ class Feed:
     signal_type: SignalType
     columns: Columns
     binary_detectors: bool = False
+    versions: list[str | None] | None = None  # of labelled values: their predictions' versions
 
 
 def same_class(prediction: Any, label: Any) -> bool:
@@ -148,7 +150,10 @@ class Performance:
         ]
         if confident:
             self.gauges["estimated_labelled"].update(np.array([c for c, _ in confident]))
-        feeds = [Feed(ERROR, SignalType.rate, Columns(rows, 1.0 - correct), binary_detectors=True)]
+        versions = [j.version for j in joined]
+        feeds = [
+            Feed(ERROR, SignalType.rate, Columns(rows, 1.0 - correct), True, versions=versions)
+        ]
         labels = [_class_text(j.label) for j in joined]
         for name in dict.fromkeys(labels):
             if (
@@ -159,7 +164,12 @@ class Performance:
             if name in self.recall_classes:
                 mine = np.array([label == name for label in labels])
                 feeds.append(
-                    Feed(RECALL + name, SignalType.rate, Columns(rows[mine], correct[mine]))
+                    Feed(
+                        RECALL + name,
+                        SignalType.rate,
+                        Columns(rows[mine], correct[mine]),
+                        versions=list(compress(versions, mine.tolist())),
+                    )
                 )
         return feeds
 
@@ -171,7 +181,12 @@ class Performance:
         self.gauges["absolute_error"].update(errors)
         self.gauges["squared_error"].update(errors * errors)
         return [
-            Feed(ERROR, SignalType.numeric, Columns(np.array([j.row for j in numeric]), errors))
+            Feed(
+                ERROR,
+                SignalType.numeric,
+                Columns(np.array([j.row for j in numeric]), errors),
+                versions=[j.version for j in numeric],
+            )
         ]
 
     # -- for metrics ----------------------------------------------------------------------
