@@ -59,11 +59,13 @@ class Window:
     sums: list[float] = field(default_factory=lambda: [0.0] * 6)  # n, sum, sum of squares; twice
 
     def add(self, part: int, values: np.ndarray) -> None:
-        """Add scores (part 0) or errors (part 1)."""
+        """Add scores (part 0) or errors (part 1), one by one in order: the sums are the same
+        bits however the values are split into batches (a pairwise sum's are not)."""
         base = 3 * part
         self.sums[base] += len(values)
-        self.sums[base + 1] += float(values.sum())
-        self.sums[base + 2] += float(np.dot(values, values))
+        for offset, column in ((1, values), (2, values * values)):
+            carried = np.concatenate(([self.sums[base + offset]], column))
+            self.sums[base + offset] = float(np.add.accumulate(carried)[-1])
 
     def moments(self, part: int) -> tuple[int, float, float]:
         """(count, mean, variance) of scores (0) or errors (1)."""
