@@ -3,6 +3,7 @@ live group untouched, offset and time bounds, and partitions merged by timestamp
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -90,8 +91,11 @@ def test_the_backtest_publishes_the_same_deployments_and_comparisons_as_the_live
     topics = environment
     settings = topics.settings()
     create_topics(settings)
+    # Event times of the last minutes: the broker's retention (7 days by message time) would
+    # delete a simulated history of 2025 at its next check, mid-test.
     simulator = Simulator(
         model="a",
+        start_ms=int(time.time() * 1000) - 600_000,
         seed=1,
         label_delay_ms=5000,
         deployments=(Deployment("2", 3000, share=0.3, quality="worse"), Deployment("3", 9000)),

@@ -4,6 +4,8 @@ comes from the switch itself."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from detector.core.pipeline import Pipeline
@@ -27,8 +29,11 @@ OUTPUTS = ("prediction.score", "prediction.value", "performance.")
 def test_a_version_switch_is_a_deployment_not_an_output_drift(topics: KafkaNames) -> None:
     # Version 2 turns half its predictions: against version 1's reference, every output monitor
     # would alert at the switch.
+    # Event times of the last minutes: the broker's retention (7 days by message time) would
+    # delete a simulated history of 2025 at its next check, mid-test.
     simulator = Simulator(
         model="fraud",
+        start_ms=int(time.time() * 1000) - 600_000,
         seed=5,
         label_delay_ms=5000,
         deployments=(Deployment("2", 8000, quality="worse", magnitude=0.5),),
