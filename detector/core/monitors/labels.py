@@ -96,6 +96,17 @@ class Pending:
     matured: bool = False
     version: str | None = None  # the prediction's model version
 
+    @classmethod
+    def of(cls, identifier: str, event: Event) -> Pending:
+        return cls(
+            identifier,
+            event.prediction,
+            event.score,
+            event.confidence,
+            event.ts_ms,
+            version=event.version,
+        )
+
 
 class LabelJoin:
     def __init__(
@@ -203,14 +214,7 @@ class LabelJoin:
             label, label_ts = waiting
             self._join(
                 row,
-                Pending(
-                    identifier,
-                    event.prediction,
-                    event.score,
-                    event.confidence,
-                    event.ts_ms,
-                    version=event.version,
-                ),
+                Pending.of(identifier, event),
                 label,
                 label_ts,
                 outcome,
@@ -227,14 +231,7 @@ class LabelJoin:
         elif not self.budget.take():
             outcome.evicted += 1  # the process's budget is spent: not kept
             return
-        pending = self.pending[identifier] = Pending(
-            identifier,
-            event.prediction,
-            event.score,
-            event.confidence,
-            event.ts_ms,
-            version=event.version,
-        )
+        pending = self.pending[identifier] = Pending.of(identifier, event)
         self.to_mature.append(pending)
         self.to_expire.append(pending)
 

@@ -594,48 +594,53 @@ class ModelMonitor:
         )
 
     def _deployed(self, deployment: Deployment, event: Event) -> ModelEvent:
-        return ModelEvent(
-            type=DEPLOYED,
-            model=self.name,
-            version=deployment.version,
-            about="model.version",
-            detail=orjson.dumps(deployment.version).decode(),
-            data={
-                "previous_version": deployment.previous_version,
-                "rollback": deployment.rollback,
-            },
-            topic=self.topics[int(event.source)],
-            partition=event.partition,
-            offset=event.offset,
-            event_time_ms=event.ts_ms,
-            owner=self.settings.owner,
+        data = {"previous_version": deployment.previous_version, "rollback": deployment.rollback}
+        return self._model_event(
+            DEPLOYED, deployment.version, "model.version", deployment.version, data, event
         )
 
     def _compared(self, compared: Compared, event: Event) -> ModelEvent:
         test = "two-proportion z-test" if compared.statistic == "accuracy" else "Welch z-test"
-        return ModelEvent(
-            type=COMPARED,
-            model=self.name,
-            version=compared.worse,
-            about=f"version.{compared.statistic}",
-            detail=orjson.dumps(compared.versions).decode(),
-            data={
-                "versions": list(compared.versions),
-                "statistic": compared.statistic,
-                "values": list(compared.values),
-                "counts": list(compared.counts),
-                "worse": compared.worse,
-                "significance": {
-                    "test": test,
-                    "p": compared.p,
-                    "adjusted_p": compared.adjusted,
-                    "alpha": self.versions.alpha,
-                },
-                "window": {
-                    "predictions": self.versions.compare_events,
-                    "end_prediction": compared.window_end,
-                },
+        data = {
+            "versions": list(compared.versions),
+            "statistic": compared.statistic,
+            "values": list(compared.values),
+            "counts": list(compared.counts),
+            "worse": compared.worse,
+            "significance": {
+                "test": test,
+                "p": compared.p,
+                "adjusted_p": compared.adjusted,
+                "alpha": self.versions.alpha,
             },
+            "window": {
+                "predictions": self.versions.compare_events,
+                "end_prediction": compared.window_end,
+            },
+        }
+        about = f"version.{compared.statistic}"
+        return self._model_event(
+            COMPARED, compared.worse, about, list(compared.versions), data, event
+        )
+
+    def _model_event(
+        self,
+        event_type: str,
+        version: str | None,
+        about: str,
+        detail: Any,
+        data: dict[str, Any],
+        event: Event,
+    ) -> ModelEvent:
+        """An event about this model decided at input `event`; `detail` (as JSON) stands in its
+        id for an alert's detector."""
+        return ModelEvent(
+            type=event_type,
+            model=self.name,
+            version=version,
+            about=about,
+            detail=orjson.dumps(detail).decode(),
+            data=data,
             topic=self.topics[int(event.source)],
             partition=event.partition,
             offset=event.offset,
