@@ -46,12 +46,10 @@ class Run:
     trace: Trace = field(default_factory=Trace)
     alerts: list[Alert] = field(default_factory=list)  # as they fired
     fired: list[Fired] = field(default_factory=list)  # the same, placed once the replay is over
-    events: Counter[tuple[str, str]] = field(
-        default_factory=Counter
-    )  # (topic, model) -> valid events
-    invalid: Counter[tuple[str, str]] = field(
-        default_factory=Counter
-    )  # (topic, reason) -> messages
+    # (topic, model) -> valid events
+    events: Counter[tuple[str, str]] = field(default_factory=Counter)
+    # (topic, reason) -> messages
+    invalid: Counter[tuple[str, str]] = field(default_factory=Counter)
 
     def __post_init__(self) -> None:
         self.pipeline = Pipeline(self.settings, log_blocks=True)
