@@ -57,9 +57,8 @@ class ChangeResult:
     delays: list[int] = field(default_factory=list)  # of the detected streams
     missed: int = 0
     early: int = 0  # streams with a false alarm before the change
-    caught_by: Counter[str] = field(
-        default_factory=Counter
-    )  # statistic/detector of the first alert
+    # statistic/detector of the first alert
+    caught_by: Counter[str] = field(default_factory=Counter)
 
     @property
     def trials(self) -> int:

@@ -111,9 +111,8 @@ def replay(source: Source, runs: list[Run], on_progress: ProgressHook | None = N
     started = time.perf_counter()
     with _fewer_collections():
         for batch in reader.batches(size):
-            messages += len(batch[0].events) + sum(
-                batch[0].invalid.values()
-            )  # each message is one or the other
+            # each message is one or the other
+            messages += len(batch[0].events) + sum(batch[0].invalid.values())
             for run, decoded in zip(runs, batch):
                 run.feed(decoded)
             if on_progress is not None:
