@@ -59,6 +59,9 @@ class ChangeResult:
     early: int = 0  # streams with a false alarm before the change
     # statistic/detector of the first alert
     caught_by: Counter[str] = field(default_factory=Counter)
+    # |estimated start − true start| of the detections that estimate one, in values
+    start_errors: list[int] = field(default_factory=list)
+    clipped: int = 0  # estimates at the oldest kept block: the change is older than the history
 
     @property
     def trials(self) -> int:
@@ -109,6 +112,9 @@ def change_trials(
             continue
         result.delays.append(first.index - change_at)
         result.caught_by[f"{first.statistic}/{first.detector}"] += 1
+        if first.estimated_start is not None:
+            result.start_errors.append(abs(first.estimated_start.offset - change_at))
+            result.clipped += first.estimated_start.clipped
     return result
 
 
@@ -163,6 +169,7 @@ def _change_table(results: list[ChangeResult]) -> str:
     rows = []
     for r in results:
         delays = np.array(r.delays) if r.delays else None
+        errors = np.array(r.start_errors) if r.start_errors else None
         rows.append(
             [
                 r.family,
@@ -174,6 +181,9 @@ def _change_table(results: list[ChangeResult]) -> str:
                 int(np.median(delays)) if delays is not None else None,
                 round(float(delays.mean())) if delays is not None else None,
                 int(np.percentile(delays, 90)) if delays is not None else None,
+                int(np.median(errors)) if errors is not None else None,
+                int(np.percentile(errors, 90)) if errors is not None else None,
+                r.clipped,
                 ", ".join(f"{k} {v}" for k, v in r.caught_by.most_common(2)),
             ]
         )
@@ -187,6 +197,9 @@ def _change_table(results: list[ChangeResult]) -> str:
         "median delay",
         "mean delay (MTTD)",
         "p90 delay",
+        "median start error",
+        "p90 start error",
+        "start older than history",
         "first alert by",
     ]
     return table(headers, rows)

@@ -33,6 +33,7 @@ class Fired:
 
     alert: Alert
     position: int | None
+    start_position: int | None = None  # of a detected alert's estimated start
 
 
 @dataclass
@@ -69,7 +70,11 @@ class Run:
     def place(self, timeline: Timeline) -> None:
         """Place alerts and trace points in their models' predictions."""
         self.fired = [
-            Fired(alert, timeline.position(alert.model, alert.topic, alert.partition, alert.offset))
+            Fired(
+                alert,
+                timeline.position(alert.model, alert.topic, alert.partition, alert.offset),
+                _start_position(alert, timeline),
+            )
             for alert in self.alerts
         ]
         self.trace.place(timeline)
@@ -83,10 +88,18 @@ class Run:
                 f.alert.id(self.group),
                 f.alert.statistic,
                 f.alert.detector,
+                f.start_position,
             )
             for f in self.fired
             if f.alert.kind == "detected"
         ]
+
+
+def _start_position(alert: Alert, timeline: Timeline) -> int | None:
+    start = alert.estimated_start
+    if start is None or not start["estimated"]:
+        return None
+    return timeline.position(alert.model, start["topic"], start["partition"], start["offset"])
 
 
 @dataclass
