@@ -200,7 +200,8 @@ class Metrics:
         )
         self.ready = Gauge(
             "streamdrift_ready",
-            "1 when partitions are assigned and their state restored.",
+            "1 when /readyz answers 200: connected, partitions assigned and their state restored, "
+            "neither the loop nor a commit stalled.",
             registry=registry,
         )
         self.last_progress = Gauge(

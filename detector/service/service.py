@@ -137,6 +137,7 @@ class Service:
         self.stop_requested.set()
 
     def health(self) -> Health:
+        """What readiness is judged on, as of now (the HTTP thread asks while the loop may be blocked)."""
         return Health(
             connected=self.cluster.connected,
             assigned=self.joined,
