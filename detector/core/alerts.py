@@ -85,6 +85,8 @@ class Alert:
     owner: str = ""
     runbook_url: str = ""
     reason: str = ""
+    # of a detected change: {"topic", "partition", "offset", "time", "clipped", "estimated"}
+    estimated_start: dict[str, Any] | None = None
 
     @property
     def type(self) -> str:
@@ -116,6 +118,8 @@ class Alert:
         }
         if self.reason:
             data["reason"] = self.reason
+        if self.estimated_start is not None:
+            data["estimated_start"] = self.estimated_start
         return envelope(
             self.type,
             group,
