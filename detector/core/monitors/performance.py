@@ -18,8 +18,8 @@ mean confidence, and the estimated accuracy over all predictions and over the la
 estimated vs realised can be compared). Each prediction's estimate is its chance of being right
 given its score, from the calibration its model version learned from earlier labels
 (detector.core.monitors.score_calibration; the confidence itself until the version has
-`warmup` labelled predictions). A labelled prediction's estimate is taken before its own label
-is learned, so the estimated-vs-realised gap measures the estimate as it was before the labels.
+`warmup` labelled predictions). A labelled prediction's estimate is taken as it stood before its
+own label was learned, so the estimated-vs-realised gap measures the estimate without the labels.
 """
 
 from __future__ import annotations
@@ -168,7 +168,7 @@ class Performance:
         return estimates
 
     def _calibrate(self, joined: list[Joined], correct: np.ndarray) -> None:
-        """Estimate the labelled predictions as before their labels, then learn from them."""
+        """Learn from the labelled predictions; note their estimates as before their labels."""
         scored = [i for i, j in enumerate(joined) if j.score is not None]
         if not scored:
             return
@@ -177,9 +177,9 @@ class Performance:
         right = correct[scored]
         estimates = confidences.copy()
         for version, mine in _by_version([joined[i].version for i in scored]):
-            calibration = self._calibration(version)
-            estimates[mine] = calibration.estimate(scores[mine], confidences[mine])
-            calibration.learn(scores[mine], confidences[mine], right[mine])
+            estimates[mine] = self._calibration(version).learn(
+                scores[mine], confidences[mine], right[mine]
+            )
         self.gauges["estimated_labelled"].update(estimates)
 
     def _calibration(self, version: str | None) -> ScoreCalibration:

@@ -16,11 +16,12 @@ the overall correction rather than none. Binary models bin
 the score P(positive), whose two ends mean opposite predictions; multiclass models their
 top-class probability. Counts come in two generations of `GENERATION_LABELS` labels each: when the
 newer one fills, the older is dropped, so memory is fixed and the map follows the last 10,000 to
-20,000 labels (a concept drift is unlearned too). Refreshes happen at label counts, never on a
-clock, and sums are added in label order: the same labels in the same order give the same map
-bit for bit, however they are batched.
+20,000 labels (a concept drift is unlearned too). The map is recomputed at every
+`REFRESH_LABELS`-th label, never on a clock, and sums are added in label order: the same labels
+in the same order give the same map at the same points, bit for bit, however they are batched.
 
-Until a version has `min_labels` labelled predictions its estimate is the confidence itself.
+Until a version's map has been refreshed with `min_labels` labelled predictions, its estimate is
+the confidence itself.
 """
 
 from __future__ import annotations
@@ -33,7 +34,8 @@ import numpy as np
 SCORE_EDGES = 1.0 / (1.0 + np.exp(-np.arange(-8.0, 8.25, 0.5)))
 BINS = len(SCORE_EDGES) + 1
 PRIOR_LABELS = 5.0
-GENERATION_LABELS = 10_000
+REFRESH_LABELS = 100  # the map is recomputed at every 100th label
+GENERATION_LABELS = 10_000  # a multiple of REFRESH_LABELS
 
 
 def score_bins(scores: np.ndarray) -> np.ndarray:
@@ -76,7 +78,7 @@ class ScoreCalibration:
     def __init__(self, min_labels: int) -> None:
         self.min_labels = min_labels
         self.older, self.newer = _Counts(), _Counts()
-        self._gap: np.ndarray | None = None  # per-bin over-confidence, cached between learns
+        self.gap: np.ndarray | None = None  # per-bin over-confidence at the last refresh point
 
     @property
     def labels(self) -> int:
@@ -85,40 +87,58 @@ class ScoreCalibration:
 
     @property
     def ready(self) -> bool:
-        return self.labels >= self.min_labels
+        return self.gap is not None
 
-    def learn(self, scores: np.ndarray, confidences: np.ndarray, right: np.ndarray) -> None:
-        """Count labelled predictions (in label order): score, confidence, 1/True if right."""
+    def learn(self, scores: np.ndarray, confidences: np.ndarray, right: np.ndarray) -> np.ndarray:
+        """Count labelled predictions (in label order): score, confidence, 1/True if right.
+        Returns each one's estimate as it stood before its label (the map of the last refresh
+        point before it): how far the estimate was from what the labels then said."""
         bins = score_bins(scores)
+        estimates = np.empty(len(bins))
         start = 0
         while start < len(bins):
-            take = min(len(bins) - start, GENERATION_LABELS - self.newer.total)
+            take = min(len(bins) - start, REFRESH_LABELS - self.newer.total % REFRESH_LABELS)
             part = slice(start, start + take)
+            estimates[part] = self._estimate(bins[part], confidences[part])
             self.newer.add(bins[part], confidences[part], right[part])
             start += take
-            if self.newer.total >= GENERATION_LABELS:
-                self.older, self.newer = self.newer, _Counts()
-        self._gap = None
+            if self.newer.total % REFRESH_LABELS == 0:
+                if self.newer.total >= GENERATION_LABELS:
+                    self.older, self.newer = self.newer, _Counts()
+                self._refresh()
+        return estimates
 
     def estimate(self, scores: np.ndarray, confidences: np.ndarray) -> np.ndarray:
         """Each prediction's estimated chance of being right (its confidence until ready)."""
-        if not self.ready:
+        return self._estimate(score_bins(scores), confidences)
+
+    def _estimate(self, bins: np.ndarray, confidences: np.ndarray) -> np.ndarray:
+        if self.gap is None:
             return confidences
-        if self._gap is None:
-            labels = self.older.labels + self.newer.labels
-            wrong_confidence = (
-                self.older.confidence + self.newer.confidence - self.older.right - self.newer.right
-            )
-            overall = wrong_confidence.sum() / labels.sum()
-            self._gap = (wrong_confidence + PRIOR_LABELS * overall) / (labels + PRIOR_LABELS)
-        return np.clip(confidences - self._gap[score_bins(scores)], 0.0, 1.0)
+        return np.clip(confidences - self.gap[bins], 0.0, 1.0)
+
+    def _refresh(self) -> None:
+        """The map from the counts, once they hold `min_labels` labels."""
+        labels = self.older.labels + self.newer.labels
+        if labels.sum() < self.min_labels:
+            return
+        wrong_confidence = (
+            self.older.confidence + self.newer.confidence - self.older.right - self.newer.right
+        )
+        overall = wrong_confidence.sum() / labels.sum()
+        self.gap = (wrong_confidence + PRIOR_LABELS * overall) / (labels + PRIOR_LABELS)
 
     # -- checkpoint state -----------------------------------------------------------------
 
     def to_state(self) -> dict[str, Any]:
-        return {"older": self.older.to_state(), "newer": self.newer.to_state()}
+        return {
+            "older": self.older.to_state(),
+            "newer": self.newer.to_state(),
+            "gap": None if self.gap is None else self.gap.tolist(),
+        }
 
     def load_state(self, state: dict[str, Any]) -> None:
         self.older = _Counts.from_state(state["older"])
         self.newer = _Counts.from_state(state["newer"])
-        self._gap = None
+        gap = state["gap"]
+        self.gap = None if gap is None else np.array(gap, dtype=np.float64).reshape(BINS)
