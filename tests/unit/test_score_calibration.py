@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import numpy as np
 import orjson
 
@@ -189,3 +191,21 @@ def test_the_calibration_keeps_two_generations_and_unlearns_an_old_concept() -> 
     assert GENERATION_LABELS <= calibration.labels < 2 * GENERATION_LABELS
     calibration.learn(scores, scores, rng.random(len(scores)) < 0.85)  # in smaller steps too
     assert abs(float(calibration.estimate(scores[:1], scores[:1])[0]) - 0.85) < 0.02
+
+
+def test_labelled_estimates_are_those_before_each_label_however_the_labels_are_split() -> None:
+    rng = np.random.default_rng(7)
+    scores = rng.uniform(0.0, 1.0, 5000)
+    confidences = np.maximum(scores, 1.0 - scores)
+    right = rng.random(5000) < 0.5 + 0.6 * (confidences - 0.5)
+    whole = ScoreCalibration(min_labels=1000)
+    at_once = whole.learn(scores, confidences, right)
+    pieces = ScoreCalibration(min_labels=1000)
+    cuts = [0, 1, 99, 100, 1234, 1235, 4000, 5000]
+    split = np.concatenate(
+        [pieces.learn(scores[a:b], confidences[a:b], right[a:b]) for a, b in pairwise(cuts)]
+    )
+    assert np.array_equal(at_once, split)
+    assert whole.to_state() == pieces.to_state()
+    assert np.array_equal(at_once[:1000], confidences[:1000])  # not ready before 1,000 labels
+    assert not np.array_equal(at_once[1000:], confidences[1000:])

@@ -159,6 +159,7 @@ class Performance:
         if not any(calibration.ready for calibration in self.calibrations.values()):
             return confidences  # no labels learned yet: no need to read scores
         scored = [events[row] for row in rows.tolist()]
+        # A decoded event with a confidence has its score (detector.core.events sets both).
         scores = np.fromiter(map(SCORE_OF, scored), np.float64, len(scored))
         estimates = confidences.copy()
         for version, mine in _by_version(list(map(VERSION_OF, scored))):
