@@ -88,6 +88,12 @@ def _parser() -> argparse.ArgumentParser:
         "quality", "detection rate, delay and false alarms per distribution family", _quality
     )
     quality.add_argument("--seed", type=int, default=1)
+    quality.add_argument(
+        "--warmup-events",
+        type=int,
+        help="detection.warmup_events instead of the default (low-volume models); the stationary "
+        "values are then split over 100 streams, each with its own reference",
+    )
 
     backtest = command(
         "backtest",
@@ -168,7 +174,7 @@ def _calibrate(args: argparse.Namespace) -> str:
 def _quality(args: argparse.Namespace) -> str:
     from bench import quality
 
-    return quality.run(args.quick, args.seed)
+    return quality.run(args.quick, args.seed, args.warmup_events)
 
 
 def _backtest(args: argparse.Namespace) -> str:

@@ -51,10 +51,8 @@ OUTPUT_EFFECTS = (
     "performance.estimated",
     "performance.error",
 )
-BASE, SERVING = (
-    0,
-    1,
-)  # random streams per block (features; latency and label coverage); injection k uses 2 + k
+# random streams per block (features; latency and label coverage); injection k uses 2 + k
+BASE, SERVING = 0, 1
 
 
 @dataclass(frozen=True)
@@ -74,9 +72,8 @@ class Draw:
     index: np.ndarray
     features: dict[str, np.ndarray]
     hidden: dict[str, np.ndarray] = field(default_factory=dict)
-    renamed: dict[str, np.ndarray] = field(
-        default_factory=dict
-    )  # original values of renamed features
+    # original values of renamed features
+    renamed: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 @dataclass
@@ -122,9 +119,8 @@ class EventStream(ABC):
 
     features: tuple[FeatureSpec, ...] = field(default=(), init=False)
     classes: tuple[Any, ...] = field(default=(), init=False)
-    model_inputs: tuple[str, ...] = field(
-        default=(), init=False
-    )  # features the model's score depends on
+    # features the model's score depends on
+    model_inputs: tuple[str, ...] = field(default=(), init=False)
     reference: dict[str, Reference] = field(default_factory=dict, init=False)
 
     def __post_init__(self) -> None:

@@ -151,6 +151,15 @@ def test_quality_covers_every_family_and_change(capsys: pytest.CaptureFixture[st
     assert "### Targets" in out
 
 
+def test_quality_with_a_short_warmup_gives_each_stationary_stream_its_own_reference(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    out = bench(capsys, "quality", "--quick", "--warmup-events", "100")
+    assert "change after 100 warm-up" in out and "(100 stream(s), each with its own warm-up)" in out
+    start_errors = [row[9] for row in table_rows(out, "family") if row[3] == "100%"]
+    assert start_errors and all(error.isdigit() for error in start_errors)
+
+
 def test_peers_runs_streamdrift_and_labels_recorded_figures_without_installing(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
