@@ -129,6 +129,19 @@ def _parser() -> argparse.ArgumentParser:
     peers.add_argument(
         "--no-install", action="store_true", help="do not create or install the peers' environment"
     )
+    estimated = command(
+        "estimated",
+        "estimated accuracy before labels of an over-confident model: streamdrift beside NannyML's CBPE",
+        _estimated,
+    )
+    estimated.add_argument(
+        "--venv",
+        default=".bench-venv",
+        help="the peers' separate virtual environment (created if missing)",
+    )
+    estimated.add_argument(
+        "--no-install", action="store_true", help="do not create or install the peers' environment"
+    )
     return parser
 
 
@@ -180,6 +193,12 @@ def _peers(args: argparse.Namespace) -> str:
     from bench import peers
 
     return peers.run(args.quick, args.venv, install=not args.no_install)
+
+
+def _estimated(args: argparse.Namespace) -> str:
+    from bench import estimated
+
+    return estimated.run(args.quick, args.venv, install=not args.no_install)
 
 
 if __name__ == "__main__":

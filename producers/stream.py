@@ -116,6 +116,10 @@ class EventStream(ABC):
     interval_ms: int = 10  # event time between predictions
     label_delay_ms: int = 60_000  # event time from a prediction to its label
     label_coverage: float = 1.0  # share of predictions that ever get a label
+    # Below 1, the model is over-confident: it reports its class probabilities sharpened,
+    # p ** (1 / T) renormalised (for a binary score, sigmoid(log-odds / T)); labels are still
+    # drawn from the true probabilities. Above 1, under-confident.
+    score_temperature: float = 1.0
     base_latency_ms: float = 12.0
     produced: int = field(default=0, init=False)
 
@@ -128,6 +132,8 @@ class EventStream(ABC):
     def __post_init__(self) -> None:
         if self.seed < 0:
             raise ValueError("seed must be >= 0")
+        if self.score_temperature <= 0:
+            raise ValueError("score_temperature must be > 0")
         self._setup()
         self.injections = tuple(self._checked(i) for i in self.injections)
         self._block: Block | None = None
@@ -313,7 +319,7 @@ class EventStream(ABC):
     def _predictions(self, block: Block, rows: slice) -> list[dict[str, Any]]:
         index = block.index[rows].tolist()
         features = self._feature_dicts(block, rows)
-        probabilities = block.probabilities[rows]
+        probabilities = sharpened(block.probabilities[rows], self.score_temperature)
         predicted = probabilities.argmax(axis=1).tolist()
         binary = len(self.classes) == 2
         scores = np.round(probabilities[:, 1] if binary else probabilities, 5).tolist()
@@ -436,6 +442,15 @@ class EventStream(ABC):
         elif injection.scenario == "field_missing":
             effects = ["quality.schema", *effects]
         return effects
+
+
+def sharpened(probabilities: np.ndarray, temperature: float) -> np.ndarray:
+    """Class probabilities (n, classes) raised to 1 / temperature and renormalised (the predicted
+    class does not change)."""
+    if temperature == 1.0:
+        return probabilities
+    powered = np.power(probabilities, 1.0 / temperature)
+    return powered / powered.sum(axis=1, keepdims=True)
 
 
 def _values(spec: FeatureSpec, column: np.ndarray) -> list[Any]:

@@ -110,13 +110,30 @@ class Metrics:
         )
         self.estimated_accuracy = Gauge(
             "streamdrift_estimated_accuracy",
-            "Accuracy implied by the recent predictions' confidence (probability of the predicted class), before labels.",
+            "Estimated accuracy of the recent predictions, before their labels: each one's chance of being right "
+            "given its score, as its model version's earlier labels calibrated it (the mean confidence until "
+            "streamdrift_estimate_calibration_labels reaches detection.warmup_events).",
+            ["model"],
+            registry=registry,
+        )
+        self.mean_confidence = Gauge(
+            "streamdrift_mean_confidence",
+            "Mean confidence (probability of the predicted class) of the recent predictions: the accuracy their "
+            "scores claim.",
+            ["model"],
+            registry=registry,
+        )
+        self.calibration_labels = Gauge(
+            "streamdrift_estimate_calibration_labels",
+            "Labelled predictions the newest model version's score calibration learned from (the last 10,000 to "
+            "20,000).",
             ["model"],
             registry=registry,
         )
         self.estimation_error = Gauge(
             "streamdrift_estimation_error",
-            "Estimated minus realised accuracy over the same recent labelled predictions (0: the estimate holds).",
+            "Estimated minus realised accuracy over the same recent labelled predictions, each estimated before "
+            "its label was learned (0: the estimate holds).",
             ["model"],
             registry=registry,
         )
@@ -409,10 +426,13 @@ class Metrics:
         for name, gauge in (
             ("accuracy", self.accuracy),
             ("estimated", self.estimated_accuracy),
+            ("confidence", self.mean_confidence),
             ("coverage", self.label_coverage),
         ):
             if name in values:
                 self._series(model, gauge, model).set(values[name])
+        if "confidence" in values:
+            self._series(model, self.calibration_labels, model).set(performance.calibrated_labels())
         for statistic in ("mae", "rmse"):
             if statistic in values:
                 self._series(model, self.error, model, statistic).set(values[statistic])

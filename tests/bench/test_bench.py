@@ -188,6 +188,19 @@ def test_peers_data_has_the_shift_where_it_is_described(tmp_path: Path) -> None:
     assert 0.35 * sd < moved < 0.65 * sd
 
 
+def test_estimated_measures_streamdrift_s_estimates_without_installing_the_peer(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    out = bench(capsys, "estimated", "--quick", "--no-install", "--venv", str(tmp_path / "absent"))
+    rows = table_rows(out, "estimate")
+    assert [row[0] for row in rows] == [
+        "streamdrift, mean confidence (the estimate before calibration)",
+        "streamdrift, calibrated from the labels that came",
+    ]
+    assert "NannyML not run: no NannyML in" in out
+    assert not (tmp_path / "absent").exists()
+
+
 def test_no_sub_command_prints_help_and_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert main([]) == 2
     assert "throughput" in capsys.readouterr().out

@@ -25,6 +25,7 @@ not stopped. Such a batch only moves the watermark, as fast as a batch without i
 
 from __future__ import annotations
 
+import sys
 import zlib
 from collections import OrderedDict, deque
 from collections.abc import Sequence
@@ -49,7 +50,7 @@ class Joined:
     confidence: float | None
     label: Any
     delay_ms: int
-    version: str | None = None  # the prediction's model version
+    version: str | None  # the model version that made the prediction
 
 
 @dataclass
@@ -93,19 +94,8 @@ class Pending:
     score: float | None
     confidence: float | None
     ts_ms: int
+    version: str | None  # interned: the pending predictions of a version share one string
     matured: bool = False
-    version: str | None = None  # the prediction's model version
-
-    @classmethod
-    def of(cls, identifier: str, event: Event) -> Pending:
-        return cls(
-            identifier,
-            event.prediction,
-            event.score,
-            event.confidence,
-            event.ts_ms,
-            version=event.version,
-        )
 
 
 class LabelJoin:
@@ -212,13 +202,7 @@ class LabelJoin:
         waiting = self.waiting.pop(identifier, None)
         if waiting is not None:
             label, label_ts = waiting
-            self._join(
-                row,
-                Pending.of(identifier, event),
-                label,
-                label_ts,
-                outcome,
-            )
+            self._join(row, _pending(identifier, event), label, label_ts, outcome)
             return
         if identifier in self.pending:
             return  # a duplicate prediction: the first one stands
@@ -231,7 +215,7 @@ class LabelJoin:
         elif not self.budget.take():
             outcome.evicted += 1  # the process's budget is spent: not kept
             return
-        pending = self.pending[identifier] = Pending.of(identifier, event)
+        pending = self.pending[identifier] = _pending(identifier, event)
         self.to_mature.append(pending)
         self.to_expire.append(pending)
 
@@ -346,8 +330,8 @@ class LabelJoin:
                 "scores": [e.score for e in entries],
                 "confidences": [e.confidence for e in entries],
                 "ts": [e.ts_ms for e in entries],
-                "matured": [e.matured for e in entries],
                 "versions": [e.version for e in entries],
+                "matured": [e.matured for e in entries],
             },
             "waiting": [[i, label, ts] for i, (label, ts) in self.waiting.items()],
             "expired_ids": list(self.expired_ids),
@@ -361,16 +345,15 @@ class LabelJoin:
         p = state["pending"]
         self.budget.give(len(self.pending))
         restored = (
-            Pending(str(i), pred, score, confidence, int(ts), bool(matured), version)
-            for i, pred, score, confidence, ts, matured, version in zip(
+            Pending(str(i), pred, score, confidence, int(ts), _interned(version), bool(matured))
+            for i, pred, score, confidence, ts, version, matured in zip(
                 p["ids"],
                 p["predictions"],
                 p["scores"],
                 p["confidences"],
                 p["ts"],
-                p["matured"],
                 p["versions"],
-                strict=True,
+                p["matured"],
             )
         )
         self.pending = {entry.identifier: entry for entry in restored}
@@ -379,3 +362,18 @@ class LabelJoin:
         self.to_mature = deque(entry for entry in self.pending.values() if not entry.matured)
         self.waiting = OrderedDict((str(i), (label, int(ts))) for i, label, ts in state["waiting"])
         self.expired_ids = OrderedDict.fromkeys(str(i) for i in state["expired_ids"])
+
+
+def _pending(identifier: str, event: Event) -> Pending:
+    return Pending(
+        identifier,
+        event.prediction,
+        event.score,
+        event.confidence,
+        event.ts_ms,
+        _interned(event.version),
+    )
+
+
+def _interned(version: str | None) -> str | None:
+    return None if version is None else sys.intern(version)

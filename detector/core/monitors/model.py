@@ -71,9 +71,10 @@ SCHEMA = "quality.schema"
 # of the river that wrote them).
 # 2: signals carry their season (detector.core.monitors.seasonal) and the warm-up's event
 # times; models their traffic.rate monitor.
-# 3: output monitors live under their model version (`versions`), and predictions waiting for
-# their label carry their version.
-STATE_SCHEMA = 3
+# 3: performance carries each model version's score calibration, and waiting predictions their
+# version.
+# 4: output monitors live under their model version (`versions`).
+STATE_SCHEMA = 4
 # The libraries whose internals the state holds, with the version it loads under. ADWIN's
 # buckets are river's Rust core's own binary encoding and DDM/HDDM_A's state is their private
 # attributes: either may change in any river release, patches included, so a state loads only
