@@ -116,7 +116,10 @@ class Workers:
             answer: dict[str, Any] = orjson.loads(body) if body else {"ready": False}
             partitions.update(answer.get("partitions", []))
             pid = worker.process.pid if worker.process else None
-            details.append({"worker": worker.index, "pid": pid, "alive": worker.alive, **answer})
+            details.append(
+                {"worker": worker.index, "pid": pid, "port": worker.port, "alive": worker.alive}
+                | answer
+            )
         ready = all(d["ready"] for d in details)
         return ready, {"workers": details, "partitions": sorted(partitions)}
 

@@ -3,6 +3,7 @@ workers' own (served here by two HealthServers on loopback)."""
 
 from __future__ import annotations
 
+import runpy
 from collections.abc import Iterator
 
 import pytest
@@ -93,3 +94,9 @@ def test_fetch_returns_an_error_status_with_its_body_and_nothing_when_no_one_ans
         server.stop()
     assert status == 503 and b'"why":"restoring"' in body
     assert fetch(free_loopback_port(), "/readyz", timeout_s=1) == (0, b"")
+
+
+def test_a_spawned_worker_does_not_run_the_command_again() -> None:
+    """A spawned worker imports the parent's main module under another name; `python -m detector`
+    must then do nothing (else every worker would start a supervisor of its own)."""
+    runpy.run_module("detector.__main__", run_name="__mp_main__")
