@@ -14,7 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from detector.http.endpoints import HealthServer
 from detector.http.federation import WorkerMetrics, fetch
 from detector.kafka.embedded import free_loopback_port
-from detector.service.workers import worker_settings
+from detector.service.workers import Worker, Workers, worker_settings
 from detector.settings import load_settings
 
 
@@ -100,3 +100,34 @@ def test_a_spawned_worker_does_not_run_the_command_again() -> None:
     """A spawned worker imports the parent's main module under another name; `python -m detector`
     must then do nothing (else every worker would start a supervisor of its own)."""
     runpy.run_module("detector.__main__", run_name="__mp_main__")
+
+
+class DeadProcess:
+    """A worker process that has exited."""
+
+    pid = 4242
+    exitcode = -9
+
+    def is_alive(self) -> bool:
+        return False
+
+
+def test_a_dead_worker_restarts_after_a_backoff_that_doubles_while_it_keeps_failing() -> None:
+    settings = load_settings(None, kafka={"bootstrap_servers": "k:9092"}, workers=2)
+    workers = Workers(settings, CollectorRegistry())
+    started: list[tuple[int, float]] = []
+
+    def start(worker: Worker) -> None:  # instead of spawning: the new process dies at once too
+        started.append((worker.index, now))
+        worker.process, worker.started, worker.restart_at = DeadProcess(), now, 0.0  # type: ignore[assignment]
+
+    workers._start = start  # type: ignore[method-assign]
+    flaky, steady = workers.workers
+    flaky.process, flaky.started = DeadProcess(), 0.0  # type: ignore[assignment]
+    steady.process, steady.started = DeadProcess(), -100.0  # type: ignore[assignment]
+    for now in (10.0, 10.5, 11.0, 12.0, 13.0, 14.0):
+        workers._check(now)
+    # worker 1 ran 110 s: restarted at the next check; worker 0 ran 10 s: after 1 s. Each dies
+    # again at once and is seen at the next check: then each waits 2 s.
+    assert started == [(1, 10.5), (0, 11.0), (1, 13.0), (0, 14.0)]
+    assert workers.restarts._value.get() == 4
