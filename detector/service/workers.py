@@ -213,7 +213,8 @@ class Workers:
         for worker in self.workers:
             if worker.process is not None:
                 worker.process.join()
-                clean &= worker.process.exitcode == 0 or worker.restart_at != 0.0
+                # -SIGTERM: stopped before it set its handler (still starting: nothing to commit)
+                clean &= worker.process.exitcode in (0, -signal.SIGTERM) or worker.restart_at != 0.0
             if worker.link is not None:
                 worker.link.close()
         log.info("workers stopped%s", "" if clean else " (some with an error)")
