@@ -95,6 +95,12 @@ def _parser() -> argparse.ArgumentParser:
         "quality", "detection rate, delay and false alarms per distribution family", _quality
     )
     quality.add_argument("--seed", type=int, default=1)
+    quality.add_argument(
+        "--warmup-events",
+        type=int,
+        help="detection.warmup_events instead of the default (low-volume models); the stationary "
+        "values are then split over 100 streams, each with its own reference",
+    )
 
     backtest = command(
         "backtest",
@@ -128,6 +134,19 @@ def _parser() -> argparse.ArgumentParser:
         help="the peers' separate virtual environment (created if missing)",
     )
     peers.add_argument(
+        "--no-install", action="store_true", help="do not create or install the peers' environment"
+    )
+    estimated = command(
+        "estimated",
+        "estimated accuracy before labels of an over-confident model: streamdrift beside NannyML's CBPE",
+        _estimated,
+    )
+    estimated.add_argument(
+        "--venv",
+        default=".bench-venv",
+        help="the peers' separate virtual environment (created if missing)",
+    )
+    estimated.add_argument(
         "--no-install", action="store_true", help="do not create or install the peers' environment"
     )
     return parser
@@ -167,7 +186,7 @@ def _calibrate(args: argparse.Namespace) -> str:
 def _quality(args: argparse.Namespace) -> str:
     from bench import quality
 
-    return quality.run(args.quick, args.seed)
+    return quality.run(args.quick, args.seed, args.warmup_events)
 
 
 def _backtest(args: argparse.Namespace) -> str:
@@ -186,6 +205,12 @@ def _peers(args: argparse.Namespace) -> str:
     from bench import peers
 
     return peers.run(args.quick, args.venv, install=not args.no_install)
+
+
+def _estimated(args: argparse.Namespace) -> str:
+    from bench import estimated
+
+    return estimated.run(args.quick, args.venv, install=not args.no_install)
 
 
 if __name__ == "__main__":

@@ -167,6 +167,12 @@ def _common_options(sub: argparse.ArgumentParser) -> None:
         help="share of predictions that get a label (default: %(default)s)",
     )
     sub.add_argument(
+        "--score-temperature",
+        type=_positive,
+        default=1.0,
+        help="below 1 the model's scores are over-confident: log-odds / T (default: %(default)s)",
+    )
+    sub.add_argument(
         "--truth", metavar="FILE", help="write the ground truth (JSON) here instead of printing it"
     )
     out = sub.add_argument_group("destination (a file, else Kafka)")
@@ -202,6 +208,13 @@ def _non_negative(text: str) -> float:
     return value
 
 
+def _positive(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, not {text}")
+    return value
+
+
 def _fraction(text: str) -> float:
     value = float(text)
     if not 0 <= value <= 1:
@@ -218,6 +231,7 @@ def _stream(args: argparse.Namespace) -> EventStream:
         "interval_ms": args.interval_ms,
         "label_delay_ms": args.label_delay_ms,
         "label_coverage": args.label_coverage,
+        "score_temperature": args.score_temperature,
     }
     if args.start_ms is not None:
         options["start_ms"] = args.start_ms

@@ -51,10 +51,8 @@ OUTPUT_EFFECTS = (
     "performance.estimated",
     "performance.error",
 )
-BASE, SERVING = (
-    0,
-    1,
-)  # random streams per block (features; latency and label coverage); injection k uses 2 + k
+# random streams per block (features; latency and label coverage); injection k uses 2 + k
+BASE, SERVING = 0, 1
 
 
 @dataclass(frozen=True)
@@ -74,9 +72,8 @@ class Draw:
     index: np.ndarray
     features: dict[str, np.ndarray]
     hidden: dict[str, np.ndarray] = field(default_factory=dict)
-    renamed: dict[str, np.ndarray] = field(
-        default_factory=dict
-    )  # original values of renamed features
+    # original values of renamed features
+    renamed: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 @dataclass
@@ -113,19 +110,24 @@ class EventStream(ABC):
     interval_ms: int = 10  # event time between predictions
     label_delay_ms: int = 60_000  # event time from a prediction to its label
     label_coverage: float = 1.0  # share of predictions that ever get a label
+    # Below 1, the model is over-confident: it reports its class probabilities sharpened,
+    # p ** (1 / T) renormalised (for a binary score, sigmoid(log-odds / T)); labels are still
+    # drawn from the true probabilities. Above 1, under-confident.
+    score_temperature: float = 1.0
     base_latency_ms: float = 12.0
     produced: int = field(default=0, init=False)
 
     features: tuple[FeatureSpec, ...] = field(default=(), init=False)
     classes: tuple[Any, ...] = field(default=(), init=False)
-    model_inputs: tuple[str, ...] = field(
-        default=(), init=False
-    )  # features the model's score depends on
+    # features the model's score depends on
+    model_inputs: tuple[str, ...] = field(default=(), init=False)
     reference: dict[str, Reference] = field(default_factory=dict, init=False)
 
     def __post_init__(self) -> None:
         if self.seed < 0:
             raise ValueError("seed must be >= 0")
+        if self.score_temperature <= 0:
+            raise ValueError("score_temperature must be > 0")
         self._setup()
         self.injections = tuple(self._checked(i) for i in self.injections)
         self._block: Block | None = None
@@ -295,7 +297,7 @@ class EventStream(ABC):
     def _predictions(self, block: Block, rows: slice) -> list[dict[str, Any]]:
         index = block.index[rows].tolist()
         features = self._feature_dicts(block, rows)
-        probabilities = block.probabilities[rows]
+        probabilities = sharpened(block.probabilities[rows], self.score_temperature)
         predicted = probabilities.argmax(axis=1).tolist()
         binary = len(self.classes) == 2
         scores = np.round(probabilities[:, 1] if binary else probabilities, 5).tolist()
@@ -416,6 +418,15 @@ class EventStream(ABC):
         elif injection.scenario == "field_missing":
             effects = ["quality.schema", *effects]
         return effects
+
+
+def sharpened(probabilities: np.ndarray, temperature: float) -> np.ndarray:
+    """Class probabilities (n, classes) raised to 1 / temperature and renormalised (the predicted
+    class does not change)."""
+    if temperature == 1.0:
+        return probabilities
+    powered = np.power(probabilities, 1.0 / temperature)
+    return powered / powered.sum(axis=1, keepdims=True)
 
 
 def _values(spec: FeatureSpec, column: np.ndarray) -> list[Any]:

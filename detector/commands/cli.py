@@ -180,9 +180,8 @@ def _broker(args: argparse.Namespace) -> int:
 
     _configure_logging()
     stopping: list[bool] = []
-    _on_signals(
-        lambda: stopping.append(True), "stopping the broker (its data is lost)"
-    )  # before anyone is told it runs
+    # before anyone is told it runs
+    _on_signals(lambda: stopping.append(True), "stopping the broker (its data is lost)")
     broker = EmbeddedBroker(port=args.port).start()
     print(f"embedded broker on {broker.bootstrap_servers}; in another shell:", flush=True)
     print(f"  export STREAMDRIFT_KAFKA__BOOTSTRAP_SERVERS={broker.bootstrap_servers}", flush=True)

@@ -94,9 +94,8 @@ class Board:
     truths: list[dict[str, Any]]
     total: int
     out: TextIO = sys.stdout
-    offsets: dict[tuple[str, str], list[int]] = field(
-        default_factory=lambda: defaultdict(list)
-    )  # (topic, model)
+    # (topic, model)
+    offsets: dict[tuple[str, str], list[int]] = field(default_factory=lambda: defaultdict(list))
     alerts: list[tuple[dict[str, Any], int | None, Explained]] = field(default_factory=list)
     played: Played = field(default_factory=Played)  # the producer's live counts
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -107,9 +106,8 @@ class Board:
         self.played = played
 
     def delivered(self, topic: str, model: str, offset: int) -> None:
-        self.offsets[topic, model].append(
-            offset
-        )  # delivery reports of one partition arrive in offset order
+        # delivery reports of one partition arrive in offset order
+        self.offsets[topic, model].append(offset)
 
     def position(self, topic: str, model: str, offset: int) -> int | None:
         """The model's event number of an offset: its n-th prediction, or the prediction of its
@@ -176,9 +174,8 @@ def run_demo(
     was detected, 1 if one was missed or the traffic could not be delivered."""
     broker = None
     if not settings.kafka.bootstrap_servers:
-        log_path = (
-            Path(tempfile.mkdtemp(prefix="streamdrift-demo-")) / "broker.log"
-        )  # one per run: demos may run side by side
+        # one per run: demos may run side by side
+        log_path = Path(tempfile.mkdtemp(prefix="streamdrift-demo-")) / "broker.log"
         out.write("starting the embedded broker ... ")
         out.flush()
         broker = EmbeddedBroker(log_path=log_path).start()

@@ -170,6 +170,15 @@ def test_quality_covers_every_family_and_change(capsys: pytest.CaptureFixture[st
     assert "### Targets" in out
 
 
+def test_quality_with_a_short_warmup_gives_each_stationary_stream_its_own_reference(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    out = bench(capsys, "quality", "--quick", "--warmup-events", "100")
+    assert "change after 100 warm-up" in out and "(100 stream(s), each with its own warm-up)" in out
+    start_errors = [row[9] for row in table_rows(out, "family") if row[3] == "100%"]
+    assert start_errors and all(error.isdigit() for error in start_errors)
+
+
 def test_peers_runs_streamdrift_and_labels_recorded_figures_without_installing(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
@@ -196,6 +205,19 @@ def test_peers_data_has_the_shift_where_it_is_described(tmp_path: Path) -> None:
     sd = data[f"reference.{peers.SHIFTED}"].std()
     moved = shifted[sizes.change :].mean() - shifted[: sizes.change].mean()
     assert 0.35 * sd < moved < 0.65 * sd
+
+
+def test_estimated_measures_streamdrift_s_estimates_without_installing_the_peer(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    out = bench(capsys, "estimated", "--quick", "--no-install", "--venv", str(tmp_path / "absent"))
+    rows = table_rows(out, "estimate")
+    assert [row[0] for row in rows] == [
+        "streamdrift, mean confidence (the estimate before calibration)",
+        "streamdrift, calibrated from the labels that came",
+    ]
+    assert "NannyML not run: no NannyML in" in out
+    assert not (tmp_path / "absent").exists()
 
 
 def test_no_sub_command_prints_help_and_exits_2(capsys: pytest.CaptureFixture[str]) -> None:

@@ -115,9 +115,8 @@ def test_every_configuration_error_exits_2_with_one_line(
     variables, expected = BAD_ENVIRONMENTS[case]
     for name, value in variables.items():
         environ.setenv(name, value)
-    environ.setenv(
-        "STREAMDRIFT_KAFKA__BOOTSTRAP_SERVERS", "127.0.0.1:1"
-    )  # never reached: the error comes first
+    # never reached: the error comes first
+    environ.setenv("STREAMDRIFT_KAFKA__BOOTSTRAP_SERVERS", "127.0.0.1:1")
     assert main([command]) == EXIT_USAGE
     captured = capsys.readouterr()
     assert captured.err.count("\n") == 1 and captured.err.startswith("streamdrift: ")
@@ -143,9 +142,8 @@ def test_a_bad_librdkafka_property_in_the_file_exits_2_with_one_line(
 def test_a_refused_secret_is_named_but_its_value_is_not_shown(
     environ: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    environ.setenv(
-        "STREAMDRIFT_KAFKA__SECRETS", '{"security.protocol": "hunter2"}'
-    )  # a secret in the wrong place
+    # a secret in the wrong place
+    environ.setenv("STREAMDRIFT_KAFKA__SECRETS", '{"security.protocol": "hunter2"}')
     assert main(["check-config"]) == EXIT_USAGE
     err = capsys.readouterr().err
     assert "invalid setting kafka.secrets.security.protocol" in err and "hunter2" not in err
