@@ -59,4 +59,4 @@ def cyclic_times(start_ms: int, positions: np.ndarray, interval_ms: float) -> np
         origin + np.asarray(positions, dtype=np.float64) * interval_ms, _WEEK_INTENSITY_MS
     )
     ts = MONDAY_MS + weeks * WEEK_MS + np.interp(into, _CUMULATIVE_MS, _GRID_MS)
-    return np.floor(ts).astype(np.int64)
+    return np.rint(ts).astype(np.int64)

@@ -68,7 +68,7 @@ class Cyclic(EventStream):
         return cyclic_times(self.start_ms, index, self.interval_ms)
 
     def _load(self, index: np.ndarray) -> np.ndarray:
-        # slower under load: about 0.84 times the base at the night-time trough, 1.4 at the peak
+        # slower under load: about 0.84 times the base at the night-time trough, 1.2 at the peak
         return np.exp(0.25 * (traffic_factor(self._times(index)) - 1.0))
 
     def _draw(self, index: np.ndarray, rng: np.random.Generator) -> Draw:
