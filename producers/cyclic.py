@@ -64,8 +64,8 @@ class Cyclic(EventStream):
             if not spec.categories
         }
 
-    def _times(self, index: np.ndarray) -> np.ndarray:
-        return cyclic_times(self.start_ms, index, self.interval_ms)
+    def _clock(self, at: np.ndarray) -> np.ndarray:
+        return cyclic_times(self.start_ms, at, self.interval_ms)
 
     def _load(self, index: np.ndarray) -> np.ndarray:
         # slower under load: about 0.84 times the base at the night-time trough, 1.2 at the peak

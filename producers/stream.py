@@ -40,6 +40,7 @@ from producers.scenarios import (
     renamed,
     shift_categorical,
     shift_numeric,
+    slowed,
 )
 
 BLOCK = 1000
@@ -188,8 +189,16 @@ class EventStream(ABC):
         """The true class code of each event."""
 
     def _times(self, index: np.ndarray) -> np.ndarray:
-        """Event times (epoch ms, int64) of these positions: evenly spaced by default."""
-        return self.start_ms + index.astype(np.int64) * self.interval_ms
+        """Event times (epoch ms, int64) of these positions, rate drops included."""
+        at = index.astype(np.float64)
+        for injection in self.injections:
+            if injection.scenario == "rate_drop":
+                at = slowed(injection, at)
+        return self._clock(at)
+
+    def _clock(self, at: np.ndarray) -> np.ndarray:
+        """Event times (epoch ms, int64) of positions in time `at`: evenly spaced by default."""
+        return np.rint(self.start_ms + at * self.interval_ms).astype(np.int64)
 
     def _load(self, index: np.ndarray) -> np.ndarray | float:
         """Latency relative to `base_latency_ms` at these positions (serving load): constant

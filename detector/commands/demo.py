@@ -47,7 +47,7 @@ BAR = 24
 SHOP_DAYS = 9  # a week for the detector to learn the cycle, then about a day and a half watched
 SHOP_START_MS = 1_763_942_400_000  # Monday 2025-11-24T00:00Z
 # With fewer events the shop's 1,000-event warm-up and week of learning leave too little watched
-# time to show its shift: it then runs without one.
+# time to show its changes: it then runs without them.
 SHOP_SHIFT_MIN_EVENTS = 16_000
 ALERT_HEADER = f"{'event':>6}  {'model/monitor':<28} {'alert':<8} {'severity':<8} {'statistic/detector':<22} {'evidence':<36} explained by"
 
@@ -85,7 +85,11 @@ def demo_streams(events: int, seed: int) -> list[EventStream]:
         start_ms=SHOP_START_MS,
         interval_ms=SHOP_DAYS * DAY_MS // max(events, 1),
         label_coverage=0.0,
-        injections=(Injection("mean_shift", "amount", start=events * 7 // 8, magnitude=0.5),)
+        injections=(
+            Injection("mean_shift", "amount", start=events * 7 // 8, magnitude=0.5),
+            # an upstream outage: 40 events (about 20 minutes) spread over 3 hours
+            Injection("rate_drop", "", start=events * 15 // 16, magnitude=0.1, length=40),
+        )
         if events >= SHOP_SHIFT_MIN_EVENTS
         else (),
     )

@@ -158,3 +158,20 @@ def test_a_category_mix_change_reverses_the_hours_device_mix_from_its_start() ->
         assert changed[position]["features"]["device"] == (flipped[device] if during else device)
     [truth] = Cyclic(injections=(mix,), **options).ground_truth()
     assert (truth["monitor"], truth["start"], truth["end"]) == ("feature.device", 10_000, 15_000)
+
+
+def test_a_rate_drop_thins_the_hours_it_covers_and_keeps_the_cycle_after_it() -> None:
+    options: dict[str, Any] = {"seed": 2, "start_ms": START_MS, "interval_ms": INTERVAL_MS}
+    # from event 1,000 (Monday about 08:00): the next 50 events at 10% of the usual rate
+    drop = Injection("rate_drop", "", 1_000, magnitude=0.1, length=50)
+    clean = np.array([e["ts"] for e in Cyclic(**options).events(4_000)])
+    dropped = np.array([e["ts"] for e in Cyclic(injections=(drop,), **options).events(3_000)])
+    assert (dropped[:1_001] == clean[:1_001]).all()
+    assert dropped[1_050] - dropped[1_000] > 8 * (clean[1_050] - clean[1_000])
+    # after the drop the traffic follows its cycle again: the same hours, the same rate
+    hour, clean_hour = (dropped - START_MS) // HOUR_MS, (clean - START_MS) // HOUR_MS
+    after, last = hour[1_100] + 1, hour[-1]  # whole hours after the drop
+    assert clean_hour[-1] > last > after + 10
+    counts = np.bincount(hour, minlength=last + 1)[after:last]
+    usual = np.bincount(clean_hour, minlength=last + 1)[after:last]
+    assert np.abs(counts - usual).max() <= 1
