@@ -56,6 +56,13 @@ def _parser() -> argparse.ArgumentParser:
         "of the predictions get a label later (default: all three)",
     )
     throughput.add_argument(
+        "--workers",
+        type=int,
+        default=2,
+        help="also end to end over several partitions with one process, this many workers and "
+        "this many replicas (1: skip; default 2)",
+    )
+    throughput.add_argument(
         "--broker",
         choices=("tansu", "kafka", "both"),
         default="both",
@@ -150,7 +157,12 @@ def _throughput(args: argparse.Namespace) -> str:
 
     brokers = ["tansu", "kafka"] if args.broker == "both" else [args.broker]
     events = 20_000 if args.quick else args.events
-    return throughput.run(events, args.core_only, args.workload, brokers)
+    report = throughput.run(events, args.core_only, args.workload, brokers)
+    if args.workers < 2 or args.core_only:
+        return report
+    from bench import scaleout
+
+    return report + "\n" + scaleout.run(events, args.workload, brokers, args.workers) + "\n"
 
 
 def _decode(args: argparse.Namespace) -> str:

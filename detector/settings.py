@@ -444,6 +444,15 @@ class Settings(BaseSettings):
     fault_injection: FaultSettings = Field(default_factory=FaultSettings)
     models: dict[str, ModelSettings] = Field(default_factory=dict)
     processing_guarantee: ProcessingGuarantee = ProcessingGuarantee.exactly_once
+    workers: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="detector processes in this pod, each a member of the consumer group with its own partitions, "
+        "state and transactional id ('<transactional_id>-<n>'); above 1 a supervising process serves one /metrics "
+        '(each sample labelled worker="<n>"), /healthz and /readyz, restarts a worker that dies and forwards '
+        "SIGTERM. One process uses one core: set it to the cores the pod is given, at most the input partitions",
+    )
     auto_discover_models: bool = Field(True, description="monitor models not named under [models]")
     batch_max_events: int = Field(
         5000, ge=1, description="messages taken from the consumer per batch"

@@ -44,6 +44,7 @@ from producers.scenarios import (
     renamed,
     shift_categorical,
     shift_numeric,
+    slowed,
 )
 
 BLOCK = 1000
@@ -197,6 +198,23 @@ class EventStream(ABC):
     def _labels(self, draw: Draw, probabilities: np.ndarray) -> np.ndarray:
         """The true class code of each event."""
 
+    def _times(self, index: np.ndarray) -> np.ndarray:
+        """Event times (epoch ms, int64) of these positions, rate drops included."""
+        at = index.astype(np.float64)
+        for injection in self.injections:
+            if injection.scenario == "rate_drop":
+                at = slowed(injection, at)
+        return self._clock(at)
+
+    def _clock(self, at: np.ndarray) -> np.ndarray:
+        """Event times (epoch ms, int64) of positions in time `at`: evenly spaced by default."""
+        return np.rint(self.start_ms + at * self.interval_ms).astype(np.int64)
+
+    def _load(self, index: np.ndarray) -> np.ndarray | float:
+        """Latency relative to `base_latency_ms` at these positions (serving load): constant
+        by default."""
+        return 1.0
+
     # -- generation ---------------------------------------------------------------------
 
     def _take(self, n: int) -> list[tuple[Block, slice]]:
@@ -229,6 +247,7 @@ class EventStream(ABC):
             if injection.scenario == "prior_shift":
                 self._prior_shift(injection, draw, probabilities, labels, rngs, rngs[2 + k])
         latency = rngs[SERVING].lognormal(np.log(self.base_latency_ms), 0.25, BLOCK)
+        latency *= self._load(index)
         labelled = rngs[SERVING].random(BLOCK) < self.label_coverage
         concept = labels
         for k, injection in enumerate(self.injections):
@@ -324,16 +343,19 @@ class EventStream(ABC):
         binary = len(self.classes) == 2
         scores = np.round(probabilities[:, 1] if binary else probabilities, 5).tolist()
         latency = np.round(block.latency_ms[rows], 3).tolist()
+        times = self._times(block.index[rows]).tolist()
         versions = [self.version, *(d.version for d in self.deployments)]
         served = (block.served[rows] + 1).tolist()
         events = []
-        for i, x, code, score, ms, by in zip(index, features, predicted, scores, latency, served):
+        for i, ts, x, code, score, ms, by in zip(
+            index, times, features, predicted, scores, latency, served
+        ):
             events.append(
                 {
                     "model": self.model,
                     "version": versions[by],
                     "id": f"{self.model}-{i}",
-                    "ts": self.start_ms + i * self.interval_ms,
+                    "ts": ts,
                     "features": x,
                     "prediction": self.classes[code],
                     "score": score if binary else dict(zip(self.class_names, score)),
@@ -370,7 +392,7 @@ class EventStream(ABC):
     def _queue_labels(self, block: Block, rows: slice) -> None:
         index = block.index[rows]
         keep = block.labelled[rows]
-        due = self.start_ms + index[keep] * self.interval_ms + self.label_delay_ms
+        due = self._times(index[keep]) + self.label_delay_ms
         self._pending.extend(
             zip(due.tolist(), index[keep].tolist(), block.labels[rows][keep].tolist())
         )

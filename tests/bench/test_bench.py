@@ -48,7 +48,7 @@ MEASUREMENTS = [
 def test_throughput_measures_every_workload_in_process_and_on_both_brokers(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    out = bench(capsys, "throughput", "--quick")
+    out = bench(capsys, "throughput", "--quick", "--workers", "1")
     rows = table_rows(out, "workload")
     workloads = ["plain", "ids", "labels"]
     kafka = f"Apache Kafka {kafka_version()}"
@@ -69,6 +69,25 @@ def test_throughput_measures_every_workload_in_process_and_on_both_brokers(
         *([w, "in-process"] for w in workloads[1:]),
         *([w, broker] for broker in ("Tansu", kafka) for w in workloads[1:] for _ in MEASUREMENTS),
     ]
+
+
+def test_throughput_with_workers_adds_one_process_workers_and_replicas_beside_a_baseline(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    out = bench(
+        capsys, "throughput", "--quick", "--workload", "ids", "--broker", "tansu", "--workers", "2"
+    )
+    rows = table_rows(out[out.index("Scale-out: ") :], "workload")
+    layouts = [
+        ["ids", "Tansu", guarantee, layout]
+        for guarantee in ("exactly_once", "at_least_once")
+        for layout in ("1 process", "2 workers", "2 replicas")
+    ]
+    baseline = ["ids", "Tansu", "baseline: consume + orjson.loads", "1 consumer"]
+    assert [row[:4] for row in rows] == [*layouts, baseline]
+    # the runs are timed from the first event processed: at most the whole stream
+    assert all(int(row[4].replace(",", "")) <= 20_000 for row in rows)
+    assert float(rows[-1][7]) > 0  # the baseline's CPU µs per event
 
 
 def test_throughput_core_only_skips_the_broker(capsys: pytest.CaptureFixture[str]) -> None:

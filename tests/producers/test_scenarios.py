@@ -157,6 +157,23 @@ def test_latency_creep_reaches_one_plus_magnitude_times_the_latency(baseline: Ba
     assert ratio == pytest.approx(expected, rel=1e-3)
 
 
+def test_rate_drop_spreads_its_events_and_delays_the_later_ones(baseline: Batch) -> None:
+    dropped = run(Injection("rate_drop", "", START, magnitude=0.25, length=1000))
+    gaps = np.diff(field(dropped, "ts"))
+    assert (gaps[:START] == 10).all() and (gaps[START : START + 1000] == 40).all()
+    assert (gaps[START + 1000 :] == 10).all()
+    # labels follow their (later) predictions; nothing else changes
+    ts = {e["id"]: e["ts"] for e in dropped.predictions}
+    assert all(label["ts"] == ts[label["id"]] for label in dropped.labels)
+    assert [e["features"] for e in dropped.predictions] == [
+        e["features"] for e in baseline.predictions
+    ]
+    [truth] = Simulator(injections=(Injection("rate_drop", "", 10, 0.1, 5),)).ground_truth()
+    assert (truth["monitor"], truth["end"], truth["side_effects"]) == ("traffic.rate", 15, [])
+    with pytest.raises(ValueError, match="magnitude must be > 0"):
+        Injection("rate_drop", "", 10, magnitude=0.0)
+
+
 def test_prior_shift_changes_the_class_share_but_not_the_inputs_given_the_class(
     baseline: Batch,
 ) -> None:

@@ -96,6 +96,10 @@ BAD_ENVIRONMENTS = {
         {"STREAMDRIFT_KAFKA__PROPERTIES": '{"fetch.max.bytes": 1000}'},
         "invalid setting kafka.properties.fetch.max.bytes: librdkafka refuses the consumer configuration:",
     ),
+    "no worker": (
+        {"STREAMDRIFT_WORKERS": "0"},
+        "invalid setting workers in the STREAMDRIFT_ environment: Input should be greater than or equal to 1",
+    ),
     "dedicated settings librdkafka refuses together": (
         {"STREAMDRIFT_KAFKA__SESSION_TIMEOUT_MS": "400000"},
         "invalid kafka settings: librdkafka refuses the consumer configuration: Failed to create consumer: `max.poll.interval.ms`must be >= `session.timeout.ms`",
