@@ -159,10 +159,13 @@ class BatchFeed:
         signal = self.model.signal(monitor, signal_type, binary_detectors)
         if signal is None:
             return
-        refs = SourceRefs(
-            self.model.topics, self.partition, self.codes[columns.rows], self.offsets[columns.rows]
-        )
-        for transition in signal.update(columns.values, refs, self.times[columns.rows]):
+        rows = columns.rows
+        if len(rows) == len(self.codes):  # every row (rows only ever rise): no copies to take
+            codes, offsets, times = self.codes, self.offsets, self.times
+        else:
+            codes, offsets, times = self.codes[rows], self.offsets[rows], self.times[rows]
+        refs = SourceRefs(self.model.topics, self.partition, codes, offsets)
+        for transition in signal.update(columns.values, refs, times):
             row = int(columns.rows[transition.index])
             self.found.append(Found(monitor, row, signal.signal_type.value, transition))
 
