@@ -19,7 +19,7 @@ needs no discovery for (`FeatureStruct`).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Sequence
 from datetime import datetime
 from enum import IntEnum
 from operator import attrgetter
@@ -92,9 +92,16 @@ class FeatureStruct(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     """The features of one message of a model whose feature names are known (subclassed per model
     by `Decoder.expect`): an absent name reads as None, as a null does; a name the struct does
     not have fails the decoding, so every name of a message that decodes into it is known.
-    `features_key` is the name of the features object in the message."""
+    A feature is held under an attribute of its own (`attributes`: name -> attribute), as any
+    text can name a feature; `features_key` is the name of the features object in the message."""
 
     features_key: ClassVar[str] = "features"
+    attributes: ClassVar[dict[str, str]] = {}
+
+    @classmethod
+    def reader(cls, names: Sequence[str]) -> Callable[[Any], Any]:
+        """A struct's values of `names`, as `operator.itemgetter(*names)` gives a dict's."""
+        return attrgetter(*(cls.attributes[name] for name in names))
 
 
 def features_in_order(event: Event) -> dict[str, Any] | None:
@@ -227,12 +234,17 @@ class Decoder:
         known = self._expected.get(key)
         if known is not None and known.shape == shape:
             return known.struct
+        attributes = {name: f"f{i}" for i, name in enumerate(dict.fromkeys((*shape[0], *shape[1])))}
+        null_only = set(shape[1]) - set(shape[0])
         struct: type[FeatureStruct] = msgspec.defstruct(  # type: ignore[assignment]  # a subclass, by `bases`
             "Features",
-            [(name, _Scalar | None, None) for name in shape[0]]
-            + [(name, None, None) for name in shape[1]],
+            [
+                (attribute, None if name in null_only else _Scalar | None, None)
+                for name, attribute in attributes.items()
+            ],
             bases=(FeatureStruct,),
-            namespace={"features_key": self.fields.features},
+            namespace={"features_key": self.fields.features, "attributes": attributes},
+            rename={attribute: name for name, attribute in attributes.items()},
         )
         wire = event_struct(self.fields, self.max_model_name_length, struct)
         self._expected[key] = _Expected(model, shape, struct, msgspec.json.Decoder(wire))

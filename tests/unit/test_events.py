@@ -179,7 +179,7 @@ def test_an_expected_model_s_features_decode_as_its_struct_and_read_back_in_mess
     plain = decoder.decode(raw, InputTopic.prediction, 0, 1, T_MS)  # no key: the dict path
     assert isinstance(event, Event) and isinstance(plain, Event)
     assert isinstance(event.features, struct) and event.raw == raw
-    assert (event.features.a, event.features.b, event.features.ignored) == (1.5, "x", None)
+    assert struct.reader(["a", "b", "ignored"])(event.features) == (1.5, "x", None)
     in_order = features_in_order(event)
     assert in_order == plain.features and list(in_order or {}) == ["nulls", "a", "b"]
     assert msgspec.structs.replace(event, features=None, raw=None) == msgspec.structs.replace(
@@ -216,3 +216,15 @@ def test_invalid_features_of_an_expected_model_are_still_named() -> None:
         orjson.dumps({"model": "m", "features": {"a": 1}}), InputTopic.prediction, 0, 1, T_MS, b"m"
     )
     assert isinstance(event, Event) and event.features == {"a": 1}
+
+
+def test_any_text_can_name_an_expected_feature() -> None:
+    names = ["a.b", "class", "features_key", "_x", "1st", "ü", "__init__", "f0"]
+    decoder = Decoder(FieldMapping(), max_message_bytes=2000, max_model_name_length=200)
+    struct = decoder.expect("m", names)
+    features = {name: float(i) for i, name in enumerate(names)}
+    raw = orjson.dumps({"model": "m", "features": features})
+    event = decoder.decode(raw, InputTopic.prediction, 0, 1, T_MS, b"m")
+    assert isinstance(event, Event) and isinstance(event.features, struct)
+    assert struct.reader(names)(event.features) == tuple(features.values())
+    assert features_in_order(event) == features

@@ -402,8 +402,12 @@ def _feature_mix() -> list[FakeMessage]:
             features["new"] = 1.0
         at_ms = t * 1000 + (700_000 if t >= 2600 else 0)
         events.append(_at("m", at_ms, features=features))
-        x, y = float(t % 7), t % 5
-        events.append(_at("n", at_ms, features={"y": y, "x": x} if t >= 2600 else {"x": x, "y": y}))
+        x, y = float(t % 7), t % 5  # names that are no Python identifiers
+        events.append(
+            _at(
+                "n", at_ms, features={"y.1": y, "class": x} if t >= 2600 else {"class": x, "y.1": y}
+            )
+        )
     return stamped(events)
 
 
@@ -427,4 +431,7 @@ def test_features_decoded_as_structs_change_no_alert_and_no_state(size: int) -> 
     ]
     assert states[0] == states[1]
     assert all(m.feature_struct is not None for m in with_structs.models())
-    assert list(next(m for m in with_structs.models() if m.name == "n").feature_types) == ["y", "x"]
+    assert list(next(m for m in with_structs.models() if m.name == "n").feature_types) == [
+        "y.1",
+        "class",
+    ]

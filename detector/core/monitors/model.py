@@ -10,7 +10,7 @@ detector.core.monitors.performance (`performance.error`, `performance.recall.<cl
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from itertools import chain
 from operator import attrgetter, itemgetter
@@ -50,6 +50,15 @@ from detector.settings import DetectionSettings, LimitSettings, ModelSettings
 # changes a field's type is caught in its first batch.
 TYPE_SAMPLE_EVERY = 16
 NUMBERS_OR_NONE = NUMBER_TYPES | {type(None)}
+
+# Feature names -> what reads their values off one map (`dict_reader`, `FeatureStruct.reader`).
+Reader = Callable[[Sequence[str]], Callable[[Any], Any]]
+
+
+def dict_reader(names: Sequence[str]) -> Callable[[Any], Any]:
+    """A dict's values of `names`, as `FeatureStruct.reader` gives a struct's."""
+    return itemgetter(*names)
+
 
 CRITICAL_EFFECT = 0.2  # a shift of the mean PIT position (or of a rate) this large is 'critical'
 
@@ -272,7 +281,8 @@ class ModelMonitor:
         # Decoded into this model's FeatureStruct: every name is known, nothing to discover.
         structs = types == {self.feature_struct}
         if structs:
-            columns = self._feature_columns(maps, read=attrgetter)
+            assert self.feature_struct is not None
+            columns = self._feature_columns(maps, read=self.feature_struct.reader)
         else:
             if types != {dict}:  # structs of other names (new monitors): back to the messages
                 maps = [features_in_order(events[i]) or {} for i in feature_rows]
@@ -397,10 +407,10 @@ class ModelMonitor:
         return SignalType.numeric
 
     def _feature_columns(
-        self, maps: Sequence[Any], strict: bool = False, read: Any = itemgetter
+        self, maps: Sequence[Any], strict: bool = False, read: Reader = dict_reader
     ) -> list[tuple[str, SignalType, Sequence[Any] | np.ndarray]] | None:
         """(name, type, values) of every known feature over `maps` (dicts, or FeatureStructs read
-        with `read=attrgetter`), None where absent (`strict`: no columns at all, None, if any map
+        with `read=FeatureStruct.reader`), None where absent (`strict`: no columns at all, None, if any map
         lacks a name). Numeric features come as one float array each when the whole batch
         converts at once."""
         numeric = [n for n, t in self.feature_types.items() if t is SignalType.numeric]
@@ -632,13 +642,13 @@ def _numbers_only(rows: Sequence[Any], width: int) -> bool:
 
 
 def rows_of(
-    maps: Sequence[Any], names: list[str], strict: bool = False, read: Any = itemgetter
+    maps: Sequence[Any], names: list[str], strict: bool = False, read: Reader = dict_reader
 ) -> list[Any] | None:
     """Each map's values of `names` (a tuple, or the bare value for one name), None where absent
     (`strict`: None instead of any rows if a map lacks a name); in C when every map has every name.
-    FeatureStructs are read with `read=attrgetter` (an absent name is None there)."""
+    FeatureStructs are read with `read=FeatureStruct.reader` (an absent name is None there)."""
     try:
-        return list(map(read(*names), maps))
+        return list(map(read(names), maps))
     except KeyError:
         if strict:
             return None
