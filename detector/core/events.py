@@ -19,6 +19,7 @@ needs no discovery for (`FeatureStruct`).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Collection, Iterable, Sequence
 from datetime import datetime
 from enum import IntEnum
@@ -189,6 +190,10 @@ def event_struct(
     )
 
 
+# What msgspec refuses in a renamed field (a FeatureStruct's feature names).
+_UNMATCHABLE = re.compile(r'["\\\x00-\x1f]')
+
+
 class _Expected(NamedTuple):
     """A model whose features are decoded as a struct (`Decoder.expect`)."""
 
@@ -227,13 +232,15 @@ class Decoder:
         """Decode `model`'s messages keyed by its name with their features as a FeatureStruct of
         `names` (any scalar or null) and `null_names` (null only), and return that type (the
         same type while the names stay the same; None for a model with its own field names,
-        which takes the orjson path)."""
-        if model in self.custom_models:
-            return None
+        which takes the orjson path, and for names msgspec cannot match: with a quote, a
+        backslash or a control character)."""
         key, shape = model.encode(), (tuple(names), tuple(null_names))
         known = self._expected.get(key)
         if known is not None and known.shape == shape:
             return known.struct
+        if model in self.custom_models or any(map(_UNMATCHABLE.search, (*shape[0], *shape[1]))):
+            self._expected.pop(key, None)
+            return None
         attributes = {name: f"f{i}" for i, name in enumerate(dict.fromkeys((*shape[0], *shape[1])))}
         null_only = set(shape[1]) - set(shape[0])
         struct: type[FeatureStruct] = msgspec.defstruct(  # type: ignore[assignment]  # a subclass, by `bases`

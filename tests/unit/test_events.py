@@ -228,3 +228,13 @@ def test_any_text_can_name_an_expected_feature() -> None:
     assert isinstance(event, Event) and isinstance(event.features, struct)
     assert struct.reader(names)(event.features) == tuple(features.values())
     assert features_in_order(event) == features
+
+
+@pytest.mark.parametrize("name", ['say "hi"', "back\\slash", "tab\there"])
+def test_a_model_with_a_name_msgspec_cannot_match_keeps_dicts(name: str) -> None:
+    decoder = Decoder(FieldMapping(), max_message_bytes=2000, max_model_name_length=200)
+    assert decoder.expect("m", ["a"]) is not None
+    assert decoder.expect("m", ["a", name]) is None  # and the struct of ["a"] is no longer used
+    raw = orjson.dumps({"model": "m", "features": {"a": 1.0}})
+    event = decoder.decode(raw, InputTopic.prediction, 0, 1, T_MS, b"m")
+    assert isinstance(event, Event) and event.features == {"a": 1.0} and event.raw is None
