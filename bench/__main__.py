@@ -69,6 +69,21 @@ def _parser() -> argparse.ArgumentParser:
         help="end to end on the embedded Tansu, on Apache Kafka (jars from `make kafka`), or both",
     )
 
+    ab = command(
+        "ab",
+        "A/B of the core: this tree's Pipeline.process against another tree's, batches in turn",
+        _ab,
+    )
+    ab.add_argument("base", help="the other tree (a checkout holding detector/), side A")
+    ab.add_argument("--events", type=int, default=100_000, help="predictions (default 100,000)")
+    ab.add_argument("--rounds", type=int, default=5, help="rounds (default 5)")
+    ab.add_argument(
+        "--workload",
+        choices=("plain", "ids", "labels", "shift"),
+        default="plain",
+        help="throughput's workloads, or shift: ids, labels and a drift, for alerts to compare",
+    )
+
     decode = command(
         "decode", "msgspec against orjson: decoding and validating the workload's messages", _decode
     )
@@ -163,6 +178,15 @@ def _throughput(args: argparse.Namespace) -> str:
     from bench import scaleout
 
     return report + "\n" + scaleout.run(events, args.workload, brokers, args.workers) + "\n"
+
+
+def _ab(args: argparse.Namespace) -> str:
+    from pathlib import Path
+
+    from bench import ab
+
+    events, rounds = (20_000, 1) if args.quick else (args.events, args.rounds)
+    return ab.run(Path(args.base), events, rounds, args.workload)
 
 
 def _decode(args: argparse.Namespace) -> str:

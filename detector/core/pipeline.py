@@ -270,6 +270,7 @@ class Pipeline:
                 for name, monitor in state.models.items():
                     monitor.performance.join.release()
                     self.probation.pop((partition, name), None)
+                    self.decoder.forget(name)
         return dropped
 
     def models(self) -> Iterable[ModelMonitor]:
@@ -308,6 +309,7 @@ class Pipeline:
                 message.partition() or 0,
                 message.offset() or 0,
                 message.timestamp()[1],
+                message.key(),
             )
             if type(decoded) is Invalid:
                 result.dead_letters.append(DeadLetter.of(message, decoded))
@@ -448,6 +450,7 @@ class Pipeline:
             self._observe(state.models[model], routed, batch)
         monitor = state.models.pop(model)
         monitor.performance.join.release()
+        self.decoder.forget(model)
         self.probation.pop((state.partition, model), None)
         state.dirty.discard(model)
         state.evicted.add(model)
@@ -475,6 +478,7 @@ class Pipeline:
             self._note_warmup(state, fresh)
             state.dirty.add(monitor.name)  # the fresh state replaces the failed one's checkpoint
             return
+        monitor.feature_struct = self.decoder.expect(monitor.name, *monitor.feature_names())
         for source, count in Counter(map(SOURCE_OF, events)).items():
             result.events[self.topics[source], monitor.name] += count
         state.dirty.add(monitor.name)

@@ -3,6 +3,7 @@ header and tables it promises. Figures are not checked: benchmarks are not timed
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -238,3 +239,17 @@ def test_backtest_times_the_core_the_replay_and_the_command(
     peaks = [float(rows[i][6].replace(",", "")) for i in (2, 5)]
     assert min(peaks) > 0  # the commands' peak resident size (MiB)
     assert "detected 1" in out  # the simulated shift is found
+
+
+def test_ab_compares_another_tree_s_core_with_this_one_s(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    shutil.copytree(Path(__file__).parents[2] / "detector", tmp_path / "detector")
+    out = bench(capsys, "ab", str(tmp_path), "--quick", "--workload", "shift")
+    rows = table_rows(out, "round")
+    assert [row[:2] for row in rows] == [["1", "A (base)"], ["1", "B (this tree)"]]
+    assert rows[0][5] == rows[1][5] and int(rows[0][5]) > 0  # the same alerts, and some
+    assert "Median B ÷ A: events per CPU-s" in out
+    import detector.core.pipeline
+
+    assert Path(detector.core.pipeline.__file__).is_relative_to(Path(__file__).parents[2])

@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import msgspec
 import orjson
 import pytest
 
-from detector.core.events import REASONS, Decoder, Event, InputTopic, Invalid, parse_timestamp
+from detector.core.events import (
+    REASONS,
+    Decoder,
+    Event,
+    InputTopic,
+    Invalid,
+    features_in_order,
+    parse_timestamp,
+)
 from detector.settings import FieldMapping
 
 DECODER = Decoder(FieldMapping(), max_message_bytes=2000, max_model_name_length=200)
@@ -154,3 +163,78 @@ def test_timestamps() -> None:
     assert parse_timestamp("2025-11-25T10:00:00+01:00") == 1764061200000
     assert parse_timestamp(-5) is None
     assert parse_timestamp(True) is None
+
+
+T_MS = 1_700_000_000_000
+
+
+def test_an_expected_model_s_features_decode_as_its_struct_and_read_back_in_message_order() -> None:
+    decoder = Decoder(FieldMapping(), max_message_bytes=2000, max_model_name_length=200)
+    struct = decoder.expect("m", ["b", "a", "ignored"], ["nulls"])
+    assert decoder.expect("m", ["b", "a", "ignored"], ["nulls"]) is struct  # unchanged names
+    raw = orjson.dumps(
+        {"model": "m", "features": {"nulls": None, "a": 1.5, "b": "x"}, "score": 0.2, "id": 7}
+    )
+    event = decoder.decode(raw, InputTopic.prediction, 0, 1, T_MS, b"m")
+    plain = decoder.decode(raw, InputTopic.prediction, 0, 1, T_MS)  # no key: the dict path
+    assert isinstance(event, Event) and isinstance(plain, Event)
+    assert isinstance(event.features, struct) and event.raw == raw
+    assert struct.reader(["a", "b", "ignored"])(event.features) == (1.5, "x", None)
+    in_order = features_in_order(event)
+    assert in_order == plain.features and list(in_order or {}) == ["nulls", "a", "b"]
+    assert msgspec.structs.replace(event, features=None, raw=None) == msgspec.structs.replace(
+        plain, features=None
+    )
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        (b"m", {"model": "m", "features": {"a": 1.0, "new": 2.0}}),  # a name the struct lacks
+        (b"m", {"model": "m", "features": {"a": 1.0, "nulls": 3.0}}),  # no longer only null
+        (b"m", {"model": "other", "features": {"a": 1.0}}),  # keyed as m, but another model
+        (b"other", {"model": "other", "features": {"a": 1.0}}),  # a model not expected
+    ],
+)
+def test_messages_outside_the_expected_struct_decode_as_before(key: bytes, value: dict) -> None:  # type: ignore[type-arg]
+    decoder = Decoder(FieldMapping(), max_message_bytes=2000, max_model_name_length=200)
+    decoder.expect("m", ["a"], ["nulls"])
+    raw = orjson.dumps(value)
+    event = decoder.decode(raw, InputTopic.prediction, 0, 1, T_MS, key)
+    assert isinstance(event, Event) and event.features == value["features"] and event.raw is None
+
+
+def test_invalid_features_of_an_expected_model_are_still_named() -> None:
+    decoder = Decoder(FieldMapping(), max_message_bytes=2000, max_model_name_length=200)
+    decoder.expect("m", ["a"])
+    raw = orjson.dumps({"model": "m", "features": {"a": {"nested": 1}}})
+    assert decoder.decode(raw, InputTopic.prediction, 0, 1, T_MS, b"m") == Invalid(
+        "nested_feature", "feature 'a' is an dict"
+    )
+    decoder.forget("m")
+    event = decoder.decode(
+        orjson.dumps({"model": "m", "features": {"a": 1}}), InputTopic.prediction, 0, 1, T_MS, b"m"
+    )
+    assert isinstance(event, Event) and event.features == {"a": 1}
+
+
+def test_any_text_can_name_an_expected_feature() -> None:
+    names = ["a.b", "class", "features_key", "_x", "1st", "ü", "__init__", "f0"]
+    decoder = Decoder(FieldMapping(), max_message_bytes=2000, max_model_name_length=200)
+    struct = decoder.expect("m", names)
+    features = {name: float(i) for i, name in enumerate(names)}
+    raw = orjson.dumps({"model": "m", "features": features})
+    event = decoder.decode(raw, InputTopic.prediction, 0, 1, T_MS, b"m")
+    assert isinstance(event, Event) and isinstance(event.features, struct)
+    assert struct.reader(names)(event.features) == tuple(features.values())
+    assert features_in_order(event) == features
+
+
+@pytest.mark.parametrize("name", ['say "hi"', "back\\slash", "tab\there"])
+def test_a_model_with_a_name_msgspec_cannot_match_keeps_dicts(name: str) -> None:
+    decoder = Decoder(FieldMapping(), max_message_bytes=2000, max_model_name_length=200)
+    assert decoder.expect("m", ["a"]) is not None
+    assert decoder.expect("m", ["a", name]) is None  # and the struct of ["a"] is no longer used
+    raw = orjson.dumps({"model": "m", "features": {"a": 1.0}})
+    event = decoder.decode(raw, InputTopic.prediction, 0, 1, T_MS, b"m")
+    assert isinstance(event, Event) and event.features == {"a": 1.0} and event.raw is None

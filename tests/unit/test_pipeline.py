@@ -384,3 +384,55 @@ def test_alerts_carry_owner_and_runbook_from_config() -> None:
     )
     alert = run(Pipeline(settings), drifting_stream()).alerts[0]
     assert (alert.owner, alert.runbook_url, alert.version) == ("team-risk", "https://rb", "1")
+
+
+def _feature_mix() -> list[FakeMessage]:
+    """Two models' drifting streams with the feature changes the decoder's structs must get
+    right: a new name, a name only ever null and then typed, names absent, keys in another
+    order; and a gap in the traffic longer than the idle time, after which both models start
+    afresh from events decoded for their predecessors (a struct of the names they knew)."""
+    events: list[tuple[int, dict[str, object]]] = []
+    for t in range(3000):
+        a = float(t % 11) + (4.0 if t > 2000 else 0.0)
+        features: dict[str, object] = {"a": a, "b": f"k{t % 3}", "later": None}
+        if t >= 1200:
+            features = {"later": 1.0 if t > 1500 else None, "b": f"k{t % 3}", "a": a}
+        if t % 97 == 0:
+            del features["a"]
+        if t == 1700:
+            features["new"] = 1.0
+        at_ms = t * 1000 + (700_000 if t >= 2600 else 0)
+        events.append(_at("m", at_ms, features=features))
+        x, y = float(t % 7), t % 5  # names that are no Python identifiers
+        events.append(
+            _at(
+                "n", at_ms, features={"y.1": y, "class": x} if t >= 2600 else {"class": x, "y.1": y}
+            )
+        )
+    return stamped(events)
+
+
+@pytest.mark.parametrize("size", [1, 250, 5000])
+def test_features_decoded_as_structs_change_no_alert_and_no_state(size: int) -> None:
+    settings = load_settings(
+        None,
+        limits={"model_idle_seconds": 600},
+        detection={"warmup_events": 200, "cooldown_events": 0, "season_max_warmup_events": 0},
+    )
+    batch = _feature_mix()
+    with_structs, without = Pipeline(settings), Pipeline(settings)
+    without.decoder.expect = lambda *names, **null_names: None  # type: ignore[method-assign]
+    fast, plain = run(with_structs, batch, size=size), run(without, batch, size=size)
+    assert [a.encode("g") for a in fast.alerts] == [a.encode("g") for a in plain.alerts]
+    assert any(a.monitor == "feature.a" for a in fast.alerts)
+    assert fast.evictions == plain.evictions and fast.evictions
+    states = [
+        [orjson.dumps(m.to_state(), option=orjson.OPT_SERIALIZE_NUMPY) for m in p.models()]
+        for p in (with_structs, without)
+    ]
+    assert states[0] == states[1]
+    assert all(m.feature_struct is not None for m in with_structs.models())
+    assert list(next(m for m in with_structs.models() if m.name == "n").feature_types) == [
+        "y.1",
+        "class",
+    ]

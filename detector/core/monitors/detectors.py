@@ -14,6 +14,8 @@ from __future__ import annotations
 import base64
 import math
 from dataclasses import dataclass
+from itertools import takewhile
+from operator import not_
 from typing import Any
 
 import numpy as np
@@ -79,12 +81,18 @@ class BlockAdwin:
         # benchmark workload, 0.6 µs of the core's 10 µs an event (BENCHMARKS.md: +5%).
         # Pinned by river's upper bound in pyproject.toml and by tests/unit/test_dependencies.py
         # (same decisions and widths as the public ADWIN).
-        update = self.adwin._helper.update
-        for end, value in zip(ends.tolist(), scaled.tolist()):
-            if update(value):
-                hits.append(Hit(end, ADWIN_NAME, int(self.adwin.width) * self.block_events))
-                self.adwin = self.adwin.clone()
-                update = self.adwin._helper.update
+        # The blocks run through the core in C (`map`), up to and including the first that
+        # signals (`takewhile`), instead of a Python loop over them.
+        values, start = scaled.tolist(), 0
+        while start < len(values):
+            start += len(list(takewhile(not_, map(self.adwin._helper.update, values[start:]))))
+            if start == len(values):
+                break
+            hits.append(
+                Hit(int(ends[start]), ADWIN_NAME, int(self.adwin.width) * self.block_events)
+            )
+            self.adwin = self.adwin.clone()
+            start += 1
         return hits
 
     def to_state(self) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import chain
 from operator import attrgetter, itemgetter
@@ -27,7 +27,15 @@ import river
 
 from detector.core.alerts import COMPARED, DEPLOYED, Alert, ModelEvent, rfc3339
 from detector.core.calibration import Thresholds, detectors_for, thresholds_for_budget
-from detector.core.events import OFFSET_OF, SOURCE_OF, TS_OF, Event, InputTopic
+from detector.core.events import (
+    OFFSET_OF,
+    SOURCE_OF,
+    TS_OF,
+    Event,
+    FeatureStruct,
+    InputTopic,
+    features_in_order,
+)
 from detector.core.monitors.columns import NUMBER_TYPES, Columns, SourceRefs, number_columns
 from detector.core.monitors.config import SignalConfig
 from detector.core.monitors.labels import PendingBudget
@@ -58,6 +66,15 @@ from detector.settings import DetectionSettings, LimitSettings, ModelSettings
 # changes a field's type is caught in its first batch.
 TYPE_SAMPLE_EVERY = 16
 NUMBERS_OR_NONE = NUMBER_TYPES | {type(None)}
+
+# Feature names -> what reads their values off one map (`dict_reader`, `FeatureStruct.reader`).
+Reader = Callable[[Sequence[str]], Callable[[Any], Any]]
+
+
+def dict_reader(names: Sequence[str]) -> Callable[[Any], Any]:
+    """A dict's values of `names`, as `FeatureStruct.reader` gives a struct's."""
+    return itemgetter(*names)
+
 
 CRITICAL_EFFECT = 0.2  # a shift of the mean PIT position (or of a rate) this large is 'critical'
 
@@ -225,14 +242,13 @@ class BatchFeed:
         signal = self.model.signal(monitor, signal_type, binary_detectors, owner)
         if signal is None:
             return
-        refs = SourceRefs(
-            self.model.topics,
-            self.partition,
-            self.codes[columns.rows],
-            self.offsets[columns.rows],
-            self.times[columns.rows],
-        )
-        for transition in signal.update(columns.values, refs, self.times[columns.rows]):
+        rows = columns.rows
+        if len(rows) == len(self.codes):  # every row (rows only ever rise): no copies to take
+            codes, offsets, times = self.codes, self.offsets, self.times
+        else:
+            codes, offsets, times = self.codes[rows], self.offsets[rows], self.times[rows]
+        refs = SourceRefs(self.model.topics, self.partition, codes, offsets, times)
+        for transition in signal.update(columns.values, refs, times):
             row = int(columns.rows[transition.index])
             self.found.append(Found(monitor, row, signal.signal_type.value, transition, owner))
 
@@ -306,6 +322,9 @@ class ModelMonitor:
             limits.max_category_length,
         )
         self.version: str | None = None
+        # The type the decoder gives this model's features in, once it knows their names
+        # (Pipeline sets it from `feature_names` after each batch; None: dicts only).
+        self.feature_struct: type[FeatureStruct] | None = None
         self.events_seen = 0
         self.last_seen_ms = (
             0  # its partition's clock at its last event (detector.core.pipeline); 0: not yet
@@ -353,17 +372,31 @@ class ModelMonitor:
                 self.version = event.version
                 return
 
+    def feature_names(self) -> tuple[list[str], list[str]]:
+        """The feature names that need no discovery (monitored or skipped), and those seen only
+        as null so far: what the decoder's FeatureStruct for this model holds."""
+        return [*self.feature_types, *sorted(self.skipped_features)], list(self.untyped_features)
+
     def _observe_features(self, events: Sequence[Event], batch: BatchFeed) -> None:
         feature_rows = [i for i, e in enumerate(events) if e.features is not None]
         if not feature_rows:
             return
         maps = [events[i].features or {} for i in feature_rows]
         rows = np.asarray(feature_rows, dtype=np.int64)
-        # Every map with exactly the monitored names (as many, and none missing) has no name to
-        # discover: the usual case, checked in C before the per-map check of _discover.
-        same_count = set(map(len, maps)) == {len(self.feature_types)}
-        columns = self._feature_columns(maps, strict=True) if same_count else None
         changes: list[tuple[int, str]] = []
+        types = set(map(type, maps))
+        # Decoded into this model's FeatureStruct: every name is known, nothing to discover.
+        structs = types == {self.feature_struct}
+        if structs:
+            assert self.feature_struct is not None
+            columns = self._feature_columns(maps, read=self.feature_struct.reader)
+        else:
+            if types != {dict}:  # structs of other names (new monitors): back to the messages
+                maps = [features_in_order(events[i]) or {} for i in feature_rows]
+            # Every map with exactly the monitored names (as many, and none missing) has no name
+            # to discover: the usual case, checked in C before the per-map check of _discover.
+            same_count = set(map(len, maps)) == {len(self.feature_types)}
+            columns = self._feature_columns(maps, strict=True) if same_count else None
         if columns is None:
             changes = self._discover(maps, feature_rows)
             columns = self._feature_columns(maps)
@@ -391,8 +424,12 @@ class ModelMonitor:
             else:
                 batch.feed(f"feature.{name}", signal_type, Columns(rows, values))
         for name in list(self.untyped_features):
-            missing = np.fromiter(
-                (m.get(name) is None for m in maps), dtype=np.float64, count=len(maps)
+            missing = (
+                np.ones(len(maps))  # a FeatureStruct holds these names as null only
+                if structs
+                else np.fromiter(
+                    (m.get(name) is None for m in maps), dtype=np.float64, count=len(maps)
+                )
             )
             batch.feed(f"quality.missing.{name}", SignalType.rate, Columns(rows, missing))
         for transition in self.schema.update(changes_in(changes, feature_rows), len(feature_rows)):
@@ -483,15 +520,16 @@ class ModelMonitor:
         return SignalType.numeric
 
     def _feature_columns(
-        self, maps: list[dict[str, Any]], strict: bool = False
+        self, maps: Sequence[Any], strict: bool = False, read: Reader = dict_reader
     ) -> list[tuple[str, SignalType, Sequence[Any] | np.ndarray]] | None:
-        """(name, type, values) of every known feature over `maps`, None where absent (`strict`:
-        no columns at all, None, if any map lacks a name). Numeric features come as one float
-        array each when the whole batch converts at once."""
+        """(name, type, values) of every known feature over `maps` (dicts, or FeatureStructs read
+        with `read=FeatureStruct.reader`), None where absent (`strict`: no columns at all, None, if any map
+        lacks a name). Numeric features come as one float array each when the whole batch
+        converts at once."""
         numeric = [n for n, t in self.feature_types.items() if t is SignalType.numeric]
         categorical = [n for n, t in self.feature_types.items() if t is SignalType.categorical]
-        numeric_rows = rows_of(maps, numeric, strict) if numeric else []
-        categorical_rows = rows_of(maps, categorical, strict) if categorical else []
+        numeric_rows = rows_of(maps, numeric, strict, read) if numeric else []
+        categorical_rows = rows_of(maps, categorical, strict, read) if categorical else []
         if numeric_rows is None or categorical_rows is None:
             return None
         columns: list[tuple[str, SignalType, Sequence[Any] | np.ndarray]] = []
@@ -799,6 +837,8 @@ def accuracy_view(evidence: dict[str, Any]) -> dict[str, Any]:
 
 def changes_in(changes: list[tuple[int, str]], feature_rows: list[int]) -> list[tuple[int, str]]:
     """Schema changes re-indexed to positions among the feature-carrying rows."""
+    if not changes:
+        return []  # the usual case: no index of the rows to build
     position = {row: j for j, row in enumerate(feature_rows)}
     return sorted((position[row], text) for row, text in changes)
 
@@ -817,11 +857,14 @@ def _numbers_only(rows: Sequence[Any], width: int) -> bool:
     return set(map(type, chain.from_iterable(rows) if width > 1 else rows)) <= NUMBERS_OR_NONE
 
 
-def rows_of(maps: list[dict[str, Any]], names: list[str], strict: bool = False) -> list[Any] | None:
+def rows_of(
+    maps: Sequence[Any], names: list[str], strict: bool = False, read: Reader = dict_reader
+) -> list[Any] | None:
     """Each map's values of `names` (a tuple, or the bare value for one name), None where absent
-    (`strict`: None instead of any rows if a map lacks a name); in C when every map has every name."""
+    (`strict`: None instead of any rows if a map lacks a name); in C when every map has every name.
+    FeatureStructs are read with `read=FeatureStruct.reader` (an absent name is None there)."""
     try:
-        return list(map(itemgetter(*names), maps))
+        return list(map(read(names), maps))
     except KeyError:
         if strict:
             return None

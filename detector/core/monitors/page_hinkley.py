@@ -110,21 +110,27 @@ class PageHinkley:
     def _run_chunk(self, x: np.ndarray) -> Hit | None:
         s = self.state
         n = len(x)
-        counts = s.count + np.arange(1, n + 1, dtype=np.float64)
+        # Steps write into arrays made earlier in the chunk where they can (fewer allocations
+        # and fresh pages); every number is computed as before, to the bit.
+        counts = np.arange(s.count + 1, s.count + n + 1, dtype=np.float64)
         # Cumulative sums start from the carried value, so each partial sum is computed in the
         # same order however the stream was cut into batches: decisions are batch-invariant.
-        totals = _carried_cumsum(s.total, x)
-        means = totals / counts
-        deviation = x - means
-        sum_increase = self._faded_cumsum(s.sum_increase, deviation - self.delta)
-        sum_decrease = self._faded_cumsum(s.sum_decrease, deviation + self.delta)
-        min_increase = np.minimum(np.minimum.accumulate(sum_increase), s.min_increase)
-        max_decrease = np.maximum(np.maximum.accumulate(sum_decrease), s.max_decrease)
+        totals = _carried_cumsum(s.total, x.copy())
+        deviation = np.subtract(x, np.divide(totals, counts, out=counts), out=counts)
+        increments = deviation - self.delta
+        sum_increase = self._faded_cumsum(s.sum_increase, increments)
+        sum_decrease = self._faded_cumsum(
+            s.sum_decrease, np.add(deviation, self.delta, out=deviation)
+        )
+        min_increase = np.minimum.accumulate(sum_increase)
+        np.minimum(min_increase, s.min_increase, out=min_increase)
+        max_decrease = np.maximum.accumulate(sum_decrease)
+        np.maximum(max_decrease, s.max_decrease, out=max_decrease)
 
         up = sum_increase - min_increase > self.threshold
         down = max_decrease - sum_decrease > self.threshold
         if s.count + 1 < self.min_instances:  # the first values cannot signal
-            armed = counts >= self.min_instances
+            armed = np.arange(s.count + 1, s.count + n + 1) >= self.min_instances
             up &= armed
             down &= armed
         fired = np.flatnonzero(up | down)
@@ -157,7 +163,8 @@ class PageHinkley:
 
     def _faded_cumsum(self, start: float, increments: np.ndarray) -> np.ndarray:
         """s[t] = alpha * s[t-1] + increments[t], with s[-1] = start (batch-invariant to the bit
-        for alpha = 1, the default; the faded form rounds differently at batch edges)."""
+        for alpha = 1, the default; the faded form rounds differently at batch edges). May
+        overwrite `increments`."""
         if self.alpha == 1:
             return _carried_cumsum(start, increments)
         powers = self.alpha ** np.arange(len(increments), dtype=np.float64)
@@ -165,5 +172,9 @@ class PageHinkley:
 
 
 def _carried_cumsum(start: float, increments: np.ndarray) -> np.ndarray:
-    """start + increments[0], then + increments[1], ...: summed in that order."""
-    return np.cumsum(np.concatenate(((start,), increments)))[1:]
+    """start + increments[0], then + increments[1], ...: summed in that order, in place of
+    `increments` (the first sum, increments[0] + start, is the same number as start +
+    increments[0])."""
+    if len(increments):
+        increments[0] += start
+    return np.cumsum(increments, out=increments)
