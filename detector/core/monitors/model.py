@@ -55,7 +55,9 @@ SCHEMA = "quality.schema"
 # of the river that wrote them).
 # 2: signals carry their season (detector.core.monitors.seasonal) and the warm-up's event
 # times; models their traffic.rate monitor.
-STATE_SCHEMA = 2
+# 3: a season's plan says whether the signal watches while it learns (fast traffic), and a
+# categorical season learner carries its reference.
+STATE_SCHEMA = 3
 # The libraries whose internals the state holds, with the version it loads under. ADWIN's
 # buckets are river's Rust core's own binary encoding and DDM/HDDM_A's state is their private
 # attributes: either may change in any river release, patches included, so a state loads only

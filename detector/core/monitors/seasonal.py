@@ -5,17 +5,20 @@ detectors see only what moves away from the usual value *for that hour* (pure; n
 How a signal learns its season (detector.core.monitors.signal drives it):
 
 1. The warm-up (`warmup_events` values) is fitted as always. Its event times give the traffic
-   rate; if a week of such traffic fits in `season_max_warmup_events` values, the signal learns
+   rate. If a week of such traffic fits in `season_max_warmup_events` values, the signal learns
    over one week of event time (hour-of-week buckets), else over one day if that fits (hour of
-   day), else not at all: it starts watching at once, as before seasonal adjustment existed.
+   day), without alerting meanwhile: before a full cycle has been seen, whether a daily or
+   weekly component exists cannot be known, and watching a cyclic signal against a reference
+   learned in one hour is what raised an alert every evening. Faster traffic (a day does not
+   fit) is not kept blind for a day of millions of events: it watches against the warm-up's
+   reference while it learns one week of event time from every `every`-th value (about a
+   million values a week), and switches at the week's end (`Plan.watching`).
 2. Over that cycle (`SeasonLearner`) the signal keeps, per hour-of-week bucket, the count and
    the fixed-point sums of t and t² (t: the value on a robust, scale-free scale, `Scaler`) or
    the count of each category, plus a thinned sample of t spread over the cycle. Integer sums
-   do not depend on how the values were batched, so neither does anything decided from them.
-   Nothing alerts meanwhile: before a full cycle has been seen, whether a daily or weekly
-   component exists cannot be known, and watching a cyclic signal against a reference learned
-   in one hour is what raised an alert every evening.
-3. At the cycle's end (`SeasonLearner.finish`) a chi-square test on the bucket means (and log
+   do not depend on how the values were batched, and neither does which values are learned
+   from (by position), so neither does anything decided from them.
+3. At the cycle's end a chi-square test on the bucket means (and log
    variances) against the within-bucket spread decides whether the daily component, and then
    a weekly one on top of it, is significant. Not significant: no adjustment (the warm-up's
    reference, as before). Significant: `NumericSeason` standardises t with the location and
@@ -26,12 +29,14 @@ How a signal learns its season (detector.core.monitors.signal drives it):
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import astuple, dataclass
 from functools import cached_property
 from typing import Any
 
 import numpy as np
+
+from detector.core.monitors.reference import CategoricalReference
 
 HOUR_MS = 3_600_000
 DAY_HOURS, WEEK_HOURS = 24, 168
@@ -46,6 +51,9 @@ T_LIMIT = (
 PRIOR_EVENTS = {DAY_HOURS: 1.0, WEEK_HOURS: 20.0}
 SIGNIFICANCE_SIGMAS = 6.0  # a component is significant when its chi-square exceeds df + this × sd
 POOLED_SAMPLE = 1024  # values of t kept over the cycle for the pooled reference (1024 to 2047)
+# Values a week a signal that watches while it learns learns from (every k-th of faster traffic):
+# about 6,000 an hour of the week, so an hour's mean is known to about 0.013 of its sd.
+LEARNED_WHILE_WATCHING = 1_000_000
 MIN_SCALE = 1e-9
 
 
@@ -57,17 +65,31 @@ def hour_of_week(ts_ms: np.ndarray) -> np.ndarray:
 @dataclass(frozen=True)
 class Plan:
     """What a signal's season learning covers: `hours` of event time (24 or 168) from its first
-    value, ending at the first value at or after `end_ms`; every `stride`-th value is sampled."""
+    value, ending at the first value at or after `end_ms`; every `every`-th value is learned
+    from and every `stride`-th (a multiple of `every`) kept in the sample. `watching`: the
+    signal watches against its warm-up's reference meanwhile (traffic too fast to stay blind)."""
 
     hours: int
     end_ms: int
     stride: int
+    every: int = 1
+    watching: bool = False
+
+    def to_state(self) -> list[Any]:
+        return list(astuple(self))
+
+    @classmethod
+    def from_state(cls, state: Sequence[Any]) -> Plan:
+        hours, end_ms, stride, every, watching = state
+        return cls(int(hours), int(end_ms), int(stride), int(every), bool(watching))
 
 
 def plan(ts_ms: np.ndarray, max_events: int) -> Plan | None:
     """The season to learn after a warm-up whose values came at event times `ts_ms`: a week if
-    a week at the warm-up's rate fits in `max_events` values, else a day if a day does; None
-    (no seasonal adjustment) if neither does, or the times do not move."""
+    a week at the warm-up's rate fits in `max_events` values, else a day if a day does, both
+    blind; else a week learned from every `every`-th value (about LEARNED_WHILE_WATCHING of
+    them) while watching. None (no seasonal adjustment) if `max_events` is 0 or the times do
+    not move."""
     if max_events <= 0 or len(ts_ms) < 2:
         return None
     first, span = int(ts_ms.min()), int(ts_ms.max() - ts_ms.min())
@@ -78,7 +100,10 @@ def plan(ts_ms: np.ndarray, max_events: int) -> Plan | None:
         expected = per_ms * hours * HOUR_MS
         if expected <= max_events:
             return Plan(hours, first + hours * HOUR_MS, max(1, int(expected // POOLED_SAMPLE)))
-    return None
+    expected = per_ms * WEEK_HOURS * HOUR_MS
+    every = max(1, int(expected // LEARNED_WHILE_WATCHING))
+    stride = max(every, int(expected // POOLED_SAMPLE) // every * every)
+    return Plan(WEEK_HOURS, first + WEEK_HOURS * HOUR_MS, stride, every, watching=True)
 
 
 @dataclass(frozen=True)
@@ -262,43 +287,74 @@ class Recentring:
 
 class SeasonLearner:
     """Per-bucket evidence over one cycle of event time (see the module docstring), for numbers
-    (`scaler` given: sums of t) or category codes (`codes` given: counts per code)."""
+    (`scaler` given: sums of t) or categories (`reference` given: counts per reference code,
+    'other' last; the learner codes values itself, so a re-baseline of the signal meanwhile
+    does not change what its counts mean)."""
 
-    def __init__(self, plan: Plan, scaler: Scaler | None = None, codes: int = 0) -> None:
+    def __init__(
+        self,
+        plan: Plan,
+        scaler: Scaler | None = None,
+        reference: CategoricalReference | None = None,
+    ) -> None:
         self.plan = plan
         self.scaler = scaler
-        self.seen = 0  # values taken
-        self.counts = np.zeros((WEEK_HOURS, max(codes, 1)), dtype=np.int64)
+        self.reference = reference
+        self.index = reference.index() if reference is not None else {}
+        self.seen = 0  # values offered (learned from: every plan.every-th)
+        codes = reference.other_code + 1 if reference is not None else 1
+        self.counts = np.zeros((WEEK_HOURS, codes), dtype=np.int64)
         self.sums = np.zeros((2, WEEK_HOURS), dtype=np.int64)  # fixed-point t and t²
         self.stride = plan.stride  # every stride-th value is in the sample
         self.sample = np.empty(0)  # thinned t, with its event time
         self.sample_ts = np.empty(0, dtype=np.int64)
 
-    def take(self, values: np.ndarray, ts_ms: np.ndarray) -> int:
-        """Learn from values in order (numbers, or codes) until the cycle ends; return how many
-        were taken (fewer than given: the cycle ended at the first value not taken)."""
+    def until_end(self, ts_ms: np.ndarray) -> int:
+        """How many of values at ts_ms (in order) are in the cycle: up to the first at its end."""
+        past = np.flatnonzero(np.asarray(ts_ms) >= self.plan.end_ms)
+        return int(past[0]) if len(past) else len(ts_ms)
+
+    def take(self, values: np.ndarray | Sequence[Any], ts_ms: np.ndarray) -> int:
+        """Learn from values in order (numbers, or categories) until the cycle ends; return how
+        many were taken (fewer than given: the cycle ended at the first value not taken)."""
         ts_ms = np.asarray(ts_ms, dtype=np.int64)
-        past = np.flatnonzero(ts_ms >= self.plan.end_ms)
-        take = int(past[0]) if len(past) else len(ts_ms)
-        buckets = hour_of_week(ts_ms[:take])
-        if self.scaler is None:
-            codes = np.asarray(values[:take], dtype=np.int64)
-            np.add.at(self.counts, (buckets, codes), 1)
-        else:
-            t = self.scaler.transform(np.asarray(values[:take], dtype=np.float64))
-            q = np.round(t * FIXED_POINT).astype(np.int64)
-            np.add.at(self.counts[:, 0], buckets, 1)
-            np.add.at(self.sums[0], buckets, q)
-            np.add.at(self.sums[1], buckets, q * q)
-            kept = (np.arange(self.seen, self.seen + take) % self.stride) == 0
-            if kept.any():
-                self.sample = np.concatenate((self.sample, t[kept]))
-                self.sample_ts = np.concatenate((self.sample_ts, ts_ms[:take][kept]))
-            while len(self.sample) >= 2 * POOLED_SAMPLE:  # the rate was underestimated: thin more
-                self.sample, self.sample_ts = self.sample[::2], self.sample_ts[::2]
-                self.stride *= 2
+        take = self.until_end(ts_ms)
+        every = self.plan.every
+        rows = np.arange((-self.seen) % every, take, every)
+        if len(rows):
+            self._learn(values, rows, ts_ms[rows])
         self.seen += take
         return take
+
+    def _learn(
+        self, values: np.ndarray | Sequence[Any], rows: np.ndarray, ts_ms: np.ndarray
+    ) -> None:
+        buckets = hour_of_week(ts_ms)
+        if self.reference is not None:
+            other = self.reference.other_code
+            picked = (
+                values[rows]
+                if isinstance(values, np.ndarray)
+                else map(values.__getitem__, rows.tolist())
+            )
+            codes = np.fromiter(
+                (self.index.get(value, other) for value in picked), dtype=np.int64, count=len(rows)
+            )
+            np.add.at(self.counts, (buckets, codes), 1)
+            return
+        assert self.scaler is not None
+        t = self.scaler.transform(np.asarray(values, dtype=np.float64)[rows])
+        q = np.round(t * FIXED_POINT).astype(np.int64)
+        np.add.at(self.counts[:, 0], buckets, 1)
+        np.add.at(self.sums[0], buckets, q)
+        np.add.at(self.sums[1], buckets, q * q)
+        kept = ((self.seen + rows) % self.stride) == 0
+        if kept.any():
+            self.sample = np.concatenate((self.sample, t[kept]))
+            self.sample_ts = np.concatenate((self.sample_ts, ts_ms[kept]))
+        while len(self.sample) >= 2 * POOLED_SAMPLE:  # the rate was underestimated: thin more
+            self.sample, self.sample_ts = self.sample[::2], self.sample_ts[::2]
+            self.stride *= 2
 
     # -- deciding ---------------------------------------------------------------------
 
@@ -343,6 +399,10 @@ class SeasonLearner:
         mean = float(np.sum(counts * middles) / total)
         return mean, float(np.sum(counts * (middles - mean) ** 2) / total)
 
+    def other_share(self) -> float:
+        """Share of the cycle's categories outside the reference ('other')."""
+        return float(self.counts[:, -1].sum() / max(self.counts.sum(), 1))
+
     def pooled_sample(self, season: NumericSeason) -> np.ndarray:
         """The thinned sample of the cycle, standardised by its bucket."""
         return season.standardise_t(self.sample, self.sample_ts)
@@ -351,8 +411,9 @@ class SeasonLearner:
 
     def to_state(self) -> dict[str, Any]:
         return {
-            "plan": [self.plan.hours, self.plan.end_ms, self.plan.stride],
+            "plan": self.plan.to_state(),
             "scaler": None if self.scaler is None else [self.scaler.median, self.scaler.scale],
+            "reference": None if self.reference is None else self.reference.to_state(),
             "seen": self.seen,
             "stride": self.stride,
             "counts": self.counts,
@@ -363,13 +424,12 @@ class SeasonLearner:
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> SeasonLearner:
-        hours, end_ms, stride = state["plan"]
-        scaler = state["scaler"]
+        scaler, reference = state["scaler"], state["reference"]
         counts = np.asarray(state["counts"], dtype=np.int64).reshape(WEEK_HOURS, -1)
         learner = cls(
-            Plan(int(hours), int(end_ms), int(stride)),
+            Plan.from_state(state["plan"]),
             None if scaler is None else Scaler(float(scaler[0]), float(scaler[1])),
-            counts.shape[1],
+            None if reference is None else CategoricalReference.from_state(reference),
         )
         learner.seen = int(state["seen"])
         learner.stride = int(state["stride"])
