@@ -21,6 +21,7 @@ from detector.core.monitors.seasonal import (
     CategoricalSeason,
     NumericSeason,
     Plan,
+    Recentring,
     Scaler,
     SeasonLearner,
     plan,
@@ -165,6 +166,8 @@ def test_learning_does_not_depend_on_batches_and_survives_a_restore(chunk: int) 
     state = orjson.loads(orjson.dumps(learner.to_state(), option=orjson.OPT_SERIALIZE_NUMPY))
     learner = SeasonLearner.from_state(state)
     learned(learner, values[first:], ts[first:], chunk)
+    learner.flush()
+    whole.flush()
     assert learner.seen == whole.seen
     assert np.array_equal(learner.sums, whole.sums)
     assert np.array_equal(learner.sample, whole.sample)
@@ -309,13 +312,58 @@ def test_thinned_learning_does_not_depend_on_batches_and_survives_a_restore(chun
     scaler = Scaler.fit(values[:1000])
     whole = SeasonLearner(thinned, scaler)
     learned(whole, values, ts, len(ts))
+    whole.flush()
     assert whole.counts.sum() == -(-whole.seen // 7)  # every 7th value, from the first
     learner = SeasonLearner(thinned, scaler)
     first = learned(learner, values[:30_001], ts[:30_001], chunk)
     state = orjson.loads(orjson.dumps(learner.to_state(), option=orjson.OPT_SERIALIZE_NUMPY))
     learner = SeasonLearner.from_state(state)
     learned(learner, values[first:], ts[first:], chunk)
+    learner.flush()
     assert np.array_equal(learner.sums, whole.sums)
     assert np.array_equal(learner.sample_ts, whole.sample_ts)
     season = whole.numeric_season()
     assert season is not None and season.buckets == WEEK_HOURS
+
+
+def recentred(
+    recentring: Recentring, statistic: np.ndarray, ts: np.ndarray, chunk: int, restore_at: int = -1
+) -> tuple[Recentring, np.ndarray]:
+    out = []
+    for start in range(0, len(ts), chunk):
+        if start <= restore_at < start + chunk:
+            state = orjson.loads(
+                orjson.dumps(recentring.to_state(), option=orjson.OPT_SERIALIZE_NUMPY)
+            )
+            recentring = Recentring.from_state(state)
+        part = slice(start, start + chunk)
+        out.append(recentring.apply([statistic[part]], ts[part])[0])
+    return recentring, np.concatenate(out)
+
+
+@pytest.mark.parametrize("chunk,restore_at", [(977, -1), (20_000, 50_000)])
+def test_recentring_learns_weekdays_and_weekends_apart_whatever_the_batches(
+    chunk: int, restore_at: int
+) -> None:
+    """A statistic whose daily residual (±0.03) has another phase at weekends: after the first
+    day its daily harmonics are removed, after the week those of each kind of day."""
+    ts = times(16)
+    rng = np.random.default_rng(11)
+    phase = np.where(weekend(ts) > 0, 6.0, 18.0)
+    residual = 0.03 * np.cos(2 * np.pi * (hours_of_day(ts) - phase) / 24.0)
+    statistic = np.clip(0.5 + residual + rng.normal(0.0, 0.29, len(ts)), 0.0, 1.0)
+    fresh = Recentring(1, START_MS + DAY_MS, START_MS + 7 * DAY_MS)
+    whole, out = recentred(fresh, statistic, ts, len(ts))
+    assert not whole.learning and whole.offsets is not None
+    weekdays, weekends = whole.offsets[0, :DAY_HOURS], whole.offsets[0, DAY_HOURS:]
+    # each its own phase (peaks at 18:00 and 06:00; weekends are two days of seven: noisier)
+    assert 16 <= np.argmax(weekdays) <= 19 and 4 <= np.argmax(weekends) <= 8
+    after = ts >= START_MS + 7 * DAY_MS
+    left = out[after] - 0.5
+    assert np.abs(left).max() < 1  # (values stay statistics)
+    by_hour = [(left[(hours_of_day(ts[after]) // 1 == h)]).mean() for h in range(DAY_HOURS)]
+    assert np.abs(by_hour).max() < 0.015  # the cycle of both kinds of day is gone
+    again = Recentring(1, START_MS + DAY_MS, START_MS + 7 * DAY_MS)
+    restored, chunked = recentred(again, statistic, ts, chunk, restore_at)
+    assert np.array_equal(chunked, out)
+    assert restored.offsets is not None and np.array_equal(restored.offsets, whole.offsets)

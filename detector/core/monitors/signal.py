@@ -47,6 +47,7 @@ from detector.core.monitors.reference import CategoricalReference, NumericRefere
 from detector.core.monitors.seasonal import (
     DAY_HOURS,
     HOUR_MS,
+    WEEK_HOURS,
     CategoricalSeason,
     NumericSeason,
     Recentring,
@@ -139,7 +140,7 @@ class SignalMonitor:
             found, stop = self._watch(values, start, end, sources, times)
             if learner is not None:
                 assert times is not None
-                learner.take(values[start:stop], times[start:stop])
+                learner.take(values[start:stop], times[start:stop], inside=True)
             transitions += found
             start = stop
         return transitions
@@ -223,7 +224,9 @@ class SignalMonitor:
                 return
             self.season = numeric
             self.recentring = Recentring(
-                len(self.statistics), learner.plan.end_ms + DAY_HOURS * HOUR_MS
+                len(self.statistics),
+                learner.plan.end_ms + DAY_HOURS * HOUR_MS,
+                learner.plan.end_ms + WEEK_HOURS * HOUR_MS,
             )
             pooled = learner.pooled_sample(numeric)
             self.reference = NumericReference.fit(pooled, self.config.reference_bins)
