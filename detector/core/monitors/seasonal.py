@@ -329,8 +329,10 @@ class SeasonLearner:
         self.index = reference.index() if reference is not None else {}
         self.seen = 0  # values offered (learned from: every plan.every-th)
         codes = reference.other_code + 1 if reference is not None else 1
-        self.counts = np.zeros((WEEK_HOURS, codes), dtype=np.int64)
-        self.sums = np.zeros((2, WEEK_HOURS), dtype=np.int64)  # fixed-point t and t²
+        # Per hour of the week: counts (of each code) and the fixed-point sums of t and t²,
+        # allocated with the first values added (a fast model's first hour adds none).
+        self.counts = np.zeros((0, codes), dtype=np.int64)
+        self.sums = np.zeros((2, 0), dtype=np.int64)
         self.stride = plan.stride  # every stride-th value is in the sample
         self.sample = np.empty(0)  # thinned t, with its event time
         self.sample_ts = np.empty(0, dtype=np.int64)
@@ -379,6 +381,9 @@ class SeasonLearner:
         ts_ms = np.asarray(self.pending_ts, dtype=np.int64)
         values = self.pending_values
         self.pending_positions, self.pending_ts, self.pending_values = [], [], []
+        if not len(self.counts):
+            self.counts = np.zeros((WEEK_HOURS, self.counts.shape[1]), dtype=np.int64)
+            self.sums = np.zeros((2, WEEK_HOURS), dtype=np.int64)
         buckets = hour_of_week(ts_ms)
         if self.reference is not None:
             other = self.reference.other_code
@@ -477,7 +482,6 @@ class SeasonLearner:
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> SeasonLearner:
         scaler, reference = state["scaler"], state["reference"]
-        counts = np.asarray(state["counts"], dtype=np.int64).reshape(WEEK_HOURS, -1)
         learner = cls(
             Plan.from_state(state["plan"]),
             None if scaler is None else Scaler(float(scaler[0]), float(scaler[1])),
@@ -485,8 +489,9 @@ class SeasonLearner:
         )
         learner.seen = int(state["seen"])
         learner.stride = int(state["stride"])
-        learner.counts = counts
-        learner.sums = np.asarray(state["sums"], dtype=np.int64).reshape(2, WEEK_HOURS)
+        codes = learner.counts.shape[1]
+        learner.counts = np.asarray(state["counts"], dtype=np.int64).reshape(-1, codes)
+        learner.sums = np.asarray(state["sums"], dtype=np.int64).reshape(2, -1)
         learner.sample = np.asarray(state["sample"], dtype=np.float64)
         learner.sample_ts = np.asarray(state["sample_ts"], dtype=np.int64)
         learner.pending_positions = [int(p) for p in state["pending_positions"]]
