@@ -22,8 +22,10 @@ by `detector.backtest.replay` (the code `streamdrift backtest` runs), scored wit
 
 from __future__ import annotations
 
+import multiprocessing
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -410,11 +412,21 @@ def run_fast(rate_per_s: float, seed: int) -> str:
     """The fast scenario: clean and shifted histories of FAST_DAYS days at `rate_per_s`, and
     the clean one again without seasonal adjustment (as before it learned fast traffic)."""
     rate = rate_per_s * 60.0
-    clean = stream(Scenario(FAST_DAYS, rate, seed))
-    before = stream(Scenario(FAST_DAYS, rate, seed), {"season_max_warmup_events": 0})
-    shifted = stream(
-        Scenario(FAST_DAYS, rate, seed, FAST_SHIFT_DAY, outage_after=FAST_OUTAGE_AFTER)
+    shifted_scenario = Scenario(
+        FAST_DAYS, rate, seed, FAST_SHIFT_DAY, outage_after=FAST_OUTAGE_AFTER
     )
+    off: dict[str, object] = {"season_max_warmup_events": 0}
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=3, mp_context=context) as pool:  # three histories at once
+        runs = [
+            pool.submit(stream, scenario, detection)
+            for scenario, detection in (
+                (Scenario(FAST_DAYS, rate, seed), None),
+                (Scenario(FAST_DAYS, rate, seed), off),
+                (shifted_scenario, None),
+            )
+        ]
+        clean, before, shifted = (run.result() for run in runs)
     found = score(shifted.changes, shifted.after_learning(), {MODEL: shifted.events}, MAX_DELAY)
     watched = clean.watched_days()
     rows = [
