@@ -56,6 +56,13 @@ def _parser() -> argparse.ArgumentParser:
         "of the predictions get a label later (default: all three)",
     )
     throughput.add_argument(
+        "--workers",
+        type=int,
+        default=2,
+        help="also end to end over several partitions with one process, this many workers and "
+        "this many replicas (1: skip; default 2)",
+    )
+    throughput.add_argument(
         "--broker",
         choices=("tansu", "kafka", "both"),
         default="both",
@@ -88,6 +95,12 @@ def _parser() -> argparse.ArgumentParser:
         "quality", "detection rate, delay and false alarms per distribution family", _quality
     )
     quality.add_argument("--seed", type=int, default=1)
+    quality.add_argument(
+        "--warmup-events",
+        type=int,
+        help="detection.warmup_events instead of the default (low-volume models); the stationary "
+        "values are then split over 100 streams, each with its own reference",
+    )
 
     backtest = command(
         "backtest",
@@ -134,6 +147,19 @@ def _parser() -> argparse.ArgumentParser:
     peers.add_argument(
         "--no-install", action="store_true", help="do not create or install the peers' environment"
     )
+    estimated = command(
+        "estimated",
+        "estimated accuracy before labels of an over-confident model: streamdrift beside NannyML's CBPE",
+        _estimated,
+    )
+    estimated.add_argument(
+        "--venv",
+        default=".bench-venv",
+        help="the peers' separate virtual environment (created if missing)",
+    )
+    estimated.add_argument(
+        "--no-install", action="store_true", help="do not create or install the peers' environment"
+    )
     return parser
 
 
@@ -142,7 +168,12 @@ def _throughput(args: argparse.Namespace) -> str:
 
     brokers = ["tansu", "kafka"] if args.broker == "both" else [args.broker]
     events = 20_000 if args.quick else args.events
-    return throughput.run(events, args.core_only, args.workload, brokers)
+    report = throughput.run(events, args.core_only, args.workload, brokers)
+    if args.workers < 2 or args.core_only:
+        return report
+    from bench import scaleout
+
+    return report + "\n" + scaleout.run(events, args.workload, brokers, args.workers) + "\n"
 
 
 def _decode(args: argparse.Namespace) -> str:
@@ -166,7 +197,7 @@ def _calibrate(args: argparse.Namespace) -> str:
 def _quality(args: argparse.Namespace) -> str:
     from bench import quality
 
-    return quality.run(args.quick, args.seed)
+    return quality.run(args.quick, args.seed, args.warmup_events)
 
 
 def _backtest(args: argparse.Namespace) -> str:
@@ -187,6 +218,12 @@ def _peers(args: argparse.Namespace) -> str:
     from bench import peers
 
     return peers.run(args.quick, args.venv, install=not args.no_install)
+
+
+def _estimated(args: argparse.Namespace) -> str:
+    from bench import estimated
+
+    return estimated.run(args.quick, args.venv, install=not args.no_install)
 
 
 if __name__ == "__main__":

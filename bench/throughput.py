@@ -217,9 +217,15 @@ def broker_settings(
     )
 
 
-def produce(bootstrap: str, topics: TopicSettings, stream: Stream) -> None:
+def produce(
+    bootstrap: str,
+    topics: TopicSettings,
+    stream: Stream,
+    partition_of: Callable[[bytes], int] = lambda key: -1,
+) -> None:
     """The stream's messages (the bytes the core reads) to their topics in event-time order,
-    with Kafka timestamps that keep that order and end now."""
+    with Kafka timestamps that keep that order and end now; each on `partition_of(key)` (-1: the
+    producer's partitioner)."""
     failures: list[KafkaError] = []
 
     def delivered(error: KafkaError | None, _: Message) -> None:
@@ -235,7 +241,9 @@ def produce(bootstrap: str, topics: TopicSettings, stream: Stream) -> None:
     for sent, (is_label, ts, key, value) in enumerate(stream.timeline(), start=1):
         while True:
             try:
-                producer.produce(names[is_label], value, key, timestamp=ts + shift)
+                producer.produce(
+                    names[is_label], value, key, partition=partition_of(key), timestamp=ts + shift
+                )
                 break
             except BufferError:  # the local queue is full: let the broker catch up
                 producer.poll(0.1)

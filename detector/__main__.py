@@ -2,4 +2,5 @@
 
 from detector.commands.cli import main
 
-raise SystemExit(main())
+if __name__ == "__main__":  # not when a worker process is spawned (it imports this module again)
+    raise SystemExit(main())

@@ -54,6 +54,11 @@ _config_file_data: ContextVar[dict[str, Any]] = ContextVar(
 )
 
 
+# librdkafka's defaults of the request timeouts (CONFIGURATION.md), when kafka.properties leaves them out
+LIBRDKAFKA_REQUEST_TIMEOUT_MS = 30_000
+LIBRDKAFKA_SOCKET_TIMEOUT_MS = 60_000
+
+
 class Strict(BaseModel):
     """Base for nested settings: unknown keys are errors, values are validated on assignment."""
 
@@ -129,6 +134,19 @@ class KafkaSettings(Strict):
 
     def effective_transactional_id(self) -> str:
         return self.transactional_id or f"{self.group_id}-{socket.gethostname()}"
+
+    def request_timeout_s(self) -> float:
+        """How long librdkafka waits for a broker's answer before it gives the request up (and
+        retries it, on the new leader if there is one): the shorter of `request.timeout.ms` (produce
+        requests) and `socket.timeout.ms` (the others) in `properties`, at librdkafka's defaults
+        of 30 s and 60 s when not set."""
+        return (
+            min(
+                float(self.properties.get("request.timeout.ms", LIBRDKAFKA_REQUEST_TIMEOUT_MS)),
+                float(self.properties.get("socket.timeout.ms", LIBRDKAFKA_SOCKET_TIMEOUT_MS)),
+            )
+            / 1000
+        )
 
 
 class TopicSettings(Strict):
@@ -400,6 +418,15 @@ class Settings(BaseSettings):
     fault_injection: FaultSettings = Field(default_factory=FaultSettings)
     models: dict[str, ModelSettings] = Field(default_factory=dict)
     processing_guarantee: ProcessingGuarantee = ProcessingGuarantee.exactly_once
+    workers: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="detector processes in this pod, each a member of the consumer group with its own partitions, "
+        "state and transactional id ('<transactional_id>-<n>'); above 1 a supervising process serves one /metrics "
+        '(each sample labelled worker="<n>"), /healthz and /readyz, restarts a worker that dies and forwards '
+        "SIGTERM. One process uses one core: set it to the cores the pod is given, at most the input partitions",
+    )
     auto_discover_models: bool = Field(True, description="monitor models not named under [models]")
     batch_max_events: int = Field(
         5000, ge=1, description="messages taken from the consumer per batch"
@@ -460,6 +487,14 @@ class Settings(BaseSettings):
             env_settings,
             InitSettingsSource(settings_cls, init_kwargs=_config_file_data.get()),
         )
+
+    def commit_overdue_s(self) -> float:
+        """/readyz answers 503 once processed work has waited this long to be committed: a commit
+        interval plus half the Kafka request timeout. A healthy checkpoint takes well under a
+        second; one that has waited on a broker for half a request timeout is waiting on a broker
+        that does not answer (hung, or a coordinator gone), which no client error reports before
+        librdkafka gives the request up."""
+        return self.commit_interval_ms / 1000 + self.kafka.request_timeout_s() / 2
 
     def state_topic(self) -> str:
         """The state topic: one per consumer group, like Kafka Streams' changelog topics."""

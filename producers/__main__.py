@@ -15,6 +15,7 @@ from typing import Any, TextIO
 
 import orjson
 
+from producers.cyclic import Cyclic
 from producers.play import Played, play
 from producers.replay import DATASETS, Replay
 from producers.scenarios import SCENARIOS, Injection
@@ -88,13 +89,22 @@ def _parser() -> argparse.ArgumentParser:
     inject_help = f"injections ({INJECT_FORMAT}); TARGET names a feature, or the class for prior_shift:\n  {'scenario':<18} {'expected monitor':<26} effect\n{scenarios}"
     simulate = commands.add_parser(
         "simulate",
-        help="a simulated fraud model (features amount, utilization, age, income, country, device)",
-        description="A simulated fraud model's predictions and delayed labels, with injected drifts.",
+        help="a simulated fraud model (features amount, utilization, age, income, country, device), "
+        "or with --cycle a shop model that follows daily and weekly cycles",
+        description="A simulated model's predictions and delayed labels, with injected drifts.",
         epilog=inject_help,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     simulate.add_argument(
-        "--model", default="fraud", help="model name, the Kafka key (default: %(default)s)"
+        "--cycle",
+        action="store_true",
+        help="simulate a shop model whose traffic follows daily and weekly cycles instead (features "
+        "amount, sessions, temperature, device, noise; the traffic rate, score and latency cycle too)",
+    )
+    simulate.add_argument(
+        "--model",
+        default="",
+        help="model name, the Kafka key (default: fraud, or shop with --cycle)",
     )
     datasets = "\n".join(f"  {name:<10} {d.description}" for name, d in DATASETS.items())
     replay = commands.add_parser(
@@ -151,8 +161,8 @@ def _common_options(sub: argparse.ArgumentParser) -> None:
     sub.add_argument(
         "--interval-ms",
         type=_count,
-        default=10,
-        help="event time between predictions (default: %(default)s)",
+        help="event time between predictions, the mean one with simulate --cycle (default: 10; 3000, "
+        "20 events a minute, with --cycle)",
     )
     sub.add_argument(
         "--label-delay-ms",
@@ -165,6 +175,12 @@ def _common_options(sub: argparse.ArgumentParser) -> None:
         type=_fraction,
         default=1.0,
         help="share of predictions that get a label (default: %(default)s)",
+    )
+    sub.add_argument(
+        "--score-temperature",
+        type=_positive,
+        default=1.0,
+        help="below 1 the model's scores are over-confident: log-odds / T (default: %(default)s)",
     )
     sub.add_argument(
         "--truth", metavar="FILE", help="write the ground truth (JSON) here instead of printing it"
@@ -202,6 +218,13 @@ def _non_negative(text: str) -> float:
     return value
 
 
+def _positive(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, not {text}")
+    return value
+
+
 def _fraction(text: str) -> float:
     value = float(text)
     if not 0 <= value <= 1:
@@ -211,19 +234,22 @@ def _fraction(text: str) -> float:
 
 def _stream(args: argparse.Namespace) -> EventStream:
     options: dict[str, Any] = {
-        "model": args.model,
         "seed": args.seed,
         "injections": tuple(parse_injection(spec) for spec in args.inject),
         "version": args.version,
-        "interval_ms": args.interval_ms,
         "label_delay_ms": args.label_delay_ms,
         "label_coverage": args.label_coverage,
+        "score_temperature": args.score_temperature,
     }
-    if args.start_ms is not None:
-        options["start_ms"] = args.start_ms
+    # options not given keep the stream's defaults
+    if args.model:
+        options["model"] = args.model
+    for option in ("start_ms", "interval_ms"):
+        if getattr(args, option) is not None:
+            options[option] = getattr(args, option)
     if args.command == "replay":
         return Replay(dataset=args.dataset, **options)
-    return Simulator(**options)
+    return Cyclic(**options) if args.cycle else Simulator(**options)
 
 
 def _sink(args: argparse.Namespace, stream: EventStream) -> tuple[Sink, float]:

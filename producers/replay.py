@@ -94,9 +94,8 @@ class Replay(EventStream):
             for name, c in table.columns.items()
         }
         self.estimator = self._train()
-        self._cached = np.full(
-            (table.size, len(self.classes)), np.nan
-        )  # probabilities of unchanged rows
+        # probabilities of unchanged rows
+        self._cached = np.full((table.size, len(self.classes)), np.nan)
 
     def _train(self) -> compose.Pipeline:
         classifier = linear_model.LogisticRegression()

@@ -79,6 +79,11 @@ SCENARIOS: dict[str, Scenario] = {
         "latency creep: latency × (1 + magnitude) reached over `length` events",
         ramps=True,
     ),
+    "rate_drop": Scenario(
+        "traffic.rate",
+        NONE,
+        "traffic drop: the event rate × magnitude (0 < magnitude) for `length` events (0: until the end); later events come later",
+    ),
     "prior_shift": Scenario(
         "prediction.score",
         CLASS,
@@ -121,6 +126,8 @@ class Injection:
             )
         if self.start < 0 or self.length < 0:
             raise ValueError(f"{self.scenario}: start and length must be >= 0")
+        if self.scenario == "rate_drop" and not self.magnitude > 0:
+            raise ValueError(f"rate_drop: magnitude must be > 0, not {self.magnitude}")
 
     @property
     def kind(self) -> Scenario:
@@ -191,6 +198,13 @@ def shift_categorical(
         codes[flip] = categories - 1 - codes[flip]
     elif injection.scenario == "missing_burst":
         codes[active] = -1
+
+
+def slowed(injection: Injection, index: np.ndarray) -> np.ndarray:
+    """Positions in time of events: a rate drop stretches the gaps between the events it covers
+    by 1 / magnitude, and delays every later event by the time it added."""
+    covered = np.clip(index - injection.start, 0, injection.length or None)
+    return index + (1.0 / injection.magnitude - 1.0) * covered
 
 
 def creep_latency(injection: Injection, latency_ms: np.ndarray, index: np.ndarray) -> np.ndarray:

@@ -40,6 +40,7 @@ from producers.scenarios import (
     renamed,
     shift_categorical,
     shift_numeric,
+    slowed,
 )
 
 BLOCK = 1000
@@ -51,10 +52,8 @@ OUTPUT_EFFECTS = (
     "performance.estimated",
     "performance.error",
 )
-BASE, SERVING = (
-    0,
-    1,
-)  # random streams per block (features; latency and label coverage); injection k uses 2 + k
+# random streams per block (features; latency and label coverage); injection k uses 2 + k
+BASE, SERVING = 0, 1
 
 
 @dataclass(frozen=True)
@@ -74,9 +73,8 @@ class Draw:
     index: np.ndarray
     features: dict[str, np.ndarray]
     hidden: dict[str, np.ndarray] = field(default_factory=dict)
-    renamed: dict[str, np.ndarray] = field(
-        default_factory=dict
-    )  # original values of renamed features
+    # original values of renamed features
+    renamed: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 @dataclass
@@ -113,19 +111,24 @@ class EventStream(ABC):
     interval_ms: int = 10  # event time between predictions
     label_delay_ms: int = 60_000  # event time from a prediction to its label
     label_coverage: float = 1.0  # share of predictions that ever get a label
+    # Below 1, the model is over-confident: it reports its class probabilities sharpened,
+    # p ** (1 / T) renormalised (for a binary score, sigmoid(log-odds / T)); labels are still
+    # drawn from the true probabilities. Above 1, under-confident.
+    score_temperature: float = 1.0
     base_latency_ms: float = 12.0
     produced: int = field(default=0, init=False)
 
     features: tuple[FeatureSpec, ...] = field(default=(), init=False)
     classes: tuple[Any, ...] = field(default=(), init=False)
-    model_inputs: tuple[str, ...] = field(
-        default=(), init=False
-    )  # features the model's score depends on
+    # features the model's score depends on
+    model_inputs: tuple[str, ...] = field(default=(), init=False)
     reference: dict[str, Reference] = field(default_factory=dict, init=False)
 
     def __post_init__(self) -> None:
         if self.seed < 0:
             raise ValueError("seed must be >= 0")
+        if self.score_temperature <= 0:
+            raise ValueError("score_temperature must be > 0")
         self._setup()
         self.injections = tuple(self._checked(i) for i in self.injections)
         self._block: Block | None = None
@@ -185,6 +188,23 @@ class EventStream(ABC):
     def _labels(self, draw: Draw, probabilities: np.ndarray) -> np.ndarray:
         """The true class code of each event."""
 
+    def _times(self, index: np.ndarray) -> np.ndarray:
+        """Event times (epoch ms, int64) of these positions, rate drops included."""
+        at = index.astype(np.float64)
+        for injection in self.injections:
+            if injection.scenario == "rate_drop":
+                at = slowed(injection, at)
+        return self._clock(at)
+
+    def _clock(self, at: np.ndarray) -> np.ndarray:
+        """Event times (epoch ms, int64) of positions in time `at`: evenly spaced by default."""
+        return np.rint(self.start_ms + at * self.interval_ms).astype(np.int64)
+
+    def _load(self, index: np.ndarray) -> np.ndarray | float:
+        """Latency relative to `base_latency_ms` at these positions (serving load): constant
+        by default."""
+        return 1.0
+
     # -- generation ---------------------------------------------------------------------
 
     def _take(self, n: int) -> list[tuple[Block, slice]]:
@@ -217,6 +237,7 @@ class EventStream(ABC):
             if injection.scenario == "prior_shift":
                 self._prior_shift(injection, draw, probabilities, labels, rngs, rngs[2 + k])
         latency = rngs[SERVING].lognormal(np.log(self.base_latency_ms), 0.25, BLOCK)
+        latency *= self._load(index)
         labelled = rngs[SERVING].random(BLOCK) < self.label_coverage
         for k, injection in enumerate(self.injections):
             if injection.scenario == "concept_drift":
@@ -295,19 +316,20 @@ class EventStream(ABC):
     def _predictions(self, block: Block, rows: slice) -> list[dict[str, Any]]:
         index = block.index[rows].tolist()
         features = self._feature_dicts(block, rows)
-        probabilities = block.probabilities[rows]
+        probabilities = sharpened(block.probabilities[rows], self.score_temperature)
         predicted = probabilities.argmax(axis=1).tolist()
         binary = len(self.classes) == 2
         scores = np.round(probabilities[:, 1] if binary else probabilities, 5).tolist()
         latency = np.round(block.latency_ms[rows], 3).tolist()
+        times = self._times(block.index[rows]).tolist()
         events = []
-        for i, x, code, score, ms in zip(index, features, predicted, scores, latency):
+        for i, ts, x, code, score, ms in zip(index, times, features, predicted, scores, latency):
             events.append(
                 {
                     "model": self.model,
                     "version": self.version,
                     "id": f"{self.model}-{i}",
-                    "ts": self.start_ms + i * self.interval_ms,
+                    "ts": ts,
                     "features": x,
                     "prediction": self.classes[code],
                     "score": score if binary else dict(zip(self.class_names, score)),
@@ -344,7 +366,7 @@ class EventStream(ABC):
     def _queue_labels(self, block: Block, rows: slice) -> None:
         index = block.index[rows]
         keep = block.labelled[rows]
-        due = self.start_ms + index[keep] * self.interval_ms + self.label_delay_ms
+        due = self._times(index[keep]) + self.label_delay_ms
         self._pending.extend(
             zip(due.tolist(), index[keep].tolist(), block.labels[rows][keep].tolist())
         )
@@ -416,6 +438,15 @@ class EventStream(ABC):
         elif injection.scenario == "field_missing":
             effects = ["quality.schema", *effects]
         return effects
+
+
+def sharpened(probabilities: np.ndarray, temperature: float) -> np.ndarray:
+    """Class probabilities (n, classes) raised to 1 / temperature and renormalised (the predicted
+    class does not change)."""
+    if temperature == 1.0:
+        return probabilities
+    powered = np.power(probabilities, 1.0 / temperature)
+    return powered / powered.sum(axis=1, keepdims=True)
 
 
 def _values(spec: FeatureSpec, column: np.ndarray) -> list[Any]:

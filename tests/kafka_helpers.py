@@ -141,9 +141,8 @@ def produce(
         message_key = (
             key if key is not None else (value.get("model") if isinstance(value, dict) else None)
         )
-        timestamp = (
-            value["ts"] if event_time and isinstance(value, dict) else 0
-        )  # 0: librdkafka stamps the time of producing
+        # 0: librdkafka stamps the time of producing
+        timestamp = value["ts"] if event_time and isinstance(value, dict) else 0
         while True:
             try:
                 producer.produce(topic, value=payload, key=message_key, timestamp=timestamp)

@@ -98,9 +98,8 @@ class MonitorComparison:
     reference: dict[str, Any]  # summary of each period's raw values
     current: dict[str, Any]
     tests: list[Tested]
-    shares: dict[str, tuple[float, float]] = field(
-        default_factory=dict
-    )  # category -> shares (reference, current)
+    # category -> shares (reference, current)
+    shares: dict[str, tuple[float, float]] = field(default_factory=dict)
     top_changes: list[str] = field(default_factory=list)  # categories whose share moved most
     untested: str = ""  # why there is no test
 

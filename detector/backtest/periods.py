@@ -53,9 +53,8 @@ class Collected:
     values: Periods = field(default_factory=dict)
     messages: int = 0
     events: Counter[tuple[str, str]] = field(default_factory=Counter)  # (topic, model) -> events
-    invalid: Counter[tuple[str, str]] = field(
-        default_factory=Counter
-    )  # (topic, reason) -> messages
+    # (topic, reason) -> messages
+    invalid: Counter[tuple[str, str]] = field(default_factory=Counter)
 
     def predictions(self, topic: str) -> dict[str, int]:
         """Prediction events per model."""

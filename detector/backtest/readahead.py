@@ -109,9 +109,8 @@ class ReadAhead:
 
     def _read(self, sending: Connection, size: int) -> None:
         """The child: read, place, decode and send every batch, then the timeline (or the error)."""
-        signal.signal(
-            signal.SIGINT, signal.SIG_IGN
-        )  # Ctrl-C is the parent's to handle: it stops the child
+        # Ctrl-C is the parent's to handle: it stops the child
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         encode = msgspec.msgpack.Encoder().encode
         try:
             for batch in self.source.batches(size):

@@ -33,6 +33,7 @@ class Fired:
 
     alert: Alert
     position: int | None
+    start_position: int | None = None  # of a detected alert's estimated start
 
 
 @dataclass
@@ -46,12 +47,10 @@ class Run:
     trace: Trace = field(default_factory=Trace)
     alerts: list[Alert] = field(default_factory=list)  # as they fired
     fired: list[Fired] = field(default_factory=list)  # the same, placed once the replay is over
-    events: Counter[tuple[str, str]] = field(
-        default_factory=Counter
-    )  # (topic, model) -> valid events
-    invalid: Counter[tuple[str, str]] = field(
-        default_factory=Counter
-    )  # (topic, reason) -> messages
+    # (topic, model) -> valid events
+    events: Counter[tuple[str, str]] = field(default_factory=Counter)
+    # (topic, reason) -> messages
+    invalid: Counter[tuple[str, str]] = field(default_factory=Counter)
 
     def __post_init__(self) -> None:
         self.pipeline = Pipeline(self.settings, log_blocks=True)
@@ -71,7 +70,11 @@ class Run:
     def place(self, timeline: Timeline) -> None:
         """Place alerts and trace points in their models' predictions."""
         self.fired = [
-            Fired(alert, timeline.position(alert.model, alert.topic, alert.partition, alert.offset))
+            Fired(
+                alert,
+                timeline.position(alert.model, alert.topic, alert.partition, alert.offset),
+                _start_position(alert, timeline),
+            )
             for alert in self.alerts
         ]
         self.trace.place(timeline)
@@ -85,10 +88,18 @@ class Run:
                 f.alert.id(self.group),
                 f.alert.statistic,
                 f.alert.detector,
+                f.start_position,
             )
             for f in self.fired
             if f.alert.kind == "detected"
         ]
+
+
+def _start_position(alert: Alert, timeline: Timeline) -> int | None:
+    start = alert.estimated_start
+    if start is None or not start["estimated"]:
+        return None
+    return timeline.position(alert.model, start["topic"], start["partition"], start["offset"])
 
 
 @dataclass
@@ -113,9 +124,8 @@ def replay(source: Source, runs: list[Run], on_progress: ProgressHook | None = N
     started = time.perf_counter()
     with _fewer_collections():
         for batch in reader.batches(size):
-            messages += len(batch[0].events) + sum(
-                batch[0].invalid.values()
-            )  # each message is one or the other
+            # each message is one or the other
+            messages += len(batch[0].events) + sum(batch[0].invalid.values())
             for run, decoded in zip(runs, batch):
                 run.feed(decoded)
             if on_progress is not None:

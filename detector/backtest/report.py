@@ -21,7 +21,15 @@ from detector.backtest.period_summary import (
 from detector.backtest.plots import signal_png
 from detector.backtest.replay import Run
 from detector.backtest.score import Change, Score
-from detector.backtest.summary import Results, alert_row, comparison_rows, moved, ordered, title
+from detector.backtest.summary import (
+    Results,
+    alert_row,
+    comparison_rows,
+    moved,
+    ordered,
+    start_error_text,
+    title,
+)
 
 Picture = tuple[str, str, str]  # (run name, model, monitor)
 
@@ -141,11 +149,12 @@ def _truth_section(score: Score) -> list[str]:
     for outcome in score.outcomes:
         change, detection = outcome.change, outcome.detection
         found = (
-            ['<span class="missed">MISSED</span>', "", ""]
+            ['<span class="missed">MISSED</span>', "", "", ""]
             if detection is None
             else [
                 str(detection.position),
                 f"{outcome.delay:+d}",
+                "" if outcome.start_error is None else f"{outcome.start_error:+d}",
                 _e(f"{detection.statistic}/{detection.detector}"),
             ]
         )
@@ -154,6 +163,7 @@ def _truth_section(score: Score) -> list[str]:
     summary = (
         f"Detected {score.detected} of {len(score.outcomes)} changes"
         + (f", mean delay {score.mean_delay:,.0f} events" if score.mean_delay is not None else "")
+        + start_error_text(score)
         + f". False alarms: {len(score.false_alarms)}"
         + (
             f", one per {between:,.0f} events outside the changes"
@@ -165,9 +175,9 @@ def _truth_section(score: Score) -> list[str]:
     parts = [
         "<h3>Against the ground truth</h3>",
         _table(
-            ["model", "change", "expected monitor", "detected at", "delay", "by"],
+            ["model", "change", "expected monitor", "detected at", "delay", "start error", "by"],
             rows,
-            numeric={3, 4},
+            numeric={3, 4, 5},
         ),
         f"<p>{summary}</p>",
     ]

@@ -26,6 +26,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 
 class TruthError(ValueError):
     """Ground truth that cannot be used (the message says which entry and why)."""
@@ -108,6 +110,7 @@ class Detection:
     alert_id: str
     statistic: str
     detector: str
+    start_position: int | None = None  # the alert's estimate of where the change began
 
 
 @dataclass(frozen=True)
@@ -120,6 +123,13 @@ class Outcome:
         if self.detection is None or self.detection.position is None:
             return None
         return self.detection.position - self.change.start
+
+    @property
+    def start_error(self) -> int | None:
+        """The detection's estimate of the change's start − the true start, in events."""
+        if self.detection is None or self.detection.start_position is None:
+            return None
+        return self.detection.start_position - self.change.start
 
 
 @dataclass
@@ -145,6 +155,19 @@ class Score:
         return sum(delays) / len(delays) if delays else None
 
     @property
+    def start_errors(self) -> list[int]:
+        """Absolute errors of the detections' start estimates, in events, smallest first."""
+        return sorted(abs(o.start_error) for o in self.outcomes if o.start_error is not None)
+
+    @property
+    def start_error_quantiles(self) -> tuple[float, float] | None:
+        """Median and 90th percentile of `start_errors` (nearest rank), None without any."""
+        errors = self.start_errors
+        if not errors:
+            return None
+        return float(np.median(errors)), float(errors[math.ceil(0.9 * len(errors)) - 1])
+
+    @property
     def mean_events_between_false_alarms(self) -> float | None:
         return self.stationary_events / len(self.false_alarms) if self.false_alarms else None
 
@@ -154,6 +177,9 @@ class Score:
             "detected": self.detected,
             "missed": self.missed,
             "mean_delay_events": self.mean_delay,
+            "start_error_events": dict(
+                zip(("median", "p90"), self.start_error_quantiles or (None, None))
+            ),
             "false_alarms": len(self.false_alarms),
             "stationary_events": self.stationary_events,
             "mean_events_between_false_alarms": self.mean_events_between_false_alarms,
@@ -164,6 +190,7 @@ class Score:
                     | {"side_effects": list(outcome.change.side_effects)},
                     "detected": outcome.detection is not None,
                     "delay_events": outcome.delay,
+                    "start_error_events": outcome.start_error,
                     "detection": vars(outcome.detection) if outcome.detection else None,
                 }
                 for outcome in self.outcomes

@@ -155,11 +155,23 @@ def _alerts(run: Run) -> list[str]:
     return lines
 
 
+def _signed(value: int | None) -> str:
+    return "" if value is None else f"{value:+d}"
+
+
+def start_error_text(score: Score) -> str:
+    """How far the detections' estimates of where each change began fell from the truth."""
+    quantiles = score.start_error_quantiles
+    if quantiles is None:
+        return ""
+    return f", start estimated within {quantiles[0]:,.0f} events (median; 90%: {quantiles[1]:,.0f})"
+
+
 def _truth(score: Score) -> list[str]:
     lines = [
         f"ground truth: {len(score.outcomes)} change(s); a detection counts from the start to the end of the change "
         f"(or its ramp) + {score.max_delay:,} events",
-        f"  {'model':<10} {'change':<40} {'expected monitor':<28} {'detected at':>11} {'delay':>7}  by",
+        f"  {'model':<10} {'change':<40} {'expected monitor':<28} {'detected at':>11} {'delay':>7} {'start err':>9}  by",
     ]
     for outcome in score.outcomes:
         change, detection = outcome.change, outcome.detection
@@ -168,11 +180,11 @@ def _truth(score: Score) -> list[str]:
             lines.append(f"{row} {'MISSED':>11}")
         else:
             lines.append(
-                f"{row} {detection.position:>11} {outcome.delay:>+7}  {detection.statistic}/{detection.detector}"
+                f"{row} {detection.position:>11} {outcome.delay:>+7} {_signed(outcome.start_error):>9}  {detection.statistic}/{detection.detector}"
             )
     mean_delay = (
         f", mean delay {score.mean_delay:,.0f} events" if score.mean_delay is not None else ""
-    )
+    ) + start_error_text(score)
     lines.append(
         f"  detected {score.detected} of {len(score.outcomes)}{mean_delay}; {_false_alarms(score)}"
     )

@@ -56,9 +56,8 @@ class Timeline:
         """Record a batch, in replay order."""
         if not len(batch):
             return
-        topics, partitions, offset_numbers = islice(
-            zip(*batch.messages), 3
-        )  # the records' first fields
+        # the records' first fields
+        topics, partitions, offset_numbers = islice(zip(*batch.messages), 3)
         models = list(dict.fromkeys(batch.models))
         model_codes = _codes(batch.models, models)
         is_prediction = np.fromiter(

@@ -80,9 +80,8 @@ class _Merge:
         self.heads: list[
             tuple[int, tuple[int, int], int]
         ] = []  # (timestamp, rank, partition index)
-        self.starving = sum(
-            not p.done for p in partitions
-        )  # unfinished partitions with nothing buffered
+        # unfinished partitions with nothing buffered
+        self.starving = sum(not p.done for p in partitions)
         self.unfinished = self.starving
 
     @property
@@ -191,9 +190,8 @@ class TopicSource:
         for tp, start in zip(tps, starts):
             rank = (self.topics.index(tp.topic), tp.partition)
             end = bounds.to_offset
-            empty = start.offset == OFFSET_END or (
-                end is not None and start.offset >= end
-            )  # nothing at or after the start
+            # nothing at or after the start
+            empty = start.offset == OFFSET_END or (end is not None and start.offset >= end)
             self.partitions.append(
                 _Partition(start, rank, end, started=bounds.from_time_ms is None, done=empty)
             )

@@ -14,16 +14,20 @@ from typing import Any
 import orjson
 
 from detector.backtest.files import FileSource
-from detector.backtest.progress import ProgressBar
-from detector.backtest.replay import Run, replay
+from detector.backtest.replay import Replayed, Run, replay
 from detector.backtest.score import Change, TruthError, changes_from_truth, score
-from detector.backtest.sources import Source, SourceError
+from detector.backtest.sources import Source
 from detector.backtest.summary import Results, to_json, to_text
 from detector.backtest.topics import Range, TopicSource
+from detector.commands.history import (
+    EXIT_FAILURE,
+    EXIT_OK,
+    Unreadable,
+    cannot_write,
+    read_with_progress,
+)
 from detector.kafka.clients import check_client_configs
 from detector.settings import ConfigError, Settings, load_settings
-
-EXIT_OK, EXIT_FAILURE = 0, 1
 
 
 def run(args: argparse.Namespace) -> int:
@@ -36,14 +40,12 @@ def run(args: argparse.Namespace) -> int:
         require_matplotlib()
     source = _source(args, settings)
 
-    progress = ProgressBar(sys.stderr)
     try:
-        replayed = replay(source, runs, progress)
-    except SourceError as exc:
-        progress.clear()
-        print(f"streamdrift backtest: {exc}", file=sys.stderr)
+        replayed = read_with_progress(
+            "backtest", "backtest", lambda progress: replay(source, runs, progress), _messages
+        )
+    except Unreadable:
         return EXIT_FAILURE
-    progress.finish(replayed.messages)
     scores = {
         run.name: score(changes, run.detections(), replayed.timeline.predictions, args.max_delay)
         if changes is not None
@@ -54,8 +56,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         _write_outputs(args, results, changes or [])
     except OSError as exc:
-        print(f"streamdrift backtest: cannot write {exc.filename}: {exc.strerror}", file=sys.stderr)
-        return EXIT_FAILURE
+        return cannot_write("backtest", exc)
     sys.stdout.write(
         orjson.dumps(
             to_json(results), option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY
@@ -65,6 +66,10 @@ def run(args: argparse.Namespace) -> int:
         else to_text(results)
     )
     return EXIT_OK
+
+
+def _messages(replayed: Replayed) -> int:
+    return replayed.messages
 
 
 def configured(config: str | None, bootstrap_servers: str | None) -> Settings:

@@ -147,6 +147,8 @@ def _run(args: argparse.Namespace) -> int:
         )
     _configure_logging(settings)
     log.info("configuration: %s", orjson.dumps(settings.redacted()).decode())
+    if settings.workers > 1:
+        return _run_workers(settings)
     service = Service(settings)
     _on_signals(service.request_stop, "finishing the batch in hand, then committing and stopping")
     try:
@@ -155,6 +157,14 @@ def _run(args: argparse.Namespace) -> int:
         log.error("stopped on error: %s", exc, exc_info=log.isEnabledFor(logging.DEBUG))
         return EXIT_FAILURE
     return EXIT_OK
+
+
+def _run_workers(settings: Settings) -> int:
+    from detector.service.workers import Workers
+
+    workers = Workers(settings)
+    _on_signals(workers.request_stop, "asking every worker to finish its batch, commit and stop")
+    return EXIT_OK if workers.run() else EXIT_FAILURE
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -170,9 +180,8 @@ def _broker(args: argparse.Namespace) -> int:
 
     _configure_logging()
     stopping: list[bool] = []
-    _on_signals(
-        lambda: stopping.append(True), "stopping the broker (its data is lost)"
-    )  # before anyone is told it runs
+    # before anyone is told it runs
+    _on_signals(lambda: stopping.append(True), "stopping the broker (its data is lost)")
     broker = EmbeddedBroker(port=args.port).start()
     print(f"embedded broker on {broker.bootstrap_servers}; in another shell:", flush=True)
     print(f"  export STREAMDRIFT_KAFKA__BOOTSTRAP_SERVERS={broker.bootstrap_servers}", flush=True)

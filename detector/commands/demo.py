@@ -1,8 +1,9 @@
 """`streamdrift demo`: the whole product in under a minute on an embedded broker.
 
-Two models' traffic goes to the `predictions` topic: a simulated fraud model (features in
-dollars, ratios, counts and categories) and a real-data model replaying NASA shuttle sensor
-readings bundled in river, each with drifts injected at known events. The detector runs in this
+Three models' traffic goes to the `predictions` topic: a simulated fraud model (features in
+dollars, ratios, counts and categories), a real-data model replaying NASA shuttle sensor
+readings bundled in river, and a simulated shop model whose traffic follows daily and weekly
+cycles over 9 days of event time, each with drifts injected at known events. The detector runs in this
 process; a downstream reader prints each alert from the alerts topic (read_committed) as it
 arrives, with the injection that explains it; the summary compares what was injected with
 what was detected, and how many events later.
@@ -29,6 +30,8 @@ from detector.kafka.embedded import EmbeddedBroker
 from detector.kafka.topics import ensure_topics
 from detector.service.service import Service
 from detector.settings import Settings
+from producers.cycles import DAY_MS
+from producers.cyclic import Cyclic
 from producers.play import Played, play
 from producers.replay import Replay
 from producers.scenarios import Injection
@@ -41,11 +44,16 @@ JOIN_TIMEOUT_S = 60.0
 STATUS_INTERVAL_S = 0.25
 PLAIN_STATUS_INTERVAL_S = 2.0  # when the output is not a terminal
 BAR = 24
+SHOP_DAYS = 9  # a week for the detector to learn the cycle, then about a day and a half watched
+SHOP_START_MS = 1_763_942_400_000  # Monday 2025-11-24T00:00Z
+# With fewer events the shop's 1,000-event warm-up and week of learning leave too little watched
+# time to show its changes: it then runs without them.
+SHOP_SHIFT_MIN_EVENTS = 16_000
 ALERT_HEADER = f"{'event':>6}  {'model/monitor':<28} {'alert':<8} {'severity':<8} {'statistic/detector':<22} {'evidence':<36} explained by"
 
 
 def demo_streams(events: int, seed: int) -> list[EventStream]:
-    """The two models, with drifts at fixed fractions of `events` (per model)."""
+    """The three models, with drifts at fixed fractions of `events` (per model)."""
     fraud = Simulator(
         model="fraud",
         seed=seed,
@@ -69,7 +77,23 @@ def demo_streams(events: int, seed: int) -> list[EventStream]:
             ),
         ),
     )
-    return [fraud, shuttle]
+    # No labels: a label error rate or a class's recall is not judged per hour of the cycle, and
+    # a calibrated score that follows the cycle makes both cycle too.
+    shop = Cyclic(
+        model="shop",
+        seed=seed,
+        start_ms=SHOP_START_MS,
+        interval_ms=SHOP_DAYS * DAY_MS // max(events, 1),
+        label_coverage=0.0,
+        injections=(
+            Injection("mean_shift", "amount", start=events * 7 // 8, magnitude=0.5),
+            # an upstream outage: 40 events (about 20 minutes) spread over 3 hours
+            Injection("rate_drop", "", start=events * 15 // 16, magnitude=0.1, length=40),
+        )
+        if events >= SHOP_SHIFT_MIN_EVENTS
+        else (),
+    )
+    return [fraud, shuttle, shop]
 
 
 @dataclass
@@ -94,9 +118,8 @@ class Board:
     truths: list[dict[str, Any]]
     total: int
     out: TextIO = sys.stdout
-    offsets: dict[tuple[str, str], list[int]] = field(
-        default_factory=lambda: defaultdict(list)
-    )  # (topic, model)
+    # (topic, model)
+    offsets: dict[tuple[str, str], list[int]] = field(default_factory=lambda: defaultdict(list))
     alerts: list[tuple[dict[str, Any], int | None, Explained]] = field(default_factory=list)
     played: Played = field(default_factory=Played)  # the producer's live counts
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -107,9 +130,8 @@ class Board:
         self.played = played
 
     def delivered(self, topic: str, model: str, offset: int) -> None:
-        self.offsets[topic, model].append(
-            offset
-        )  # delivery reports of one partition arrive in offset order
+        # delivery reports of one partition arrive in offset order
+        self.offsets[topic, model].append(offset)
 
     def position(self, topic: str, model: str, offset: int) -> int | None:
         """The model's event number of an offset: its n-th prediction, or the prediction of its
@@ -176,9 +198,8 @@ def run_demo(
     was detected, 1 if one was missed or the traffic could not be delivered."""
     broker = None
     if not settings.kafka.bootstrap_servers:
-        log_path = (
-            Path(tempfile.mkdtemp(prefix="streamdrift-demo-")) / "broker.log"
-        )  # one per run: demos may run side by side
+        # one per run: demos may run side by side
+        log_path = Path(tempfile.mkdtemp(prefix="streamdrift-demo-")) / "broker.log"
         out.write("starting the embedded broker ... ")
         out.flush()
         broker = EmbeddedBroker(log_path=log_path).start()
@@ -294,6 +315,12 @@ def _introduce(
             else "simulated"
         )
         out.write(f"  {stream.model:<8} {source}; features: {kinds}\n")
+        if isinstance(stream, Cyclic):
+            out.write(
+                f"           {SHOP_DAYS} days of event time; the traffic rate, features, score and latency "
+                "follow daily and weekly cycles:\n"
+                "           the detector learns them over a week of event time, then watches\n"
+            )
         for truth in stream.ground_truth():
             out.write(
                 f"           injected: {_injected(truth):<40} expect an alert on {truth['monitor']}\n"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from functools import partial
 from pathlib import Path
 
 import orjson
@@ -18,13 +19,18 @@ from detector.backtest.files import FileSource
 from detector.backtest.period_summary import PeriodsResult, to_json, to_text
 from detector.backtest.periods import Collected, Period, Within, collect, label_grace_ms
 from detector.backtest.progress import ProgressBar
-from detector.backtest.sources import Source, SourceError
+from detector.backtest.sources import Source
 from detector.backtest.topics import Range, TopicSource
 from detector.commands.backtest import configured
 from detector.commands.backtest_arguments import time_argument
+from detector.commands.history import (
+    EXIT_FAILURE,
+    EXIT_OK,
+    Unreadable,
+    cannot_write,
+    read_with_progress,
+)
 from detector.settings import ConfigError, Settings
-
-EXIT_OK, EXIT_FAILURE = 0, 1
 
 
 def run(args: argparse.Namespace) -> int:
@@ -41,19 +47,12 @@ def run(args: argparse.Namespace) -> int:
     for which in (reference, current):
         source = _source(args, settings, which)
         description = source.description
-        progress = ProgressBar(sys.stderr, which.name)
         try:
-            found = collect(source, settings, progress)
-        except SourceError as exc:
-            progress.clear()
-            print(f"streamdrift periods: {exc}", file=sys.stderr)
-            return EXIT_FAILURE
-        if not found.events:
-            progress.clear()
-            raise ConfigError(
-                f"no events in the {which.name} period {which.describe()} of {source.description}"
+            found = read_with_progress(
+                "periods", which.name, partial(_collect, source, settings, which), _messages
             )
-        progress.finish(found.messages)
+        except Unreadable:
+            return EXIT_FAILURE
         collected.append((which, found))
     models = {model for _, found in collected for model, _ in found.values}
     fits = {
@@ -71,10 +70,7 @@ def run(args: argparse.Namespace) -> int:
         try:
             Path(args.report).write_text(periods_report(result), encoding="utf-8")
         except OSError as exc:
-            print(
-                f"streamdrift periods: cannot write {exc.filename}: {exc.strerror}", file=sys.stderr
-            )
-            return EXIT_FAILURE
+            return cannot_write("periods", exc)
         print(f"report written to {args.report}", file=sys.stderr)
     sys.stdout.write(
         orjson.dumps(to_json(result), option=orjson.OPT_INDENT_2).decode() + "\n"
@@ -82,6 +78,20 @@ def run(args: argparse.Namespace) -> int:
         else to_text(result)
     )
     return EXIT_OK
+
+
+def _collect(source: Source, settings: Settings, which: Period, progress: ProgressBar) -> Collected:
+    """The period's monitored values; a period without events is a usage error."""
+    found = collect(source, settings, progress)
+    if not found.events:
+        raise ConfigError(
+            f"no events in the {which.name} period {which.describe()} of {source.description}"
+        )
+    return found
+
+
+def _messages(found: Collected) -> int:
+    return found.messages
 
 
 def period(name: str, text: str) -> Period:

@@ -78,6 +78,8 @@ class Alert:
     owner: str = ""
     runbook_url: str = ""
     reason: str = ""
+    # of a detected change: {"topic", "partition", "offset", "time", "clipped", "estimated"}
+    estimated_start: dict[str, Any] | None = None
 
     @property
     def type(self) -> str:
@@ -109,6 +111,8 @@ class Alert:
         }
         if self.reason:
             data["reason"] = self.reason
+        if self.estimated_start is not None:
+            data["estimated_start"] = self.estimated_start
         return {
             "specversion": "1.0",
             "type": self.type,

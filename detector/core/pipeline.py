@@ -141,12 +141,10 @@ class DeadLetterRecord(NamedTuple):
 class BatchResult:
     alerts: list[Alert] = field(default_factory=list)
     dead_letters: list[DeadLetter] = field(default_factory=list)
-    events: Counter[tuple[str, str]] = field(
-        default_factory=Counter
-    )  # (topic, model) -> valid events
-    invalid: Counter[tuple[str, str]] = field(
-        default_factory=Counter
-    )  # (topic, reason) -> messages
+    # (topic, model) -> valid events
+    events: Counter[tuple[str, str]] = field(default_factory=Counter)
+    # (topic, reason) -> messages
+    invalid: Counter[tuple[str, str]] = field(default_factory=Counter)
     last_event_ms: dict[str, int] = field(default_factory=dict)  # model -> newest event time
     evictions: list[Eviction] = field(default_factory=list)
     model_errors: list[ModelError] = field(default_factory=list)
@@ -160,9 +158,8 @@ class PartitionState:
     models: dict[str, ModelMonitor] = field(default_factory=dict)
     dirty: set[str] = field(default_factory=set)  # models with events since the last checkpoint
     evicted: set[str] = field(default_factory=set)  # models evicted since the last checkpoint
-    stored: set[str] = field(
-        default_factory=set
-    )  # models with state in the state topic (restored or taken dirty)
+    # models with state in the state topic (restored or taken dirty)
+    stored: set[str] = field(default_factory=set)
     clock_ms: int = 0  # newest Kafka message timestamp routed to a model of this partition
     swept_ms: int = 0  # the clock at the last sweep for idle models
 

@@ -107,13 +107,30 @@ class Metrics:
         )
         self.estimated_accuracy = Gauge(
             "streamdrift_estimated_accuracy",
-            "Accuracy implied by the recent predictions' confidence (probability of the predicted class), before labels.",
+            "Estimated accuracy of the recent predictions, before their labels: each one's chance of being right "
+            "given its score, as its model version's earlier labels calibrated it (the mean confidence until "
+            "streamdrift_estimate_calibration_labels reaches detection.warmup_events).",
+            ["model"],
+            registry=registry,
+        )
+        self.mean_confidence = Gauge(
+            "streamdrift_mean_confidence",
+            "Mean confidence (probability of the predicted class) of the recent predictions: the accuracy their "
+            "scores claim.",
+            ["model"],
+            registry=registry,
+        )
+        self.calibration_labels = Gauge(
+            "streamdrift_estimate_calibration_labels",
+            "Labelled predictions the newest model version's score calibration learned from (the last 10,000 to "
+            "20,000).",
             ["model"],
             registry=registry,
         )
         self.estimation_error = Gauge(
             "streamdrift_estimation_error",
-            "Estimated minus realised accuracy over the same recent labelled predictions (0: the estimate holds).",
+            "Estimated minus realised accuracy over the same recent labelled predictions, each estimated before "
+            "its label was learned (0: the estimate holds).",
             ["model"],
             registry=registry,
         )
@@ -200,7 +217,8 @@ class Metrics:
         )
         self.ready = Gauge(
             "streamdrift_ready",
-            "1 when partitions are assigned and their state restored.",
+            "1 when /readyz answers 200: connected, partitions assigned and their state restored, "
+            "neither the loop nor a commit stalled.",
             registry=registry,
         )
         self.last_progress = Gauge(
@@ -221,6 +239,18 @@ class Metrics:
             registry=registry,
         )
         self.commits = Counter("streamdrift_commits", "Checkpoints committed.", registry=registry)
+        self.last_commit = Gauge(
+            "streamdrift_last_commit_timestamp_seconds",
+            "Unix time of the last checkpoint committed (0: none yet).",
+            registry=registry,
+        )
+        self.commit_pending = Gauge(
+            "streamdrift_commit_pending_seconds",
+            "Age of the oldest processed work not committed yet (0: none): at most about "
+            "commit_interval_ms while checkpoints go through; /readyz is 503 while it is over the "
+            "commit_overdue threshold.",
+            registry=registry,
+        )
         self.commit_failures = Counter(
             "streamdrift_commit_failures", "Checkpoints that failed.", registry=registry
         )
@@ -228,6 +258,27 @@ class Metrics:
             "streamdrift_kafka_outages",
             "Times a Kafka client reported a broker unreachable (down, hung, or a partition leader lost) or a topic "
             "gone, after which the detector was not ready until the cluster's metadata answered with every topic.",
+            registry=registry,
+        )
+        self.kafka_brokers = Gauge(
+            "streamdrift_kafka_brokers",
+            "Cluster nodes known to a Kafka client (consumer or producer), by its connection to them: up, "
+            "connecting, down (no connection, also an idle node's state); from librdkafka's statistics.",
+            ["client", "state"],
+            registry=registry,
+        )
+        self.kafka_requests_waiting = Gauge(
+            "streamdrift_kafka_requests_waiting",
+            "Requests of a Kafka client queued for or waiting on a broker (a consumer's fetches wait up to "
+            "fetch.wait.max.ms by design); from librdkafka's statistics.",
+            ["client"],
+            registry=registry,
+        )
+        self.kafka_request_timeouts = Counter(
+            "streamdrift_kafka_request_timeouts",
+            "Requests of a Kafka client that a broker did not answer within the request timeout (librdkafka "
+            "then drops the connection and retries): a hung or overloaded broker.",
+            ["client"],
             registry=registry,
         )
         self.topic_missing = Gauge(
@@ -313,10 +364,13 @@ class Metrics:
         for name, gauge in (
             ("accuracy", self.accuracy),
             ("estimated", self.estimated_accuracy),
+            ("confidence", self.mean_confidence),
             ("coverage", self.label_coverage),
         ):
             if name in values:
                 self._series(model, gauge, model).set(values[name])
+        if "confidence" in values:
+            self._series(model, self.calibration_labels, model).set(performance.calibrated_labels())
         for statistic in ("mae", "rmse"):
             if statistic in values:
                 self._series(model, self.error, model, statistic).set(values[statistic])
@@ -354,6 +408,16 @@ class Metrics:
             self._with_labels.discard(model)
             for metric, labels in self._model_series.pop(model, ()):
                 metric.remove(*labels)
+
+    def record_client(
+        self, client: str, brokers: dict[str, int], waiting: int, new_timeouts: int
+    ) -> None:
+        """A Kafka client's statistics: nodes by connection state, requests waiting, and requests
+        timed out since its previous statistics."""
+        for state, count in brokers.items():
+            self.kafka_brokers.labels(client, state).set(count)
+        self.kafka_requests_waiting.labels(client).set(waiting)
+        self.kafka_request_timeouts.labels(client).inc(new_timeouts)
 
     def set_lag(self, lags: dict[tuple[str, int], int]) -> None:
         """Replace the lag series with `lags` (owned partitions only)."""

@@ -92,9 +92,8 @@ class Outputs:
         if error.code() in AUTHORIZATION_FAILURES and self.denied is None:
             self.denied = NotAuthorized(Acl("Write", "topic", message.topic()), error.name())
         if place is not None and error.code() == KafkaError.MSG_SIZE_TOO_LARGE:
-            self.refusals[place] = (
-                self.refusals.pop(place, 0) + 1
-            )  # re-inserted: the oldest come first
+            # re-inserted: the oldest come first
+            self.refusals[place] = self.refusals.pop(place, 0) + 1
             if len(self.refusals) > REFUSALS_KEPT:
                 del self.refusals[next(iter(self.refusals))]
             self.refused.append(failure)

@@ -127,9 +127,8 @@ def protocol_mismatch(config: dict[str, Any], timeout_s: float = TLS_PROBE_TIMEO
             context.wrap_socket(sock, server_hostname=host.strip("[]")).close()
             speaks_tls = True
         except ssl.SSLError as exc:
-            speaks_tls = "ALERT" in (
-                exc.reason or ""
-            )  # answered in TLS, if only to refuse (e.g. no client certificate)
+            # answered in TLS, if only to refuse (e.g. no client certificate)
+            speaks_tls = "ALERT" in (exc.reason or "")
         except OSError:  # closed, reset or silent: not a TLS listener
             speaks_tls = False
     if speaks_tls and protocol not in TLS_PROTOCOLS:

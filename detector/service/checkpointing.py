@@ -58,6 +58,8 @@ class Checkpoint:
         self.progressed: set[int] = set()  # partitions to commit: events, evictions, a moved start
         self.uncommitted_events = 0
         self.last_commit = time.monotonic()
+        # when the oldest progress not yet committed was made (time.monotonic()); None: nothing pending
+        self.pending_since: float | None = None
 
     def advance(self, messages: Iterable[Any]) -> None:
         """Processed messages: their partitions progressed up to (and including) each one."""
@@ -65,31 +67,48 @@ class Checkpoint:
         for message in messages:
             partition = message.partition()
             self.covered.setdefault(partition, {})[message.topic()] = message.offset() + 1
-            self.progressed.add(partition)
+            self.touch((partition,))
             count += 1
         self.uncommitted_events += count
 
     def touch(self, partitions: Iterable[int]) -> None:
         """These partitions have something to checkpoint besides offsets (an eviction)."""
+        before = len(self.progressed)
         self.progressed.update(partitions)
+        if not before and self.progressed:
+            self.pending_since = time.monotonic()
+
+    def pending_s(self) -> float:
+        """Seconds since the oldest progress that is not committed yet was made (0: none pending):
+        a commit interval at most while commits go through, growing while one waits on Kafka."""
+        if self.pending_since is None:
+            return 0.0
+        return time.monotonic() - self.pending_since
+
+    def _settled(self) -> None:
+        """Nothing left to commit: the progress was committed, rewound or handed over."""
+        self.progressed.clear()
+        self.uncommitted_events = 0
+        self.pending_since = None
 
     def start(self, partition: int, offsets: dict[str, int], moved: bool) -> None:
         """A restored partition resumes at `offsets`; `moved`: they differ from the committed
         offsets, so they are committed even if no new event comes."""
         self.covered[partition] = dict(offsets)
         if moved:
-            self.progressed.add(partition)
+            self.touch((partition,))
 
     def forget(self, partitions: Iterable[int]) -> None:
         """Partitions no longer owned: nothing of theirs is committed any more."""
         for p in partitions:
             self.covered.pop(p, None)
             self.progressed.discard(p)
+        if not self.progressed:
+            self.pending_since = None
 
     def rewound(self) -> None:
         """Input and state go back to the last checkpoint: no progress since."""
-        self.progressed.clear()
-        self.uncommitted_events = 0
+        self._settled()
 
     def due(self) -> bool:
         """Progress to commit, and commit_interval_ms or commit_interval_events reached."""
@@ -138,14 +157,14 @@ class Checkpoint:
                     "offsets not committed, the group moved on (%s): the next owner resumes from the state",
                     exc,
                 )
-                self.progressed.clear()
+                self._settled()
                 return Outcome.superseded
             except Exception:
                 self.metrics.commit_failures.inc()
                 raise
         self.faults.reached("after_commit")
         self.metrics.commits.inc()
-        self.progressed.clear()
-        self.uncommitted_events = 0
+        self._settled()
         self.last_commit = time.monotonic()
+        self.metrics.last_commit.set(time.time())
         return Outcome.committed

@@ -40,11 +40,13 @@ from detector.core.pipeline import GC_THRESHOLDS, BatchResult, DeadLetter, Pipel
 from detector.core.state import StateCodec
 from detector.http.endpoints import HealthServer
 from detector.http.metrics import Metrics
+from detector.http.readiness import Health, details, judge
 from detector.kafka.checkpoint import StateStore
 from detector.kafka.clients import consumer_config, producer_config
 from detector.kafka.delivery import AtLeastOnceOutputs, ExactlyOnceOutputs, Outputs
 from detector.kafka.faults import FaultInjector
 from detector.kafka.permissions import check_permissions
+from detector.kafka.statistics import STATISTICS_INTERVAL_MS, TimeoutCount, parse_statistics
 from detector.kafka.topics import (
     ClusterRefused,
     ensure_topics,
@@ -84,6 +86,7 @@ class Service:
         self.metrics.last_progress.set_function(
             lambda: time.time() - (time.monotonic() - self.last_progress)
         )
+        self.timeouts = TimeoutCount()
         self.pipeline = Pipeline(settings)
         self.inputs = settings.topics.inputs()
         self.aligner = Aligner(
@@ -103,6 +106,7 @@ class Service:
         )
         self.revoke_budget_s = settings.kafka.max_poll_interval_ms / 1000 * REVOKE_SHARE
         self.checkpoint = Checkpoint(settings, self.pipeline, store, self.faults, self.metrics)
+        self.metrics.commit_pending.set_function(self.checkpoint.pending_s)
         self.restorer = Restorer(
             self.inputs,
             store if settings.state.enabled else None,
@@ -132,25 +136,25 @@ class Service:
         """Finish the batch in hand, commit and return from run(); safe from a signal handler."""
         self.stop_requested.set()
 
-    def is_ready(self) -> bool:
-        """Connected, assigned by the group, every assigned partition's state restored, and the
-        loop not stalled."""
-        return (
-            self.cluster.connected
-            and self.joined
-            and not self.restorer.restoring
-            and not self.stalled_s()
+    def health(self) -> Health:
+        """What readiness is judged on, as of now (the HTTP thread asks while the loop may be blocked)."""
+        return Health(
+            connected=self.cluster.connected,
+            assigned=self.joined,
+            restoring=self.restorer.restoring,
+            partitions=tuple(sorted(self.owned)),
+            stalled_s=self.stalled_s(),
+            commit_pending_s=self.checkpoint.pending_s(),
+            commit_overdue_s=self.settings.commit_overdue_s(),
         )
 
+    def is_ready(self) -> bool:
+        """Connected, assigned by the group, every assigned partition's state restored, the loop
+        not stalled, and no work waiting on Kafka to be committed for too long (see `judge`)."""
+        return judge(self.health())[0]
+
     def readiness(self) -> tuple[bool, dict[str, object]]:
-        details = {
-            "connected": self.cluster.connected,
-            "assigned": self.joined,
-            "restoring": self.restorer.restoring,
-            "partitions": sorted(self.owned),
-            "stalled_s": round(self.stalled_s(), 1),
-        }
-        return self.is_ready(), details
+        return details(self.health())
 
     def liveness(self) -> tuple[bool, str]:
         """Alive unless the loop has stalled: a call into librdkafka that never returns (a commit
@@ -509,18 +513,31 @@ class Service:
     # -- clients ------------------------------------------------------------------------
 
     def _consumer_config(self) -> dict[str, Any]:
+        return self._with_callbacks(consumer_config(self.settings))
+
+    def _with_callbacks(self, config: dict[str, Any]) -> dict[str, Any]:
+        """A client's configuration with the service's callbacks, and statistics every
+        STATISTICS_INTERVAL_MS unless kafka.properties sets statistics.interval.ms (0: none)."""
         return {
-            **consumer_config(self.settings),
+            "statistics.interval.ms": STATISTICS_INTERVAL_MS,
+            **config,
             "error_cb": self.cluster.on_client_error,
+            "stats_cb": self._on_statistics,
             "logger": LIBRDKAFKA_LOG,
         }
 
+    def _on_statistics(self, document: str) -> None:
+        """librdkafka's statistics of a client (served by its polls): into the metrics."""
+        statistics = parse_statistics(document)
+        self.metrics.record_client(
+            statistics.client,
+            statistics.brokers,
+            statistics.waiting,
+            self.timeouts.increase(statistics),
+        )
+
     def _make_outputs(self) -> Outputs:
-        config = {
-            **producer_config(self.settings),
-            "error_cb": self.cluster.on_client_error,
-            "logger": LIBRDKAFKA_LOG,
-        }
+        config = self._with_callbacks(producer_config(self.settings))
         if self.settings.processing_guarantee is ProcessingGuarantee.exactly_once:
             return ExactlyOnceOutputs(Producer(config), config["transactional.id"])
         return AtLeastOnceOutputs(Producer(config))

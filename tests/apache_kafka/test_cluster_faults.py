@@ -5,8 +5,10 @@ partition, or the consumer group's coordinator, is killed (SIGKILL); or the aler
 
 The same detector process keeps going through the leader election: the alerts and dead letters
 read_committed are those of an uninterrupted run, each once, and no checkpoint of the state is
-committed twice. After a kill, /readyz and streamdrift_kafka_outages_total show the episode. The
-killed node, restarted with its data, catches up until every partition is fully in sync again.
+committed twice. After a kill, /readyz and streamdrift_kafka_outages_total show the episode;
+while a node hangs, /readyz and streamdrift_commit_pending_seconds show the detector stalled on
+Kafka, and both clear after it. The killed node, restarted with its data, catches up until
+every partition is fully in sync again.
 
 Killing the group coordinator is what found librdkafka #5511 here: send_offsets_to_transaction
 waited forever for the fenced node; the detector now abandons that producer (see
@@ -156,9 +158,9 @@ class Watch:
             lines = answer.read().decode().splitlines()
         samples = {}
         for line in lines:
-            if line.startswith("streamdrift_") and "{" not in line:
-                name, value = line.rsplit(" ", 1)
-                samples[name] = float(value)
+            if line.startswith("streamdrift_"):
+                series, value = line.rsplit(" ", 1)  # name{labels as exported}
+                samples[series] = float(value)
         return samples
 
     def latest_ready(self) -> bool:
@@ -291,6 +293,31 @@ def assert_the_episode_shows(watch: Watch) -> None:
     assert watch.metrics[-1]["streamdrift_ready"] == 1
 
 
+def assert_the_stall_shows(watch: Watch) -> None:
+    """While the node hung, /readyz answered not ready because work waited on Kafka past the
+    threshold (the commit interval of detector_env, 0.3 s, plus half the 10 s request timeout),
+    and streamdrift_commit_pending_seconds showed it; at the end both are clear again. The
+    clients' statistics reached the metrics (each client up on at least one node)."""
+    overdue_s = 0.3 + CLIENT_TIMEOUT_MS / 1000 / 2
+    episode = watch.readiness[watch.fault_at :]
+    stalled = [
+        sample
+        for sample in episode
+        if sample["ready"] is False
+        and any("stalled on Kafka" in reason for reason in sample["reasons"])  # type: ignore[attr-defined]
+    ]
+    assert stalled, "/readyz never showed the stall"
+    pending = [sample["streamdrift_commit_pending_seconds"] for sample in watch.metrics]
+    assert max(pending[watch.fault_at :]) > overdue_s
+    assert episode[-1]["ready"] is True and episode[-1]["reasons"] == []
+    assert pending[-1] < overdue_s
+    for client in ("consumer", "producer"):
+        up = f'streamdrift_kafka_brokers{{client="{client}",state="up"}}'
+        assert any(sample.get(up, 0) >= 1 for sample in watch.metrics), (
+            f"no statistics of the {client}"
+        )
+
+
 @pytest.mark.parametrize("role", ["input", "alerts", "state", "group coordinator"])
 def test_a_killed_leader_loses_no_alert_and_duplicates_none(
     cluster: ApacheKafka, role: str, tmp_path: Path
@@ -310,9 +337,11 @@ def test_a_hung_leader_loses_no_alert_and_duplicates_none(
     """SIGSTOP the alerts' leader past the clients' request timeouts and the brokers' session
     timeout, then SIGCONT: the cluster fences it and elects another leader; it comes back.
 
-    The detector sees no error here (librdkafka retries the timed-out requests on the new
-    leader), so neither /readyz nor the outage count shows the episode: only its delay."""
-    topics, _, _ = run_through(cluster, "alerts", hang, "exactly_once", tmp_path)
+    No client error is raised (librdkafka retries the timed-out requests on the new leader, or a
+    transactional call waits on a coordinator that hangs, until the detector gives its producer
+    up), so the outage count does not move: the work waiting to be committed shows the stall."""
+    topics, _, watch = run_through(cluster, "alerts", hang, "exactly_once", tmp_path)
+    assert_the_stall_shows(watch)
     for each in LEADER_OF:
         assert cluster.wait_in_sync(topics.of(each)) == [1, 2, 3]
 

@@ -58,9 +58,8 @@ def test_the_backtest_fires_what_the_live_pipeline_fires_on_the_same_messages(
     settings = load_settings(None)
     batches = list(FileSource(settings, history.events).batches(10 * EVENTS))
     assert len(batches) == 1
-    live = (
-        Pipeline(settings).process(batches[0].messages).alerts
-    )  # one batch: as an uninterrupted consumer would
+    # one batch: as an uninterrupted consumer would
+    live = Pipeline(settings).process(batches[0].messages).alerts
     live_ids = sorted(alert.id(settings.kafka.group_id) for alert in live)
 
     first, second = (
@@ -82,9 +81,8 @@ def test_the_text_summary_lists_alerts_per_monitor_and_the_score(
     assert code == 0
     assert f"replayed {EVENTS:,} messages ({EVENTS:,} on predictions)" in out
     monitors = [line.split()[0] for line in out.splitlines() if " DETECTED " in line]
-    assert (
-        monitors == sorted(monitors) and "fraud/feature.amount" in monitors
-    )  # grouped per monitor
+    # grouped per monitor
+    assert monitors == sorted(monitors) and "fraud/feature.amount" in monitors
     assert "detected 2 of 2" in out
     assert "MISSED" not in out
 

@@ -73,9 +73,8 @@ def test_side_effects_and_repeats_inside_the_window_are_consequences() -> None:
 
     result = score([SHIFT], [repeat, effect, first, unrelated], {"fraud": 50_000}, max_delay=1000)
 
-    assert (
-        result.outcomes[0].detection == first
-    )  # the first in position order, whatever the input order
+    # the first in position order, whatever the input order
+    assert result.outcomes[0].detection == first
     assert [d for d, _ in result.consequences] == [effect, repeat]
     assert result.false_alarms == [unrelated]
 

@@ -78,9 +78,8 @@ def test_the_live_service_and_the_backtest_raise_the_same_alerts(
     assert 4000 <= found["a/feature.amount"][0] < 4300
     assert 5000 <= found["b/feature.country"][0] < 5300
     assert (result["runs"][0]["score"]["detected"], result["runs"][0]["score"]["missed"]) == (2, 0)
-    assert (
-        committed_offsets(topics.bootstrap, topics.group, topics.predictions) == committed
-    )  # the live group is untouched
+    # the live group is untouched
+    assert committed_offsets(topics.bootstrap, topics.group, topics.predictions) == committed
 
 
 def comparable(events: list[dict[str, Any]]) -> list[Any]:

@@ -58,9 +58,8 @@ def test_the_trace_covers_the_stream_and_shows_the_shift_against_the_band(histor
 
     steps = np.diff(position)
     assert (steps > 0).all() and steps.max() <= 200  # a point every 7 blocks of 16 events, no gap
-    assert (
-        1000 < position[0] <= 2200 and position[-1] >= 23_700
-    )  # from the end of warm-up and first window
+    # from the end of warm-up and first window
+    assert 1000 < position[0] <= 2200 and position[-1] >= 23_700
     shift = history.changes[0]
     before, during = (
         position < shift["start"],

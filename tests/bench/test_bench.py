@@ -48,7 +48,7 @@ MEASUREMENTS = [
 def test_throughput_measures_every_workload_in_process_and_on_both_brokers(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    out = bench(capsys, "throughput", "--quick")
+    out = bench(capsys, "throughput", "--quick", "--workers", "1")
     rows = table_rows(out, "workload")
     workloads = ["plain", "ids", "labels"]
     kafka = f"Apache Kafka {kafka_version()}"
@@ -69,6 +69,25 @@ def test_throughput_measures_every_workload_in_process_and_on_both_brokers(
         *([w, "in-process"] for w in workloads[1:]),
         *([w, broker] for broker in ("Tansu", kafka) for w in workloads[1:] for _ in MEASUREMENTS),
     ]
+
+
+def test_throughput_with_workers_adds_one_process_workers_and_replicas_beside_a_baseline(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    out = bench(
+        capsys, "throughput", "--quick", "--workload", "ids", "--broker", "tansu", "--workers", "2"
+    )
+    rows = table_rows(out[out.index("Scale-out: ") :], "workload")
+    layouts = [
+        ["ids", "Tansu", guarantee, layout]
+        for guarantee in ("exactly_once", "at_least_once")
+        for layout in ("1 process", "2 workers", "2 replicas")
+    ]
+    baseline = ["ids", "Tansu", "baseline: consume + orjson.loads", "1 consumer"]
+    assert [row[:4] for row in rows] == [*layouts, baseline]
+    # the runs are timed from the first event processed: at most the whole stream
+    assert all(int(row[4].replace(",", "")) <= 20_000 for row in rows)
+    assert float(rows[-1][7]) > 0  # the baseline's CPU µs per event
 
 
 def test_throughput_core_only_skips_the_broker(capsys: pytest.CaptureFixture[str]) -> None:
@@ -151,6 +170,15 @@ def test_quality_covers_every_family_and_change(capsys: pytest.CaptureFixture[st
     assert "### Targets" in out
 
 
+def test_quality_with_a_short_warmup_gives_each_stationary_stream_its_own_reference(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    out = bench(capsys, "quality", "--quick", "--warmup-events", "100")
+    assert "change after 100 warm-up" in out and "(100 stream(s), each with its own warm-up)" in out
+    start_errors = [row[9] for row in table_rows(out, "family") if row[3] == "100%"]
+    assert start_errors and all(error.isdigit() for error in start_errors)
+
+
 def test_peers_runs_streamdrift_and_labels_recorded_figures_without_installing(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
@@ -177,6 +205,19 @@ def test_peers_data_has_the_shift_where_it_is_described(tmp_path: Path) -> None:
     sd = data[f"reference.{peers.SHIFTED}"].std()
     moved = shifted[sizes.change :].mean() - shifted[: sizes.change].mean()
     assert 0.35 * sd < moved < 0.65 * sd
+
+
+def test_estimated_measures_streamdrift_s_estimates_without_installing_the_peer(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    out = bench(capsys, "estimated", "--quick", "--no-install", "--venv", str(tmp_path / "absent"))
+    rows = table_rows(out, "estimate")
+    assert [row[0] for row in rows] == [
+        "streamdrift, mean confidence (the estimate before calibration)",
+        "streamdrift, calibrated from the labels that came",
+    ]
+    assert "NannyML not run: no NannyML in" in out
+    assert not (tmp_path / "absent").exists()
 
 
 def test_no_sub_command_prints_help_and_exits_2(capsys: pytest.CaptureFixture[str]) -> None:

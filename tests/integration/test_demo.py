@@ -19,7 +19,10 @@ EXPECTED = {  # injected drift -> the monitor that must detect it
     ("fraud", "missing_burst income"): "quality.missing.income",
     ("shuttle", "incremental_shift f1"): "feature.f1",
     ("shuttle", "latency_creep"): "prediction.latency",
+    ("shop", "mean_shift amount"): "feature.amount",
+    ("shop", "rate_drop"): "traffic.rate",
 }
+SHOP_DETECTED = re.compile(r"^\s*(\d+)  shop/(\S+)\s+DETECTED .*  (.+)$", re.MULTILINE)
 SUMMARY_ROW = re.compile(
     r"^  (\w+)\s+(\w+(?: \w+)?) @\d+\S*(?: \(ramp \d+\))?\s+(\S+)\s+(\S+/\S+)\s+(\d+)\s+\+(\d+)$",
     re.MULTILINE,
@@ -73,7 +76,16 @@ def test_demo_detects_every_injected_drift_and_exits_zero() -> None:
     ), out
     assert "unexpected alerts (false alarms): 0" in out
     assert "UNEXPECTED" not in out
-    assert "all 6 injected drifts detected" in out
+    assert "all 8 injected drifts detected" in out
+
+    # The cyclic model: learned for a week of event time, then silent until its shift (at 7/8 of
+    # its events); that and its outage (at 15/16) explain all of its alerts.
+    assert "the detector learns them over a week of event time, then watches" in out
+    shop = SHOP_DETECTED.findall(out)
+    assert shop, out
+    for at, monitor, cause in shop:
+        assert int(at) >= 14_000, (monitor, out)
+        assert re.search(r"(mean_shift amount @14000|rate_drop @15000\.\.15040)\b", cause), out
 
 
 def broker_processes_on(port: int) -> list[int]:

@@ -142,7 +142,9 @@ def test_metrics_health_and_readiness_over_http(topics: KafkaNames) -> None:
     assert "streamdrift_consumer_lag{" in text
     assert "streamdrift_batch_processing_seconds_count" in text
     assert "streamdrift_checkpoint_seconds_count" in text
-    assert readiness["ready"] is True and readiness["partitions"]
+    assert "streamdrift_commit_pending_seconds " in text
+    assert "streamdrift_last_commit_timestamp_seconds 0.0" not in text  # a checkpoint went through
+    assert readiness["ready"] is True and readiness["partitions"] and readiness["reasons"] == []
 
 
 @pytest.mark.parametrize("guarantee", ["exactly_once", "at_least_once"])

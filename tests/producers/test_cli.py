@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import numpy as np
 import orjson
 import pytest
 
@@ -50,6 +51,30 @@ def test_simulate_writes_predictions_labels_and_ground_truth(tmp_path: Path) -> 
         ("mean_shift", "feature.amount", 1000, 1500),
         ("concept_drift", "performance.error", 2000, None),
     ]
+
+
+def test_simulate_cycle_writes_the_shop_model_at_a_cycling_rate(tmp_path: Path) -> None:
+    out, truth = tmp_path / "p.jsonl", tmp_path / "truth.json"
+    args = ["simulate", "--cycle", "--events", "2000", "--start-ms", "0", "--interval-ms", "60000"]
+    code = main(
+        [*args, "--out", str(out), "--inject", "category_mix:device@1500", "--truth", str(truth)]
+    )
+    assert code == 0
+    predictions = [orjson.loads(line) for line in out.read_bytes().splitlines()]
+    assert [e["id"] for e in predictions] == [f"shop-{i}" for i in range(2000)]
+    assert set(predictions[0]["features"]) == {
+        "amount",
+        "sessions",
+        "temperature",
+        "device",
+        "noise",
+    }
+    # a minute apart on average over 33 hours from midnight: about 3.5 at 05:00, 0.6 at 17:00
+    gaps = np.diff([e["ts"] for e in predictions])
+    assert predictions[0]["ts"] == 0 and gaps.max() > 3 * gaps.min()
+    written = orjson.loads(truth.read_bytes())
+    assert written["model"] == "shop"
+    assert [(t["monitor"], t["start"]) for t in written["injections"]] == [("feature.device", 1500)]
 
 
 def test_replay_to_standard_output_keeps_the_ground_truth_on_stderr(

@@ -62,9 +62,8 @@ def test_mean_shift_moves_the_mean_by_magnitude_std_and_ends_when_told(
         reference_std, rel=0.01
     )
     assert ks_2samp(drifted[:START], drifted[START:6000]).statistic > 0.3
-    assert (
-        ks_2samp(drifted[:START], drifted[6000:]).statistic < 0.06
-    )  # back to normal after `length`
+    # back to normal after `length`
+    assert ks_2samp(drifted[:START], drifted[6000:]).statistic < 0.06
     untouched = feature(run(Injection("mean_shift", "amount", START)), "utilization")
     assert untouched == pytest.approx(feature(baseline, "utilization"))
 
@@ -77,9 +76,8 @@ def test_gradual_shift_mixes_in_fully_shifted_events_at_a_growing_rate(
         run(Injection("gradual_shift", "amount", START, magnitude=1.0, length=ramp)), "amount"
     ) - feature(baseline, "amount")
     shifted = np.isclose(difference, reference_std, atol=0.011)
-    assert np.all(
-        shifted | np.isclose(difference, 0.0, atol=0.011)
-    )  # each event is either shifted or not
+    # each event is either shifted or not
+    assert np.all(shifted | np.isclose(difference, 0.0, atol=0.011))
     assert not shifted[:START].any()
     quarters = [shifted[START + q * 500 : START + (q + 1) * 500].mean() for q in range(4)]
     assert quarters == pytest.approx([0.125, 0.375, 0.625, 0.875], abs=0.07)
@@ -159,6 +157,23 @@ def test_latency_creep_reaches_one_plus_magnitude_times_the_latency(baseline: Ba
     assert ratio == pytest.approx(expected, rel=1e-3)
 
 
+def test_rate_drop_spreads_its_events_and_delays_the_later_ones(baseline: Batch) -> None:
+    dropped = run(Injection("rate_drop", "", START, magnitude=0.25, length=1000))
+    gaps = np.diff(field(dropped, "ts"))
+    assert (gaps[:START] == 10).all() and (gaps[START : START + 1000] == 40).all()
+    assert (gaps[START + 1000 :] == 10).all()
+    # labels follow their (later) predictions; nothing else changes
+    ts = {e["id"]: e["ts"] for e in dropped.predictions}
+    assert all(label["ts"] == ts[label["id"]] for label in dropped.labels)
+    assert [e["features"] for e in dropped.predictions] == [
+        e["features"] for e in baseline.predictions
+    ]
+    [truth] = Simulator(injections=(Injection("rate_drop", "", 10, 0.1, 5),)).ground_truth()
+    assert (truth["monitor"], truth["end"], truth["side_effects"]) == ("traffic.rate", 15, [])
+    with pytest.raises(ValueError, match="magnitude must be > 0"):
+        Injection("rate_drop", "", 10, magnitude=0.0)
+
+
 def test_prior_shift_changes_the_class_share_but_not_the_inputs_given_the_class(
     baseline: Batch,
 ) -> None:
@@ -172,9 +187,8 @@ def test_prior_shift_changes_the_class_share_but_not_the_inputs_given_the_class(
         assert ks_2samp(before, after).pvalue > 0.001, f"amount given class {cls} changed"
     score = field(drifted, "score")
     assert score[START:].mean() > score[:START].mean()
-    assert (
-        ks_2samp(score[:START], score[START:]).statistic > 0.08
-    )  # what prediction.score should notice
+    # what prediction.score should notice
+    assert ks_2samp(score[:START], score[START:]).statistic > 0.08
 
 
 def test_concept_drift_changes_labels_and_nothing_else(baseline: Batch) -> None:

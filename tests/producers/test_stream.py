@@ -49,6 +49,27 @@ def test_labels_arrive_after_their_delay_and_name_their_prediction() -> None:
     assert simulator.drain() == []
 
 
+def test_a_temperature_below_one_makes_the_scores_over_confident_not_the_labels() -> None:
+    def accuracy_and_confidence(temperature: float) -> tuple[float, float, list[int]]:
+        simulator = Simulator(seed=2, score_temperature=temperature)
+        batch = simulator.batch(5000)
+        truth = {label["id"]: label["label"] for label in batch.labels + simulator.drain()}
+        right = [e["prediction"] == truth[e["id"]] for e in batch.predictions]
+        confidence = [max(e["score"], 1 - e["score"]) for e in batch.predictions]
+        return (
+            sum(right) / len(right),
+            sum(confidence) / len(confidence),
+            [e["prediction"] for e in batch.predictions],
+        )
+
+    calibrated, sharp = accuracy_and_confidence(1.0), accuracy_and_confidence(0.4)
+    assert sharp[0] == calibrated[0] and sharp[2] == calibrated[2]  # same labels and classes
+    assert abs(calibrated[1] - calibrated[0]) < 0.02  # the default model is calibrated
+    assert sharp[1] - sharp[0] > 0.08
+    with pytest.raises(ValueError, match="score_temperature"):
+        Simulator(score_temperature=0)
+
+
 def test_ground_truth_names_the_monitor_and_the_consequences() -> None:
     simulator = Simulator(
         injections=(

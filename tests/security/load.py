@@ -180,9 +180,8 @@ def malformed(rng: random.Random) -> bytes:
     if kind == 6:
         return orjson.dumps([{"model": model}])
     if kind == 7:
-        return (
-            b'{"model": "' + model.encode() + b'", "features": {"country": "D\xff\xfeE"}}'
-        )  # not UTF-8
+        # not UTF-8
+        return b'{"model": "' + model.encode() + b'", "features": {"country": "D\xff\xfeE"}}'
     return bytes(rng.getrandbits(8) for _ in range(rng.randrange(1, 64)))
 
 

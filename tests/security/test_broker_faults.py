@@ -124,9 +124,10 @@ def test_a_broker_restart_is_survived(
             60,
             "every new event processed",
         )
+        # type: ignore[union-attr]
         assert process.poll() is None, (
             "the detector exited:\n" + process.stderr.read().decode()[-3000:]
-        )  # type: ignore[union-attr]
+        )
         metrics = scrape_or_empty(port)
     except BaseException:
         process.kill()
@@ -134,9 +135,8 @@ def test_a_broker_restart_is_survived(
     stderr = stop_gracefully(process, 60).splitlines()
     amount = [a for a in alerts if a["data"]["monitor"] == "feature.amount"]
     assert amount and 4000 <= amount[0]["data"]["source"]["offset"] < 4300, alerts
-    assert total(metrics, "streamdrift_events_total") == len(
-        events
-    )  # the lost partitions' series went with them
+    # the lost partitions' series went with them
+    assert total(metrics, "streamdrift_events_total") == len(events)
     assert total(metrics, "streamdrift_topic_losses_total", topic=names.predictions) == 1
     assert total(metrics, "streamdrift_topic_missing") == 0
     gone = [line for line in stderr if "is gone from the cluster" in line]

@@ -27,9 +27,8 @@ def test_a_flood_of_feature_names_keeps_the_model_bounded() -> None:
     assert len(monitor.feature_types) == CAP
     assert len(monitor.skipped_features) <= CAP
     assert monitor.feature_overflow == 3000 * 10 - CAP  # every unmonitored name counted
-    assert (
-        len(orjson.dumps(monitor.to_state(), option=orjson.OPT_SERIALIZE_NUMPY)) < 200_000
-    )  # the checkpoint record too
+    # the checkpoint record too
+    assert len(orjson.dumps(monitor.to_state(), option=orjson.OPT_SERIALIZE_NUMPY)) < 200_000
 
 
 def test_names_over_the_length_limit_are_not_remembered() -> None:

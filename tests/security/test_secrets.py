@@ -64,7 +64,8 @@ def test_secrets_never_reach_the_logs_or_the_endpoints(topics: KafkaNames) -> No
     for secret in (PASSWORD, SIGNING_KEY):
         assert secret not in stderr and secret not in served
     state = read_topic(topics.bootstrap, topics.state, expect=1, timeout_s=30)
+    # signed with it
     assert (
         StateCodec(topics.group, SIGNING_KEY.encode()).decode(state[0].value()).group
         == topics.group
-    )  # signed with it
+    )

@@ -79,9 +79,8 @@ def test_partitions_are_aligned_independently() -> None:
 def test_a_caught_up_empty_topic_does_not_hold_the_others_back() -> None:
     aligner = Aligner(TOPICS, idle_s=2.0, max_buffered=100)
     aligner.add(stream("predictions", range(0, 1000, 10)))
-    released = aligner.release(
-        all_caught_up, now_s=0.0
-    )  # features and labels: nothing on the broker
+    # features and labels: nothing on the broker
+    released = aligner.release(all_caught_up, now_s=0.0)
     assert len(released) == 100
 
 
@@ -144,7 +143,6 @@ def test_dropped_partitions_lose_their_buffers_and_report_their_paused_topics() 
     assert aligner.drop([0]) == [("predictions", 0)]
     assert aligner.buffered == 2
     assert [m.partition() for m in aligner.release(all_caught_up, now_s=0.0)] == [1, 1]
-    aligner.add(
-        stream("predictions", [30], partition=0, first_offset=2)
-    )  # read again after a rewind
+    # read again after a rewind
+    aligner.add(stream("predictions", [30], partition=0, first_offset=2))
     assert places(aligner.release(all_caught_up, now_s=0.0)) == [("p", 2)]

@@ -139,3 +139,27 @@ def test_a_wedged_producer_asks_for_a_new_producer_and_a_rewind() -> None:
     wedged = FakeOutputs(calls, raises=ProducerWedged("send_offsets_to_transaction did not return"))
     assert point.commit(wedged, FakeConsumer(calls), {0}) is Outcome.wedged  # type: ignore[arg-type]
     assert point.progressed == {0}  # the caller replaces the producer, then rewinds
+
+
+def test_pending_work_ages_from_its_oldest_progress_until_committed_or_rewound() -> None:
+    """What /readyz and streamdrift_commit_pending_seconds read: the age of the oldest progress
+    not yet committed; later progress does not make it younger; a commit or a rewind ends it."""
+    point, pipeline = checkpoint()
+    value = point.metrics.registry.get_sample_value
+    assert point.pending_s() == 0 and value("streamdrift_last_commit_timestamp_seconds") == 0
+    processed(point, pipeline, traffic(0, 10))
+    point.pending_since = time.monotonic() - 20  # that batch was processed 20 s ago
+    processed(point, pipeline, traffic(1, 10))
+    assert point.pending_s() >= 20
+    calls: list[str] = []
+    assert point.commit(FakeOutputs(calls), FakeConsumer(calls), {0, 1}) is Outcome.committed  # type: ignore[arg-type]
+    assert point.pending_s() == 0
+    assert value("streamdrift_last_commit_timestamp_seconds") >= time.time() - 60
+    processed(point, pipeline, traffic(0, 5))
+    point.pending_since = time.monotonic() - 20
+    point.rewound()
+    assert point.pending_s() == 0
+    point.touch([1])  # an eviction to checkpoint is pending work too
+    assert point.pending_s() >= 0 and point.pending_since is not None
+    point.forget([1])
+    assert point.pending_s() == 0

@@ -96,6 +96,10 @@ BAD_ENVIRONMENTS = {
         {"STREAMDRIFT_KAFKA__PROPERTIES": '{"fetch.max.bytes": 1000}'},
         "invalid setting kafka.properties.fetch.max.bytes: librdkafka refuses the consumer configuration:",
     ),
+    "no worker": (
+        {"STREAMDRIFT_WORKERS": "0"},
+        "invalid setting workers in the STREAMDRIFT_ environment: Input should be greater than or equal to 1",
+    ),
     "dedicated settings librdkafka refuses together": (
         {"STREAMDRIFT_KAFKA__SESSION_TIMEOUT_MS": "400000"},
         "invalid kafka settings: librdkafka refuses the consumer configuration: Failed to create consumer: `max.poll.interval.ms`must be >= `session.timeout.ms`",
@@ -111,9 +115,8 @@ def test_every_configuration_error_exits_2_with_one_line(
     variables, expected = BAD_ENVIRONMENTS[case]
     for name, value in variables.items():
         environ.setenv(name, value)
-    environ.setenv(
-        "STREAMDRIFT_KAFKA__BOOTSTRAP_SERVERS", "127.0.0.1:1"
-    )  # never reached: the error comes first
+    # never reached: the error comes first
+    environ.setenv("STREAMDRIFT_KAFKA__BOOTSTRAP_SERVERS", "127.0.0.1:1")
     assert main([command]) == EXIT_USAGE
     captured = capsys.readouterr()
     assert captured.err.count("\n") == 1 and captured.err.startswith("streamdrift: ")
@@ -139,9 +142,8 @@ def test_a_bad_librdkafka_property_in_the_file_exits_2_with_one_line(
 def test_a_refused_secret_is_named_but_its_value_is_not_shown(
     environ: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    environ.setenv(
-        "STREAMDRIFT_KAFKA__SECRETS", '{"security.protocol": "hunter2"}'
-    )  # a secret in the wrong place
+    # a secret in the wrong place
+    environ.setenv("STREAMDRIFT_KAFKA__SECRETS", '{"security.protocol": "hunter2"}')
     assert main(["check-config"]) == EXIT_USAGE
     err = capsys.readouterr().err
     assert "invalid setting kafka.secrets.security.protocol" in err and "hunter2" not in err

@@ -65,9 +65,10 @@ def test_block_adwin_signals_where_river_s_adwin_does_on_the_same_block_means() 
     """BlockAdwin feeds river's ADWIN core directly; river's own ADWIN, fed the same scaled
     means value by value, must signal at the same blocks with the same window widths."""
     rng = np.random.default_rng(7)
+    # means 0.5, 0.6, 1/3
     values = np.concatenate(
         [rng.random(20_000), 0.2 + 0.8 * rng.random(20_000), rng.random(20_000) ** 2]
-    )  # means 0.5, 0.6, 1/3
+    )
     block = BlockAdwin(delta=0.002, block_events=16)
     river = ADWIN(delta=0.002, clock=ADWIN_CLOCK, max_buckets=5)
     ours, theirs = [], []

@@ -103,9 +103,8 @@ def test_the_buffers_are_bounded() -> None:
 def test_a_full_join_evicts_its_oldest_waiting_prediction_not_one_already_joined() -> None:
     j = join(max_pending=50)
     j.observe([prediction(i, i) for i in range(50)])
-    assert (
-        len(j.observe([label(i, 100 + i) for i in range(10)]).joined) == 10
-    )  # r0..r9 leave the join
+    # r0..r9 leave the join
+    assert len(j.observe([label(i, 100 + i) for i in range(10)]).joined) == 10
     j.observe([prediction(i, 200 + i) for i in range(50, 60)])  # room for ten: nothing evicted
     outcome = j.observe([prediction(60, 300), prediction(0, 301)])  # r0 again: a new prediction
     assert outcome.evicted == 2 and list(j.pending)[:2] == ["r12", "r13"]  # r10 and r11 went
@@ -148,24 +147,21 @@ def test_before_its_first_label_a_model_keeps_only_its_first_predictions_and_cou
         f"r{i}" for i in range(100)
     ]  # the first ones, for a first label however late
     assert len(j.to_expire) == len(j.to_mature) == 100
-    assert not any(
-        o.evicted or o.expired or o.matured for o in outcomes
-    )  # no label is missing: none ever came
+    # no label is missing: none ever came
+    assert not any(o.evicted or o.expired or o.matured for o in outcomes)
     assert j.watermark == 4_999_000
 
 
 def test_the_first_label_hours_late_still_joins_and_from_then_on_the_normal_cap_applies() -> None:
     j = join(ttl_ms=24 * HOUR, max_pending=200, before_first_label=100)
-    j.observe(
-        [prediction(i, i * 1000) for i in range(3 * 3600)]
-    )  # three hours of predictions, no label
+    # three hours of predictions, no label
+    j.observe([prediction(i, i * 1000) for i in range(3 * 3600)])
     first = j.observe([label(0, 2 * HOUR), prediction(3 * 3600, 3 * HOUR)])
     assert [(x.row, x.delay_ms) for x in first.joined] == [(0, 2 * HOUR)]
     assert j.labelled and len(j.pending) == 100  # r1..r99, and the prediction after the label
     later = j.observe([prediction(i, i * 1000) for i in range(3 * 3600 + 1, 3 * 3600 + 301)])
-    assert (
-        len(j.pending) == 200 and later.evicted == 200
-    )  # 99 + 1 + 300 predictions, the 200 oldest went
+    # 99 + 1 + 300 predictions, the 200 oldest went
+    assert len(j.pending) == 200 and later.evicted == 200
     assert next(iter(j.pending)) == f"r{3 * 3600 + 101}"
 
 
@@ -351,9 +347,8 @@ def test_labels_that_stop_coming_raise_a_label_alert() -> None:
         evidence["reference"]["rate"] > 0.95
         and evidence["after"]["rate"] < evidence["before"]["rate"] - 0.3
     )
-    assert (
-        6000 < label_alerts[0].offset < 6000 + 6 * 60 + 200
-    )  # one maturity age (3 x the 2 min delay) later
+    # one maturity age (3 x the 2 min delay) later
+    assert 6000 < label_alerts[0].offset < 6000 + 6 * 60 + 200
 
 
 def test_regression_error_is_scale_free() -> None:

@@ -52,9 +52,8 @@ def test_forgetting_a_model_removes_all_its_series_and_only_those() -> None:
     after = series_by_model(registry)
     assert "fraud" not in after
     assert after["twin"] == before["twin"]
-    metrics.forget_models(
-        ["fraud", "never-seen"]
-    )  # forgetting twice, or an unknown model, is harmless
+    # forgetting twice, or an unknown model, is harmless
+    metrics.forget_models(["fraud", "never-seen"])
     assert series_by_model(registry) == after
 
 

@@ -155,9 +155,8 @@ def test_a_flood_of_names_cannot_lock_out_a_real_model() -> None:
     }
     assert pipeline.model_count == 50
     assert [(e.model, e.reason) for e in result.evictions] == [("junk-0", "cap")]
-    assert (
-        len(pipeline.refused) == 50 - 1 and "fresh" not in pipeline.refused
-    )  # bounded by the cap; the admitted name leaves it
+    # bounded by the cap; the admitted name leaves it
+    assert len(pipeline.refused) == 50 - 1 and "fresh" not in pipeline.refused
 
 
 T0_MS = 1_764_064_800_000
@@ -173,9 +172,10 @@ def stamped(
     events: list[tuple[int, dict[str, object]]], first_offset: int = 0
 ) -> list[FakeMessage]:
     return [
+        # type: ignore[union-attr]
         FakeMessage(
             "predictions", 0, offset, orjson.dumps(value), value["model"].encode(), timestamp_ms=ts
-        )  # type: ignore[union-attr]
+        )
         for offset, (ts, value) in enumerate(events, start=first_offset)
     ]
 
@@ -338,9 +338,8 @@ def test_numbers_sent_as_text_or_booleans_are_a_type_change_not_numbers(changed:
         "feature 'a' is no longer numeric"
     ]
     assert schema[0].offset == 500  # the first changed event
-    assert (
-        pipeline.partitions[0].models["m"].signals["feature.a"].seen == 500
-    )  # the text was not taken as a number
+    # the text was not taken as a number
+    assert pipeline.partitions[0].models["m"].signals["feature.a"].seen == 500
 
 
 def test_a_batch_whose_sampled_rows_hold_text_is_read_column_by_column_where_all_text_is_found() -> (
@@ -354,9 +353,8 @@ def test_a_batch_whose_sampled_rows_hold_text_is_read_column_by_column_where_all
     result = run(pipeline, messages(events), size=100)
     schema = [a for a in result.alerts if a.monitor == "quality.schema" and a.kind == "detected"]
     assert [a.offset for a in schema] == [500]
-    assert (
-        pipeline.partitions[0].models["m"].signals["feature.a"].seen == 598
-    )  # neither text taken as a number
+    # neither text taken as a number
+    assert pipeline.partitions[0].models["m"].signals["feature.a"].seen == 598
 
 
 def test_a_type_change_is_reported_once() -> None:

@@ -167,9 +167,8 @@ def test_nested_and_dict_valued_settings_take_any_key(environ: pytest.MonkeyPatc
     environ.setenv("STREAMDRIFT_KAFKA__SECRETS__sasl.password", "hunter2")
     environ.setenv("STREAMDRIFT_MODELS__fraud__DETECTION__WARMUP_EVENTS", "500")
     environ.setenv("STREAMDRIFT_MODELS__fraud__FEATURES", '["amount"]')
-    environ.setenv(
-        "streamdrift_metrics__port", "1234"
-    )  # names match without regard to case, as pydantic-settings reads them
+    # names match without regard to case, as pydantic-settings reads them
+    environ.setenv("streamdrift_metrics__port", "1234")
     s = load_settings(None)
     assert (
         s.kafka.client_config()["client.id"] == "sidecar"

@@ -168,9 +168,8 @@ def test_a_change_inside_the_cooldown_is_raised_when_the_cooldown_ends() -> None
     assert [t.kind for _, t in found] == ["detected", "resolved", "detected"]
     resolved_at = found[1][0]
     assert found[2][0] >= resolved_at + 4000 and found[2][0] < resolved_at + 4000 + 100
-    assert found[2][1].evidence["window"]["events"] > 4000 - (
-        9000 - resolved_at
-    )  # the change began before
+    # the change began before
+    assert found[2][1].evidence["window"]["events"] > 4000 - (9000 - resolved_at)
 
 
 def test_nothing_fires_during_warm_up() -> None:

@@ -314,9 +314,8 @@ def test_a_large_model_record_is_written_as_parts_and_reassembled() -> None:
     log = [codec.decode(value) for _, value in parts] + [
         codec.decode(codec.checkpoint_record(0, {"predictions": 10})[1])
     ]
-    restored = select(
-        list(reversed(log[:-1])) + log[-1:], codec.decode
-    )  # parts may come in any order
+    # parts may come in any order
+    restored = select(list(reversed(log[:-1])) + log[-1:], codec.decode)
     assert restored.models["wide"] == big_state()
 
 

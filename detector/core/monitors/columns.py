@@ -39,15 +39,21 @@ def number_columns(values: list[Any]) -> NumberColumns:
 
 @dataclass(frozen=True)
 class SourceRefs:
-    """Where each value of an update came from: topic code and offset per value."""
+    """Where each value of an update came from: topic code, offset and event time (epoch ms, None:
+    unknown) per value."""
 
     topics: tuple[str, ...]
     partition: int
     topic_codes: np.ndarray
     offsets: np.ndarray
+    times: np.ndarray | None = None
 
     def ref(self, index: int) -> dict[str, Any]:
         return {
             "topic": self.topics[int(self.topic_codes[index])],
             "offset": int(self.offsets[index]),
         }
+
+    def time(self, index: int) -> float:
+        """The event time of value `index` (epoch ms; NaN when not known)."""
+        return float(self.times[index]) if self.times is not None else float("nan")

@@ -15,7 +15,7 @@ from detector.core.monitors.columns import SourceRefs
 from detector.core.monitors.config import SignalConfig
 from detector.core.monitors.detectors import ADWIN_NAME
 from detector.core.monitors.history import BlockHistory
-from detector.core.monitors.lifecycle import Drift
+from detector.core.monitors.lifecycle import Drift, EstimatedStart
 from detector.core.monitors.reference import CategoricalReference, NumericReference
 from detector.core.monitors.signal_type import SignalType
 
@@ -35,6 +35,31 @@ class Evidence:
     reference: NumericReference | CategoricalReference | None
     categories: CategoryCodes | None  # of a categorical signal, while its values are decided
     seasonal_buckets: int = 0  # the hours the reference depends on (24, 168), 0: none
+    open_block: tuple[int, int, float] = (0, -1, float("nan"))  # first value's topic, offset, time
+
+    def estimated_start(
+        self, position: int, hit: Hit, sources: SourceRefs
+    ) -> EstimatedStart | None:
+        """The block in which the change detected at `position` began, from the detector's
+        estimate of its age; None when the detector gives none (river's binary detectors)."""
+        if hit.change_age <= 1:
+            return None
+        cfg = self.config
+        first = position - hit.change_age + 1  # the change's first value
+        kept = position - self.history.capacity * cfg.block_events
+        ends = self.history.column("end")
+        later = ends > max(first - 1, kept)
+        if not later.any():  # it began in the open block
+            topic, offset, time_ms = self.open_block
+            return EstimatedStart(sources.topics[topic], offset, time_ms)
+        row = self.history.rows[int(np.argmax(later))]
+        block_first = int(self.history.column("end", row[None])[0]) - cfg.block_events + 1
+        return EstimatedStart(
+            sources.topics[int(self.history.column("topic", row[None])[0])],
+            int(self.history.column("offset", row[None])[0]),
+            float(self.history.column("ts", row[None])[0]),
+            clipped=block_first > first,
+        )
 
     def detected(self, index: int, position: int, hit: Hit, sources: SourceRefs) -> dict[str, Any]:
         """Of a drift detected at signal position `position` (`index` of `sources`)."""

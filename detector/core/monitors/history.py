@@ -7,10 +7,11 @@ import numpy as np
 
 class BlockHistory:
     """The last `capacity` complete blocks of a signal: per block, its end position, the source
-    of its first value, raw sum and sum of squares, and the mean of each statistic."""
+    and event time (epoch ms, NaN: unknown) of its first value, raw sum and sum of squares, and
+    the mean of each statistic."""
 
     def __init__(self, statistics: tuple[str, ...], capacity: int) -> None:
-        self.columns = ("end", "topic", "offset", "raw_sum", "raw_sumsq", *statistics)
+        self.columns = ("end", "topic", "offset", "ts", "raw_sum", "raw_sumsq", *statistics)
         self.capacity = capacity
         self.rows = np.empty((0, len(self.columns)))
 
@@ -29,3 +30,11 @@ class BlockHistory:
         """Rows of blocks that end in (after, upto]."""
         ends = self.column("end")
         return self.rows[(ends > after) & (ends <= upto)]
+
+    def restore(self, rows: np.ndarray, columns: list[str]) -> None:
+        """Rows saved with `columns` (a checkpoint of an older release may lack some: NaN)."""
+        saved = rows.reshape(-1, len(columns))
+        self.rows = np.full((len(saved), len(self.columns)), np.nan)
+        for i, name in enumerate(self.columns):
+            if name in columns:
+                self.rows[:, i] = saved[:, columns.index(name)]

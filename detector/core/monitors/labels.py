@@ -25,6 +25,7 @@ not stopped. Such a batch only moves the watermark, as fast as a batch without i
 
 from __future__ import annotations
 
+import sys
 import zlib
 from collections import OrderedDict, deque
 from collections.abc import Sequence
@@ -49,6 +50,7 @@ class Joined:
     confidence: float | None
     label: Any
     delay_ms: int
+    version: str | None  # the model version that made the prediction
 
 
 @dataclass
@@ -92,6 +94,7 @@ class Pending:
     score: float | None
     confidence: float | None
     ts_ms: int
+    version: str | None  # interned: the pending predictions of a version share one string
     matured: bool = False
 
 
@@ -199,13 +202,7 @@ class LabelJoin:
         waiting = self.waiting.pop(identifier, None)
         if waiting is not None:
             label, label_ts = waiting
-            self._join(
-                row,
-                Pending(identifier, event.prediction, event.score, event.confidence, event.ts_ms),
-                label,
-                label_ts,
-                outcome,
-            )
+            self._join(row, _pending(identifier, event), label, label_ts, outcome)
             return
         if identifier in self.pending:
             return  # a duplicate prediction: the first one stands
@@ -218,9 +215,7 @@ class LabelJoin:
         elif not self.budget.take():
             outcome.evicted += 1  # the process's budget is spent: not kept
             return
-        pending = self.pending[identifier] = Pending(
-            identifier, event.prediction, event.score, event.confidence, event.ts_ms
-        )
+        pending = self.pending[identifier] = _pending(identifier, event)
         self.to_mature.append(pending)
         self.to_expire.append(pending)
 
@@ -250,7 +245,15 @@ class LabelJoin:
     ) -> None:
         delay = max(0, label_ts - pending.ts_ms)
         outcome.joined.append(
-            Joined(row, pending.prediction, pending.score, pending.confidence, label, delay)
+            Joined(
+                row,
+                pending.prediction,
+                pending.score,
+                pending.confidence,
+                label,
+                delay,
+                pending.version,
+            )
         )
         if self.maturity_ms is None:
             self._learn_maturity(delay)
@@ -327,6 +330,7 @@ class LabelJoin:
                 "scores": [e.score for e in entries],
                 "confidences": [e.confidence for e in entries],
                 "ts": [e.ts_ms for e in entries],
+                "versions": [e.version for e in entries],
                 "matured": [e.matured for e in entries],
             },
             "waiting": [[i, label, ts] for i, (label, ts) in self.waiting.items()],
@@ -341,9 +345,15 @@ class LabelJoin:
         p = state["pending"]
         self.budget.give(len(self.pending))
         restored = (
-            Pending(str(i), pred, score, confidence, int(ts), bool(matured))
-            for i, pred, score, confidence, ts, matured in zip(
-                p["ids"], p["predictions"], p["scores"], p["confidences"], p["ts"], p["matured"]
+            Pending(str(i), pred, score, confidence, int(ts), _interned(version), bool(matured))
+            for i, pred, score, confidence, ts, version, matured in zip(
+                p["ids"],
+                p["predictions"],
+                p["scores"],
+                p["confidences"],
+                p["ts"],
+                p["versions"],
+                p["matured"],
             )
         )
         self.pending = {entry.identifier: entry for entry in restored}
@@ -352,3 +362,18 @@ class LabelJoin:
         self.to_mature = deque(entry for entry in self.pending.values() if not entry.matured)
         self.waiting = OrderedDict((str(i), (label, int(ts))) for i, label, ts in state["waiting"])
         self.expired_ids = OrderedDict.fromkeys(str(i) for i in state["expired_ids"])
+
+
+def _pending(identifier: str, event: Event) -> Pending:
+    return Pending(
+        identifier,
+        event.prediction,
+        event.score,
+        event.confidence,
+        event.ts_ms,
+        _interned(event.version),
+    )
+
+
+def _interned(version: str | None) -> str | None:
+    return None if version is None else sys.intern(version)

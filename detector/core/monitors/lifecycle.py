@@ -19,6 +19,18 @@ from detector.core.monitors.batch_detector import Hit
 
 
 @dataclass(frozen=True)
+class EstimatedStart:
+    """Where a detected change began, by the detector's own estimate: the first value of the block
+    the change's first value falls in (`clipped`: the change is older than the kept history, and
+    this is its oldest block)."""
+
+    topic: str
+    offset: int
+    time_ms: float  # event time, epoch ms; NaN when not known
+    clipped: bool = False
+
+
+@dataclass(frozen=True)
 class Transition:
     """A lifecycle edge at `index` of the values passed to a monitor's `update`: an alert."""
 
@@ -29,6 +41,7 @@ class Transition:
     reason: str
     observations: int
     evidence: dict[str, Any]
+    estimated_start: EstimatedStart | None = None  # of a detected change, when estimated
 
 
 @dataclass

@@ -10,6 +10,7 @@ detector.core.monitors.performance (`performance.error`, `performance.recall.<cl
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import chain
@@ -19,7 +20,7 @@ from typing import Any
 import numpy as np
 import river
 
-from detector.core.alerts import Alert
+from detector.core.alerts import Alert, rfc3339
 from detector.core.calibration import Thresholds, detectors_for, thresholds_for_budget
 from detector.core.events import OFFSET_OF, SOURCE_OF, TS_OF, Event, InputTopic
 from detector.core.monitors.columns import NUMBER_TYPES, Columns, SourceRefs, number_columns
@@ -55,9 +56,11 @@ SCHEMA = "quality.schema"
 # of the river that wrote them).
 # 2: signals carry their season (detector.core.monitors.seasonal) and the warm-up's event
 # times; models their traffic.rate monitor.
-# 3: a season's plan says whether the signal watches while it learns (fast traffic), and a
-# categorical season learner carries its reference.
-STATE_SCHEMA = 3
+# 3: performance carries each model version's score calibration, and waiting predictions their
+# version.
+# 4: a season's plan says whether the signal watches while it learns (fast traffic), a
+# categorical season learner carries its reference, and recentring weekdays and weekends apart.
+STATE_SCHEMA = 4
 # The libraries whose internals the state holds, with the version it loads under. ADWIN's
 # buckets are river's Rust core's own binary encoding and DDM/HDDM_A's state is their private
 # attributes: either may change in any river release, patches included, so a state loads only
@@ -154,7 +157,11 @@ class BatchFeed:
         if signal is None:
             return
         refs = SourceRefs(
-            self.model.topics, self.partition, self.codes[columns.rows], self.offsets[columns.rows]
+            self.model.topics,
+            self.partition,
+            self.codes[columns.rows],
+            self.offsets[columns.rows],
+            self.times[columns.rows],
         )
         for transition in signal.update(columns.values, refs, self.times[columns.rows]):
             row = int(columns.rows[transition.index])
@@ -480,7 +487,28 @@ class ModelMonitor:
             owner=self.settings.owner,
             runbook_url=self.settings.runbook_url,
             reason=transition.reason,
+            estimated_start=self._estimated_start(transition, event),
         )
+
+    def _estimated_start(self, transition: Transition, event: Event) -> dict[str, Any] | None:
+        """Where a detected change began; a detector that gives no estimate (river's binary
+        ones, the rule and rate monitors) points at the alert's own event (`estimated` false)."""
+        if transition.kind != "detected":
+            return None
+        start = transition.estimated_start
+        topic, offset, time_ms, clipped = (
+            (start.topic, start.offset, start.time_ms, start.clipped)
+            if start is not None
+            else (self.topics[int(event.source)], event.offset, float(event.ts_ms), False)
+        )
+        return {
+            "topic": topic,
+            "partition": event.partition,
+            "offset": offset,
+            "time": rfc3339(int(time_ms)) if math.isfinite(time_ms) else None,
+            "clipped": clipped,
+            "estimated": start is not None,
+        }
 
     # -- checkpoint state ---------------------------------------------------------------
 

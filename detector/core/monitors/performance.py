@@ -6,22 +6,29 @@
 * `performance.recall.<class>`: 1 when a labelled event of that class was predicted right,
   for the first `max_recall_classes` classes.
 * `performance.estimated`: the confidence of each prediction (probability of the predicted
-  class): its mean is the accuracy the scores imply if they are calibrated (confidence-based
-  performance estimation), available before any label.
+  class), available before any label. Its detectors watch the confidence's distribution against
+  its reference: a change there is a change of what the scores imply, whatever their calibration
+  (the PIT is rank-based, and a recalibration that keeps the scores' order moves no rank), and
+  it decides from the predictions alone, so its alerts do not depend on when labels are read.
 * `quality.labels`: 1 when a prediction got its label within the maturity age, 0 when not
   (from the model's first label on: before it, no label is missing).
 
-Rolling gauges (decayed over about `window` values): accuracy, MAE, RMSE, estimated accuracy
-over all predictions and over the labelled ones (so estimated vs realised can be compared),
-label coverage.
+Rolling gauges (decayed over about `window` values): accuracy, MAE, RMSE, label coverage, the
+mean confidence, and the estimated accuracy over all predictions and over the labelled ones (so
+estimated vs realised can be compared). Each prediction's estimate is its chance of being right
+given its score, from the calibration its model version learned from earlier labels
+(detector.core.monitors.score_calibration; the confidence itself until the version has
+`warmup` labelled predictions). A labelled prediction's estimate is taken as it stood before its
+own label was learned, so the estimated-vs-realised gap measures the estimate without the labels.
 """
 
 from __future__ import annotations
 
 import math
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from operator import attrgetter
 from typing import Any
 
 import numpy as np
@@ -30,12 +37,15 @@ from detector.core.events import CONFIDENCE_OF, Event
 from detector.core.monitors.columns import Columns, number_columns
 from detector.core.monitors.decay import DecayedMean
 from detector.core.monitors.labels import Joined, LabelJoin, PendingBudget
+from detector.core.monitors.score_calibration import ScoreCalibration
 from detector.core.monitors.signal_type import SignalType
 from detector.settings import LimitSettings, ModelSettings
 
 ERROR, ESTIMATED, LABELS = "performance.error", "performance.estimated", "quality.labels"
 RECALL = "performance.recall."
 MAX_PENDING_DELAYS = 10_000  # label delays kept for the histogram between two metric refreshes
+MAX_CALIBRATED_VERSIONS = 4  # score calibrations kept per model; the least recently used goes
+SCORE_OF, VERSION_OF = attrgetter("score"), attrgetter("version")
 _MIN_MATURITY_MS = 1000
 
 
@@ -86,6 +96,9 @@ class Performance:
             budget=budget,
         )
         self.max_recall_classes = limits.max_recall_classes
+        self.calibration_labels = warmup  # a version's labelled predictions before its estimate
+        self.calibrations: OrderedDict[str | None, ScoreCalibration] = OrderedDict()
+        self.version: str | None = None  # of the newest prediction with a score
         decay = 1.0 - 1.0 / window
         self.gauges = {
             name: DecayedMean(decay)
@@ -93,6 +106,7 @@ class Performance:
                 "accuracy",
                 "absolute_error",
                 "squared_error",
+                "confidence",
                 "estimated",
                 "estimated_labelled",
                 "coverage",
@@ -111,7 +125,10 @@ class Performance:
         feeds: list[Feed] = []
         confidences = number_columns(list(map(CONFIDENCE_OF, events)))
         if len(confidences.rows):
-            self.gauges["estimated"].update(confidences.values)
+            self.gauges["confidence"].update(confidences.values)
+            self.gauges["estimated"].update(
+                self._estimates(events, confidences.rows, np.asarray(confidences.values))
+            )
             feeds.append(Feed(ESTIMATED, SignalType.numeric, confidences))
         outcome = self.join.observe(events)
         self.counts.update(
@@ -133,6 +150,49 @@ class Performance:
             )
         return feeds
 
+    def _estimates(
+        self, events: Sequence[Event], rows: np.ndarray, confidences: np.ndarray
+    ) -> np.ndarray:
+        """Each scored prediction's chance of being right (at `rows` of the batch, with these
+        confidences), from its version's calibration."""
+        self.version = events[int(rows[-1])].version
+        if not any(calibration.ready for calibration in self.calibrations.values()):
+            return confidences  # no labels learned yet: no need to read scores
+        scored = [events[row] for row in rows.tolist()]
+        # A decoded event with a confidence has its score (detector.core.events sets both).
+        scores = np.fromiter(map(SCORE_OF, scored), np.float64, len(scored))
+        estimates = confidences.copy()
+        for version, mine in _by_version(list(map(VERSION_OF, scored))):
+            calibration = self.calibrations.get(version)
+            if calibration is not None:
+                estimates[mine] = calibration.estimate(scores[mine], confidences[mine])
+        return estimates
+
+    def _calibrate(self, joined: list[Joined], correct: np.ndarray) -> None:
+        """Learn from the labelled predictions; note their estimates as before their labels."""
+        scored = [i for i, j in enumerate(joined) if j.score is not None]
+        if not scored:
+            return
+        scores = np.array([joined[i].score for i in scored], dtype=np.float64)
+        confidences = np.array([joined[i].confidence for i in scored], dtype=np.float64)
+        right = correct[scored]
+        estimates = confidences.copy()
+        for version, mine in _by_version([joined[i].version for i in scored]):
+            estimates[mine] = self._calibration(version).learn(
+                scores[mine], confidences[mine], right[mine]
+            )
+        self.gauges["estimated_labelled"].update(estimates)
+
+    def _calibration(self, version: str | None) -> ScoreCalibration:
+        """The version's calibration (created on its first label), now the most recently used."""
+        calibration = self.calibrations.get(version)
+        if calibration is None:
+            calibration = self.calibrations[version] = ScoreCalibration(self.calibration_labels)
+            if len(self.calibrations) > MAX_CALIBRATED_VERSIONS:
+                self.calibrations.popitem(last=False)
+        self.calibrations.move_to_end(version)
+        return calibration
+
     def _note_delays(self, joined: list[Joined]) -> None:
         room = MAX_PENDING_DELAYS - len(self.delays_s)
         self.delays_s += [j.delay_ms / 1000 for j in joined[:room]]
@@ -141,13 +201,7 @@ class Performance:
         rows = np.array([j.row for j in joined])
         correct = np.array([same_class(j.prediction, j.label) for j in joined], dtype=np.float64)
         self.gauges["accuracy"].update(correct)
-        confident = [
-            (j.confidence, ok)
-            for j, ok in zip(joined, correct.tolist())
-            if j.confidence is not None
-        ]
-        if confident:
-            self.gauges["estimated_labelled"].update(np.array([c for c, _ in confident]))
+        self._calibrate(joined, correct)
         feeds = [Feed(ERROR, SignalType.rate, Columns(rows, 1.0 - correct), binary_detectors=True)]
         labels = [_class_text(j.label) for j in joined]
         for name in dict.fromkeys(labels):
@@ -187,6 +241,12 @@ class Performance:
             values["mae"] = values.pop("absolute_error")
         return values
 
+    def calibrated_labels(self) -> int:
+        """Labelled predictions behind the newest version's estimate (below the warm-up: none
+        are used, the estimate is the mean confidence)."""
+        calibration = self.calibrations.get(self.version)
+        return 0 if calibration is None else calibration.labels
+
     @property
     def pending(self) -> int:
         return len(self.join.pending)
@@ -209,6 +269,11 @@ class Performance:
             "join": self.join.to_state(),
             "gauges": {name: gauge.to_state() for name, gauge in self.gauges.items()},
             "recall_classes": list(self.recall_classes),
+            "version": self.version,
+            "calibrations": [
+                [version, calibration.to_state()]
+                for version, calibration in self.calibrations.items()
+            ],
         }
 
     def load_state(self, state: dict[str, Any]) -> None:
@@ -216,6 +281,19 @@ class Performance:
         for name, gauge_state in state["gauges"].items():
             self.gauges[name].load_state(gauge_state)
         self.recall_classes = dict.fromkeys(str(c) for c in state["recall_classes"])
+        self.version = state["version"]
+        self.calibrations = OrderedDict()
+        for version, calibration_state in state["calibrations"]:
+            calibration = self.calibrations[version] = ScoreCalibration(self.calibration_labels)
+            calibration.load_state(calibration_state)
+
+
+def _by_version(versions: list[str | None]) -> list[tuple[str | None, slice | np.ndarray]]:
+    """Each version among `versions` with the positions of its entries (in first-seen order)."""
+    distinct = list(dict.fromkeys(versions))
+    if len(distinct) == 1:
+        return [(distinct[0], slice(None))]
+    return [(version, np.array([v == version for v in versions])) for version in distinct]
 
 
 def _is_number(value: Any) -> bool:

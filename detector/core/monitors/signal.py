@@ -57,6 +57,7 @@ from detector.core.monitors.seasonal import (
 )
 from detector.core.monitors.signal_type import STATISTICS, SignalType
 
+NAN = float("nan")
 BAND_SIGMAS = 3.0  # half-width of the resolve band, in standard errors of the window mean
 
 
@@ -93,7 +94,8 @@ class SignalMonitor:
         self.levels: dict[str, tuple[float, float]] = {}  # statistic -> (reference mean, variance)
         self.streams: dict[str, StatisticStream] = {}
         self.raw_carry = np.empty(0)  # raw values of the unfinished block
-        self.block_source = (0, -1)  # (topic code, offset) of the first value of the open block
+        # (topic code, offset, event time) of the first value of the open block; offset -1: none yet
+        self.block_source: tuple[int, int, float] = (0, -1, NAN)
         self.history = BlockHistory(self.statistics, 2 * config.window_blocks)
         self.block_log: list[np.ndarray] | None = [] if log_blocks else None
         self.lifecycle = Lifecycle(config.cooldown_events, config.resolve_window_events)
@@ -233,7 +235,7 @@ class SignalMonitor:
             self.levels = _levels(self._statistic_values(pooled, standardised=True))
         self.streams = {name: self._new_stream() for name in self.statistics}
         self.raw_carry = np.empty(0)
-        self.block_source = (0, -1)
+        self.block_source = (0, -1, NAN)
         self.history = BlockHistory(self.statistics, 2 * self.config.window_blocks)
 
     def _adopt(self, reference: CategoricalReference, novel_share: float) -> None:
@@ -407,6 +409,7 @@ class SignalMonitor:
                 "",
                 edge.position + 1,
                 evidence.detected(index, edge.position, hit, sources),
+                evidence.estimated_start(edge.position, hit, sources),
             )
         drift = edge.drift
         return Transition(
@@ -428,6 +431,7 @@ class SignalMonitor:
             self.reference,
             self.categories,
             self.season.buckets if self.season is not None else 0,
+            self.block_source,
         )
 
     def _record_blocks(
@@ -447,24 +451,26 @@ class SignalMonitor:
         blocks, _, self.raw_carry = complete_blocks(raw, self.raw_carry, self.config.block_events)
         raw_sums, raw_sumsq = blocks.sum(axis=1), (blocks * blocks).sum(axis=1)
         if self.block_source[1] < 0 and len(chunk):
-            self.block_source = (int(sources.topic_codes[start]), int(sources.offsets[start]))
+            self.block_source = _source_of(sources, start)
         if not len(ends):
             return
         # The first value of each completed block: carried over for the first, else the one after the previous end.
-        starts = np.concatenate(([-1], ends[:-1])) + 1
-        topics = sources.topic_codes[start + np.maximum(starts, 0)].astype(np.float64)
-        offsets = sources.offsets[start + np.maximum(starts, 0)].astype(np.float64)
-        topics[0], offsets[0] = self.block_source
+        firsts = start + np.maximum(np.concatenate(([-1], ends[:-1])) + 1, 0)
+        topics = sources.topic_codes[firsts].astype(np.float64)
+        offsets = sources.offsets[firsts].astype(np.float64)
+        times = sources.times[firsts].astype(np.float64) if sources.times is not None else None
+        if times is None:
+            times = np.full(len(firsts), NAN)
+        topics[0], offsets[0], times[0] = self.block_source
         after_last = start + int(ends[-1]) + 1
         self.block_source = (
-            (int(sources.topic_codes[after_last]), int(sources.offsets[after_last]))
-            if after_last < start + len(chunk)
-            else (0, -1)
+            _source_of(sources, after_last) if after_last < start + len(chunk) else (0, -1, NAN)
         )
         columns = [
             self.seen + ends,
             topics,
             offsets,
+            times,
             raw_sums,
             raw_sumsq,
             *(block_means[name] for name in self.statistics),
@@ -541,6 +547,7 @@ class SignalMonitor:
             "raw_carry": self.raw_carry,
             "block_source": list(self.block_source),
             "history": self.history.rows,
+            "history_columns": list(self.history.columns),
             "recent_codes": categories.recent if categories else np.empty(0, dtype=np.int16),
             "new_categories": categories.new_categories if categories else [],
             **self.lifecycle.to_state(),
@@ -587,11 +594,20 @@ class SignalMonitor:
             for name, detector_state in state["binary"].items():
                 signal.binary[name].load_state(detector_state)
         signal.raw_carry = np.asarray(state["raw_carry"], dtype=np.float64)
-        signal.block_source = (int(state["block_source"][0]), int(state["block_source"][1]))
-        rows = np.asarray(state["history"], dtype=np.float64)
-        signal.history.rows = rows.reshape(-1, len(signal.history.columns))
+        # Unknown times (NaN) are saved as null; checkpoints before times were kept have none.
+        topic, offset, *time = state["block_source"]
+        known = bool(time) and time[0] is not None
+        signal.block_source = (int(topic), int(offset), float(time[0]) if known else NAN)
+        signal.history.restore(
+            np.asarray(state["history"], dtype=np.float64),
+            state.get("history_columns", [c for c in signal.history.columns if c != "ts"]),
+        )
         signal.lifecycle.load_state(state)
         return signal
+
+
+def _source_of(sources: SourceRefs, index: int) -> tuple[int, int, float]:
+    return int(sources.topic_codes[index]), int(sources.offsets[index]), sources.time(index)
 
 
 def _levels(in_sample: dict[str, np.ndarray]) -> dict[str, tuple[float, float]]:
