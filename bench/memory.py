@@ -90,10 +90,11 @@ def measure(models: int, feature_count: int, ids: bool, events_per_model: int) -
         for m in sample
         for _, value in codec.model_records(0, {"predictions": 0}, m.name, m.to_state())
     ) / len(sample)
-    assert all(not s.learning for m in sample for s in m.signals.values()), (
+    assert all(not s.learning for m in sample for _, _, s in m.every_signal()), (
         "a monitor is still in warm-up"
     )
-    return Footprint(models, feature_count, ids, len(sample[0].signals), before, after, int(state))
+    signals = sum(1 for _ in sample[0].every_signal())
+    return Footprint(models, feature_count, ids, signals, before, after, int(state))
 
 
 def run(quick: bool, events_per_model: int) -> str:

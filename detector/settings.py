@@ -254,6 +254,26 @@ class DetectionSettings(Strict):
     disabled_monitors: list[str] = Field(
         default_factory=list, description="monitor names or prefixes to skip"
     )
+    version_idle_events: int = Field(
+        10_000,
+        ge=1,
+        description="a model version with no prediction among its model's last this-many predictions is no longer "
+        "live: its output monitors are dropped (an open drift of theirs resolved, reason version_retired), and a "
+        "later prediction of it is a deployment again (a rollback)",
+    )
+    version_compare_events: int = Field(
+        5000,
+        ge=100,
+        description="live versions of a model are compared over each run of this many of the model's predictions "
+        "(mean score, and accuracy or absolute error of the labels joined meanwhile)",
+    )
+    version_compare_alpha: float = Field(
+        0.001,
+        gt=0,
+        lt=1,
+        description="significance level of a comparison window's tests, Holm-adjusted over the window's pairs "
+        "and statistics: below it, io.streamdrift.version.compared is published",
+    )
 
 
 class ModelSettings(Strict):
@@ -395,6 +415,13 @@ class LimitSettings(Strict):
     )
     max_recall_classes: int = Field(
         10, ge=0, description="classes with their own recall monitor, per model"
+    )
+    max_versions_per_model: int = Field(
+        4,
+        ge=1,
+        le=64,
+        description="live versions with their own output monitors, per model; predictions of a further version "
+        "are not monitored on the output side (counted) until a live one retires",
     )
 
 

@@ -18,7 +18,7 @@ import orjson
 from producers.cyclic import Cyclic
 from producers.play import Played, play
 from producers.replay import DATASETS, Replay
-from producers.scenarios import SCENARIOS, Injection
+from producers.scenarios import QUALITIES, SCENARIOS, Deployment, Injection
 from producers.simulate import Simulator
 from producers.sinks import FileSink, KafkaSink, Sink, SinkError
 from producers.stream import EventStream
@@ -29,6 +29,8 @@ INJECT_FORMAT = "SCENARIO[:TARGET]@START[,magnitude=M][,length=L]"
 INJECT_PATTERN = re.compile(
     r"^(?P<scenario>\w+)(?::(?P<target>[^@]+))?@(?P<start>\d+)(?P<options>(?:,\w+=[^,]+)*)$"
 )
+DEPLOY_FORMAT = "VERSION@START[,share=S][,quality=same|fixed|worse][,magnitude=M]"
+DEPLOY_PATTERN = re.compile(r"^(?P<version>[^@,]+)@(?P<start>\d+)(?P<options>(?:,\w+=[^,]+)*)$")
 
 
 class UsageError(ValueError):
@@ -57,6 +59,28 @@ def parse_injection(spec: str) -> Injection:
         return Injection(match["scenario"], match["target"] or "", int(match["start"]), **options)
     except ValueError as exc:
         raise UsageError(f"--inject {spec!r}: {exc}") from None
+
+
+def parse_deployment(spec: str) -> Deployment:
+    """A deployment from `VERSION@START[,share=S][,quality=Q][,magnitude=M]`."""
+    match = DEPLOY_PATTERN.match(spec.strip())
+    if not match:
+        raise UsageError(f"--deploy {spec!r}: expected {DEPLOY_FORMAT}, e.g. 2@20000,quality=fixed")
+    options: dict[str, Any] = {}
+    for option in filter(None, match["options"].split(",")):
+        key, value = option.split("=", 1)
+        try:
+            options[key] = {"share": float, "magnitude": float, "quality": str}[key](value)
+        except KeyError:
+            raise UsageError(
+                f"--deploy {spec!r}: unknown option {key!r} (share, quality, magnitude)"
+            ) from None
+        except ValueError:
+            raise UsageError(f"--deploy {spec!r}: {key} must be a number, not {value!r}") from None
+    try:
+        return Deployment(match["version"], int(match["start"]), **options)
+    except ValueError as exc:
+        raise UsageError(f"--deploy {spec!r}: {exc}") from None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -152,6 +176,15 @@ def _common_options(sub: argparse.ArgumentParser) -> None:
     sub.add_argument(
         "--version", default="1", help="model version in the events (default: %(default)s)"
     )
+    qualities = "; ".join(f"{name}: {effect}" for name, effect in QUALITIES.items())
+    sub.add_argument(
+        "--deploy",
+        action="append",
+        default=[],
+        metavar="SPEC",
+        help=f"a new model version serving from an event on: {DEPLOY_FORMAT} (share below 1: a "
+        f"canary beside the version before it; {qualities}) (repeatable)",
+    )
     sub.add_argument(
         "--start-ms",
         type=_count,
@@ -237,6 +270,7 @@ def _stream(args: argparse.Namespace) -> EventStream:
         "seed": args.seed,
         "injections": tuple(parse_injection(spec) for spec in args.inject),
         "version": args.version,
+        "deployments": tuple(parse_deployment(spec) for spec in args.deploy),
         "label_delay_ms": args.label_delay_ms,
         "label_coverage": args.label_coverage,
         "score_temperature": args.score_temperature,
@@ -287,7 +321,12 @@ def _sink(args: argparse.Namespace, stream: EventStream) -> tuple[Sink, float]:
 
 def _run(args: argparse.Namespace, stream: EventStream, sink: Sink, rate: float) -> int:
     truth = orjson.dumps(
-        {"model": stream.model, "seed": stream.seed, "injections": stream.ground_truth()},
+        {
+            "model": stream.model,
+            "seed": stream.seed,
+            "injections": stream.ground_truth(),
+            "deployments": stream.deployment_truth(),
+        },
         option=orjson.OPT_INDENT_2,
     )
     if args.truth:

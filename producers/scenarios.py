@@ -225,5 +225,61 @@ def change_concept(
     return np.where(flip, other, labels)
 
 
+QUALITIES = {
+    "same": "the same model under a new name: nothing changes but the version",
+    "fixed": "retrained on the current concept: where a concept drift changed an event's class, it predicts the new one",
+    "worse": "a regression: a share `magnitude` of its predictions (and scores) turn to another class",
+}
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """A new model `version` serving from event `start` (0-based) a share `share` of the
+    predictions (1: all of them; less: a canary beside the version before it), of `quality`
+    (QUALITIES); `magnitude` is a 'worse' version's share of wrong turns."""
+
+    version: str
+    start: int
+    share: float = 1.0
+    quality: str = "same"
+    magnitude: float = 0.3
+
+    def __post_init__(self) -> None:
+        if self.quality not in QUALITIES:
+            raise ValueError(
+                f"unknown quality {self.quality!r}; choose from {', '.join(QUALITIES)}"
+            )
+        if self.start < 0 or not 0 < self.share <= 1 or not 0 <= self.magnitude <= 1:
+            raise ValueError("start must be >= 0, share in (0, 1] and magnitude in [0, 1]")
+        if not self.version:
+            raise ValueError("a deployment names its version")
+
+
+def deployed_probabilities(
+    deployment: Deployment,
+    probabilities: np.ndarray,
+    concept: np.ndarray,
+    labels: np.ndarray,
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """The class probabilities of the deployed version, (n, classes), given the old version's,
+    the classes of the old concept and the current labels: a 'fixed' version swaps the old and
+    the new class where they differ, a 'worse' one swaps its predicted class with the next for
+    a share `magnitude` of events."""
+    rows = np.arange(len(labels))
+    if deployment.quality == "fixed":
+        first, second = concept, labels
+    elif deployment.quality == "worse":
+        first = probabilities.argmax(axis=1)
+        turned = rng.random(len(labels)) < deployment.magnitude
+        second = np.where(turned, (first + 1) % probabilities.shape[1], first)
+    else:
+        return probabilities
+    swapped = probabilities.copy()
+    swapped[rows, first] = probabilities[rows, second]
+    swapped[rows, second] = probabilities[rows, first]
+    return swapped
+
+
 def renamed(target: str) -> str:
     return target + RENAMED_SUFFIX

@@ -10,7 +10,9 @@ its requests, and an injection's randomness never disturbs the base stream. Per 
 4. prior shift: redraw events until they have the wanted class (rejection sampling, so the
    inputs given the class keep their distribution);
 5. concept drift changes labels; latency creep changes latency;
-6. build the contract's prediction events and label events (`{"model","id","ts","label"}`,
+6. deployments: from a `Deployment`'s start, a share of events is served by its version, whose
+   scores may differ (`deployed_probabilities`); the labels do not depend on the version;
+7. build the contract's prediction events and label events (`{"model","id","ts","label"}`,
    time-stamped `label_delay_ms` after their prediction).
 """
 
@@ -33,10 +35,12 @@ from producers.scenarios import (
     NONE,
     NUMERIC,
     SCHEMA,
+    Deployment,
     Injection,
     Reference,
     change_concept,
     creep_latency,
+    deployed_probabilities,
     renamed,
     shift_categorical,
     shift_numeric,
@@ -88,6 +92,7 @@ class Block:
     labels: np.ndarray
     labelled: np.ndarray
     latency_ms: np.ndarray
+    served: np.ndarray  # per event, the index of the deployment serving it (-1: `version`)
 
 
 @dataclass(frozen=True)
@@ -107,6 +112,7 @@ class EventStream(ABC):
     seed: int = 0
     injections: tuple[Injection, ...] = ()
     version: str = "1"
+    deployments: tuple[Deployment, ...] = ()
     start_ms: int = START_MS
     interval_ms: int = 10  # event time between predictions
     label_delay_ms: int = 60_000  # event time from a prediction to its label
@@ -166,6 +172,10 @@ class EventStream(ABC):
             for i in self.injections
         ]
 
+    def deployment_truth(self) -> list[dict[str, Any]]:
+        """The versions deployed where: each one's first event and what it changes."""
+        return [{**asdict(d), "model": self.model} for d in self.deployments]
+
     # -- what a source defines ----------------------------------------------------------
 
     @abstractmethod
@@ -223,7 +233,7 @@ class EventStream(ABC):
     def _rngs(self, number: int) -> list[np.random.Generator]:
         return [
             np.random.default_rng([self.seed, number, stream])
-            for stream in range(2 + len(self.injections))
+            for stream in range(2 + len(self.injections) + len(self.deployments))
         ]
 
     def _generate(self, number: int) -> Block:
@@ -239,12 +249,24 @@ class EventStream(ABC):
         latency = rngs[SERVING].lognormal(np.log(self.base_latency_ms), 0.25, BLOCK)
         latency *= self._load(index)
         labelled = rngs[SERVING].random(BLOCK) < self.label_coverage
+        concept = labels
         for k, injection in enumerate(self.injections):
             if injection.scenario == "concept_drift":
                 labels = change_concept(injection, labels, index, len(self.classes), rngs[2 + k])
             elif injection.scenario == "latency_creep":
                 latency = creep_latency(injection, latency, index)
-        return Block(index, draw.features, draw.renamed, probabilities, labels, labelled, latency)
+        served = np.full(BLOCK, -1, dtype=np.int64)
+        for k, deployment in enumerate(self.deployments):
+            rng = rngs[2 + len(self.injections) + k]
+            serves = (index >= deployment.start) & (rng.random(BLOCK) < deployment.share)
+            if serves.any():
+                served[serves] = k
+                probabilities[serves] = deployed_probabilities(
+                    deployment, probabilities[serves], concept[serves], labels[serves], rng
+                )
+        return Block(
+            index, draw.features, draw.renamed, probabilities, labels, labelled, latency, served
+        )
 
     def _drift_inputs(self, draw: Draw, rngs: list[np.random.Generator]) -> None:
         """Apply covariate and schema injections to the features in place. A renamed feature's
@@ -322,12 +344,16 @@ class EventStream(ABC):
         scores = np.round(probabilities[:, 1] if binary else probabilities, 5).tolist()
         latency = np.round(block.latency_ms[rows], 3).tolist()
         times = self._times(block.index[rows]).tolist()
+        versions = [self.version, *(d.version for d in self.deployments)]
+        served = (block.served[rows] + 1).tolist()
         events = []
-        for i, ts, x, code, score, ms in zip(index, times, features, predicted, scores, latency):
+        for i, ts, x, code, score, ms, by in zip(
+            index, times, features, predicted, scores, latency, served
+        ):
             events.append(
                 {
                     "model": self.model,
-                    "version": self.version,
+                    "version": versions[by],
                     "id": f"{self.model}-{i}",
                     "ts": ts,
                     "features": x,

@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from detector.core.monitors.reference import CategoricalReference, NumericReference
+from detector.core.statistics import holm, means_p, normal_p, rates_p
 
 MIN_VALUES = 30  # fewer values in a period than this: summaries only, no test
 VARIANCE_FLOOR = 1e-4  # the live monitor's floor of a reference level's variance
@@ -369,10 +370,8 @@ def _largest_shift(compared: MonitorComparison) -> float:
 
 def _holm(tests: list[Tested]) -> None:
     """Holm's step-down adjustment, in place: adjusted p-values, monotone in the raw ones."""
-    running = 0.0
-    for rank, test in enumerate(sorted(tests, key=lambda t: t.p)):
-        running = max(running, min(1.0, (len(tests) - rank) * test.p))
-        test.adjusted = running
+    for test, adjusted in zip(tests, holm([test.p for test in tests])):
+        test.adjusted = adjusted
 
 
 def _performance(model: str, reference: Values, current: Values) -> Performance | None:
@@ -383,13 +382,12 @@ def _performance(model: str, reference: Values, current: Values) -> Performance 
     before, after = reference.numbers(), current.numbers()
     if reference.kind == "rate":
         first, second = _accuracy(before), _accuracy(after)
-        pooled = float(np.concatenate((before, after)).mean())
-        error = math.sqrt(pooled * (1.0 - pooled) * (1.0 / len(before) + 1.0 / len(after)))
-        p = normal_p((second.value - first.value) / error) if error > 0 else 1.0
+        p = rates_p(first.value, len(before), second.value, len(after))
         return Performance(model, "accuracy", first, second, p)
     first, second = _mae(before), _mae(after)
-    error = math.sqrt(before.var() / len(before) + after.var() / len(after))
-    p = normal_p((second.value - first.value) / error) if error > 0 else 1.0
+    p = means_p(
+        first.value, float(before.var()), len(before), second.value, float(after.var()), len(after)
+    )
     return Performance(model, "mae", first, second, p)
 
 
@@ -407,11 +405,6 @@ def _mae(errors: np.ndarray) -> PeriodScore:
     n, mae = len(errors), float(errors.mean())
     half = Z_95 * float(errors.std()) / math.sqrt(n)
     return PeriodScore(n, mae, mae - half, mae + half, float(np.sqrt(np.mean(errors**2))))
-
-
-def normal_p(z: float) -> float:
-    """Two-sided p-value of a standard normal score."""
-    return math.erfc(abs(z) / math.sqrt(2.0))
 
 
 def chi_square_p(statistic: float, degrees: int) -> float:

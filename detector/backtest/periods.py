@@ -66,7 +66,7 @@ class Collected:
         """Move the values these models' signals collected in the last batch."""
         for state in pipeline.partitions.values():
             for model in (state.models[name] for name in models if name in state.models):
-                for monitor, signal in model.signals.items():
+                for _, monitor, signal in model.every_signal():  # all versions' values together
                     if not signal.sample:
                         continue
                     key = (model.name, monitor)

@@ -20,7 +20,7 @@ from detector.backtest.score import Detection
 from detector.backtest.sources import Source
 from detector.backtest.timeline import Timeline
 from detector.backtest.trace import Trace
-from detector.core.alerts import Alert
+from detector.core.alerts import Alert, ModelEvent
 from detector.core.pipeline import GC_THRESHOLDS, Pipeline
 from detector.settings import Settings
 
@@ -36,6 +36,14 @@ class Fired:
     start_position: int | None = None  # of a detected alert's estimated start
 
 
+@dataclass(frozen=True)
+class Placed:
+    """An event about a model (a deployment, a comparison of versions), placed like `Fired`."""
+
+    event: ModelEvent
+    position: int | None
+
+
 @dataclass
 class Run:
     """One candidate configuration being replayed."""
@@ -47,6 +55,8 @@ class Run:
     trace: Trace = field(default_factory=Trace)
     alerts: list[Alert] = field(default_factory=list)  # as they fired
     fired: list[Fired] = field(default_factory=list)  # the same, placed once the replay is over
+    model_events: list[ModelEvent] = field(default_factory=list)  # as they were published
+    placed: list[Placed] = field(default_factory=list)  # the same, placed
     # (topic, model) -> valid events
     events: Counter[tuple[str, str]] = field(default_factory=Counter)
     # (topic, reason) -> messages
@@ -62,6 +72,7 @@ class Run:
     def feed(self, decoded: Decoded) -> None:
         result = self.pipeline.process_events(decoded.events)
         self.alerts += result.alerts
+        self.model_events += result.model_events
         self.events.update(result.events)
         self.invalid.update(decoded.invalid)
         self.invalid.update(result.invalid)
@@ -76,6 +87,12 @@ class Run:
                 _start_position(alert, timeline),
             )
             for alert in self.alerts
+        ]
+        self.placed = [
+            Placed(
+                event, timeline.position(event.model, event.topic, event.partition, event.offset)
+            )
+            for event in self.model_events
         ]
         self.trace.place(timeline)
 

@@ -57,6 +57,10 @@ def to_json(results: Results) -> dict[str, Any]:
                     {"position": f.position, "cloudevent": f.alert.cloudevent(run.group)}
                     for f in run.fired
                 ],  # as they fired
+                "model_events": [
+                    {"position": p.position, "cloudevent": p.event.cloudevent(run.group)}
+                    for p in run.placed
+                ],  # deployments and comparisons of versions, as published
                 "score": score.to_json() if (score := results.score(run)) is not None else None,
             }
             for run in replayed.runs
@@ -152,6 +156,16 @@ def _alerts(run: Run) -> list[str]:
                     _cell(row[name], width, name == "at event") for name, width in widths.items()
                 ).rstrip()
             )
+    for placed in run.placed:
+        event, data = placed.event, placed.event.data
+        at = "-" if placed.position is None else placed.position
+        what = (
+            f"version {event.version} deployed (was {data['previous_version']}"
+            + (", a rollback)" if data["rollback"] else ")")
+            if event.kind == "deployed"
+            else f"versions {data['versions']} apart on {data['statistic']}: {data['values']}"
+        )
+        lines.append(f"  {event.model}: at event {at}, {what}")
     return lines
 
 

@@ -95,15 +95,15 @@ class Trace:
 
     def __init__(self) -> None:
         self.series: dict[tuple[str, str], Series] = {}
-        self.taken: dict[tuple[str, str], _Taken] = {}
+        self.taken: dict[tuple[str, str, str], _Taken] = {}
         self.unplaced: list[_Unplaced] = []
 
     def capture(self, pipeline: Pipeline, models: Collection[str]) -> None:
         """Take the blocks completed since the last call by these models (the batch's)."""
         for partition, state in pipeline.partitions.items():
             for model in (state.models[name] for name in models if name in state.models):
-                for name, signal in model.signals.items():
-                    self._take(model, name, signal, partition)
+                for scope, name, signal in model.every_signal():
+                    self._take(model, scope, name, signal, partition)
 
     def place(self, timeline: Timeline) -> None:
         """Give the points taken so far their positions (points of messages never replayed are
@@ -126,8 +126,12 @@ class Trace:
     def of(self, model: str, monitor: str) -> Series | None:
         return self.series.get((model, monitor))
 
-    def _take(self, model: ModelMonitor, name: str, signal: SignalMonitor, partition: int) -> None:
-        blocks, ends = self.taken.setdefault((model.name, name), _Taken()).take(signal)
+    def _take(
+        self, model: ModelMonitor, scope: str, name: str, signal: SignalMonitor, partition: int
+    ) -> None:
+        """A monitor's series takes the points of its signal in every scope (the output monitors
+        of each live version: one picture, the versions' points side by side)."""
+        blocks, ends = self.taken.setdefault((model.name, scope, name), _Taken()).take(signal)
         if not len(ends):
             return
         series = self.series.get((model.name, name))

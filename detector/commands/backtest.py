@@ -149,16 +149,21 @@ def _write_outputs(args: argparse.Namespace, results: Results, changes: list[Cha
     runs = results.replayed.runs
     if args.alerts_out:
         for run, path in zip(runs, _alert_paths(Path(args.alerts_out), len(runs))):
+            events = [f.alert.cloudevent(run.group) for f in run.fired] + [
+                p.event.cloudevent(run.group) for p in run.placed
+            ]
             path.write_bytes(
                 b"".join(
                     orjson.dumps(
-                        f.alert.cloudevent(run.group),
-                        option=orjson.OPT_APPEND_NEWLINE | orjson.OPT_SERIALIZE_NUMPY,
+                        event, option=orjson.OPT_APPEND_NEWLINE | orjson.OPT_SERIALIZE_NUMPY
                     )
-                    for f in run.fired
+                    for event in events
                 )
             )
-            _note(f"{len(run.fired)} alerts of {run.name} written to {path}")
+            _note(
+                f"{len(run.fired)} alerts and {len(run.placed)} events about models of {run.name} "
+                f"written to {path}"
+            )
     if not (args.report or args.png):
         return
     from detector.backtest.report import draw, file_name, html_report

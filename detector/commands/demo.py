@@ -25,7 +25,7 @@ import orjson
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient
 
-from detector.core.alerts import describe
+from detector.core.alerts import DEPLOYED, DETECTED, RESOLVED, describe
 from detector.kafka.embedded import EmbeddedBroker
 from detector.kafka.topics import ensure_topics
 from detector.service.service import Service
@@ -142,6 +142,10 @@ class Board:
 
     def alert(self, event: dict[str, Any]) -> None:
         data = event["data"]
+        if event["type"] not in (DETECTED, RESOLVED):  # an event about a model: a deployment
+            with self.lock:
+                self._print(format_model_event(event))
+            return
         source = data["source"]
         position = self.position(source["topic"], data["model"], source["offset"])
         explained = explain(self.truths, data["model"], data["monitor"], position)
@@ -409,6 +413,17 @@ def format_alert(event: dict[str, Any], position: int | None, explained: Explain
     test = f"{data['statistic']}/{data['detector']}"
     cause = explained.describe(position or 0) if kind == "DETECTED" else data.get("reason", "")
     return f"{at}  {data['model'] + '/' + data['monitor']:<28} {kind:<8} {data['severity']:<8} {test:<22} {describe(data):<36} {cause}".rstrip()
+
+
+def format_model_event(event: dict[str, Any]) -> str:
+    """One row of the live alert table for a deployment or a comparison of versions."""
+    data = event["data"]
+    if event["type"] == DEPLOYED:
+        was = "rollback, " if data["rollback"] else ""
+        detail = f"version {data['version']} ({was}was {data['previous_version']})"
+    else:
+        detail = f"{data['statistic']} of versions {data['versions']}: {data['values']}"
+    return f"{'':>6}  {event['subject']:<28} {event['type'].rsplit('.', 1)[1].upper():<8} {detail}"
 
 
 def _injected(truth: dict[str, Any]) -> str:

@@ -3,6 +3,11 @@
 The id is a UUID derived (uuid5) from the group, model, monitor, detector, source partition
 and offset, and the event type: a replay of the same input produces the same ids, so any
 downstream can deduplicate even without transactions.
+
+Events about a model rather than one monitor's drift (`ModelEvent`: a deployment, a comparison
+of live versions) share the topic, the envelope and the id rule; their `monitor` and `detector`
+in the id are fixed texts naming what the event is about (its version, or its statistic and
+versions compared).
 """
 
 from __future__ import annotations
@@ -17,6 +22,8 @@ import orjson
 DETECTED = "io.streamdrift.drift.detected"
 RESOLVED = "io.streamdrift.drift.resolved"
 EVENT_TYPES = {"detected": DETECTED, "resolved": RESOLVED}
+DEPLOYED = "io.streamdrift.model.deployed"
+COMPARED = "io.streamdrift.version.compared"
 
 _ID_NAMESPACE = uuid.UUID("5f1c2a7e-9d3b-4c8e-a1f0-7b6d2e4c9a10")
 MAX_TEXT_CHARS = 1000  # texts of an alert too large to publish whole are cut to this
@@ -113,30 +120,96 @@ class Alert:
             data["reason"] = self.reason
         if self.estimated_start is not None:
             data["estimated_start"] = self.estimated_start
-        return {
-            "specversion": "1.0",
-            "type": self.type,
-            "source": f"streamdrift/{group}",
-            "id": self.id(group),
-            "time": rfc3339(self.event_time_ms),
-            "subject": f"{self.model}/{self.monitor}",
-            "datacontenttype": "application/json",
-            "data": data,
-        }
+        return envelope(
+            self.type,
+            group,
+            self.id(group),
+            self.event_time_ms,
+            f"{self.model}/{self.monitor}",
+            data,
+        )
 
     def encode(self, group: str, max_bytes: int | None = None) -> bytes:
-        """The CloudEvent as JSON; over `max_bytes` (with the key), every text in it is cut to
-        `MAX_TEXT_CHARS` and `data.truncated` set (a feature name can be as long as a message)."""
-        event = self.cloudevent(group)
-        encoded = orjson.dumps(event, option=orjson.OPT_SERIALIZE_NUMPY)
-        if max_bytes is None or len(encoded) + len(self.key) <= max_bytes:
-            return encoded
-        event["data"]["truncated"] = True
-        return orjson.dumps(_shortened(event), option=orjson.OPT_SERIALIZE_NUMPY)
+        """The CloudEvent as JSON (see `encoded`)."""
+        return encoded(self.cloudevent(group), self.key, max_bytes)
 
     @property
     def key(self) -> bytes:
         return self.model.encode()
+
+
+@dataclass(frozen=True)
+class ModelEvent:
+    """An event about a model, on the alerts topic: a deployment (`DEPLOYED`) or a comparison of
+    its live versions (`COMPARED`), decided at the input event at `topic`/`partition`/`offset`.
+    `about` and `detail` stand in the id for an alert's monitor and detector."""
+
+    type: str
+    model: str
+    version: str | None
+    about: str
+    detail: str
+    data: dict[str, Any]  # the CloudEvent's data, after model and version
+    topic: str
+    partition: int
+    offset: int
+    event_time_ms: int
+    owner: str = ""
+
+    @property
+    def kind(self) -> str:
+        """The event type's last word: 'deployed' or 'compared'."""
+        return self.type.rsplit(".", 1)[1]
+
+    def id(self, group: str) -> str:
+        return alert_id(
+            group, self.model, self.about, self.detail, self.partition, self.offset, self.type
+        )
+
+    def cloudevent(self, group: str) -> dict[str, Any]:
+        data = {
+            "model": self.model,
+            "version": self.version,
+            **self.data,
+            "source": {"topic": self.topic, "partition": self.partition, "offset": self.offset},
+            "owner": self.owner,
+        }
+        return envelope(
+            self.type, group, self.id(group), self.event_time_ms, f"{self.model}/{self.about}", data
+        )
+
+    def encode(self, group: str, max_bytes: int | None = None) -> bytes:
+        return encoded(self.cloudevent(group), self.key, max_bytes)
+
+    @property
+    def key(self) -> bytes:
+        return self.model.encode()
+
+
+def envelope(
+    event_type: str, group: str, event_id: str, event_time_ms: int, subject: str, data: Any
+) -> dict[str, Any]:
+    """The CloudEvents 1.0 envelope (JSON structured mode) of every event the detector publishes."""
+    return {
+        "specversion": "1.0",
+        "type": event_type,
+        "source": f"streamdrift/{group}",
+        "id": event_id,
+        "time": rfc3339(event_time_ms),
+        "subject": subject,
+        "datacontenttype": "application/json",
+        "data": data,
+    }
+
+
+def encoded(event: dict[str, Any], key: bytes, max_bytes: int | None) -> bytes:
+    """A CloudEvent as JSON; over `max_bytes` (with the key), every text in it is cut to
+    `MAX_TEXT_CHARS` and `data.truncated` set (a feature name can be as long as a message)."""
+    raw = orjson.dumps(event, option=orjson.OPT_SERIALIZE_NUMPY)
+    if max_bytes is None or len(raw) + len(key) <= max_bytes:
+        return raw
+    event["data"]["truncated"] = True
+    return orjson.dumps(_shortened(event), option=orjson.OPT_SERIALIZE_NUMPY)
 
 
 def describe(data: dict[str, Any]) -> str:

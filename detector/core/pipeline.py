@@ -32,7 +32,7 @@ from itertools import groupby
 from operator import attrgetter
 from typing import NamedTuple, Protocol
 
-from detector.core.alerts import Alert
+from detector.core.alerts import DEPLOYED, Alert, ModelEvent
 from detector.core.events import RECORD_MS_OF, SOURCE_OF, TS_OF, Decoder, Event, InputTopic, Invalid
 from detector.core.monitors.labels import PendingBudget
 from detector.core.monitors.model import ModelMonitor, is_model_failure
@@ -140,6 +140,8 @@ class DeadLetterRecord(NamedTuple):
 @dataclass
 class BatchResult:
     alerts: list[Alert] = field(default_factory=list)
+    # Events about models (deployments, version comparisons), published with the alerts.
+    model_events: list[ModelEvent] = field(default_factory=list)
     dead_letters: list[DeadLetter] = field(default_factory=list)
     # (topic, model) -> valid events
     events: Counter[tuple[str, str]] = field(default_factory=Counter)
@@ -148,6 +150,11 @@ class BatchResult:
     last_event_ms: dict[str, int] = field(default_factory=dict)  # model -> newest event time
     evictions: list[Eviction] = field(default_factory=list)
     model_errors: list[ModelError] = field(default_factory=list)
+
+    @property
+    def deployments(self) -> list[ModelEvent]:
+        """The model versions deployed in this batch (`io.streamdrift.model.deployed`)."""
+        return [event for event in self.model_events if event.type == DEPLOYED]
 
 
 @dataclass
@@ -451,7 +458,7 @@ class Pipeline:
         and its events are rejected as `processing_error`: one model cannot stop the others."""
         state, result = self.partitions[events[0].partition], batch.result
         try:
-            alerts = monitor.observe(events)
+            observed = monitor.observe(events)
         except BaseException as exc:
             if not is_model_failure(exc):
                 raise
@@ -471,7 +478,8 @@ class Pipeline:
         for source, count in Counter(map(SOURCE_OF, events)).items():
             result.events[self.topics[source], monitor.name] += count
         state.dirty.add(monitor.name)
-        result.alerts += alerts
+        result.alerts += observed.alerts
+        result.model_events += observed.model_events
         result.last_event_ms[monitor.name] = max(map(TS_OF, events))
 
 

@@ -1,7 +1,8 @@
 """Prometheus metrics of the detector, on a registry the caller provides.
 
 Label values are bounded by the caps: models by limits.max_models, monitors by
-limits.max_features_per_model, reasons by events.REASONS (state: state.REJECT_REASONS and
+limits.max_features_per_model, versions by limits.max_versions_per_model (live ones only),
+reasons by events.REASONS (state: state.REJECT_REASONS and
 monitors.model.RELEARN_REASONS), partitions by the topic.
 Series of models and partitions this process no longer owns are removed.
 """
@@ -14,7 +15,7 @@ from typing import TypeVar
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
 from detector import __version__
-from detector.core.alerts import Alert
+from detector.core.alerts import DEPLOYED, Alert, ModelEvent
 from detector.core.monitors.model import RELEARN_REASONS, ModelMonitor
 from detector.core.pipeline import BatchResult
 from detector.core.state import REJECT_REASONS
@@ -30,6 +31,8 @@ class Metrics:
     def __init__(self, registry: CollectorRegistry) -> None:
         self.registry = registry
         self._with_labels: set[str] = set()  # models that have had a label join
+        # Per model, the series of its live versions (recorded by _record_versions).
+        self._version_series: dict[str, set[tuple[Gauge, tuple[str, ...]]]] = {}
         # Per model, the series created for it (metric, label values): what forget_models removes.
         self._model_series: dict[
             str, set[tuple[Counter | Gauge | Histogram | Info, tuple[str, ...]]]
@@ -187,6 +190,38 @@ class Metrics:
         self.models = Gauge(
             "streamdrift_models", "Models monitored by this process.", registry=registry
         )
+        self.deployments = Counter(
+            "streamdrift_deployments",
+            "Model versions deployed (io.streamdrift.model.deployed published), rollbacks included.",
+            ["model"],
+            registry=registry,
+        )
+        self.version_comparisons = Counter(
+            "streamdrift_version_comparisons",
+            "Live versions found significantly apart (io.streamdrift.version.compared published), by statistic: "
+            "score_mean, accuracy or mae.",
+            ["model", "statistic"],
+            registry=registry,
+        )
+        self.version_live = Gauge(
+            "streamdrift_version_live",
+            "1 for each live version of a model (a prediction among its last detection.version_idle_events).",
+            ["model", "version"],
+            registry=registry,
+        )
+        self.version_value = Gauge(
+            "streamdrift_version_value",
+            "Per live version, over its last complete comparison window (else the current one): score_mean, "
+            "accuracy (classifiers) or mae (regressions) of the labels joined in it.",
+            ["model", "version", "statistic"],
+            registry=registry,
+        )
+        self.versions_unmonitored = Gauge(
+            "streamdrift_version_unmonitored_predictions",
+            "Predictions of a version over limits.max_versions_per_model: not monitored on the output side.",
+            ["model"],
+            registry=registry,
+        )
         # Prometheus' info convention: value 1, the facts in labels; the alerting rules join it
         # on `model` to give every per-model alert its owner (deploy/prometheus/rules.yml).
         self.model_info = Info(
@@ -333,6 +368,14 @@ class Metrics:
                 1 if alert.kind == "detected" else 0
             )
 
+    def record_model_events(self, events: Iterable[ModelEvent]) -> None:
+        for event in events:
+            if event.type == DEPLOYED:
+                self._series(event.model, self.deployments, event.model).inc()
+            else:
+                statistic = event.data["statistic"]
+                self._series(event.model, self.version_comparisons, event.model, statistic).inc()
+
     def record_models(self, monitors: Iterable[ModelMonitor], total: int) -> None:
         """Refresh per-model gauges (called at checkpoints, for models that saw events)."""
         self.models.set(total)
@@ -348,7 +391,7 @@ class Metrics:
                 self._series(monitor.name, self.drift_active, monitor.name, name).set(
                     1 if drifting else 0
                 )
-            for name, signal in monitor.signals.items():
+            for name, signal in monitor.statistic_signals().items():
                 for statistic, value in signal.window_statistics().items():
                     self._series(
                         monitor.name, self.monitor_statistic, monitor.name, name, statistic
@@ -357,6 +400,25 @@ class Metrics:
                 monitor.feature_overflow
             )
             self._record_performance(monitor)
+            self._record_versions(monitor)
+
+    def _record_versions(self, monitor: ModelMonitor) -> None:
+        """The live versions' series; those of versions retired since the last call go."""
+        model, versions = monitor.name, monitor.versions
+        fresh: set[tuple[Gauge, tuple[str, ...]]] = set()
+        for version in versions.live.values():
+            name = "" if version.name is None else version.name
+            self._series(model, self.version_live, model, name).set(1)
+            fresh.add((self.version_live, (model, name)))
+            for statistic, value in version.reported().items():
+                self._series(model, self.version_value, model, name, statistic).set(value)
+                fresh.add((self.version_value, (model, name, statistic)))
+        for metric, labels in self._version_series.get(model, set()) - fresh:
+            metric.remove(*labels)
+            self._model_series.get(model, set()).discard((metric, labels))
+        self._version_series[model] = fresh
+        if versions.overflow:
+            self._series(model, self.versions_unmonitored, model).set(versions.overflow)
 
     def _record_performance(self, monitor: ModelMonitor) -> None:
         model, performance = monitor.name, monitor.performance
@@ -406,6 +468,7 @@ class Metrics:
         evicted): those recorded by `_series`, by their full label values (`remove` is public)."""
         for model in models:
             self._with_labels.discard(model)
+            self._version_series.pop(model, None)
             for metric, labels in self._model_series.pop(model, ()):
                 metric.remove(*labels)
 

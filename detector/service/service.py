@@ -321,13 +321,27 @@ class Service:
             )
             for listener in self.alert_listeners:
                 listener(alert, alert.cloudevent(group))
+        for event in result.model_events:
+            self.outputs.send(
+                topics.alerts, event.key, event.encode(group, self.settings.limits.max_output_bytes)
+            )
+            log.info(
+                "%s %s version %s at %s[%d]@%d",
+                event.type,
+                event.model,
+                event.version,
+                event.topic,
+                event.partition,
+                event.offset,
+            )
         for letter in result.dead_letters:
             self._send_dead_letter(letter)
         self.metrics.record_batch(result)
         self.metrics.record_alerts(result.alerts)
+        self.metrics.record_model_events(result.model_events)
         self.touched.update(model for _, model in result.events)
         self._note_model_changes(result)
-        if result.alerts:
+        if result.alerts or result.model_events:
             self.faults.reached("after_alerts")
 
     def _note_model_changes(self, result: BatchResult) -> None:

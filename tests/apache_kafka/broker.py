@@ -233,6 +233,9 @@ class ApacheKafka:
             "share.coordinator.state.topic.replication.factor": str(replicas),
             "share.coordinator.state.topic.min.isr": str(min_isr),
             "group.initial.rebalance.delay.ms": "0",
+            # Test histories are stamped in the past (2025): a time limit would let the broker's
+            # retention check delete them in the middle of a session.
+            "log.retention.ms": "-1",
             # A transaction left open by a killed client is aborted after its own
             # transaction.timeout.ms; check for such transactions every second, not every 10.
             "transaction.abort.timed.out.transaction.cleanup.interval.ms": "1000",

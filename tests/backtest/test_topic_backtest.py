@@ -3,6 +3,7 @@ live group untouched, offset and time bounds, and partitions merged by timestamp
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ from confluent_kafka.admin import AdminClient
 
 from detector.backtest.topics import Range, TopicSource
 from detector.kafka.topics import ensure_topics
+from producers.scenarios import Deployment
 from producers.simulate import Injection, Simulator
 from tests.backtest.conftest import Backtest
 from tests.backtest.support import alert_ids, detections
@@ -80,6 +82,39 @@ def test_the_live_service_and_the_backtest_raise_the_same_alerts(
     assert (result["runs"][0]["score"]["detected"], result["runs"][0]["score"]["missed"]) == (2, 0)
     # the live group is untouched
     assert committed_offsets(topics.bootstrap, topics.group, topics.predictions) == committed
+
+
+def test_the_backtest_publishes_the_same_deployments_and_comparisons_as_the_live_service(
+    environment: KafkaNames, backtest: Backtest
+) -> None:
+    topics = environment
+    settings = topics.settings()
+    create_topics(settings)
+    # Event times of the last minutes: the broker's retention (7 days by message time) would
+    # delete a simulated history of 2025 at its next check, mid-test.
+    simulator = Simulator(
+        model="a",
+        start_ms=int(time.time() * 1000) - 600_000,
+        seed=1,
+        label_delay_ms=5000,
+        deployments=(Deployment("2", 3000, share=0.3, quality="worse"), Deployment("3", 9000)),
+    )
+    batch = simulator.batch(14_000)
+    labels = batch.labels + simulator.drain()
+    produce(topics.bootstrap, topics.predictions, batch.predictions, event_time=True)
+    produce(topics.bootstrap, topics.labels, labels, event_time=True)
+    with ServiceThread(settings) as live:
+        live.wait_processed(len(batch.predictions) + len(labels))
+
+    code, out, err = backtest("--json")
+
+    assert code == 0, err
+    run = orjson.loads(out)["runs"][0]
+    replayed = [e["cloudevent"] for e in run["alerts"] + run["model_events"]]
+    published = alerts_of(read_topic(topics.bootstrap, topics.alerts, idle_s=2))
+    types = {e["type"] for e in published}
+    assert {"io.streamdrift.model.deployed", "io.streamdrift.version.compared"} <= types
+    assert comparable(replayed) == comparable(published)  # field for field, evidence included
 
 
 def comparable(events: list[dict[str, Any]]) -> list[Any]:

@@ -9,8 +9,8 @@ import numpy as np
 import orjson
 import pytest
 
-from producers.__main__ import UsageError, main, parse_injection
-from producers.scenarios import Injection
+from producers.__main__ import UsageError, main, parse_deployment, parse_injection
+from producers.scenarios import Deployment, Injection
 
 
 def test_simulate_writes_predictions_labels_and_ground_truth(tmp_path: Path) -> None:
@@ -181,3 +181,25 @@ def test_injection_specs() -> None:
 def test_bad_injection_specs_say_what_is_wrong(spec: str, message: str) -> None:
     with pytest.raises(UsageError, match=re.escape(message)):
         parse_injection(spec)
+
+
+def test_deployment_specs() -> None:
+    assert parse_deployment("2@5000") == Deployment("2", 5000)
+    assert parse_deployment("v3@10,share=0.2,quality=worse,magnitude=0.5") == Deployment(
+        "v3", 10, 0.2, "worse", 0.5
+    )
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("2", "expected VERSION@START"),
+        ("2@5,speed=3", "unknown option 'speed'"),
+        ("2@5,share=x", "share must be a number"),
+        ("2@5,quality=better", "unknown quality 'better'"),
+        ("2@5,share=0", "share in (0, 1]"),
+    ],
+)
+def test_bad_deployment_specs_say_what_is_wrong(spec: str, message: str) -> None:
+    with pytest.raises(UsageError, match=re.escape(message)):
+        parse_deployment(spec)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from producers.scenarios import Injection
+from producers.scenarios import Deployment, Injection
 from producers.simulate import Simulator
 
 
@@ -120,3 +120,37 @@ def test_an_impossible_injection_is_refused_with_the_choices(
 def test_an_unknown_scenario_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown scenario 'wobble'; choose from mean_shift"):
         Injection("wobble", "amount", 0)
+
+
+def _accuracy(events: list[dict], labels: dict[str, int], version: str) -> float:
+    mine = [e for e in events if e["version"] == version]
+    return sum(e["prediction"] == labels[e["id"]] for e in mine) / len(mine)
+
+
+def test_deployed_versions_serve_their_share_and_differ_as_their_quality_says() -> None:
+    concept = (Injection("concept_drift", "", 0, magnitude=0.3),)
+    plain = Simulator(seed=2, injections=concept, label_delay_ms=0)
+    deployed = Simulator(
+        seed=2,
+        injections=concept,
+        label_delay_ms=0,
+        deployments=(
+            Deployment("fixed", 2000, share=0.5, quality="fixed"),
+            Deployment("worse", 6000, share=0.5, quality="worse", magnitude=0.4),
+        ),
+    )
+    before, after = plain.batch(10_000), deployed.batch(10_000)
+    labels = {e["id"]: e["label"] for e in after.labels + deployed.drain()}
+    assert labels == {e["id"]: e["label"] for e in before.labels + plain.drain()}  # the world
+    assert after.predictions[:2000] == before.predictions[:2000]  # the same until the first
+    served = [e["version"] for e in after.predictions]
+    assert set(served[:2000]) == {"1"} and 0.4 < served[2000:6000].count("fixed") / 4000 < 0.6
+    assert 0.4 < served[6000:].count("worse") / 4000 < 0.6 and "fixed" in served[6000:]
+    old = _accuracy(after.predictions, labels, "1")
+    assert _accuracy(after.predictions, labels, "fixed") > old + 0.2  # back at the old concept
+    assert _accuracy(after.predictions, labels, "worse") < old - 0.05
+    truth = deployed.deployment_truth()
+    assert [(d["version"], d["start"], d["quality"]) for d in truth] == [
+        ("fixed", 2000, "fixed"),
+        ("worse", 6000, "worse"),
+    ]

@@ -312,13 +312,13 @@ def test_concept_drift_is_caught_by_the_error_monitor_and_by_no_input_monitor() 
 
 def test_river_binary_detectors_run_on_the_error_stream() -> None:
     pipeline, _ = run(traffic(4000, [(0, 0.1)]))
-    error = next(iter(pipeline.models())).signals["performance.error"]
+    error = next(iter(pipeline.models())).statistic_signals()["performance.error"]
     assert set(error.binary) == {"ddm", "hddm_a"}
 
 
 def test_ddm_sits_out_when_errors_are_too_rare_for_its_normal_approximation() -> None:
     pipeline, result = run(traffic(20_000, [(0, 0.004)], seed=2))
-    error = next(iter(pipeline.models())).signals["performance.error"]
+    error = next(iter(pipeline.models())).statistic_signals()["performance.error"]
     assert set(error.binary) == {"hddm_a"}
     assert not [a for a in result.alerts if a.monitor == "performance.error"]
 
@@ -381,7 +381,7 @@ def test_regression_error_is_scale_free() -> None:
 def test_per_class_recall_is_monitored_for_few_classes() -> None:
     pipeline, _ = run(traffic(3000, [(0, 0.1)]))
     assert {"performance.recall.0", "performance.recall.1"} <= set(
-        next(iter(pipeline.models())).signals
+        next(iter(pipeline.models())).statistic_signals()
     )
 
 

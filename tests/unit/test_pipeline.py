@@ -372,7 +372,10 @@ def test_prediction_kind_follows_the_task(task: str, kind: str) -> None:
     settings = load_settings(None, models={"m": {"task": task}})
     pipeline = Pipeline(settings)
     run(pipeline, messages([{"model": "m", "prediction": i % 3} for i in range(10)]))
-    assert next(iter(pipeline.models())).signals["prediction.value"].signal_type.value == kind
+    assert (
+        next(iter(pipeline.models())).statistic_signals()["prediction.value"].signal_type.value
+        == kind
+    )
 
 
 def test_alerts_carry_owner_and_runbook_from_config() -> None:

@@ -5,22 +5,27 @@ Monitors: `feature.<name>` (numeric or categorical), `quality.missing.<name>`,
 `prediction.score`, `prediction.value`, `prediction.latency`, `quality.schema`, and those of
 detector.core.monitors.performance (`performance.error`, `performance.recall.<class>`,
 `performance.estimated`, `quality.labels`).
+
+The output monitors (score, predicted value, estimated and real performance) describe the model,
+so each live version of it has its own, learning its own reference from its first predictions
+(detector.core.monitors.versions); the others describe the world and go on across deployments.
 """
 
 from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from itertools import chain
 from operator import attrgetter, itemgetter
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
+import orjson
 import river
 
-from detector.core.alerts import Alert, rfc3339
+from detector.core.alerts import COMPARED, DEPLOYED, Alert, ModelEvent, rfc3339
 from detector.core.calibration import Thresholds, detectors_for, thresholds_for_budget
 from detector.core.events import OFFSET_OF, SOURCE_OF, TS_OF, Event, InputTopic
 from detector.core.monitors.columns import NUMBER_TYPES, Columns, SourceRefs, number_columns
@@ -33,6 +38,16 @@ from detector.core.monitors.signal import SignalMonitor
 from detector.core.monitors.signal_type import SignalType
 from detector.core.monitors.traffic import MONITOR as TRAFFIC
 from detector.core.monitors.traffic import TrafficMonitor
+from detector.core.monitors.versions import (
+    SCORE,
+    VALUE,
+    Compared,
+    Deployment,
+    Routed,
+    Version,
+    Versions,
+    is_output,
+)
 from detector.settings import DetectionSettings, LimitSettings, ModelSettings
 
 # The numeric features of every TYPE_SAMPLE_EVERY-th event of a batch are type-checked before the
@@ -46,7 +61,7 @@ NUMBERS_OR_NONE = NUMBER_TYPES | {type(None)}
 
 CRITICAL_EFFECT = 0.2  # a shift of the mean PIT position (or of a rate) this large is 'critical'
 
-SCORE, VALUE, LATENCY = "prediction.score", "prediction.value", "prediction.latency"
+LATENCY = "prediction.latency"
 SCHEMA = "quality.schema"
 
 # Layout of the state ModelMonitor.to_state writes, with every to_state below it (signals and
@@ -58,9 +73,10 @@ SCHEMA = "quality.schema"
 # times; models their traffic.rate monitor.
 # 3: performance carries each model version's score calibration, and waiting predictions their
 # version.
-# 4: a season's plan says whether the signal watches while it learns (fast traffic), a
+# 4: output monitors live under their model version (`versions`).
+# 5: a season's plan says whether the signal watches while it learns (fast traffic), a
 # categorical season learner carries its reference, and recentring weekdays and weekends apart.
-STATE_SCHEMA = 4
+STATE_SCHEMA = 5
 # The libraries whose internals the state holds, with the version it loads under. ADWIN's
 # buckets are river's Rust core's own binary encoding and DDM/HDDM_A's state is their private
 # attributes: either may change in any river release, patches included, so a state loads only
@@ -125,12 +141,22 @@ def category(value: Any, max_length: int) -> str:
 
 @dataclass(frozen=True)
 class Found:
-    """A transition of one monitor, at `row` of the batch."""
+    """A transition of one monitor, at `row` of the batch (`owner`: the version of an output
+    monitor)."""
 
     monitor: str
     row: int
     signal_type: str  # a SignalType's value, or "schema"
     transition: Transition
+    owner: Version | None = None
+
+
+class Observed(NamedTuple):
+    """What one batch of a model's events produced: alerts, and events about the model
+    (deployments, version comparisons), each in the order of the input events."""
+
+    alerts: list[Alert]
+    model_events: list[ModelEvent]
 
 
 class BatchFeed:
@@ -143,6 +169,15 @@ class BatchFeed:
         self.times = np.fromiter(map(TS_OF, events), dtype=np.int64, count=len(events))
         self.partition = events[0].partition
         self.found: list[Found] = []
+        predictions = np.flatnonzero(self.codes == InputTopic.prediction)
+        self.routed: Routed = model.versions.route(
+            predictions,
+            [events[i].version for i in predictions.tolist()],
+            self.offsets,
+            len(events),
+        )
+        # (version code, 0 scores / 1 errors, rows, values): the versions' comparison windows
+        self.samples: list[tuple[int, int, np.ndarray, np.ndarray]] = []
 
     def feed(
         self,
@@ -150,10 +185,46 @@ class BatchFeed:
         signal_type: SignalType,
         columns: Columns,
         binary_detectors: bool = False,
+        versions: list[str | None] | None = None,
     ) -> None:
+        """Feed a monitor's values; an output monitor's go to their versions' own (`versions`:
+        of labelled values, their predictions' versions; else the rows' predictions')."""
         if not len(columns.rows):
             return
-        signal = self.model.signal(monitor, signal_type, binary_detectors)
+        if not is_output(monitor):
+            self._feed(monitor, signal_type, columns, binary_detectors, None)
+            return
+        routed = self.routed
+        codes = (
+            routed.codes[columns.rows]
+            if versions is None
+            else self.model.versions.codes_of(routed, columns.rows, versions)
+        )
+        for code in np.unique(codes).tolist():
+            if code < 0:
+                continue  # a version over the cap, or no longer live
+            mine = np.flatnonzero(codes == code)
+            owned = (
+                columns
+                if len(mine) == len(codes)
+                else Columns(columns.rows[mine], _pick(columns.values, mine))
+            )
+            owner = routed.owners[code]
+            if monitor in (SCORE, ERROR) and signal_type is not SignalType.categorical:
+                self.samples.append((code, int(monitor == ERROR), owned.rows, owned.values))  # type: ignore[arg-type]
+                if monitor == ERROR:
+                    owner.error_kind = signal_type.value
+            self._feed(monitor, signal_type, owned, binary_detectors, owner)
+
+    def _feed(
+        self,
+        monitor: str,
+        signal_type: SignalType,
+        columns: Columns,
+        binary_detectors: bool,
+        owner: Version | None,
+    ) -> None:
+        signal = self.model.signal(monitor, signal_type, binary_detectors, owner)
         if signal is None:
             return
         refs = SourceRefs(
@@ -165,10 +236,25 @@ class BatchFeed:
         )
         for transition in signal.update(columns.values, refs, self.times[columns.rows]):
             row = int(columns.rows[transition.index])
-            self.found.append(Found(monitor, row, signal.signal_type.value, transition))
+            self.found.append(Found(monitor, row, signal.signal_type.value, transition, owner))
 
     def add(self, monitor: str, row: int, signal_type: str, transition: Transition) -> None:
         self.found.append(Found(monitor, row, signal_type, transition))
+
+    def retire(self) -> None:
+        """Close the open drifts of the versions retired in this batch, at the row retiring them."""
+        for row, version in self.routed.retired:
+            refs = SourceRefs(
+                self.model.topics,
+                self.partition,
+                self.codes[row : row + 1],
+                self.offsets[row : row + 1],
+            )
+            for monitor, signal in version.signals.items():
+                transition = signal.retire(refs)
+                if transition is not None:
+                    found = Found(monitor, row, signal.signal_type.value, transition, version)
+                    self.found.append(found)
 
 
 class ModelMonitor:
@@ -214,6 +300,13 @@ class ModelMonitor:
             if self.disabled and TRAFFIC.startswith(self.disabled)
             else TrafficMonitor(detection.warmup_events, detection.season_max_warmup_events)
         )
+        self.versions = Versions(
+            detection.version_idle_events,
+            detection.version_compare_events,
+            detection.version_compare_alpha,
+            limits.max_versions_per_model,
+            limits.max_category_length,
+        )
         self.version: str | None = None
         self.events_seen = 0
         self.last_seen_ms = (
@@ -222,10 +315,11 @@ class ModelMonitor:
 
     # -- one batch ----------------------------------------------------------------------
 
-    def observe(self, events: Sequence[Event]) -> list[Alert]:
-        """Feed this model's events of one batch, in partition order; return its alerts."""
+    def observe(self, events: Sequence[Event]) -> Observed:
+        """Feed this model's events of one batch, in partition order; return its alerts and the
+        events about it (deployments, version comparisons)."""
         if not events:
-            return []
+            return Observed([], [])
         self.events_seen += len(events)
         self._note_version(events)
         batch = BatchFeed(self, events)
@@ -233,9 +327,19 @@ class ModelMonitor:
         self._observe_outputs(events, batch)
         self._observe_traffic(batch)
         for feed in self.performance.observe(events, self._is_classifier(events)):
-            batch.feed(feed.monitor, feed.signal_type, feed.columns, feed.binary_detectors)
+            batch.feed(
+                feed.monitor, feed.signal_type, feed.columns, feed.binary_detectors, feed.versions
+            )
+        batch.retire()
         batch.found.sort(key=lambda found: (found.row, found.monitor))
-        return [self._alert(found, events[found.row]) for found in batch.found]
+        compared = self.versions.compare(batch.routed, batch.samples)
+        placed = [(d.row, 0, self._deployed(d, events[d.row])) for d in batch.routed.deployed]
+        placed += [(c.row, 1, self._compared(c, events[c.row])) for c in compared]
+        placed.sort(key=itemgetter(0, 1))
+        return Observed(
+            [self._alert(found, events[found.row]) for found in batch.found],
+            [event for _, _, event in placed],
+        )
 
     def _observe_traffic(self, batch: BatchFeed) -> None:
         """The prediction rate (traffic.rate), from the predictions' event times."""
@@ -308,14 +412,20 @@ class ModelMonitor:
     # -- signals and features -----------------------------------------------------------
 
     def signal(
-        self, monitor: str, signal_type: SignalType, binary_detectors: bool = False
+        self,
+        monitor: str,
+        signal_type: SignalType,
+        binary_detectors: bool = False,
+        owner: Version | None = None,
     ) -> SignalMonitor | None:
-        """The monitor of a signal, created on first use (None if disabled by configuration)."""
-        signal = self.signals.get(monitor)
+        """The monitor of a signal (of version `owner`'s, for an output monitor), created on
+        first use (None if disabled by configuration)."""
+        signals = self.signals if owner is None else owner.signals
+        signal = signals.get(monitor)
         if signal is None:
             if self.disabled and monitor.startswith(self.disabled):
                 return None
-            signal = self.signals[monitor] = SignalMonitor(
+            signal = signals[monitor] = SignalMonitor(
                 monitor, signal_type, self.config, binary_detectors, self.log_blocks
             )
         return signal
@@ -437,7 +547,9 @@ class ModelMonitor:
         return [category(v, limit) if v is not None else "" for v in column], missing, []
 
     def _prediction_type(self, events: Sequence[Event]) -> SignalType | None:
-        known = self.signals.get(VALUE)
+        known = next(
+            (v.signals[VALUE] for v in self.versions.live.values() if VALUE in v.signals), None
+        )
         if known is not None:
             return known.signal_type
         task = self.settings.task
@@ -473,7 +585,7 @@ class ModelMonitor:
         return Alert(
             kind=transition.kind,
             model=self.name,
-            version=event.version or self.version,
+            version=found.owner.name if found.owner is not None else event.version or self.version,
             monitor=monitor,
             statistic=transition.statistic,
             detector=transition.detector,
@@ -488,6 +600,61 @@ class ModelMonitor:
             runbook_url=self.settings.runbook_url,
             reason=transition.reason,
             estimated_start=self._estimated_start(transition, event),
+        )
+
+    def _deployed(self, deployment: Deployment, event: Event) -> ModelEvent:
+        data = {"previous_version": deployment.previous_version, "rollback": deployment.rollback}
+        return self._model_event(
+            DEPLOYED, deployment.version, "model.version", deployment.version, data, event
+        )
+
+    def _compared(self, compared: Compared, event: Event) -> ModelEvent:
+        test = "two-proportion z-test" if compared.statistic == "accuracy" else "Welch z-test"
+        data = {
+            "versions": list(compared.versions),
+            "statistic": compared.statistic,
+            "values": list(compared.values),
+            "counts": list(compared.counts),
+            "worse": compared.worse,
+            "significance": {
+                "test": test,
+                "p": compared.p,
+                "adjusted_p": compared.adjusted,
+                "alpha": self.versions.alpha,
+            },
+            "window": {
+                "predictions": self.versions.compare_events,
+                "end_prediction": compared.window_end,
+            },
+        }
+        about = f"version.{compared.statistic}"
+        return self._model_event(
+            COMPARED, compared.worse, about, list(compared.versions), data, event
+        )
+
+    def _model_event(
+        self,
+        event_type: str,
+        version: str | None,
+        about: str,
+        detail: Any,
+        data: dict[str, Any],
+        event: Event,
+    ) -> ModelEvent:
+        """An event about this model decided at input `event`; `detail` (as JSON) stands in its
+        id for an alert's detector."""
+        return ModelEvent(
+            type=event_type,
+            model=self.name,
+            version=version,
+            about=about,
+            detail=orjson.dumps(detail).decode(),
+            data=data,
+            topic=self.topics[int(event.source)],
+            partition=event.partition,
+            offset=event.offset,
+            event_time_ms=event.ts_ms,
+            owner=self.settings.owner,
         )
 
     def _estimated_start(self, transition: Transition, event: Event) -> dict[str, Any] | None:
@@ -533,6 +700,7 @@ class ModelMonitor:
             "schema": self.schema.to_state(),
             "traffic": self.traffic.to_state() if self.traffic is not None else None,
             "performance": self.performance.to_state(),
+            "versions": self.versions.to_state(),
         }
 
     def state_mismatch(self, state: dict[str, Any]) -> Relearn | None:
@@ -574,11 +742,35 @@ class ModelMonitor:
         if self.traffic is not None and state["traffic"] is not None:
             self.traffic.load_state(state["traffic"])
         self.performance.load_state(state["performance"])
+        self.versions.load_state(
+            state["versions"],
+            lambda name, signal: SignalMonitor.from_state(name, self.config, signal),
+        )
 
     # -- for metrics --------------------------------------------------------------------
 
+    def every_signal(self) -> Iterator[tuple[str, str, SignalMonitor]]:
+        """(scope, monitor, signal) of every signal: scope '' for the model's own, else
+        'version:' and the JSON of the version's name for the output monitors of live versions."""
+        for name, signal in self.signals.items():
+            yield "", name, signal
+        for version in self.versions.live.values():
+            scope = "version:" + orjson.dumps(version.name).decode()
+            for name, signal in version.signals.items():
+                yield scope, name, signal
+
+    def statistic_signals(self) -> dict[str, SignalMonitor]:
+        """The signals whose recent statistics are exported: the model's, and the output
+        monitors of the version of its newest prediction."""
+        current = self.versions.live.get(self.versions.current)
+        return self.signals | (current.signals if current is not None else {})
+
     def drifting_monitors(self) -> dict[str, bool]:
+        """Per monitor, is a drift open (an output monitor's: of any live version)?"""
         states = {name: signal.drifting for name, signal in self.signals.items()}
+        for version in self.versions.live.values():
+            for name, signal in version.signals.items():
+                states[name] = states.get(name, False) or signal.drifting
         states[SCHEMA] = self.schema.drifting
         if self.traffic is not None:
             states[TRAFFIC] = self.traffic.alerted

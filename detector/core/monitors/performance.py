@@ -28,6 +28,7 @@ import math
 from collections import Counter, OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import compress
 from operator import attrgetter
 from typing import Any
 
@@ -57,6 +58,7 @@ class Feed:
     signal_type: SignalType
     columns: Columns
     binary_detectors: bool = False
+    versions: list[str | None] | None = None  # of labelled values: their predictions' versions
 
 
 def same_class(prediction: Any, label: Any) -> bool:
@@ -202,7 +204,10 @@ class Performance:
         correct = np.array([same_class(j.prediction, j.label) for j in joined], dtype=np.float64)
         self.gauges["accuracy"].update(correct)
         self._calibrate(joined, correct)
-        feeds = [Feed(ERROR, SignalType.rate, Columns(rows, 1.0 - correct), binary_detectors=True)]
+        versions = [j.version for j in joined]
+        feeds = [
+            Feed(ERROR, SignalType.rate, Columns(rows, 1.0 - correct), True, versions=versions)
+        ]
         labels = [_class_text(j.label) for j in joined]
         for name in dict.fromkeys(labels):
             if (
@@ -213,7 +218,12 @@ class Performance:
             if name in self.recall_classes:
                 mine = np.array([label == name for label in labels])
                 feeds.append(
-                    Feed(RECALL + name, SignalType.rate, Columns(rows[mine], correct[mine]))
+                    Feed(
+                        RECALL + name,
+                        SignalType.rate,
+                        Columns(rows[mine], correct[mine]),
+                        versions=list(compress(versions, mine.tolist())),
+                    )
                 )
         return feeds
 
@@ -225,7 +235,12 @@ class Performance:
         self.gauges["absolute_error"].update(errors)
         self.gauges["squared_error"].update(errors * errors)
         return [
-            Feed(ERROR, SignalType.numeric, Columns(np.array([j.row for j in numeric]), errors))
+            Feed(
+                ERROR,
+                SignalType.numeric,
+                Columns(np.array([j.row for j in numeric]), errors),
+                versions=[j.version for j in numeric],
+            )
         ]
 
     # -- for metrics ----------------------------------------------------------------------

@@ -384,6 +384,14 @@ class SignalMonitor:
         self.history.trim()
         return transitions, end
 
+    def retire(self, sources: SourceRefs) -> Transition | None:
+        """Close an open drift because the signal ends (its model version is no longer live),
+        at the one value `sources` describes; None if no drift is open."""
+        if self.lifecycle.drift is None:
+            return None
+        resolved = self.lifecycle.resolve(0, max(self.seen - 1, 0), "version_retired")
+        return self._transition(resolved, 0, sources)
+
     def _decide(
         self, hits: list[StatisticHit], ends: np.ndarray, start: int, sources: SourceRefs
     ) -> list[Transition]:
