@@ -141,6 +141,17 @@ def _parser() -> argparse.ArgumentParser:
         "--shift-day", type=float, default=15.0, help="day the shifted history changes (default 15)"
     )
     seasonal.add_argument("--seed", type=int, default=1)
+    seasonal.add_argument(
+        "--fast-rate",
+        type=float,
+        default=100.0,
+        help="events a second of the fast scenario (10 days; default 100; 0 skips it)",
+    )
+    seasonal.add_argument(
+        "--cost",
+        action="store_true",
+        help="only the core's throughput with and without seasonal adjustment, A/B in one process",
+    )
 
     peers = command("peers", "a batch peer (NannyML) beside streamdrift on the same data", _peers)
     peers.add_argument(
@@ -222,7 +233,9 @@ def _backtest(args: argparse.Namespace) -> str:
 def _seasonal(args: argparse.Namespace) -> str:
     from bench import seasonal
 
-    return seasonal.run(args.quick, args.days, args.rate, args.shift_day, args.seed)
+    if args.cost:
+        return seasonal.cost()
+    return seasonal.run(args.quick, args.days, args.rate, args.shift_day, args.seed, args.fast_rate)
 
 
 def _peers(args: argparse.Namespace) -> str:

@@ -22,7 +22,10 @@ by `detector.backtest.replay` (the code `streamdrift backtest` runs), scored wit
 
 from __future__ import annotations
 
+import multiprocessing
 import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,6 +37,12 @@ from bench.report import progress, table
 from detector.backtest.files import FileSource
 from detector.backtest.replay import Replayed, Run, replay
 from detector.backtest.score import Change, Detection, Score, score
+from detector.core.monitors.columns import SourceRefs
+from detector.core.monitors.signal import SignalMonitor
+from detector.core.monitors.signal_type import SignalType
+from detector.core.monitors.traffic import MONITOR as TRAFFIC
+from detector.core.monitors.traffic import TrafficMonitor
+from detector.core.pipeline import Pipeline
 from detector.settings import load_settings
 
 MODEL = "shop"
@@ -57,12 +66,21 @@ class Scenario:
     rate: float = 20.0
     seed: int = 1
     shift_day: float | None = None
+    outage_after: float = OUTAGE_AFTER_SHIFT  # days from the shift to the outage
 
     def times(self) -> np.ndarray:
         """Event times (epoch ms, sorted): a Poisson count per minute at the cycling rate,
         spread uniformly within the minute."""
         rng = np.random.default_rng([self.seed, 0])
-        minutes = START_MS + MINUTE_MS * np.arange(int(self.days * 1440))
+        return self._times(rng, START_MS + MINUTE_MS * np.arange(int(self.days * 1440)))
+
+    def hour_times(self, hour: int) -> np.ndarray:
+        """The event times of hour `hour` from the start alone, from a generator of that hour
+        (for histories too long to hold: `columns(ts, part=hour)` gives their fields)."""
+        rng = np.random.default_rng([self.seed, 0, hour])
+        return self._times(rng, START_MS + HOUR_MS * hour + MINUTE_MS * np.arange(60))
+
+    def _times(self, rng: np.random.Generator, minutes: np.ndarray) -> np.ndarray:
         rate = self.rate * traffic_factor(minutes)
         outage = self.outage_ms()
         if outage is not None:
@@ -76,12 +94,12 @@ class Scenario:
         """Start and end (event time) of the shifted history's outage."""
         if self.shift_day is None:
             return None
-        start = START_MS + int((self.shift_day + OUTAGE_AFTER_SHIFT) * DAY_MS)
+        start = START_MS + int((self.shift_day + self.outage_after) * DAY_MS)
         return start, start + int(OUTAGE_HOURS * HOUR_MS)
 
-    def columns(self, ts: np.ndarray) -> dict[str, np.ndarray]:
-        """Every field of the events at times `ts`, seeded by the scenario."""
-        rng = np.random.default_rng([self.seed, 1])
+    def columns(self, ts: np.ndarray, part: int | None = None) -> dict[str, np.ndarray]:
+        """Every field of the events at times `ts`, seeded by the scenario (and by `part`)."""
+        rng = np.random.default_rng([self.seed, 1] if part is None else [self.seed, 1, part])
         n = len(ts)
         day, weekend = daily(ts, peak_hour=20.0), weekend_of(ts)
         shifted = (
@@ -212,19 +230,24 @@ def backtest(scenario: Scenario, folder: Path) -> Result:
     return Result(scenario, events, replayed, found)
 
 
-def run(quick: bool, days: float, rate: float, shift_day: float, seed: int) -> str:
+def run(
+    quick: bool, days: float, rate: float, shift_day: float, seed: int, fast_rate: float
+) -> str:
+    """The slow scenario through the backtest; then, unless `fast_rate` (events a second) is
+    0 or `quick`, the fast one."""
     if quick:
         days, shift_day = 2.0, 1.0
     with tempfile.TemporaryDirectory(prefix="streamdrift-seasonal-") as folder:
         clean = backtest(Scenario(days, rate, seed), Path(folder))
         shifted = backtest(Scenario(days, rate, seed, shift_day), Path(folder))
-    return "\n\n".join(
-        [
-            intro(clean, shift_day),
-            "### False alarms (clean history)\n\n" + false_alarm_table(clean),
-            "### In-cycle shifts (shifted history)\n\n" + shift_table(shifted),
-        ]
-    )
+    sections = [
+        intro(clean, shift_day),
+        "### False alarms (clean history)\n\n" + false_alarm_table(clean),
+        "### In-cycle shifts (shifted history)\n\n" + shift_table(shifted),
+    ]
+    if fast_rate > 0 and not quick:
+        sections.append("### Fast traffic\n\n" + run_fast(fast_rate, seed))
+    return "\n\n".join(sections)
 
 
 def intro(clean: Result, shift_day: float) -> str:
@@ -278,4 +301,235 @@ def shift_table(result: Result) -> str:
         table(["monitor", "change at event", "delay (events)", "first alert by"], rows)
         + "\n\n"
         + summary
+    )
+
+
+# -- fast traffic: too many events for a file, fed straight to the model's monitors ----------
+
+FAST_RATE = 6000.0  # events a minute (100 a second) of the fast scenario
+FAST_DAYS, FAST_SHIFT_DAY, FAST_OUTAGE_AFTER = 10.0, 8.0, 1.5
+FAST_SIGNALS = {  # monitor -> (field of Scenario.columns, signal type)
+    "feature.amount": ("amount", SignalType.numeric),
+    "feature.sessions": ("sessions", SignalType.numeric),
+    "feature.temperature": ("temperature", SignalType.numeric),
+    "feature.device": ("device", SignalType.categorical),
+    "feature.noise": ("noise", SignalType.numeric),
+    "prediction.score": ("score", SignalType.numeric),
+    "prediction.latency": ("latency_ms", SignalType.numeric),
+}
+
+
+@dataclass(frozen=True)
+class Streamed:
+    """A history fed hour by hour to the signal monitors and traffic.rate of the model."""
+
+    scenario: Scenario
+    events: int
+    learned_at: int | None  # the first event past the learned week (the switch)
+    detections: list[Detection]
+    changes: list[Change]
+    cpu_seconds: float
+
+    def after_learning(self) -> list[Detection]:
+        start = self.events if self.learned_at is None else self.learned_at
+        return [d for d in self.detections if d.position is not None and d.position >= start]
+
+    def watched_days(self) -> float:
+        """Days of event time from the switch to the end (or to the changes)."""
+        end = self.scenario.shift_day if self.scenario.shift_day is not None else self.scenario.days
+        return end - 7.0
+
+
+def stream(scenario: Scenario, detection: dict[str, object] | None = None) -> Streamed:
+    """Feed the scenario's history, hour by hour, to the monitors a model has at the default
+    configuration (with `detection` overrides), timing them in CPU seconds."""
+    settings = load_settings(None, detection=detection or {})
+    config = Pipeline(settings).new_monitor(MODEL).config
+    signals = {name: SignalMonitor(name, kind, config) for name, (_, kind) in FAST_SIGNALS.items()}
+    traffic = TrafficMonitor(
+        settings.detection.warmup_events, settings.detection.season_max_warmup_events
+    )
+    moments: dict[str, int | None] = {"learned": None, "shift": None, "down": None, "up": None}
+    outage = scenario.outage_ms()
+    if scenario.shift_day is not None and outage is not None:
+        moments |= {
+            "shift": START_MS + int(scenario.shift_day * DAY_MS),
+            "down": outage[0],
+            "up": outage[1],
+        }
+    found: dict[str, int] = {}
+    detections: list[Detection] = []
+    events, cpu = 0, 0.0
+    for hour in range(int(scenario.days * 24)):
+        ts = scenario.hour_times(hour)
+        columns = scenario.columns(ts, part=hour)
+        refs = SourceRefs(
+            ("predictions",),
+            0,
+            np.zeros(len(ts), dtype=np.int64),
+            np.arange(events, events + len(ts)),
+        )
+        started = time.process_time()
+        for name, (field, kind) in FAST_SIGNALS.items():
+            values = columns[field]
+            for t in signals[name].update(
+                values.tolist() if kind is SignalType.categorical else values, refs, ts
+            ):
+                if t.kind == "detected":
+                    detections.append(
+                        Detection(MODEL, name, events + t.index, "", t.statistic, t.detector)
+                    )
+        for t in traffic.observe(ts):
+            if t.kind == "detected":
+                detections.append(
+                    Detection(MODEL, TRAFFIC, events + t.index, "", t.statistic, t.detector)
+                )
+        cpu += time.process_time() - started
+        learner = signals["feature.noise"].season_learner
+        if moments["learned"] is None and learner is not None:
+            moments["learned"] = learner.plan.end_ms
+        for key, moment in moments.items():
+            if moment is not None and key not in found and len(ts) and ts[-1] >= moment:
+                found[key] = events + int(np.searchsorted(ts, moment))
+        events += len(ts)
+    changes = (
+        [
+            Change(MODEL, "mean_shift", "amount", "feature.amount", found["shift"]),
+            Change(MODEL, "mean_shift", "noise", "feature.noise", found["shift"]),
+            Change(MODEL, "mix_shift", "device", "feature.device", found["shift"]),
+            Change(MODEL, "outage", "", TRAFFIC, found["down"], end=found["up"]),
+        ]
+        if scenario.shift_day is not None
+        else []
+    )
+    progress(
+        f"streamed {events:,} events ({scenario.days:g} days, shift day {scenario.shift_day}): {cpu:.0f} CPU s"
+    )
+    return Streamed(scenario, events, found.get("learned"), detections, changes, cpu)
+
+
+def run_fast(rate_per_s: float, seed: int) -> str:
+    """The fast scenario: clean and shifted histories of FAST_DAYS days at `rate_per_s`, and
+    the clean one again without seasonal adjustment (as before it learned fast traffic)."""
+    rate = rate_per_s * 60.0
+    shifted_scenario = Scenario(
+        FAST_DAYS, rate, seed, FAST_SHIFT_DAY, outage_after=FAST_OUTAGE_AFTER
+    )
+    off: dict[str, object] = {"season_max_warmup_events": 0}
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=3, mp_context=context) as pool:  # three histories at once
+        runs = [
+            pool.submit(stream, scenario, detection)
+            for scenario, detection in (
+                (Scenario(FAST_DAYS, rate, seed), None),
+                (Scenario(FAST_DAYS, rate, seed), off),
+                (shifted_scenario, None),
+            )
+        ]
+        clean, before, shifted = (run.result() for run in runs)
+    found = score(shifted.changes, shifted.after_learning(), {MODEL: shifted.events}, MAX_DELAY)
+    watched = clean.watched_days()
+    split = clean.learned_at or 0  # the switch (the same event in both clean runs)
+    rows = []
+    for label, r in (("no seasonal adjustment (before)", before), ("seasonal (after)", clean)):
+        learning = sum(1 for d in r.detections if d.position is not None and d.position < split)
+        after = len(r.detections) - learning
+        rows.append(
+            [label, learning, after, after / watched * DAYS_PER_MONTH, r.events / r.cpu_seconds]
+        )
+    intro_text = (
+        f"Fast traffic: the same model at about {rate_per_s:g} events a second "
+        f"({clean.events:,} events in {FAST_DAYS:g} days, fed hour by hour to its signal "
+        f"monitors and traffic.rate at the default configuration; {clean.cpu_seconds:.0f} CPU s). "
+        f"The week is learned while watching; the switch comes at event {clean.learned_at:,}. "
+        f"False alarms are counted from there to day {FAST_DAYS:g} ({watched:g} days)."
+    )
+    by_monitor: dict[str, int] = {}
+    for d in clean.after_learning():
+        by_monitor[d.monitor] = by_monitor.get(d.monitor, 0) + 1
+    shift_rows = [
+        [
+            o.change.monitor,
+            o.change.start,
+            o.delay,
+            f"{o.detection.statistic}/{o.detection.detector}" if o.detection else None,
+        ]
+        for o in found.outcomes
+    ]
+    unexplained = len(found.false_alarms) + len(found.unscored)
+    return "\n\n".join(
+        [
+            intro_text,
+            table(
+                [
+                    "fast history (clean)",
+                    "alarms while learning the week",
+                    "false alarms after it",
+                    "per model-month",
+                    "events per CPU-second",
+                ],
+                rows,
+            ),
+            f"After the switch, by monitor: {dict(sorted(by_monitor.items())) or 'none'}.",
+            f"Shifted history (changes from day {FAST_SHIFT_DAY:g}, the outage at day "
+            f"{FAST_SHIFT_DAY + FAST_OUTAGE_AFTER:g}):\n\n"
+            + table(["monitor", "change at event", "delay (events)", "first alert by"], shift_rows)
+            + f"\n\nAlerts after the switch no change explains: {unexplained}.",
+        ]
+    )
+
+
+# -- the cost of seasonal adjustment ------------------------------------------------------------
+
+
+def cost(rounds: int = 3) -> str:
+    """Pipeline.process in this process over the same messages with the default configuration
+    and with `season_max_warmup_events = 0` (no seasonal adjustment), batch by batch in turn
+    (the order alternating), in CPU seconds: the slow seasonal history (a blind learned week,
+    then watched against the hour: timed from day 8 on) and the throughput benchmark's plain
+    workload (events 1 ms apart: fast traffic, watched while its week is learned)."""
+    from bench.throughput import BATCH, Stream, as_messages, generate
+    from bench.workload import Workload, standard_features
+
+    settings = load_settings(None)
+    off = load_settings(None, detection={"season_max_warmup_events": 0})
+    scenario = Scenario()
+    with tempfile.TemporaryDirectory(prefix="streamdrift-seasonal-") as folder:
+        path = Path(folder) / "clean.jsonl"
+        scenario.write(path)
+        lines = path.read_bytes().splitlines()
+    day_8 = int(np.searchsorted(scenario.times(), START_MS + 8 * DAY_MS))
+    streams = (
+        (
+            "seasonal, 20 a minute, days 8 to 21",
+            Stream([(MODEL.encode(), v) for v in lines], []),
+            day_8,
+        ),
+        (
+            "plain, 1,000 a second (learning its week)",
+            generate(Workload(standard_features(), ids=False), 200_000),
+            0,
+        ),
+    )
+    rows = []
+    for name, stream, timed_from in streams:
+        merged = as_messages(stream, settings.topics)
+        batches = [merged[i : i + BATCH] for i in range(0, len(merged), BATCH)]
+        for round_ in range(rounds):
+            pipelines = [Pipeline(settings), Pipeline(off)]
+            seconds, events = [0.0, 0.0], 0
+            for index, batch in enumerate(batches):
+                timed = index * BATCH >= timed_from
+                events += len(batch) if timed else 0
+                for which in (index + round_) % 2, (index + round_ + 1) % 2:
+                    started = time.process_time()
+                    pipelines[which].process(batch)
+                    if timed:
+                        seconds[which] += time.process_time() - started
+            rate, rate_off = events / seconds[0], events / seconds[1]
+            rows.append([name, round_ + 1, events, rate, rate_off, rate / rate_off])
+            progress(f"cost: {name}, round {round_ + 1}: {rate / rate_off:.3f}")
+    return table(
+        ["messages", "round", "timed", "events per CPU-s, default", "with 0", "default ÷ 0"],
+        rows,
     )

@@ -13,6 +13,7 @@ import pytest
 
 from detector.core.monitors.columns import SourceRefs
 from detector.core.monitors.config import SignalConfig
+from detector.core.monitors.reference import CategoricalReference
 from detector.core.monitors.seasonal import (
     DAY_HOURS,
     HOUR_MS,
@@ -20,6 +21,7 @@ from detector.core.monitors.seasonal import (
     CategoricalSeason,
     NumericSeason,
     Plan,
+    Recentring,
     Scaler,
     SeasonLearner,
     plan,
@@ -74,13 +76,16 @@ def learned(learner: SeasonLearner, values: np.ndarray, ts: np.ndarray, chunk: i
 # -- the plan -------------------------------------------------------------------------------
 
 
-def test_slow_traffic_learns_a_week_and_faster_a_day_and_fast_none() -> None:
+def test_slow_traffic_learns_a_week_blind_faster_a_day_and_fast_a_week_while_watching() -> None:
     week = plan(times(0.07), 1_000_000)  # 10 a minute: a week is 100,800 events
-    assert week is not None and week.hours == WEEK_HOURS
-    assert week.end_ms == START_MS + WEEK_HOURS * HOUR_MS
+    assert week is not None and week.hours == WEEK_HOURS and not week.watching
+    assert week.end_ms == START_MS + WEEK_HOURS * HOUR_MS and week.every == 1
     day = plan(times(0.07), 20_000)  # a day (14,400 events) fits, a week does not
-    assert day is not None and day.hours == DAY_HOURS
-    assert plan(times(0.01, step_ms=1), 1_000_000) is None  # 1000 a second: a day is 86 million
+    assert day is not None and day.hours == DAY_HOURS and not day.watching
+    fast = plan(times(0.01, step_ms=1), 1_000_000)  # 1000 a second: a day is 86 million
+    assert fast is not None and fast.hours == WEEK_HOURS and fast.watching
+    assert fast.every == 604  # 604.8 million events a week, thinned to about a million
+    assert fast.stride % fast.every == 0 and fast.stride // fast.every == 977  # ~1024 sampled
     assert plan(np.full(1000, START_MS), 1_000_000) is None  # times that do not move
     assert plan(times(0.07), 0) is None  # switched off
 
@@ -123,11 +128,14 @@ def test_a_signal_without_cycles_keeps_its_reference() -> None:
 
 def test_a_category_mix_that_follows_the_hour_gets_shares_per_hour() -> None:
     ts = times(8)
-    codes = (np.asarray(device_mix(ts, seed=4)) == "web").astype(np.int64)
+    mix = device_mix(ts, seed=4)
     season_plan = plan(ts[:1000], 1_000_000)
     assert season_plan is not None
-    learner = SeasonLearner(season_plan, codes=2)
-    learned(learner, codes, ts, 5000)
+    reference = CategoricalReference(
+        ("mobile", "web"), np.array([0.0, 0.6, 1.0]), np.array([0.6, 1.0, 1.0]), 0.0
+    )
+    learner = SeasonLearner(season_plan, reference=reference)
+    learned(learner, np.asarray(mix), ts, 5000)
     season = learner.categorical_season()
     assert season is not None and season.buckets == DAY_HOURS
     evening, morning = START_MS + 20 * HOUR_MS, START_MS + 8 * HOUR_MS
@@ -136,8 +144,8 @@ def test_a_category_mix_that_follows_the_hour_gets_shares_per_hour() -> None:
     u = season.transform(np.array([0, 0]), np.array([evening, morning]))
     assert u == pytest.approx(season.shares[[20, 8], 0] / 2)
 
-    flat = np.random.default_rng(5).integers(0, 2, len(ts))
-    flat_learner = SeasonLearner(season_plan, codes=2)
+    flat = np.asarray(["mobile", "web"])[np.random.default_rng(5).integers(0, 2, len(ts))]
+    flat_learner = SeasonLearner(season_plan, reference=reference)
     learned(flat_learner, flat, ts, 5000)
     assert flat_learner.categorical_season() is None
 
@@ -158,6 +166,8 @@ def test_learning_does_not_depend_on_batches_and_survives_a_restore(chunk: int) 
     state = orjson.loads(orjson.dumps(learner.to_state(), option=orjson.OPT_SERIALIZE_NUMPY))
     learner = SeasonLearner.from_state(state)
     learned(learner, values[first:], ts[first:], chunk)
+    learner.flush()
+    whole.flush()
     assert learner.seen == whole.seen
     assert np.array_equal(learner.sums, whole.sums)
     assert np.array_equal(learner.sample, whole.sample)
@@ -177,7 +187,8 @@ def test_seasons_survive_their_state() -> None:
     categorical = CategoricalSeason(np.tile([0.2, 0.5, 0.3], (168, 1)))
     state = orjson.loads(orjson.dumps(categorical.to_state(), option=orjson.OPT_SERIALIZE_NUMPY))
     assert np.array_equal(CategoricalSeason.from_state(state).shares, categorical.shares)
-    assert Plan(24, 1, 1) == Plan(24, 1, 1)
+    fast = Plan(168, 1, 10, 5, True)
+    assert Plan.from_state(orjson.loads(orjson.dumps(fast.to_state()))) == fast
 
 
 # -- a seasonal signal ---------------------------------------------------------------------
@@ -258,3 +269,101 @@ def test_seasonal_decisions_do_not_depend_on_batches_or_restores(
         whole = run(kind, values, ts, len(ts), config)
         assert whole
         assert run(kind, values, ts, batch, config, restore_at) == whole
+
+
+# -- traffic too fast to stay blind: watching while learning ---------------------------------
+
+# 10 events a minute against a budget of 5,000: not even a day (14,400) fits, so the signal
+# takes the path of fast traffic (a week learned from every value while watching).
+FAST = {"season_max_warmup_events": 5_000}
+
+
+def test_fast_traffic_watches_while_it_learns_then_is_quiet_about_its_cycle() -> None:
+    ts, numbers, mix, change = seasonal_streams()
+    config = default_config(**FAST)
+    switch = int(np.searchsorted(ts, ts[0] + 7 * DAY_MS))  # the week's end (about)
+    for kind, values in ((SignalType.numeric, numbers), (SignalType.categorical, mix)):
+        found = run(kind, values, ts, 5000, config)
+        detected = [f[0] for f in found if f[1] == "detected"]
+        assert any(d < switch for d in detected), kind  # the plain reference: the cycle alarms
+        after = [d for d in detected if d >= switch + 1000]  # (one window to resolve the last)
+        assert after, kind
+        assert after[0] >= change, f"{kind}: a false alarm at {after[0]} after the switch"
+        assert after[0] - change < 3000, kind
+
+
+@pytest.mark.parametrize("batch,restore_at", [(997, None), (7777, 60_000), (5000, 100_000)])
+def test_fast_traffic_decisions_do_not_depend_on_batches_or_restores(
+    batch: int, restore_at: int | None
+) -> None:
+    ts, numbers, mix, _ = seasonal_streams()
+    config = default_config(**FAST)
+    for kind, values in ((SignalType.numeric, numbers), (SignalType.categorical, mix)):
+        whole = run(kind, values, ts, len(ts), config)
+        assert whole
+        assert run(kind, values, ts, batch, config, restore_at) == whole
+
+
+@pytest.mark.parametrize("chunk", [1, 977, 50_000])
+def test_thinned_learning_does_not_depend_on_batches_and_survives_a_restore(chunk: int) -> None:
+    ts = times(8)
+    values = cyclic(ts, seed=6)
+    thinned = Plan(WEEK_HOURS, ts[0] + WEEK_HOURS * HOUR_MS, 7 * 64, every=7, watching=True)
+    scaler = Scaler.fit(values[:1000])
+    whole = SeasonLearner(thinned, scaler)
+    learned(whole, values, ts, len(ts))
+    whole.flush()
+    assert whole.counts.sum() == -(-whole.seen // 7)  # every 7th value, from the first
+    learner = SeasonLearner(thinned, scaler)
+    first = learned(learner, values[:30_001], ts[:30_001], chunk)
+    state = orjson.loads(orjson.dumps(learner.to_state(), option=orjson.OPT_SERIALIZE_NUMPY))
+    learner = SeasonLearner.from_state(state)
+    learned(learner, values[first:], ts[first:], chunk)
+    learner.flush()
+    assert np.array_equal(learner.sums, whole.sums)
+    assert np.array_equal(learner.sample_ts, whole.sample_ts)
+    season = whole.numeric_season()
+    assert season is not None and season.buckets == WEEK_HOURS
+
+
+def recentred(
+    recentring: Recentring, statistic: np.ndarray, ts: np.ndarray, chunk: int, restore_at: int = -1
+) -> tuple[Recentring, np.ndarray]:
+    out = []
+    for start in range(0, len(ts), chunk):
+        if start <= restore_at < start + chunk:
+            state = orjson.loads(
+                orjson.dumps(recentring.to_state(), option=orjson.OPT_SERIALIZE_NUMPY)
+            )
+            recentring = Recentring.from_state(state)
+        part = slice(start, start + chunk)
+        out.append(recentring.apply([statistic[part]], ts[part])[0])
+    return recentring, np.concatenate(out)
+
+
+@pytest.mark.parametrize("chunk,restore_at", [(977, -1), (20_000, 50_000)])
+def test_recentring_learns_weekdays_and_weekends_apart_whatever_the_batches(
+    chunk: int, restore_at: int
+) -> None:
+    """A statistic whose daily residual (±0.03) has another phase at weekends: after the first
+    day its daily harmonics are removed, after the week those of each kind of day."""
+    ts = times(16)
+    rng = np.random.default_rng(11)
+    phase = np.where(weekend(ts) > 0, 6.0, 18.0)
+    residual = 0.03 * np.cos(2 * np.pi * (hours_of_day(ts) - phase) / 24.0)
+    statistic = np.clip(0.5 + residual + rng.normal(0.0, 0.29, len(ts)), 0.0, 1.0)
+    fresh = Recentring(1, START_MS + DAY_MS, START_MS + 7 * DAY_MS)
+    whole, out = recentred(fresh, statistic, ts, len(ts))
+    assert not whole.learning and whole.offsets is not None
+    weekdays, weekends = whole.offsets[0, :DAY_HOURS], whole.offsets[0, DAY_HOURS:]
+    # each its own phase (peaks at 18:00 and 06:00; weekends are two days of seven: noisier)
+    assert 16 <= np.argmax(weekdays) <= 19 and 4 <= np.argmax(weekends) <= 8
+    after = ts >= START_MS + 7 * DAY_MS
+    left = out[after] - 0.5
+    assert np.abs(left).max() < 1  # (values stay statistics)
+    by_hour = [(left[(hours_of_day(ts[after]) // 1 == h)]).mean() for h in range(DAY_HOURS)]
+    assert np.abs(by_hour).max() < 0.015  # the cycle of both kinds of day is gone
+    again = Recentring(1, START_MS + DAY_MS, START_MS + 7 * DAY_MS)
+    restored, chunked = recentred(again, statistic, ts, chunk, restore_at)
+    assert np.array_equal(chunked, out)
+    assert restored.offsets is not None and np.array_equal(restored.offsets, whole.offsets)

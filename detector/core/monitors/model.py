@@ -91,7 +91,9 @@ SCHEMA = "quality.schema"
 # 3: performance carries each model version's score calibration, and waiting predictions their
 # version.
 # 4: output monitors live under their model version (`versions`).
-STATE_SCHEMA = 4
+# 5: a season's plan says whether the signal watches while it learns (fast traffic), a
+# categorical season learner carries its reference, and recentring weekdays and weekends apart.
+STATE_SCHEMA = 5
 # The libraries whose internals the state holds, with the version it loads under. ADWIN's
 # buckets are river's Rust core's own binary encoding and DDM/HDDM_A's state is their private
 # attributes: either may change in any river release, patches included, so a state loads only

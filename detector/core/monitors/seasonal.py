@@ -5,17 +5,20 @@ detectors see only what moves away from the usual value *for that hour* (pure; n
 How a signal learns its season (detector.core.monitors.signal drives it):
 
 1. The warm-up (`warmup_events` values) is fitted as always. Its event times give the traffic
-   rate; if a week of such traffic fits in `season_max_warmup_events` values, the signal learns
+   rate. If a week of such traffic fits in `season_max_warmup_events` values, the signal learns
    over one week of event time (hour-of-week buckets), else over one day if that fits (hour of
-   day), else not at all: it starts watching at once, as before seasonal adjustment existed.
+   day), without alerting meanwhile: before a full cycle has been seen, whether a daily or
+   weekly component exists cannot be known, and watching a cyclic signal against a reference
+   learned in one hour is what raised an alert every evening. Faster traffic (a day does not
+   fit) is not kept blind for a day of millions of events: it watches against the warm-up's
+   reference while it learns one week of event time from every `every`-th value (about a
+   million values a week), and switches at the week's end (`Plan.watching`).
 2. Over that cycle (`SeasonLearner`) the signal keeps, per hour-of-week bucket, the count and
    the fixed-point sums of t and t² (t: the value on a robust, scale-free scale, `Scaler`) or
    the count of each category, plus a thinned sample of t spread over the cycle. Integer sums
-   do not depend on how the values were batched, so neither does anything decided from them.
-   Nothing alerts meanwhile: before a full cycle has been seen, whether a daily or weekly
-   component exists cannot be known, and watching a cyclic signal against a reference learned
-   in one hour is what raised an alert every evening.
-3. At the cycle's end (`SeasonLearner.finish`) a chi-square test on the bucket means (and log
+   do not depend on how the values were batched, and neither does which values are learned
+   from (by position), so neither does anything decided from them.
+3. At the cycle's end a chi-square test on the bucket means (and log
    variances) against the within-bucket spread decides whether the daily component, and then
    a weekly one on top of it, is significant. Not significant: no adjustment (the warm-up's
    reference, as before). Significant: `NumericSeason` standardises t with the location and
@@ -26,12 +29,14 @@ How a signal learns its season (detector.core.monitors.signal drives it):
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import astuple, dataclass
 from functools import cached_property
 from typing import Any
 
 import numpy as np
+
+from detector.core.monitors.reference import CategoricalReference
 
 HOUR_MS = 3_600_000
 DAY_HOURS, WEEK_HOURS = 24, 168
@@ -46,7 +51,11 @@ T_LIMIT = (
 PRIOR_EVENTS = {DAY_HOURS: 1.0, WEEK_HOURS: 20.0}
 SIGNIFICANCE_SIGMAS = 6.0  # a component is significant when its chi-square exceeds df + this × sd
 POOLED_SAMPLE = 1024  # values of t kept over the cycle for the pooled reference (1024 to 2047)
+# Values a week a signal that watches while it learns learns from (every k-th of faster traffic):
+# about 6,000 an hour of the week, so an hour's mean is known to about 0.013 of its sd.
+LEARNED_WHILE_WATCHING = 1_000_000
 MIN_SCALE = 1e-9
+PENDING = 64  # values a learner collects before adding them up (SeasonLearner.take)
 
 
 def hour_of_week(ts_ms: np.ndarray) -> np.ndarray:
@@ -57,17 +66,31 @@ def hour_of_week(ts_ms: np.ndarray) -> np.ndarray:
 @dataclass(frozen=True)
 class Plan:
     """What a signal's season learning covers: `hours` of event time (24 or 168) from its first
-    value, ending at the first value at or after `end_ms`; every `stride`-th value is sampled."""
+    value, ending at the first value at or after `end_ms`; every `every`-th value is learned
+    from and every `stride`-th (a multiple of `every`) kept in the sample. `watching`: the
+    signal watches against its warm-up's reference meanwhile (traffic too fast to stay blind)."""
 
     hours: int
     end_ms: int
     stride: int
+    every: int = 1
+    watching: bool = False
+
+    def to_state(self) -> list[Any]:
+        return list(astuple(self))
+
+    @classmethod
+    def from_state(cls, state: Sequence[Any]) -> Plan:
+        hours, end_ms, stride, every, watching = state
+        return cls(int(hours), int(end_ms), int(stride), int(every), bool(watching))
 
 
 def plan(ts_ms: np.ndarray, max_events: int) -> Plan | None:
     """The season to learn after a warm-up whose values came at event times `ts_ms`: a week if
-    a week at the warm-up's rate fits in `max_events` values, else a day if a day does; None
-    (no seasonal adjustment) if neither does, or the times do not move."""
+    a week at the warm-up's rate fits in `max_events` values, else a day if a day does, both
+    blind; else a week learned from every `every`-th value (about LEARNED_WHILE_WATCHING of
+    them) while watching. None (no seasonal adjustment) if `max_events` is 0 or the times do
+    not move."""
     if max_events <= 0 or len(ts_ms) < 2:
         return None
     first, span = int(ts_ms.min()), int(ts_ms.max() - ts_ms.min())
@@ -78,7 +101,10 @@ def plan(ts_ms: np.ndarray, max_events: int) -> Plan | None:
         expected = per_ms * hours * HOUR_MS
         if expected <= max_events:
             return Plan(hours, first + hours * HOUR_MS, max(1, int(expected // POOLED_SAMPLE)))
-    return None
+    expected = per_ms * WEEK_HOURS * HOUR_MS
+    every = max(1, int(expected // LEARNED_WHILE_WATCHING))
+    stride = max(every, int(expected // POOLED_SAMPLE) // every * every)
+    return Plan(WEEK_HOURS, first + WEEK_HOURS * HOUR_MS, stride, every, watching=True)
 
 
 @dataclass(frozen=True)
@@ -180,68 +206,92 @@ HARMONICS = 2  # daily harmonics of a statistic's offsets (Recentring)
 
 class Recentring:
     """Per hour-of-day offsets of a standardised signal's PIT statistics, learned over its first
-    day watched and subtracted from then on.
+    week watched and subtracted: those of its first day from the end of that day, those of the
+    whole week from the end of the week on.
 
     Standardising fixes location and scale, not shape: a bounded or discrete value whose shape
     changes over the day (a confidence that piles up at 0.5, a count of small mean) leaves its
     PIT statistics ±0.02 off their level at some hours, a slow daily cycle that ADWIN finds in
-    the end. Each statistic's mean per hour of the day over a whole day (about 1,000 values an
-    hour at 20 a minute: standard error 0.01) less its mean over that day is that cycle; only
-    differences between hours are removed, so a change that moves every hour stays whole. The
-    day ends at the first value at or after `until_ms` (event time), whatever the batches."""
+    the end. Each statistic's mean per hour of the day (about 1,000 values an hour and a day at
+    20 a minute: standard error 0.01 after a day, 0.004 after a week) less its mean over all
+    hours is that cycle; only differences between hours are removed, so a change that moves
+    every hour stays whole. Each period ends at the first value at or after `until_ms` (the
+    day), then `final_ms` (the week), in event time, whatever the batches."""
 
-    def __init__(self, statistics: int, until_ms: int) -> None:
+    def __init__(self, statistics: int, until_ms: int, final_ms: int) -> None:
         self.until_ms = until_ms
-        self.sums = np.zeros((statistics, DAY_HOURS), dtype=np.int64)
-        self.counts = np.zeros(DAY_HOURS, dtype=np.int64)
-        self.offsets: np.ndarray | None = None  # (statistics, 24) once the day is over
+        self.final_ms = final_ms
+        self.learning = True  # until the week's end
+        self.sums = np.zeros((statistics, 2, DAY_HOURS), dtype=np.int64)
+        self.counts = np.zeros((2, DAY_HOURS), dtype=np.int64)
+        # (statistics, 48: weekday hours, then weekend hours) once the first day is over
+        self.offsets: np.ndarray | None = None
 
     def apply(self, statistics: list[np.ndarray], ts_ms: np.ndarray) -> list[np.ndarray]:
-        """The statistics of values at ts_ms (in order), learned from or recentred."""
-        hours = (np.asarray(ts_ms, dtype=np.int64) // HOUR_MS) % DAY_HOURS
-        learn = 0
-        if self.offsets is None:
-            past = np.flatnonzero(ts_ms >= self.until_ms)
-            learn = int(past[0]) if len(past) else len(ts_ms)
-            for row, values in enumerate(statistics):
-                fixed = np.round(values[:learn] * STATISTIC_POINT).astype(np.int64)
-                np.add.at(self.sums[row], hours[:learn], fixed)
-            np.add.at(self.counts, hours[:learn], 1)
-            if learn == len(ts_ms):
-                return statistics
-            self.offsets = self._offsets()
-        offsets = self.offsets
-        return [
-            np.concatenate((values[:learn], values[learn:] - offsets[row, hours[learn:]]))
-            for row, values in enumerate(statistics)
-        ]
+        """The statistics of values at ts_ms (in order), learned from and recentred."""
+        ts_ms = np.asarray(ts_ms, dtype=np.int64)
+        hours = _day_kind_hour(ts_ms)
+        if not self.learning and self.offsets is not None:
+            return [values - self.offsets[row, hours] for row, values in enumerate(statistics)]
+        out = [np.array(values, dtype=np.float64) for values in statistics]
+        start, total = 0, len(ts_ms)
+        while start < total:
+            end = total
+            if self.learning:
+                boundary = self.until_ms if self.offsets is None else self.final_ms
+                past = np.flatnonzero(ts_ms[start:] >= boundary)
+                end = start + int(past[0]) if len(past) else total
+                self._learn([values[start:end] for values in statistics], hours[start:end])
+            if self.offsets is not None:
+                for row, values in enumerate(out):
+                    values[start:end] -= self.offsets[row, hours[start:end]]
+            if end < total:  # a period is over
+                self.learning = self.offsets is None
+                self.offsets = self._offsets()
+            start = end
+        return out
+
+    def _learn(self, statistics: list[np.ndarray], hours: np.ndarray) -> None:
+        """Add to the per-hour sums (fixed point: a batch's sum per hour is exact in a float64,
+        so bincount's sums are the integers np.add.at would give)."""
+        for row, values in enumerate(statistics):
+            fixed = np.round(values * STATISTIC_POINT)
+            self.sums[row] += (
+                np.bincount(hours, fixed, 2 * DAY_HOURS).astype(np.int64).reshape(2, -1)
+            )
+        self.counts += np.bincount(hours, minlength=2 * DAY_HOURS).reshape(2, -1)
 
     def _offsets(self) -> np.ndarray:
-        """Per statistic, the daily harmonics (HARMONICS of them) fitted to its hourly means by
-        weighted least squares, if they are significant against the noise of a uniform PIT's
-        statistic (variance 1/12), else none: an hour's mean over one day has a standard error
-        of about 0.01, and offsets made of noise would be a daily cycle of their own."""
-        counts = self.counts.astype(np.float64)
-        phase = 2 * np.pi * (np.arange(DAY_HOURS) + 0.5) / DAY_HOURS
-        k = np.arange(1, HARMONICS + 1)
-        waves = np.column_stack((np.cos(np.outer(phase, k)), np.sin(np.outer(phase, k))))
-        design = np.column_stack((np.ones(DAY_HOURS), waves)) * np.sqrt(counts)[:, None]
-        offsets = np.zeros((len(self.sums), DAY_HOURS))
-        seen = counts > 0
-        if seen.sum() <= design.shape[1]:
-            return offsets
-        for row, sums in enumerate(self.sums / STATISTIC_POINT):
-            means = np.where(seen, sums / np.maximum(counts, 1.0), 0.0)
-            fit = np.linalg.lstsq(design[seen], (means * np.sqrt(counts))[seen], rcond=None)[0]
-            cycle = waves @ fit[1:]
-            chi2 = float(np.sum(counts * cycle**2) * 12.0)
-            if _significant(chi2, 2.0 * HARMONICS):
-                offsets[row] = cycle
-        return offsets
+        """Per statistic, after the first day: the daily harmonics (HARMONICS of them) fitted to
+        its hourly means by weighted least squares, if significant against the noise of a
+        uniform PIT's statistic (variance 1/12), else none (an hour's mean over one day has a
+        standard error of about 0.01, and offsets made of noise would be a daily cycle of their
+        own). After the week, per kind of day (weekdays, weekends: the shape of a weekend hour
+        is not that of a weekday's), its hourly means fitted by a level and the harmonics less
+        the mean of everything learned, if significant, else the harmonics of all days; then
+        centred, so that the offsets of the values learned from average 0."""
+        counts = self.counts.astype(np.float64)  # (2, 24)
+        sums = self.sums / STATISTIC_POINT  # (statistics, 2, 24)
+        together = counts.sum(axis=0)
+        offsets = np.zeros((len(sums), 2, DAY_HOURS))
+        for row in range(len(sums)):
+            pooled = _daily_fit(sums[row].sum(axis=0), together, None)
+            offsets[row] = pooled if pooled is not None else 0.0
+            if self.learning:  # the first day's
+                continue
+            level = sums[row].sum() / max(counts.sum(), 1.0)
+            for kind in range(2):
+                own = _daily_fit(sums[row, kind], counts[kind], level)
+                if own is not None:
+                    offsets[row, kind] = own
+            offsets[row] -= np.sum(counts * offsets[row]) / max(counts.sum(), 1.0)
+        return offsets.reshape(len(sums), 2 * DAY_HOURS)
 
     def to_state(self) -> dict[str, Any]:
         return {
             "until_ms": self.until_ms,
+            "final_ms": self.final_ms,
+            "learning": self.learning,
             "sums": self.sums,
             "counts": self.counts,
             "offsets": self.offsets,
@@ -249,62 +299,121 @@ class Recentring:
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> Recentring:
-        sums = np.asarray(state["sums"], dtype=np.int64).reshape(-1, DAY_HOURS)
-        recentring = cls(len(sums), int(state["until_ms"]))
+        sums = np.asarray(state["sums"], dtype=np.int64).reshape(-1, 2, DAY_HOURS)
+        recentring = cls(len(sums), int(state["until_ms"]), int(state["final_ms"]))
+        recentring.learning = bool(state["learning"])
         recentring.sums = sums
-        recentring.counts = np.asarray(state["counts"], dtype=np.int64)
+        recentring.counts = np.asarray(state["counts"], dtype=np.int64).reshape(2, DAY_HOURS)
         if state["offsets"] is not None:
             recentring.offsets = np.asarray(state["offsets"], dtype=np.float64).reshape(
-                -1, DAY_HOURS
+                -1, 2 * DAY_HOURS
             )
         return recentring
 
 
 class SeasonLearner:
     """Per-bucket evidence over one cycle of event time (see the module docstring), for numbers
-    (`scaler` given: sums of t) or category codes (`codes` given: counts per code)."""
+    (`scaler` given: sums of t) or categories (`reference` given: counts per reference code,
+    'other' last; the learner codes values itself, so a re-baseline of the signal meanwhile
+    does not change what its counts mean)."""
 
-    def __init__(self, plan: Plan, scaler: Scaler | None = None, codes: int = 0) -> None:
+    def __init__(
+        self,
+        plan: Plan,
+        scaler: Scaler | None = None,
+        reference: CategoricalReference | None = None,
+    ) -> None:
         self.plan = plan
         self.scaler = scaler
-        self.seen = 0  # values taken
-        self.counts = np.zeros((WEEK_HOURS, max(codes, 1)), dtype=np.int64)
-        self.sums = np.zeros((2, WEEK_HOURS), dtype=np.int64)  # fixed-point t and t²
+        self.reference = reference
+        self.index = reference.index() if reference is not None else {}
+        self.seen = 0  # values offered (learned from: every plan.every-th)
+        codes = reference.other_code + 1 if reference is not None else 1
+        # Per hour of the week: counts (of each code) and the fixed-point sums of t and t²,
+        # allocated with the first values added (a fast model's first hour adds none).
+        self.counts = np.zeros((0, codes), dtype=np.int64)
+        self.sums = np.zeros((2, 0), dtype=np.int64)
         self.stride = plan.stride  # every stride-th value is in the sample
         self.sample = np.empty(0)  # thinned t, with its event time
         self.sample_ts = np.empty(0, dtype=np.int64)
+        # values learned from, not yet added: positions (from the cycle's first), times, values
+        self.pending_positions: list[int] = []
+        self.pending_ts: list[int] = []
+        self.pending_values: list[Any] = []
 
-    def take(self, values: np.ndarray, ts_ms: np.ndarray) -> int:
-        """Learn from values in order (numbers, or codes) until the cycle ends; return how many
-        were taken (fewer than given: the cycle ended at the first value not taken)."""
+    def until_end(self, ts_ms: np.ndarray) -> int:
+        """How many of values at ts_ms (in order) are in the cycle: up to the first at its end."""
+        ts_ms = np.asarray(ts_ms)
+        if not len(ts_ms) or ts_ms.max() < self.plan.end_ms:
+            return len(ts_ms)
+        return int(np.argmax(ts_ms >= self.plan.end_ms))
+
+    def take(
+        self, values: np.ndarray | Sequence[Any], ts_ms: np.ndarray, inside: bool = False
+    ) -> int:
+        """Learn from values in order (numbers, or categories) until the cycle ends; return how
+        many were taken (fewer than given: the cycle ended at the first value not taken;
+        `inside`: the caller knows they are all in the cycle). The
+        values learned from wait in `pending` until PENDING of them (or a decision) are there:
+        the sums are integers and the sample is every stride-th position, so when they are
+        added changes nothing, and a batch of fast traffic costs a slice, not a learning step."""
         ts_ms = np.asarray(ts_ms, dtype=np.int64)
-        past = np.flatnonzero(ts_ms >= self.plan.end_ms)
-        take = int(past[0]) if len(past) else len(ts_ms)
-        buckets = hour_of_week(ts_ms[:take])
-        if self.scaler is None:
-            codes = np.asarray(values[:take], dtype=np.int64)
-            np.add.at(self.counts, (buckets, codes), 1)
-        else:
-            t = self.scaler.transform(np.asarray(values[:take], dtype=np.float64))
-            q = np.round(t * FIXED_POINT).astype(np.int64)
-            np.add.at(self.counts[:, 0], buckets, 1)
-            np.add.at(self.sums[0], buckets, q)
-            np.add.at(self.sums[1], buckets, q * q)
-            kept = (np.arange(self.seen, self.seen + take) % self.stride) == 0
-            if kept.any():
-                self.sample = np.concatenate((self.sample, t[kept]))
-                self.sample_ts = np.concatenate((self.sample_ts, ts_ms[:take][kept]))
-            while len(self.sample) >= 2 * POOLED_SAMPLE:  # the rate was underestimated: thin more
-                self.sample, self.sample_ts = self.sample[::2], self.sample_ts[::2]
-                self.stride *= 2
+        take = len(ts_ms) if inside else self.until_end(ts_ms)
+        every = self.plan.every
+        rows = np.arange((-self.seen) % every, take, every)
+        if len(rows):
+            self.pending_positions.extend((self.seen + rows).tolist())
+            self.pending_ts.extend(ts_ms[rows].tolist())
+            if isinstance(values, np.ndarray):
+                self.pending_values.extend(values[rows].tolist())
+            else:
+                self.pending_values.extend(map(values.__getitem__, rows.tolist()))
+            if len(self.pending_values) >= PENDING:
+                self.flush()
         self.seen += take
         return take
+
+    def flush(self) -> None:
+        """Add the pending values to the per-bucket counts and sums, and to the sample."""
+        if not self.pending_values:
+            return
+        positions = np.asarray(self.pending_positions, dtype=np.int64)
+        ts_ms = np.asarray(self.pending_ts, dtype=np.int64)
+        values = self.pending_values
+        self.pending_positions, self.pending_ts, self.pending_values = [], [], []
+        if not len(self.counts):
+            self.counts = np.zeros((WEEK_HOURS, self.counts.shape[1]), dtype=np.int64)
+            self.sums = np.zeros((2, WEEK_HOURS), dtype=np.int64)
+        buckets = hour_of_week(ts_ms)
+        if self.reference is not None:
+            other = self.reference.other_code
+            codes = np.fromiter(
+                (self.index.get(value, other) for value in values),
+                dtype=np.int64,
+                count=len(values),
+            )
+            np.add.at(self.counts, (buckets, codes), 1)
+            return
+        assert self.scaler is not None
+        t = self.scaler.transform(np.asarray(values, dtype=np.float64))
+        q = np.round(t * FIXED_POINT).astype(np.int64)
+        np.add.at(self.counts[:, 0], buckets, 1)
+        np.add.at(self.sums[0], buckets, q)
+        np.add.at(self.sums[1], buckets, q * q)
+        kept = (positions % self.stride) == 0
+        if kept.any():
+            self.sample = np.concatenate((self.sample, t[kept]))
+            self.sample_ts = np.concatenate((self.sample_ts, ts_ms[kept]))
+        while len(self.sample) >= 2 * POOLED_SAMPLE:  # the rate was underestimated: thin more
+            self.sample, self.sample_ts = self.sample[::2], self.sample_ts[::2]
+            self.stride *= 2
 
     # -- deciding ---------------------------------------------------------------------
 
     def numeric_season(self) -> NumericSeason | None:
         """The per-bucket standardisation, if a daily (and weekly) component is significant."""
         assert self.scaler is not None
+        self.flush()
         n = self.counts[:, 0].astype(np.float64)
         total = n.sum()
         if total < 2:
@@ -324,6 +433,7 @@ class SeasonLearner:
 
     def categorical_season(self) -> CategoricalSeason | None:
         """Per-bucket shares, if the category mix depends on the hour (of the day or week)."""
+        self.flush()
         counts = self.counts.astype(np.float64)
         if counts.sum() < 2:
             return None
@@ -343,6 +453,10 @@ class SeasonLearner:
         mean = float(np.sum(counts * middles) / total)
         return mean, float(np.sum(counts * (middles - mean) ** 2) / total)
 
+    def other_share(self) -> float:
+        """Share of the cycle's categories outside the reference ('other')."""
+        return float(self.counts[:, -1].sum() / max(self.counts.sum(), 1))
+
     def pooled_sample(self, season: NumericSeason) -> np.ndarray:
         """The thinned sample of the cycle, standardised by its bucket."""
         return season.standardise_t(self.sample, self.sample_ts)
@@ -351,33 +465,46 @@ class SeasonLearner:
 
     def to_state(self) -> dict[str, Any]:
         return {
-            "plan": [self.plan.hours, self.plan.end_ms, self.plan.stride],
+            "plan": self.plan.to_state(),
             "scaler": None if self.scaler is None else [self.scaler.median, self.scaler.scale],
+            "reference": None if self.reference is None else self.reference.to_state(),
             "seen": self.seen,
             "stride": self.stride,
             "counts": self.counts,
             "sums": self.sums,
             "sample": self.sample,
             "sample_ts": self.sample_ts,
+            "pending_positions": self.pending_positions,
+            "pending_ts": self.pending_ts,
+            "pending_values": self.pending_values,
         }
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> SeasonLearner:
-        hours, end_ms, stride = state["plan"]
-        scaler = state["scaler"]
-        counts = np.asarray(state["counts"], dtype=np.int64).reshape(WEEK_HOURS, -1)
+        scaler, reference = state["scaler"], state["reference"]
         learner = cls(
-            Plan(int(hours), int(end_ms), int(stride)),
+            Plan.from_state(state["plan"]),
             None if scaler is None else Scaler(float(scaler[0]), float(scaler[1])),
-            counts.shape[1],
+            None if reference is None else CategoricalReference.from_state(reference),
         )
         learner.seen = int(state["seen"])
         learner.stride = int(state["stride"])
-        learner.counts = counts
-        learner.sums = np.asarray(state["sums"], dtype=np.int64).reshape(2, WEEK_HOURS)
+        codes = learner.counts.shape[1]
+        learner.counts = np.asarray(state["counts"], dtype=np.int64).reshape(-1, codes)
+        learner.sums = np.asarray(state["sums"], dtype=np.int64).reshape(2, -1)
         learner.sample = np.asarray(state["sample"], dtype=np.float64)
         learner.sample_ts = np.asarray(state["sample_ts"], dtype=np.int64)
+        learner.pending_positions = [int(p) for p in state["pending_positions"]]
+        learner.pending_ts = [int(t) for t in state["pending_ts"]]
+        learner.pending_values = list(state["pending_values"])
         return learner
+
+
+def _day_kind_hour(ts_ms: np.ndarray) -> np.ndarray:
+    """0..23: the hour (UTC) of a weekday's event time; 24..47: of a Saturday's or Sunday's."""
+    days, into = np.divmod(ts_ms, DAY_HOURS * HOUR_MS)
+    weekend = (days + 3) % 7 >= 5  # the epoch was a Thursday
+    return weekend * DAY_HOURS + into // HOUR_MS
 
 
 def _neighbours(ts_ms: np.ndarray, buckets: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -412,6 +539,29 @@ def _buckets_to_use(
 
 def _significant(chi2: float, df: float) -> bool:
     return df > 0 and chi2 > df + SIGNIFICANCE_SIGMAS * np.sqrt(2.0 * df)
+
+
+def _daily_fit(sums: np.ndarray, counts: np.ndarray, level: float | None) -> np.ndarray | None:
+    """Hourly means (sums over counts, 24 hours) fitted by a level and daily harmonics
+    (HARMONICS of them) by weighted least squares, less `level` (None: less the fitted level,
+    i.e. the harmonics alone); None when too few hours were seen or the fit is not
+    significantly away from that level (chi-square against a uniform PIT's noise, df +
+    SIGNIFICANCE_SIGMAS sd)."""
+    phase = 2 * np.pi * (np.arange(DAY_HOURS) + 0.5) / DAY_HOURS
+    k = np.arange(1, HARMONICS + 1)
+    waves = np.column_stack(
+        (np.ones(DAY_HOURS), np.cos(np.outer(phase, k)), np.sin(np.outer(phase, k)))
+    )
+    seen = counts > 0
+    if seen.sum() <= waves.shape[1]:
+        return None
+    weight = np.sqrt(counts)
+    means = sums / np.maximum(counts, 1.0)
+    fit = np.linalg.lstsq((waves * weight[:, None])[seen], (means * weight)[seen], rcond=None)[0]
+    away = waves[:, 1:] @ fit[1:] if level is None else waves @ fit - level
+    chi2 = float(np.sum(counts * away**2) * 12.0)
+    df = waves.shape[1] - (level is None)
+    return away if _significant(chi2, float(df)) else None
 
 
 def _coarser(hours: int) -> int:

@@ -47,6 +47,7 @@ from detector.core.monitors.reference import CategoricalReference, NumericRefere
 from detector.core.monitors.seasonal import (
     DAY_HOURS,
     HOUR_MS,
+    WEEK_HOURS,
     CategoricalSeason,
     NumericSeason,
     Recentring,
@@ -126,13 +127,24 @@ class SignalMonitor:
             if self.learning:
                 start += self._learn(values, start, times)
                 continue
-            if self.season_learner is not None:
+            learner = self.season_learner
+            if learner is not None and not learner.plan.watching:
                 assert times is not None  # a season is only planned from event times
                 start += self._learn_season(values[start:], times[start:])
                 continue
             end = self._segment_end(start, len(values))
-            found, start = self._watch(values, start, end, sources, times)
+            if learner is not None:  # watching while the cycle is learned
+                assert times is not None
+                end = start + learner.until_end(times[start:end])
+                if end == start:
+                    self._end_season()
+                    continue
+            found, stop = self._watch(values, start, end, sources, times)
+            if learner is not None:
+                assert times is not None
+                learner.take(values[start:stop], times[start:stop], inside=True)
             transitions += found
+            start = stop
         return transitions
 
     def _segment_end(self, start: int, total: int) -> int:
@@ -164,6 +176,7 @@ class SignalMonitor:
             if (
                 self.signal_type is not SignalType.rate
                 and self.season is None
+                and self.season_learner is None  # (a re-baseline while watching and learning)
                 and len(sample_ts) == len(sample)
             ):
                 self._plan_season(sample, np.asarray(sample_ts, dtype=np.int64))
@@ -171,29 +184,22 @@ class SignalMonitor:
 
     def _plan_season(self, sample: list[Any], times: np.ndarray) -> None:
         """After the warm-up of a numeric or categorical signal with event times: learn its
-        cycle next, if a day or a week of its traffic fits in season_max_warmup_events (the
-        warm-up, its first values, is handed over to the learner)."""
+        cycle next (detector.core.monitors.seasonal.plan; the warm-up, its first values, is
+        handed over to the learner)."""
         season_plan = plan(times, self.config.season_max_warmup_events)
         if season_plan is None:
             return
         if isinstance(self.reference, CategoricalReference):
-            self.season_learner = SeasonLearner(season_plan, codes=self.reference.other_code + 1)
+            self.season_learner = SeasonLearner(season_plan, reference=self.reference)
         else:
             self.season_learner = SeasonLearner(season_plan, Scaler.fit(np.asarray(sample)))
-        if self.season_learner.take(self._season_values(sample), times) < len(sample):
+        if self.season_learner.take(sample, times) < len(sample):
             self._end_season()
-
-    def _season_values(self, values: np.ndarray | Sequence[Any]) -> np.ndarray:
-        """Values as the season learner takes them: numbers, or reference codes (new: other)."""
-        if isinstance(self.reference, CategoricalReference):
-            assert self.categories is not None
-            return np.minimum(self.categories.codes(values), self.reference.other_code)
-        return np.asarray(values, dtype=np.float64)
 
     def _learn_season(self, values: np.ndarray | Sequence[str], times: np.ndarray) -> int:
         """Values of the cycle being learned (nothing alerts); ends it at the first value past it."""
         assert self.season_learner is not None
-        taken = self.season_learner.take(self._season_values(values), times)
+        taken = self.season_learner.take(values, times)
         self.seen += taken
         if taken < len(values):
             self._end_season()
@@ -202,23 +208,46 @@ class SignalMonitor:
     def _end_season(self) -> None:
         """The cycle is over: if it is significant, the signal is judged against its hour from
         now on (numbers: a pooled reference of the standardised values; categories: the hour's
-        shares), else against the warm-up's reference. The detectors start now, from scratch."""
+        shares, under the reference the cycle was learned with) and its detectors and block
+        history start again; else nothing changes (the warm-up's reference stays)."""
         assert self.season_learner is not None
         learner, self.season_learner = self.season_learner, None
-        if self.signal_type is SignalType.categorical:
-            self.season = learner.categorical_season()
-            if self.season is not None:
-                self.levels["location"] = learner.location_level(self.season)
+        if learner.reference is not None:
+            season = learner.categorical_season()
+            if season is None:
+                return
+            if learner.plan.watching:  # the signal may have re-baselined meanwhile
+                self._adopt(learner.reference, learner.other_share())
+            self.season = season
+            self.levels["location"] = learner.location_level(season)
         else:
-            self.season = learner.numeric_season()
-            if self.season is not None:
-                self.recentring = Recentring(
-                    len(self.statistics), learner.plan.end_ms + DAY_HOURS * HOUR_MS
-                )
-                pooled = learner.pooled_sample(self.season)
-                self.reference = NumericReference.fit(pooled, self.config.reference_bins)
-                self.levels = _levels(self._statistic_values(pooled, standardised=True))
+            numeric = learner.numeric_season()
+            if numeric is None:
+                return
+            self.season = numeric
+            self.recentring = Recentring(
+                len(self.statistics),
+                learner.plan.end_ms + DAY_HOURS * HOUR_MS,
+                learner.plan.end_ms + WEEK_HOURS * HOUR_MS,
+            )
+            pooled = learner.pooled_sample(numeric)
+            self.reference = NumericReference.fit(pooled, self.config.reference_bins)
+            self.levels = _levels(self._statistic_values(pooled, standardised=True))
         self.streams = {name: self._new_stream() for name in self.statistics}
+        self.raw_carry = np.empty(0)
+        self.block_source = (0, -1, NAN)
+        self.history = BlockHistory(self.statistics, 2 * self.config.window_blocks)
+
+    def _adopt(self, reference: CategoricalReference, novel_share: float) -> None:
+        """Judge a categorical signal against `reference` (whose mix was learned by hour), its
+        novelty's level from the share of values outside it."""
+        self.reference = reference
+        self.categories = CategoryCodes(reference, self.config.codes_kept)
+        self.novelty_reference = NumericReference.binary(reference.novelty_rate)
+        low, high = self.novelty_reference.transform(np.array([0.0, 1.0]))
+        mean = low + novel_share * (high - low)
+        variance = novel_share * (1.0 - novel_share) * (high - low) ** 2
+        self.levels["novelty"] = (float(mean), max(float(variance), 1e-4))
 
     def _fit_reference(self) -> None:
         cfg = self.config

@@ -6,9 +6,9 @@ Events are counted in bins of BIN_MS of the model's event-time clock (the runnin
 its `ts`, so a late event counts in the current bin). A bin closes at the first event of a
 later bin; bins without events in between close with a count of 0. Learning: after the first
 `warmup_events` predictions, the same plan as a seasonal signal's (detector.core.monitors.
-seasonal.plan: a week of event time, else a day, when that fits in season_max_warmup_events),
+seasonal.plan: a week of event time, or a day when only that fits in season_max_warmup_events),
 the mean count of a bin is learned per hour of the week (or day). Without a plan (no moving
-event times, or traffic too fast for a cycle to fit) the monitor stays off.
+event times, or season_max_warmup_events = 0) the monitor stays off.
 
 Watching: a one-sided Poisson CUSUM for a drop to DROP_RATIO of the expected count, on the
 closed bins: S = max(0, S + c log ρ + λ (1 - ρ)) for a bin of count c and expected count λ;
@@ -198,9 +198,7 @@ class TrafficMonitor:
     def to_state(self) -> dict[str, Any]:
         return {
             "warmup_ts": self.warmup_ts,
-            "plan": None
-            if self.plan is None
-            else [self.plan.hours, self.plan.end_ms, self.plan.stride],
+            "plan": None if self.plan is None else self.plan.to_state(),
             "off": self.off,
             "clock": self.clock,
             "open": [self.open_bin, self.open_count, self.first_bin],
@@ -218,8 +216,7 @@ class TrafficMonitor:
     def load_state(self, state: dict[str, Any]) -> None:
         self.warmup_ts = [int(t) for t in state["warmup_ts"]]
         if state["plan"] is not None:
-            hours, end_ms, stride = state["plan"]
-            self.plan = Plan(int(hours), int(end_ms), int(stride))
+            self.plan = Plan.from_state(state["plan"])
         self.off = bool(state["off"])
         self.clock = int(state["clock"])
         self.open_bin, self.open_count, self.first_bin = (int(v) for v in state["open"])
