@@ -44,10 +44,10 @@ from detector.core.monitors.traffic import MONITOR as TRAFFIC
 from detector.core.monitors.traffic import TrafficMonitor
 from detector.core.pipeline import Pipeline
 from detector.settings import load_settings
+from producers.cycles import DAY_MS, HOUR_MS, MINUTE_MS, daily, weekend_of
 
 MODEL = "shop"
 START_MS = int(datetime(2026, 1, 5, tzinfo=UTC).timestamp() * 1000)  # a Monday, 00:00 UTC
-MINUTE_MS, HOUR_MS, DAY_MS = 60_000, 3_600_000, 86_400_000
 DEVICES = ("ios", "android", "web")
 SHIFT_SD = 0.5  # the in-cycle shifts, in within-hour standard deviations
 DEVICE_MOVED = 0.1  # share of every hour's device mix moved to web by the shift
@@ -174,20 +174,9 @@ class Scenario:
         ]
 
 
-def daily(ts: np.ndarray, peak_hour: float) -> np.ndarray:
-    """A daily cycle in [-1, 1] that peaks at `peak_hour` (UTC)."""
-    hours = (ts % DAY_MS) / HOUR_MS
-    return np.cos(2 * np.pi * (hours - peak_hour) / 24.0)
-
-
-def weekend_of(ts: np.ndarray) -> np.ndarray:
-    """1.0 on Saturdays and Sundays, else 0.0 (START_MS is a Monday)."""
-    return (((ts - START_MS) // DAY_MS) % 7 >= 5).astype(np.float64)
-
-
 def traffic_factor(ts: np.ndarray) -> np.ndarray:
-    """The traffic rate relative to its mean: a trough about 05:00, a peak about 17:00, and
-    weekends 15% busier."""
+    """The simulator's traffic cycle (producers.cycles.traffic_factor) normalised by 1.043, not by
+    its exact weekly mean: the recorded figures were measured with these draws."""
     return (1.0 + 0.7 * daily(ts, peak_hour=17.0)) * (1.0 + 0.15 * weekend_of(ts)) / 1.043
 
 
