@@ -1,7 +1,7 @@
 """A three-node Apache Kafka cluster (KRaft; replication factor 3, min.insync.replicas 2) loses
 a node under the detector while traffic flows: the leader of the input, the alerts or the state
-partition, or the consumer group's coordinator, is killed (SIGKILL); or the alerts' leader hangs
-(SIGSTOP past the clients' timeouts, then SIGCONT).
+partition, or the consumer group's coordinator, is killed (SIGKILL); or the alerts' or the
+input's leader hangs (SIGSTOP past the clients' timeouts, then SIGCONT).
 
 The same detector process keeps going through the leader election: the alerts and dead letters
 read_committed are those of an uninterrupted run, each once, and no checkpoint of the state is
@@ -342,6 +342,23 @@ def test_a_hung_leader_loses_no_alert_and_duplicates_none(
     up), so the outage count does not move: the work waiting to be committed shows the stall."""
     topics, _, watch = run_through(cluster, "alerts", hang, "exactly_once", tmp_path)
     assert_the_stall_shows(watch)
+    for each in LEADER_OF:
+        assert cluster.wait_in_sync(topics.of(each)) == [1, 2, 3]
+
+
+def test_a_hung_input_leader_loses_no_alert_and_the_timeouts_show(
+    cluster: ApacheKafka, tmp_path: Path
+) -> None:
+    """SIGSTOP the input's leader past the consumer's request timeout, then SIGCONT: the
+    consumer's fetches to it time out and it reads on from the new leader.
+
+    Nothing the detector processed waits on the hung node (its outputs and commits go
+    elsewhere), so /readyz stays ready; the consumer's timed-out requests are what show it."""
+    topics, _, watch = run_through(cluster, "input", hang, "exactly_once", tmp_path)
+    timeouts = 'streamdrift_kafka_request_timeouts_total{client="consumer"}'
+    seen_before = watch.metrics[: watch.fault_at]
+    before = seen_before[-1].get(timeouts, 0) if seen_before else 0
+    assert watch.metrics[-1].get(timeouts, 0) > before, "no timed-out fetch was counted"
     for each in LEADER_OF:
         assert cluster.wait_in_sync(topics.of(each)) == [1, 2, 3]
 
