@@ -1,7 +1,7 @@
 """A three-node Apache Kafka cluster (KRaft; replication factor 3, min.insync.replicas 2) loses
 a node under the detector while traffic flows: the leader of the input, the alerts or the state
-partition, or the consumer group's coordinator, is killed (SIGKILL); or the alerts' or the
-input's leader hangs (SIGSTOP past the clients' timeouts, then SIGCONT).
+partition, or the consumer group's coordinator, is killed (SIGKILL); or the leader of
+the alerts, the state or the input hangs (SIGSTOP past the clients' timeouts, then SIGCONT).
 
 The same detector process keeps going through the leader election: the alerts and dead letters
 read_committed are those of an uninterrupted run, each once, and no checkpoint of the state is
@@ -331,16 +331,17 @@ def test_a_killed_leader_loses_no_alert_and_duplicates_none(
         assert cluster.wait_in_sync(topics.of(each)) == [1, 2, 3]
 
 
+@pytest.mark.parametrize("role", ["alerts", "state"])
 def test_a_hung_leader_loses_no_alert_and_duplicates_none(
-    cluster: ApacheKafka, tmp_path: Path
+    cluster: ApacheKafka, role: str, tmp_path: Path
 ) -> None:
-    """SIGSTOP the alerts' leader past the clients' request timeouts and the brokers' session
+    """SIGSTOP the leader of the alerts' (or the state's) partition past the clients' request timeouts and the brokers' session
     timeout, then SIGCONT: the cluster fences it and elects another leader; it comes back.
 
     No client error is raised (librdkafka retries the timed-out requests on the new leader, or a
     transactional call waits on a coordinator that hangs, until the detector gives its producer
     up), so the outage count does not move: the work waiting to be committed shows the stall."""
-    topics, _, watch = run_through(cluster, "alerts", hang, "exactly_once", tmp_path)
+    topics, _, watch = run_through(cluster, role, hang, "exactly_once", tmp_path)
     assert_the_stall_shows(watch)
     for each in LEADER_OF:
         assert cluster.wait_in_sync(topics.of(each)) == [1, 2, 3]
