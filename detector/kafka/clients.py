@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaException, Producer
@@ -10,6 +11,15 @@ from confluent_kafka import Consumer, KafkaException, Producer
 from detector.settings import ConfigError, ProcessingGuarantee, Settings
 
 Client = type[Producer] | type[Consumer]
+
+# librdkafka's own log lines (a line per failed reconnect) go here, not to stderr; the service
+# shows them at DEBUG only: its errors reach it through error_cb, which logs each outage once.
+LIBRDKAFKA_LOG = logging.getLogger("detector.librdkafka")
+
+
+def admin_config(settings: Settings) -> dict[str, Any]:
+    """An admin client's configuration: the passthrough properties, its log to LIBRDKAFKA_LOG."""
+    return {**settings.kafka.client_config(), "logger": LIBRDKAFKA_LOG}
 
 
 def consumer_config(settings: Settings) -> dict[str, Any]:

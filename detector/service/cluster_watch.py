@@ -18,6 +18,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient
 
 from detector.http.metrics import Metrics
+from detector.kafka.clients import admin_config
 from detector.kafka.topics import (
     TOPIC_GONE,
     UNREACHABLE,
@@ -108,7 +109,7 @@ class ClusterWatch:
             return
         if missing:
             ensure_topics(
-                AdminClient(self.settings.kafka.client_config()),
+                AdminClient(admin_config(self.settings)),
                 self.settings,
                 self.settings.topics.inputs(),
                 output_topics(self.settings),

@@ -42,7 +42,7 @@ from detector.http.endpoints import HealthServer
 from detector.http.metrics import Metrics
 from detector.http.readiness import Health, details, judge
 from detector.kafka.checkpoint import StateStore
-from detector.kafka.clients import consumer_config, producer_config
+from detector.kafka.clients import LIBRDKAFKA_LOG, admin_config, consumer_config, producer_config
 from detector.kafka.delivery import AtLeastOnceOutputs, ExactlyOnceOutputs, Outputs
 from detector.kafka.faults import FaultInjector
 from detector.kafka.permissions import check_permissions
@@ -62,9 +62,6 @@ from detector.settings import ProcessingGuarantee, Settings
 log = logging.getLogger(__name__)
 
 AlertListener = Callable[[Alert, dict[str, Any]], None]
-# librdkafka's own log lines (a line per failed reconnect) go here, shown only at DEBUG: its errors
-# reach the detector through error_cb, which logs each outage once.
-LIBRDKAFKA_LOG = logging.getLogger("detector.librdkafka")
 RESTORE_SLICE_S = 0.5  # longest restore step between two polls
 # Share of max.poll.interval.ms that the work on a revoke may take: the group waits that long
 # for a member to give its partitions up, counted from a rebalance the member notices late.
@@ -207,7 +204,7 @@ class Service:
         try:
             if not wait_for_cluster(settings.kafka.client_config(), self._progressing):
                 return
-            admin = AdminClient(settings.kafka.client_config())
+            admin = AdminClient(admin_config(settings))
             self.cluster.connected = True
             outputs = output_topics(settings)
             check_permissions(admin, settings)
