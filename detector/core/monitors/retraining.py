@@ -21,11 +21,15 @@ on batch boundaries, so its events are the same bits across batching, restores a
   open across a retrained version (inputs keep their reference), and must not recommend again.
   Likewise a version whose episode a deployment ended (it is being replaced, or a canary is
   beside it) opens no other until a block of it has recovered.
-* Outcome: after the deployment that ends an episode, the new version's first block decides
-  `io.streamdrift.retrain.outcome`: `recovered` when its performance is within
-  `recovered_within` of the replaced version's reference, else `not_recovered`. A later
-  deployment before that block is complete is the one judged. Without a reference (the replaced
-  version had too few labels) there is no outcome.
+* Outcome: after the deployment that ends an episode, the new version's labelled predictions
+  decide `io.streamdrift.retrain.outcome` as soon as they say so either way: at the end of each
+  of its blocks, its performance so far is `recovered` if within `recovered_within` of the
+  replaced version's reference, else `not_recovered`, published once that estimate is
+  OUTCOME_Z standard errors clear of the `recovered_within` line (or after OUTCOME_MAX_BLOCKS
+  blocks, as it stands). A version as good as the reference is thus judged after about 2,000
+  labels at the defaults, a clearly better or worse one after its first block. A later
+  deployment before the judgement is the one judged. Without a reference (the replaced version
+  had too few labels) there is no outcome.
 """
 
 from __future__ import annotations
@@ -46,6 +50,8 @@ from detector.settings import RetrainSettings
 PERFORMANCE_DROP, INPUT_DRIFT = "performance_drop", "input_drift"
 RECOVERED, NOT_RECOVERED = "recovered", "not_recovered"
 RATE = "rate"  # the error kind of a classifier (a regression's is "numeric")
+OUTCOME_Z = 1.96  # standard errors between the new version's performance and the line
+OUTCOME_MAX_BLOCKS = 10  # blocks of the new version after which the outcome is published anyway
 INPUTS = "feature."  # the monitors whose drift is input drift
 
 
@@ -114,6 +120,22 @@ class Level:
         if reference.mean > 0:
             return (self.mean - reference.mean) / reference.mean
         return math.inf if self.mean > 0 else 0.0
+
+    def standard_error(self, reference: Level) -> float:
+        """Standard error of `worse_than(reference)` (the reference taken as exact)."""
+        if self.kind == RATE:
+            return math.sqrt(self.mean * (1.0 - self.mean) / self.n)
+        spread = math.sqrt(self.variance / self.n)
+        return spread / reference.mean if reference.mean > 0 else math.inf
+
+    def combined(self, other: Level) -> Level:
+        """Performance over this run and `other` together."""
+        n = self.n + other.n
+        mean = (self.n * self.mean + other.n * other.mean) / n
+        squares = self.n * (self.variance + self.mean**2) + other.n * (
+            other.variance + other.mean**2
+        )
+        return Level(self.kind, n, mean, max(squares / n - mean * mean, 0.0))
 
     def p_against(self, reference: Level) -> float:
         """Two-sided p-value of the difference from `reference`."""
@@ -196,6 +218,8 @@ class Awaited:
     before: Level | None
     recommended: dict[str, Any]
     deployed: dict[str, Any]
+    after: Level | None = None  # the new version's blocks so far
+    blocks: int = 0
 
 
 class RetrainPolicy:
@@ -336,9 +360,8 @@ class RetrainPolicy:
     def _on_block(self, batch: PolicyBatch, block: Block, out: list[Decision]) -> None:
         self.latest[block.version] = block
         awaited = self.awaited
-        if awaited is not None and block.version == awaited.version and block.index == 1:
-            out.append(self._outcome(awaited, block))
-            self.awaited = None
+        if awaited is not None and block.version == awaited.version:
+            self._judge(awaited, block, out)
         reference = block.reference
         if reference is None:
             return
@@ -373,7 +396,9 @@ class RetrainPolicy:
                 deployed,
             )
         elif self.awaited is not None:  # deployed again before the last one was judged
-            self.awaited = replace(self.awaited, version=deployment.version, deployed=deployed)
+            self.awaited = replace(
+                self.awaited, version=deployment.version, deployed=deployed, after=None, blocks=0
+            )
 
     def _due(self, batch: PolicyBatch, upto: int, out: list[Decision]) -> None:
         """Recommend at the event where an input drift has been open `open_drift_events` events,
@@ -461,8 +486,20 @@ class RetrainPolicy:
         }
         return Decision(row, RECOMMENDED, version, reason, data)
 
-    def _outcome(self, awaited: Awaited, block: Block) -> Decision:
-        reference, after = awaited.reference, block.level
+    def _judge(self, awaited: Awaited, block: Block, out: list[Decision]) -> None:
+        """Add a block of the new version; publish the outcome once the labels say it."""
+        after = block.level if awaited.after is None else awaited.after.combined(block.level)
+        awaited.after, awaited.blocks = after, awaited.blocks + 1
+        reference, line = awaited.reference, self.settings.recovered_within
+        clear = abs(after.worse_than(reference) - line) >= OUTCOME_Z * after.standard_error(
+            reference
+        )
+        if clear or awaited.blocks >= OUTCOME_MAX_BLOCKS:
+            out.append(self._outcome(awaited, block.row, after))
+            self.awaited = None
+
+    def _outcome(self, awaited: Awaited, row: int, after: Level) -> Decision:
+        reference = awaited.reference
         recovered = after.worse_than(reference) <= self.settings.recovered_within
         data = {
             "previous_version": awaited.previous_version,
@@ -481,7 +518,7 @@ class RetrainPolicy:
             "recommended": awaited.recommended,
             "deployed": awaited.deployed,
         }
-        return Decision(block.row, OUTCOME, block.version, "outcome", data)
+        return Decision(row, OUTCOME, awaited.version, "outcome", data)
 
     def _retrain_data(
         self, batch: PolicyBatch, row: int, kind: str, start: dict[str, Any]
@@ -596,6 +633,8 @@ class RetrainPolicy:
                 "before": _level_state(self.awaited.before),
                 "recommended": self.awaited.recommended,
                 "deployed": self.awaited.deployed,
+                "after": _level_state(self.awaited.after),
+                "blocks": self.awaited.blocks,
             },
             "current": self.current,
             "end_offsets": [[code, offset] for code, offset in self.end_offsets.items()],
@@ -650,6 +689,8 @@ class RetrainPolicy:
                 Level.from_state(awaited["before"]),
                 dict(awaited["recommended"]),
                 dict(awaited["deployed"]),
+                Level.from_state(awaited["after"]),
+                int(awaited["blocks"]),
             )
         )
         self.current = state["current"]
