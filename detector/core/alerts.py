@@ -231,3 +231,31 @@ def describe(data: dict[str, Any]) -> str:
         shares = ", ".join(f"{k} {v:.0%}" for k, v in list(after["top_categories"].items())[:3])
         return f"now: {shares}"
     return ""
+
+
+def describe_model_event(event_type: str, data: dict[str, Any]) -> str:
+    """A short human reading of an event about a model (its CloudEvent `type` and `data`): for
+    the demo's alert table and the backtest's summary."""
+    if event_type == DEPLOYED:
+        rollback = "a rollback, " if data["rollback"] else ""
+        return f"version {data['version']} deployed ({rollback}was {data['previous_version']})"
+    if event_type == COMPARED:
+        return f"versions {data['versions']} apart on {data['statistic']}: {data['values']}"
+    if event_type == RECOMMENDED:
+        evidence, retrain = data["evidence"], data["retrain_data"]
+        (span,) = retrain["partitions"]
+        where = (
+            f"{retrain['topic']}[{span['partition']}] {span['from_offset']}..{span['to_offset']}"
+        )
+        if data["reason"] == "performance_drop":
+            why = (
+                f"{evidence['statistic']} {evidence['reference']:.3g} -> {evidence['current']:.3g}"
+            )
+        else:
+            why = "input drift open: " + ", ".join(d["monitor"] for d in evidence["drifts"][:3])
+        return f"retrain version {data['version']} ({why}) on {where}"
+    return (
+        f"retrained version {data['version']} {data['outcome'].replace('_', ' ')}: "
+        f"{data['statistic']} {data['after']:.3g} against {data['reference']:.3g} "
+        f"({data['labelled_events']['after']} labels)"
+    )

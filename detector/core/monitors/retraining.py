@@ -9,7 +9,9 @@ on batch boundaries, so its events are the same bits across batching, restores a
   reference is complete is *dropped* when its performance (accuracy; a regression's mean absolute
   error) is worse than the reference by more than `performance_drop` (accuracy points; a share of
   the reference error) and significantly so (two-proportion z-test, or Welch's, p < `alpha`), and
-  *recovered* when it is within `recovered_within` of it.
+  *recovered* when it is within `recovered_within` of it, clear of that line by OUTCOME_Z
+  standard errors (a block of a version still somewhat down would otherwise pass for recovered
+  now and then, and end its episode only for the next block to open another).
 * Input drift: a `feature.*` monitor's drift detected with a severity in `input_severities`,
   until resolved (re-baselined included).
 * Episodes, one at a time per model: a dropped block (`performance_drop`), or an input drift open
@@ -366,13 +368,16 @@ class RetrainPolicy:
         if reference is None:
             return
         worse = block.level.worse_than(reference)
-        if worse <= self.settings.recovered_within:
+        recovered = worse <= self.settings.recovered_within - OUTCOME_Z * (
+            block.level.standard_error(reference)
+        )
+        if recovered:
             self.replaced.discard(block.version)
         episode = self.episode
         if episode is not None:
             if episode.version == block.version:
                 episode.before = block.level
-                if episode.reason == PERFORMANCE_DROP and worse <= self.settings.recovered_within:
+                if episode.reason == PERFORMANCE_DROP and recovered:
                     self.episode = None  # recovered
         elif block.version not in self.replaced and worse > self.settings.performance_drop:
             p = block.level.p_against(reference)
