@@ -4,6 +4,7 @@ and events that do not depend on batching or restores (without Kafka)."""
 
 from __future__ import annotations
 
+from itertools import pairwise
 from typing import Any
 
 import pytest
@@ -182,6 +183,31 @@ def test_the_scenario_publishes_every_kind_of_retraining_event() -> None:
 def test_retraining_events_are_the_same_bits_whatever_the_batching(size: int) -> None:
     expected = published(run(Pipeline(settings()), SCENARIO))
     assert published(run(Pipeline(settings()), SCENARIO, size=size)) == expected
+
+
+def test_a_rollback_starts_the_version_afresh_whatever_the_batching() -> None:
+    # Version 1 degrades, version 2 replaces it, version 1 retires (at prediction 15,000,
+    # message 29,500) and comes back (prediction 20,000, message 39,500). One batch holding both,
+    # and no label of version 1 after its return: its next labels start a new reference there too.
+    batch = traffic(
+        26_000,
+        (Deployment("2", 12_000, quality="fixed"), Deployment("1", 20_000)),
+        (CONCEPT,),
+    )
+    small = Pipeline(settings())
+    expected = published(run(small, batch, size=1000))
+    pipeline = Pipeline(settings())
+    cuts = [0, 29_000, 39_501, len(batch)]
+    results = [pipeline.process(batch[a:b]) for a, b in pairwise(cuts)]
+    split = BatchResult(
+        alerts=[a for r in results for a in r.alerts],
+        model_events=[e for r in results for e in r.model_events],
+    )
+    assert published(split) == expected
+    assert [e["data"]["version"] for e in events_of(split, OUTCOME)] == ["2"]
+    policies = [next(iter(p.models())).retrain for p in (small, pipeline)]
+    assert policies[0] is not None and policies[1] is not None
+    assert policies[0].to_state() == policies[1].to_state()  # version 1's labels as counted
 
 
 @pytest.mark.parametrize("cut", [9000, 13_001, 33_000, 40_000])

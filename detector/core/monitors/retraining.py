@@ -231,7 +231,8 @@ class RetrainPolicy:
         self.settings = settings
         self.reference_events = reference_events
         self.tracks: dict[str | None, Track] = {}
-        self.latest: dict[str | None, Block] = {}  # each live version's latest block, as walked
+        # each live version's latest block (its performance, and its reference if used), as walked
+        self.latest: dict[str | None, tuple[Level, Level | None]] = {}
         self.drifts: dict[str, Drift] = {}  # open input drifts by monitor, in order of opening
         self.error_starts: dict[str | None, dict[str, Any] | None] = {}  # open error drifts
         self.replaced: set[str | None] = set()  # versions whose episode a deployment ended
@@ -272,14 +273,18 @@ class RetrainPolicy:
         """The blocks completed in this batch, version by version (a deployment of a version
         starts its track afresh at its row)."""
         blocks: list[Block] = []
-        for version in dict.fromkeys(labelled.version for labelled in batch.labelled):
-            parts = [labelled for labelled in batch.labelled if labelled.version == version]
+        labelled = dict.fromkeys(part.version for part in batch.labelled)
+        for version in labelled:
+            parts = [part for part in batch.labelled if part.version == version]
             rows = np.concatenate([part.rows for part in parts])
             values = np.concatenate([part.values for part in parts])
             order = np.argsort(rows, kind="stable")
             rows, values = rows[order], values[order]
             resets = sorted(d.row for d in batch.deployments if d.version == version)
             blocks += self._cut(batch, version, parts[-1].kind, rows, values, resets)
+        for deployment in batch.deployments:
+            if deployment.version not in labelled:  # (a version retired and deployed again)
+                self.tracks.pop(deployment.version, None)
         return blocks
 
     def _cut(
@@ -333,6 +338,8 @@ class RetrainPolicy:
                     )
                 )
                 track.block = [0.0, 0.0, 0.0]
+        if resets:  # deployed after its last labelled value here: the next starts afresh
+            self.tracks.pop(version, None)
         return blocks
 
     # -- the steps ----------------------------------------------------------------------------
@@ -360,7 +367,7 @@ class RetrainPolicy:
                 self.episode = None  # its drifts are resolved
 
     def _on_block(self, batch: PolicyBatch, block: Block, out: list[Decision]) -> None:
-        self.latest[block.version] = block
+        self.latest[block.version] = (block.level, block.reference)
         awaited = self.awaited
         if awaited is not None and block.version == awaited.version:
             self._judge(awaited, block, out)
@@ -452,19 +459,17 @@ class RetrainPolicy:
 
     def _input_drift(self, batch: PolicyBatch, row: int, first: Drift) -> Decision:
         version = self._version_at(batch, row)
-        latest = self.latest.get(version)
-        reference = latest.reference if latest is not None else None
-        before = latest.level if latest is not None else None
+        before, reference = self.latest.get(version, (None, None))
         evidence: dict[str, Any] = {
             "drifts": self._drifts_evidence(batch, row),
             "threshold": self.settings.open_drift_events,
         }
-        if latest is not None:
+        if before is not None:
             evidence["performance"] = {
-                "statistic": latest.level.statistic,
+                "statistic": before.statistic,
                 "reference": reference.value if reference is not None else None,
-                "current": latest.level.value,
-                "labelled_events": latest.level.n,
+                "current": before.value,
+                "labelled_events": before.n,
             }
         start = _start(first.start, first.source)
         return self._recommend(batch, row, INPUT_DRIFT, version, reference, before, evidence, start)
@@ -603,15 +608,8 @@ class RetrainPolicy:
                 for version, track in self.tracks.items()
             ],
             "latest": [
-                [
-                    b.row,
-                    b.version,
-                    b.index,
-                    b.level.to_state(),
-                    list(b.first),
-                    b.reference.to_state() if b.reference is not None else None,
-                ]
-                for b in self.latest.values()
+                [version, level.to_state(), _level_state(reference)]
+                for version, (level, reference) in self.latest.items()
             ],
             "drifts": [
                 [monitor, d.opened, d.severity, d.source, d.start, d.spent]
@@ -657,12 +655,10 @@ class RetrainPolicy:
                 _first(first),
             )
         self.latest = {}
-        for row, version, index, level, first, reference in state["latest"]:
+        for version, level, reference in state["latest"]:
             loaded = Level.from_state(level)
-            assert loaded is not None
-            self.latest[version] = Block(
-                int(row), version, int(index), loaded, _first(first), Level.from_state(reference)
-            )
+            if loaded is not None:
+                self.latest[version] = (loaded, Level.from_state(reference))
         self.drifts = {
             str(monitor): Drift(int(opened), str(severity), dict(source), start, bool(spent))
             for monitor, opened, severity, source, start, spent in state["drifts"]
