@@ -9,7 +9,7 @@ on batch boundaries, so its events are the same bits across batching, restores a
   reference is complete is *dropped* when its performance (accuracy; a regression's mean absolute
   error) is worse than the reference by more than `performance_drop` (accuracy points; a share of
   the reference error) and significantly so (two-proportion z-test, or Welch's, p < `alpha`), and
-  *recovered* when it is within `recovered_within` of it, clear of that line by OUTCOME_Z
+  *recovered* when it is within `recovered_within` of it, clear of that line by CLEAR_Z
   standard errors (a block of a version still somewhat down would otherwise pass for recovered
   now and then, and end its episode only for the next block to open another).
 * Input drift: a `feature.*` monitor's drift detected with a severity in `input_severities`,
@@ -27,7 +27,7 @@ on batch boundaries, so its events are the same bits across batching, restores a
   decide `io.streamdrift.retrain.outcome` as soon as they say so either way: at the end of each
   of its blocks, its performance so far is `recovered` if within `recovered_within` of the
   replaced version's reference, else `not_recovered`, published once that estimate is
-  OUTCOME_Z standard errors clear of the `recovered_within` line (or after OUTCOME_MAX_BLOCKS
+  CLEAR_Z standard errors clear of the `recovered_within` line (or after OUTCOME_MAX_BLOCKS
   blocks, as it stands). A version as good as the reference is thus judged after about 2,000
   labels at the defaults, a clearly better or worse one after its first block. A later
   deployment before the judgement is the one judged. Without a reference (the replaced version
@@ -52,7 +52,7 @@ from detector.settings import RetrainSettings
 PERFORMANCE_DROP, INPUT_DRIFT = "performance_drop", "input_drift"
 RECOVERED, NOT_RECOVERED = "recovered", "not_recovered"
 RATE = "rate"  # the error kind of a classifier (a regression's is "numeric")
-OUTCOME_Z = 1.96  # standard errors between the new version's performance and the line
+CLEAR_Z = 1.96  # standard errors a performance must be clear of the recovered_within line by
 OUTCOME_MAX_BLOCKS = 10  # blocks of the new version after which the outcome is published anyway
 INPUTS = "feature."  # the monitors whose drift is input drift
 
@@ -211,7 +211,7 @@ class Episode:
 
 @dataclass
 class Awaited:
-    """A deployment after a recommendation, waiting for the new version's first block."""
+    """A deployment after a recommendation, waiting for the new version's labels to judge it."""
 
     version: str | None
     previous_version: str | None
@@ -375,7 +375,7 @@ class RetrainPolicy:
         if reference is None:
             return
         worse = block.level.worse_than(reference)
-        recovered = worse <= self.settings.recovered_within - OUTCOME_Z * (
+        recovered = worse <= self.settings.recovered_within - CLEAR_Z * (
             block.level.standard_error(reference)
         )
         if recovered:
@@ -501,9 +501,7 @@ class RetrainPolicy:
         after = block.level if awaited.after is None else awaited.after.combined(block.level)
         awaited.after, awaited.blocks = after, awaited.blocks + 1
         reference, line = awaited.reference, self.settings.recovered_within
-        clear = abs(after.worse_than(reference) - line) >= OUTCOME_Z * after.standard_error(
-            reference
-        )
+        clear = abs(after.worse_than(reference) - line) >= CLEAR_Z * after.standard_error(reference)
         if clear or awaited.blocks >= OUTCOME_MAX_BLOCKS:
             out.append(self._outcome(awaited, block.row, after))
             self.awaited = None
