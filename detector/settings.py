@@ -276,6 +276,57 @@ class DetectionSettings(Strict):
     )
 
 
+Severity = Literal["warning", "critical"]
+
+
+class RetrainSettings(Strict):
+    """When to recommend retraining a model (`io.streamdrift.retrain.recommended`) and when its
+    next version counts as recovered (`io.streamdrift.retrain.outcome`); every model can override
+    any of them under [models.<name>.retrain]. Performance is accuracy for classifiers and the
+    mean absolute error for regressions, of a model version's labelled predictions."""
+
+    enabled: bool = Field(True, description="publish retraining recommendations and outcomes")
+    performance_drop: float = Field(
+        0.05,
+        gt=0,
+        lt=1,
+        description="recommend when a version's accuracy over min_labelled_events labelled predictions is more than "
+        "this below its reference accuracy (a regression's error more than this share above its reference error), "
+        "and significantly so (p below alpha)",
+    )
+    min_labelled_events: int = Field(
+        500,
+        ge=30,
+        description="labelled predictions a performance decision rests on: the run over which a drop must hold, and "
+        "the new version's first labels that decide a retraining's outcome",
+    )
+    alpha: float = Field(
+        0.001,
+        gt=0,
+        lt=1,
+        description="significance level a performance drop must pass (two-sided test against the reference), so "
+        "that noise in min_labelled_events labels does not recommend retraining",
+    )
+    input_severities: list[Severity] = Field(
+        ["critical"],
+        description="severities of input drift (feature.* monitors) that recommend retraining once open for "
+        "open_drift_events events; empty: input drift alone never does",
+    )
+    open_drift_events: int = Field(
+        5000,
+        ge=1,
+        description="events of the model (predictions, features and labels) an input drift of those severities "
+        "must stay open for before retraining is recommended",
+    )
+    recovered_within: float = Field(
+        0.02,
+        ge=0,
+        lt=1,
+        description="performance this close to the reference (accuracy points; a regression's share of its "
+        "reference error) counts as recovered: it ends an episode, and decides a retraining's outcome",
+    )
+
+
 class ModelSettings(Strict):
     """What is known about one model. Models not listed are monitored with defaults."""
 
@@ -293,6 +344,7 @@ class ModelSettings(Strict):
         default_factory=dict, description="field mapping overrides for this model"
     )
     detection: dict[str, Any] = Field(default_factory=dict, description="overrides of [detection]")
+    retrain: dict[str, Any] = Field(default_factory=dict, description="overrides of [retrain]")
     label_ttl_seconds: float = Field(
         86_400.0, gt=0, description="how long a prediction waits for its label (event time)"
     )
@@ -327,6 +379,14 @@ class ModelSettings(Strict):
         """The overrides validated (raises with the offending key) and converted: "500" from the
         environment becomes 500, as it would in [detection]."""
         validated = DetectionSettings(**value)
+        return {key: getattr(validated, key) for key in value}
+
+    @field_validator("retrain")
+    @classmethod
+    def _valid_retrain(cls, value: dict[str, Any]) -> dict[str, Any]:
+        """The overrides validated and converted, as `detection`'s (how they combine with the
+        global [retrain] is checked by `Settings`)."""
+        validated = RetrainSettings(**value)
         return {key: getattr(validated, key) for key in value}
 
 
@@ -440,6 +500,7 @@ class Settings(BaseSettings):
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     fields: FieldMapping = Field(default_factory=FieldMapping)
     detection: DetectionSettings = Field(default_factory=DetectionSettings)
+    retrain: RetrainSettings = Field(default_factory=RetrainSettings)
     limits: LimitSettings = Field(default_factory=LimitSettings)
     state: StateSettings = Field(default_factory=StateSettings)
     fault_injection: FaultSettings = Field(default_factory=FaultSettings)
@@ -484,6 +545,18 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"{len(self.models)} models configured but limits.max_models is {self.limits.max_models}"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _recovery_inside_the_drop(self) -> Settings:
+        for where, model in [("retrain", ""), *((f"models.{m}.retrain", m) for m in self.models)]:
+            retrain = self.retrain_for(model) if model else self.retrain
+            if retrain.recovered_within >= retrain.performance_drop:
+                raise ValueError(
+                    f"{where}: recovered_within ({retrain.recovered_within}) must be below "
+                    f"performance_drop ({retrain.performance_drop}): performance cannot be both "
+                    "recovered and dropped"
+                )
         return self
 
     @model_validator(mode="after")
@@ -535,6 +608,11 @@ class Settings(BaseSettings):
         """Detector settings for one model: its overrides over the global defaults."""
         overrides = self.model_settings(model).detection
         return self.detection.model_copy(update=overrides) if overrides else self.detection
+
+    def retrain_for(self, model: str) -> RetrainSettings:
+        """Retraining policy of one model: its overrides over the global [retrain]."""
+        overrides = self.model_settings(model).retrain
+        return self.retrain.model_copy(update=overrides) if overrides else self.retrain
 
     def fields_for(self, model: str) -> FieldMapping:
         overrides = self.model_settings(model).fields

@@ -313,6 +313,18 @@ def uninterrupted_run(settings: Settings, inputs: list[Message]) -> BatchResult:
     return Pipeline(settings).process(ordered)
 
 
+def aligned_run(topics: KafkaNames, settings: Settings) -> BatchResult:
+    """What the pure pipeline makes of the predictions and labels topics' contents, in the
+    event-time order the live detector aligns them in (their messages stamped with event times;
+    a prediction before a label of the same time)."""
+    inputs = sorted(
+        read_topic(topics.bootstrap, topics.predictions, idle_s=1)
+        + read_topic(topics.bootstrap, topics.labels, idle_s=1),
+        key=lambda m: (m.timestamp()[1], m.topic() != topics.predictions, m.offset()),
+    )
+    return Pipeline(settings).process(inputs)
+
+
 def expected_alert_ids(settings: Settings, inputs: list[Message]) -> list[str]:
     """Alert ids of an uninterrupted run over these input messages."""
     return [

@@ -8,7 +8,7 @@ from typing import Any
 
 from detector.backtest.replay import Fired, Replayed, Run
 from detector.backtest.score import Score
-from detector.core.alerts import describe
+from detector.core.alerts import describe, describe_model_event
 
 
 @dataclass
@@ -157,14 +157,9 @@ def _alerts(run: Run) -> list[str]:
                 ).rstrip()
             )
     for placed in run.placed:
-        event, data = placed.event, placed.event.data
+        event = placed.event
         at = "-" if placed.position is None else placed.position
-        what = (
-            f"version {event.version} deployed (was {data['previous_version']}"
-            + (", a rollback)" if data["rollback"] else ")")
-            if event.kind == "deployed"
-            else f"versions {data['versions']} apart on {data['statistic']}: {data['values']}"
-        )
+        what = describe_model_event(event.type, event.cloudevent(run.group)["data"])
         lines.append(f"  {event.model}: at event {at}, {what}")
     return lines
 

@@ -25,7 +25,7 @@ import orjson
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient
 
-from detector.core.alerts import DEPLOYED, DETECTED, RESOLVED, describe
+from detector.core.alerts import DETECTED, RESOLVED, describe, describe_model_event
 from detector.kafka.embedded import EmbeddedBroker
 from detector.kafka.topics import ensure_topics
 from detector.service.service import Service
@@ -416,13 +416,9 @@ def format_alert(event: dict[str, Any], position: int | None, explained: Explain
 
 
 def format_model_event(event: dict[str, Any]) -> str:
-    """One row of the live alert table for a deployment or a comparison of versions."""
-    data = event["data"]
-    if event["type"] == DEPLOYED:
-        was = "rollback, " if data["rollback"] else ""
-        detail = f"version {data['version']} ({was}was {data['previous_version']})"
-    else:
-        detail = f"{data['statistic']} of versions {data['versions']}: {data['values']}"
+    """One row of the live alert table for an event about a model (a deployment, a comparison
+    of versions, a retraining recommended or its outcome)."""
+    detail = describe_model_event(event["type"], event["data"])
     return f"{'':>6}  {event['subject']:<28} {event['type'].rsplit('.', 1)[1].upper():<8} {detail}"
 
 

@@ -5,7 +5,7 @@ and offset, and the event type: a replay of the same input produces the same ids
 downstream can deduplicate even without transactions.
 
 Events about a model rather than one monitor's drift (`ModelEvent`: a deployment, a comparison
-of live versions) share the topic, the envelope and the id rule; their `monitor` and `detector`
+of live versions, a retraining recommended and its outcome) share the topic, the envelope and the id rule; their `monitor` and `detector`
 in the id are fixed texts naming what the event is about (its version, or its statistic and
 versions compared).
 """
@@ -24,6 +24,8 @@ RESOLVED = "io.streamdrift.drift.resolved"
 EVENT_TYPES = {"detected": DETECTED, "resolved": RESOLVED}
 DEPLOYED = "io.streamdrift.model.deployed"
 COMPARED = "io.streamdrift.version.compared"
+RECOMMENDED = "io.streamdrift.retrain.recommended"
+OUTCOME = "io.streamdrift.retrain.outcome"
 
 _ID_NAMESPACE = uuid.UUID("5f1c2a7e-9d3b-4c8e-a1f0-7b6d2e4c9a10")
 MAX_TEXT_CHARS = 1000  # texts of an alert too large to publish whole are cut to this
@@ -140,8 +142,9 @@ class Alert:
 
 @dataclass(frozen=True)
 class ModelEvent:
-    """An event about a model, on the alerts topic: a deployment (`DEPLOYED`) or a comparison of
-    its live versions (`COMPARED`), decided at the input event at `topic`/`partition`/`offset`.
+    """An event about a model, on the alerts topic: a deployment (`DEPLOYED`), a comparison of
+    its live versions (`COMPARED`), a retraining recommended (`RECOMMENDED`) or its outcome
+    (`OUTCOME`), decided at the input event at `topic`/`partition`/`offset`.
     `about` and `detail` stand in the id for an alert's monitor and detector."""
 
     type: str
@@ -158,7 +161,7 @@ class ModelEvent:
 
     @property
     def kind(self) -> str:
-        """The event type's last word: 'deployed' or 'compared'."""
+        """The event type's last word: 'deployed', 'compared', 'recommended' or 'outcome'."""
         return self.type.rsplit(".", 1)[1]
 
     def id(self, group: str) -> str:
@@ -228,3 +231,31 @@ def describe(data: dict[str, Any]) -> str:
         shares = ", ".join(f"{k} {v:.0%}" for k, v in list(after["top_categories"].items())[:3])
         return f"now: {shares}"
     return ""
+
+
+def describe_model_event(event_type: str, data: dict[str, Any]) -> str:
+    """A short human reading of an event about a model (its CloudEvent `type` and `data`): for
+    the demo's alert table and the backtest's summary."""
+    if event_type == DEPLOYED:
+        rollback = "a rollback, " if data["rollback"] else ""
+        return f"version {data['version']} deployed ({rollback}was {data['previous_version']})"
+    if event_type == COMPARED:
+        return f"versions {data['versions']} apart on {data['statistic']}: {data['values']}"
+    if event_type == RECOMMENDED:
+        evidence, retrain = data["evidence"], data["retrain_data"]
+        (span,) = retrain["partitions"]
+        where = (
+            f"{retrain['topic']}[{span['partition']}] {span['from_offset']}..{span['to_offset']}"
+        )
+        if data["reason"] == "performance_drop":
+            why = (
+                f"{evidence['statistic']} {evidence['reference']:.3g} -> {evidence['current']:.3g}"
+            )
+        else:
+            why = "input drift open: " + ", ".join(d["monitor"] for d in evidence["drifts"][:3])
+        return f"retrain version {data['version']} ({why}) on {where}"
+    return (
+        f"retrained version {data['version']} {data['outcome'].replace('_', ' ')}: "
+        f"{data['statistic']} {data['after']:.3g} against {data['reference']:.3g} "
+        f"({data['labelled_events']['after']} labels)"
+    )

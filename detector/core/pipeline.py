@@ -255,6 +255,7 @@ class Pipeline:
             settings.model_settings(model),
             settings.detection_for(model),
             settings.limits,
+            settings.retrain_for(model),
             self.topics,
             self.pending_budget,
             self.log_blocks,

@@ -5,6 +5,27 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
+
+def accumulate(sums: list[float], values: np.ndarray, base: int = 0) -> None:
+    """Add `values` to the running (count, sum, sum of squares) at `sums[base:base + 3]`, one by
+    one in order: the sums are the same bits however the values are split into batches (a
+    pairwise sum's are not)."""
+    sums[base] += len(values)
+    for offset, column in ((1, values), (2, values * values)):
+        carried = np.concatenate(([sums[base + offset]], column))
+        sums[base + offset] = float(np.add.accumulate(carried)[-1])
+
+
+def moments(sums: list[float], base: int = 0) -> tuple[int, float, float]:
+    """(count, mean, variance) of the running sums at `sums[base:base + 3]` (zeros when empty)."""
+    n, total, squares = sums[base : base + 3]
+    if not n:
+        return 0, 0.0, 0.0
+    mean = total / n
+    return int(n), mean, max(squares / n - mean * mean, 0.0)
+
 
 def normal_p(z: float) -> float:
     """Two-sided p-value of a standard normal score."""

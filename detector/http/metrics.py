@@ -15,8 +15,9 @@ from typing import TypeVar
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
 from detector import __version__
-from detector.core.alerts import DEPLOYED, Alert, ModelEvent
+from detector.core.alerts import COMPARED, DEPLOYED, RECOMMENDED, Alert, ModelEvent
 from detector.core.monitors.model import RELEARN_REASONS, ModelMonitor
+from detector.core.monitors.retraining import RECOVERED
 from detector.core.pipeline import BatchResult
 from detector.core.state import REJECT_REASONS
 
@@ -203,6 +204,34 @@ class Metrics:
             ["model", "statistic"],
             registry=registry,
         )
+        self.retrain_recommendations = Counter(
+            "streamdrift_retrain_recommendations",
+            "Retraining recommended (io.streamdrift.retrain.recommended published), by reason: performance_drop "
+            "or input_drift.",
+            ["model", "reason"],
+            registry=registry,
+        )
+        self.retrain_recovered = Counter(
+            "streamdrift_retrain_recovered",
+            "Versions deployed after a retraining recommendation whose performance is back within "
+            "retrain.recovered_within of the reference (io.streamdrift.retrain.outcome, outcome recovered).",
+            ["model"],
+            registry=registry,
+        )
+        self.retrain_not_recovered = Counter(
+            "streamdrift_retrain_not_recovered",
+            "Versions deployed after a retraining recommendation whose performance is not back at the reference "
+            "(io.streamdrift.retrain.outcome, outcome not_recovered).",
+            ["model"],
+            registry=registry,
+        )
+        self.retrain_open = Gauge(
+            "streamdrift_retrain_recommended",
+            "1 while a model's retraining recommendation stands (its episode has not ended: no new version "
+            "deployed, performance not recovered, input drift not resolved), else 0.",
+            ["model"],
+            registry=registry,
+        )
         self.version_live = Gauge(
             "streamdrift_version_live",
             "1 for each live version of a model (a prediction among its last detection.version_idle_events).",
@@ -370,11 +399,20 @@ class Metrics:
 
     def record_model_events(self, events: Iterable[ModelEvent]) -> None:
         for event in events:
+            model = event.model
             if event.type == DEPLOYED:
-                self._series(event.model, self.deployments, event.model).inc()
-            else:
+                self._series(model, self.deployments, model).inc()
+            elif event.type == COMPARED:
                 statistic = event.data["statistic"]
-                self._series(event.model, self.version_comparisons, event.model, statistic).inc()
+                self._series(model, self.version_comparisons, model, statistic).inc()
+            elif event.type == RECOMMENDED:
+                reason = event.data["reason"]
+                self._series(model, self.retrain_recommendations, model, reason).inc()
+                self._series(model, self.retrain_open, model).set(1)
+            else:
+                recovered = event.data["outcome"] == RECOVERED
+                counter = self.retrain_recovered if recovered else self.retrain_not_recovered
+                self._series(model, counter, model).inc()
 
     def record_models(self, monitors: Iterable[ModelMonitor], total: int) -> None:
         """Refresh per-model gauges (called at checkpoints, for models that saw events)."""
@@ -401,6 +439,10 @@ class Metrics:
             )
             self._record_performance(monitor)
             self._record_versions(monitor)
+            if monitor.retrain is not None:
+                self._series(monitor.name, self.retrain_open, monitor.name).set(
+                    0 if monitor.retrain.episode is None else 1
+                )
 
     def _record_versions(self, monitor: ModelMonitor) -> None:
         """The live versions' series; those of versions retired since the last call go."""

@@ -11,6 +11,7 @@ import pytest
 from detector.backtest.files import FileSource
 from detector.core.pipeline import Pipeline
 from detector.settings import load_settings
+from producers.__main__ import main as producers
 from tests.backtest.conftest import Backtest
 from tests.backtest.support import EVENTS, History, alert_ids, detections
 
@@ -48,7 +49,8 @@ def test_the_injected_drifts_are_reported_at_their_positions(
     assert result["events_by_topic"] == {"predictions": EVENTS, "labels": labels}
     assert result["predictions_by_model"] == {"fraud": EVENTS}
     written = [orjson.loads(line) for line in alerts_out.read_bytes().splitlines()]
-    assert written == [alert["cloudevent"] for alert in result["runs"][0]["alerts"]]
+    run = result["runs"][0]
+    assert written == [e["cloudevent"] for e in run["alerts"] + run["model_events"]]
     assert "backtest [" in err and "100%" in err  # the progress bar
 
 
@@ -252,3 +254,48 @@ def test_a_bad_time_is_a_usage_error(
 
     assert exited.value.code == 2
     assert "neither RFC 3339 with a zone" in capsys.readouterr().err
+
+
+def test_retraining_recommendations_and_outcomes_are_reported_like_other_model_events(
+    backtest: Backtest, tmp_path: Path
+) -> None:
+    """A concept drift, then a retrained version: the recommendation, the deployment and the
+    outcome in the JSON (placed among the predictions) and in the text summary."""
+    events, labels = tmp_path / "events.jsonl", tmp_path / "labels.jsonl"
+    code = producers(
+        [
+            "simulate",
+            "--events",
+            "24000",
+            "--seed",
+            "5",
+            "--inject",
+            "concept_drift@6000,magnitude=0.4",
+            "--deploy",
+            "2@16000,quality=fixed",
+            "--out",
+            str(events),
+            "--labels-out",
+            str(labels),
+        ]
+    )
+    assert code == 0
+
+    result = orjson.loads(backtest("--file", events, "--labels-file", labels, "--json")[1])
+    placed = [
+        (e["position"], e["cloudevent"]["type"].rsplit(".", 1)[1])
+        for e in result["runs"][0]["model_events"]
+    ]
+    kinds = [kind for _, kind in placed if kind != "compared"]
+    assert kinds == ["recommended", "deployed", "outcome"]
+    position = {kind: at for at, kind in placed}
+    # A label is placed among the predictions it arrived with, a minute (6,000 predictions)
+    # after its own: the drop shows within 500 labels of the change, the outcome after the new
+    # version's first labels.
+    assert 12_000 <= position["recommended"] <= 12_500 + 500
+    assert position["deployed"] == 16_000 and 22_000 < position["outcome"] <= 24_000
+
+    code, out, _ = backtest("--file", events, "--labels-file", labels)
+    assert code == 0
+    assert "fraud: at event" in out and "retrain version 1 (accuracy 0.8" in out
+    assert "retrained version 2 recovered: accuracy" in out

@@ -23,6 +23,7 @@ REQUIRED_ALERTS = {
     "StreamdriftModelSilent",
     "StreamdriftPerformanceDrift",
     "StreamdriftAccuracyDrop",
+    "StreamdriftRetrainRecommended",  # the retraining policy's recommendation stands
     "StreamdriftConsumerLag",
     "StreamdriftDeadLetters",
     "StreamdriftDown",

@@ -8,13 +8,13 @@ import time
 
 import pytest
 
-from detector.core.pipeline import Pipeline
 from producers.scenarios import Deployment
 from producers.simulate import Simulator
 from tests.kafka_helpers import (
     KafkaNames,
     ServiceThread,
     alerts_of,
+    aligned_run,
     create_topics,
     produce,
     read_topic,
@@ -72,13 +72,8 @@ def test_a_version_switch_is_a_deployment_not_an_output_drift(topics: KafkaNames
         if e["type"].endswith("detected") and e["data"]["monitor"].startswith(OUTPUTS)
     ]
     # The same events, ids and all, as the pure pipeline makes of the topics' contents.
-    inputs = sorted(
-        read_topic(topics.bootstrap, topics.predictions, idle_s=1)
-        + read_topic(topics.bootstrap, topics.labels, idle_s=1),
-        key=lambda m: (m.timestamp()[1], m.topic() != topics.predictions, m.offset()),
-    )
     group = settings.kafka.group_id
-    expected = Pipeline(settings).process(inputs)
+    expected = aligned_run(topics, settings)
     assert [e.id(group) for e in expected.deployments] == [deployed[0]["id"]]
     assert sorted(e["id"] for e in events) == sorted(
         [a.id(group) for a in expected.alerts] + [e.id(group) for e in expected.model_events]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 
 from prometheus_client import CollectorRegistry
@@ -9,8 +10,10 @@ from prometheus_client import CollectorRegistry
 from detector.core.pipeline import Pipeline
 from detector.http.metrics import Metrics
 from detector.settings import ModelSettings, load_settings
+from producers.scenarios import Deployment
 from producers.simulate import Injection, Simulator
 from tests.fakes import messages
+from tests.simulated import traffic
 
 
 def series_by_model(registry: CollectorRegistry) -> dict[str, set[str]]:
@@ -83,3 +86,32 @@ def test_model_info_carries_the_configured_owner_and_the_newest_version() -> Non
     }
     metrics.forget_models(["fraud"])
     assert "fraud" not in series_by_model(registry)
+
+
+def test_retraining_recommendations_and_outcomes_are_counted() -> None:
+    batch = traffic(
+        24_000,
+        (Deployment("2", 16_000, quality="fixed"),),
+        (Injection("concept_drift", "", start=6000, magnitude=0.4),),
+    )
+    pipeline = Pipeline(load_settings(None))
+    registry = CollectorRegistry()
+    metrics = Metrics(registry)
+    standing = []
+    for start in range(0, len(batch), 2000):
+        result = pipeline.process(batch[start : start + 2000])
+        metrics.record_model_events(result.model_events)
+        metrics.record_models(pipeline.models(), pipeline.model_count)
+        standing.append(
+            registry.get_sample_value("streamdrift_retrain_recommended", {"model": "fraud"})
+        )
+
+    def value(name: str, **labels: str) -> float | None:
+        return registry.get_sample_value(name, {"model": "fraud", **labels})
+
+    assert value("streamdrift_retrain_recommendations_total", reason="performance_drop") == 1
+    assert value("streamdrift_retrain_recommendations_total", reason="input_drift") is None
+    assert value("streamdrift_retrain_recovered_total") == 1
+    assert value("streamdrift_retrain_not_recovered_total") is None
+    # 0 until the drop is seen, 1 while the recommendation stands, 0 once version 2 is deployed
+    assert re.fullmatch("0+1+0+", "".join(str(int(v or 0)) for v in standing))

@@ -9,12 +9,11 @@ import pytest
 
 from detector.core.alerts import COMPARED, DEPLOYED
 from detector.core.pipeline import BatchResult, Pipeline
-from detector.core.state import StateCodec, restore_model
 from detector.core.statistics import holm, means_p, rates_p
 from detector.settings import Settings, load_settings
 from producers.scenarios import Deployment, Injection
-from producers.simulate import Simulator
-from tests.fakes import FakeMessage, messages
+from tests.fakes import messages
+from tests.simulated import published, restored_run, run, traffic
 
 OUTPUTS = ("prediction.score", "prediction.value", "performance.")
 
@@ -28,46 +27,6 @@ def settings(**detection: Any) -> Settings:
             **detection,
         },
     )
-
-
-def traffic(
-    events: int,
-    deployments: tuple[Deployment, ...] = (),
-    injections: tuple[Injection, ...] = (),
-    seed: int = 5,
-    named: str | None = None,
-) -> list[FakeMessage]:
-    """Predictions and their labels (500 predictions later), offsets counted per topic; `named`:
-    every prediction names that version, whichever serves it."""
-    simulator = Simulator(
-        seed=seed, injections=injections, deployments=deployments, label_delay_ms=5000
-    )
-    out: list[FakeMessage] = []
-    offsets = {"predictions": 0, "labels": 0}
-    for _ in range(events // 1000):
-        batch = simulator.batch(1000)
-        predictions = [
-            prediction if named is None else {**prediction, "version": named}
-            for prediction in batch.predictions
-        ]
-        for topic, values in (("predictions", predictions), ("labels", batch.labels)):
-            out += messages(values, topic=topic, first_offset=offsets[topic])
-            offsets[topic] += len(values)
-    return out
-
-
-def run(pipeline: Pipeline, batch: list[FakeMessage], size: int = 2000) -> BatchResult:
-    total = BatchResult()
-    for start in range(0, len(batch), size):
-        result = pipeline.process(batch[start : start + size])
-        total.alerts += result.alerts
-        total.model_events += result.model_events
-    return total
-
-
-def published(result: BatchResult) -> list[bytes]:
-    """Alerts and events about models exactly as published (ids, evidence and all)."""
-    return [a.encode("g") for a in result.alerts] + [e.encode("g") for e in result.model_events]
 
 
 def output_alerts(result: BatchResult) -> list[str]:
@@ -204,22 +163,7 @@ def test_a_restored_model_keeps_its_versions(cut: int) -> None:
         (Deployment("2", 3000, share=0.3, quality="worse"), Deployment("3", 9000)),
     )
     expected = published(run(Pipeline(settings()), batch))
-
-    first = Pipeline(settings())
-    before = run(first, batch[:cut])
-    monitor = next(iter(first.models()))
-    codec = StateCodec("g")
-    ((_, value),) = codec.model_records(0, {"predictions": cut}, monitor.name, monitor.to_state())
-    state = codec.decode(value).state
-    second = Pipeline(settings())
-    restored = second.new_monitor(monitor.name)
-    assert state is not None and restore_model(restored, state) is None
-    second.install(0, {monitor.name: restored})
-    after = run(second, batch[cut:])
-    both = BatchResult(
-        alerts=before.alerts + after.alerts, model_events=before.model_events + after.model_events
-    )
-    assert published(both) == expected
+    assert published(restored_run(settings(), batch, cut)) == expected
 
 
 def test_the_shared_tests() -> None:

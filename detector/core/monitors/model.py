@@ -25,7 +25,7 @@ import numpy as np
 import orjson
 import river
 
-from detector.core.alerts import COMPARED, DEPLOYED, Alert, ModelEvent, rfc3339
+from detector.core.alerts import COMPARED, DEPLOYED, RECOMMENDED, Alert, ModelEvent, rfc3339
 from detector.core.calibration import Thresholds, detectors_for, thresholds_for_budget
 from detector.core.events import (
     OFFSET_OF,
@@ -41,6 +41,7 @@ from detector.core.monitors.config import SignalConfig
 from detector.core.monitors.labels import PendingBudget
 from detector.core.monitors.lifecycle import Transition
 from detector.core.monitors.performance import ERROR, Performance
+from detector.core.monitors.retraining import Decision, Labelled, PolicyBatch, RetrainPolicy
 from detector.core.monitors.schema import SchemaMonitor
 from detector.core.monitors.signal import SignalMonitor
 from detector.core.monitors.signal_type import SignalType
@@ -56,7 +57,7 @@ from detector.core.monitors.versions import (
     Versions,
     is_output,
 )
-from detector.settings import DetectionSettings, LimitSettings, ModelSettings
+from detector.settings import DetectionSettings, LimitSettings, ModelSettings, RetrainSettings
 
 # The numeric features of every TYPE_SAMPLE_EVERY-th event of a batch are type-checked before the
 # whole batch is converted at once; a number sent as text or a boolean there sends the batch
@@ -93,7 +94,11 @@ SCHEMA = "quality.schema"
 # 4: output monitors live under their model version (`versions`).
 # 5: a season's plan says whether the signal watches while it learns (fast traffic), a
 # categorical season learner carries its reference, and recentring weekdays and weekends apart.
-STATE_SCHEMA = 5
+# 6: models carry their retraining policy (`retrain`). A state of schema 5 is schema 6 without
+# it, and loads: the policy starts afresh (READABLE_SCHEMAS).
+STATE_SCHEMA = 6
+# Older schemas whose states load as they are, what they lack starting afresh.
+READABLE_SCHEMAS = (5,)
 # The libraries whose internals the state holds, with the version it loads under. ADWIN's
 # buckets are river's Rust core's own binary encoding and DDM/HDDM_A's state is their private
 # attributes: either may change in any river release, patches included, so a state loads only
@@ -170,7 +175,7 @@ class Found:
 
 class Observed(NamedTuple):
     """What one batch of a model's events produced: alerts, and events about the model
-    (deployments, version comparisons), each in the order of the input events."""
+    (deployments, version comparisons, retraining), each in the order of the input events."""
 
     alerts: list[Alert]
     model_events: list[ModelEvent]
@@ -186,12 +191,10 @@ class BatchFeed:
         self.times = np.fromiter(map(TS_OF, events), dtype=np.int64, count=len(events))
         self.partition = events[0].partition
         self.found: list[Found] = []
-        predictions = np.flatnonzero(self.codes == InputTopic.prediction)
+        self.predictions = np.flatnonzero(self.codes == InputTopic.prediction)
+        self.versions = [events[i].version for i in self.predictions.tolist()]
         self.routed: Routed = model.versions.route(
-            predictions,
-            [events[i].version for i in predictions.tolist()],
-            self.offsets,
-            len(events),
+            self.predictions, self.versions, self.offsets, len(events)
         )
         # (version code, 0 scores / 1 errors, rows, values): the versions' comparison windows
         self.samples: list[tuple[int, int, np.ndarray, np.ndarray]] = []
@@ -282,6 +285,7 @@ class ModelMonitor:
         settings: ModelSettings,
         detection: DetectionSettings,
         limits: LimitSettings,
+        retrain: RetrainSettings,
         topics: tuple[str, ...],
         pending_budget: PendingBudget | None = None,
         log_blocks: bool = False,
@@ -323,6 +327,7 @@ class ModelMonitor:
             limits.max_versions_per_model,
             limits.max_category_length,
         )
+        self.retrain = RetrainPolicy(retrain, detection.warmup_events) if retrain.enabled else None
         self.version: str | None = None
         # The type the decoder gives this model's features in, once it knows their names
         # (Pipeline sets it from `feature_names` after each batch; None: dicts only).
@@ -352,12 +357,40 @@ class ModelMonitor:
         batch.retire()
         batch.found.sort(key=lambda found: (found.row, found.monitor))
         compared = self.versions.compare(batch.routed, batch.samples)
+        alerts = [self._alert(found, events[found.row]) for found in batch.found]
         placed = [(d.row, 0, self._deployed(d, events[d.row])) for d in batch.routed.deployed]
         placed += [(c.row, 1, self._compared(c, events[c.row])) for c in compared]
+        placed += [
+            (d.row, 2, self._retrain_event(d, events[d.row])) for d in self._retrain(batch, alerts)
+        ]
         placed.sort(key=itemgetter(0, 1))
-        return Observed(
-            [self._alert(found, events[found.row]) for found in batch.found],
-            [event for _, _, event in placed],
+        return Observed(alerts, [event for _, _, event in placed])
+
+    def _retrain(self, batch: BatchFeed, alerts: list[Alert]) -> list[Decision]:
+        """The retraining policy's decisions on this batch (none if it is disabled)."""
+        if self.retrain is None:
+            return []
+        owners = batch.routed.owners
+        labelled = [
+            Labelled(owners[code].name, kind, rows, values)
+            for code, part, rows, values in batch.samples
+            if part == 1 and (kind := owners[code].error_kind) is not None
+        ]
+        return self.retrain.observe(
+            PolicyBatch(
+                position=self.events_seen - len(batch.codes),
+                topics=self.topics,
+                partition=batch.partition,
+                codes=batch.codes,
+                offsets=batch.offsets,
+                times=batch.times,
+                prediction_rows=batch.predictions,
+                prediction_versions=[self.versions.name(v) for v in batch.versions],
+                labelled=labelled,
+                alerts=[(found.row, alert) for found, alert in zip(batch.found, alerts)],
+                deployments=batch.routed.deployed,
+                live=self.versions.live.keys(),
+            )
         )
 
     def _observe_traffic(self, batch: BatchFeed) -> None:
@@ -670,6 +703,13 @@ class ModelMonitor:
             COMPARED, compared.worse, about, list(compared.versions), data, event
         )
 
+    def _retrain_event(self, decision: Decision, event: Event) -> ModelEvent:
+        data = {**decision.data, "runbook_url": self.settings.runbook_url}
+        about = "retrain" if decision.type == RECOMMENDED else "retrain.outcome"
+        return self._model_event(
+            decision.type, decision.version, about, decision.detail, data, event
+        )
+
     def _model_event(
         self,
         event_type: str,
@@ -739,6 +779,7 @@ class ModelMonitor:
             "traffic": self.traffic.to_state() if self.traffic is not None else None,
             "performance": self.performance.to_state(),
             "versions": self.versions.to_state(),
+            "retrain": self.retrain.to_state() if self.retrain is not None else None,
         }
 
     def state_mismatch(self, state: dict[str, Any]) -> Relearn | None:
@@ -746,7 +787,7 @@ class ModelMonitor:
         another state schema or library version, or learned under other detection settings.
         A state without a schema is schema 0 (written before states carried one)."""
         schema = state.get("state_schema", 0)
-        if schema != STATE_SCHEMA:
+        if schema != STATE_SCHEMA and schema not in READABLE_SCHEMAS:
             return Relearn("schema", f"state schema {schema!r} -> {STATE_SCHEMA}")
         libraries = state["libraries"]
         for library, version in STATE_LIBRARIES.items():
@@ -784,6 +825,9 @@ class ModelMonitor:
             state["versions"],
             lambda name, signal: SignalMonitor.from_state(name, self.config, signal),
         )
+        policy = state.get("retrain")  # absent from schema 5
+        if self.retrain is not None and policy is not None:
+            self.retrain.load_state(policy)
 
     # -- for metrics --------------------------------------------------------------------
 

@@ -38,7 +38,7 @@ import numpy as np
 
 from detector.core.monitors.performance import ERROR, ESTIMATED, RECALL
 from detector.core.monitors.signal import SignalMonitor
-from detector.core.statistics import holm, means_p, rates_p
+from detector.core.statistics import accumulate, holm, means_p, moments, rates_p
 
 SCORE, VALUE = "prediction.score", "prediction.value"
 OUTPUT_MONITORS = (SCORE, VALUE, ESTIMATED, ERROR)  # and RECALL.<class>: one set per live version
@@ -59,21 +59,12 @@ class Window:
     sums: list[float] = field(default_factory=lambda: [0.0] * 6)  # n, sum, sum of squares; twice
 
     def add(self, part: int, values: np.ndarray) -> None:
-        """Add scores (part 0) or errors (part 1), one by one in order: the sums are the same
-        bits however the values are split into batches (a pairwise sum's are not)."""
-        base = 3 * part
-        self.sums[base] += len(values)
-        for offset, column in ((1, values), (2, values * values)):
-            carried = np.concatenate(([self.sums[base + offset]], column))
-            self.sums[base + offset] = float(np.add.accumulate(carried)[-1])
+        """Add scores (part 0) or errors (part 1), in order (`accumulate`)."""
+        accumulate(self.sums, values, 3 * part)
 
     def moments(self, part: int) -> tuple[int, float, float]:
         """(count, mean, variance) of scores (0) or errors (1)."""
-        n, total, squares = self.sums[3 * part : 3 * part + 3]
-        if not n:
-            return 0, 0.0, 0.0
-        mean = total / n
-        return int(n), mean, max(squares / n - mean * mean, 0.0)
+        return moments(self.sums, 3 * part)
 
 
 @dataclass
