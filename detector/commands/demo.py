@@ -1,9 +1,11 @@
 """`streamdrift demo`: the whole product in under a minute on an embedded broker.
 
-Three models' traffic goes to the `predictions` topic: a simulated fraud model (features in
+Four models' traffic goes to the `predictions` topic: a simulated fraud model (features in
 dollars, ratios, counts and categories), a real-data model replaying NASA shuttle sensor
-readings bundled in river, and a simulated shop model whose traffic follows daily and weekly
-cycles over 9 days of event time, each with drifts injected at known events. The detector runs in this
+readings bundled in river, a simulated shop model whose traffic follows daily and weekly
+cycles over 9 days of event time, each with drifts injected at known events, and a simulated
+credit model whose concept drifts until a retrained version is deployed (the retraining loop:
+recommended, deployed, outcome). The detector runs in this
 process; a downstream reader prints each alert from the alerts topic (read_committed) as it
 arrives, with the injection that explains it; the summary compares what was injected with
 what was detected, and how many events later.
@@ -34,7 +36,7 @@ from producers.cycles import DAY_MS
 from producers.cyclic import Cyclic
 from producers.play import Played, play
 from producers.replay import Replay
-from producers.scenarios import Injection
+from producers.scenarios import Deployment, Injection
 from producers.simulate import Simulator
 from producers.sinks import KafkaSink, SinkError
 from producers.stream import EventStream
@@ -53,7 +55,7 @@ ALERT_HEADER = f"{'event':>6}  {'model/monitor':<28} {'alert':<8} {'severity':<8
 
 
 def demo_streams(events: int, seed: int) -> list[EventStream]:
-    """The three models, with drifts at fixed fractions of `events` (per model)."""
+    """The four models, with drifts (and a deployment) at fixed fractions of `events` (per model)."""
     fraud = Simulator(
         model="fraud",
         seed=seed,
@@ -93,7 +95,16 @@ def demo_streams(events: int, seed: int) -> list[EventStream]:
         if events >= SHOP_SHIFT_MIN_EVENTS
         else (),
     )
-    return [fraud, shuttle, shop]
+    # The retraining loop: the concept drifts, the detector recommends retraining, a version
+    # retrained on the new concept is deployed, and the outcome says whether it recovered.
+    credit = Simulator(
+        model="credit",
+        seed=seed + 1,
+        label_delay_ms=5_000,
+        injections=(Injection("concept_drift", "", start=events * 3 // 8, magnitude=0.3),),
+        deployments=(Deployment("2", start=events * 5 // 8, quality="fixed"),),
+    )
+    return [fraud, shuttle, shop, credit]
 
 
 @dataclass
@@ -121,6 +132,7 @@ class Board:
     # (topic, model)
     offsets: dict[tuple[str, str], list[int]] = field(default_factory=lambda: defaultdict(list))
     alerts: list[tuple[dict[str, Any], int | None, Explained]] = field(default_factory=list)
+    model_events: list[tuple[dict[str, Any], int | None]] = field(default_factory=list)
     played: Played = field(default_factory=Played)  # the producer's live counts
     lock: threading.Lock = field(default_factory=threading.Lock)
     status_line: str = ""
@@ -142,12 +154,13 @@ class Board:
 
     def alert(self, event: dict[str, Any]) -> None:
         data = event["data"]
-        if event["type"] not in (DETECTED, RESOLVED):  # an event about a model: a deployment
-            with self.lock:
-                self._print(format_model_event(event))
-            return
         source = data["source"]
         position = self.position(source["topic"], data["model"], source["offset"])
+        if event["type"] not in (DETECTED, RESOLVED):  # an event about a model: a deployment
+            with self.lock:
+                self.model_events.append((event, position))
+                self._print(format_model_event(event, position))
+            return
         explained = explain(self.truths, data["model"], data["monitor"], position)
         with self.lock:
             self.alerts.append((event, position, explained))
@@ -329,6 +342,11 @@ def _introduce(
             out.write(
                 f"           injected: {_injected(truth):<40} expect an alert on {truth['monitor']}\n"
             )
+        for deployment in stream.deployments:
+            out.write(
+                f"           deployed: {f'version {deployment.version} ({deployment.quality}) @{deployment.start}':<40} "
+                "expect retrain.recommended before it, retrain.outcome after it\n"
+            )
     out.write(
         "\nthe detector joins its consumer group, then the traffic starts; alerts as they arrive:\n\n"
         + ALERT_HEADER
@@ -415,11 +433,12 @@ def format_alert(event: dict[str, Any], position: int | None, explained: Explain
     return f"{at}  {data['model'] + '/' + data['monitor']:<28} {kind:<8} {data['severity']:<8} {test:<22} {describe(data):<36} {cause}".rstrip()
 
 
-def format_model_event(event: dict[str, Any]) -> str:
+def format_model_event(event: dict[str, Any], position: int | None) -> str:
     """One row of the live alert table for an event about a model (a deployment, a comparison
     of versions, a retraining recommended or its outcome)."""
     detail = describe_model_event(event["type"], event["data"])
-    return f"{'':>6}  {event['subject']:<28} {event['type'].rsplit('.', 1)[1].upper():<8} {detail}"
+    at = f"{position:>6}" if position is not None else f"{'-':>6}"
+    return f"{at}  {event['subject']:<28} {event['type'].rsplit('.', 1)[1].upper():<8} {detail}"
 
 
 def _injected(truth: dict[str, Any]) -> str:
@@ -457,6 +476,11 @@ def _summary(board: Board, processed: int, seconds: float, out: TextIO) -> int:
         data = event["data"]
         out.write(
             f"  {data['model']:<8} {'  resolved':<40} {data['monitor']:<26} {data.get('reason', ''):<22} {at if at is not None else '-':>8}\n"
+        )
+    for event, at in board.model_events:
+        kind = event["type"].removeprefix("io.streamdrift.")
+        out.write(
+            f"  {event['data']['model']:<8} {'  ' + kind:<40} {describe_model_event(event['type'], event['data'])} (event {at if at is not None else '-'})\n"
         )
     effects = sorted(
         {

@@ -240,7 +240,10 @@ def describe_model_event(event_type: str, data: dict[str, Any]) -> str:
         rollback = "a rollback, " if data["rollback"] else ""
         return f"version {data['version']} deployed ({rollback}was {data['previous_version']})"
     if event_type == COMPARED:
-        return f"versions {data['versions']} apart on {data['statistic']}: {data['values']}"
+        values = ", ".join(
+            f"{version} {value:.3g}" for version, value in zip(data["versions"], data["values"])
+        )
+        return f"versions apart on {data['statistic']}: {values}"
     if event_type == RECOMMENDED:
         evidence, retrain = data["evidence"], data["retrain_data"]
         (span,) = retrain["partitions"]

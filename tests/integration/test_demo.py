@@ -21,7 +21,12 @@ EXPECTED = {  # injected drift -> the monitor that must detect it
     ("shuttle", "latency_creep"): "prediction.latency",
     ("shop", "mean_shift amount"): "feature.amount",
     ("shop", "rate_drop"): "traffic.rate",
+    ("credit", "concept_drift"): "performance.error",
 }
+# The retraining loop's rows: (position, kind, detail) of the credit model's events.
+CREDIT_EVENT = re.compile(
+    r"^\s*(\d+)  credit/\S+\s+(RECOMMENDED|DEPLOYED|OUTCOME)\s+(.+)$", re.MULTILINE
+)
 SHOP_DETECTED = re.compile(r"^\s*(\d+)  shop/(\S+)\s+DETECTED .*  (.+)$", re.MULTILINE)
 SUMMARY_ROW = re.compile(
     r"^  (\w+)\s+(\w+(?: \w+)?) @\d+\S*(?: \(ramp \d+\))?\s+(\S+)\s+(\S+/\S+)\s+(\d+)\s+\+(\d+)$",
@@ -76,7 +81,16 @@ def test_demo_detects_every_injected_drift_and_exits_zero() -> None:
     ), out
     assert "unexpected alerts (false alarms): 0" in out
     assert "UNEXPECTED" not in out
-    assert "all 8 injected drifts detected" in out
+    assert "all 9 injected drifts detected" in out
+
+    # The retraining loop: the concept drift at 3/8 of the credit model's events is recommended
+    # for retraining before version 2, retrained on the new concept, is deployed at 5/8; the
+    # outcome after it says the new version recovered.
+    credit = {kind: (int(at), detail) for at, kind, detail in CREDIT_EVENT.findall(out)}
+    assert set(credit) == {"RECOMMENDED", "DEPLOYED", "OUTCOME"}, out
+    assert 6000 <= credit["RECOMMENDED"][0] < credit["DEPLOYED"][0] == 10_000, out
+    assert credit["OUTCOME"][0] > 10_000, out
+    assert "retrained version 2 recovered" in credit["OUTCOME"][1], out
 
     # The cyclic model: learned for a week of event time, then silent until its shift (at 7/8 of
     # its events); that and its outage (at 15/16) explain all of its alerts.
