@@ -104,6 +104,18 @@ def test_a_significantly_worse_canary_is_reported_once_per_episode() -> None:
     assert not output_alerts(result)
 
 
+def test_a_replaced_version_is_not_compared_after_it_stopped_serving() -> None:
+    # Version 2, retrained on the drifted concept, replaces version 1 outright at 9,000. Version
+    # 1's late labels (of its drifted predictions) keep arriving in the window after the switch;
+    # compared there with version 2's they would contrast two periods, not two versions.
+    switch = (Deployment("2", 9000, quality="fixed"),)
+    drift = (Injection("concept_drift", "", start=4000, magnitude=0.4),)
+    result = run(Pipeline(settings()), traffic(20_000, switch, drift))
+
+    ends = [e.data["window"]["end_prediction"] for e in result.model_events if e.type == COMPARED]
+    assert all(end <= 10_000 for end in ends), ends  # the switch's window [8,000, 10,000) at most
+
+
 def test_equal_versions_side_by_side_are_not_reported() -> None:
     split = (Deployment("b", 2000, share=0.5),)
     for seed in (1, 2, 3):

@@ -16,10 +16,13 @@ A version is named by its predictions' `version` field (None for predictions wit
   (`overflow`) and has no output monitor until a live version retires, so a flood of names costs
   no memory and publishes nothing.
 * compared: every `version_compare_events` predictions of the model (a window), each pair of live
-  versions with at least MIN_VALUES values each in that window is compared: mean score (Welch's
-  z-test), and accuracy (two-proportion z-test) or mean absolute error (Welch) of the labels joined
-  in the window, all the window's tests Holm-adjusted together. Both versions served over the same
-  stretch of predictions, so a difference is the versions', not the time's. A pair and statistic
+  versions that both served at least MIN_VALUES of the window's predictions, with at least
+  MIN_VALUES values each, is compared: mean score (Welch's z-test), and accuracy (two-proportion
+  z-test) or mean absolute error (Welch) of the labels joined in the window, all the window's
+  tests Holm-adjusted together. Both versions served over the same stretch of predictions, so a
+  difference is the versions', not the time's (a version that replaced another outright is
+  compared with it only over the window of the switch; after it the old one serves nothing, and
+  its late labels alone would compare two periods, not two versions). A pair and statistic
   whose adjusted p-value falls below `version_compare_alpha` is reported once, and again only after
   a window in which it was tested and not significant.
 
@@ -51,12 +54,23 @@ def is_output(monitor: str) -> bool:
     return monitor in OUTPUT_MONITORS or monitor.startswith(RECALL)
 
 
+WINDOW_SUMS = 7  # n, sum, sum of squares of scores, then of errors; predictions served
+
+
 @dataclass
 class Window:
     """Sums of one version's values in the current comparison window: scores, and the errors of
-    labels joined (0/1 for classifiers, absolute errors for regressions)."""
+    labels joined (0/1 for classifiers, absolute errors for regressions); and how many of the
+    window's predictions it served."""
 
-    sums: list[float] = field(default_factory=lambda: [0.0] * 6)  # n, sum, sum of squares; twice
+    sums: list[float] = field(default_factory=lambda: [0.0] * WINDOW_SUMS)
+
+    @property
+    def served(self) -> int:
+        return int(self.sums[6])
+
+    def serve(self, predictions: int) -> None:
+        self.sums[6] += predictions
 
     def add(self, part: int, values: np.ndarray) -> None:
         """Add scores (part 0) or errors (part 1), in order (`accumulate`)."""
@@ -287,6 +301,11 @@ class Versions:
                 lo, hi = np.searchsorted(rows, [done + 1, row + 1])
                 if hi > lo:
                     routed.owners[code].window.add(part, values[lo:hi])
+            served = np.bincount(
+                routed.codes[done + 1 : row + 1] + 1, minlength=len(routed.owners) + 1
+            )
+            for code, version in enumerate(routed.owners):
+                version.window.serve(int(served[code + 1]))
             done = row
             if end < 0:
                 break
@@ -300,6 +319,8 @@ class Versions:
     def _tested(self, row: int, end: int, live: list[Version]) -> list[Compared]:
         candidates: list[Compared] = []
         for a, b in combinations(live, 2):
+            if min(a.window.served, b.window.served) < MIN_VALUES:
+                continue  # not both serving in this window: a difference would be the time's
             for part, statistic in ((0, "score_mean"), (1, b.error_kind or a.error_kind)):
                 if statistic is None:
                     continue
