@@ -93,7 +93,9 @@ SCHEMA = "quality.schema"
 # 4: output monitors live under their model version (`versions`).
 # 5: a season's plan says whether the signal watches while it learns (fast traffic), a
 # categorical season learner carries its reference, and recentring weekdays and weekends apart.
-STATE_SCHEMA = 5
+# 6: rate signals (missing values, label errors) learn a season too: a rate's learner counts 0s
+# and 1s per hour, its season carries the cycle's rate (seasonal.BinarySeason).
+STATE_SCHEMA = 6
 # The libraries whose internals the state holds, with the version it loads under. ADWIN's
 # buckets are river's Rust core's own binary encoding and DDM/HDDM_A's state is their private
 # attributes: either may change in any river release, patches included, so a state loads only
