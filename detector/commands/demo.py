@@ -77,14 +77,13 @@ def demo_streams(events: int, seed: int) -> list[EventStream]:
             ),
         ),
     )
-    # No labels: a label error rate or a class's recall is not judged per hour of the cycle, and
-    # a calibrated score that follows the cycle makes both cycle too.
+    # Labelled like the others: its error rate and recalls cycle with its calibrated score, and
+    # are judged per hour of the cycle like its features.
     shop = Cyclic(
         model="shop",
         seed=seed,
         start_ms=SHOP_START_MS,
         interval_ms=SHOP_DAYS * DAY_MS // max(events, 1),
-        label_coverage=0.0,
         injections=(
             Injection("mean_shift", "amount", start=events * 7 // 8, magnitude=0.5),
             # an upstream outage: 40 events (about 20 minutes) spread over 3 hours

@@ -15,16 +15,18 @@ How a signal learns its season (detector.core.monitors.signal drives it):
    million values a week), and switches at the week's end (`Plan.watching`).
 2. Over that cycle (`SeasonLearner`) the signal keeps, per hour-of-week bucket, the count and
    the fixed-point sums of t and t² (t: the value on a robust, scale-free scale, `Scaler`) or
-   the count of each category, plus a thinned sample of t spread over the cycle. Integer sums
-   do not depend on how the values were batched, and neither does which values are learned
-   from (by position), so neither does anything decided from them.
+   the count of each category (a 0/1 rate: of 0s and 1s), plus a thinned sample of t spread
+   over the cycle. Integer sums do not depend on how the values were batched, and neither does
+   which values are learned from (by position), so neither does anything decided from them.
 3. At the cycle's end a chi-square test on the bucket means (and log
    variances) against the within-bucket spread decides whether the daily component, and then
    a weekly one on top of it, is significant. Not significant: no adjustment (the warm-up's
    reference, as before). Significant: `NumericSeason` standardises t with the location and
    scale of its bucket (hour of week or hour of day, shrunk towards the coarser bucket when
    the bucket saw few events), and the pooled reference is fitted on the standardised sample;
-   categories get per-bucket expected shares (`CategoricalSeason`).
+   categories get per-bucket expected shares (`CategoricalSeason`), and rates per-bucket
+   expected rates (`BinarySeason`: the PIT of a bit under its hour's rate, and for river's
+   binary detectors the bit adjusted for its hour, `BinarySeason.adjust`).
 """
 
 from __future__ import annotations
