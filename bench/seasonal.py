@@ -17,7 +17,8 @@ and signals that cycle with it:
 
 Two histories: a *clean* one (no change: every alert is a false alarm) and a *shifted* one
 whose changes start on day `shift_day`: `amount` + 0.5 of its within-hour sd, `noise` + 0.5 sd,
-and 10% of every hour's device mix moved to `web`; and whose traffic falls to 10% of its usual
+10% of every hour's device mix moved to `web`, and `LABELS_FLIPPED` of the labels flipped (a
+concept drift: every hour's error rate up by about 8 points); and whose traffic falls to 10% of its usual
 rate for an hour, an outage, at noon two days later (`traffic.rate`). Both are written as JSON lines and replayed
 by `detector.backtest.replay` (the code `streamdrift backtest` runs), scored with
 `detector.backtest.score` against the changes' ground truth.
@@ -59,6 +60,7 @@ DAYS_PER_MONTH = 30.0
 OUTAGE_AFTER_SHIFT = 2.5  # days from the shift to the outage (noon)
 OUTAGE_HOURS, OUTAGE_RATE = 1.0, 0.1
 LABEL_DELAY_MS = 60_000  # event time from a prediction to its label
+LABELS_FLIPPED = 0.2  # share of the shifted history's labels flipped from the shift on
 
 
 @dataclass(frozen=True)
@@ -140,7 +142,13 @@ class Scenario:
         stay the draws of the recorded figures."""
         rng = np.random.default_rng([self.seed, 2])
         labelled = rng.random(len(ts)) < self.label_coverage
-        return labelled, (rng.random(len(ts)) < score).astype(np.int64)
+        label = (rng.random(len(ts)) < score).astype(np.int64)
+        if self.shift_day is not None:
+            flipped = (rng.random(len(ts)) < LABELS_FLIPPED) & (
+                ts >= START_MS + self.shift_day * DAY_MS
+            )
+            label[flipped] = 1 - label[flipped]
+        return labelled, label
 
     def write(self, path: Path, labels_path: Path) -> int:
         """The history as JSON lines at `path`, its label events at `labels_path`; returns the
@@ -190,10 +198,17 @@ class Scenario:
         outage = self.outage_ms()
         assert outage is not None
         down, up = (int(np.searchsorted(ts, moment)) for moment in outage)
+        # (a label alert is placed among the predictions its label arrived with: its delay
+        # includes the label's 60 s, about 20 events)
+        concept = [
+            Change(MODEL, "concept_drift", "", monitor, start)
+            for monitor in ("performance.error", "performance.recall.0", "performance.recall.1")
+        ]
         return [
             Change(MODEL, "mean_shift", "amount", "feature.amount", start),
             Change(MODEL, "mean_shift", "noise", "feature.noise", start),
             Change(MODEL, "mix_shift", "device", "feature.device", start),
+            *concept,
             Change(MODEL, "outage", "", "traffic.rate", down, end=up),
         ]
 
@@ -274,7 +289,8 @@ def intro(clean: Result, shift_day: float) -> str:
         f"configuration, replayed by `detector.backtest.replay` "
         f"({clean.replayed.seconds:.0f} s). Shifted history: changes from day {shift_day:g}: "
         f"`amount` +{SHIFT_SD} within-hour sd, `noise` +{SHIFT_SD} sd, "
-        f"{DEVICE_MOVED:.0%} of the device mix moved to web; an outage (traffic at "
+        f"{DEVICE_MOVED:.0%} of the device mix moved to web, {LABELS_FLIPPED:.0%} of the labels "
+        f"flipped; an outage (traffic at "
         f"{OUTAGE_RATE:.0%} of usual for {OUTAGE_HOURS:g} h) at noon of day {shift_day + OUTAGE_AFTER_SHIFT - 0.5:g}."
     )
 
