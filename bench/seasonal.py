@@ -18,7 +18,7 @@ and signals that cycle with it:
 Two histories: a *clean* one (no change: every alert is a false alarm) and a *shifted* one
 whose changes start on day `shift_day`: `amount` + 0.5 of its within-hour sd, `noise` + 0.5 sd,
 10% of every hour's device mix moved to `web`, and `LABELS_FLIPPED` of the labels flipped (a
-concept drift: every hour's error rate up by about 8 points); and whose traffic falls to 10% of its usual
+concept drift: every hour's error rate up by 6 to 9 points); and whose traffic falls to 10% of its usual
 rate for an hour, an outage, at noon two days later (`traffic.rate`). Both are written as JSON lines and replayed
 by `detector.backtest.replay` (the code `streamdrift backtest` runs), scored with
 `detector.backtest.score` against the changes' ground truth.
