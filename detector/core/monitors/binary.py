@@ -49,11 +49,11 @@ class BinaryDetector:
         self.detector = detector
 
     def update(self, values: np.ndarray) -> DetectorResult:
-        """Feed values in [0, 1] in order (0/1 errors, or errors adjusted for their hour:
-        seasonal.BinarySeason.adjust); hits by index (change age unknown: 1). Bits as floats
-        decide exactly as bits as integers (river's arithmetic converts them)."""
+        """Feed values in order: 0/1 errors as integers (river is faster on them), or floats in
+        [0, 1] (errors adjusted for their hour: seasonal.BinarySeason.adjust); hits by index
+        (change age unknown: 1)."""
         hits = []
-        for index, value in enumerate(np.asarray(values, dtype=np.float64).tolist()):
+        for index, value in enumerate(values.tolist()):
             self.detector.update(value)
             if self.detector.drift_detected:
                 hits.append(Hit(index, self.name, 1))

@@ -385,10 +385,11 @@ class SignalMonitor:
         }
         hits = [StatisticHit(name, hit) for name, result in results.items() for hit in result.hits]
         if self.binary:  # on the 0/1 values (adjusted for their hour), for the location
-            raw = np.asarray(chunk, dtype=np.float64)
             if isinstance(self.season, BinarySeason):
                 assert times is not None
-                raw = self.season.adjust(raw, times[start:end])
+                raw = self.season.adjust(np.asarray(chunk, dtype=np.float64), times[start:end])
+            else:
+                raw = np.asarray(chunk).astype(np.int64)
             hits += [
                 StatisticHit("location", hit)
                 for detector in self.binary.values()
