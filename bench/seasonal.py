@@ -10,11 +10,15 @@ and signals that cycle with it:
 * `temperature` (°C, normal): a daily cycle of ±6 °C against a within-hour sd of 2;
 * `device` (ios/android/web): mobile in the evening, web in working hours;
 * `score` (beta) and `latency_ms` (lognormal, slower under load): both follow the cycle;
-* `noise` (normal, iid): the one signal without cycles.
+* `noise` (normal, iid): the one signal without cycles;
+* labels (`label_coverage` of the predictions, `LABEL_DELAY_MS` later): drawn from the score,
+  which is calibrated, so the error rate and each class's recall follow the cycle too
+  (`performance.error`, `performance.recall.<class>`, `quality.labels`).
 
 Two histories: a *clean* one (no change: every alert is a false alarm) and a *shifted* one
 whose changes start on day `shift_day`: `amount` + 0.5 of its within-hour sd, `noise` + 0.5 sd,
-and 10% of every hour's device mix moved to `web`; and whose traffic falls to 10% of its usual
+10% of every hour's device mix moved to `web`, and `LABELS_FLIPPED` of the labels flipped (a
+concept drift: every hour's error rate up by 6 to 9 points); and whose traffic falls to 10% of its usual
 rate for an hour, an outage, at noon two days later (`traffic.rate`). Both are written as JSON lines and replayed
 by `detector.backtest.replay` (the code `streamdrift backtest` runs), scored with
 `detector.backtest.score` against the changes' ground truth.
@@ -55,6 +59,8 @@ MAX_DELAY = 20_000  # events after a change within which its detection counts
 DAYS_PER_MONTH = 30.0
 OUTAGE_AFTER_SHIFT = 2.5  # days from the shift to the outage (noon)
 OUTAGE_HOURS, OUTAGE_RATE = 1.0, 0.1
+LABEL_DELAY_MS = 60_000  # event time from a prediction to its label
+LABELS_FLIPPED = 0.2  # share of the shifted history's labels flipped from the shift on
 
 
 @dataclass(frozen=True)
@@ -67,6 +73,7 @@ class Scenario:
     seed: int = 1
     shift_day: float | None = None
     outage_after: float = OUTAGE_AFTER_SHIFT  # days from the shift to the outage
+    label_coverage: float = 1.0  # share of predictions that get a label
 
     def times(self) -> np.ndarray:
         """Event times (epoch ms, sorted): a Poisson count per minute at the cycling rate,
@@ -129,10 +136,35 @@ class Scenario:
             "latency_ms": np.round(rng.lognormal(np.log(40.0) + 0.25 * load, 0.3), 2),
         }
 
-    def write(self, path: Path) -> int:
-        """The history as JSON lines at `path`; returns the number of events."""
+    def labels(self, ts: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Which predictions get a label (`label_coverage` of them), and each one's label: 1 with
+        probability `score` (a calibrated score), drawn apart from the fields so that these
+        stay the draws of the recorded figures."""
+        rng = np.random.default_rng([self.seed, 2])
+        labelled = rng.random(len(ts)) < self.label_coverage
+        label = (rng.random(len(ts)) < score).astype(np.int64)
+        if self.shift_day is not None:
+            flipped = (rng.random(len(ts)) < LABELS_FLIPPED) & (
+                ts >= START_MS + self.shift_day * DAY_MS
+            )
+            label[flipped] = 1 - label[flipped]
+        return labelled, label
+
+    def write(self, path: Path, labels_path: Path) -> int:
+        """The history as JSON lines at `path`, its label events at `labels_path`; returns the
+        number of prediction events."""
         ts = self.times()
         cols = self.columns(ts)
+        labelled, label = self.labels(ts, cols["score"])
+        with labels_path.open("wb") as out:
+            for i in np.flatnonzero(labelled).tolist():
+                event = {
+                    "model": MODEL,
+                    "id": f"r{i}",
+                    "ts": int(ts[i]) + LABEL_DELAY_MS,
+                    "label": int(label[i]),
+                }
+                out.write(orjson.dumps(event) + b"\n")
         numeric = ("amount", "sessions", "temperature", "noise")
         rows = zip(
             ts.tolist(),
@@ -166,10 +198,17 @@ class Scenario:
         outage = self.outage_ms()
         assert outage is not None
         down, up = (int(np.searchsorted(ts, moment)) for moment in outage)
+        # (a label alert is placed among the predictions its label arrived with: its delay
+        # includes the label's 60 s, about 20 events)
+        concept = [
+            Change(MODEL, "concept_drift", "", monitor, start)
+            for monitor in ("performance.error", "performance.recall.0", "performance.recall.1")
+        ]
         return [
             Change(MODEL, "mean_shift", "amount", "feature.amount", start),
             Change(MODEL, "mean_shift", "noise", "feature.noise", start),
             Change(MODEL, "mix_shift", "device", "feature.device", start),
+            *concept,
             Change(MODEL, "outage", "", "traffic.rate", down, end=up),
         ]
 
@@ -207,12 +246,13 @@ class Result:
 def backtest(scenario: Scenario, folder: Path) -> Result:
     """Write the scenario's history and replay it at the default configuration."""
     path = folder / f"seasonal-{scenario.shift_day}.jsonl"
-    events = scenario.write(path)
+    labels = folder / f"seasonal-{scenario.shift_day}-labels.jsonl"
+    events = scenario.write(path, labels)
     settings = load_settings(None)
     progress(
         f"replaying {events:,} events ({scenario.days:g} days, shift day {scenario.shift_day})"
     )
-    replayed = replay(FileSource(settings, path), [Run("default", None, settings)])
+    replayed = replay(FileSource(settings, path, labels), [Run("default", None, settings)])
     run = replayed.runs[0]
     changes = scenario.changes(scenario.times())
     found = score(changes, run.detections(), {MODEL: events}, MAX_DELAY)
@@ -244,10 +284,13 @@ def intro(clean: Result, shift_day: float) -> str:
     return (
         f"Model `{MODEL}`: {s.days:g} days of event time from a Monday, {clean.events:,} events "
         f"(about {s.rate:g} a minute, cycling), signals following daily and weekly cycles, "
-        f"`noise` iid; default configuration, replayed by `detector.backtest.replay` "
+        f"`noise` iid; labels for {s.label_coverage:.0%} of the predictions, "
+        f"{LABEL_DELAY_MS // 1000} s later, drawn from the calibrated score; default "
+        f"configuration, replayed by `detector.backtest.replay` "
         f"({clean.replayed.seconds:.0f} s). Shifted history: changes from day {shift_day:g}: "
         f"`amount` +{SHIFT_SD} within-hour sd, `noise` +{SHIFT_SD} sd, "
-        f"{DEVICE_MOVED:.0%} of the device mix moved to web; an outage (traffic at "
+        f"{DEVICE_MOVED:.0%} of the device mix moved to web, {LABELS_FLIPPED:.0%} of the labels "
+        f"flipped; an outage (traffic at "
         f"{OUTAGE_RATE:.0%} of usual for {OUTAGE_HOURS:g} h) at noon of day {shift_day + OUTAGE_AFTER_SHIFT - 0.5:g}."
     )
 
@@ -485,7 +528,7 @@ def cost(rounds: int = 3) -> str:
     scenario = Scenario()
     with tempfile.TemporaryDirectory(prefix="streamdrift-seasonal-") as folder:
         path = Path(folder) / "clean.jsonl"
-        scenario.write(path)
+        scenario.write(path, Path(folder) / "labels.jsonl")  # (the labels are not timed)
         lines = path.read_bytes().splitlines()
     day_8 = int(np.searchsorted(scenario.times(), START_MS + 8 * DAY_MS))
     streams = (

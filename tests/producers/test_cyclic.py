@@ -125,6 +125,25 @@ def test_the_iid_feature_does_not_cycle(two_weeks: dict[str, np.ndarray]) -> Non
     assert noise.std() == pytest.approx(1.0, abs=0.02)
 
 
+def test_the_labels_follow_the_calibrated_score_so_the_error_rate_follows_the_hour() -> None:
+    batch = Cyclic(seed=6, start_ms=START_MS, interval_ms=INTERVAL_MS).batch(TWO_WEEKS)
+    predicted = {e["id"]: (e["ts"], e["prediction"], e["score"]) for e in batch.predictions}
+    ts, prediction, score = map(np.array, zip(*(predicted[e["id"]] for e in batch.labels)))
+    label = np.array([e["label"] for e in batch.labels])
+    assert len(label) > 0.99 * TWO_WEEKS  # (the last minute's labels are not due yet)
+    for low, high in ((0.0, 0.2), (0.2, 0.4), (0.4, 1.0)):  # calibrated: as many 1s as scored
+        scored = (score >= low) & (score < high)
+        assert label[scored].mean() == pytest.approx(score[scored].mean(), abs=0.03)
+    wrong = prediction != label
+    hour = (ts % DAY_MS) // HOUR_MS
+    evening, morning = (hour >= 18) & (hour <= 21), (hour >= 6) & (hour <= 9)
+    assert wrong[evening].mean() > 1.5 * wrong[morning].mean()
+    positive = label == 1
+    assert (prediction == 1)[evening & positive].mean() > 3 * (prediction == 1)[
+        morning & positive
+    ].mean()
+
+
 def test_a_shift_moves_every_hour_by_its_within_hour_spread_from_its_start() -> None:
     shift = Injection("mean_shift", "amount", 20_000, magnitude=0.5)
     options: dict[str, Any] = {"seed": 2, "start_ms": START_MS, "interval_ms": INTERVAL_MS}

@@ -18,6 +18,7 @@ from detector.core.monitors.seasonal import (
     DAY_HOURS,
     HOUR_MS,
     WEEK_HOURS,
+    BinarySeason,
     CategoricalSeason,
     NumericSeason,
     Plan,
@@ -60,6 +61,15 @@ def device_mix(ts: np.ndarray, seed: int, moved: float = 0.0) -> list[str]:
     evening = np.cos(2 * np.pi * (hours_of_day(ts) - 20.0) / 24.0)
     mobile = (0.65 + 0.25 * evening) * (1.0 - moved)
     return np.where(rng.random(len(ts)) < mobile, "mobile", "web").tolist()
+
+
+def error_bits(ts: np.ndarray, seed: int, shift: float = 0.0) -> np.ndarray:
+    """A classifier's errors (1: wrong) whose rate follows the day (3% at 06:00, 17% at 18:00)
+    and is 3 points higher at weekends; `shift` added to every hour's rate."""
+    rng = np.random.default_rng(seed)
+    daily = np.cos(2 * np.pi * (hours_of_day(ts) - 18.0) / 24.0)
+    rate = 0.10 + 0.07 * daily + 0.03 * weekend(ts) + shift
+    return (rng.random(len(ts)) < rate).astype(np.float64)
 
 
 def learned(learner: SeasonLearner, values: np.ndarray, ts: np.ndarray, chunk: int) -> int:
@@ -150,6 +160,46 @@ def test_a_category_mix_that_follows_the_hour_gets_shares_per_hour() -> None:
     assert flat_learner.categorical_season() is None
 
 
+def test_a_rate_that_follows_the_hour_gets_its_rate_per_hour() -> None:
+    ts = times(8)
+    season_plan = plan(ts[:1000], 1_000_000)
+    assert season_plan is not None
+    learner = SeasonLearner(season_plan)  # neither scaler nor reference: 0/1 values
+    learned(learner, error_bits(ts, seed=21), ts, 5000)
+    season = learner.binary_season()
+    assert season is not None and season.buckets == WEEK_HOURS
+    monday = np.arange(DAY_HOURS)  # the week's first hours: Monday's (UTC)
+    expected = 0.10 + 0.07 * np.cos(2 * np.pi * (monday + 0.5 - 18.0) / 24.0)
+    # hour-of-week buckets are Thursday-based: Monday's hours are 96..119
+    assert np.abs(season.shares[96:120, 1] - expected).max() < 0.05
+    assert season.rate == pytest.approx(error_bits(ts, seed=21)[: learner.seen].mean())
+
+    flat = (np.random.default_rng(22).random(len(ts)) < 0.1).astype(np.float64)
+    flat_learner = SeasonLearner(season_plan)
+    learned(flat_learner, flat, ts, 5000)
+    assert flat_learner.binary_season() is None
+
+
+@pytest.mark.parametrize("rate", [0.02, 0.1, 0.5, 0.9])
+def test_adjusted_bits_keep_the_rate_and_a_binomial_spread_at_every_hour(rate: float) -> None:
+    """At any hour's rate p, the adjusted values of a 0 and a 1 lie in [0, 1], at most 1
+    apart (HDDM_A's Hoeffding bound), average `rate` and vary no more than bits of that rate
+    (DDM's binomial spread); at p = rate they are the bits themselves."""
+    hourly = np.concatenate(([rate], np.linspace(0.001, 0.999, DAY_HOURS - 1)))
+    season = BinarySeason(np.column_stack((1.0 - hourly, hourly)), rate)
+    hour_ts = START_MS + HOUR_MS * np.arange(DAY_HOURS)
+    zero = season.adjust(np.zeros(DAY_HOURS), hour_ts)
+    one = season.adjust(np.ones(DAY_HOURS), hour_ts)
+    p = hourly[(hour_ts // HOUR_MS) % DAY_HOURS]
+    assert (zero >= 0).all() and (one <= 1).all() and (one - zero <= 1 + 1e-12).all()
+    mean = (1 - p) * zero + p * one
+    assert mean == pytest.approx(np.full(DAY_HOURS, rate))
+    assert (p * (1 - p) * (one - zero) ** 2 <= rate * (1 - rate) + 1e-12).all()
+    at_rate = p == rate
+    assert at_rate.any()
+    assert zero[at_rate] == pytest.approx(0.0) and one[at_rate] == pytest.approx(1.0)
+
+
 # -- batching and state ---------------------------------------------------------------------
 
 
@@ -187,6 +237,10 @@ def test_seasons_survive_their_state() -> None:
     categorical = CategoricalSeason(np.tile([0.2, 0.5, 0.3], (168, 1)))
     state = orjson.loads(orjson.dumps(categorical.to_state(), option=orjson.OPT_SERIALIZE_NUMPY))
     assert np.array_equal(CategoricalSeason.from_state(state).shares, categorical.shares)
+    binary = BinarySeason(np.tile([0.9, 0.1], (24, 1)), 0.1234)
+    state = orjson.loads(orjson.dumps(binary.to_state(), option=orjson.OPT_SERIALIZE_NUMPY))
+    restored = BinarySeason.from_state(state)
+    assert np.array_equal(restored.shares, binary.shares) and restored.rate == binary.rate
     fast = Plan(168, 1, 10, 5, True)
     assert Plan.from_state(orjson.loads(orjson.dumps(fast.to_state()))) == fast
 
@@ -203,8 +257,9 @@ def run(
     restore_at: int | None = None,
 ) -> list[tuple[int, str, str, str, str, Any]]:
     """Feed a signal with its event times in batches (through its checkpoint at `restore_at`);
-    return its transitions as (position, kind, statistic, detector, reason, evidence)."""
-    monitor = SignalMonitor("feature.x", kind, config)
+    return its transitions as (position, kind, statistic, detector, reason, evidence). A rate
+    is watched as a classifier's errors are: by river's binary detectors too."""
+    monitor = SignalMonitor("feature.x", kind, config, binary_detectors=True)
     found = []
     for start in range(0, len(ts), batch):
         if restore_at is not None and start <= restore_at < start + batch:
@@ -227,6 +282,8 @@ def run(
 
 
 SHIFT_DAY = 10
+OFF = {"season_max_warmup_events": 0}  # no seasonal adjustment
+RATE_SHIFT = 0.1  # added to every hour's error rate (3–20%) from SHIFT_DAY on
 
 
 def seasonal_streams() -> tuple[np.ndarray, np.ndarray, list[str], int]:
@@ -240,14 +297,50 @@ def seasonal_streams() -> tuple[np.ndarray, np.ndarray, list[str], int]:
     return ts, numbers, mix, change
 
 
-def test_a_cyclic_signal_is_quiet_about_its_cycle_and_catches_a_shift_within_it() -> None:
+def seasonal_kinds() -> tuple[np.ndarray, list[tuple[SignalType, Any]], int]:
+    """The streams of `seasonal_streams`, and a cyclic error rate RATE_SHIFT higher from
+    SHIFT_DAY on, by signal type."""
     ts, numbers, mix, change = seasonal_streams()
+    errors = np.concatenate(
+        (error_bits(ts[:change], seed=23), error_bits(ts[change:], seed=24, shift=RATE_SHIFT))
+    )
+    kinds = [
+        (SignalType.numeric, numbers),
+        (SignalType.categorical, mix),
+        (SignalType.rate, errors),
+    ]
+    return ts, kinds, change
+
+
+def test_a_cyclic_signal_is_quiet_about_its_cycle_and_catches_a_shift_within_it() -> None:
+    ts, kinds, change = seasonal_kinds()
     config = default_config()
-    for kind, values in ((SignalType.numeric, numbers), (SignalType.categorical, mix)):
+    for kind, values in kinds:
         detections = [f for f in run(kind, values, ts, 5000, config) if f[1] == "detected"]
         assert detections, kind
         assert detections[0][0] >= change, f"{kind}: a false alarm at {detections[0][0]}"
         assert detections[0][0] - change < 3000, kind
+
+
+def test_a_cyclic_error_rate_alarms_without_seasonal_adjustment() -> None:
+    """What the adjustment removes: judged against one pooled rate, the cycle of the error rate
+    alone raises alerts (the stream of the test above, before its shift)."""
+    ts, kinds, change = seasonal_kinds()
+    errors = kinds[-1][1]
+    found = run(SignalType.rate, errors[:change], ts[:change], 5000, default_config(**OFF))
+    assert any(f[1] == "detected" for f in found)
+
+
+def test_a_rate_that_did_not_move_in_its_warm_up_is_watched_at_once() -> None:
+    """A feature never missing in its warm-up: no cycle to learn, and a burst of missing values
+    in its first (otherwise blind) week is found as before."""
+    ts = times(2)
+    missing = np.zeros(len(ts))
+    burst = 5000
+    missing[burst : burst + 500] = 1.0
+    found = run(SignalType.rate, missing, ts, 977, default_config())
+    detected = [f[0] for f in found if f[1] == "detected"]
+    assert detected and burst <= detected[0] < burst + 50
 
 
 def test_without_event_times_a_signal_behaves_as_before() -> None:
@@ -263,9 +356,9 @@ def test_without_event_times_a_signal_behaves_as_before() -> None:
 def test_seasonal_decisions_do_not_depend_on_batches_or_restores(
     batch: int, restore_at: int | None
 ) -> None:
-    ts, numbers, mix, _ = seasonal_streams()
+    ts, kinds, _ = seasonal_kinds()
     config = default_config()
-    for kind, values in ((SignalType.numeric, numbers), (SignalType.categorical, mix)):
+    for kind, values in kinds:
         whole = run(kind, values, ts, len(ts), config)
         assert whole
         assert run(kind, values, ts, batch, config, restore_at) == whole
@@ -279,10 +372,10 @@ FAST = {"season_max_warmup_events": 5_000}
 
 
 def test_fast_traffic_watches_while_it_learns_then_is_quiet_about_its_cycle() -> None:
-    ts, numbers, mix, change = seasonal_streams()
+    ts, kinds, change = seasonal_kinds()
     config = default_config(**FAST)
     switch = int(np.searchsorted(ts, ts[0] + 7 * DAY_MS))  # the week's end (about)
-    for kind, values in ((SignalType.numeric, numbers), (SignalType.categorical, mix)):
+    for kind, values in kinds:
         found = run(kind, values, ts, 5000, config)
         detected = [f[0] for f in found if f[1] == "detected"]
         assert any(d < switch for d in detected), kind  # the plain reference: the cycle alarms
@@ -296,9 +389,9 @@ def test_fast_traffic_watches_while_it_learns_then_is_quiet_about_its_cycle() ->
 def test_fast_traffic_decisions_do_not_depend_on_batches_or_restores(
     batch: int, restore_at: int | None
 ) -> None:
-    ts, numbers, mix, _ = seasonal_streams()
+    ts, kinds, _ = seasonal_kinds()
     config = default_config(**FAST)
-    for kind, values in ((SignalType.numeric, numbers), (SignalType.categorical, mix)):
+    for kind, values in kinds:
         whole = run(kind, values, ts, len(ts), config)
         assert whole
         assert run(kind, values, ts, batch, config, restore_at) == whole

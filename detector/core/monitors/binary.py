@@ -49,9 +49,11 @@ class BinaryDetector:
         self.detector = detector
 
     def update(self, values: np.ndarray) -> DetectorResult:
-        """Feed 0/1 values in order; hits by index (change age unknown: 1)."""
+        """Feed values in order: 0/1 errors as integers (river is faster on them), or floats in
+        [0, 1] (errors adjusted for their hour: seasonal.BinarySeason.adjust); hits by index
+        (change age unknown: 1)."""
         hits = []
-        for index, value in enumerate(values.astype(np.int64).tolist()):
+        for index, value in enumerate(values.tolist()):
             self.detector.update(value)
             if self.detector.drift_detected:
                 hits.append(Hit(index, self.name, 1))

@@ -140,7 +140,11 @@ class Evidence:
             return summary
         if isinstance(self.reference, NumericReference):
             if self.signal_type is SignalType.rate:
-                return {"rate": self.reference.summary["mean"]}
+                rate = {"rate": self.reference.summary["mean"]}
+                # the rate expected depends on the hour: its warm-up's is the one shown
+                return rate | (
+                    {"seasonal_buckets": self.seasonal_buckets} if self.seasonal_buckets else {}
+                )
             if (
                 self.seasonal_buckets
             ):  # a reference of standardised values: its summary means nothing

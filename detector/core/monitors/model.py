@@ -94,11 +94,10 @@ SCHEMA = "quality.schema"
 # 4: output monitors live under their model version (`versions`).
 # 5: a season's plan says whether the signal watches while it learns (fast traffic), a
 # categorical season learner carries its reference, and recentring weekdays and weekends apart.
-# 6: models carry their retraining policy (`retrain`). A state of schema 5 is schema 6 without
-# it, and loads: the policy starts afresh (READABLE_SCHEMAS).
-STATE_SCHEMA = 6
-# Older schemas whose states load as they are, what they lack starting afresh.
-READABLE_SCHEMAS = (5,)
+# 6: models carry their retraining policy (`retrain`).
+# 7: rate signals (missing values, label errors) learn a season too: a rate's learner counts 0s
+# and 1s per hour, its season carries the cycle's rate (seasonal.BinarySeason).
+STATE_SCHEMA = 7
 # The libraries whose internals the state holds, with the version it loads under. ADWIN's
 # buckets are river's Rust core's own binary encoding and DDM/HDDM_A's state is their private
 # attributes: either may change in any river release, patches included, so a state loads only
@@ -787,7 +786,7 @@ class ModelMonitor:
         another state schema or library version, or learned under other detection settings.
         A state without a schema is schema 0 (written before states carried one)."""
         schema = state.get("state_schema", 0)
-        if schema != STATE_SCHEMA and schema not in READABLE_SCHEMAS:
+        if schema != STATE_SCHEMA:
             return Relearn("schema", f"state schema {schema!r} -> {STATE_SCHEMA}")
         libraries = state["libraries"]
         for library, version in STATE_LIBRARIES.items():
@@ -825,7 +824,7 @@ class ModelMonitor:
             state["versions"],
             lambda name, signal: SignalMonitor.from_state(name, self.config, signal),
         )
-        policy = state.get("retrain")  # absent from schema 5
+        policy = state["retrain"]
         if self.retrain is not None and policy is not None:
             self.retrain.load_state(policy)
 

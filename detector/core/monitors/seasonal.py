@@ -15,16 +15,18 @@ How a signal learns its season (detector.core.monitors.signal drives it):
    million values a week), and switches at the week's end (`Plan.watching`).
 2. Over that cycle (`SeasonLearner`) the signal keeps, per hour-of-week bucket, the count and
    the fixed-point sums of t and t² (t: the value on a robust, scale-free scale, `Scaler`) or
-   the count of each category, plus a thinned sample of t spread over the cycle. Integer sums
-   do not depend on how the values were batched, and neither does which values are learned
-   from (by position), so neither does anything decided from them.
+   the count of each category (a 0/1 rate: of 0s and 1s), plus a thinned sample of t spread
+   over the cycle. Integer sums do not depend on how the values were batched, and neither does
+   which values are learned from (by position), so neither does anything decided from them.
 3. At the cycle's end a chi-square test on the bucket means (and log
    variances) against the within-bucket spread decides whether the daily component, and then
    a weekly one on top of it, is significant. Not significant: no adjustment (the warm-up's
    reference, as before). Significant: `NumericSeason` standardises t with the location and
    scale of its bucket (hour of week or hour of day, shrunk towards the coarser bucket when
    the bucket saw few events), and the pooled reference is fitted on the standardised sample;
-   categories get per-bucket expected shares (`CategoricalSeason`).
+   categories get per-bucket expected shares (`CategoricalSeason`), and rates per-bucket
+   expected rates (`BinarySeason`: the PIT of a bit under its hour's rate, and for river's
+   binary detectors the bit adjusted for its hour, `BinarySeason.adjust`).
 """
 
 from __future__ import annotations
@@ -200,6 +202,35 @@ class CategoricalSeason:
         return cls(np.asarray(state["shares"], dtype=np.float64))
 
 
+@dataclass(frozen=True)
+class BinarySeason(CategoricalSeason):
+    """A 0/1 rate's season: its per-bucket shares of 0 and 1 (a rate is a two-category mix:
+    `transform` gives a bit's mid-PIT under its hour's rate, as for categories), and `rate`, the
+    share of 1s over the learned cycle, the level `adjust` keeps for the binary detectors."""
+
+    rate: float
+
+    def adjust(self, bits: np.ndarray, ts_ms: np.ndarray) -> np.ndarray:
+        """Bits as values in [0, 1] whose mean is `rate` at every hour: y = r + s·(b − p), p the
+        bit's hour's rate, r the cycle's, s = min(1, r/p, (1 − r)/(1 − p)) the largest factor
+        that keeps y in [0, 1]. River's binary detectors keep their false-alarm budget on y:
+        each value spans at most 1 (HDDM_A's Hoeffding bound holds as for bits) and its
+        variance s²·p(1 − p) is at most r(1 − r) (DDM's binomial spread of a rate r stays an
+        upper bound); a shift Δ of an hour's rate moves y's mean by s·Δ."""
+        expected = np.clip(self.shares[hour_of_week(ts_ms) % self.buckets, 1], 1e-12, 1 - 1e-12)
+        rate = self.rate
+        factor = np.minimum(1.0, np.minimum(rate / expected, (1.0 - rate) / (1.0 - expected)))
+        adjusted = rate + factor * (np.asarray(bits, dtype=np.float64) - expected)
+        return np.clip(adjusted, 0.0, 1.0)  # (rounding only: y is in [0, 1] by construction)
+
+    def to_state(self) -> dict[str, Any]:
+        return {"shares": self.shares, "rate": self.rate}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> BinarySeason:
+        return cls(np.asarray(state["shares"], dtype=np.float64), float(state["rate"]))
+
+
 STATISTIC_POINT = 2.0**20  # PIT statistics (in [0, 1]) are summed as integers of 2⁻²⁰
 HARMONICS = 2  # daily harmonics of a statistic's offsets (Recentring)
 
@@ -313,9 +344,9 @@ class Recentring:
 
 class SeasonLearner:
     """Per-bucket evidence over one cycle of event time (see the module docstring), for numbers
-    (`scaler` given: sums of t) or categories (`reference` given: counts per reference code,
+    (`scaler` given: sums of t), categories (`reference` given: counts per reference code,
     'other' last; the learner codes values itself, so a re-baseline of the signal meanwhile
-    does not change what its counts mean)."""
+    does not change what its counts mean) or 0/1 rates (neither: counts of 0s and 1s)."""
 
     def __init__(
         self,
@@ -328,7 +359,8 @@ class SeasonLearner:
         self.reference = reference
         self.index = reference.index() if reference is not None else {}
         self.seen = 0  # values offered (learned from: every plan.every-th)
-        codes = reference.other_code + 1 if reference is not None else 1
+        # columns of counts: a category's codes, 'other' last; a number's one; a rate's 0 and 1
+        codes = reference.other_code + 1 if reference is not None else 2 - (scaler is not None)
         # Per hour of the week: counts (of each code) and the fixed-point sums of t and t²,
         # allocated with the first values added (a fast model's first hour adds none).
         self.counts = np.zeros((0, codes), dtype=np.int64)
@@ -385,16 +417,18 @@ class SeasonLearner:
             self.counts = np.zeros((WEEK_HOURS, self.counts.shape[1]), dtype=np.int64)
             self.sums = np.zeros((2, WEEK_HOURS), dtype=np.int64)
         buckets = hour_of_week(ts_ms)
-        if self.reference is not None:
-            other = self.reference.other_code
-            codes = np.fromiter(
-                (self.index.get(value, other) for value in values),
-                dtype=np.int64,
-                count=len(values),
-            )
+        if self.scaler is None:
+            if self.reference is None:  # a rate's bits are their own codes
+                codes = np.asarray(values, dtype=np.int64)
+            else:
+                other = self.reference.other_code
+                codes = np.fromiter(
+                    (self.index.get(value, other) for value in values),
+                    dtype=np.int64,
+                    count=len(values),
+                )
             np.add.at(self.counts, (buckets, codes), 1)
             return
-        assert self.scaler is not None
         t = self.scaler.transform(np.asarray(values, dtype=np.float64))
         q = np.round(t * FIXED_POINT).astype(np.int64)
         np.add.at(self.counts[:, 0], buckets, 1)
@@ -444,6 +478,14 @@ class SeasonLearner:
         if hours is None:
             return None
         return CategoricalSeason(_shrunk_shares(counts, hours))
+
+    def binary_season(self) -> BinarySeason | None:
+        """A rate's per-bucket shares of 0 and 1, if its rate depends on the hour."""
+        season = self.categorical_season()
+        if season is None:
+            return None
+        ones, total = self.counts[:, 1].sum(), self.counts.sum()
+        return BinarySeason(season.shares, float(ones / total))
 
     def location_level(self, season: CategoricalSeason) -> tuple[float, float]:
         """Mean and variance of the location statistic (mid-PIT) over the cycle's codes."""

@@ -6,10 +6,10 @@ resolved transitions, with their evidence (evidence.py).
 Per monitor, counted in events of this signal:
 
 * learning: the first `warmup_events` values form the reference; nothing can alert.
-* learning the season: a numeric or categorical signal given event times whose day (week) of
-  traffic fits in `season_max_warmup_events` then learns its cycle over one day (week) of event
-  time; nothing can alert (detector.core.monitors.seasonal). If the cycle is significant, the
-  signal is judged against its usual values for the hour from then on.
+* learning the season: a signal given event times whose day (week) of traffic fits in
+  `season_max_warmup_events` then learns its cycle over one day (week) of event time; nothing
+  can alert (detector.core.monitors.seasonal). If the cycle is significant, the signal is
+  judged against its usual values (a rate: its usual rate) for the hour from then on.
 * watching and drifting: see lifecycle.py. A drift is resolved when the mean of every statistic
   over the last `resolve_window_events` is back within a band of its reference level
   (BAND_SIGMAS standard errors); or, if that has not happened after `rebaseline_after_events`,
@@ -48,6 +48,7 @@ from detector.core.monitors.seasonal import (
     DAY_HOURS,
     HOUR_MS,
     WEEK_HOURS,
+    BinarySeason,
     CategoricalSeason,
     NumericSeason,
     Recentring,
@@ -174,8 +175,7 @@ class SignalMonitor:
             sample, sample_ts = self.sample, self.sample_ts
             self._fit_reference()
             if (
-                self.signal_type is not SignalType.rate
-                and self.season is None
+                self.season is None
                 and self.season_learner is None  # (a re-baseline while watching and learning)
                 and len(sample_ts) == len(sample)
             ):
@@ -183,13 +183,20 @@ class SignalMonitor:
         return take
 
     def _plan_season(self, sample: list[Any], times: np.ndarray) -> None:
-        """After the warm-up of a numeric or categorical signal with event times: learn its
-        cycle next (detector.core.monitors.seasonal.plan; the warm-up, its first values, is
-        handed over to the learner)."""
+        """After the warm-up of a signal with event times: learn its cycle next
+        (detector.core.monitors.seasonal.plan; the warm-up, its first values, is handed over to
+        the learner)."""
+        if self.signal_type is SignalType.rate and not 0 < sum(sample) < len(sample):
+            # A rate that did not move in its warm-up (a feature never missing, every label in
+            # time) has no mix whose hour could matter yet, and its first change is news: it is
+            # watched at once, as before.
+            return
         season_plan = plan(times, self.config.season_max_warmup_events)
         if season_plan is None:
             return
-        if isinstance(self.reference, CategoricalReference):
+        if self.signal_type is SignalType.rate:
+            self.season_learner = SeasonLearner(season_plan)
+        elif isinstance(self.reference, CategoricalReference):
             self.season_learner = SeasonLearner(season_plan, reference=self.reference)
         else:
             self.season_learner = SeasonLearner(season_plan, Scaler.fit(np.asarray(sample)))
@@ -212,7 +219,10 @@ class SignalMonitor:
         history start again; else nothing changes (the warm-up's reference stays)."""
         assert self.season_learner is not None
         learner, self.season_learner = self.season_learner, None
-        if learner.reference is not None:
+        if self.signal_type is SignalType.rate:
+            if not self._adopt_rate_season(learner):
+                return
+        elif learner.reference is not None:
             season = learner.categorical_season()
             if season is None:
                 return
@@ -237,6 +247,22 @@ class SignalMonitor:
         self.raw_carry = np.empty(0)
         self.block_source = (0, -1, NAN)
         self.history = BlockHistory(self.statistics, 2 * self.config.window_blocks)
+
+    def _adopt_rate_season(self, learner: SeasonLearner) -> bool:
+        """A rate whose share of 1s depends on the hour is judged against its hour's rate from
+        now on: its PIT under that rate for the PIT detectors, its bits adjusted for the hour
+        (`BinarySeason.adjust`) for river's binary ones, which start afresh. False: no cycle."""
+        season = learner.binary_season()
+        if season is None:
+            return False
+        self.season = season
+        self.levels["location"] = learner.location_level(season)
+        if self.with_binary:
+            errors = int(learner.counts[:, 1].sum())
+            self.binary = binary_detectors(
+                self.config.per_detector_rate, self.config.warmup_events, errors
+            )
+        return True
 
     def _adopt(self, reference: CategoricalReference, novel_share: float) -> None:
         """Judge a categorical signal against `reference` (whose mix was learned by hour), its
@@ -315,6 +341,9 @@ class SignalMonitor:
             }
         assert isinstance(self.reference, NumericReference)
         x = np.asarray(values, dtype=np.float64)
+        if isinstance(self.season, BinarySeason):
+            assert times is not None
+            return {"location": self.season.transform(x.astype(np.int64), times)}
         if isinstance(self.season, NumericSeason) and not standardised:
             assert times is not None  # a seasonal signal is always fed its event times
             x = self.season.standardise(x, times)
@@ -355,8 +384,12 @@ class SignalMonitor:
             name: stream.update(stats[name]) for name, stream in self.streams.items()
         }
         hits = [StatisticHit(name, hit) for name, result in results.items() for hit in result.hits]
-        if self.binary:  # on the raw 0/1 values, for the location
-            raw = np.asarray(chunk)
+        if self.binary:  # on the 0/1 values (adjusted for their hour), for the location
+            if isinstance(self.season, BinarySeason):
+                assert times is not None
+                raw = self.season.adjust(np.asarray(chunk, dtype=np.float64), times[start:end])
+            else:
+                raw = np.asarray(chunk).astype(np.int64)
             hits += [
                 StatisticHit("location", hit)
                 for detector in self.binary.values()
@@ -376,8 +409,8 @@ class SignalMonitor:
             resolved = self.lifecycle.resolve(len(chunk) - 1, self.seen - 1, "rebaselined")
             transitions.append(self._transition(resolved, start, sources))
             self.reference = None  # learn a new one from the next values
-            if self.signal_type is SignalType.categorical:
-                self.season = None  # new categories, new mix by hour: learn the cycle again
+            if self.signal_type is not SignalType.numeric:
+                self.season = None  # new categories or rate, new mix by hour: learn it again
             self.streams = {}
         if categories is not None and codes is not None:
             categories.end()
@@ -574,11 +607,12 @@ class SignalMonitor:
         if state["recentring"] is not None:
             signal.recentring = Recentring.from_state(state["recentring"])
         if state["season"] is not None:
-            signal.season = (
-                CategoricalSeason.from_state(state["season"])
-                if signal.signal_type is SignalType.categorical
-                else NumericSeason.from_state(state["season"])
-            )
+            if signal.signal_type is SignalType.numeric:
+                signal.season = NumericSeason.from_state(state["season"])
+            elif signal.signal_type is SignalType.rate:
+                signal.season = BinarySeason.from_state(state["season"])
+            else:
+                signal.season = CategoricalSeason.from_state(state["season"])
         if state["reference"] is not None:
             if signal.signal_type is SignalType.categorical:
                 reference = CategoricalReference.from_state(state["reference"])
