@@ -28,8 +28,8 @@ import hashlib
 from collections import Counter, OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from itertools import groupby
-from operator import attrgetter
+from itertools import chain, groupby
+from operator import attrgetter, methodcaller
 from typing import NamedTuple, Protocol
 
 from detector.core.alerts import DEPLOYED, Alert, ModelEvent
@@ -192,6 +192,8 @@ class PartitionState:
 # The service, the backtest and the benchmarks set them (gc.set_threshold) before processing.
 GC_THRESHOLDS = (100_000, 50, 100)
 PARTITION_AND_MODEL = attrgetter("partition", "model")
+KEY_OF = methodcaller("key")
+INVALID = Invalid("", "")  # a place not decoded yet
 
 
 @dataclass
@@ -321,28 +323,50 @@ class Pipeline:
             self.held_messages.clear()
 
     def decode(self, messages: Sequence[Message], result: BatchResult) -> list[Event]:
-        """The valid events of a batch; the other messages become dead letters in `result`."""
+        """The valid events of a batch, in its order; the other messages become dead letters in
+        `result`, in that order too.
+
+        The messages are decoded one key (model) after another: a model's events then lie
+        together in memory, which its monitors read many times over, long after the decoding
+        when its events are held (200,000 events of 20 models interleaved, held: 0.58-0.64 of
+        one model's events per CPU-second decoded in arrival order, 0.81 a key at a time)."""
         decode, sources = (
             self.decoder.decode,
             self.sources,
         )  # looked up once: this loop runs per message
-        events: list[Event] = []
-        for message in messages:
-            topic = message.topic() or ""
-            decoded = decode(
+        keys = list(map(KEY_OF, messages))
+        order: Iterable[int] = range(len(messages))
+        if len(set(keys)) > 1:
+            by_key: dict[bytes | None, list[int]] = {}
+            for index, key in enumerate(keys):
+                same = by_key.get(key)
+                if same is None:
+                    by_key[key] = [index]
+                else:
+                    same.append(index)
+            order = chain.from_iterable(by_key.values())
+        decoded: list[Event | Invalid] = [INVALID] * len(messages)
+        bad: list[int] = []
+        for index in order:
+            message = messages[index]
+            event = decoded[index] = decode(
                 message.value(),
-                sources[topic],
+                sources[message.topic() or ""],
                 message.partition() or 0,
                 message.offset() or 0,
                 message.timestamp()[1],
-                message.key(),
+                keys[index],
             )
-            if type(decoded) is Invalid:
-                result.dead_letters.append(DeadLetter.of(message, decoded))
-                result.invalid[topic, decoded.reason] += 1
-            else:
-                events.append(decoded)
-        return events
+            if type(event) is Invalid:
+                bad.append(index)
+        if not bad:
+            return decoded  # type: ignore[return-value]  # every one an Event
+        for index in sorted(bad):
+            message, why = messages[index], decoded[index]
+            assert type(why) is Invalid
+            result.dead_letters.append(DeadLetter.of(message, why))
+            result.invalid[message.topic() or "", why.reason] += 1
+        return [event for event in decoded if type(event) is not Invalid]
 
     def decodes_like(self, other: Pipeline) -> bool:
         """Does `other` turn every message into the same event, or dead letter, as this one?"""
@@ -364,9 +388,10 @@ class Pipeline:
         monitor that failed) with the reason, counted as invalid."""
         batch = Routing(result)
         partitions, held, idle_ms = self.partitions, self.held, self.idle_ms
+        queued = held.queued
         touched: set[int] = set()
         # Runs of one model: long with few models, a single event each with many interleaved,
-        # so the usual run (a known model, not idle, past its warm-up) takes no call but `add`.
+        # so the usual run (a known model, not idle, past its warm-up) takes no call.
         for (partition, model), group in groupby(events, PARTITION_AND_MODEL):
             run = list(group)
             state = partitions.get(partition) or self._partition(partition)
@@ -383,10 +408,15 @@ class Pipeline:
                 state.clock_ms = newest
             monitor.last_seen_ms = state.clock_ms
             touched.add(partition)
-            queued = held.add(monitor, run)
+            queue = queued.get(monitor)
+            if queue is None:
+                queue = queued[monitor] = run
+            else:
+                queue += run
+            held.count += len(run)
             # out of its warm-up before this run: not on probation, nothing to note
-            if monitor.events_seen + queued - len(run) < monitor.config.warmup_events:
-                self._note_warmup(state, monitor, queued)
+            if monitor.events_seen + len(queue) - len(run) < monitor.config.warmup_events:
+                self._note_warmup(state, monitor, len(queue))
         self._observe_due(batch, hold)
         for partition in touched:
             self._sweep_idle(partitions[partition], batch)
