@@ -103,6 +103,14 @@ def _parser() -> argparse.ArgumentParser:
         help="numbers of models (default 1 20 200 1000; the first is the ratios' base)",
     )
     models.add_argument(
+        "--commit-interval-events",
+        type=int,
+        nargs="+",
+        default=[],
+        help="bounds on the events held in all (the service flushes them at every commit): each "
+        "configuration at each (default: the configured commit_interval_events)",
+    )
+    models.add_argument(
         "--unheld",
         action="store_true",
         help="also each number of models without holding events across batches (as before)",
@@ -227,9 +235,10 @@ def _ab(args: argparse.Namespace) -> str:
 def _models(args: argparse.Namespace) -> str:
     from bench import models
 
+    intervals = tuple(args.commit_interval_events)
     if args.quick:
-        return models.run(20_000, (1, 20), args.unheld)
-    return models.run(args.events, tuple(args.models), args.unheld)
+        return models.run(20_000, (1, 20), intervals, args.unheld)
+    return models.run(args.events, tuple(args.models), intervals, args.unheld)
 
 
 def _decode(args: argparse.Namespace) -> str:

@@ -15,8 +15,11 @@ ratio to one model, in one run.
   and flushed first, untimed; then `events`
   messages are timed: wall and CPU time (user + system of this process) around `process` and
   `flush` only, as the messages are generated between batches.
-* the configurations are fed batch by batch in turn, so that whatever else the machine does
-  falls on all of them alike; the ratios to one model are of events per CPU-second.
+* the numbers of models are fed batch by batch in turn (with ids or not, each bound on the
+  events held, one after the other), so that whatever else the machine does falls on all of
+  them alike; the ratios to one model are of events per CPU-second.
+* `commit_interval_events`: the bound on the events held in all (the service commits, so
+  flushes, at least that often): each configuration at every value given.
 * `unheld`: each configuration also without holding (`process(batch)`: every model's monitors
   run on its share of each batch, as before `model_batch_events`).
 """
@@ -38,7 +41,7 @@ from detector.settings import Settings, load_settings
 
 MODELS = (1, 20, 200, 1000)
 FEATURES = 4
-CHUNK = 50_000  # events generated at a time (over all the models)
+CHUNK = 10_000  # events generated at a time (over all the models)
 
 
 def interleaved(models: int, ids: bool, events: int, topic: str) -> Iterator[list[Message]]:
@@ -99,10 +102,8 @@ class Configuration:
 
     @property
     def name(self) -> str:
-        return (
-            f"{self.models:,} model{'s' if self.models > 1 else ''}"
-            f"{', ids' if self.ids else ''}{'' if self.hold else ', unheld'}"
-        )
+        held = f"held ≤ {self.settings.commit_interval_events:,}" if self.hold else "unheld"
+        return f"{self.models:,} model{'s' if self.models > 1 else ''}{', ids' if self.ids else ''}, {held}"
 
     def step(self) -> bool:
         """Feed the next batch (the flush after the last, and after the warm-up, untimed);
@@ -130,43 +131,56 @@ class Configuration:
         return self.events / self.cpu if self.cpu > 0 else float("nan")
 
 
-def run(events: int, models: tuple[int, ...] = MODELS, unheld: bool = False) -> str:
-    settings = load_settings(None)
-    warmup = settings.detection.warmup_events
-    configurations = [
-        Configuration(m, ids, hold, -(-m * warmup // BATCH) * BATCH, events, settings)
-        for ids in (False, True)
-        for hold in ((True, False) if unheld else (True,))
-        for m in models
+def run(
+    events: int,
+    models: tuple[int, ...] = MODELS,
+    commit_intervals: tuple[int, ...] = (),
+    unheld: bool = False,
+) -> str:
+    """`commit_intervals`: values of commit_interval_events (none: the configured one)."""
+    base = load_settings(None)
+    warmup = base.detection.warmup_events
+    variants = [
+        (True, base.model_copy(update={"commit_interval_events": n})) for n in commit_intervals
     ]
+    variants = (variants or [(True, base)]) + ([(False, base)] if unheld else [])
     gc.set_threshold(*GC_THRESHOLDS)
-    running = list(configurations)
-    steps = 0
-    while running:
-        running = [c for c in running if c.step()]
-        steps += 1
-        if steps % 50 == 0:
-            progress(
-                "; ".join(f"{c.name}: {c.fed:,}" for c in running) or "flushing the last batches"
-            )
+    configurations: list[Configuration] = []
+    for ids in (False, True):
+        for hold, settings in variants:
+            # one number of models after another would put the machine's changing load on some
+            # and not others; all at once would not fit in memory
+            group = [
+                Configuration(m, ids, hold, -(-m * warmup // BATCH) * BATCH, events, settings)
+                for m in models
+            ]
+            running, steps = list(group), 0
+            while running:
+                running = [c for c in running if c.step()]
+                steps += 1
+                if steps % 50 == 0:
+                    progress("; ".join(f"{c.name}: {c.fed:,}" for c in running))
+            for c in group:
+                c.pipeline = c.batches = None  # type: ignore[assignment]  # measured: free them
+            configurations += group
     return _report(events, warmup, configurations)
 
 
 def _report(events: int, warmup: int, configurations: list[Configuration]) -> str:
     base = configurations[0].models
-    single = {(c.ids, c.hold): c.per_cpu_second for c in configurations if c.models == base}
+    single = {
+        c.name.split(", ", 1)[1]: c.per_cpu_second for c in configurations if c.models == base
+    }
     rows = [
         (
             c.models,
             "yes" if c.ids else "no",
-            "yes" if c.hold else "no",
+            f"≤ {c.settings.commit_interval_events:,} in all" if c.hold else "no",
             c.events,
             c.events / c.wall if c.wall > 0 else float("nan"),
             c.per_cpu_second,
             1e6 / c.per_cpu_second,
-            f"{c.per_cpu_second / single[c.ids, c.hold]:.2f}×"
-            if (c.ids, c.hold) in single
-            else "–",
+            f"{c.per_cpu_second / single[c.name.split(', ', 1)[1]]:.2f}×",
             c.alerts,
         )
         for c in configurations
@@ -174,7 +188,7 @@ def _report(events: int, warmup: int, configurations: list[Configuration]) -> st
     headers = [
         "models",
         "ids",
-        "held",
+        "events held",
         "events timed",
         "events/s",
         "events/CPU-s",
@@ -185,6 +199,6 @@ def _report(events: int, warmup: int, configurations: list[Configuration]) -> st
     intro = (
         f"{events:,} events timed per row, after every model's warm-up ({warmup:,} events each, "
         f"fed and flushed untimed, rounded up to whole batches); {FEATURES} iid numeric features, score, prediction and latency per event; "
-        "the models' events interleaved one by one; the rows fed batch by batch in turn.\n"
+        "the models' events interleaved one by one; the numbers of models fed batch by batch in turn.\n"
     )
     return intro + "\n" + table(headers, rows) + "\n"
