@@ -233,6 +233,7 @@ class Pipeline:
         self.held = Held(settings.model_batch_events, settings.commit_interval_events)
         # The input batches while events of theirs are held: a monitor failing on those dead-letters their messages.
         self.held_messages: list[Sequence[Message]] = []
+        self.held_message_count = 0  # messages in held_messages
 
     @property
     def model_count(self) -> int:
@@ -290,6 +291,10 @@ class Pipeline:
         held so far are observed now."""
         result = BatchResult()
         self.held_messages.append(messages)
+        self.held_message_count += len(messages)
+        # The batches kept for their messages stay within the bound on events held, too (one
+        # slow model's few events would keep them all): past it, every model runs.
+        hold = hold and self.held_message_count < self.held.total_events
         rejected = self._route(self.decode(messages, result), result, hold)
         self._dead_letter(rejected, result)
         return result
@@ -321,6 +326,7 @@ class Pipeline:
                     result.dead_letters.append(DeadLetter.of(message, why))
         if not self.held:
             self.held_messages.clear()
+            self.held_message_count = 0
 
     def decode(self, messages: Sequence[Message], result: BatchResult) -> list[Event]:
         """The valid events of a batch, in its order; the other messages become dead letters in

@@ -142,6 +142,19 @@ def test_held_events_are_bounded_per_model_and_in_all(stream: list[FakeMessage])
     assert pipeline.holding == 0 and not pipeline.held_messages
 
 
+def test_the_batches_kept_for_their_messages_stay_bounded_behind_a_slow_model() -> None:
+    settings = load_settings(None, model_batch_events=500, commit_interval_events=3000)
+    pipeline = Pipeline(settings)
+    busy = interleaved(3000)
+    slow = [m for m in interleaved(40) if m.key() == b"alpha" and m.topic() == "predictions"]
+    stream = [m for m in busy if m.key() != b"alpha"]
+    for start in range(0, len(stream), 600):  # each batch: one event of alpha, the rest busy
+        batch = [slow[start // 600], *stream[start : start + 600]]
+        pipeline.process(batch, hold=True)
+        assert sum(map(len, pipeline.held_messages)) < 3000
+    assert pipeline.holding > 0
+
+
 def test_a_revoked_partition_drops_its_held_events() -> None:
     pipeline = Pipeline(load_settings(None))
     pipeline.process(interleaved(300, partition=0) + interleaved(300, partition=1), hold=True)
