@@ -84,6 +84,38 @@ def _parser() -> argparse.ArgumentParser:
         help="throughput's workloads, or shift: ids, labels and a drift, for alerts to compare",
     )
 
+    models = command(
+        "models",
+        "many models on one topic: the core's events/s over 1, 20, 200 and 1,000 interleaved models",
+        _models,
+    )
+    models.add_argument(
+        "--events",
+        type=int,
+        default=1_000_000,
+        help="events timed per number of models, after every model's warm-up (default 1,000,000)",
+    )
+    models.add_argument(
+        "--models",
+        type=int,
+        nargs="+",
+        default=[1, 20, 200, 1000],
+        help="numbers of models (default 1 20 200 1000; the first is the ratios' base)",
+    )
+    models.add_argument(
+        "--commit-interval-events",
+        type=int,
+        nargs="+",
+        default=[],
+        help="bounds on the events held in all (the service flushes them at every commit): each "
+        "configuration at each (default: the configured commit_interval_events)",
+    )
+    models.add_argument(
+        "--unheld",
+        action="store_true",
+        help="also each number of models without holding events across batches (as before)",
+    )
+
     decode = command(
         "decode", "msgspec against orjson: decoding and validating the workload's messages", _decode
     )
@@ -198,6 +230,15 @@ def _ab(args: argparse.Namespace) -> str:
 
     events, rounds = (20_000, 1) if args.quick else (args.events, args.rounds)
     return ab.run(Path(args.base), events, rounds, args.workload)
+
+
+def _models(args: argparse.Namespace) -> str:
+    from bench import models
+
+    intervals = tuple(args.commit_interval_events)
+    if args.quick:
+        return models.run(20_000, (1, 20), intervals, args.unheld)
+    return models.run(args.events, tuple(args.models), intervals, args.unheld)
 
 
 def _decode(args: argparse.Namespace) -> str:

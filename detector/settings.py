@@ -520,6 +520,13 @@ class Settings(BaseSettings):
         5000, ge=1, description="messages taken from the consumer per batch"
     )
     batch_timeout_ms: int = Field(200, ge=1, description="longest wait for a batch to fill")
+    model_batch_events: int = Field(
+        5000,
+        ge=1,
+        description="a model's events are held across batches until it has this many (or until the next commit, "
+        "or commit_interval_events are held in all), so that with many models on a topic each model's monitors "
+        "run on many events at a time; decisions do not depend on it, only when alerts are published (1: at once)",
+    )
     commit_interval_ms: int = Field(
         2000, ge=10, description="commit at least this often while events flow"
     )

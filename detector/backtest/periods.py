@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from detector.backtest.compare import Periods, Values
 from detector.backtest.readahead import ReadAhead
 from detector.backtest.sources import Batch, Source
-from detector.core.pipeline import Pipeline
+from detector.core.pipeline import BatchResult, Pipeline
 from detector.settings import DEFAULT_MODEL_SETTINGS, Settings
 
 NEVER_WARM = 2**62  # a warm-up no period reaches: signals keep collecting their values
@@ -61,6 +61,13 @@ class Collected:
         return {
             model: count for (where, model), count in sorted(self.events.items()) if where == topic
         }
+
+    def add(self, pipeline: Pipeline, result: BatchResult) -> None:
+        """What the pipeline made of a batch (each model's events held as the service holds
+        them), or of the events it held after the last."""
+        self.events.update(result.events)
+        self.invalid.update(result.invalid)
+        self.take(pipeline, {model for _, model in result.events})
 
     def take(self, pipeline: Pipeline, models: set[str]) -> None:
         """Move the values these models' signals collected in the last batch."""
@@ -147,14 +154,12 @@ def collect(
     reader = ReadAhead(source, [pipeline])
     collected = Collected()
     for (decoded,) in reader.batches(settings.batch_max_events):
-        result = pipeline.process_events(decoded.events)
         collected.messages += len(decoded.events) + sum(decoded.invalid.values())
-        collected.events.update(result.events)
         collected.invalid.update(decoded.invalid)
-        collected.invalid.update(result.invalid)
-        collected.take(pipeline, {model for _, model in result.events})
+        collected.add(pipeline, pipeline.process_events(decoded.events, hold=True))
         if on_progress is not None:
             on_progress(collected.messages, reader.fraction_done())
+    collected.add(pipeline, pipeline.flush())
     return collected
 
 

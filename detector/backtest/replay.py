@@ -3,7 +3,8 @@ the live service's own code, fed the same batches in the same order.
 
 Decisions depend only on each model's order of events, never on batch boundaries, so the
 batch size is free: the replay takes the live service's (`batch_max_events` of the first
-configuration), the size the core is measured at.
+configuration), the size the core is measured at, and holds each model's events across batches
+as the service does (`model_batch_events`), flushing them after the last.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from detector.backtest.sources import Source
 from detector.backtest.timeline import Timeline
 from detector.backtest.trace import Trace
 from detector.core.alerts import Alert, ModelEvent
-from detector.core.pipeline import GC_THRESHOLDS, Pipeline
+from detector.core.pipeline import GC_THRESHOLDS, BatchResult, Pipeline
 from detector.settings import Settings
 
 ProgressHook = Callable[[int, "float | None"], None]  # (messages replayed, fraction done or None)
@@ -70,11 +71,18 @@ class Run:
         return self.settings.kafka.group_id
 
     def feed(self, decoded: Decoded) -> None:
-        result = self.pipeline.process_events(decoded.events)
+        """One batch, each model's events held as the live service holds them."""
+        self.invalid.update(decoded.invalid)
+        self._take(self.pipeline.process_events(decoded.events, hold=True))
+
+    def finish(self) -> None:
+        """After the last batch: the events still held."""
+        self._take(self.pipeline.flush())
+
+    def _take(self, result: BatchResult) -> None:
         self.alerts += result.alerts
         self.model_events += result.model_events
         self.events.update(result.events)
-        self.invalid.update(decoded.invalid)
         self.invalid.update(result.invalid)
         self.trace.capture(self.pipeline, {model for _, model in result.events})
 
@@ -147,6 +155,8 @@ def replay(source: Source, runs: list[Run], on_progress: ProgressHook | None = N
                 run.feed(decoded)
             if on_progress is not None:
                 on_progress(messages, reader.fraction_done())
+        for run in runs:
+            run.finish()
     for run in runs:
         run.place(reader.timeline)
     return Replayed(runs, reader.timeline, messages, time.perf_counter() - started, size)

@@ -20,6 +20,7 @@ needs no discovery for (`FeatureStruct`).
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Sequence
 from datetime import datetime
 from enum import IntEnum
@@ -225,6 +226,12 @@ class Decoder:
         self._fast = msgspec.json.Decoder(event_struct(fields, max_model_name_length))
         # Message key (the model's name) -> the model, its decoder and its FeatureStruct type.
         self._expected: dict[bytes, _Expected] = {}
+        # Feature names -> their FeatureStruct type and decoder, shared by the models expecting
+        # them (with how many): models with the same names (many on one topic, as a rule) share
+        # one decoder, which keeps msgspec's per-type tables hot when their messages interleave
+        # (200 models of 4 features: 3.4-3.9 µs a message with a decoder each, 2.2 with one).
+        self._shapes: dict[tuple[tuple[str, ...], tuple[str, ...]], _Expected] = {}
+        self._users: Counter[tuple[tuple[str, ...], tuple[str, ...]]] = Counter()
 
     def expect(
         self, model: str, names: Iterable[str], null_names: Iterable[str] = ()
@@ -238,9 +245,19 @@ class Decoder:
         known = self._expected.get(key)
         if known is not None and known.shape == shape:
             return known.struct
+        self.forget(model)
         if model in self.custom_models or any(map(_UNMATCHABLE.search, (*shape[0], *shape[1]))):
-            self._expected.pop(key, None)
             return None
+        shared = self._shapes.get(shape)
+        if shared is None:
+            shared = self._shapes[shape] = self._compile(shape)
+        self._users[shape] += 1
+        self._expected[key] = shared._replace(model=model)
+        return shared.struct
+
+    def _compile(self, shape: tuple[tuple[str, ...], tuple[str, ...]]) -> _Expected:
+        """The FeatureStruct type of these feature names and the decoder of events with it (the
+        model is filled in per model)."""
         attributes = {name: f"f{i}" for i, name in enumerate(dict.fromkeys((*shape[0], *shape[1])))}
         null_only = set(shape[1]) - set(shape[0])
         struct: type[FeatureStruct] = msgspec.defstruct(  # type: ignore[assignment]  # a subclass, by `bases`
@@ -254,12 +271,15 @@ class Decoder:
             rename={attribute: name for name, attribute in attributes.items()},
         )
         wire = event_struct(self.fields, self.max_model_name_length, struct)
-        self._expected[key] = _Expected(model, shape, struct, msgspec.json.Decoder(wire))
-        return struct
+        return _Expected("", shape, struct, msgspec.json.Decoder(wire))
 
     def forget(self, model: str) -> None:
         """Stop expecting `model`'s features (its monitors are gone)."""
-        self._expected.pop(model.encode(), None)
+        known = self._expected.pop(model.encode(), None)
+        if known is not None:
+            self._users[known.shape] -= 1
+            if not self._users[known.shape]:
+                del self._users[known.shape], self._shapes[known.shape]
 
     def decode(
         self,

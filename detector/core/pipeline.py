@@ -28,12 +28,13 @@ import hashlib
 from collections import Counter, OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from itertools import groupby
-from operator import attrgetter
+from itertools import chain, groupby
+from operator import attrgetter, methodcaller
 from typing import NamedTuple, Protocol
 
 from detector.core.alerts import DEPLOYED, Alert, ModelEvent
 from detector.core.events import RECORD_MS_OF, SOURCE_OF, TS_OF, Decoder, Event, InputTopic, Invalid
+from detector.core.held import Held
 from detector.core.monitors.labels import PendingBudget
 from detector.core.monitors.model import ModelMonitor, is_model_failure
 from detector.settings import Settings
@@ -191,15 +192,15 @@ class PartitionState:
 # The service, the backtest and the benchmarks set them (gc.set_threshold) before processing.
 GC_THRESHOLDS = (100_000, 50, 100)
 PARTITION_AND_MODEL = attrgetter("partition", "model")
+KEY_OF = methodcaller("key")
+INVALID = Invalid("", "")  # a place not decoded yet
 
 
 @dataclass
 class Routing:
-    """One batch on its way to the monitors: each monitor's events (observed once all are
-    routed), the events no monitor takes, and the result."""
+    """One batch on its way to the monitors: the events no monitor takes, and the result."""
 
     result: BatchResult
-    queued: dict[ModelMonitor, list[Event]] = field(default_factory=dict)
     rejected: list[tuple[Event, Invalid]] = field(default_factory=list)
 
 
@@ -228,6 +229,11 @@ class Pipeline:
         self.refused: OrderedDict[str, None] = (
             OrderedDict()
         )  # names refused once at the cap, oldest first
+        # Each model's events routed but not observed yet; never more in all than a commit covers.
+        self.held = Held(settings.model_batch_events, settings.commit_interval_events)
+        # The input batches while events of theirs are held: a monitor failing on those dead-letters their messages.
+        self.held_messages: list[Sequence[Message]] = []
+        self.held_message_count = 0  # messages in held_messages
 
     @property
     def model_count(self) -> int:
@@ -268,6 +274,7 @@ class Pipeline:
             state = self.partitions.pop(partition, None)
             if state is not None:
                 dropped += list(state.models)
+                self.held.drop(state.models.values())  # not processed: the next owner reads them
                 for name, monitor in state.models.items():
                     monitor.performance.join.release()
                     self.probation.pop((partition, name), None)
@@ -278,95 +285,170 @@ class Pipeline:
         for state in self.partitions.values():
             yield from state.models.values()
 
-    def process(self, messages: Sequence[Message]) -> BatchResult:
-        """Run one batch: every message ends as an event of some model, or as a dead letter."""
+    def process(self, messages: Sequence[Message], hold: bool = False) -> BatchResult:
+        """Run one batch: every message ends as an event of some model, or as a dead letter.
+        `hold`: each model's events wait for its next ones (detector.core.held) until it has
+        settings.model_batch_events of them, or until `flush`; without, every model's events
+        held so far are observed now."""
         result = BatchResult()
-        rejected = self._route(self.decode(messages, result), result)
+        self.held_messages.append(messages)
+        self.held_message_count += len(messages)
+        # The batches kept for their messages stay within the bound on events held, too (one
+        # slow model's few events would keep them all): past it, every model runs.
+        hold = hold and self.held_message_count < self.held.total_events
+        rejected = self._route(self.decode(messages, result), result, hold)
+        self._dead_letter(rejected, result)
+        return result
+
+    def flush(self) -> BatchResult:
+        """Observe every model's held events: what the batches processed with `hold` left to do."""
+        batch = Routing(BatchResult())
+        self._observe_due(batch, hold=False)
+        self._dead_letter(batch.rejected, batch.result)
+        return batch.result
+
+    @property
+    def holding(self) -> int:
+        """Events routed to their models but not observed yet (`flush` observes them)."""
+        return len(self.held)
+
+    def _dead_letter(self, rejected: list[tuple[Event, Invalid]], result: BatchResult) -> None:
+        """Dead-letter the messages of events no monitor took (events decoded elsewhere, with no
+        message, are only counted); forget the input batches once no event of theirs is held."""
         if rejected:
             by_place = {
                 (message.topic() or "", message.partition() or 0, message.offset() or 0): message
+                for messages in self.held_messages
                 for message in messages
             }
             for event, why in rejected:
-                result.dead_letters.append(
-                    DeadLetter.of(
-                        by_place[self.topics[event.source], event.partition, event.offset], why
-                    )
-                )
-        return result
+                message = by_place.get((self.topics[event.source], event.partition, event.offset))
+                if message is not None:
+                    result.dead_letters.append(DeadLetter.of(message, why))
+        if not self.held:
+            self.held_messages.clear()
+            self.held_message_count = 0
 
     def decode(self, messages: Sequence[Message], result: BatchResult) -> list[Event]:
-        """The valid events of a batch; the other messages become dead letters in `result`."""
+        """The valid events of a batch, in its order; the other messages become dead letters in
+        `result`, in that order too.
+
+        The messages are decoded one key (model) after another: a model's events then lie
+        together in memory, which its monitors read many times over, long after the decoding
+        when its events are held (200,000 events of 20 models interleaved, held: 0.58-0.64 of
+        one model's events per CPU-second decoded in arrival order, 0.81 a key at a time)."""
         decode, sources = (
             self.decoder.decode,
             self.sources,
         )  # looked up once: this loop runs per message
-        events: list[Event] = []
-        for message in messages:
-            topic = message.topic() or ""
-            decoded = decode(
+        keys = list(map(KEY_OF, messages))
+        order: Iterable[int] = range(len(messages))
+        if len(set(keys)) > 1:
+            by_key: dict[bytes | None, list[int]] = {}
+            for index, key in enumerate(keys):
+                same = by_key.get(key)
+                if same is None:
+                    by_key[key] = [index]
+                else:
+                    same.append(index)
+            order = chain.from_iterable(by_key.values())
+        decoded: list[Event | Invalid] = [INVALID] * len(messages)
+        bad: list[int] = []
+        for index in order:
+            message = messages[index]
+            event = decoded[index] = decode(
                 message.value(),
-                sources[topic],
+                sources[message.topic() or ""],
                 message.partition() or 0,
                 message.offset() or 0,
                 message.timestamp()[1],
-                message.key(),
+                keys[index],
             )
-            if type(decoded) is Invalid:
-                result.dead_letters.append(DeadLetter.of(message, decoded))
-                result.invalid[topic, decoded.reason] += 1
-            else:
-                events.append(decoded)
-        return events
+            if type(event) is Invalid:
+                bad.append(index)
+        if not bad:
+            return decoded  # type: ignore[return-value]  # every one an Event
+        for index in sorted(bad):
+            message, why = messages[index], decoded[index]
+            assert type(why) is Invalid
+            result.dead_letters.append(DeadLetter.of(message, why))
+            result.invalid[message.topic() or "", why.reason] += 1
+        return [event for event in decoded if type(event) is not Invalid]
 
     def decodes_like(self, other: Pipeline) -> bool:
         """Does `other` turn every message into the same event, or dead letter, as this one?"""
         return _decoding(self.settings) == _decoding(other.settings)
 
-    def process_events(self, events: Sequence[Event]) -> BatchResult:
+    def process_events(self, events: Sequence[Event], hold: bool = False) -> BatchResult:
         """Run a batch of events decoded elsewhere by an equal `Decoder` (the backtest's reader
-        process); events the pipeline rejects are only counted, as there are no messages to
-        dead-letter."""
+        process), holding them as `process` does; events the pipeline rejects are only counted,
+        as there are no messages to dead-letter."""
         result = BatchResult()
-        self._route(events, result)
+        self._route(events, result, hold)
         return result
 
-    def _route(self, events: Sequence[Event], result: BatchResult) -> list[tuple[Event, Invalid]]:
-        """Hand each model's events to its monitor, in order; return the events no monitor
-        takes (unknown model, the model cap, or a monitor that failed) with the reason, counted
-        as invalid."""
+    def _route(
+        self, events: Sequence[Event], result: BatchResult, hold: bool
+    ) -> list[tuple[Event, Invalid]]:
+        """Hand each model's events to its monitor, in order (held, with `hold`, until the model
+        has enough); return the events no monitor takes (unknown model, the model cap, or a
+        monitor that failed) with the reason, counted as invalid."""
         batch = Routing(result)
+        partitions, held, idle_ms = self.partitions, self.held, self.idle_ms
+        queued = held.queued
         touched: set[int] = set()
-        for (partition, model), group in groupby(
-            events, PARTITION_AND_MODEL
-        ):  # runs of one model: common
+        # Runs of one model: long with few models, a single event each with many interleaved,
+        # so the usual run (a known model, not idle, past its warm-up) takes no call.
+        for (partition, model), group in groupby(events, PARTITION_AND_MODEL):
             run = list(group)
-            state = self._partition(partition)
-            monitor = self._monitor_for(state, model, batch)
-            if type(monitor) is Invalid and monitor.reason == "model_cap" and len(run) > 1:
-                self._reject(
-                    run[:1], monitor, batch
-                )  # a newcomer's first message at the cap: its second may be admitted
-                run = run[1:]
-                monitor = self._monitor_for(state, model, batch)
-            if type(monitor) is Invalid:
-                self._reject(run, monitor, batch)
-                continue
-            state.clock_ms = max(state.clock_ms, *map(RECORD_MS_OF, run))
+            state = partitions.get(partition) or self._partition(partition)
+            monitor = state.models.get(model)
+            if monitor is None or (
+                idle_ms and monitor.last_seen_ms and state.clock_ms - monitor.last_seen_ms > idle_ms
+            ):
+                admitted = self._admit(state, model, run, batch)
+                if admitted is None:
+                    continue
+                monitor, run = admitted
+            newest = run[0].record_ms if len(run) == 1 else max(map(RECORD_MS_OF, run))
+            if newest > state.clock_ms:
+                state.clock_ms = newest
             monitor.last_seen_ms = state.clock_ms
             touched.add(partition)
-            routed = batch.queued.get(monitor)
-            if routed is None:
-                routed = batch.queued[monitor] = run
+            queue = queued.get(monitor)
+            if queue is None:
+                queue = queued[monitor] = run
             else:
-                routed += run
-            self._note_warmup(state, monitor, len(routed))
-        for monitor, routed in batch.queued.items():
-            self._observe(monitor, routed, batch)
-        batch.queued.clear()  # observed: the sweep must not observe them again
+                queue += run
+            held.count += len(run)
+            # out of its warm-up before this run: not on probation, nothing to note
+            if monitor.events_seen + len(queue) - len(run) < monitor.config.warmup_events:
+                self._note_warmup(state, monitor, len(queue))
+        self._observe_due(batch, hold)
         for partition in touched:
-            self._sweep_idle(self.partitions[partition], batch)
+            self._sweep_idle(partitions[partition], batch)
         return batch.rejected
+
+    def _admit(
+        self, state: PartitionState, model: str, run: list[Event], batch: Routing
+    ) -> tuple[ModelMonitor, list[Event]] | None:
+        """The monitor of a run of a model that has none (or an idle one), and the events of
+        the run it takes; None if it takes none (they are rejected)."""
+        monitor = self._monitor_for(state, model, batch)
+        if type(monitor) is Invalid and monitor.reason == "model_cap" and len(run) > 1:
+            # a newcomer's first message at the cap: its second may be admitted
+            self._reject(run[:1], monitor, batch)
+            run = run[1:]
+            monitor = self._monitor_for(state, model, batch)
+        if type(monitor) is Invalid:
+            self._reject(run, monitor, batch)
+            return None
+        return monitor, run
+
+    def _observe_due(self, batch: Routing, hold: bool) -> None:
+        """Observe the held events of the models that are due (all of them unless `hold`)."""
+        for monitor, events in self.held.due(hold):
+            self._observe(monitor, events, batch)
 
     def _reject(self, events: list[Event], why: Invalid, batch: Routing) -> None:
         batch.rejected += [(event, why) for event in events]
@@ -445,8 +527,8 @@ class Pipeline:
             self._evict(state, name, "idle", batch)
 
     def _evict(self, state: PartitionState, model: str, reason: str, batch: Routing) -> None:
-        """Drop a model's monitors; events already routed to them in this batch are observed first."""
-        routed = batch.queued.pop(state.models[model], None)
+        """Drop a model's monitors; events already routed to them (held) are observed first."""
+        routed = self.held.take(state.models[model])
         if routed:
             self._observe(state.models[model], routed, batch)
         monitor = state.models.pop(model)

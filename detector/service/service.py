@@ -1,6 +1,12 @@
 """The sidecar's run loop: consume a batch → pipeline → produce alerts and dead letters →
 checkpoint (state and input offsets, with or after the outputs).
 
+The pipeline holds each model's events across batches until it has `model_batch_events` of them
+(detector.core.held): with many models on a topic, their monitors then run on many events at a
+time. Every checkpoint first observes all held events and publishes their alerts, so the input
+offsets committed never run ahead of the events processed; a revoke commits (so flushes) first,
+a loss or a failure drops the held events with the rest of the work since the last commit.
+
 The loop follows confluent-kafka's and quix-streams' shape: finite poll timeouts, signals only
 set a flag, auto-commit and auto offset store off, nothing committed after a failure. Its
 parts each have one job:
@@ -249,7 +255,7 @@ class Service:
         self._apply_flow_control()
         if good:
             with self.metrics.batch_seconds.time():
-                result = self.pipeline.process(good)
+                result = self.pipeline.process(good, hold=True)
             self._publish(result)
             self.checkpoint.advance(good)
             self.processed_events += len(good)
@@ -417,6 +423,7 @@ class Service:
         """Commit the work in hand (see Checkpoint.commit); after an aborted transaction, rewind."""
         if self.consumer is None or self.outputs is None:
             return
+        self._flush()
         outcome = self.checkpoint.commit(self.outputs, self.consumer, self.owned, deadline)
         if outcome is Outcome.wedged:  # its successor's init_transactions aborts its transaction
             self.outputs = self._make_outputs()
@@ -424,6 +431,14 @@ class Service:
             self._rewind()
         elif outcome is Outcome.committed:
             self._refresh_gauges()
+
+    def _flush(self) -> None:
+        """Observe the events the pipeline holds (model_batch_events) and publish what they give:
+        the offsets and state a commit covers never run ahead of the events processed."""
+        if self.pipeline.holding:
+            with self.metrics.batch_seconds.time():
+                result = self.pipeline.flush()
+            self._publish(result)
 
     def _rewind(self) -> None:
         """After an aborted transaction: every owned partition goes back to its last checkpoint,

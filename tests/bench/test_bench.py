@@ -140,6 +140,39 @@ def test_decode_compares_msgspec_with_orjson_on_equal_events(
     assert rows[0][4] == "1.00×"
 
 
+def test_models_measures_each_number_of_models_held_and_unheld_against_one(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    out = bench(capsys, "models", "--quick", "--unheld")
+    rows = table_rows(out, "models")
+    held = "≤ 50,000 in all"
+    assert [row[:3] for row in rows] == [
+        [models, ids, how]
+        for ids in ("no", "yes")
+        for how in (held, "no")
+        for models in ("1", "20")
+    ]
+    assert all(row[3] == "20,000" and float(row[5].replace(",", "")) > 0 for row in rows)
+    assert [row[7] for row in rows if row[0] == "1"] == ["1.00×"] * 4
+
+
+def test_models_interleaves_the_models_one_event_at_a_time() -> None:
+    from bench.models import interleaved
+
+    batches = list(interleaved(3, ids=True, events=12, topic="predictions"))
+    assert [len(batch) for batch in batches] == [12]
+    events = [orjson.loads(message.value() or b"") for message in batches[0]]
+    assert [e["model"] for e in events[:4]] == [
+        "model-0000",
+        "model-0001",
+        "model-0002",
+        "model-0000",
+    ]
+    assert [e["ts"] for e in events[::3]] == [events[0]["ts"] + i for i in range(4)]
+    assert all(len(e["features"]) == 4 and e["id"] for e in events)
+    assert [message.offset() for message in batches[0]] == list(range(12))
+
+
 def test_memory_reports_bytes_per_model_and_state_size(capsys: pytest.CaptureFixture[str]) -> None:
     rows = table_rows(bench(capsys, "memory", "--quick"), "models")
     assert [(row[0], row[1], row[2]) for row in rows] == [("10", "5", "yes"), ("20", "5", "no")]
