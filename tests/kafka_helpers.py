@@ -326,9 +326,12 @@ def aligned_run(topics: KafkaNames, settings: Settings) -> BatchResult:
 
 
 def expected_alert_ids(settings: Settings, inputs: list[Message]) -> list[str]:
-    """Alert ids of an uninterrupted run over these input messages."""
-    return [
-        alert.id(settings.kafka.group_id) for alert in uninterrupted_run(settings, inputs).alerts
+    """Ids of what an uninterrupted run over these input messages publishes to the alerts
+    topic: alerts, and events about models (deployments, retraining recommendations)."""
+    result = uninterrupted_run(settings, inputs)
+    group = settings.kafka.group_id
+    return [alert.id(group) for alert in result.alerts] + [
+        event.id(group) for event in result.model_events
     ]
 
 

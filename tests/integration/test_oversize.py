@@ -199,7 +199,7 @@ def test_a_process_that_stops_on_an_error_delivers_and_commits_nothing_more(
     detector = ServiceThread(settings).start()
     detector.wait_processed(200, timeout_s=120)  # its dead letters are queued, not yet sent
 
-    def fail_on_the_next_batch(messages: Any) -> Any:
+    def fail_on_the_next_batch(messages: Any, hold: bool = False) -> Any:
         raise FailingBatch("forced mid-stream")
 
     detector.service.pipeline.process = fail_on_the_next_batch  # type: ignore[method-assign]

@@ -91,11 +91,24 @@ def test_two_workers_share_partitions_survive_a_kill_and_drain_on_sigterm(
         workers = readiness(port)["workers"]
         on_0, on_1 = (set(w["partitions"]) for w in workers)
         assert not on_0 & on_1, f"partitions 0={on_0} 1={on_1}"
+        # The third quarter once both share the partitions: each counts its own partitions'
+        # events (the first half's may have been counted by a worker that gave those partitions
+        # up when the other joined, and a model's series go with its partition).
+        three_quarters = half + half // 2
+        produce(topics.bootstrap, topics.predictions, events[half:three_quarters])
+        wait_until(
+            lambda: (
+                committed_total(topics.bootstrap, topics.group, topics.predictions)
+                >= three_quarters
+            ),
+            120,
+            "the workers to process the third quarter",
+        )
         counts = events_by_worker(port)
         assert counts["0"] > 0 and counts["1"] > 0, f"events by worker: {counts}"
 
-        # kill a worker while the second half is being processed
-        produce(topics.bootstrap, topics.predictions, events[half:])
+        # kill a worker while the last quarter is being processed
+        produce(topics.bootstrap, topics.predictions, events[three_quarters:])
         victim = workers[0]["pid"]
         os.kill(victim, signal.SIGKILL)
         wait_until(
