@@ -25,6 +25,7 @@ from tests.kafka_helpers import (
     create_topics,
     produce,
     read_topic,
+    wait_until,
 )
 
 MB = 1_000_000
@@ -127,13 +128,18 @@ def test_messages_too_large_to_copy_whole_are_dead_lettered_cut_and_the_process_
     send(valid("m", 20, start=1000), second)
     with ServiceThread(settings) as detector:  # restores from its checkpoint, reads the rest
         detector.wait_processed(offset - before, timeout_s=120)
-        valid_seen = detector.service.registry.get_sample_value(
-            "streamdrift_events_total", {"topic": topics.predictions, "model": "m"}
-        )
+        registry = detector.service.registry
+
+        def valid_seen() -> float | None:
+            return registry.get_sample_value(
+                "streamdrift_events_total", {"topic": topics.predictions, "model": "m"}
+            )
+
+        # counted once their model's monitors ran on them: at the commit that flushes them
+        wait_until(lambda: valid_seen() == 20 * (len(second) + 1), 30, "the valid events counted")
         truncated = detector.service.registry.get_sample_value(
             "streamdrift_dead_letters_truncated_total", {"topic": topics.predictions}
         )
-    assert valid_seen == 20 * (len(second) + 1)
     assert truncated == 2
 
     letters = read_topic(topics.bootstrap, topics.dlq, idle_s=3)
