@@ -347,19 +347,18 @@ def test_a_hung_leader_loses_no_alert_and_duplicates_none(
         assert cluster.wait_in_sync(topics.of(each)) == [1, 2, 3]
 
 
-def test_a_hung_input_leader_loses_no_alert_and_the_timeouts_show(
+def test_a_hung_input_leader_loses_no_alert_and_duplicates_none(
     cluster: ApacheKafka, tmp_path: Path
 ) -> None:
     """SIGSTOP the input's leader past the consumer's request timeout, then SIGCONT: the
-    consumer's fetches to it time out and it reads on from the new leader.
+    consumer reads on from the new leader, in the same process.
 
-    Nothing the detector processed waits on the hung node (its outputs and commits go
-    elsewhere), so /readyz stays ready; the consumer's timed-out requests are what show it."""
-    topics, _, watch = run_through(cluster, "input", hang, "exactly_once", tmp_path)
-    timeouts = 'streamdrift_kafka_request_timeouts_total{client="consumer"}'
-    seen_before = watch.metrics[: watch.fault_at]
-    before = seen_before[-1].get(timeouts, 0) if seen_before else 0
-    assert watch.metrics[-1].get(timeouts, 0) > before, "no timed-out fetch was counted"
+    Nothing is asserted of the metrics: the cluster fences the hung node after the brokers'
+    session timeout (9 s) and leaves it out of its metadata, and librdkafka (2.10 and later)
+    then moves the fetches to the new leader and drops the hung node, with its pending fetch
+    and its count of timed-out requests, often before that fetch times out. Nothing the
+    detector processed waits on the input's leader, so /readyz need not change either."""
+    topics, _, _ = run_through(cluster, "input", hang, "exactly_once", tmp_path)
     for each in LEADER_OF:
         assert cluster.wait_in_sync(topics.of(each)) == [1, 2, 3]
 
