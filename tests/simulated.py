@@ -37,13 +37,11 @@ def traffic(
     return out
 
 
-def run(pipeline: Pipeline, batch: list[FakeMessage], size: int = 2000) -> BatchResult:
-    """`batch` through `pipeline` in batches of `size` messages: alerts and model events."""
+def run(pipeline: Pipeline, batch: list[FakeMessage], size: int = 1000) -> BatchResult:
+    """`batch` through `pipeline` in batches of `size` messages, the results added up."""
     total = BatchResult()
     for start in range(0, len(batch), size):
-        result = pipeline.process(batch[start : start + size])
-        total.alerts += result.alerts
-        total.model_events += result.model_events
+        total.add(pipeline.process(batch[start : start + size]))
     return total
 
 

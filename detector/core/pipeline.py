@@ -152,6 +152,17 @@ class BatchResult:
     evictions: list[Eviction] = field(default_factory=list)
     model_errors: list[ModelError] = field(default_factory=list)
 
+    def add(self, other: BatchResult) -> None:
+        """Take in a later batch's result (its newest event times win)."""
+        self.alerts += other.alerts
+        self.model_events += other.model_events
+        self.dead_letters += other.dead_letters
+        self.events.update(other.events)
+        self.invalid.update(other.invalid)
+        self.last_event_ms.update(other.last_event_ms)
+        self.evictions += other.evictions
+        self.model_errors += other.model_errors
+
     @property
     def deployments(self) -> list[ModelEvent]:
         """The model versions deployed in this batch (`io.streamdrift.model.deployed`)."""

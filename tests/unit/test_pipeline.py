@@ -7,23 +7,11 @@ import random
 import orjson
 import pytest
 
-from detector.core.pipeline import BatchResult, Pipeline
+from detector.core.pipeline import Pipeline
 from detector.settings import load_settings
 from producers.simulate import Injection, Simulator
 from tests.fakes import FakeMessage, messages
-
-
-def run(pipeline: Pipeline, batch: list[FakeMessage], size: int = 1000) -> BatchResult:
-    total = BatchResult()
-    for start in range(0, len(batch), size):
-        result = pipeline.process(batch[start : start + size])
-        total.alerts += result.alerts
-        total.dead_letters += result.dead_letters
-        total.events.update(result.events)
-        total.invalid.update(result.invalid)
-        total.evictions += result.evictions
-        total.model_errors += result.model_errors
-    return total
+from tests.simulated import run
 
 
 def drifting_stream(events: int = 12_000) -> list[FakeMessage]:
