@@ -27,7 +27,15 @@ import orjson
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient
 
-from detector.core.alerts import DETECTED, RESOLVED, describe, describe_model_event
+from detector.core.alerts import (
+    DETECTED,
+    OUTCOME,
+    RECOMMENDED,
+    RESOLVED,
+    describe,
+    describe_model_event,
+)
+from detector.core.monitors.retraining import NOT_RECOVERED, RECOVERED
 from detector.kafka.embedded import EmbeddedBroker
 from detector.kafka.topics import ensure_topics
 from detector.service.service import Service
@@ -137,6 +145,7 @@ class Board:
     alerts: list[tuple[dict[str, Any], int | None, Explained]] = field(default_factory=list)
     model_events: list[tuple[dict[str, Any], int | None]] = field(default_factory=list)
     played: Played = field(default_factory=Played)  # the producer's live counts
+    deployments: list[tuple[str, Deployment]] = field(default_factory=list)  # (model, deployment)
     lock: threading.Lock = field(default_factory=threading.Lock)
     status_line: str = ""
     last_plain_status: float = 0.0
@@ -269,6 +278,7 @@ def _run(settings: Settings, events: int, rate: float, seed: int, out: TextIO) -
     streams = demo_streams(events, seed)
     truths = [truth for stream in streams for truth in stream.ground_truth()]
     board = Board(truths, total=events * len(streams), out=out)
+    board.deployments = [(s.model, deployment) for s in streams for deployment in s.deployments]
     _introduce(streams, events, rate, topics.predictions, out)
 
     alerts_end = _end_offsets(settings, topics.alerts)
@@ -492,6 +502,7 @@ def _summary(board: Board, processed: int, seconds: float, out: TextIO) -> int:
             if x.truth is None and x.effect is not None
         }
     )
+    unclosed = _retraining_loops(board, out)
     unexpected = [e for e, p, x in detections if x.truth is None and x.effect is None]
     if effects:
         out.write(
@@ -504,4 +515,46 @@ def _summary(board: Board, processed: int, seconds: float, out: TextIO) -> int:
         if not missed
         else f"{missed} of {len(board.truths)} injected drift(s) missed\n"
     )
-    return 0 if not missed else 1
+    if unclosed:
+        out.write(f"{unclosed} retraining loop(s) not closed as expected\n")
+    return 0 if not missed and not unclosed else 1
+
+
+# The outcome a deployment of each quality should get (a version that is "the same" may get either).
+EXPECTED_OUTCOME = {"fixed": RECOVERED, "worse": NOT_RECOVERED}
+
+
+def _retraining_loops(board: Board, out: TextIO) -> int:
+    """A row per deployment of the demo: the retraining recommended before it and the outcome
+    after it, as its quality expects. Returns how many of these loops did not close so."""
+    unclosed = 0
+    for model, deployment in board.deployments:
+        positions = [
+            (event["type"], event["data"], at)
+            for event, at in board.model_events
+            if event["data"]["model"] == model and at is not None
+        ]
+        recommended = [
+            at for kind, _, at in positions if kind == RECOMMENDED and at < deployment.start
+        ]
+        outcomes = [
+            (data["outcome"], at)
+            for kind, data, at in positions
+            if kind == OUTCOME and at >= deployment.start
+        ]
+        expected = EXPECTED_OUTCOME.get(deployment.quality)
+        row = f"  {model:<8} {f'  retraining loop, version {deployment.version} @{deployment.start}':<40}"
+        if not recommended:
+            problem = "NOT CLOSED: no retrain.recommended before the deployment"
+        elif not outcomes:
+            problem = "NOT CLOSED: no retrain.outcome after the deployment"
+        elif expected is not None and outcomes[0][0] != expected:
+            problem = f"NOT CLOSED: outcome {outcomes[0][0]}, expected {expected}"
+        else:
+            out.write(
+                f"{row} recommended @{recommended[0]}, outcome {outcomes[0][0]} @{outcomes[0][1]}\n"
+            )
+            continue
+        unclosed += 1
+        out.write(f"{row} {problem}\n")
+    return unclosed

@@ -91,6 +91,13 @@ def test_demo_detects_every_injected_drift_and_exits_zero() -> None:
     assert 6000 <= credit["RECOMMENDED"][0] < credit["DEPLOYED"][0] == 10_000, out
     assert credit["OUTCOME"][0] > 10_000, out
     assert "retrained version 2 recovered" in credit["OUTCOME"][1], out
+    # The summary closes the loop, and the exit code depends on it.
+    assert re.search(
+        r"^  credit\s+retraining loop, version 2 @10000\s+recommended @\d+, outcome recovered @\d+$",
+        out,
+        re.MULTILINE,
+    ), out
+    assert "NOT CLOSED" not in out
 
     # The cyclic model: learned for a week of event time, then silent until its shift (at 7/8 of
     # its events); that and its outage (at 15/16) explain all of its alerts.
