@@ -7,6 +7,7 @@ from __future__ import annotations
 from itertools import pairwise
 from typing import Any
 
+import orjson
 import pytest
 
 from detector.core.alerts import DEPLOYED, OUTCOME, RECOMMENDED
@@ -226,3 +227,18 @@ def test_a_regression_s_error_is_judged_as_a_share_of_its_reference_error() -> N
     accuracy = Level("rate", 1000, 0.15, 0.1275)
     assert Level("rate", 500, 0.25, 0.1875).worse_than(accuracy) == pytest.approx(0.1)
     assert accuracy.value == pytest.approx(0.85) and accuracy.statistic == "accuracy"
+
+
+def test_labels_that_never_come_leave_only_input_drift_to_recommend_and_no_outcome() -> None:
+    """Production-like: predictions carry ids, and the labels stop for good after the first
+    6,000 predictions (a broken label pipeline); an input drifts from prediction 4,000, the
+    concept from 6,000, and version 2 is deployed at 20,000. Nothing can say the accuracy
+    dropped or recovered: the only recommendation is the input drift's, and no outcome is
+    guessed without labels."""
+    stream = traffic(30_000, (Deployment("2", 20_000),), (CONCEPT, AGE_SHIFT))
+    batch = [m for m in stream if m.topic() == "predictions" or m.offset() < 5_500]
+    assert all(orjson.loads(m.value())["id"] for m in batch if m.topic() == "predictions")
+    result = run(Pipeline(settings()), batch)
+
+    assert [e["data"]["reason"] for e in events_of(result, RECOMMENDED)] == ["input_drift"]
+    assert events_of(result, DEPLOYED) and events_of(result, OUTCOME) == []
