@@ -115,6 +115,12 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also each number of models without holding events across batches (as before)",
     )
+    models.add_argument(
+        "--backtest",
+        action="store_true",
+        help="also the whole `streamdrift backtest --file` command over each number of models' "
+        "events (with ids)",
+    )
 
     decode = command(
         "decode", "msgspec against orjson: decoding and validating the workload's messages", _decode
@@ -236,9 +242,11 @@ def _models(args: argparse.Namespace) -> str:
     from bench import models
 
     intervals = tuple(args.commit_interval_events)
-    if args.quick:
-        return models.run(20_000, (1, 20), intervals, args.unheld)
-    return models.run(args.events, tuple(args.models), intervals, args.unheld)
+    events, counts = (20_000, (1, 20)) if args.quick else (args.events, tuple(args.models))
+    report = models.run(events, counts, intervals, args.unheld)
+    if args.backtest:
+        report += "\n" + models.run_backtest(events, counts)
+    return report
 
 
 def _decode(args: argparse.Namespace) -> str:

@@ -22,17 +22,24 @@ ratio to one model, in one run.
   flushes, at least that often): each configuration at every value given.
 * `unheld`: each configuration also without holding (`process(batch)`: every model's monitors
   run on its share of each batch, as before `model_batch_events`).
+* `backtest` (the issue's own measurement): the whole `streamdrift backtest --file` command over
+  the same interleaved events, with ids, written as JSON lines, once per number of models; its
+  wall and CPU time (its reader process included) and events per CPU-second against the first.
 """
 
 from __future__ import annotations
 
 import gc
+import sys
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import orjson
 from confluent_kafka import TIMESTAMP_CREATE_TIME, Message
 
+from bench.backtest import backtest_command
 from bench.report import progress, table
 from bench.throughput import BATCH, clocks
 from bench.workload import Workload, features
@@ -200,5 +207,41 @@ def _report(events: int, warmup: int, configurations: list[Configuration]) -> st
         f"{events:,} events timed per row, after every model's warm-up ({warmup:,} events each, "
         f"fed and flushed untimed, rounded up to whole batches); {FEATURES} iid numeric features, score, prediction and latency per event; "
         "the models' events interleaved one by one; the numbers of models fed batch by batch in turn.\n"
+    )
+    return intro + "\n" + table(headers, rows) + "\n"
+
+
+def run_backtest(events: int, models: tuple[int, ...] = MODELS) -> str:
+    """The whole `streamdrift backtest --file` command over `events` interleaved events with
+    ids of each number of models, one after the other (warm-ups included, as a user runs it)."""
+    measured: list[tuple[int, float, float]] = []  # models, wall s, CPU s
+    with tempfile.TemporaryDirectory(prefix="streamdrift-bench-") as folder:
+        for count in models:
+            path = Path(folder) / f"models-{count}.jsonl"
+            progress(f"writing {events:,} events of {count:,} interleaved models to {path.name}")
+            with path.open("wb") as out:
+                for batch in interleaved(count, True, events, "predictions"):
+                    out.writelines((message.value() or b"") + b"\n" for message in batch)
+            command = [sys.executable, "-m", "detector", "backtest", "--file", str(path), "--json"]
+            timed, _ = backtest_command(command)
+            path.unlink()
+            measured.append((count, timed.wall_s, timed.cpu_s or float("nan")))
+    base = events / measured[0][2]
+    rows = [
+        (count, events, wall, events / wall, events / cpu, f"{events / cpu / base:.2f}×")
+        for count, wall, cpu in measured
+    ]
+    headers = [
+        "models (backtest)",
+        "events",
+        "wall s",
+        "events/s",
+        "events/CPU-s",
+        f"÷ {models[0]:,} (CPU)",
+    ]
+    intro = (
+        f"`streamdrift backtest --file` over {events:,} events with ids, the models interleaved "
+        "one by one, each run alone; CPU time includes the command's reader process and every "
+        "model's warm-up.\n"
     )
     return intro + "\n" + table(headers, rows) + "\n"

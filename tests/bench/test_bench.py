@@ -286,3 +286,13 @@ def test_ab_compares_another_tree_s_core_with_this_one_s(
     import detector.core.pipeline
 
     assert Path(detector.core.pipeline.__file__).is_relative_to(Path(__file__).parents[2])
+
+
+def test_models_backtest_runs_the_command_over_each_number_of_models(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    out = bench(capsys, "models", "--quick", "--backtest")
+    rows = table_rows(out, "models (backtest)")
+    assert [row[:2] for row in rows] == [["1", "20,000"], ["20", "20,000"]]
+    assert all(float(row[4].replace(",", "")) > 0 for row in rows)
+    assert rows[0][5] == "1.00×"
