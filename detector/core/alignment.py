@@ -19,15 +19,11 @@ resumed at half of that.
 from __future__ import annotations
 
 import heapq
-from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
-from operator import itemgetter
 from typing import Any, Protocol
 
 TopicPartition = tuple[str, int]
 CaughtUp = Callable[[str, int], bool]  # (topic, partition) -> nothing more to read on the broker
-# A buffered message with its sort key: (timestamp ms, topic rank, offset, message).
-_Entry = tuple[int, int, int, Any]
 
 
 class Message(Protocol):
@@ -45,9 +41,8 @@ class Aligner:
         self.rank = {topic: i for i, topic in enumerate(self.topics)}
         self.idle_s = idle_s
         self.max_buffered = max_buffered
-        self.buffers: dict[
-            int, list[list[_Entry]]
-        ] = {}  # partition -> a buffer per topic, in topic order
+        # partition -> a buffer of messages per topic, in topic order
+        self.buffers: dict[int, list[list[Any]]] = {}
         self.dry_since: dict[
             TopicPartition, float
         ] = {}  # lagging topic partitions with nothing buffered: since when
@@ -60,14 +55,12 @@ class Aligner:
 
     def add(self, messages: Iterable[Message]) -> None:
         """Buffer consumed messages (of the input topics, without errors)."""
-        width = len(self.topics)
+        width, rank = len(self.topics), self.rank
         for message in messages:
-            rank = self.rank[message.topic()]  # type: ignore[index]
-            partition: int = message.partition()  # type: ignore[assignment]
-            buffers = self.buffers.get(partition)
+            buffers = self.buffers.get(message.partition())  # type: ignore[arg-type]
             if buffers is None:
-                buffers = self.buffers[partition] = [[] for _ in range(width)]
-            buffers[rank].append((message.timestamp()[1], rank, message.offset(), message))  # type: ignore[arg-type]
+                buffers = self.buffers[message.partition()] = [[] for _ in range(width)]  # type: ignore[index]
+            buffers[rank[message.topic()]].append(message)  # type: ignore[index]
 
     def release(self, caught_up: CaughtUp, now_s: float) -> list[Any]:
         """The messages that can be processed now, each partition's in event-time order.
@@ -81,11 +74,11 @@ class Aligner:
         return released
 
     def _release_partition(
-        self, partition: int, buffers: list[list[_Entry]], caught_up: CaughtUp, now_s: float
+        self, partition: int, buffers: list[list[Any]], caught_up: CaughtUp, now_s: float
     ) -> list[Any]:
         """Merge the topics' buffers by their heads, up to the point where a lagging topic runs
         dry; nothing if one already has (and has not waited `idle_s`)."""
-        last_of_lagging: set[int] = set()  # ids of entries after which a lagging topic is empty
+        last_of_lagging: set[int] = set()  # ids of messages after which a lagging topic is empty
         for rank, buffer in enumerate(buffers):
             key = (self.topics[rank], partition)
             if caught_up(*key):
@@ -95,15 +88,24 @@ class Aligner:
                 last_of_lagging.add(id(buffer[-1]))
             elif now_s - self.dry_since.setdefault(key, now_s) < self.idle_s:
                 return []
-        taken: list[_Entry] = []
-        for entry in heapq.merge(*buffers):
-            taken.append(entry)
-            if id(entry) in last_of_lagging:
-                self.dry_since[self.topics[entry[1]], partition] = now_s
+        filled = [rank for rank, buffer in enumerate(buffers) if buffer]
+        if len(filled) == 1:  # one topic alone: released whole, in its own order
+            (rank,) = filled
+            taken, buffers[rank] = buffers[rank], []
+            if id(taken[-1]) in last_of_lagging:
+                self.dry_since[self.topics[rank], partition] = now_s
+            return taken
+        taken = []
+        counts = [0] * len(buffers)
+        for _, rank, _, message in heapq.merge(*map(_ordered, buffers, range(len(buffers)))):
+            taken.append(message)
+            counts[rank] += 1
+            if id(message) in last_of_lagging:
+                self.dry_since[self.topics[rank], partition] = now_s
                 break
-        for rank, count in Counter(map(itemgetter(1), taken)).items():
+        for rank, count in enumerate(counts):
             del buffers[rank][:count]
-        return list(map(itemgetter(3), taken))
+        return taken
 
     def flow(self) -> tuple[list[TopicPartition], list[TopicPartition]]:
         """Topic partitions to pause (their buffer is full) and to resume (down to half), since
@@ -134,3 +136,9 @@ class Aligner:
         paused = sorted(key for key in self.paused if key[1] in numbers)
         self.paused.difference_update(paused)
         return paused
+
+
+def _ordered(buffer: list[Any], rank: int) -> list[tuple[int, int, int, Any]]:
+    """A topic's buffered messages with their place in the partition's merge: (timestamp ms,
+    topic rank, offset, message)."""
+    return [(message.timestamp()[1], rank, message.offset(), message) for message in buffer]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from enum import Enum
 from typing import Any
 
@@ -61,15 +61,15 @@ class Checkpoint:
         # when the oldest progress not yet committed was made (time.monotonic()); None: nothing pending
         self.pending_since: float | None = None
 
-    def advance(self, messages: Iterable[Any]) -> None:
+    def advance(self, messages: Sequence[Any]) -> None:
         """Processed messages: their partitions progressed up to (and including) each one."""
-        count = 0
+        newest: dict[tuple[int, str], int] = {}  # (partition, topic) -> offset; in offset order
         for message in messages:
-            partition = message.partition()
-            self.covered.setdefault(partition, {})[message.topic()] = message.offset() + 1
-            self.touch((partition,))
-            count += 1
-        self.uncommitted_events += count
+            newest[message.partition(), message.topic()] = message.offset()
+        for (partition, topic), offset in newest.items():
+            self.covered.setdefault(partition, {})[topic] = offset + 1
+        self.touch(partition for partition, _ in newest)
+        self.uncommitted_events += len(messages)
 
     def touch(self, partitions: Iterable[int]) -> None:
         """These partitions have something to checkpoint besides offsets (an eviction)."""

@@ -146,3 +146,21 @@ def test_dropped_partitions_lose_their_buffers_and_report_their_paused_topics() 
     # read again after a rewind
     aligner.add(stream("predictions", [30], partition=0, first_offset=2))
     assert places(aligner.release(all_caught_up, now_s=0.0)) == [("p", 2)]
+
+
+def test_a_topic_alone_is_released_in_its_own_order_even_when_its_timestamps_go_backwards() -> None:
+    # One topic with something buffered takes the fast path (no merge): its offset order, whole.
+    aligner = Aligner(TOPICS, idle_s=2.0, max_buffered=100)
+    aligner.add(stream("predictions", [10, 50, 20, 60]))
+    assert places(aligner.release(lagging("predictions"), now_s=0.0)) == [
+        ("p", 0),
+        ("p", 1),
+        ("p", 2),
+        ("p", 3),
+    ]
+    assert aligner.release(lagging("predictions"), now_s=0.5) == []  # dry: waited for
+    aligner.add(stream("predictions", [70], first_offset=4))
+    aligner.add(stream("labels", [65]))
+    # two topics: merged by timestamp
+    assert places(aligner.release(lagging("predictions"), now_s=1.0)) == [("l", 0), ("p", 4)]
+    assert aligner.buffered == 0
