@@ -133,7 +133,7 @@ class PageHinkley:
             armed = np.arange(s.count + 1, s.count + n + 1) >= self.min_instances
             up &= armed
             down &= armed
-        fired = np.flatnonzero(up | down)
+        fired = (up | down).nonzero()[0]
         last = int(fired[0]) if len(fired) else n - 1
 
         # Where the last new extreme was set: the first occurrence of the chunk's extreme, if it
@@ -177,4 +177,4 @@ def _carried_cumsum(start: float, increments: np.ndarray) -> np.ndarray:
     increments[0])."""
     if len(increments):
         increments[0] += start
-    return np.cumsum(increments, out=increments)
+    return increments.cumsum(out=increments)  # the method: numpy's wrapper costs a call per sum
