@@ -101,6 +101,8 @@ class PageHinkley:
             if self.alpha == 1
             else max(1, min(_MAX_CHUNK, int(_MAX_SCALED_EXPONENT / -math.log(self.alpha))))
         )
+        if len(x) <= chunk:  # the usual case: one chunk, no slice to take
+            return self._run_chunk(x)
         for offset in range(0, len(x), chunk):
             hit = self._run_chunk(x[offset : offset + chunk])
             if hit is not None:
@@ -146,13 +148,13 @@ class PageHinkley:
         )
         count_at_min = s.count_at_min_increase if at_min < 0 else s.count + at_min + 1
         count_at_max = s.count_at_max_decrease if at_max < 0 else s.count + at_max + 1
-        self.state = PageHinkleyState(
+        self.state = PageHinkleyState(  # `item`: the element as a Python float, in one call
             count=s.count + last + 1,
-            total=float(totals[last]),
-            sum_increase=float(sum_increase[last]),
-            sum_decrease=float(sum_decrease[last]),
-            min_increase=float(min_increase[last]),
-            max_decrease=float(max_decrease[last]),
+            total=totals.item(last),
+            sum_increase=sum_increase.item(last),
+            sum_decrease=sum_decrease.item(last),
+            min_increase=min_increase.item(last),
+            max_decrease=max_decrease.item(last),
             count_at_min_increase=count_at_min,
             count_at_max_decrease=count_at_max,
         )
