@@ -83,6 +83,13 @@ def _parser() -> argparse.ArgumentParser:
         default="plain",
         help="throughput's workloads, or shift: ids, labels and a drift, for alerts to compare",
     )
+    ab.add_argument(
+        "--models",
+        type=int,
+        default=1,
+        help="above 1: instead of --workload, bench models' workload of this many interleaved "
+        "models, held (--events: events timed, after every model's warm-up)",
+    )
 
     models = command(
         "models",
@@ -235,7 +242,7 @@ def _ab(args: argparse.Namespace) -> str:
     from bench import ab
 
     events, rounds = (20_000, 1) if args.quick else (args.events, args.rounds)
-    return ab.run(Path(args.base), events, rounds, args.workload)
+    return ab.run(Path(args.base), events, rounds, args.workload, args.models)
 
 
 def _models(args: argparse.Namespace) -> str:

@@ -7,7 +7,10 @@ alternating from batch to batch, so that whatever else the machine does falls on
 the first batch is not timed. Per round: events/s and events per CPU-second of each side, and
 their ratio; alerts of both sides, encoded, must be byte-identical (the command fails if not).
 The `shift` workload drifts (a feature shifted by 0.5 sd half way, ids, and labels for 30% of
-the predictions), so that there are alerts to compare.
+the predictions), so that there are alerts to compare. With `models` above 1, the workload is
+`bench models`' instead: that many models interleaved one by one, each model's events held
+across batches as the service holds them (`process(batch, hold=True)`, `flush()` at the end),
+every model's warm-up fed and flushed untimed first; what changes the monitors' cost per call.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from bench.models import interleaved
 from bench.report import progress, table
 from bench.throughput import BATCH, WORKLOADS, as_messages, generate
 from bench.workload import Workload, standard_features
@@ -65,29 +69,44 @@ def _ours(name: str) -> bool:
     return name == _PACKAGE or name.startswith(f"{_PACKAGE}.")
 
 
-def run(base: Path, events: int, rounds: int, workload: str) -> str:
+def run(base: Path, events: int, rounds: int, workload: str, models: int = 1) -> str:
     """Markdown: one row per round and side, then the medians of the ratios."""
     make_base = other_pipeline(base)
-    chosen = (
-        Workload(standard_features(), ids=True, labelled=0.3, shift=("n3", events // 2, 0.5))
-        if workload == "shift"
-        else WORKLOADS[workload]
-    )
-    merged = as_messages(generate(chosen, events), load_settings(None).topics)
-    batches = [merged[i : i + BATCH] for i in range(0, len(merged), BATCH)]
-    timed = sum(map(len, batches[1:]))
+    settings = load_settings(None)
+    if models > 1:
+        warmup = -(-models * settings.detection.warmup_events // BATCH) * BATCH
+        batches = list(interleaved(models, False, warmup + events, settings.topics.predictions))
+        described = f"`bench models`' with {models:,} models, held; {events:,} events timed"
+    else:
+        chosen = (
+            Workload(standard_features(), ids=True, labelled=0.3, shift=("n3", events // 2, 0.5))
+            if workload == "shift"
+            else WORKLOADS[workload]
+        )
+        merged = as_messages(generate(chosen, events), settings.topics)
+        batches = [merged[i : i + BATCH] for i in range(0, len(merged), BATCH)]
+        warmup = len(batches[0])
+        described = f"`{workload}`, {events:,} predictions ({len(merged):,} messages)"
+    timed = sum(map(len, batches)) - warmup
     gc.set_threshold(*GC_THRESHOLDS)
     rows, cpu_ratios, wall_ratios = [], [], []
     for round_ in range(1, rounds + 1):
         sides = {"A": Side(make_base()), "B": Side(Pipeline(load_settings(None)))}
-        for i, batch in enumerate(batches):
+        fed = 0
+        for i, batch in enumerate([*batches, []]):  # [] stands for the final flush
+            fed += len(batch)
             for label in "AB" if (i + round_) % 2 else "BA":
                 side = sides[label]
                 wall, cpu = time.perf_counter(), time.process_time()
-                result = side.pipeline.process(batch)
-                if i:
+                if batch:
+                    result = side.pipeline.process(batch, hold=models > 1)
+                else:
+                    result = side.pipeline.flush()
+                if fed > warmup or not batch:
                     side.wall += time.perf_counter() - wall
                     side.cpu += time.process_time() - cpu
+                if models > 1 and fed == warmup:
+                    result.alerts += side.pipeline.flush().alerts  # the warm-up's, untimed
                 side.alerts += [alert.encode("ab") for alert in result.alerts]
         a, b = sides["A"], sides["B"]
         if a.alerts != b.alerts:
@@ -107,9 +126,8 @@ def run(base: Path, events: int, rounds: int, workload: str) -> str:
             )
         progress(f"round {round_}: B÷A {cpu_ratios[-1]:.3f} per CPU-s, {wall_ratios[-1]:.3f} per s")
     note = (
-        f"A: {base}; B: this tree. Workload `{workload}`, {events:,} predictions "
-        f"({len(merged):,} messages), batches of {BATCH:,}, {rounds} rounds; alerts identical in "
-        "every round."
+        f"A: {base}; B: this tree. Workload {described}, batches of {BATCH:,}, {rounds} "
+        "rounds; alerts identical in every round."
     )
     headers = ["round", "tree", "events/s", "events per CPU-s", "CPU µs/event", "alerts"]
     medians = (

@@ -296,3 +296,14 @@ def test_models_backtest_runs_the_command_over_each_number_of_models(
     assert [row[:2] for row in rows] == [["1", "20,000"], ["20", "20,000"]]
     assert all(float(row[4].replace(",", "")) > 0 for row in rows)
     assert rows[0][5] == "1.00×"
+
+
+def test_ab_with_many_models_holds_their_events_and_times_after_their_warm_up(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    shutil.copytree(Path(__file__).parents[2] / "detector", tmp_path / "detector")
+    out = bench(capsys, "ab", str(tmp_path), "--quick", "--models", "3")
+    rows = table_rows(out, "round")
+    assert [row[:2] for row in rows] == [["1", "A (base)"], ["1", "B (this tree)"]]
+    assert rows[0][5] == rows[1][5]  # the same alerts
+    assert "`bench models`' with 3 models, held; 20,000 events timed" in out

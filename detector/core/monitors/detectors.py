@@ -15,7 +15,7 @@ import base64
 import math
 from dataclasses import dataclass
 from itertools import takewhile
-from operator import not_
+from operator import attrgetter, not_
 from typing import Any
 
 import numpy as np
@@ -65,7 +65,7 @@ class BlockAdwin:
     def blocks(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Cut values into blocks (advancing the carry): block means and the index of each end."""
         blocks, ends, self.carry = complete_blocks(values, self.carry, self.block_events)
-        return blocks.sum(axis=1) / self.block_events, ends
+        return np.add.reduce(blocks, axis=1) / self.block_events, ends  # = .sum(axis=1), no wrapper
 
     def feed(self, means: np.ndarray, ends: np.ndarray) -> list[Hit]:
         """Give ADWIN block means (ending at `ends`); return its hits.
@@ -145,8 +145,10 @@ class StatisticStream:
             self._replay_flat_run()
         hits = self.page_hinkley.update(values).hits
         means, ends = self.adwin.blocks(values)
-        hits = [*hits, *self.adwin.feed(means, ends)]
-        return DetectorResult(sorted(hits, key=lambda hit: hit.index), means, ends)
+        adwin_hits = self.adwin.feed(means, ends)
+        if adwin_hits:  # each detector's hits come in order: only both together need sorting
+            hits = sorted([*hits, *adwin_hits], key=attrgetter("index")) if hits else adwin_hits
+        return DetectorResult(hits, means, ends)
 
     def _extend_flat_run(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
         """Count values that continue the flat run; None (nothing changed) if they do not."""

@@ -101,6 +101,8 @@ class PageHinkley:
             if self.alpha == 1
             else max(1, min(_MAX_CHUNK, int(_MAX_SCALED_EXPONENT / -math.log(self.alpha))))
         )
+        if len(x) <= chunk:  # the usual case: one chunk, no slice to take
+            return self._run_chunk(x)
         for offset in range(0, len(x), chunk):
             hit = self._run_chunk(x[offset : offset + chunk])
             if hit is not None:
@@ -133,7 +135,7 @@ class PageHinkley:
             armed = np.arange(s.count + 1, s.count + n + 1) >= self.min_instances
             up &= armed
             down &= armed
-        fired = np.flatnonzero(up | down)
+        fired = (up | down).nonzero()[0]
         last = int(fired[0]) if len(fired) else n - 1
 
         # Where the last new extreme was set: the first occurrence of the chunk's extreme, if it
@@ -146,13 +148,13 @@ class PageHinkley:
         )
         count_at_min = s.count_at_min_increase if at_min < 0 else s.count + at_min + 1
         count_at_max = s.count_at_max_decrease if at_max < 0 else s.count + at_max + 1
-        self.state = PageHinkleyState(
+        self.state = PageHinkleyState(  # `item`: the element as a Python float, in one call
             count=s.count + last + 1,
-            total=float(totals[last]),
-            sum_increase=float(sum_increase[last]),
-            sum_decrease=float(sum_decrease[last]),
-            min_increase=float(min_increase[last]),
-            max_decrease=float(max_decrease[last]),
+            total=totals.item(last),
+            sum_increase=sum_increase.item(last),
+            sum_decrease=sum_decrease.item(last),
+            min_increase=min_increase.item(last),
+            max_decrease=max_decrease.item(last),
             count_at_min_increase=count_at_min,
             count_at_max_decrease=count_at_max,
         )
@@ -177,4 +179,4 @@ def _carried_cumsum(start: float, increments: np.ndarray) -> np.ndarray:
     increments[0])."""
     if len(increments):
         increments[0] += start
-    return np.cumsum(increments, out=increments)
+    return increments.cumsum(out=increments)  # the method: numpy's wrapper costs a call per sum
