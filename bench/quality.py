@@ -18,6 +18,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from bench import seasonal
 from bench.families import SUITE, Categorical, Family
 from bench.report import progress, table
 from bench.stats import Count
@@ -169,14 +170,18 @@ def run(quick: bool, seed: int, warmup_events: int | None = None) -> str:
         f"watched for {sizes.horizon:,} values. Stationary: {sizes.stationary:,} values per family after warm-up"
         f" ({sizes.stationary_streams} stream(s), each with its own warm-up)."
     )
-    return "\n\n".join(
-        [
-            note,
-            "### Changes\n\n" + _change_table(changes),
-            "### Stationary\n\n" + _stationary_table(stationary),
-            "### Targets\n\n" + _targets(changes, stationary),
-        ]
-    )
+    sections = [
+        note,
+        "### Changes\n\n" + _change_table(changes),
+        "### Stationary\n\n" + _stationary_table(stationary),
+        "### Targets\n\n" + _targets(changes, stationary),
+    ]
+    if warmup_events is None:  # the seasonal model is measured at the default warm-up only
+        sections.append(
+            "### Seasonal traffic, beside the design without seasonal adjustment\n\n"
+            + seasonal.beside_no_adjustment(quick, seed)
+        )
+    return "\n\n".join(sections)
 
 
 def _change_table(results: list[ChangeResult]) -> str:

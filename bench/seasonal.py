@@ -47,7 +47,7 @@ from detector.core.monitors.signal_type import SignalType
 from detector.core.monitors.traffic import MONITOR as TRAFFIC
 from detector.core.monitors.traffic import TrafficMonitor
 from detector.core.pipeline import Pipeline
-from detector.settings import load_settings
+from detector.settings import Settings, load_settings
 from producers.cycles import DAY_MS, HOUR_MS, MINUTE_MS, daily, weekend_of
 
 MODEL = "shop"
@@ -61,6 +61,7 @@ OUTAGE_AFTER_SHIFT = 2.5  # days from the shift to the outage (noon)
 OUTAGE_HOURS, OUTAGE_RATE = 1.0, 0.1
 LABEL_DELAY_MS = 60_000  # event time from a prediction to its label
 LABELS_FLIPPED = 0.2  # share of the shifted history's labels flipped from the shift on
+DEFAULT_SHIFT_DAY = 15.0  # the day the shifted history changes, unless told
 
 
 @dataclass(frozen=True)
@@ -245,18 +246,69 @@ class Result:
 
 def backtest(scenario: Scenario, folder: Path) -> Result:
     """Write the scenario's history and replay it at the default configuration."""
+    (result,) = replay_designs(scenario, folder, {"default": load_settings(None)}).values()
+    return result
+
+
+def replay_designs(
+    scenario: Scenario, folder: Path, designs: dict[str, Settings]
+) -> dict[str, Result]:
+    """Write the scenario's history and replay it once through every design (name -> settings),
+    each scored against the scenario's changes."""
     path = folder / f"seasonal-{scenario.shift_day}.jsonl"
     labels = folder / f"seasonal-{scenario.shift_day}-labels.jsonl"
     events = scenario.write(path, labels)
-    settings = load_settings(None)
     progress(
-        f"replaying {events:,} events ({scenario.days:g} days, shift day {scenario.shift_day})"
+        f"replaying {events:,} events ({scenario.days:g} days, shift day {scenario.shift_day}) "
+        f"through {', '.join(designs)}"
     )
-    replayed = replay(FileSource(settings, path, labels), [Run("default", None, settings)])
-    run = replayed.runs[0]
+    runs = [Run(name, None, settings) for name, settings in designs.items()]
+    replayed = replay(FileSource(runs[0].settings, path, labels), runs)
     changes = scenario.changes(scenario.times())
-    found = score(changes, run.detections(), {MODEL: events}, MAX_DELAY)
-    return Result(scenario, events, replayed, found)
+    return {
+        run.name: Result(
+            scenario, events, replayed, score(changes, run.detections(), {MODEL: events}, MAX_DELAY)
+        )
+        for run in replayed.runs
+    }
+
+
+def beside_no_adjustment(quick: bool, seed: int) -> str:
+    """The seasonal rows of `bench quality` (issue 16.6): the slow scenario's clean and shifted
+    histories, each replayed at the default configuration and, on the same data, without
+    seasonal adjustment (`season_max_warmup_events = 0`, the design before it)."""
+    days, shift_day = (2.0, 1.0) if quick else (Scenario.days, DEFAULT_SHIFT_DAY)
+    designs = {
+        "seasonal (default)": load_settings(None),
+        "no seasonal adjustment": load_settings(None, detection={"season_max_warmup_events": 0}),
+    }
+    with tempfile.TemporaryDirectory(prefix="streamdrift-seasonal-") as folder:
+        clean = replay_designs(Scenario(days, seed=seed), Path(folder), designs)
+        shifted = replay_designs(
+            Scenario(days, seed=seed, shift_day=shift_day), Path(folder), designs
+        )
+    monitors = [outcome.change.monitor for outcome in shifted["seasonal (default)"].score.outcomes]
+    rows = []
+    for design in designs:
+        delays = {o.change.monitor: o.delay for o in shifted[design].score.outcomes}
+        quantiles = shifted[design].score.start_error_quantiles
+        rows.append(
+            [
+                design,
+                len(clean[design].false_alarms) / clean[design].months,
+                *(delays[monitor] for monitor in monitors),
+                f"{quantiles[0]:,.0f} / {quantiles[1]:,.0f}" if quantiles else None,
+            ]
+        )
+    intro = (
+        f"Model `{MODEL}` ({days:g} days, about {Scenario.rate:g} events a minute, daily and weekly "
+        f"cycles; `python -m bench seasonal` describes it): false alarms per model-month in the clean "
+        f"history; in the shifted one (changes from day {shift_day:g}), the delay in events of each "
+        "change's first alert (– : not found within "
+        f"{MAX_DELAY:,} events) and the start estimates' error in events (median / p90).\n"
+    )
+    headers = ["design", "false alarms per model-month", *monitors, "start error"]
+    return intro + "\n" + table(headers, rows) + "\n"
 
 
 def run(

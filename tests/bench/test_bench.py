@@ -202,6 +202,11 @@ def test_quality_covers_every_family_and_change(capsys: pytest.CaptureFixture[st
     stationary = table_rows(out.split("### Stationary")[1], "family")
     assert [row[0] for row in stationary] == families
     assert "### Targets" in out
+    # the seasonal model, beside the design without adjustment on the same data: its cycles
+    # are alarms there (2 days: the default design is still learning its week, so silent)
+    seasonal = table_rows(out.split("### Seasonal traffic")[1], "design")
+    assert [row[0] for row in seasonal] == ["seasonal (default)", "no seasonal adjustment"]
+    assert float(seasonal[0][1]) == 0 < float(seasonal[1][1].replace(",", ""))
 
 
 def test_quality_with_a_short_warmup_gives_each_stationary_stream_its_own_reference(
@@ -209,6 +214,7 @@ def test_quality_with_a_short_warmup_gives_each_stationary_stream_its_own_refere
 ) -> None:
     out = bench(capsys, "quality", "--quick", "--warmup-events", "100")
     assert "change after 100 warm-up" in out and "(100 stream(s), each with its own warm-up)" in out
+    assert "### Seasonal traffic" not in out  # measured at the default warm-up only
     start_errors = [row[9] for row in table_rows(out, "family") if row[3] == "100%"]
     assert start_errors and all(error.isdigit() for error in start_errors)
 
