@@ -143,6 +143,7 @@ def signal_config(detection: DetectionSettings, thresholds: Thresholds) -> Signa
         page_hinkley_alpha=detection.page_hinkley_alpha,
         adwin_delta=thresholds.adwin_delta,
         adwin_max_buckets=detection.adwin_max_buckets,
+        min_effect_sd=detection.min_effect_sd,
         cooldown_events=detection.cooldown_events,
         resolve_window_events=detection.resolve_window_events,
         rebaseline_after_events=detection.rebaseline_after_events,

@@ -60,6 +60,11 @@ from detector.core.monitors.signal_type import STATISTICS, SignalType
 
 NAN = float("nan")
 BAND_SIGMAS = 3.0  # half-width of the resolve band, in standard errors of the window mean
+# A hit alerts only if the mean of its statistic's last blocks (those since the change's
+# estimated start, or any of these many; at most all those kept) is beyond the minimum effect
+# by this many standard errors (SignalMonitor._beyond_floor).
+EFFECT_SIGMAS = 3.0
+EFFECT_BLOCKS = (16, 32, 64, 1 << 30)
 
 
 class SignalMonitor:
@@ -384,6 +389,10 @@ class SignalMonitor:
             name: stream.update(stats[name]) for name, stream in self.streams.items()
         }
         hits = [StatisticHit(name, hit) for name, result in results.items() for hit in result.hits]
+        block_means = {name: result.block_means for name, result in results.items()}
+        ends = next(iter(results.values())).block_ends  # the same blocks for every statistic
+        self._record_blocks(chunk, block_means, ends, sources, start)
+        hits = [hit for hit in hits if self._beyond_floor(hit)]
         if self.binary:  # on the 0/1 values (adjusted for their hour), for the location
             if isinstance(self.season, BinarySeason):
                 assert times is not None
@@ -395,9 +404,6 @@ class SignalMonitor:
                 for detector in self.binary.values()
                 for hit in detector.update(raw).hits
             ]
-        block_means = {name: result.block_means for name, result in results.items()}
-        ends = next(iter(results.values())).block_ends  # the same blocks for every statistic
-        self._record_blocks(chunk, block_means, ends, sources, start)
         if categories is not None and codes is not None:
             categories.begin(self.seen, codes)  # the window before this chunk, then the chunk's
 
@@ -416,6 +422,33 @@ class SignalMonitor:
             categories.end()
         self.history.trim()
         return transitions, end
+
+    def _beyond_floor(self, hit: StatisticHit) -> bool:
+        """Is the change a detector hit on (PIT statistics only) large enough to alert on: the
+        mean of the statistic's last blocks up to the hit at least `min_effect_sd` of its
+        reference sd from its reference level, by EFFECT_SIGMAS standard errors, over the blocks
+        since the change's estimated start or any of EFFECT_BLOCKS (at most all blocks kept)?
+
+        Page-Hinkley and ADWIN find any lasting offset given enough values, however small: at
+        hundreds of events a second, the few thousandths by which an hour's reference misses its
+        hour (docs/detection.md, "Daily and weekly cycles"). The floor is a minimum effect
+        size, on each statistic's own scale (scale-free), below which a change does not matter;
+        the detectors start afresh after such a hit, as after any other. A hit before the first
+        block is kept (nothing to judge it by). The blocks are those of the signal's order only,
+        so the decision does not depend on batching."""
+        floor = self.config.min_effect_sd
+        ends = self.history.column("end")
+        upto = int(np.searchsorted(ends, self.seen + hit.index, side="right"))
+        if floor <= 0 or upto == 0:
+            return True
+        recent = self.history.column(hit.statistic)[max(0, upto - self.history.capacity) : upto]
+        since_change = -(-max(hit.hit.change_age, 1) // self.config.block_events)
+        blocks = np.unique(np.minimum([since_change, *EFFECT_BLOCKS], len(recent)))
+        means = np.cumsum(recent[::-1])[blocks - 1] / blocks
+        level, variance = self.levels[hit.statistic]
+        sd = np.sqrt(variance)
+        errors = EFFECT_SIGMAS * sd / np.sqrt(blocks * self.config.block_events)
+        return bool(np.any(np.abs(means - level) - floor * sd >= errors))
 
     def retire(self, sources: SourceRefs) -> Transition | None:
         """Close an open drift because the signal ends (its model version is no longer live),
