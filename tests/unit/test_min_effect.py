@@ -80,3 +80,32 @@ def test_a_shift_after_absorbed_offsets_is_found_and_decisions_do_not_depend_on_
     )
     assert detections(values, config, batch=7_919) == found
     assert detections(values, config, restore_at=WARMUP + HOUR + 12_345) == found
+
+
+def test_a_hit_below_the_floor_is_watched_and_alerts_once_its_change_is_seen_to_be_large() -> None:
+    """A detector finds a 0.5-sd shift before its blocks show it beyond a floor of 0.25 sd:
+    the hit is watched, not dropped, and alerts a few blocks later."""
+    config = default_config(min_effect_sd=0.25)
+    watched_first = 0
+    for seed in range(8):
+        rng = np.random.default_rng(seed)
+        values = rng.normal(0.0, 1.0, 6000)
+        values[3000:] += 0.5
+        monitor = SignalMonitor("feature.x", SignalType.numeric, config)
+        detected, watched = None, False
+        for start in range(0, len(values), 16):
+            chunk = values[start : start + 16]
+            refs = SourceRefs(
+                ("predictions",),
+                0,
+                np.zeros(len(chunk), dtype=np.int64),
+                np.arange(start, start + len(chunk)),
+            )
+            found = [t for t in monitor.update(chunk, refs) if t.kind == "detected"]
+            if found:
+                detected = start + found[0].index
+                break
+            watched |= monitor.below_floor is not None
+        assert detected is not None and 3000 <= detected < 3000 + 2 * 1008, seed
+        watched_first += watched
+    assert watched_first, "some shift must have been watched below the floor first"
