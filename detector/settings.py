@@ -223,7 +223,7 @@ class DetectionSettings(Strict):
     )
     adwin_max_buckets: int = Field(5, ge=2)
     min_effect_sd: float = Field(
-        0.1,
+        0.05,
         ge=0.0,
         le=1.0,
         description="smallest change ADWIN alerts on, in standard deviations of the watched statistic under its "
