@@ -94,8 +94,8 @@ def test_slow_traffic_learns_a_week_blind_faster_a_day_and_fast_a_week_while_wat
     assert day is not None and day.hours == DAY_HOURS and not day.watching
     fast = plan(times(0.01, step_ms=1), 1_000_000)  # 1000 a second: a day is 86 million
     assert fast is not None and fast.hours == WEEK_HOURS and fast.watching
-    assert fast.every == 604  # 604.8 million events a week, thinned to about a million
-    assert fast.stride % fast.every == 0 and fast.stride // fast.every == 977  # ~1024 sampled
+    assert fast.every == 151  # 604.8 million events a week, thinned to about 4 million
+    assert fast.stride % fast.every == 0 and fast.stride // fast.every == 3911  # ~1024 sampled
     assert plan(np.full(1000, START_MS), 1_000_000) is None  # times that do not move
     assert plan(times(0.07), 0) is None  # switched off
 

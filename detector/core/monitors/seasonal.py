@@ -54,8 +54,11 @@ PRIOR_EVENTS = {DAY_HOURS: 1.0, WEEK_HOURS: 20.0}
 SIGNIFICANCE_SIGMAS = 6.0  # a component is significant when its chi-square exceeds df + this × sd
 POOLED_SAMPLE = 1024  # values of t kept over the cycle for the pooled reference (1024 to 2047)
 # Values a week a signal that watches while it learns learns from (every k-th of faster traffic):
-# about 6,000 an hour of the week, so an hour's mean is known to about 0.013 of its sd.
-LEARNED_WHILE_WATCHING = 1_000_000
+# about 24,000 an hour of the week, so an hour's mean is known to about 0.0065 of its sd (a
+# million, 0.013 of it, left fast traffic 50 false alarms in 3 days where 4 million leave 14;
+# 16 million, 8, but at about 40% more CPU: BENCHMARKS.md, "Minimum effect and fast seasonal
+# traffic").
+LEARNED_WHILE_WATCHING = 4_000_000
 MIN_SCALE = 1e-9
 PENDING = 64  # values a learner collects before adding them up (SeasonLearner.take)
 
