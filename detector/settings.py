@@ -222,6 +222,13 @@ class DetectionSettings(Strict):
         16, ge=1, le=1024, description="ADWIN is fed means of blocks of this many events"
     )
     adwin_max_buckets: int = Field(5, ge=2)
+    min_effect_sd: float = Field(
+        0.05,
+        ge=0.0,
+        le=1.0,
+        description="smallest change ADWIN alerts on, in standard deviations of the watched statistic under its "
+        "reference (a cut whose two windows differ by less is absorbed, not alerted; 0: every cut alerts)",
+    )
     page_hinkley_delta: float = Field(
         0.05, ge=0.01, le=0.2, description="Page-Hinkley slack on the PIT scale [0, 1]"
     )

@@ -18,6 +18,7 @@ class SignalConfig:
     page_hinkley_alpha: float
     adwin_delta: float
     adwin_max_buckets: int
+    min_effect_sd: float  # ADWIN's smallest alerted change, in sd of the statistic
     cooldown_events: int
     resolve_window_events: int
     rebaseline_after_events: int

@@ -97,7 +97,8 @@ SCHEMA = "quality.schema"
 # 6: models carry their retraining policy (`retrain`).
 # 7: rate signals (missing values, label errors) learn a season too: a rate's learner counts 0s
 # and 1s per hour, its season carries the cycle's rate (seasonal.BinarySeason).
-STATE_SCHEMA = 7
+# 8: a signal carries a hit below its minimum effect, still watched (`below_floor`).
+STATE_SCHEMA = 8
 # The libraries whose internals the state holds, with the version it loads under. ADWIN's
 # buckets are river's Rust core's own binary encoding and DDM/HDDM_A's state is their private
 # attributes: either may change in any river release, patches included, so a state loads only
@@ -143,6 +144,7 @@ def signal_config(detection: DetectionSettings, thresholds: Thresholds) -> Signa
         page_hinkley_alpha=detection.page_hinkley_alpha,
         adwin_delta=thresholds.adwin_delta,
         adwin_max_buckets=detection.adwin_max_buckets,
+        min_effect_sd=detection.min_effect_sd,
         cooldown_events=detection.cooldown_events,
         resolve_window_events=detection.resolve_window_events,
         rebaseline_after_events=detection.rebaseline_after_events,

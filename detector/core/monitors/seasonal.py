@@ -54,8 +54,11 @@ PRIOR_EVENTS = {DAY_HOURS: 1.0, WEEK_HOURS: 20.0}
 SIGNIFICANCE_SIGMAS = 6.0  # a component is significant when its chi-square exceeds df + this × sd
 POOLED_SAMPLE = 1024  # values of t kept over the cycle for the pooled reference (1024 to 2047)
 # Values a week a signal that watches while it learns learns from (every k-th of faster traffic):
-# about 6,000 an hour of the week, so an hour's mean is known to about 0.013 of its sd.
-LEARNED_WHILE_WATCHING = 1_000_000
+# about 24,000 an hour of the week, so an hour's mean is known to about 0.0065 of its sd (a
+# million, 0.013 of it, left fast traffic 50 false alarms in 3 days where 4 million leave 14;
+# 16 million, 8, but at about 40% more CPU: BENCHMARKS.md, "Minimum effect and fast seasonal
+# traffic").
+LEARNED_WHILE_WATCHING = 4_000_000
 MIN_SCALE = 1e-9
 PENDING = 64  # values a learner collects before adding them up (SeasonLearner.take)
 
@@ -187,8 +190,13 @@ class CategoricalSeason:
         return len(self.shares)
 
     def transform(self, codes: np.ndarray, ts_ms: np.ndarray) -> np.ndarray:
-        """Mid-PIT of each code under the shares of its event time's bucket."""
-        return self._middles[hour_of_week(ts_ms) % self.buckets, codes]
+        """Mid-PIT of each code under the shares of its moment: those of the hours around it,
+        interpolated linearly between their centres, as a number's location and scale are (a
+        bucket's shares are those of its whole hour: without interpolation a mix that moves
+        through the day leaves a saw-tooth, which fast traffic shows)."""
+        before, after, weight = _neighbours(ts_ms, self.buckets)
+        low = self._middles[before, codes]
+        return low + weight * (self._middles[after, codes] - low)
 
     @cached_property
     def _middles(self) -> np.ndarray:
@@ -603,7 +611,25 @@ def _daily_fit(sums: np.ndarray, counts: np.ndarray, level: float | None) -> np.
     away = waves[:, 1:] @ fit[1:] if level is None else waves @ fit - level
     chi2 = float(np.sum(counts * away**2) * 12.0)
     df = waves.shape[1] - (level is None)
-    return away if _significant(chi2, float(df)) else None
+    if not _significant(chi2, float(df)):
+        return None
+    return away + _hourly_residuals(means - waves @ fit, counts, waves.shape[1])
+
+
+def _hourly_residuals(residuals: np.ndarray, counts: np.ndarray, fitted: int) -> np.ndarray:
+    """What the harmonics leave of each hour's mean, if that is significant against a uniform
+    PIT statistic's noise (variance 1/12 per value), shrunk towards 0 by the share of its
+    variance that is not noise (empirical Bayes); else nothing. At tens of events a minute an
+    hour's mean over a day is too noisy for this to matter; at hundreds a second it is known
+    to a few ten-thousandths, and a count's or a bounded value's shape leaves hours whose
+    statistic sits a few hundredths off the harmonics."""
+    seen = counts > 0
+    noise = 1.0 / (12.0 * np.maximum(counts, 1.0))
+    chi2 = float(np.sum(residuals[seen] ** 2 / noise[seen]))
+    if not _significant(chi2, float(seen.sum() - fitted)):
+        return np.zeros(DAY_HOURS)
+    spread = max(float(np.mean(residuals[seen] ** 2 - noise[seen])), 0.0)
+    return np.where(seen, residuals * spread / (spread + noise), 0.0)
 
 
 def _coarser(hours: int) -> int:

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from detector.core.monitors.batch_detector import DetectorResult
+from detector.core.monitors.batch_detector import DetectorResult, Hit
 from detector.core.monitors.binary import MIN_DDM_ERRORS, BinaryDetector, binary_detectors
 from detector.core.monitors.categories import CategoryCodes
 from detector.core.monitors.columns import SourceRefs
@@ -60,6 +60,11 @@ from detector.core.monitors.signal_type import STATISTICS, SignalType
 
 NAN = float("nan")
 BAND_SIGMAS = 3.0  # half-width of the resolve band, in standard errors of the window mean
+# A hit alerts only if the mean of its statistic's last blocks (those since the change's
+# estimated start, or any of these many; at most all those kept) is beyond the minimum effect
+# by this many standard errors (SignalMonitor._beyond_floor).
+EFFECT_SIGMAS = 3.0
+EFFECT_BLOCKS = (16, 32, 64, 1 << 30)  # (the last: all kept)
 
 
 class SignalMonitor:
@@ -100,6 +105,9 @@ class SignalMonitor:
         self.history = BlockHistory(self.statistics, 2 * config.window_blocks)
         self.block_log: list[np.ndarray] | None = [] if log_blocks else None
         self.lifecycle = Lifecycle(config.cooldown_events, config.resolve_window_events)
+        # A hit below the minimum effect, still watched (SignalMonitor._confirm): statistic,
+        # detector, signal position of the change's estimated start and of the hit.
+        self.below_floor: tuple[str, str, int, int] | None = None
 
     @property
     def learning(self) -> bool:
@@ -247,6 +255,7 @@ class SignalMonitor:
         self.raw_carry = np.empty(0)
         self.block_source = (0, -1, NAN)
         self.history = BlockHistory(self.statistics, 2 * self.config.window_blocks)
+        self.below_floor = None
 
     def _adopt_rate_season(self, learner: SeasonLearner) -> bool:
         """A rate whose share of 1s depends on the hour is judged against its hour's rate from
@@ -299,6 +308,7 @@ class SignalMonitor:
         self.sample_ts = []
         self.raw_carry = np.empty(0)
         self.history = BlockHistory(self.statistics, 2 * cfg.window_blocks)
+        self.below_floor = None
 
     def _new_stream(self) -> StatisticStream:
         cfg = self.config
@@ -384,6 +394,10 @@ class SignalMonitor:
             name: stream.update(stats[name]) for name, stream in self.streams.items()
         }
         hits = [StatisticHit(name, hit) for name, result in results.items() for hit in result.hits]
+        block_means = {name: result.block_means for name, result in results.items()}
+        ends = next(iter(results.values())).block_ends  # the same blocks for every statistic
+        self._record_blocks(chunk, block_means, ends, sources, start)
+        hits = self._confirm(hits, ends)
         if self.binary:  # on the 0/1 values (adjusted for their hour), for the location
             if isinstance(self.season, BinarySeason):
                 assert times is not None
@@ -395,9 +409,6 @@ class SignalMonitor:
                 for detector in self.binary.values()
                 for hit in detector.update(raw).hits
             ]
-        block_means = {name: result.block_means for name, result in results.items()}
-        ends = next(iter(results.values())).block_ends  # the same blocks for every statistic
-        self._record_blocks(chunk, block_means, ends, sources, start)
         if categories is not None and codes is not None:
             categories.begin(self.seen, codes)  # the window before this chunk, then the chunk's
 
@@ -416,6 +427,84 @@ class SignalMonitor:
             categories.end()
         self.history.trim()
         return transitions, end
+
+    def _confirm(self, hits: list[StatisticHit], ends: np.ndarray) -> list[StatisticHit]:
+        """The detector hits (on PIT statistics) of this chunk that are large enough to alert on,
+        with those that become so at a block end of it.
+
+        Page-Hinkley and ADWIN find any lasting offset given enough values, however small: at
+        hundreds of events a second, the few thousandths by which an hour's reference misses its
+        hour (docs/detection.md, "Daily and weekly cycles"). So a hit alerts only if its
+        statistic's mean over its last blocks is at least `min_effect_sd` of its reference sd
+        away from its reference level, by EFFECT_SIGMAS standard errors (scale-free: on each
+        statistic's own scale). A hit that is not (yet): its detectors have started afresh, as
+        after any hit, and the blocks since its change's estimated start keep being judged at
+        every block end for `2 × window_blocks` blocks: if they move beyond the floor, it
+        alerts then; else it is dropped. One such hit is watched at a time; the blocks are those
+        of the signal's order only, so nothing depends on batching."""
+        if self.config.min_effect_sd <= 0:
+            return hits
+        first_row = len(self.history.rows) - len(ends)
+        confirmed: list[StatisticHit] = []
+        judged = -1  # the watched hit was judged at this chunk's block ends up to this index
+        for hit in [*sorted(hits, key=lambda hit: hit.index), None]:
+            until = hit.index if hit is not None else int(ends[-1]) if len(ends) else -1
+            if self.below_floor is not None and until > judged:
+                found = self._watch_below_floor(ends, first_row, judged, until)
+                if found is not None and found.hit.detector:
+                    confirmed.append(found)
+                judged = until
+            if hit is None:
+                break
+            position = self.seen + hit.index
+            upto = int(np.searchsorted(self.history.column("end"), position, side="right"))
+            change_start = position - max(hit.hit.change_age, 1)
+            if self._beyond_floor(hit.statistic, upto, change_start, EFFECT_BLOCKS):
+                confirmed.append(hit)
+            elif self.below_floor is None:
+                self.below_floor = (hit.statistic, hit.hit.detector, change_start, position)
+                judged = hit.index
+        return sorted(confirmed, key=lambda hit: hit.index)
+
+    def _watch_below_floor(
+        self, ends: np.ndarray, first_row: int, after: int, until: int
+    ) -> StatisticHit | None:
+        """The watched hit decided at a block end of this chunk in (after, until]: a hit (its
+        change age from its estimated start) if its blocks moved beyond the floor, one with no
+        detector if it expired; None if still undecided."""
+        assert self.below_floor is not None
+        statistic, detector, change_start, hit_position = self.below_floor
+        block = self.config.block_events
+        expires = hit_position + self.history.capacity * block
+        for local in np.flatnonzero((ends > after) & (ends <= until)).tolist():
+            position = self.seen + int(ends[local])
+            if self._beyond_floor(statistic, first_row + local + 1, change_start, ()):
+                self.below_floor = None
+                hit = Hit(int(ends[local]), detector, position - change_start)
+                return StatisticHit(statistic, hit)
+            if position >= expires:
+                self.below_floor = None
+                return StatisticHit(statistic, Hit(int(ends[local]), "", 0))
+        return None
+
+    def _beyond_floor(
+        self, statistic: str, upto: int, change_start: int, windows: tuple[int, ...]
+    ) -> bool:
+        """Is the mean of `statistic` over the history's rows before `upto`, since the row
+        after `change_start` or over the last of any of `windows` blocks (all capped at the
+        blocks kept), beyond the floor from its reference level by EFFECT_SIGMAS standard
+        errors? True before the first block (nothing to judge by)."""
+        if upto == 0:
+            return True
+        rows = self.history.rows[max(0, upto - self.history.capacity) : upto]
+        since = len(rows) - int(np.searchsorted(self.history.column("end", rows), change_start))
+        blocks = np.unique(np.clip([since, *windows], 1, len(rows)))
+        recent = self.history.column(statistic, rows)
+        means = np.cumsum(recent[::-1])[blocks - 1] / blocks
+        level, variance = self.levels[statistic]
+        sd = np.sqrt(variance)
+        errors = EFFECT_SIGMAS * sd / np.sqrt(blocks * self.config.block_events)
+        return bool(np.any(np.abs(means - level) - self.config.min_effect_sd * sd >= errors))
 
     def retire(self, sources: SourceRefs) -> Transition | None:
         """Close an open drift because the signal ends (its model version is no longer live),
@@ -587,6 +676,7 @@ class SignalMonitor:
             "history_columns": list(self.history.columns),
             "recent_codes": categories.recent if categories else np.empty(0, dtype=np.int16),
             "new_categories": categories.new_categories if categories else [],
+            "below_floor": list(self.below_floor) if self.below_floor is not None else None,
             **self.lifecycle.to_state(),
         }
 
@@ -640,6 +730,9 @@ class SignalMonitor:
             np.asarray(state["history"], dtype=np.float64),
             state.get("history_columns", [c for c in signal.history.columns if c != "ts"]),
         )
+        if state["below_floor"] is not None:
+            statistic, detector, change_start, position = state["below_floor"]
+            signal.below_floor = (str(statistic), str(detector), int(change_start), int(position))
         signal.lifecycle.load_state(state)
         return signal
 
