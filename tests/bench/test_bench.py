@@ -280,13 +280,22 @@ def test_backtest_times_the_core_the_replay_and_the_command(
     assert "detected 1" in out  # the simulated shift is found
 
 
+def ab_against_a_copy(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, *options: str
+) -> tuple[str, list[list[str]]]:
+    """`bench ab` with a copy of this tree as the base: its output and its rounds' rows, after
+    checking that one round ran each side."""
+    shutil.copytree(Path(__file__).parents[2] / "detector", tmp_path / "detector")
+    out = bench(capsys, "ab", str(tmp_path), "--quick", *options)
+    rows = table_rows(out, "round")
+    assert [row[:2] for row in rows] == [["1", "A (base)"], ["1", "B (this tree)"]]
+    return out, rows
+
+
 def test_ab_compares_another_tree_s_core_with_this_one_s(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    shutil.copytree(Path(__file__).parents[2] / "detector", tmp_path / "detector")
-    out = bench(capsys, "ab", str(tmp_path), "--quick", "--workload", "shift")
-    rows = table_rows(out, "round")
-    assert [row[:2] for row in rows] == [["1", "A (base)"], ["1", "B (this tree)"]]
+    out, rows = ab_against_a_copy(capsys, tmp_path, "--workload", "shift")
     assert rows[0][5] == rows[1][5] and int(rows[0][5]) > 0  # the same alerts, and some
     assert "Median B ÷ A: events per CPU-s" in out
     import detector.core.pipeline
@@ -307,9 +316,6 @@ def test_models_backtest_runs_the_command_over_each_number_of_models(
 def test_ab_with_many_models_holds_their_events_and_times_after_their_warm_up(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    shutil.copytree(Path(__file__).parents[2] / "detector", tmp_path / "detector")
-    out = bench(capsys, "ab", str(tmp_path), "--quick", "--models", "3")
-    rows = table_rows(out, "round")
-    assert [row[:2] for row in rows] == [["1", "A (base)"], ["1", "B (this tree)"]]
+    out, rows = ab_against_a_copy(capsys, tmp_path, "--models", "3")
     assert rows[0][5] == rows[1][5]  # the same alerts
     assert "`bench models`' with 3 models, held; 20,000 events timed" in out
