@@ -10,6 +10,7 @@ from itertools import repeat
 from typing import Any
 
 import orjson
+import pytest
 
 
 class FakeMessage:
@@ -48,3 +49,20 @@ def messages(
         )
         out.append(FakeMessage(topic, partition, offset, payload, key))
     return out
+
+
+def failing_observe(
+    monkeypatch: pytest.MonkeyPatch, model: str, error: Exception, after_events: int = 0
+) -> None:
+    """Make `model`'s monitors raise `error` when they observe, once they have seen
+    `after_events` events (a corrupt state, a bug in a monitor); other models are untouched."""
+    from detector.core.monitors.model import ModelMonitor
+
+    original = ModelMonitor.observe
+
+    def observe(self: ModelMonitor, events: Any) -> Any:
+        if self.name == model and self.events_seen >= after_events:
+            raise error
+        return original(self, events)
+
+    monkeypatch.setattr(ModelMonitor, "observe", observe)

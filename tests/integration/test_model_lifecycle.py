@@ -7,8 +7,8 @@ from collections import Counter
 
 import pytest
 
-from detector.core.monitors.model import ModelMonitor
 from producers.simulate import Injection, Simulator
+from tests.fakes import failing_observe
 from tests.kafka_helpers import (
     KafkaNames,
     ServiceThread,
@@ -81,14 +81,7 @@ def test_a_flood_of_model_names_locks_out_no_real_model_and_is_not_restored(
 def test_a_model_whose_monitors_fail_is_contained_and_the_others_go_on(
     topics: KafkaNames, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    original = ModelMonitor.observe
-
-    def observe(self: ModelMonitor, events: list) -> list:  # type: ignore[type-arg]
-        if self.name == "fragile":
-            raise ValueError("state from a bad restore")
-        return original(self, events)
-
-    monkeypatch.setattr(ModelMonitor, "observe", observe)
+    failing_observe(monkeypatch, "fragile", ValueError("state from a bad restore"))
     drifty = Simulator(
         model="drifty", seed=1, injections=(Injection("mean_shift", "amount", start=5000),)
     ).events(8000)

@@ -15,7 +15,7 @@ from confluent_kafka import TopicPartition
 from detector.core.pipeline import BatchResult, Pipeline
 from detector.service.service import Service
 from detector.settings import Settings, load_settings
-from tests.fakes import FakeMessage
+from tests.fakes import FakeMessage, failing_observe
 from tests.unit.service_fakes import FakeConsumer, FakeOutputs
 
 MODELS = ("alpha", "beta", "gamma")
@@ -170,16 +170,7 @@ def test_a_revoked_partition_drops_its_held_events() -> None:
 def test_a_model_failing_on_held_events_dead_letters_their_messages(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from detector.core.monitors.model import ModelMonitor
-
-    original = ModelMonitor.observe
-
-    def observe(self: ModelMonitor, events: list) -> Any:  # type: ignore[type-arg]
-        if self.name == "beta":
-            raise KeyError("corrupt state")
-        return original(self, events)
-
-    monkeypatch.setattr(ModelMonitor, "observe", observe)
+    failing_observe(monkeypatch, "beta", KeyError("corrupt state"))
     stream = interleaved(200)
     pipeline = Pipeline(load_settings(None))
     letters = [

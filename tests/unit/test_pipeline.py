@@ -10,7 +10,7 @@ import pytest
 from detector.core.pipeline import Pipeline
 from detector.settings import load_settings
 from producers.simulate import Injection, Simulator
-from tests.fakes import FakeMessage, messages
+from tests.fakes import FakeMessage, failing_observe, messages
 from tests.simulated import run
 
 
@@ -227,19 +227,10 @@ def test_idle_eviction_does_not_depend_on_batching(size: int) -> None:
 def test_a_model_whose_monitors_raise_is_contained_and_restarts(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from detector.core.monitors.model import ModelMonitor
-
     clean = drifting_stream()
     expected = [a.encode("g") for a in run(Pipeline(load_settings(None)), clean).alerts]
     other = messages([{"model": "fragile", "score": 0.5}] * 300, first_offset=50_000)
-    original = ModelMonitor.observe
-
-    def observe(self: ModelMonitor, events: list) -> list:  # type: ignore[type-arg]
-        if self.name == "fragile" and self.events_seen >= 100:
-            raise KeyError("corrupt state")
-        return original(self, events)
-
-    monkeypatch.setattr(ModelMonitor, "observe", observe)
+    failing_observe(monkeypatch, "fragile", KeyError("corrupt state"), after_events=100)
     pipeline = Pipeline(load_settings(None))
     mixed = [m for pair in zip(clean, other) for m in pair] + clean[len(other) :]
     result = run(pipeline, mixed, size=100)
