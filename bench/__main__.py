@@ -145,6 +145,11 @@ def _parser() -> argparse.ArgumentParser:
         default=3000,
         help="events fed to each model (default 3,000)",
     )
+    memory.add_argument(
+        "--allocated",
+        action="store_true",
+        help="also the bytes allocated per model, traced in a second process (several times slower)",
+    )
 
     calibrate = command(
         "calibrate", "re-fit the detectors' false-alarm models; check the model budget", _calibrate
@@ -265,7 +270,7 @@ def _decode(args: argparse.Namespace) -> str:
 def _memory(args: argparse.Namespace) -> str:
     from bench import memory
 
-    return memory.run(args.quick, 1200 if args.quick else args.events_per_model)
+    return memory.run(args.quick, 1200 if args.quick else args.events_per_model, args.allocated)
 
 
 def _calibrate(args: argparse.Namespace) -> str:

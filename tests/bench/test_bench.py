@@ -174,9 +174,17 @@ def test_models_interleaves_the_models_one_event_at_a_time() -> None:
 
 
 def test_memory_reports_bytes_per_model_and_state_size(capsys: pytest.CaptureFixture[str]) -> None:
-    rows = table_rows(bench(capsys, "memory", "--quick"), "models")
-    assert [(row[0], row[1], row[2]) for row in rows] == [("10", "5", "yes"), ("20", "5", "no")]
-    assert all(float(row[6]) > 0 and float(row[8]) > 0 for row in rows)
+    rows = table_rows(bench(capsys, "memory", "--quick", "--allocated"), "models")
+    assert [(row[0], row[1], row[2]) for row in rows] == [
+        ("10", "5", "all (worst case)"),
+        ("10", "5", "defaults"),
+        ("20", "5", "no ids"),
+    ]
+    # every prediction of --quick's 1,200 waits in the worst case, the first 1,000 at the defaults
+    assert [row[3] for row in rows] == ["1,200", "1,000", "0"]
+    assert all(float(row[7]) > 0 and float(row[8]) > 0 and float(row[10]) > 0 for row in rows)
+    # predictions waiting cost memory: the model with ids keeps more than the one without
+    assert float(rows[0][8]) > float(rows[2][8])
 
 
 def test_calibrate_prints_fits_budget_check_and_constants(
