@@ -220,6 +220,7 @@ class CategoricalSeason:
 SHARE_POINT = 1 << 20  # expected shares are summed as integers of 2⁻²⁰ (MixStatistic)
 MIX_WINDOW_BLOCKS = 64  # blocks (1,024 values) whose counts choose the category watched
 MIX_MIN_SPREAD = 0.1 * 0.9  # p(1 − p) below this is not scaled up further (MixStatistic)
+MIX_CHUNK = 4096  # values MixStatistic works on at once (its arrays: values × 2 × categories)
 
 
 class MixStatistic:
@@ -251,12 +252,27 @@ class MixStatistic:
         self.carry = np.zeros(2 * codes, dtype=np.int64)  # the unfinished block's sums
         self.carried = 0  # values in the unfinished block
 
-    def transform(self, codes: np.ndarray, shares: np.ndarray) -> np.ndarray:
-        """The statistic of category `codes` (in order) whose hours' shares are the rows of
-        `shares` (CategoricalSeason.shares_at); advances the blocks."""
-        n = len(codes)
-        if not n:
+    def transform(
+        self, codes: np.ndarray, ts_ms: np.ndarray, season: CategoricalSeason
+    ) -> np.ndarray:
+        """The statistic of category `codes` (in order) at event times `ts_ms`, under the
+        shares of `season`; advances the blocks. MIX_CHUNK values at a time, so that arrays of
+        values × categories stay small (the blocks carry over: the same values either way)."""
+        if not len(codes):
             return np.empty(0)
+        return np.concatenate(
+            [
+                self._transform(
+                    codes[start : start + MIX_CHUNK],
+                    season.shares_at(ts_ms[start : start + MIX_CHUNK]),
+                )
+                for start in range(0, len(codes), MIX_CHUNK)
+            ]
+        )
+
+    def _transform(self, codes: np.ndarray, shares: np.ndarray) -> np.ndarray:
+        """The statistic of codes whose expected shares are the rows of `shares`."""
+        n = len(codes)
         width, rows = self.codes, np.arange(n)
         expected = np.round(shares * SHARE_POINT).astype(np.int64)
         evidence = np.concatenate((-expected, expected), axis=1)

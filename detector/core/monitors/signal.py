@@ -345,7 +345,7 @@ class SignalMonitor:
             novel = (codes == other).astype(np.float64)
             if self.mix is not None:
                 assert isinstance(self.season, CategoricalSeason) and times is not None
-                location = self.mix.transform(codes, self.season.shares_at(times))
+                location = self.mix.transform(codes, times, self.season)
             else:
                 location = self.reference.transform(codes)
             return {
