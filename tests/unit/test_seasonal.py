@@ -20,6 +20,7 @@ from detector.core.monitors.seasonal import (
     WEEK_HOURS,
     BinarySeason,
     CategoricalSeason,
+    MixStatistic,
     NumericSeason,
     Plan,
     Recentring,
@@ -482,3 +483,90 @@ def test_recentring_of_fast_traffic_also_removes_an_hour_its_harmonics_miss() ->
     by_hour = np.array([left[hour[second] == h].mean() for h in range(DAY_HOURS)])
     assert abs(by_hour[3]) < 0.01  # (0.04 off with the harmonics alone)
     assert np.abs(by_hour).max() < 0.012  # (the noise of two days' hourly means: 0.003)
+
+
+# -- the mix of a seasonal category: the statistic of the category that strays -------------
+
+DEVICES = ("ios", "android", "web")
+
+
+def device_shares(ts: np.ndarray) -> np.ndarray:
+    """The shares of ios, android and web at times ts (as `bench seasonal`'s device: mobile in
+    the evening, web in working hours, web 10–60%)."""
+    evening = np.cos(2 * np.pi * (hours_of_day(ts) - 20.0) / 24.0)
+    ios, android = 0.35 + 0.15 * evening, 0.3 + 0.1 * evening
+    return np.column_stack((ios, android, 1.0 - ios - android))
+
+
+def device_season() -> CategoricalSeason:
+    """The device's shares of each hour (those of its middle), 'other' (never seen) last."""
+    middles = START_MS + HOUR_MS * np.arange(DAY_HOURS) + HOUR_MS // 2
+    return CategoricalSeason(np.column_stack((device_shares(middles), np.zeros(DAY_HOURS))))
+
+
+def drawn(shares: np.ndarray, seed: int, moved: float = 0.0) -> np.ndarray:
+    """A category code per row of shares, `moved` of each row's mix moved to the third."""
+    shares = shares * (1.0 - moved) + np.eye(1, shares.shape[1], 2)[0] * moved
+    u = np.random.default_rng(seed).random(len(shares))
+    return np.minimum((u[:, None] > np.cumsum(shares, axis=1)).sum(axis=1), shares.shape[1] - 1)
+
+
+def mix_statistic(
+    codes: np.ndarray, ts: np.ndarray, chunk: int, restore_at: int | None = None
+) -> np.ndarray:
+    """MixStatistic over codes at times ts under `device_season`, fed in chunks (through its
+    state at `restore_at`)."""
+    season = device_season()
+    mix = MixStatistic(season.shares.shape[1], 16)
+    out = []
+    for start in range(0, len(codes), chunk):
+        if restore_at is not None and start <= restore_at < start + chunk:
+            state = orjson.loads(orjson.dumps(mix.to_state(), option=orjson.OPT_SERIALIZE_NUMPY))
+            mix = MixStatistic.from_state(season.shares.shape[1], 16, state)
+        out.append(mix.transform(codes[start : start + chunk], ts[start : start + chunk], season))
+    return np.concatenate(out)
+
+
+def test_the_mix_statistic_is_a_pit_under_the_hours_shares_and_finds_the_category_that_moved() -> (
+    None
+):
+    """Under its hours' shares the statistic has a uniform PIT's mean and variance; with 10% of
+    every hour's mix moved to web it moves by more of its sd than the mid-PIT in the
+    reference's order (CategoricalSeason.transform, the statistic before) does."""
+    ts = times(14)
+    season = device_season()
+    shares = season.shares_at(ts)
+    unchanged, moved = drawn(shares, seed=3), drawn(shares, seed=4, moved=0.1)
+    u = mix_statistic(unchanged, ts, len(ts))
+    assert abs(u.mean() - 0.5) < 3 * np.sqrt(1 / 12 / len(u))
+    assert abs(u.var() - 1 / 12) < 0.002
+    new = (mix_statistic(moved, ts, len(ts)).mean() - 0.5) / np.sqrt(1 / 12)
+    before = season.transform(unchanged, ts)
+    old = (season.transform(moved, ts).mean() - before.mean()) / before.std()
+    assert new > 1.2 * old > 0.12, (old, new)
+
+
+@pytest.mark.parametrize("chunk,restore_at", [(1, None), (977, 50_000), (15, 1_000)])
+def test_the_mix_statistic_does_not_depend_on_batches_or_restores(
+    chunk: int, restore_at: int | None
+) -> None:
+    ts = times(8)
+    codes = drawn(device_season().shares_at(ts), seed=5, moved=0.1)
+    whole = mix_statistic(codes, ts, len(ts))
+    assert np.array_equal(mix_statistic(codes, ts, chunk, restore_at), whole)
+
+
+def test_a_device_mix_is_quiet_about_its_cycle_and_catches_a_tenth_of_it_moved_to_web() -> None:
+    """`bench seasonal`'s device mix at 10 events a minute: nothing alerts on the unchanged
+    cycle; 10% of every hour's mix moved to web at 18:00 of day 10 is found by the mix's
+    location within 3,000 events (317; the mid-PIT in the reference's order took 3,087)."""
+    ts = times(12)
+    change = int(np.searchsorted(ts, START_MS + SHIFT_DAY * DAY_MS + 18 * HOUR_MS))
+    clean = np.asarray(DEVICES)[drawn(device_shares(ts), seed=11)].tolist()
+    assert not run(SignalType.categorical, clean, ts, 5000, default_config())
+    moved = drawn(device_shares(ts[change:]), seed=12, moved=0.1)
+    mix = clean[:change] + np.asarray(DEVICES)[moved].tolist()
+    found = run(SignalType.categorical, mix, ts, 5000, default_config())
+    detected = [f for f in found if f[1] == "detected"]
+    assert detected and detected[0][2] == "location"
+    assert change <= detected[0][0] < change + 3000

@@ -98,7 +98,8 @@ SCHEMA = "quality.schema"
 # 7: rate signals (missing values, label errors) learn a season too: a rate's learner counts 0s
 # and 1s per hour, its season carries the cycle's rate (seasonal.BinarySeason).
 # 8: a signal carries a hit below its minimum effect, still watched (`below_floor`).
-STATE_SCHEMA = 8
+# 9: a seasonal category mix carries the blocks that choose its watched category (`mix`).
+STATE_SCHEMA = 9
 # The libraries whose internals the state holds, with the version it loads under. ADWIN's
 # buckets are river's Rust core's own binary encoding and DDM/HDDM_A's state is their private
 # attributes: either may change in any river release, patches included, so a state loads only

@@ -24,7 +24,8 @@ How a signal learns its season (detector.core.monitors.signal drives it):
    reference, as before). Significant: `NumericSeason` standardises t with the location and
    scale of its bucket (hour of week or hour of day, shrunk towards the coarser bucket when
    the bucket saw few events), and the pooled reference is fitted on the standardised sample;
-   categories get per-bucket expected shares (`CategoricalSeason`), and rates per-bucket
+   categories get per-bucket expected shares (`CategoricalSeason`), their mix watched through
+   the category that strays most from them (`MixStatistic`), and rates per-bucket
    expected rates (`BinarySeason`: the PIT of a bit under its hour's rate, and for river's
    binary detectors the bit adjusted for its hour, `BinarySeason.adjust`).
 """
@@ -198,6 +199,12 @@ class CategoricalSeason:
         low = self._middles[before, codes]
         return low + weight * (self._middles[after, codes] - low)
 
+    def shares_at(self, ts_ms: np.ndarray) -> np.ndarray:
+        """Expected shares of every code at each event time (interpolated as in `transform`)."""
+        before, after, weight = _neighbours(ts_ms, self.buckets)
+        low = self.shares[before]
+        return low + weight[:, None] * (self.shares[after] - low)
+
     @cached_property
     def _middles(self) -> np.ndarray:
         return np.cumsum(self.shares, axis=1) - 0.5 * self.shares
@@ -208,6 +215,109 @@ class CategoricalSeason:
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> CategoricalSeason:
         return cls(np.asarray(state["shares"], dtype=np.float64))
+
+
+SHARE_POINT = 1 << 20  # expected shares are summed as integers of 2⁻²⁰ (MixStatistic)
+MIX_WINDOW_BLOCKS = 64  # blocks (1,024 values) whose counts choose the category watched
+MIX_MIN_SPREAD = 0.1 * 0.9  # p(1 − p) below this is not scaled up further (MixStatistic)
+MIX_CHUNK = 4096  # values MixStatistic works on at once (its arrays: values × 2 × categories)
+
+
+class MixStatistic:
+    """The location statistic of a category mix judged against its hour's shares: the value's
+    indicator of the category that strayed most from its hours' shares over the last
+    MIX_WINDOW_BLOCKS completed blocks, standardised under its hour's share.
+
+    For each block that category k is chosen from the blocks before it: the one whose count
+    lies most standard deviations from its expected count (the sum of its hours' shares), the
+    sign s = ±1 of that deviation kept. Each value of the block then gives
+    u = 1/2 + s·(b − p)·c, b = 1 if it is k, p its hour's share of k, c = √(1/12 / max(p(1 − p),
+    MIX_MIN_SPREAD)), in [−0.47, 1.47]. Given everything before, u has mean 1/2 and (for
+    0.1 ≤ p ≤ 0.9; less beyond) variance 1/12 under the hour's shares, as a PIT value has: the
+    detectors' thresholds and the minimum effect hold on it, and its variance is the same at
+    every hour (ADWIN's, pooled over its window, is each hour's). A category
+    that gains or loses mass moves u by the share it gained in sd units of its indicator at
+    that hour, the most any statistic of one category's share can (its likelihood ratio), where
+    the mid-PIT in the reference's order saw it through that order and the other categories'
+    spacing (docs/detection.md, "Daily and weekly cycles"). Blocks count values from the
+    statistic's start, and their counts are integers, so the choice, and every u, depend only
+    on the order of the values, not on batching. Before the first block u is 1/2."""
+
+    def __init__(self, codes: int, block_events: int) -> None:
+        self.codes = codes
+        self.block_events = block_events
+        # per completed block (the last MIX_WINDOW_BLOCKS): counts less expected counts per code,
+        # then expected counts, in units of 2⁻²⁰
+        self.window = np.zeros((0, 2 * codes), dtype=np.int64)
+        self.carry = np.zeros(2 * codes, dtype=np.int64)  # the unfinished block's sums
+        self.carried = 0  # values in the unfinished block
+
+    def transform(
+        self, codes: np.ndarray, ts_ms: np.ndarray, season: CategoricalSeason
+    ) -> np.ndarray:
+        """The statistic of category `codes` (in order) at event times `ts_ms`, under the
+        shares of `season`; advances the blocks. MIX_CHUNK values at a time, so that arrays of
+        values × categories stay small (the blocks carry over: the same values either way)."""
+        if not len(codes):
+            return np.empty(0)
+        return np.concatenate(
+            [
+                self._transform(
+                    codes[start : start + MIX_CHUNK],
+                    season.shares_at(ts_ms[start : start + MIX_CHUNK]),
+                )
+                for start in range(0, len(codes), MIX_CHUNK)
+            ]
+        )
+
+    def _transform(self, codes: np.ndarray, shares: np.ndarray) -> np.ndarray:
+        """The statistic of codes whose expected shares are the rows of `shares`."""
+        n = len(codes)
+        width, rows = self.codes, np.arange(n)
+        expected = np.round(shares * SHARE_POINT).astype(np.int64)
+        evidence = np.concatenate((-expected, expected), axis=1)
+        evidence[rows, codes] += SHARE_POINT
+        size = self.block_events
+        starts = np.arange((size - self.carried) % size, n, size)
+        edges = np.concatenate(([0], starts[starts > 0]))  # each block's first value here
+        here = np.diff(np.append(edges, n))
+        sums = np.add.reduceat(evidence, edges, axis=0)
+        sums[0] += self.carry  # the unfinished block goes on
+        lengths = here.copy()
+        lengths[0] += self.carried
+        complete = lengths == size  # all but perhaps the last
+        # The i-th block here follows the window's blocks and the i before it here.
+        done = np.concatenate((self.window, sums[complete]))
+        totals = np.concatenate((np.zeros((1, 2 * width), np.int64), np.cumsum(done, axis=0)))
+        before = len(self.window) + np.arange(len(edges))
+        recent = totals[before] - totals[np.maximum(before - MIX_WINDOW_BLOCKS, 0)]
+        deviation, count = recent[:, :width] / SHARE_POINT, recent[:, width:] / SHARE_POINT
+        values = np.maximum(count.sum(axis=1, keepdims=True), 1.0)
+        spread = np.sqrt(count * np.maximum(1.0 - count / values, 0.0))
+        z = np.divide(deviation, spread, out=np.zeros_like(deviation), where=spread > 0)
+        chosen = np.argmax(np.abs(z), axis=1)
+        sign = np.sign(z[np.arange(len(edges)), chosen])
+        block = np.repeat(np.arange(len(edges)), here)
+        watched = chosen[block]
+        share = expected[rows, watched] / SHARE_POINT
+        scale = np.sqrt(1.0 / 12.0 / np.maximum(share * (1.0 - share), MIX_MIN_SPREAD))
+        self.window = done[-MIX_WINDOW_BLOCKS:]
+        if complete[-1]:
+            self.carry, self.carried = np.zeros(2 * width, dtype=np.int64), 0
+        else:
+            self.carry, self.carried = sums[-1], int(lengths[-1])
+        return 0.5 + sign[block] * ((codes == watched) - share) * scale
+
+    def to_state(self) -> dict[str, Any]:
+        return {"window": self.window, "carry": self.carry, "carried": self.carried}
+
+    @classmethod
+    def from_state(cls, codes: int, block_events: int, state: dict[str, Any]) -> MixStatistic:
+        mix = cls(codes, block_events)
+        mix.window = np.asarray(state["window"], dtype=np.int64).reshape(-1, 2 * codes)
+        mix.carry = np.asarray(state["carry"], dtype=np.int64)
+        mix.carried = int(state["carried"])
+        return mix
 
 
 @dataclass(frozen=True)

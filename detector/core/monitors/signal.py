@@ -50,6 +50,7 @@ from detector.core.monitors.seasonal import (
     WEEK_HOURS,
     BinarySeason,
     CategoricalSeason,
+    MixStatistic,
     NumericSeason,
     Recentring,
     Scaler,
@@ -94,6 +95,7 @@ class SignalMonitor:
         # The reference conditional on the hour (numbers: standardised for it; categories: its mix).
         self.season: NumericSeason | CategoricalSeason | None = None
         self.recentring: Recentring | None = None  # of a standardised signal's statistics
+        self.mix: MixStatistic | None = None  # a seasonal category mix's location
         self.reference: NumericReference | CategoricalReference | None = None
         self.novelty_reference: NumericReference | None = None
         self.categories: CategoryCodes | None = None  # of a categorical signal, once learned
@@ -237,7 +239,8 @@ class SignalMonitor:
             if learner.plan.watching:  # the signal may have re-baselined meanwhile
                 self._adopt(learner.reference, learner.other_share())
             self.season = season
-            self.levels["location"] = learner.location_level(season)
+            self.mix = MixStatistic(season.shares.shape[1], self.config.block_events)
+            self.levels["location"] = (0.5, 1.0 / 12.0)
         else:
             numeric = learner.numeric_season()
             if numeric is None:
@@ -340,9 +343,9 @@ class SignalMonitor:
                 self.categories.codes(values) if codes is None else codes, other
             )  # new categories are 'other'
             novel = (codes == other).astype(np.float64)
-            if isinstance(self.season, CategoricalSeason):
-                assert times is not None  # a seasonal signal is always fed its event times
-                location = self.season.transform(codes, times)
+            if self.mix is not None:
+                assert isinstance(self.season, CategoricalSeason) and times is not None
+                location = self.mix.transform(codes, times, self.season)
             else:
                 location = self.reference.transform(codes)
             return {
@@ -422,6 +425,7 @@ class SignalMonitor:
             self.reference = None  # learn a new one from the next values
             if self.signal_type is not SignalType.numeric:
                 self.season = None  # new categories or rate, new mix by hour: learn it again
+                self.mix = None
             self.streams = {}
         if categories is not None and codes is not None:
             categories.end()
@@ -662,6 +666,7 @@ class SignalMonitor:
             else None,
             "season": self.season.to_state() if self.season is not None else None,
             "recentring": self.recentring.to_state() if self.recentring is not None else None,
+            "mix": self.mix.to_state() if self.mix is not None else None,
             "reference": self.reference.to_state() if self.reference is not None else None,
             "novelty_reference": self.novelty_reference.to_state()
             if self.novelty_reference is not None
@@ -699,6 +704,12 @@ class SignalMonitor:
                 signal.season = BinarySeason.from_state(state["season"])
             else:
                 signal.season = CategoricalSeason.from_state(state["season"])
+                if state["mix"] is not None:
+                    signal.mix = MixStatistic.from_state(
+                        signal.season.shares.shape[1],
+                        config.block_events,
+                        state["mix"],
+                    )
         if state["reference"] is not None:
             if signal.signal_type is SignalType.categorical:
                 reference = CategoricalReference.from_state(state["reference"])
