@@ -199,11 +199,10 @@ class CategoricalSeason:
         low = self._middles[before, codes]
         return low + weight * (self._middles[after, codes] - low)
 
-    def shares_at(self, ts_ms: np.ndarray) -> np.ndarray:
-        """Expected shares of every code at each event time (interpolated as in `transform`)."""
-        before, after, weight = _neighbours(ts_ms, self.buckets)
-        low = self.shares[before]
-        return low + weight[:, None] * (self.shares[after] - low)
+    @cached_property
+    def share_points(self) -> np.ndarray:
+        """The shares as integers of 2⁻²⁰ (MixStatistic sums them exactly)."""
+        return np.rint(self.shares * SHARE_POINT).astype(np.int64)
 
     @cached_property
     def _middles(self) -> np.ndarray:
@@ -217,10 +216,11 @@ class CategoricalSeason:
         return cls(np.asarray(state["shares"], dtype=np.float64))
 
 
-SHARE_POINT = 1 << 20  # expected shares are summed as integers of 2⁻²⁰ (MixStatistic)
+SHARE_POINT = 1 << 20  # a bucket's shares as integers of 2⁻²⁰ (MixStatistic)
+WEIGHT_POINT = 1 << 10  # interpolation weights between buckets as integers of 2⁻¹⁰
+UNIT = SHARE_POINT * WEIGHT_POINT  # one value's expected counts sum to about this
 MIX_WINDOW_BLOCKS = 64  # blocks (1,024 values) whose counts choose the category watched
 MIX_MIN_SPREAD = 0.1 * 0.9  # p(1 − p) below this is not scaled up further (MixStatistic)
-MIX_CHUNK = 4096  # values MixStatistic works on at once (its arrays: values × 2 × categories)
 
 
 class MixStatistic:
@@ -240,14 +240,19 @@ class MixStatistic:
     that hour, the most any statistic of one category's share can (its likelihood ratio), where
     the mid-PIT in the reference's order saw it through that order and the other categories'
     spacing (docs/detection.md, "Daily and weekly cycles"). Blocks count values from the
-    statistic's start, and their counts are integers, so the choice, and every u, depend only
-    on the order of the values, not on batching. Before the first block u is 1/2."""
+    statistic's start, and their counts are integers (shares and interpolation weights
+    quantised), so the choice, and every u, depend only on the order of the values, not on
+    batching. Before the first block u is 1/2.
+
+    The work is linear in values plus blocks × categories: a block's expected counts are its
+    buckets' shares weighted by the sum of its values' interpolation weights (a block's values
+    fall in one or two hours), not a row of shares per value."""
 
     def __init__(self, codes: int, block_events: int) -> None:
         self.codes = codes
         self.block_events = block_events
         # per completed block (the last MIX_WINDOW_BLOCKS): counts less expected counts per code,
-        # then expected counts, in units of 2⁻²⁰
+        # then expected counts, in units of 1 / UNIT
         self.window = np.zeros((0, 2 * codes), dtype=np.int64)
         self.carry = np.zeros(2 * codes, dtype=np.int64)  # the unfinished block's sums
         self.carried = 0  # values in the unfinished block
@@ -256,32 +261,26 @@ class MixStatistic:
         self, codes: np.ndarray, ts_ms: np.ndarray, season: CategoricalSeason
     ) -> np.ndarray:
         """The statistic of category `codes` (in order) at event times `ts_ms`, under the
-        shares of `season`; advances the blocks. MIX_CHUNK values at a time, so that arrays of
-        values × categories stay small (the blocks carry over: the same values either way)."""
-        if not len(codes):
-            return np.empty(0)
-        return np.concatenate(
-            [
-                self._transform(
-                    codes[start : start + MIX_CHUNK],
-                    season.shares_at(ts_ms[start : start + MIX_CHUNK]),
-                )
-                for start in range(0, len(codes), MIX_CHUNK)
-            ]
-        )
-
-    def _transform(self, codes: np.ndarray, shares: np.ndarray) -> np.ndarray:
-        """The statistic of codes whose expected shares are the rows of `shares`."""
+        shares of `season`; advances the blocks."""
         n = len(codes)
-        width, rows = self.codes, np.arange(n)
-        expected = np.round(shares * SHARE_POINT).astype(np.int64)
-        evidence = np.concatenate((-expected, expected), axis=1)
-        evidence[rows, codes] += SHARE_POINT
+        if not n:
+            return np.empty(0)
+        width, points = self.codes, season.share_points
+        before, after, weight = _neighbours(ts_ms, season.buckets)
+        later = (weight * WEIGHT_POINT).astype(np.int64)  # (floored: exact for any batching)
+        earlier = WEIGHT_POINT - later
         size = self.block_events
         starts = np.arange((size - self.carried) % size, n, size)
         edges = np.concatenate(([0], starts[starts > 0]))  # each block's first value here
         here = np.diff(np.append(edges, n))
-        sums = np.add.reduceat(evidence, edges, axis=0)
+        blocks = len(edges)
+        block = np.repeat(np.arange(blocks), here)
+        sums = np.zeros((blocks, 2 * width), dtype=np.int64)
+        sums[:, :width] = UNIT * np.bincount(
+            block * width + codes, minlength=blocks * width
+        ).reshape(blocks, width)
+        sums[:, width:] = _bucket_sums(block, before, earlier, after, later, points, blocks)
+        sums[:, :width] -= sums[:, width:]
         sums[0] += self.carry  # the unfinished block goes on
         lengths = here.copy()
         lengths[0] += self.carried
@@ -289,17 +288,16 @@ class MixStatistic:
         # The i-th block here follows the window's blocks and the i before it here.
         done = np.concatenate((self.window, sums[complete]))
         totals = np.concatenate((np.zeros((1, 2 * width), np.int64), np.cumsum(done, axis=0)))
-        before = len(self.window) + np.arange(len(edges))
-        recent = totals[before] - totals[np.maximum(before - MIX_WINDOW_BLOCKS, 0)]
-        deviation, count = recent[:, :width] / SHARE_POINT, recent[:, width:] / SHARE_POINT
+        ending = len(self.window) + np.arange(blocks)
+        recent = totals[ending] - totals[np.maximum(ending - MIX_WINDOW_BLOCKS, 0)]
+        deviation, count = recent[:, :width] / UNIT, recent[:, width:] / UNIT
         values = np.maximum(count.sum(axis=1, keepdims=True), 1.0)
         spread = np.sqrt(count * np.maximum(1.0 - count / values, 0.0))
         z = np.divide(deviation, spread, out=np.zeros_like(deviation), where=spread > 0)
         chosen = np.argmax(np.abs(z), axis=1)
-        sign = np.sign(z[np.arange(len(edges)), chosen])
-        block = np.repeat(np.arange(len(edges)), here)
+        sign = np.sign(z[np.arange(blocks), chosen])
         watched = chosen[block]
-        share = expected[rows, watched] / SHARE_POINT
+        share = (points[before, watched] * earlier + points[after, watched] * later) / UNIT
         scale = np.sqrt(1.0 / 12.0 / np.maximum(share * (1.0 - share), MIX_MIN_SPREAD))
         self.window = done[-MIX_WINDOW_BLOCKS:]
         if complete[-1]:
@@ -674,6 +672,28 @@ def _neighbours(ts_ms: np.ndarray, buckets: int) -> tuple[np.ndarray, np.ndarray
     hours, into = np.divmod(since_centre, HOUR_MS)
     before = hours % buckets
     return before, (before + 1) % buckets, into / HOUR_MS
+
+
+def _bucket_sums(
+    block: np.ndarray,
+    before: np.ndarray,
+    earlier: np.ndarray,
+    after: np.ndarray,
+    later: np.ndarray,
+    points: np.ndarray,
+    blocks: int,
+) -> np.ndarray:
+    """Per block, the expected counts of its values (units 1 / UNIT): the shares `points` of
+    each value's two buckets, weighted `earlier` and `later`, summed per (block, bucket) first."""
+    buckets = len(points)
+    keys, where = np.unique(
+        np.concatenate((block * buckets + before, block * buckets + after)), return_inverse=True
+    )
+    # (float sums of integers below 2⁵³: exact)
+    weights = np.bincount(where, np.concatenate((earlier, later))).astype(np.int64)
+    per_key = weights[:, None] * points[keys % buckets]
+    first = np.searchsorted(keys // buckets, np.arange(blocks))
+    return np.add.reduceat(per_key, first, axis=0)
 
 
 def _fold(per_week: np.ndarray, hours: int) -> np.ndarray:
