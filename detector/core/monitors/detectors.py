@@ -7,22 +7,28 @@
   at a fraction of the per-event cost, with the same decision on the variance term as a
   per-event ADWIN (river's ADWIN only checks every `clock` = 32 values by default anyway). Its
   adaptive window catches slow drifts and tells how long ago the change began.
+
+A model's signals are updated together (`run_together`, `update_streams`): the statistics that
+line up run their Page-Hinkley steps and block sums as rows of one array, so that the fixed cost
+of each numpy call is paid once per model and call, not once per statistic, which is what a
+model's call costs beyond its events when many models share a topic.
 """
 
 from __future__ import annotations
 
 import base64
 import math
+from collections.abc import Generator, Sequence
 from dataclasses import dataclass
 from itertools import takewhile
 from operator import attrgetter, not_
-from typing import Any
+from typing import Any, NamedTuple, TypeVar
 
 import numpy as np
 from river.drift import ADWIN
 
 from detector.core.monitors.batch_detector import DetectorResult, Hit
-from detector.core.monitors.page_hinkley import PageHinkley
+from detector.core.monitors.page_hinkley import PageHinkley, update_rows
 
 # ADWIN's cut check is most of its cost (0.32 µs a block, against 0.18 every second block).
 # Checking every second block delays a detection by at most one block; false alarms per block
@@ -32,20 +38,104 @@ ADWIN_CLOCK = 2
 
 ADWIN_NAME = "adwin"  # the detector's name in hits and alerts
 
+T = TypeVar("T")
+
 
 def complete_blocks(
     values: np.ndarray, carry: np.ndarray, size: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The blocks of `size` that `values` complete after the values of the unfinished block
     `carry`, as a (blocks, size) array; the index in `values` of each block's last value; and
-    the new unfinished block.
+    the new unfinished block. Rows of values (k × n, with k × c of carry) are cut alike: k ×
+    blocks × size.
 
     Each block is summed on its own by the caller, so its sum is the same bits whatever the
     batching: block edges and sums depend only on how many values came before."""
-    joined = np.concatenate((carry, values)) if len(carry) else values
-    count = len(joined) // size
-    ends = np.arange(size - len(carry) - 1, len(values), size)[:count]
-    return joined[: count * size].reshape(count, size), ends, joined[count * size :].copy()
+    carried, length = carry.shape[-1], values.shape[-1]
+    joined = np.concatenate((carry, values), axis=-1) if carried else values
+    count = joined.shape[-1] // size
+    ends = np.arange(size - carried - 1, length, size)[:count]
+    blocks = joined[..., : count * size].reshape(*joined.shape[:-1], count, size)
+    return blocks, ends, joined[..., count * size :].copy()
+
+
+class StreamUpdates(NamedTuple):
+    """Statistic streams to update, with the values of each."""
+
+    streams: list[StatisticStream]
+    values: list[np.ndarray]
+
+
+# A signal's update as steps (SignalMonitor.updating): it yields the stream updates it needs,
+# is sent their results, and returns its own.
+Updating = Generator[StreamUpdates, list[DetectorResult], T]
+
+
+def run_together(updates: Sequence[Updating[T]]) -> list[T]:
+    """Run updates (of distinct signals) to their ends, in rounds: each round, every stream
+    update they wait for is done in one `update_streams` call. Their results are those of
+    running each on its own, to the bit (signals share no state)."""
+    results: list[T | None] = [None] * len(updates)
+    waiting: dict[int, StreamUpdates] = {}
+
+    def advance(index: int, sent: list[DetectorResult] | None) -> None:
+        try:
+            waiting[index] = updates[index].send(sent)  # type: ignore[arg-type]
+        except StopIteration as stop:
+            results[index] = stop.value
+
+    for index in range(len(updates)):
+        advance(index, None)
+    while waiting:
+        round_, waiting = waiting, {}
+        answers = update_streams(
+            [stream for wanted in round_.values() for stream in wanted.streams],
+            [values for wanted in round_.values() for values in wanted.values],
+        )
+        taken = 0
+        for index, wanted in round_.items():
+            advance(index, answers[taken : taken + len(wanted.streams)])
+            taken += len(wanted.streams)
+    return results  # type: ignore[return-value]
+
+
+def update_streams(
+    streams: Sequence[StatisticStream], values: Sequence[np.ndarray]
+) -> list[DetectorResult]:
+    """`stream.update(values)` for each stream and its values, the same results and states to
+    the bit. Streams fed as many values, whose blocks end at the same places and whose
+    detectors have the same parameters (a model's, usually) run their Page-Hinkley steps and
+    block sums as rows of one array: the fixed cost of numpy's calls paid once per call rather
+    than once per statistic (BENCHMARKS.md, "Many models on one topic")."""
+    results: list[DetectorResult | None] = [None] * len(streams)
+    alike: dict[tuple[Any, ...], list[int]] = {}
+    for index, (stream, part) in enumerate(zip(streams, values)):
+        if stream.flat is not None:  # a flat run: mostly nothing to compute
+            results[index] = stream.update(part)
+            continue
+        key = (
+            len(part),
+            len(stream.adwin.carry),
+            stream.adwin.block_events,
+            stream.page_hinkley.parameters(),
+        )
+        alike.setdefault(key, []).append(index)
+    for indices in alike.values():
+        if len(indices) == 1:
+            results[indices[0]] = streams[indices[0]].update(values[indices[0]])
+            continue
+        group = [streams[index] for index in indices]
+        rows = np.stack([values[index] for index in indices])
+        hits = update_rows([stream.page_hinkley for stream in group], rows)
+        size = group[0].adwin.block_events
+        blocks, ends, carry = complete_blocks(
+            rows, np.stack([stream.adwin.carry for stream in group]), size
+        )
+        means = np.add.reduce(blocks, axis=-1) / size  # = .sum(axis=-1), no wrapper
+        for row, (index, stream) in enumerate(zip(indices, group)):
+            stream.adwin.carry = carry[row]
+            results[index] = stream.feed(hits[row], means[row], ends)
+    return results  # type: ignore[return-value]
 
 
 class BlockAdwin:
@@ -65,7 +155,9 @@ class BlockAdwin:
     def blocks(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Cut values into blocks (advancing the carry): block means and the index of each end."""
         blocks, ends, self.carry = complete_blocks(values, self.carry, self.block_events)
-        return np.add.reduce(blocks, axis=1) / self.block_events, ends  # = .sum(axis=1), no wrapper
+        return np.add.reduce(
+            blocks, axis=-1
+        ) / self.block_events, ends  # = .sum(axis=-1), no wrapper
 
     def feed(self, means: np.ndarray, ends: np.ndarray) -> list[Hit]:
         """Give ADWIN block means (ending at `ends`); return its hits.
@@ -145,6 +237,11 @@ class StatisticStream:
             self._replay_flat_run()
         hits = self.page_hinkley.update(values).hits
         means, ends = self.adwin.blocks(values)
+        return self.feed(hits, means, ends)
+
+    def feed(self, hits: list[Hit], means: np.ndarray, ends: np.ndarray) -> DetectorResult:
+        """Page-Hinkley's `hits` on values that completed blocks of `means` (ending at `ends`):
+        feed the blocks to ADWIN; return both detectors' hits and the blocks."""
         adwin_hits = self.adwin.feed(means, ends)
         if adwin_hits:  # each detector's hits come in order: only both together need sorting
             hits = sorted([*hits, *adwin_hits], key=attrgetter("index")) if hits else adwin_hits
