@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from river.drift import ADWIN
 
+from detector.core.monitors import detectors
 from detector.core.monitors.detectors import (
     ADWIN_CLOCK,
     BlockAdwin,
@@ -110,10 +111,15 @@ def test_block_adwin_restored_after_a_hit_continues_as_the_uninterrupted_one() -
     assert restored.adwin.width == uninterrupted.adwin.width
 
 
-def test_streams_updated_together_find_and_keep_what_each_finds_alone() -> None:
+@pytest.mark.parametrize("rows_values", [1 << 15, 400])
+def test_streams_updated_together_find_and_keep_what_each_finds_alone(
+    rows_values: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """update_streams (a model's statistics, rows of one array where they line up) against
     each stream's own update: the same hits, blocks and states, over batches where some streams
-    are flat, carry different unfinished blocks or get fewer values, and some fire."""
+    are flat, carry different unfinished blocks or get fewer values, and some fire; with the
+    rows cut into parts (400 values at most together) or not."""
+    monkeypatch.setattr(detectors, "_ROWS_VALUES", rows_values)
     rng = np.random.default_rng(5)
     together = [stream(True) for _ in range(6)]
     alone = [stream(True) for _ in range(6)]

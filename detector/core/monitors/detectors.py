@@ -39,6 +39,11 @@ ADWIN_CLOCK = 2
 ADWIN_NAME = "adwin"  # the detector's name in hits and alerts
 
 T = TypeVar("T")
+# Values updated together at most (rows × values): beyond some 32 Ki values (256 KiB an array)
+# the arrays leave the caches. 26 streams, least CPU time of 9 (a scratch timing): 5,000 values
+# each, 8.5 ms one by one, 7.1 ms at most 32 Ki values together, 10.7 ms at 64 Ki; 250 values
+# each, 3.2 ms one by one, 0.85 ms together.
+_ROWS_VALUES = 1 << 15
 
 
 def complete_blocks(
@@ -120,22 +125,32 @@ def update_streams(
             stream.page_hinkley.parameters(),
         )
         alike.setdefault(key, []).append(index)
-    for indices in alike.values():
-        if len(indices) == 1:
-            results[indices[0]] = streams[indices[0]].update(values[indices[0]])
-            continue
-        group = [streams[index] for index in indices]
-        rows = np.stack([values[index] for index in indices])
-        hits = update_rows([stream.page_hinkley for stream in group], rows)
-        size = group[0].adwin.block_events
-        blocks, ends, carry = complete_blocks(
-            rows, np.stack([stream.adwin.carry for stream in group]), size
-        )
-        means = np.add.reduce(blocks, axis=-1) / size  # = .sum(axis=-1), no wrapper
-        for row, (index, stream) in enumerate(zip(indices, group)):
-            stream.adwin.carry = carry[row]
-            results[index] = stream.feed(hits[row], means[row], ends)
+    for (length, *_), indices in alike.items():
+        at_once = max(1, _ROWS_VALUES // max(1, length))
+        for start in range(0, len(indices), at_once):
+            chosen = indices[start : start + at_once]
+            found = _update_alike([streams[i] for i in chosen], [values[i] for i in chosen])
+            for index, result in zip(chosen, found):
+                results[index] = result
     return results  # type: ignore[return-value]
+
+
+def _update_alike(streams: list[StatisticStream], values: list[np.ndarray]) -> list[DetectorResult]:
+    """update_streams' rows: streams with as many values, and blocks ending alike."""
+    if len(streams) == 1:
+        return [streams[0].update(values[0])]
+    rows = np.stack(values)
+    hits = update_rows([stream.page_hinkley for stream in streams], rows)
+    size = streams[0].adwin.block_events
+    blocks, ends, carry = complete_blocks(
+        rows, np.stack([stream.adwin.carry for stream in streams]), size
+    )
+    means = np.add.reduce(blocks, axis=-1) / size  # = .sum(axis=-1), no wrapper
+    results = []
+    for row, stream in enumerate(streams):
+        stream.adwin.carry = carry[row]
+        results.append(stream.feed(hits[row], means[row], ends))
+    return results
 
 
 class BlockAdwin:
