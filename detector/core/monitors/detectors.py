@@ -115,8 +115,9 @@ def update_streams(
     results: list[DetectorResult | None] = [None] * len(streams)
     alike: dict[tuple[Any, ...], list[int]] = {}
     for index, (stream, part) in enumerate(zip(streams, values)):
-        if stream.flat is not None:  # a flat run: mostly nothing to compute
-            results[index] = stream.update(part)
+        flat = stream.update_flat(part)  # a flat run: nothing to compute
+        if flat is not None:
+            results[index] = flat
             continue
         key = (
             len(part),
@@ -245,11 +246,9 @@ class StatisticStream:
     def update(self, values: np.ndarray) -> DetectorResult:
         """Feed values in order; return both detectors' hits (Page-Hinkley's first at the same
         index) and the blocks completed."""
-        if self.flat is not None and len(values):
-            kept = self._extend_flat_run(values)
-            if kept is not None:
-                return DetectorResult([], *kept)
-            self._replay_flat_run()
+        flat = self.update_flat(values)
+        if flat is not None:
+            return flat
         hits = self.page_hinkley.update(values).hits
         means, ends = self.adwin.blocks(values)
         return self.feed(hits, means, ends)
@@ -261,6 +260,16 @@ class StatisticStream:
         if adwin_hits:  # each detector's hits come in order: only both together need sorting
             hits = sorted([*hits, *adwin_hits], key=attrgetter("index")) if hits else adwin_hits
         return DetectorResult(hits, means, ends)
+
+    def update_flat(self, values: np.ndarray) -> DetectorResult | None:
+        """While every value so far is the same: the result of values that continue the run
+        (counted, not fed), or None once they break it (the run replayed: feed them then)."""
+        if self.flat is not None and len(values):
+            kept = self._extend_flat_run(values)
+            if kept is not None:
+                return DetectorResult([], *kept)
+            self._replay_flat_run()
+        return None
 
     def _extend_flat_run(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
         """Count values that continue the flat run; None (nothing changed) if they do not."""
