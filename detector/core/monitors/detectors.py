@@ -39,11 +39,12 @@ ADWIN_CLOCK = 2
 ADWIN_NAME = "adwin"  # the detector's name in hits and alerts
 
 T = TypeVar("T")
-# Values updated together at most (rows × values): beyond some 32 Ki values (256 KiB an array)
-# the arrays leave the caches. 26 streams, least CPU time of 9 (a scratch timing): 5,000 values
-# each, 8.5 ms one by one, 7.1 ms at most 32 Ki values together, 10.7 ms at 64 Ki; 250 values
-# each, 3.2 ms one by one, 0.85 ms together.
-_ROWS_VALUES = 1 << 15
+# Values updated together at most (rows × values): the fewer, the less of the caches the
+# arrays take from the rest of the pipeline. 26 streams alone (least CPU time of 9): 1,000 values
+# each, 4.2 ms one by one, 1.9 ms at most 16 Ki values together; 250 values each, 3.2 ms against
+# 0.85 ms; 5,000 values each, 8.5 ms, 7.7 ms, and 10.7 ms at 64 Ki. Through the pipeline
+# (`bench ab`, 20 models, 300,000 events): 0.94-0.96× of main at 32 Ki, 1.01-1.03× at 8-16 Ki.
+_ROWS_VALUES = 1 << 14
 
 
 def complete_blocks(
