@@ -7,7 +7,13 @@ import numpy as np
 import pytest
 from river.drift import ADWIN
 
-from detector.core.monitors.detectors import ADWIN_CLOCK, BlockAdwin, StatisticStream
+from detector.core.monitors import detectors
+from detector.core.monitors.detectors import (
+    ADWIN_CLOCK,
+    BlockAdwin,
+    StatisticStream,
+    update_streams,
+)
 from detector.core.monitors.page_hinkley import PageHinkley
 
 
@@ -103,3 +109,41 @@ def test_block_adwin_restored_after_a_hit_continues_as_the_uninterrupted_one() -
         h.index for h in uninterrupted.update(more).hits
     ]
     assert restored.adwin.width == uninterrupted.adwin.width
+
+
+@pytest.mark.parametrize("rows_values", [1 << 15, 400])
+def test_streams_updated_together_find_and_keep_what_each_finds_alone(
+    rows_values: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """update_streams (a model's statistics, rows of one array where they line up) against
+    each stream's own update: the same hits, blocks and states, over batches where some streams
+    are flat, carry different unfinished blocks or get fewer values, and some fire; with the
+    rows cut into parts (400 values at most together) or not."""
+    monkeypatch.setattr(detectors, "_ROWS_VALUES", rows_values)
+    rng = np.random.default_rng(5)
+    together = [stream(True) for _ in range(6)]
+    alone = [stream(True) for _ in range(6)]
+    hits = 0
+    for batch in range(40):
+        n = int(rng.integers(1, 300))
+        shifted = 0.3 if batch >= 20 else 0.0
+        values = [
+            rng.random(n),
+            np.clip(rng.random(n) + shifted, 0, 1),
+            rng.random(n),
+            np.full(n, 0.5) if batch < 30 else rng.random(n),  # flat, then not
+            rng.random(max(1, n - 5)),  # fewer values: its blocks end elsewhere
+            rng.random(n) * (0.5 if batch >= 10 else 1.0),
+        ]
+        got = update_streams(together, values)
+        for result, s, v in zip(got, alone, values):
+            expected = s.update(v)
+            assert result.hits == expected.hits
+            assert np.array_equal(result.block_means, expected.block_means)
+            assert np.array_equal(result.block_ends, expected.block_ends)
+            hits += len(result.hits)
+    assert hits >= 2  # the shifted streams must fire
+    for a, b in zip(together, alone):
+        assert a.page_hinkley.state == b.page_hinkley.state
+        assert a.to_state()["adwin"] == b.to_state()["adwin"]
+        assert np.array_equal(a.adwin.carry, b.adwin.carry) and a.flat == b.flat

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from river.drift import PageHinkley as RiverPageHinkley
 
-from detector.core.monitors.page_hinkley import PageHinkley
+from detector.core.monitors.page_hinkley import PageHinkley, _powers, update_rows
 
 
 def river_detections(values: np.ndarray, **params: float) -> list[int]:
@@ -84,3 +84,52 @@ def test_rejects_invalid_parameters() -> None:
         PageHinkley(alpha=0)
     with pytest.raises(ValueError):
         PageHinkley(threshold=-1)
+
+
+@pytest.mark.parametrize("alpha", [1.0, 1 - 1e-4, 0.9])
+def test_rows_updated_together_decide_and_end_as_each_detector_on_its_own(alpha: float) -> None:
+    """update_rows (a model's statistics in one array) against river, one detector per row: rows
+    that start from different states (some not yet armed), some firing, some twice, and (alpha
+    0.9: 2,847 values a step) rows longer than a step."""
+    rng = np.random.default_rng(4)
+    params = {"threshold": 4.0, "delta": 0.01, "alpha": alpha, "min_instances": 30}
+    length = 6000
+    fed_before = [0, 10, 29, 500, 3000]
+    prefixes = [rng.random(n) for n in fed_before]
+    rows = np.stack(
+        [
+            rng.random(length),
+            np.concatenate([rng.random(1000), 0.4 + 0.6 * rng.random(length - 1000)]),
+            np.concatenate([0.6 * rng.random(3000), 0.4 + 0.6 * rng.random(length - 3000)]),
+            rng.random(length),
+            np.concatenate([rng.random(5990), np.ones(10)]),
+        ]
+    )
+    together = [PageHinkley(**params) for _ in rows]
+    alone = [PageHinkley(**params) for _ in rows]
+    for prefix, a, b in zip(prefixes, together, alone):
+        a.update(prefix)
+        b.update(prefix)
+    found = update_rows(together, rows)
+    assert sum(map(len, found)) >= 3  # rows must actually fire
+    for prefix, row, hits, a, b in zip(prefixes, rows, found, together, alone):
+        expected = river_detections(np.concatenate([prefix, row]), **params)
+        assert [len(prefix) + hit.index for hit in hits] == [
+            i for i in expected if i >= len(prefix)
+        ]
+        assert hits == b.update(row).hits
+        assert a.state == b.state  # to the bit
+
+
+def test_rows_with_other_parameters_are_refused() -> None:
+    with pytest.raises(ValueError):
+        update_rows([PageHinkley(threshold=4), PageHinkley(threshold=5)], np.zeros((2, 3)))
+
+
+def test_the_powers_of_a_long_step_are_those_of_any_shorter() -> None:
+    """Page-Hinkley's faded sums take alpha's powers from one table (`_powers`): the same bits as
+    computing them for each length, as before."""
+    for alpha in (1 - 1e-4, 0.99, 0.9):
+        table = _powers(alpha)
+        for n in (1, 7, 8, 9, 250, 1023, 4097, len(table)):
+            assert np.array_equal(table[:n], alpha ** np.arange(n, dtype=np.float64))

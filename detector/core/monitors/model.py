@@ -38,6 +38,7 @@ from detector.core.events import (
 )
 from detector.core.monitors.columns import NUMBER_TYPES, Columns, SourceRefs, number_columns
 from detector.core.monitors.config import SignalConfig
+from detector.core.monitors.detectors import Updating, run_together
 from detector.core.monitors.labels import PendingBudget
 from detector.core.monitors.lifecycle import Transition
 from detector.core.monitors.performance import ERROR, Performance
@@ -183,6 +184,14 @@ class Observed(NamedTuple):
     model_events: list[ModelEvent]
 
 
+class Fed(NamedTuple):
+    """Whose values a waiting signal update has, and at which rows of the batch."""
+
+    monitor: str
+    rows: np.ndarray
+    owner: Version | None
+
+
 class BatchFeed:
     """Feeds one batch's columns to a model's signals and collects their transitions."""
 
@@ -200,6 +209,8 @@ class BatchFeed:
         )
         # (version code, 0 scores / 1 errors, rows, values): the versions' comparison windows
         self.samples: list[tuple[int, int, np.ndarray, np.ndarray]] = []
+        # Signals fed and not yet updated (`run`), in the order fed.
+        self.waiting: dict[SignalMonitor, tuple[Updating[list[Transition]], Fed]] = {}
 
     def feed(
         self,
@@ -254,10 +265,24 @@ class BatchFeed:
             codes, offsets, times = self.codes, self.offsets, self.times
         else:
             codes, offsets, times = self.codes[rows], self.offsets[rows], self.times[rows]
+        if signal in self.waiting:  # fed twice in a batch: its first values go first
+            self.run()
         refs = SourceRefs(self.model.topics, self.partition, codes, offsets, times)
-        for transition in signal.update(columns.values, refs, times):
-            row = int(columns.rows[transition.index])
-            self.found.append(Found(monitor, row, signal.signal_type.value, transition, owner))
+        self.waiting[signal] = (
+            signal.updating(columns.values, refs, times),
+            Fed(monitor, columns.rows, owner),
+        )
+
+    def run(self) -> None:
+        """Update the signals fed so far, all together (`run_together`: their statistics'
+        detectors run as rows of one array), and collect their transitions."""
+        waiting, self.waiting = self.waiting, {}
+        updated = run_together([updating for updating, _ in waiting.values()])
+        for signal, (_, fed), transitions in zip(waiting, waiting.values(), updated):
+            for transition in transitions:
+                row = int(fed.rows[transition.index])
+                found = Found(fed.monitor, row, signal.signal_type.value, transition, fed.owner)
+                self.found.append(found)
 
     def add(self, monitor: str, row: int, signal_type: str, transition: Transition) -> None:
         self.found.append(Found(monitor, row, signal_type, transition))
@@ -356,6 +381,7 @@ class ModelMonitor:
             batch.feed(
                 feed.monitor, feed.signal_type, feed.columns, feed.binary_detectors, feed.versions
             )
+        batch.run()
         batch.retire()
         batch.found.sort(key=lambda found: (found.row, found.monitor))
         compared = self.versions.compare(batch.routed, batch.samples)

@@ -10,7 +10,10 @@ rest is processed from the reset state. Equality with river is checked in the un
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cache
+from operator import attrgetter
 from typing import Any
 
 import numpy as np
@@ -22,6 +25,23 @@ PAGE_HINKLEY = "page_hinkley"  # the detector's name in hits and alerts
 _MAX_SCALED_EXPONENT = 300.0
 # Values computed ahead in one step; bounds the work thrown away after a detection.
 _MAX_CHUNK = 16384
+_STEPS = np.arange(1, _MAX_CHUNK + 1, dtype=np.float64)  # 1, 2, ...: a chunk's value counts
+_STATE_FIELDS = attrgetter(
+    "count",
+    "total",
+    "sum_increase",
+    "sum_decrease",
+    "min_increase",
+    "max_decrease",
+    "count_at_min_increase",
+    "count_at_max_decrease",
+)
+
+
+@cache
+def _powers(alpha: float) -> np.ndarray:
+    """alpha ** 0, alpha ** 1, ... for the longest chunk (the same numbers as for any shorter)."""
+    return alpha ** np.arange(_MAX_CHUNK, dtype=np.float64)
 
 
 @dataclass
@@ -76,17 +96,7 @@ class PageHinkley:
     def update(self, values: np.ndarray) -> DetectorResult:
         """Feed values in order; return the hits, in order (usually none). A hit's change age
         counts the values since the estimated change point (the extremum of the cumulative sum)."""
-        values = np.asarray(values, dtype=np.float64)
-        hits: list[Hit] = []
-        start = 0
-        while start < len(values):
-            hit = self._run(values[start:])
-            if hit is None:
-                break
-            hits.append(Hit(start + hit.index, PAGE_HINKLEY, hit.change_age))
-            self.state = PageHinkleyState()
-            start += hit.index + 1
-        return DetectorResult(hits)
+        return DetectorResult(update_rows([self], np.asarray(values, dtype=np.float64)[None])[0])
 
     def to_state(self) -> dict[str, Any]:
         return self.state.to_state()
@@ -94,89 +104,156 @@ class PageHinkley:
     def load_state(self, state: dict[str, Any]) -> None:
         self.state = PageHinkleyState.from_state(state)
 
-    def _run(self, x: np.ndarray) -> Hit | None:
-        """Advance the state over x; stop at (and report) the first detection."""
-        chunk = (
-            _MAX_CHUNK
-            if self.alpha == 1
-            else max(1, min(_MAX_CHUNK, int(_MAX_SCALED_EXPONENT / -math.log(self.alpha))))
-        )
-        if len(x) <= chunk:  # the usual case: one chunk, no slice to take
-            return self._run_chunk(x)
-        for offset in range(0, len(x), chunk):
-            hit = self._run_chunk(x[offset : offset + chunk])
-            if hit is not None:
-                return Hit(offset + hit.index, PAGE_HINKLEY, hit.change_age)
-        return None
-
-    def _run_chunk(self, x: np.ndarray) -> Hit | None:
-        s = self.state
-        n = len(x)
-        # Steps write into arrays made earlier in the chunk where they can (fewer allocations
-        # and fresh pages); every number is computed as before, to the bit.
-        counts = np.arange(s.count + 1, s.count + n + 1, dtype=np.float64)
-        # Cumulative sums start from the carried value, so each partial sum is computed in the
-        # same order however the stream was cut into batches: decisions are batch-invariant.
-        totals = _carried_cumsum(s.total, x.copy())
-        deviation = np.subtract(x, np.divide(totals, counts, out=counts), out=counts)
-        increments = deviation - self.delta
-        sum_increase = self._faded_cumsum(s.sum_increase, increments)
-        sum_decrease = self._faded_cumsum(
-            s.sum_decrease, np.add(deviation, self.delta, out=deviation)
-        )
-        min_increase = np.minimum.accumulate(sum_increase)
-        np.minimum(min_increase, s.min_increase, out=min_increase)
-        max_decrease = np.maximum.accumulate(sum_decrease)
-        np.maximum(max_decrease, s.max_decrease, out=max_decrease)
-
-        up = sum_increase - min_increase > self.threshold
-        down = max_decrease - sum_decrease > self.threshold
-        if s.count + 1 < self.min_instances:  # the first values cannot signal
-            armed = np.arange(s.count + 1, s.count + n + 1) >= self.min_instances
-            up &= armed
-            down &= armed
-        fired = (up | down).nonzero()[0]
-        last = int(fired[0]) if len(fired) else n - 1
-
-        # Where the last new extreme was set: the first occurrence of the chunk's extreme, if it
-        # beat the one carried in (-1: it did not).
-        at_min = (
-            int(sum_increase[: last + 1].argmin()) if min_increase[last] < s.min_increase else -1
-        )
-        at_max = (
-            int(sum_decrease[: last + 1].argmax()) if max_decrease[last] > s.max_decrease else -1
-        )
-        count_at_min = s.count_at_min_increase if at_min < 0 else s.count + at_min + 1
-        count_at_max = s.count_at_max_decrease if at_max < 0 else s.count + at_max + 1
-        self.state = PageHinkleyState(  # `item`: the element as a Python float, in one call
-            count=s.count + last + 1,
-            total=totals.item(last),
-            sum_increase=sum_increase.item(last),
-            sum_decrease=sum_decrease.item(last),
-            min_increase=min_increase.item(last),
-            max_decrease=max_decrease.item(last),
-            count_at_min_increase=count_at_min,
-            count_at_max_decrease=count_at_max,
-        )
-        if not len(fired):
-            return None
-        at_extreme = count_at_min if up[last] else count_at_max
-        return Hit(last, PAGE_HINKLEY, self.state.count - at_extreme)
-
-    def _faded_cumsum(self, start: float, increments: np.ndarray) -> np.ndarray:
-        """s[t] = alpha * s[t-1] + increments[t], with s[-1] = start (batch-invariant to the bit
-        for alpha = 1, the default; the faded form rounds differently at batch edges). May
-        overwrite `increments`."""
+    def _chunk(self) -> int:
+        """Longest run of values computed in one step."""
         if self.alpha == 1:
-            return _carried_cumsum(start, increments)
-        powers = self.alpha ** np.arange(len(increments), dtype=np.float64)
-        return powers * (self.alpha * start + np.cumsum(increments / powers))
+            return _MAX_CHUNK
+        return max(1, min(_MAX_CHUNK, int(_MAX_SCALED_EXPONENT / -math.log(self.alpha))))
+
+    def parameters(self) -> tuple[float, float, float, int]:
+        """What must be the same for detectors updated together (`update_rows`)."""
+        return self.threshold, self.delta, self.alpha, self.min_instances
 
 
-def _carried_cumsum(start: float, increments: np.ndarray) -> np.ndarray:
-    """start + increments[0], then + increments[1], ...: summed in that order, in place of
-    `increments` (the first sum, increments[0] + start, is the same number as start +
-    increments[0])."""
-    if len(increments):
-        increments[0] += start
-    return increments.cumsum(out=increments)  # the method: numpy's wrapper costs a call per sum
+def update_rows(detectors: Sequence[PageHinkley], values: np.ndarray) -> list[list[Hit]]:
+    """Feed row i of `values` (one row per detector, every row as long) to `detectors[i]`;
+    return each one's hits, in order. The same hits and states, to the bit, as each detector's
+    own `update` on its row: every step runs along the rows at once (numpy's cumulative sums and
+    running extrema along a row are the row's own), which costs about as much for a signal's
+    or a model's statistics as for one. The detectors must have the same parameters."""
+    if len({detector.parameters() for detector in detectors}) > 1:
+        raise ValueError("detectors updated together must have the same parameters")
+    hits: list[list[Hit]] = [[] for _ in detectors]
+    if not values.shape[1]:
+        return hits
+    first = _run_rows(detectors, values)
+    for row, hit in enumerate(first):
+        # After a hit the detector starts afresh on the rest of its row (rare: row by row).
+        start, detector = 0, detectors[row]
+        while hit is not None:
+            hits[row].append(Hit(start + hit.index, PAGE_HINKLEY, hit.change_age))
+            detector.state = PageHinkleyState()
+            start += hit.index + 1
+            if start == values.shape[1]:
+                break
+            hit = _run_rows([detector], values[row : row + 1, start:])[0]
+    return hits
+
+
+def _run_rows(detectors: Sequence[PageHinkley], values: np.ndarray) -> list[Hit | None]:
+    """Advance each detector over its row; stop each at (and report) its first detection."""
+    chunk = detectors[0]._chunk()
+    length = values.shape[1]
+    if length <= chunk:  # the usual case: one chunk, no slice to take
+        return _run_chunk(detectors, values)
+    found: list[Hit | None] = [None] * len(detectors)
+    rows = list(range(len(detectors)))  # those that have not fired yet
+    for offset in range(0, length, chunk):
+        part = values[rows, offset : offset + chunk]
+        hits = _run_chunk([detectors[row] for row in rows], part)
+        for row, hit in zip(rows, hits):
+            if hit is not None:
+                found[row] = Hit(offset + hit.index, PAGE_HINKLEY, hit.change_age)
+        rows = [row for row, hit in zip(rows, hits) if hit is None]
+        if not rows:
+            break
+    return found
+
+
+def _run_chunk(detectors: Sequence[PageHinkley], x: np.ndarray) -> list[Hit | None]:
+    """One step over the rows of x (k detectors × n values), each row up to its first detection."""
+    threshold, delta, alpha, min_instances = detectors[0].parameters()
+    k, n = x.shape
+    # The carried states as columns (counts as floats: exact below 2**53).
+    count, total, increase, decrease, low, high, at_low, at_high = np.array(
+        [_STATE_FIELDS(detector.state) for detector in detectors]
+    ).T
+    # Steps write into arrays made earlier in the chunk where they can (fewer allocations
+    # and fresh pages); every number is computed as before, to the bit.
+    steps = _STEPS[:n]
+    counts = np.add(count[:, None], steps)
+    # Cumulative sums start from the carried value, so each partial sum is computed in the
+    # same order however the stream was cut into batches: decisions are batch-invariant.
+    totals = _carried_cumsum(total, x.copy())
+    deviation = np.subtract(x, np.divide(totals, counts, out=counts), out=counts)
+    sum_increase = _faded_cumsum(alpha, increase, deviation - delta)
+    sum_decrease = _faded_cumsum(alpha, decrease, np.add(deviation, delta, out=deviation))
+    min_increase = np.minimum.accumulate(sum_increase, axis=1)
+    np.minimum(min_increase, low[:, None], out=min_increase)
+    max_decrease = np.maximum.accumulate(sum_decrease, axis=1)
+    np.maximum(max_decrease, high[:, None], out=max_decrease)
+
+    up = sum_increase - min_increase > threshold
+    down = max_decrease - sum_decrease > threshold
+    if count.min() + 1 < min_instances:  # the first values cannot signal
+        armed = count[:, None] + steps >= min_instances
+        up &= armed
+        down &= armed
+    either = up | down
+    if either.any():  # each row up to its first detection (argmax: the first True), if any
+        fired = either.any(axis=1)
+        last = np.where(fired, either.argmax(axis=1), n - 1)
+        beyond = steps > last[:, None] + 1
+        lowest = np.where(beyond, np.inf, sum_increase).argmin(axis=1)
+        highest = np.where(beyond, -np.inf, sum_decrease).argmax(axis=1)
+        at = (np.arange(k), last)
+    else:  # the usual case: every row to its end
+        fired = either[:, 0]  # (all False)
+        last = np.full(k, n - 1)
+        lowest, highest = sum_increase.argmin(axis=1), sum_decrease.argmax(axis=1)
+        at = (slice(None), -1)  # type: ignore[assignment]
+    new_low, new_high = min_increase[at], max_decrease[at]
+    # Where the last new extreme was set: the first occurrence of the row's extreme, if it beat
+    # the one carried in (else the carried count stays).
+    states = np.array(
+        (
+            count + last + 1,
+            totals[at],
+            sum_increase[at],
+            sum_decrease[at],
+            new_low,
+            new_high,
+            np.where(new_low < low, count + lowest + 1, at_low),
+            np.where(new_high > high, count + highest + 1, at_high),
+        )
+    ).T.tolist()  # the elements as Python numbers, in one call
+    found: list[Hit | None] = [None] * k
+    for row, (detector, fields) in enumerate(zip(detectors, states)):
+        new_total, new_increase, new_decrease, new_min, new_max = fields[1:6]
+        state = PageHinkleyState(
+            int(fields[0]),
+            new_total,
+            new_increase,
+            new_decrease,
+            new_min,
+            new_max,
+            int(fields[6]),
+            int(fields[7]),
+        )
+        detector.state = state
+        if fired[row]:
+            at_extreme = (
+                state.count_at_min_increase if up[row, last[row]] else state.count_at_max_decrease
+            )
+            found[row] = Hit(int(last[row]), PAGE_HINKLEY, state.count - at_extreme)
+    return found
+
+
+def _faded_cumsum(alpha: float, start: np.ndarray, increments: np.ndarray) -> np.ndarray:
+    """Along each row: s[t] = alpha * s[t-1] + increments[t], with s[-1] = start (one per
+    row; batch-invariant to the bit for alpha = 1, the default; the faded form rounds
+    differently at batch edges). May overwrite `increments`."""
+    if alpha == 1:
+        return _carried_cumsum(start, increments)
+    powers = _powers(alpha)[: increments.shape[1]]
+    return powers * ((alpha * start)[:, None] + np.cumsum(increments / powers, axis=1))
+
+
+def _carried_cumsum(start: np.ndarray, increments: np.ndarray) -> np.ndarray:
+    """Along each row: start + increments[0], then + increments[1], ...: summed in that order,
+    in place of `increments` (the first sum, increments[0] + start, is the same number as
+    start + increments[0])."""
+    if increments.shape[1]:
+        increments[:, 0] += start
+    # the method: numpy's wrapper costs a call per sum
+    return increments.cumsum(axis=1, out=increments)

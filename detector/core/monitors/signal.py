@@ -26,12 +26,18 @@ from typing import Any
 
 import numpy as np
 
-from detector.core.monitors.batch_detector import DetectorResult, Hit
+from detector.core.monitors.batch_detector import Hit
 from detector.core.monitors.binary import MIN_DDM_ERRORS, BinaryDetector, binary_detectors
 from detector.core.monitors.categories import CategoryCodes
 from detector.core.monitors.columns import SourceRefs
 from detector.core.monitors.config import SignalConfig
-from detector.core.monitors.detectors import StatisticStream, complete_blocks
+from detector.core.monitors.detectors import (
+    StatisticStream,
+    StreamUpdates,
+    Updating,
+    complete_blocks,
+    run_together,
+)
 from detector.core.monitors.evidence import Evidence
 from detector.core.monitors.history import BlockHistory
 from detector.core.monitors.lifecycle import (
@@ -132,6 +138,17 @@ class SignalMonitor:
         `sources` describes the same values (topic code and offset of each); `times` their event
         times (epoch ms), which let a signal learn its daily and weekly cycle
         (detector.core.monitors.seasonal); without them it has none."""
+        return run_together([self.updating(values, sources, times)])[0]
+
+    def updating(
+        self,
+        values: np.ndarray | Sequence[str],
+        sources: SourceRefs,
+        times: np.ndarray | None = None,
+    ) -> Updating[list[Transition]]:
+        """`update` as steps: it yields its statistic streams' updates (`StreamUpdates`), is
+        sent their results, and returns the transitions; `run_together` runs many signals'
+        steps with their streams' updates together."""
         transitions: list[Transition] = []
         start = 0
         while start < len(values):
@@ -150,7 +167,7 @@ class SignalMonitor:
                 if end == start:
                     self._end_season()
                     continue
-            found, stop = self._watch(values, start, end, sources, times)
+            found, stop = yield from self._watch(values, start, end, sources, times)
             if learner is not None:
                 assert times is not None
                 learner.take(values[start:stop], times[start:stop], inside=True)
@@ -378,8 +395,9 @@ class SignalMonitor:
         end: int,
         sources: SourceRefs,
         times: np.ndarray | None,
-    ) -> tuple[list[Transition], int]:
-        """Watch values[start:end], or fewer (categories); return the transitions and where it stopped."""
+    ) -> Updating[tuple[list[Transition], int]]:
+        """Watch values[start:end], or fewer (categories); return the transitions and where it
+        stopped (steps, as `updating`)."""
         categories = self.categories
         codes = None
         if categories is not None:
@@ -393,9 +411,10 @@ class SignalMonitor:
         stats = self._statistic_values(
             chunk, codes, times[start:end] if times is not None else None
         )
-        results: dict[str, DetectorResult] = {
-            name: stream.update(stats[name]) for name, stream in self.streams.items()
-        }
+        updates = yield StreamUpdates(
+            list(self.streams.values()), [stats[name] for name in self.streams]
+        )
+        results = dict(zip(self.streams, updates))
         hits = [StatisticHit(name, hit) for name, result in results.items() for hit in result.hits]
         block_means = {name: result.block_means for name, result in results.items()}
         ends = next(iter(results.values())).block_ends  # the same blocks for every statistic
