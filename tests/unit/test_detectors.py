@@ -4,17 +4,24 @@ ADWIN signals exactly where river's ADWIN does."""
 from __future__ import annotations
 
 import numpy as np
+import orjson
 import pytest
 from river.drift import ADWIN
 
+from detector.core.events import Event, InputTopic
 from detector.core.monitors import detectors
+from detector.core.monitors.columns import Columns
 from detector.core.monitors.detectors import (
     ADWIN_CLOCK,
     BlockAdwin,
     StatisticStream,
     update_streams,
 )
+from detector.core.monitors.model import BatchFeed
 from detector.core.monitors.page_hinkley import PageHinkley
+from detector.core.monitors.signal_type import SignalType
+from detector.core.pipeline import Pipeline
+from detector.settings import load_settings
 
 
 def stream(deferring: bool) -> StatisticStream:
@@ -147,3 +154,26 @@ def test_streams_updated_together_find_and_keep_what_each_finds_alone(
         assert a.page_hinkley.state == b.page_hinkley.state
         assert a.to_state()["adwin"] == b.to_state()["adwin"]
         assert np.array_equal(a.adwin.carry, b.adwin.carry) and a.flat == b.flat
+
+
+def test_a_signal_fed_twice_in_a_batch_sees_its_values_in_order() -> None:
+    """BatchFeed holds each signal's update until `run`, to run a model's signals together; a
+    signal fed again before that has its first values observed first, as if fed once."""
+    monitors = [Pipeline(load_settings(None)).new_monitor("m") for _ in range(2)]
+    events = [
+        Event(InputTopic.prediction, "m", 0, i, 1_700_000_000_000 + i, score=0.5)
+        for i in range(3000)
+    ]
+    values = np.random.default_rng(7).normal(size=len(events))
+    rows = np.arange(len(events))
+    twice, once = (BatchFeed(monitor, events) for monitor in monitors)
+    for part in np.array_split(rows, [1200, 2100]):
+        twice.feed("feature.x", SignalType.numeric, Columns(part, values[part]))
+    once.feed("feature.x", SignalType.numeric, Columns(rows, values))
+    twice.run()
+    once.run()
+    fed, whole = (monitor.signals["feature.x"] for monitor in monitors)
+    assert fed.seen == whole.seen == len(events) and not fed.learning
+    assert orjson.dumps(fed.to_state(), option=orjson.OPT_SERIALIZE_NUMPY) == orjson.dumps(
+        whole.to_state(), option=orjson.OPT_SERIALIZE_NUMPY
+    )

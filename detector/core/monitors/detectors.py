@@ -172,9 +172,8 @@ class BlockAdwin:
     def blocks(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Cut values into blocks (advancing the carry): block means and the index of each end."""
         blocks, ends, self.carry = complete_blocks(values, self.carry, self.block_events)
-        return np.add.reduce(
-            blocks, axis=-1
-        ) / self.block_events, ends  # = .sum(axis=-1), no wrapper
+        means = np.add.reduce(blocks, axis=-1) / self.block_events  # = .sum(axis=-1), no wrapper
+        return means, ends
 
     def feed(self, means: np.ndarray, ends: np.ndarray) -> list[Hit]:
         """Give ADWIN block means (ending at `ends`); return its hits.

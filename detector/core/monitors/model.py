@@ -278,7 +278,7 @@ class BatchFeed:
         detectors run as rows of one array), and collect their transitions."""
         waiting, self.waiting = self.waiting, {}
         updated = run_together([updating for updating, _ in waiting.values()])
-        for signal, (_, fed), transitions in zip(waiting, waiting.values(), updated):
+        for (signal, (_, fed)), transitions in zip(waiting.items(), updated):
             for transition in transitions:
                 row = int(fed.rows[transition.index])
                 found = Found(fed.monitor, row, signal.signal_type.value, transition, fed.owner)
