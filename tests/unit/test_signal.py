@@ -301,3 +301,65 @@ def test_a_new_category_is_named_even_after_many_rare_ones_came_and_went() -> No
         assert [
             (p, t.evidence) for p, t in observe(SignalType.categorical, values, batch=batch)
         ] == [(p, t.evidence) for p, t in whole]
+
+
+def _state_bytes(monitor: SignalMonitor) -> bytes:
+    """The monitor's checkpoint state, every float to the bit (orjson writes the shortest
+    repr that reads back as the same double), with its history rows' raw bytes."""
+    state = orjson.dumps(monitor.to_state(), option=orjson.OPT_SERIALIZE_NUMPY)
+    return state + monitor.history.rows.tobytes()
+
+
+@pytest.mark.parametrize(
+    "signal_type,flat,after",
+    [
+        (SignalType.rate, 0.0, lambda n: (RNG.random(n) < 0.3).astype(np.float64)),
+        (SignalType.rate, 1.0, lambda n: (RNG.random(n) < 0.9).astype(np.float64)),
+        # beyond the reference (its PIT is 1 and its spread 1), raw sums of an inexact value
+        (SignalType.numeric, 7.3, lambda n: RNG.normal(0.0, 1.0, n)),
+        (SignalType.numeric, -0.1, lambda n: RNG.normal(0.0, 1.0, n)),
+    ],
+)
+def test_a_flat_signal_records_and_decides_as_the_general_path(
+    signal_type: SignalType, flat: float, after, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SignalMonitor._continue_flat (a chunk that continues a flat signal: no statistic
+    computed) against the general path on the same chunks: the same transitions, and the same
+    checkpoint state and history rows to the bit after every chunk; the fast path is taken."""
+    rng = np.random.default_rng(5)
+    config = default_config()
+    warmup = (
+        np.full(config.warmup_events, flat)
+        if signal_type is SignalType.rate
+        else rng.normal(0.0, 1.0, config.warmup_events)
+    )
+    values = np.concatenate((warmup, np.full(9_000, flat), after(6_000)))
+    fast = SignalMonitor("quality.missing.x", signal_type, config)
+    general = SignalMonitor("quality.missing.x", signal_type, config)
+    monkeypatch.setattr(general, "_continue_flat", lambda *_: False)
+    taken = []
+    continue_flat = fast._continue_flat
+    monkeypatch.setattr(
+        fast, "_continue_flat", lambda *a: taken.append(continue_flat(*a)) or taken[-1]
+    )
+    start, found = 0, {id(fast): [], id(general): []}
+    sizes = iter(rng.integers(1, 700, 1_000).tolist())
+    while start < len(values):
+        end = min(len(values), start + next(sizes))
+        refs = SourceRefs(
+            ("predictions",),
+            0,
+            np.zeros(end - start, dtype=np.int64),
+            np.arange(start, end),
+            np.arange(start, end) * 10,
+        )
+        for monitor in (fast, general):
+            found[id(monitor)] += [
+                (start + t.index, t.kind, t.statistic, t.detector, t.evidence)
+                for t in monitor.update(values[start:end], refs)
+            ]
+        assert _state_bytes(fast) == _state_bytes(general), f"after the chunk at {start}"
+        start = end
+    assert sum(taken) > 10, "the flat run must take the fast path"
+    assert found[id(fast)] == found[id(general)]
+    assert found[id(fast)] and found[id(fast)][0][1] == "detected"

@@ -148,10 +148,11 @@ def _update_alike(streams: list[StatisticStream], values: list[np.ndarray]) -> l
         rows, np.stack([stream.adwin.carry for stream in streams]), size
     )
     means = np.add.reduce(blocks, axis=-1) / size  # = .sum(axis=-1), no wrapper
+    scaled = streams[0].adwin.scaled(means).tolist()  # every row's in one step
     results = []
     for row, stream in enumerate(streams):
         stream.adwin.carry = carry[row]
-        results.append(stream.feed(hits[row], means[row], ends))
+        results.append(stream.feed(hits[row], means[row], ends, scaled[row]))
     return results
 
 
@@ -175,14 +176,20 @@ class BlockAdwin:
         means = np.add.reduce(blocks, axis=-1) / self.block_events  # = .sum(axis=-1), no wrapper
         return means, ends
 
-    def feed(self, means: np.ndarray, ends: np.ndarray) -> list[Hit]:
-        """Give ADWIN block means (ending at `ends`); return its hits.
+    def scaled(self, means: np.ndarray) -> np.ndarray:
+        """Block means scaled back to the variance of a single value (what ADWIN is fed)."""
+        return (means - 0.5) * self._scale + 0.5
+
+    def feed(
+        self, means: np.ndarray, ends: np.ndarray, scaled: list[float] | None = None
+    ) -> list[Hit]:
+        """Give ADWIN block means (ending at `ends`; `scaled`: their `scaled` values, if
+        already known); return its hits.
 
         After a hit the window starts afresh (a clone: same parameters, empty window), as
         `ADWIN.update` would do at the next value, but at once, so that a checkpoint taken in
         between holds the fresh window."""
         hits: list[Hit] = []
-        scaled = (means - 0.5) * self._scale + 0.5
         # Private API, kept for speed: each mean goes straight to river's Rust core
         # (`ADWIN._helper.update` returns the drift decision); the public `ADWIN.update` plus
         # `drift_detected` costs 0.47 µs a block against 0.28: at 3.2 blocks an event in the
@@ -191,7 +198,7 @@ class BlockAdwin:
         # (same decisions and widths as the public ADWIN).
         # The blocks run through the core in C (`map`), up to and including the first that
         # signals (`takewhile`), instead of a Python loop over them.
-        values, start = scaled.tolist(), 0
+        values, start = self.scaled(means).tolist() if scaled is None else scaled, 0
         while start < len(values):
             start += len(list(takewhile(not_, map(self.adwin._helper.update, values[start:]))))
             if start == len(values):
@@ -253,10 +260,17 @@ class StatisticStream:
         means, ends = self.adwin.blocks(values)
         return self.feed(hits, means, ends)
 
-    def feed(self, hits: list[Hit], means: np.ndarray, ends: np.ndarray) -> DetectorResult:
-        """Page-Hinkley's `hits` on values that completed blocks of `means` (ending at `ends`):
-        feed the blocks to ADWIN; return both detectors' hits and the blocks."""
-        adwin_hits = self.adwin.feed(means, ends)
+    def feed(
+        self,
+        hits: list[Hit],
+        means: np.ndarray,
+        ends: np.ndarray,
+        scaled: list[float] | None = None,
+    ) -> DetectorResult:
+        """Page-Hinkley's `hits` on values that completed blocks of `means` (ending at `ends`;
+        `scaled`: as ADWIN is fed them, if known): feed the blocks to ADWIN; return both
+        detectors' hits and the blocks."""
+        adwin_hits = self.adwin.feed(means, ends, scaled)
         if adwin_hits:  # each detector's hits come in order: only both together need sorting
             hits = sorted([*hits, *adwin_hits], key=attrgetter("index")) if hits else adwin_hits
         return DetectorResult(hits, means, ends)
@@ -270,6 +284,32 @@ class StatisticStream:
                 return DetectorResult([], *kept)
             self._replay_flat_run()
         return None
+
+    @property
+    def flat_known(self) -> bool:
+        """Has every value so far been one known value (not none yet)?"""
+        return self.flat is not None and self.flat.value is not None
+
+    def flat_block_mean(self, value: float, carried: int, blocks: int) -> float | None:
+        """The mean of every block of a run of `value` if values that are all `value`, completing
+        `blocks` blocks after a carry of `carried` values, continue this stream's flat run and
+        that mean is known (NaN where no block completes); None if not (`update` then decides)."""
+        flat = self.flat
+        if flat is None or flat.value != value or len(self.adwin.carry) != carried:
+            return None
+        if flat.block_mean is None:
+            return math.nan if not blocks else None
+        return flat.block_mean
+
+    def continue_flat(self, values: int, blocks: int) -> None:
+        """Count `values` that continue the flat run, completing `blocks` blocks (after
+        `flat_block_mean` said they do): what `update` does with them, without looking at them."""
+        flat = self.flat
+        assert flat is not None
+        flat.values += values
+        flat.blocks += blocks
+        size = self.adwin.block_events
+        self.adwin.carry = np.full((len(self.adwin.carry) + values) % size, flat.value)
 
     def _extend_flat_run(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
         """Count values that continue the flat run; None (nothing changed) if they do not."""
