@@ -299,32 +299,6 @@ class StatisticStream:
             self._replay_flat_run()
         return None
 
-    @property
-    def flat_known(self) -> bool:
-        """Has every value so far been one known value (not none yet)?"""
-        return self.flat is not None and self.flat.value is not None
-
-    def flat_block_mean(self, value: float, carried: int, blocks: int) -> float | None:
-        """The mean of every block of a run of `value` if values that are all `value`, completing
-        `blocks` blocks after a carry of `carried` values, continue this stream's flat run and
-        that mean is known (NaN where no block completes); None if not (`update` then decides)."""
-        flat = self.flat
-        if flat is None or flat.value != value or len(self.adwin.carry) != carried:
-            return None
-        if flat.block_mean is None:
-            return math.nan if not blocks else None
-        return flat.block_mean
-
-    def continue_flat(self, values: int, blocks: int) -> None:
-        """Count `values` that continue the flat run, completing `blocks` blocks (after
-        `flat_block_mean` said they do): what `update` does with them, without looking at them."""
-        flat = self.flat
-        assert flat is not None
-        flat.values += values
-        flat.blocks += blocks
-        size = self.adwin.block_events
-        self.adwin.carry = np.full((len(self.adwin.carry) + values) % size, flat.value)
-
     def _extend_flat_run(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
         """Count values that continue the flat run; None (nothing changed) if they do not."""
         flat = self.flat

@@ -22,7 +22,6 @@ on batch boundaries, so a replay produces the same alerts at the same offsets.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -409,10 +408,6 @@ class SignalMonitor:
             codes = codes[: end - start]
             categories.name_new(values[start:end], codes)
         chunk = values[start:end]
-        if categories is None and self._continue_flat(chunk, sources, start):
-            self.seen += len(chunk)
-            self.history.trim()
-            return [], end
         stats = self._statistic_values(
             chunk, codes, times[start:end] if times is not None else None
         )
@@ -607,24 +602,7 @@ class SignalMonitor:
             else np.zeros(len(chunk))
         )
         blocks, _, self.raw_carry = complete_blocks(raw, self.raw_carry, self.config.block_events)
-        sums: tuple[np.ndarray | float, np.ndarray | float] = (0.0, 0.0)  # (no block: unused)
-        if len(ends):  # np.add.reduce: what .sum(axis=1) calls, without its wrapper
-            sums = (np.add.reduce(blocks, axis=1), np.add.reduce(blocks * blocks, axis=1))
-        self._append_rows(len(chunk), sums, block_means, ends, sources, start)
-
-    def _append_rows(
-        self,
-        length: int,
-        sums: tuple[np.ndarray | float, np.ndarray | float],
-        block_means: dict[str, np.ndarray],
-        ends: np.ndarray,
-        sources: SourceRefs,
-        start: int,
-    ) -> None:
-        """The history rows of the blocks that a chunk of `length` values from `start` completes
-        (ending at `ends`), with their raw sums and sums of squares (`sums`) and the means of
-        each statistic; advances the open block's source."""
-        if self.block_source[1] < 0 and length:
+        if self.block_source[1] < 0 and len(chunk):
             self.block_source = _source_of(sources, start)
         if not len(ends):
             return
@@ -641,58 +619,15 @@ class SignalMonitor:
         rows[0, 1:4] = self.block_source
         after_last = start + int(ends[-1]) + 1
         self.block_source = (
-            _source_of(sources, after_last) if after_last < start + length else (0, -1, NAN)
+            _source_of(sources, after_last) if after_last < start + len(chunk) else (0, -1, NAN)
         )
-        rows[:, 4], rows[:, 5] = sums
+        rows[:, 4] = np.add.reduce(blocks, axis=1)  # what .sum(axis=1) calls
+        rows[:, 5] = np.add.reduce(blocks * blocks, axis=1)
         for column, name in enumerate(self.statistics, 6):
             rows[:, column] = block_means[name]
         self.history.append(rows)
         if self.block_log is not None:
             self.block_log.append(rows)
-
-    def _continue_flat(
-        self, chunk: np.ndarray | Sequence[Any], sources: SourceRefs, start: int
-    ) -> bool:
-        """Record a chunk of one value that continues a flat signal (a rate that never moves,
-        such as the missing rate of a feature never missing) without the work whose result is
-        known: every statistic stream's flat run goes on (StatisticStream.continue_flat) and
-        every block, raw or of a statistic, is the same one value again, so its sums and means
-        are those of any earlier such block. The same history rows, carries, counts and
-        decisions (none: nothing can alert on a flat run, nor resolve) as the general path, to
-        the bit; False, with nothing changed, where that is not so."""
-        if (
-            self.signal_type is SignalType.categorical
-            or self.binary
-            or self.season is not None
-            or self.recentring is not None
-            or self.below_floor is not None
-            or not self.lifecycle.settled
-            or not self.streams
-            or not all(stream.flat_known for stream in self.streams.values())
-            or not len(chunk)
-        ):
-            return False
-        raw = np.asarray(chunk, dtype=np.float64)
-        value = raw[0]
-        if not ((raw == value).all() and (self.raw_carry == value).all()):
-            return False
-        size, carried = self.config.block_events, len(self.raw_carry)
-        count = (carried + len(raw)) // size  # blocks completed, as complete_blocks counts them
-        stats = self._statistic_values(raw[:1])
-        means: dict[str, np.ndarray] = {}
-        for name, stream in self.streams.items():
-            mean = stream.flat_block_mean(float(stats[name][0]), carried, count)
-            if mean is None:
-                return False
-            means[name] = np.full(count, mean)
-        for stream in self.streams.values():
-            stream.continue_flat(len(raw), count)
-        ends = np.arange(size - carried - 1, len(raw), size)[:count]
-        self.raw_carry = np.full((carried + len(raw)) % size, value)
-        self._append_rows(
-            len(raw), _flat_block_sums(float(value), size), means, ends, sources, start
-        )
-        return True
 
     def _in_band(self, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """For each block just completed (the last len(ends) rows of the history): does a full
@@ -830,15 +765,6 @@ class SignalMonitor:
             signal.below_floor = (str(statistic), str(detector), int(change_start), int(position))
         signal.lifecycle.load_state(state)
         return signal
-
-
-@lru_cache(maxsize=64)
-def _flat_block_sums(value: float, size: int) -> tuple[float, float]:
-    """The raw sum and sum of squares of a block of `size` copies of `value`, computed as
-    `SignalMonitor._record_blocks` computes any block's (the same bits: numpy's sum of a row
-    depends on its values only, not on the rows beside it)."""
-    block = np.full((1, size), value)
-    return float(np.add.reduce(block, axis=1)[0]), float(np.add.reduce(block * block, axis=1)[0])
 
 
 def _source_of(sources: SourceRefs, index: int) -> tuple[int, int, float]:
