@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from river.drift import PageHinkley as RiverPageHinkley
 
-from detector.core.monitors.page_hinkley import PageHinkley, _powers, update_rows
+from detector.core.monitors.page_hinkley import PageHinkley, _powers, update_ragged, update_rows
 
 
 def river_detections(values: np.ndarray, **params: float) -> list[int]:
@@ -117,6 +117,35 @@ def test_rows_updated_together_decide_and_end_as_each_detector_on_its_own(alpha:
         assert [len(prefix) + hit.index for hit in hits] == [
             i for i in expected if i >= len(prefix)
         ]
+        assert hits == b.update(row).hits
+        assert a.state == b.state  # to the bit
+
+
+@pytest.mark.parametrize("alpha", [1.0, 0.9])
+def test_rows_of_other_lengths_decide_and_end_as_each_detector_on_its_own(alpha: float) -> None:
+    """update_ragged (a model's statistics of features with missing values: rows of other
+    lengths, padded) against each detector's own update: the same hits and states to the bit;
+    rows that fire before, at and never before their end, shorter and longer than a step (alpha
+    0.9: 2,847 values a step), and padding that would fire if it were read."""
+    rng = np.random.default_rng(8)
+    params = {"threshold": 4.0, "delta": 0.01, "alpha": alpha, "min_instances": 30}
+    rows = [
+        rng.random(6000),
+        np.concatenate([rng.random(1000), 0.4 + 0.6 * rng.random(2000)]),  # fires, ends early
+        rng.random(17),  # not armed yet
+        np.concatenate([rng.random(2990), np.ones(10)]),  # fires near its end
+        0.5 * rng.random(250),  # would fire on the padding's zeros if it read them
+        rng.random(2847),
+    ]
+    together = [PageHinkley(**params) for _ in rows]
+    alone = [PageHinkley(**params) for _ in rows]
+    for a, b in zip(together[1:], alone[1:]):  # some carry states in
+        prefix = rng.random(40)
+        a.update(prefix)
+        b.update(prefix)
+    found = update_ragged(together, rows)
+    assert sum(map(len, found)) >= 2  # rows must actually fire
+    for row, hits, a, b in zip(rows, found, together, alone):
         assert hits == b.update(row).hits
         assert a.state == b.state  # to the bit
 

@@ -28,7 +28,7 @@ import numpy as np
 from river.drift import ADWIN
 
 from detector.core.monitors.batch_detector import DetectorResult, Hit
-from detector.core.monitors.page_hinkley import PageHinkley, update_rows
+from detector.core.monitors.page_hinkley import PageHinkley, update_ragged
 
 # ADWIN's cut check is most of its cost (0.32 µs a block, against 0.18 every second block).
 # Checking every second block delays a detection by at most one block; false alarms per block
@@ -109,49 +109,64 @@ def update_streams(
     streams: Sequence[StatisticStream], values: Sequence[np.ndarray]
 ) -> list[DetectorResult]:
     """`stream.update(values)` for each stream and its values, the same results and states to
-    the bit. Streams fed as many values, whose blocks end at the same places and whose
-    detectors have the same parameters (a model's, usually) run their Page-Hinkley steps and
-    block sums as rows of one array: the fixed cost of numpy's calls paid once per call rather
-    than once per statistic (BENCHMARKS.md, "Many models on one topic")."""
+    the bit. Streams whose detectors have the same parameters (a model's, usually) run their
+    Page-Hinkley steps as rows of one array, however many values each has (`update_ragged`),
+    and those fed as many values whose blocks end at the same places their block sums: the
+    fixed cost of numpy's calls paid once per call rather than once per statistic
+    (BENCHMARKS.md, "Many models on one topic")."""
     results: list[DetectorResult | None] = [None] * len(streams)
-    alike: dict[tuple[Any, ...], list[int]] = {}
+    hits: list[list[Hit]] = [[] for _ in streams]
+    steps: dict[tuple[Any, ...], list[int]] = {}  # Page-Hinkley's parameters -> streams
     for index, (stream, part) in enumerate(zip(streams, values)):
         flat = stream.update_flat(part)  # a flat run: nothing to compute
         if flat is not None:
             results[index] = flat
-            continue
-        key = (
-            len(part),
-            len(stream.adwin.carry),
-            stream.adwin.block_events,
-            stream.page_hinkley.parameters(),
-        )
-        alike.setdefault(key, []).append(index)
+        elif len(part):
+            steps.setdefault(stream.page_hinkley.parameters(), []).append(index)
+    for indices in steps.values():
+        at_once = max(1, _ROWS_VALUES // max(len(values[i]) for i in indices))
+        for start in range(0, len(indices), at_once):
+            chosen = indices[start : start + at_once]
+            found = update_ragged(
+                [streams[i].page_hinkley for i in chosen], [values[i] for i in chosen]
+            )
+            for index, row in zip(chosen, found):
+                hits[index] = row
+    alike: dict[tuple[int, int, int], list[int]] = {}  # streams whose blocks end alike
+    for index, stream in enumerate(streams):
+        if results[index] is None:
+            key = (len(values[index]), len(stream.adwin.carry), stream.adwin.block_events)
+            alike.setdefault(key, []).append(index)
     for (length, *_), indices in alike.items():
         at_once = max(1, _ROWS_VALUES // max(1, length))
         for start in range(0, len(indices), at_once):
             chosen = indices[start : start + at_once]
-            found = _update_alike([streams[i] for i in chosen], [values[i] for i in chosen])
-            for index, result in zip(chosen, found):
+            fed = _blocks_alike(
+                [streams[i] for i in chosen], [values[i] for i in chosen], [hits[i] for i in chosen]
+            )
+            for index, result in zip(chosen, fed):
                 results[index] = result
     return results  # type: ignore[return-value]
 
 
-def _update_alike(streams: list[StatisticStream], values: list[np.ndarray]) -> list[DetectorResult]:
-    """update_streams' rows: streams with as many values, and blocks ending alike."""
+def _blocks_alike(
+    streams: list[StatisticStream], values: list[np.ndarray], hits: list[list[Hit]]
+) -> list[DetectorResult]:
+    """update_streams' blocks, given Page-Hinkley's `hits`: streams with as many values, and
+    blocks ending alike, cut and summed as rows of one array, then fed to ADWIN."""
     if len(streams) == 1:
-        return [streams[0].update(values[0])]
-    rows = np.stack(values)
-    hits = update_rows([stream.page_hinkley for stream in streams], rows)
+        means, ends = streams[0].adwin.blocks(values[0])
+        return [streams[0].feed(hits[0], means, ends)]
     size = streams[0].adwin.block_events
     blocks, ends, carry = complete_blocks(
-        rows, np.stack([stream.adwin.carry for stream in streams]), size
+        np.stack(values), np.stack([stream.adwin.carry for stream in streams]), size
     )
     means = np.add.reduce(blocks, axis=-1) / size  # = .sum(axis=-1), no wrapper
+    scaled = streams[0].adwin.scaled(means).tolist()  # every row's in one step
     results = []
     for row, stream in enumerate(streams):
         stream.adwin.carry = carry[row]
-        results.append(stream.feed(hits[row], means[row], ends))
+        results.append(stream.feed(hits[row], means[row], ends, scaled[row]))
     return results
 
 
@@ -175,14 +190,20 @@ class BlockAdwin:
         means = np.add.reduce(blocks, axis=-1) / self.block_events  # = .sum(axis=-1), no wrapper
         return means, ends
 
-    def feed(self, means: np.ndarray, ends: np.ndarray) -> list[Hit]:
-        """Give ADWIN block means (ending at `ends`); return its hits.
+    def scaled(self, means: np.ndarray) -> np.ndarray:
+        """Block means scaled back to the variance of a single value (what ADWIN is fed)."""
+        return (means - 0.5) * self._scale + 0.5
+
+    def feed(
+        self, means: np.ndarray, ends: np.ndarray, scaled: list[float] | None = None
+    ) -> list[Hit]:
+        """Give ADWIN block means (ending at `ends`; `scaled`: their `scaled` values, if
+        already known); return its hits.
 
         After a hit the window starts afresh (a clone: same parameters, empty window), as
         `ADWIN.update` would do at the next value, but at once, so that a checkpoint taken in
         between holds the fresh window."""
         hits: list[Hit] = []
-        scaled = (means - 0.5) * self._scale + 0.5
         # Private API, kept for speed: each mean goes straight to river's Rust core
         # (`ADWIN._helper.update` returns the drift decision); the public `ADWIN.update` plus
         # `drift_detected` costs 0.47 µs a block against 0.28: at 3.2 blocks an event in the
@@ -191,7 +212,7 @@ class BlockAdwin:
         # (same decisions and widths as the public ADWIN).
         # The blocks run through the core in C (`map`), up to and including the first that
         # signals (`takewhile`), instead of a Python loop over them.
-        values, start = scaled.tolist(), 0
+        values, start = self.scaled(means).tolist() if scaled is None else scaled, 0
         while start < len(values):
             start += len(list(takewhile(not_, map(self.adwin._helper.update, values[start:]))))
             if start == len(values):
@@ -253,10 +274,17 @@ class StatisticStream:
         means, ends = self.adwin.blocks(values)
         return self.feed(hits, means, ends)
 
-    def feed(self, hits: list[Hit], means: np.ndarray, ends: np.ndarray) -> DetectorResult:
-        """Page-Hinkley's `hits` on values that completed blocks of `means` (ending at `ends`):
-        feed the blocks to ADWIN; return both detectors' hits and the blocks."""
-        adwin_hits = self.adwin.feed(means, ends)
+    def feed(
+        self,
+        hits: list[Hit],
+        means: np.ndarray,
+        ends: np.ndarray,
+        scaled: list[float] | None = None,
+    ) -> DetectorResult:
+        """Page-Hinkley's `hits` on values that completed blocks of `means` (ending at `ends`;
+        `scaled`: as ADWIN is fed them, if known): feed the blocks to ADWIN; return both
+        detectors' hits and the blocks."""
+        adwin_hits = self.adwin.feed(means, ends, scaled)
         if adwin_hits:  # each detector's hits come in order: only both together need sorting
             hits = sorted([*hits, *adwin_hits], key=attrgetter("index")) if hits else adwin_hits
         return DetectorResult(hits, means, ends)

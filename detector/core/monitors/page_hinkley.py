@@ -115,53 +115,82 @@ class PageHinkley:
         return self.threshold, self.delta, self.alpha, self.min_instances
 
 
-def update_rows(detectors: Sequence[PageHinkley], values: np.ndarray) -> list[list[Hit]]:
-    """Feed row i of `values` (one row per detector, every row as long) to `detectors[i]`;
-    return each one's hits, in order. The same hits and states, to the bit, as each detector's
-    own `update` on its row: every step runs along the rows at once (numpy's cumulative sums and
-    running extrema along a row are the row's own), which costs about as much for a signal's
-    or a model's statistics as for one. The detectors must have the same parameters."""
+def update_rows(
+    detectors: Sequence[PageHinkley], values: np.ndarray, lengths: np.ndarray | None = None
+) -> list[list[Hit]]:
+    """Feed row i of `values` (one row per detector; its first `lengths[i]` values, every row
+    if `lengths` is None) to `detectors[i]`; return each one's hits, in order. The same hits
+    and states, to the bit, as each detector's own `update` on its row: every step runs along
+    the rows at once (numpy's cumulative sums and running extrema along a row are the row's
+    own, and a value's depend only on those before it), which costs about as much for a
+    signal's or a model's statistics as for one. The detectors must have the same parameters."""
     if len({detector.parameters() for detector in detectors}) > 1:
         raise ValueError("detectors updated together must have the same parameters")
     hits: list[list[Hit]] = [[] for _ in detectors]
     if not values.shape[1]:
         return hits
-    first = _run_rows(detectors, values)
+    ends = [values.shape[1]] * len(detectors) if lengths is None else lengths.tolist()
+    first = _run_rows(detectors, values, lengths)
     for row, hit in enumerate(first):
         # After a hit the detector starts afresh on the rest of its row (rare: row by row).
-        start, detector = 0, detectors[row]
+        start, detector, end = 0, detectors[row], ends[row]
         while hit is not None:
             hits[row].append(Hit(start + hit.index, PAGE_HINKLEY, hit.change_age))
             detector.state = PageHinkleyState()
             start += hit.index + 1
-            if start == values.shape[1]:
+            if start == end:
                 break
-            hit = _run_rows([detector], values[row : row + 1, start:])[0]
+            hit = _run_rows([detector], values[row : row + 1, start:end])[0]
     return hits
 
 
-def _run_rows(detectors: Sequence[PageHinkley], values: np.ndarray) -> list[Hit | None]:
-    """Advance each detector over its row; stop each at (and report) its first detection."""
+def update_ragged(detectors: Sequence[PageHinkley], rows: Sequence[np.ndarray]) -> list[list[Hit]]:
+    """`update_rows` of rows of any (non-zero) lengths: the shorter padded, their padding never
+    seen (a model's statistics of features with missing values, of signals that started
+    later)."""
+    lengths = np.fromiter(map(len, rows), dtype=np.int64, count=len(rows))
+    width = int(lengths.max())
+    if int(lengths.min()) == width:
+        return update_rows(detectors, np.stack(rows))
+    values = np.zeros((len(rows), width))
+    for row, part in enumerate(rows):
+        values[row, : len(part)] = part
+    return update_rows(detectors, values, lengths)
+
+
+def _run_rows(
+    detectors: Sequence[PageHinkley], values: np.ndarray, lengths: np.ndarray | None = None
+) -> list[Hit | None]:
+    """Advance each detector over its row (its first `lengths` values); stop each at (and
+    report) its first detection."""
     chunk = detectors[0]._chunk()
     length = values.shape[1]
     if length <= chunk:  # the usual case: one chunk, no slice to take
-        return _run_chunk(detectors, values)
+        return _run_chunk(detectors, values, lengths)
     found: list[Hit | None] = [None] * len(detectors)
-    rows = list(range(len(detectors)))  # those that have not fired yet
+    ends = np.full(len(detectors), length) if lengths is None else lengths
+    rows = list(range(len(detectors)))  # those that have not fired yet, nor ended
     for offset in range(0, length, chunk):
+        rows = [row for row in rows if ends[row] > offset]
+        if not rows:
+            break
         part = values[rows, offset : offset + chunk]
-        hits = _run_chunk([detectors[row] for row in rows], part)
+        left = np.minimum(ends[rows] - offset, part.shape[1])
+        hits = _run_chunk(
+            [detectors[row] for row in rows], part, None if (left == part.shape[1]).all() else left
+        )
         for row, hit in zip(rows, hits):
             if hit is not None:
                 found[row] = Hit(offset + hit.index, PAGE_HINKLEY, hit.change_age)
         rows = [row for row, hit in zip(rows, hits) if hit is None]
-        if not rows:
-            break
     return found
 
 
-def _run_chunk(detectors: Sequence[PageHinkley], x: np.ndarray) -> list[Hit | None]:
-    """One step over the rows of x (k detectors × n values), each row up to its first detection."""
+def _run_chunk(
+    detectors: Sequence[PageHinkley], x: np.ndarray, lengths: np.ndarray | None = None
+) -> list[Hit | None]:
+    """One step over the rows of x (k detectors × n values), each row up to its first detection
+    (or its first `lengths` values: what lies beyond is never read into a state or a hit)."""
     threshold, delta, alpha, min_instances = detectors[0].parameters()
     k, n = x.shape
     # The carried states as columns (counts as floats: exact below 2**53).
@@ -190,9 +219,12 @@ def _run_chunk(detectors: Sequence[PageHinkley], x: np.ndarray) -> list[Hit | No
         up &= armed
         down &= armed
     either = up | down
-    if either.any():  # each row up to its first detection (argmax: the first True), if any
+    if lengths is not None:  # padded rows: nothing beyond a row's end
+        either &= steps <= lengths[:, None]
+    if lengths is not None or either.any():
+        # each row up to its first detection (argmax: the first True), if any, else its end
         fired = either.any(axis=1)
-        last = np.where(fired, either.argmax(axis=1), n - 1)
+        last = np.where(fired, either.argmax(axis=1), (n if lengths is None else lengths) - 1)
         beyond = steps > last[:, None] + 1
         lowest = np.where(beyond, np.inf, sum_increase).argmin(axis=1)
         highest = np.where(beyond, -np.inf, sum_decrease).argmax(axis=1)
