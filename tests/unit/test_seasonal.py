@@ -276,6 +276,12 @@ def test_seasons_survive_their_state() -> None:
     assert np.array_equal(
         NumericSeason.from_state(state).standardise(x, ts), numeric.standardise(x, ts)
     )
+    del state["steps"]  # a season checkpointed before steps: interpolated everywhere, as it was
+    smooth = NumericSeason(numeric.scaler, numeric.location, numeric.scale, np.zeros(24, bool))
+    assert np.array_equal(
+        NumericSeason.from_state(state).standardise(x, ts), smooth.standardise(x, ts)
+    )
+    assert not np.array_equal(smooth.standardise(x, ts), numeric.standardise(x, ts))
     categorical = CategoricalSeason(np.tile([0.2, 0.5, 0.3], (168, 1)))
     state = orjson.loads(orjson.dumps(categorical.to_state(), option=orjson.OPT_SERIALIZE_NUMPY))
     assert np.array_equal(CategoricalSeason.from_state(state).shares, categorical.shares)

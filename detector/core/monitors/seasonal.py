@@ -11,7 +11,7 @@ How a signal learns its season (detector.core.monitors.signal drives it):
    weekly component exists cannot be known, and watching a cyclic signal against a reference
    learned in one hour is what raised an alert every evening. Faster traffic (a day does not
    fit) is not kept blind for a day of millions of events: it watches against the warm-up's
-   reference while it learns one week of event time from every `every`-th value (about a
+   reference while it learns one week of event time from every `every`-th value (about four
    million values a week), and switches at the week's end (`Plan.watching`).
 2. Over that cycle (`SeasonLearner`) the signal keeps, per hour-of-week bucket, the count and
    the fixed-point sums of t and t² (t: the value on a robust, scale-free scale, `Scaler`) or
@@ -23,7 +23,8 @@ How a signal learns its season (detector.core.monitors.signal drives it):
    a weekly one on top of it, is significant. Not significant: no adjustment (the warm-up's
    reference, as before). Significant: `NumericSeason` standardises t with the location and
    scale of its bucket (hour of week or hour of day, shrunk towards the coarser bucket when
-   the bucket saw few events), and the pooled reference is fitted on the standardised sample;
+   the bucket saw few events; interpolated between hours except where they step, `_steps`),
+   and the pooled reference is fitted on the standardised sample;
    categories get per-bucket expected shares (`CategoricalSeason`), their mix watched through
    the category that strays most from them (`MixStatistic`), and rates per-bucket
    expected rates (`BinarySeason`: the PIT of a bit under its hour's rate, and for river's
@@ -89,7 +90,7 @@ class Plan:
     watching: bool = False
 
     @property
-    def pooled_sample(self) -> int:
+    def sample_size(self) -> int:
         """The fewest values the sample keeps over the cycle (it keeps fewer than twice that)."""
         return POOLED_SAMPLE_WATCHING if self.watching else POOLED_SAMPLE
 
@@ -577,7 +578,7 @@ class SeasonLearner:
         if kept.any():
             self.sample = np.concatenate((self.sample, t[kept]))
             self.sample_ts = np.concatenate((self.sample_ts, ts_ms[kept]))
-        while len(self.sample) >= 2 * self.plan.pooled_sample:  # rate underestimated: thin more
+        while len(self.sample) >= 2 * self.plan.sample_size:  # rate underestimated: thin more
             self.sample, self.sample_ts = self.sample[::2], self.sample_ts[::2]
             self.stride *= 2
 
