@@ -26,6 +26,7 @@ by `detector.backtest.replay` (the code `streamdrift backtest` runs), scored wit
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 import tempfile
 import time
@@ -602,7 +603,8 @@ def cost(rounds: int = 3) -> str:
         for round_ in range(rounds):
             pipelines = [Pipeline(settings), Pipeline(off)]
             seconds, events = [0.0, 0.0], 0
-            for index, batch in enumerate(batches):
+            gc.disable()  # collected between batches, untimed: a collection scans both
+            for index, batch in enumerate(batches):  # pipelines' objects, and fell on either
                 timed = index * BATCH >= timed_from
                 events += len(batch) if timed else 0
                 for which in (index + round_) % 2, (index + round_ + 1) % 2:
@@ -610,6 +612,8 @@ def cost(rounds: int = 3) -> str:
                     pipelines[which].process(batch)
                     if timed:
                         seconds[which] += time.process_time() - started
+                gc.collect(0)
+            gc.enable()
             rate, rate_off = events / seconds[0], events / seconds[1]
             rows.append([name, round_ + 1, events, rate, rate_off, rate / rate_off])
             progress(f"cost: {name}, round {round_ + 1}: {rate / rate_off:.3f}")
