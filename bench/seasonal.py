@@ -603,8 +603,10 @@ def cost(rounds: int = 3) -> str:
         for round_ in range(rounds):
             pipelines = [Pipeline(settings), Pipeline(off)]
             seconds, events = [0.0, 0.0], 0
-            gc.disable()  # collected between batches, untimed: a collection scans both
-            for index, batch in enumerate(batches):  # pipelines' objects, and fell on either
+            # Collected between batches, untimed: a collection scans both pipelines' objects,
+            # and timed it fell on whichever batch crossed the threshold.
+            gc.disable()
+            for index, batch in enumerate(batches):
                 timed = index * BATCH >= timed_from
                 events += len(batch) if timed else 0
                 for which in (index + round_) % 2, (index + round_ + 1) % 2:

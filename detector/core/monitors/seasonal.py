@@ -172,12 +172,15 @@ class NumericSeason:
 
     def standardise_t(self, t: np.ndarray, ts_ms: np.ndarray) -> np.ndarray:
         """z of values already on the scaler's scale."""
-        before, after, weight = _neighbours(ts_ms, self.buckets)
-        step = self.steps[before]
-        early, late = step & (weight < 0.5), step & (weight >= 0.5)  # before, after the step
-        first = np.where(early, before - 1, np.where(late, after, before)) % self.buckets
-        second = np.where(early, before, np.where(late, after + 1, after)) % self.buckets
-        weight = np.where(early, weight + 1.0, np.where(late, weight - 1.0, weight))
+        first, second, weight = _neighbours(ts_ms, self.buckets)
+        if self.steps.any():  # (most seasons have none: 12 ns a value saved)
+            step = self.steps[first]
+            early, late = step & (weight < 0.5), step & (weight >= 0.5)  # before, after a step
+            first, second = (
+                np.where(early, first - 1, np.where(late, second, first)) % self.buckets,
+                np.where(early, first, np.where(late, second + 1, second)) % self.buckets,
+            )
+            weight = np.where(early, weight + 1.0, np.where(late, weight - 1.0, weight))
         location = self.location[first] + weight * (self.location[second] - self.location[first])
         scale = self.scale[first] + weight * (self.scale[second] - self.scale[first])
         return (t - location) / np.maximum(scale, MIN_SCALE)
