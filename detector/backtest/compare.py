@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from detector.core.monitors.reference import CategoricalReference, NumericReference
+from detector.core.monitors.reference import CategoricalReference, NumericReference, spread_of
 from detector.core.statistics import holm, means_p, normal_p, rates_p
 
 MIN_VALUES = 30  # fewer values in a period than this: summaries only, no test
@@ -228,9 +228,7 @@ def _numeric(
     before, after = fitted.transform(reference), fitted.transform(current)
     compared.tests.append(_mean_test("location", before, after))
     if compared.kind == "numeric":
-        compared.tests.append(
-            _mean_test("spread", np.abs(2.0 * before - 1.0), np.abs(2.0 * after - 1.0))
-        )
+        compared.tests.append(_mean_test("spread", spread_of(before), spread_of(after)))
 
 
 def _mean_test(statistic: str, reference: np.ndarray, current: np.ndarray) -> Tested:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from detector.core.monitors.reference import CategoricalReference, NumericReference
+from detector.core.monitors.reference import CategoricalReference, NumericReference, spread_of
 
 RNG = np.random.default_rng(5)
 FAMILIES = {
@@ -59,6 +59,23 @@ def test_point_masses_get_the_middle_of_their_mass() -> None:
     assert reference.transform(np.array([0.0, 1.0])).tolist() == pytest.approx([0.15, 0.65])
     binary = NumericReference.binary(0.0)
     assert binary.transform(np.array([0.0, 1.0])).tolist() == [0.5, 1.0]
+
+
+@pytest.mark.parametrize("family", ["normal", "counts", "zero_inflated"])
+def test_the_statistics_over_a_cell_are_those_of_every_point_in_it_averaged(family: str) -> None:
+    """`mean_over` integrates the CDF exactly: it matches a dense average of the positions and
+    of their spread over each interval, across point masses and across the median."""
+    reference = NumericReference.fit(FAMILIES[family](5000), bins=128)
+    low = np.concatenate((np.quantile(reference.values, [0.1, 0.45, 0.5, 0.9]), [-1e3, 1e3]))
+    high = low + np.array([0.2, 1.0, 3.0, 0.01, 1.0, 1.0])
+    location, spread = reference.mean_over(low, high)
+    for i, (a, b) in enumerate(zip(low, high, strict=True)):
+        u = reference.transform(np.linspace(a, b, 200_001))
+        assert location[i] == pytest.approx(u.mean(), abs=1e-5)
+        assert spread[i] == pytest.approx(spread_of(u).mean(), abs=1e-5)
+    masses = NumericReference.fit(np.array([0.0] * 30 + [1.0] * 70), bins=128)
+    location, _ = masses.mean_over(np.array([-0.5, 0.5]), np.array([0.5, 1.5]))
+    assert location.tolist() == pytest.approx([0.15, 0.65])  # a mass's cell: its middle
 
 
 def test_scale_free_the_same_positions_for_dollars_and_cents() -> None:

@@ -23,6 +23,12 @@ _SORT_FROM_VALUES = 64  # NumericReference.transform sorts batches at least this
 _SORT_FROM_POINTS = 48  # ...against at least this many interpolation points (16 knots)
 
 
+def spread_of(u: np.ndarray) -> np.ndarray:
+    """A PIT position's distance from the middle, |2u − 1| in [0, 1]: its mean moves when the
+    values' spread does (uniform u: 1/2)."""
+    return np.abs(2.0 * u - 1.0)
+
+
 @dataclass(frozen=True)
 class NumericReference:
     """A distribution as knots: value, CDF just below it, CDF at it (equal unless a point mass).
@@ -80,6 +86,41 @@ class NumericReference:
         positions = np.empty(len(x))
         positions[order] = np.interp(x[order], xp, fp)
         return positions
+
+    def mean_over(self, low: np.ndarray, high: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Means of the PIT position u and of its spread (`spread_of`) over each interval [low, high]
+        (low < high): the statistics of a value known only to lie in a cell, such as a count
+        spread over its unit. Exact, as the CDF is piecewise linear: its integral G over the
+        interval, split for the spread at the median m, where 2u − 1 changes sign."""
+        width = high - low
+        median = float(np.interp(0.5, *reversed(self._interpolation)))
+        up_low, up_high = np.maximum(low, median), np.maximum(high, median)
+        down_low, down_high = np.minimum(low, median), np.minimum(high, median)
+        integral = self._integral
+        above = 2.0 * (integral(up_high) - integral(up_low)) - (up_high - up_low)
+        below = (down_high - down_low) - 2.0 * (integral(down_high) - integral(down_low))
+        return (integral(high) - integral(low)) / width, (above + below) / width
+
+    def _integral(self, x: np.ndarray) -> np.ndarray:
+        """The CDF's integral from below the first knot up to each x."""
+        xp, fp = self._interpolation
+        inside = np.clip(x, xp[0], xp[-1])
+        i = np.clip(np.searchsorted(xp, inside, side="right") - 1, 0, len(xp) - 2)
+        into = inside - xp[i]
+        width = xp[i + 1] - xp[i]
+        # (the share of the way to the next point, not a slope: a point mass's points are a
+        # float apart, where a slope overflows)
+        share = np.divide(into, width, out=np.zeros_like(into), where=width > 0)
+        below = self._integral_at_points[i]
+        return (
+            below + into * (fp[i] + 0.5 * share * (fp[i + 1] - fp[i])) + np.maximum(x - xp[-1], 0.0)
+        )
+
+    @cached_property
+    def _integral_at_points(self) -> np.ndarray:
+        """The CDF's integral up to each interpolation point (trapezoids: it is linear between)."""
+        xp, fp = self._interpolation
+        return np.concatenate(([0.0], np.cumsum(np.diff(xp) * 0.5 * (fp[1:] + fp[:-1]))))
 
     @cached_property
     def _interpolation(self) -> tuple[np.ndarray, np.ndarray]:

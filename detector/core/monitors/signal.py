@@ -49,7 +49,7 @@ from detector.core.monitors.lifecycle import (
     Transition,
 )
 from detector.core.monitors.page_hinkley import PageHinkley
-from detector.core.monitors.reference import CategoricalReference, NumericReference
+from detector.core.monitors.reference import CategoricalReference, NumericReference, spread_of
 from detector.core.monitors.seasonal import (
     DAY_HOURS,
     HOUR_MS,
@@ -270,7 +270,10 @@ class SignalMonitor:
             )
             pooled = learner.pooled_sample(numeric)
             self.reference = NumericReference.fit(pooled, self.config.reference_bins)
-            self.levels = _levels(self._statistic_values(pooled, standardised=True))
+            location, spread = numeric.statistics_t(
+                self.reference, learner.sample, learner.sample_ts
+            )
+            self.levels = _levels({"location": location, "spread": spread})
         self.streams = {name: self._new_stream() for name in self.statistics}
         self.raw_carry = np.empty(0)
         self.block_source = (0, -1, NAN)
@@ -315,9 +318,15 @@ class SignalMonitor:
         else:
             sample = np.asarray(self.sample, dtype=np.float64)
             if isinstance(self.season, NumericSeason):  # a re-baseline: the season stays
-                sample = self.season.standardise(sample, np.asarray(self.sample_ts))
-            self.reference = NumericReference.fit(sample, cfg.reference_bins)
-            in_sample = self._statistic_values(sample, standardised=True)
+                sample_ts = np.asarray(self.sample_ts, dtype=np.int64)
+                t = self.season.scaler.transform(sample)
+                pooled = self.season.reference_sample(t, sample_ts)
+                self.reference = NumericReference.fit(pooled, cfg.reference_bins)
+                location, spread = self.season.statistics_t(self.reference, t, sample_ts)
+                in_sample = {"location": location, "spread": spread}
+            else:
+                self.reference = NumericReference.fit(sample, cfg.reference_bins)
+                in_sample = self._pit_statistics(self.reference.transform(sample))
         self.levels = _levels(in_sample)
         self.streams = {name: self._new_stream() for name in self.statistics}
         if self.with_binary:
@@ -344,11 +353,10 @@ class SignalMonitor:
         values: np.ndarray | Sequence[Any],
         codes: np.ndarray | None = None,
         times: np.ndarray | None = None,
-        standardised: bool = False,
     ) -> dict[str, np.ndarray]:
         """PIT statistics of raw values, one array per statistic. A seasonal signal's values are
-        judged against their hour (event `times`): numbers standardised for it first (unless
-        `standardised`), categories under its shares."""
+        judged against their hour (event `times`): numbers standardised for it first, their
+        statistics recentred for it, categories under its shares."""
         if self.signal_type is SignalType.categorical:
             assert (
                 isinstance(self.reference, CategoricalReference)
@@ -374,17 +382,19 @@ class SignalMonitor:
         if isinstance(self.season, BinarySeason):
             assert times is not None
             return {"location": self.season.transform(x.astype(np.int64), times)}
-        if isinstance(self.season, NumericSeason) and not standardised:
+        if isinstance(self.season, NumericSeason):
             assert times is not None  # a seasonal signal is always fed its event times
-            x = self.season.standardise(x, times)
-        u = self.reference.transform(x)
+            location, spread = self.season.statistics(self.reference, x, times)
+            if self.recentring is not None:
+                location, spread = self.recentring.apply([location, spread], times)
+            return {"location": location, "spread": spread}
+        return self._pit_statistics(self.reference.transform(x))
+
+    def _pit_statistics(self, u: np.ndarray) -> dict[str, np.ndarray]:
+        """A number's (or rate's) statistics of its PIT positions u."""
         if self.signal_type is SignalType.rate:
             return {"location": u}
-        location, spread = u, np.abs(2.0 * u - 1.0)
-        if self.recentring is not None and not standardised:
-            assert times is not None
-            location, spread = self.recentring.apply([location, spread], times)
-        return {"location": location, "spread": spread}
+        return {"location": u, "spread": spread_of(u)}
 
     # -- watching and drifting ----------------------------------------------------------
 
