@@ -92,14 +92,18 @@ class NumericReference:
         (low < high): the statistics of a value known only to lie in a cell, such as a count
         spread over its unit. Exact, as the CDF is piecewise linear: its integral G over the
         interval, split for the spread at the median m, where 2u − 1 changes sign."""
-        width = high - low
         median = float(np.interp(0.5, *reversed(self._interpolation)))
-        up_low, up_high = np.maximum(low, median), np.maximum(high, median)
-        down_low, down_high = np.minimum(low, median), np.minimum(high, median)
-        integral = self._integral
-        above = 2.0 * (integral(up_high) - integral(up_low)) - (up_high - up_low)
-        below = (down_high - down_low) - 2.0 * (integral(down_high) - integral(down_low))
-        return (integral(high) - integral(low)) / width, (above + below) / width
+        at_low, at_high = self._integral(low), self._integral(high)
+        at_median = float(self._integral(np.array([median]))[0])
+        # G rises, so G(max(x, m)) = max(G(x), G(m)), and likewise for the minimum
+        above = 2.0 * (np.maximum(at_high, at_median) - np.maximum(at_low, at_median)) - (
+            np.maximum(high, median) - np.maximum(low, median)
+        )
+        below = (np.minimum(high, median) - np.minimum(low, median)) - 2.0 * (
+            np.minimum(at_high, at_median) - np.minimum(at_low, at_median)
+        )
+        width = high - low
+        return (at_high - at_low) / width, (above + below) / width
 
     def _integral(self, x: np.ndarray) -> np.ndarray:
         """The CDF's integral from below the first knot up to each x."""
