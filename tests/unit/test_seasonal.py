@@ -98,6 +98,7 @@ def test_slow_traffic_learns_a_week_blind_faster_a_day_and_fast_a_week_while_wat
     fast = plan(times(0.01, step_ms=1), 1_000_000)  # 1000 a second: a day is 86 million
     assert fast is not None and fast.hours == WEEK_HOURS and fast.watching
     assert fast.every == 151  # 604.8 million events a week, thinned to about 4 million
+    assert fast.day_ms == fast.end_ms - 6 * DAY_MS  # blind for its first day only
     assert fast.stride % fast.every == 0 and fast.stride // fast.every == 488  # ~8,192 sampled
     assert plan(np.full(1000, START_MS), 1_000_000) is None  # times that do not move
     assert plan(times(0.07), 0) is None  # switched off
@@ -345,8 +346,10 @@ def test_seasons_survive_their_state() -> None:
     state = orjson.loads(orjson.dumps(binary.to_state(), option=orjson.OPT_SERIALIZE_NUMPY))
     restored = BinarySeason.from_state(state)
     assert np.array_equal(restored.shares, binary.shares) and restored.rate == binary.rate
-    fast = Plan(168, 1, 10, 5, True)
+    fast = Plan(168, 1, 10, 5, True, 7)
     assert Plan.from_state(orjson.loads(orjson.dumps(fast.to_state()))) == fast
+    # a plan saved before first days watched from the start, against its warm-up's reference
+    assert Plan.from_state([168, 1, 10, 5, True]) == Plan(168, 1, 10, 5, True, 0)
 
 
 # -- a seasonal signal ---------------------------------------------------------------------
@@ -390,21 +393,25 @@ OFF = {"season_max_warmup_events": 0}  # no seasonal adjustment
 RATE_SHIFT = 0.1  # added to every hour's error rate (3–20%) from SHIFT_DAY on
 
 
-def seasonal_streams() -> tuple[np.ndarray, np.ndarray, list[str], int]:
+def seasonal_streams(
+    shift_day: float = SHIFT_DAY,
+) -> tuple[np.ndarray, np.ndarray, list[str], int]:
     """12 days at 10 events a minute of a cyclic number and a cyclic mix, both moved from day
-    SHIFT_DAY on: the number by +0.5 within-hour sd, 15% of the mix towards web."""
+    `shift_day` on: the number by +0.5 within-hour sd, 15% of the mix towards web."""
     ts = times(12)
-    change = int(np.searchsorted(ts, START_MS + SHIFT_DAY * DAY_MS))
+    change = int(np.searchsorted(ts, START_MS + shift_day * DAY_MS))
     numbers = cyclic(ts, seed=7)
     numbers[change:] += 5.0  # 0.5 of the within-hour sd of 10
     mix = device_mix(ts[:change], seed=8) + device_mix(ts[change:], seed=9, moved=0.15)
     return ts, numbers, mix, change
 
 
-def seasonal_kinds() -> tuple[np.ndarray, list[tuple[SignalType, Any]], int]:
+def seasonal_kinds(
+    shift_day: float = SHIFT_DAY,
+) -> tuple[np.ndarray, list[tuple[SignalType, Any]], int]:
     """The streams of `seasonal_streams`, and a cyclic error rate RATE_SHIFT higher from
-    SHIFT_DAY on, by signal type."""
-    ts, numbers, mix, change = seasonal_streams()
+    `shift_day` on, by signal type."""
+    ts, numbers, mix, change = seasonal_streams(shift_day)
     errors = np.concatenate(
         (error_bits(ts[:change], seed=23), error_bits(ts[change:], seed=24, shift=RATE_SHIFT))
     )
@@ -475,21 +482,34 @@ def test_seasonal_decisions_do_not_depend_on_batches_or_restores(
 FAST = {"season_max_warmup_events": 5_000}
 
 
-def test_fast_traffic_watches_while_it_learns_then_is_quiet_about_its_cycle() -> None:
-    ts, kinds, change = seasonal_kinds()
+def test_fast_traffic_learns_its_first_day_blind_then_watches_it_while_it_learns_the_week() -> None:
+    """Traffic too fast to stay blind for a week (here: a week is more than
+    season_max_warmup_events) is blind for its first day only, then judged against that day's
+    hours while it learns the week, then against the week's: its weekdays are quiet from the
+    start (against its warm-up's reference the cycle alarmed all week), the week's weekend too
+    after the switch, and a shift within the cycle is found in the first week as after it."""
     config = default_config(**FAST)
-    switch = int(np.searchsorted(ts, ts[0] + 7 * DAY_MS))  # the week's end (about)
+    weekend = int(np.searchsorted(times(12), START_MS + 5 * DAY_MS))  # the first Saturday
+    switch = int(np.searchsorted(times(12), START_MS + 7 * DAY_MS))  # the week's end (about)
+    ts, kinds, change = seasonal_kinds()
     for kind, values in kinds:
-        found = run(kind, values, ts, 5000, config)
-        detected = [f[0] for f in found if f[1] == "detected"]
-        assert any(d < switch for d in detected), kind  # the plain reference: the cycle alarms
+        detected = [f[0] for f in run(kind, values, ts, 5000, config) if f[1] == "detected"]
+        assert not [d for d in detected if d < weekend], kind
         after = [d for d in detected if d >= switch + 1000]  # (one window to resolve the last)
         assert after, kind
         assert after[0] >= change, f"{kind}: a false alarm at {after[0]} after the switch"
         assert after[0] - change < 3000, kind
+    ts, kinds, change = seasonal_kinds(shift_day=3.0)  # a Thursday of the first week
+    for kind, values in kinds:
+        detected = [f[0] for f in run(kind, values, ts, 5000, config) if f[1] == "detected"]
+        assert detected, kind
+        assert detected[0] >= change, f"{kind}: a false alarm at {detected[0]} in the first week"
+        assert detected[0] - change < 3000, kind
 
 
-@pytest.mark.parametrize("batch,restore_at", [(997, None), (7777, 60_000), (5000, 100_000)])
+@pytest.mark.parametrize(
+    "batch,restore_at", [(997, None), (7777, 60_000), (5000, 100_000), (3000, 10_000)]
+)
 def test_fast_traffic_decisions_do_not_depend_on_batches_or_restores(
     batch: int, restore_at: int | None
 ) -> None:

@@ -83,13 +83,16 @@ class Plan:
     """What a signal's season learning covers: `hours` of event time (24 or 168) from its first
     value, ending at the first value at or after `end_ms`; every `every`-th value is learned
     from and every `stride`-th (a multiple of `every`) kept in the sample. `watching`: the
-    signal watches against its warm-up's reference meanwhile (traffic too fast to stay blind)."""
+    signal watches meanwhile (traffic too fast to stay blind for the cycle), from `day_ms` on
+    with the season of the values before it (its first day, learned blind), or from the start
+    against its warm-up's reference when `day_ms` is 0 (plans saved before first days)."""
 
     hours: int
     end_ms: int
     stride: int
     every: int = 1
     watching: bool = False
+    day_ms: int = 0
 
     @property
     def sample_size(self) -> int:
@@ -101,16 +104,17 @@ class Plan:
 
     @classmethod
     def from_state(cls, state: Sequence[Any]) -> Plan:
-        hours, end_ms, stride, every, watching = state
-        return cls(int(hours), int(end_ms), int(stride), int(every), bool(watching))
+        hours, end_ms, stride, every, watching = state[:5]
+        day_ms = state[5] if len(state) > 5 else 0  # (a plan saved before first days)
+        return cls(int(hours), int(end_ms), int(stride), int(every), bool(watching), int(day_ms))
 
 
 def plan(ts_ms: np.ndarray, max_events: int) -> Plan | None:
     """The season to learn after a warm-up whose values came at event times `ts_ms`: a week if
     a week at the warm-up's rate fits in `max_events` values, else a day if a day does, both
     blind; else a week learned from every `every`-th value (about LEARNED_WHILE_WATCHING of
-    them) while watching. None (no seasonal adjustment) if `max_events` is 0 or the times do
-    not move."""
+    them) while watching from the end of its first day, learned blind. None (no seasonal
+    adjustment) if `max_events` is 0 or the times do not move."""
     if max_events <= 0 or len(ts_ms) < 2:
         return None
     first, span = int(ts_ms.min()), int(ts_ms.max() - ts_ms.min())
@@ -124,7 +128,14 @@ def plan(ts_ms: np.ndarray, max_events: int) -> Plan | None:
     expected = per_ms * WEEK_HOURS * HOUR_MS
     every = max(1, int(expected // LEARNED_WHILE_WATCHING))
     stride = max(every, int(expected // POOLED_SAMPLE_WATCHING) // every * every)
-    return Plan(WEEK_HOURS, first + WEEK_HOURS * HOUR_MS, stride, every, watching=True)
+    return Plan(
+        WEEK_HOURS,
+        first + WEEK_HOURS * HOUR_MS,
+        stride,
+        every,
+        watching=True,
+        day_ms=first + DAY_HOURS * HOUR_MS,
+    )
 
 
 @dataclass(frozen=True)
@@ -553,6 +564,8 @@ class SeasonLearner:
         self.reference = reference
         self.index = reference.index() if reference is not None else {}
         self.seen = 0  # values offered (learned from: every plan.every-th)
+        # the signal does not watch (a plan's whole cycle, or a watching plan's first day)
+        self.blind = not plan.watching or plan.day_ms > 0
         # columns of counts: a category's codes, 'other' last; a number's one; a rate's 0 and 1
         codes = reference.other_code + 1 if reference is not None else 2 - (scaler is not None)
         # Per hour of the week: counts (of each code) and the fixed-point sums of t and t²,
@@ -567,19 +580,25 @@ class SeasonLearner:
         self.pending_ts: list[int] = []
         self.pending_values: list[Any] = []
 
+    @property
+    def phase_end_ms(self) -> int:
+        """Where what is learned now ends: a watching plan's blind first day, else the cycle."""
+        return self.plan.day_ms if self.blind and self.plan.watching else self.plan.end_ms
+
     def until_end(self, ts_ms: np.ndarray) -> int:
-        """How many of values at ts_ms (in order) are in the cycle: up to the first at its end."""
+        """How many of values at ts_ms (in order) are in the phase: up to the first at its end."""
         ts_ms = np.asarray(ts_ms)
-        if not len(ts_ms) or ts_ms.max() < self.plan.end_ms:
+        end_ms = self.phase_end_ms
+        if not len(ts_ms) or ts_ms.max() < end_ms:
             return len(ts_ms)
-        return int(np.argmax(ts_ms >= self.plan.end_ms))
+        return int(np.argmax(ts_ms >= end_ms))
 
     def take(
         self, values: np.ndarray | Sequence[Any], ts_ms: np.ndarray, inside: bool = False
     ) -> int:
-        """Learn from values in order (numbers, or categories) until the cycle ends; return how
-        many were taken (fewer than given: the cycle ended at the first value not taken;
-        `inside`: the caller knows they are all in the cycle). The
+        """Learn from values in order (numbers, or categories) until the phase ends; return how
+        many were taken (fewer than given: the phase ended at the first value not taken;
+        `inside`: the caller knows they are all in it). The
         values learned from wait in `pending` until PENDING of them (or a decision) are there:
         the sums are integers and the sample is every stride-th position, so when they are
         added changes nothing, and a batch of fast traffic costs a slice, not a learning step."""
@@ -706,6 +725,7 @@ class SeasonLearner:
             "scaler": None if self.scaler is None else self.scaler.to_state(),
             "reference": None if self.reference is None else self.reference.to_state(),
             "seen": self.seen,
+            "blind": self.blind,
             "stride": self.stride,
             "counts": self.counts,
             "sums": self.sums,
@@ -725,6 +745,9 @@ class SeasonLearner:
             None if reference is None else CategoricalReference.from_state(reference),
         )
         learner.seen = int(state["seen"])
+        learner.blind = bool(
+            state.get("blind", learner.blind)
+        )  # (saved before first days: its plan's)
         learner.stride = int(state["stride"])
         codes = learner.counts.shape[1]
         learner.counts = np.asarray(state["counts"], dtype=np.int64).reshape(-1, codes)

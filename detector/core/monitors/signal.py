@@ -156,7 +156,7 @@ class SignalMonitor:
                 start += self._learn(values, start, times)
                 continue
             learner = self.season_learner
-            if learner is not None and not learner.plan.watching:
+            if learner is not None and learner.blind:
                 assert times is not None  # a season is only planned from event times
                 start += self._learn_season(values[start:], times[start:])
                 continue
@@ -240,12 +240,19 @@ class SignalMonitor:
         return taken
 
     def _end_season(self) -> None:
-        """The cycle is over: if it is significant, the signal is judged against its hour from
-        now on (numbers: a pooled reference of the standardised values; categories: the hour's
-        shares, under the reference the cycle was learned with) and its detectors and block
-        history start again; else nothing changes (the warm-up's reference stays)."""
-        assert self.season_learner is not None
-        learner, self.season_learner = self.season_learner, None
+        """The cycle (or a watching plan's blind first day) is over: if it is significant, the
+        signal is judged against its hour from now on (numbers: a pooled reference of the
+        standardised values; categories: the hour's shares, under the reference the cycle was
+        learned with) and its detectors and block history start again; else nothing changes
+        (the warm-up's reference, or the first day's season, stays). After a first day the
+        learner goes on, watched, to the week's end."""
+        learner = self.season_learner
+        assert learner is not None
+        ended_ms = learner.phase_end_ms
+        if learner.blind and learner.plan.watching:
+            learner.blind = False
+        else:
+            self.season_learner = None
         if self.signal_type is SignalType.rate:
             if not self._adopt_rate_season(learner):
                 return
@@ -265,8 +272,8 @@ class SignalMonitor:
             self.season = numeric
             self.recentring = Recentring(
                 len(self.statistics),
-                learner.plan.end_ms + DAY_HOURS * HOUR_MS,
-                learner.plan.end_ms + WEEK_HOURS * HOUR_MS,
+                ended_ms + DAY_HOURS * HOUR_MS,
+                ended_ms + WEEK_HOURS * HOUR_MS,
             )
             pooled = learner.pooled_sample(numeric)
             self.reference = NumericReference.fit(pooled, self.config.reference_bins)
