@@ -484,17 +484,17 @@ FAST = {"season_max_warmup_events": 5_000}
 
 def test_fast_traffic_learns_its_first_day_blind_then_watches_it_while_it_learns_the_week() -> None:
     """Traffic too fast to stay blind for a week (here: a week is more than
-    season_max_warmup_events) is blind for its first day only, then judged against that day's
-    hours while it learns the week, then against the week's: its weekdays are quiet from the
-    start (against its warm-up's reference the cycle alarmed all week), the week's weekend too
-    after the switch, and a shift within the cycle is found in the first week as after it."""
+    season_max_warmup_events) is blind for its first day (a Monday) and its first weekend
+    only: it is judged against that day's hours on the other weekdays while it learns the
+    week, then against the week's. It is quiet from the start (against its warm-up's
+    reference the cycle alarmed all week; judged on its first weekend against a Monday, the
+    weekend alarmed), and a shift within the cycle is found in the first week as after it."""
     config = default_config(**FAST)
-    weekend = int(np.searchsorted(times(12), START_MS + 5 * DAY_MS))  # the first Saturday
     switch = int(np.searchsorted(times(12), START_MS + 7 * DAY_MS))  # the week's end (about)
     ts, kinds, change = seasonal_kinds()
     for kind, values in kinds:
         detected = [f[0] for f in run(kind, values, ts, 5000, config) if f[1] == "detected"]
-        assert not [d for d in detected if d < weekend], kind
+        assert not [d for d in detected if d < change], kind
         after = [d for d in detected if d >= switch + 1000]  # (one window to resolve the last)
         assert after, kind
         assert after[0] >= change, f"{kind}: a false alarm at {after[0]} after the switch"
@@ -505,6 +505,22 @@ def test_fast_traffic_learns_its_first_day_blind_then_watches_it_while_it_learns
         assert detected, kind
         assert detected[0] >= change, f"{kind}: a false alarm at {detected[0]} in the first week"
         assert detected[0] - change < 3000, kind
+
+
+def test_after_its_first_day_fast_traffic_watches_only_the_kind_of_day_it_has_seen() -> None:
+    """A watching plan that started on a Monday: after its first day, weekdays are watched and
+    Saturdays and Sundays learned blind, until the week's end."""
+    fast = plan(times(0.01, step_ms=1), 1_000_000)
+    assert fast is not None and fast.day_ms == START_MS + DAY_MS
+    learner = SeasonLearner(fast, Scaler(0.0, 1.0))
+    assert learner.blind_run(times(0.5)) == len(times(0.5))  # its first day: blind
+    learner.blind = False  # (the signal's, at the first day's end)
+    friday = START_MS + 4 * DAY_MS + np.arange(0, 3 * DAY_MS, HOUR_MS)  # Friday to Sunday
+    assert learner.blind_run(friday) == 0
+    assert learner.watched_run(friday) == DAY_HOURS  # up to Saturday's midnight
+    weekend_and_monday = friday[DAY_HOURS:] + np.array([0] * 47 + [DAY_MS])
+    assert learner.blind_run(weekend_and_monday) == 2 * DAY_HOURS - 1
+    assert learner.watched_run(friday[:2] + 7 * DAY_MS) == 0  # past the week: the switch
 
 
 @pytest.mark.parametrize(

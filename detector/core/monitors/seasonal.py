@@ -10,9 +10,11 @@ How a signal learns its season (detector.core.monitors.signal drives it):
    day), without alerting meanwhile: before a full cycle has been seen, whether a daily or
    weekly component exists cannot be known, and watching a cyclic signal against a reference
    learned in one hour is what raised an alert every evening. Faster traffic (a day does not
-   fit) is not kept blind for a day of millions of events: it watches against the warm-up's
-   reference while it learns one week of event time from every `every`-th value (about four
-   million values a week), and switches at the week's end (`Plan.watching`).
+   fit) is not kept blind for a week of millions of events: it learns its first day blind,
+   then watches against that day's hours (decided as at a cycle's end) while it learns one
+   week of event time from every `every`-th value (about four million values a week), and
+   switches at the week's end (`Plan.watching`, `Plan.day_ms`). Against its warm-up's
+   reference, as it watched before, every cyclic signal alarmed all week.
 2. Over that cycle (`SeasonLearner`) the signal keeps, per hour-of-week bucket, the count and
    the fixed-point sums of t and t² (t: the value on a robust, scale-free scale, `Scaler`) or
    the count of each category (a 0/1 rate: of 0s and 1s), plus a thinned sample of t spread
@@ -593,6 +595,31 @@ class SeasonLearner:
             return len(ts_ms)
         return int(np.argmax(ts_ms >= end_ms))
 
+    def blind_run(self, ts_ms: np.ndarray) -> int:
+        """How many of values at ts_ms (in order) come before the first the signal watches: all
+        in a blind phase; while a watching plan learns its week after its first day, those of
+        the other kind of day (Saturdays and Sundays, or weekdays) than most of its first day,
+        whose hours the first day's season cannot know (its first weekend alarmed on every
+        signal whose weekend differs)."""
+        if self.blind:
+            return len(ts_ms)
+        if not self.plan.day_ms:  # (a plan saved before first days)
+            return 0
+        first_kind = _weekend(np.array([self.plan.day_ms - DAY_HOURS * HOUR_MS // 2]))[0]
+        other = _weekend(np.asarray(ts_ms, dtype=np.int64)) != first_kind
+        return len(ts_ms) if other.all() else int(np.argmin(other))
+
+    def watched_run(self, ts_ms: np.ndarray) -> int:
+        """How many of values at ts_ms (in order, the first watched) the signal watches before
+        the phase ends or `blind_run` starts again."""
+        ts_ms = np.asarray(ts_ms, dtype=np.int64)
+        end = self.until_end(ts_ms)
+        if not self.plan.day_ms or not end:
+            return end
+        kinds = _weekend(ts_ms[:end])
+        other = np.flatnonzero(kinds != kinds[0])
+        return int(other[0]) if len(other) else end
+
     def take(
         self, values: np.ndarray | Sequence[Any], ts_ms: np.ndarray, inside: bool = False
     ) -> int:
@@ -765,6 +792,11 @@ def _day_kind_hour(ts_ms: np.ndarray) -> np.ndarray:
     days, into = np.divmod(ts_ms, DAY_HOURS * HOUR_MS)
     weekend = (days + 3) % 7 >= 5  # the epoch was a Thursday
     return weekend * DAY_HOURS + into // HOUR_MS
+
+
+def _weekend(ts_ms: np.ndarray) -> np.ndarray:
+    """Whether event times fall on a Saturday or a Sunday (UTC)."""
+    return _day_kind_hour(ts_ms) >= DAY_HOURS
 
 
 def _neighbours(ts_ms: np.ndarray, buckets: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -156,14 +156,16 @@ class SignalMonitor:
                 start += self._learn(values, start, times)
                 continue
             learner = self.season_learner
-            if learner is not None and learner.blind:
+            if learner is not None:
                 assert times is not None  # a season is only planned from event times
-                start += self._learn_season(values[start:], times[start:])
-                continue
+                blind = start + learner.blind_run(times[start:])
+                if blind > start:
+                    start += self._learn_season(values[start:blind], times[start:blind])
+                    continue
             end = self._segment_end(start, len(values))
             if learner is not None:  # watching while the cycle is learned
                 assert times is not None
-                end = start + learner.until_end(times[start:end])
+                end = start + learner.watched_run(times[start:end])
                 if end == start:
                     self._end_season()
                     continue
@@ -184,7 +186,9 @@ class SignalMonitor:
         end = min(total, start + limit)
         drift = self.lifecycle.drift
         if drift is not None:
-            end = min(end, start + drift.started_at + limit - self.seen)
+            # (at least one value: values learned blind meanwhile, a fast model's first
+            # weekend, may have passed the re-baseline, due at the next value watched)
+            end = min(end, max(start + drift.started_at + limit - self.seen, start + 1))
         return end
 
     # -- learning -----------------------------------------------------------------------
