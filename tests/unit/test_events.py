@@ -295,3 +295,32 @@ def test_messages_decoded_together_decode_as_alone(
     odd: list[bytes | None], source: InputTopic
 ) -> None:
     _decoded_alone_and_together(USUAL + odd + USUAL, source)
+
+
+@pytest.mark.parametrize(
+    "names",
+    [
+        ["a", "b", "c", "d"],  # every field, in order: read whole
+        ["b", "c", "d"],  # a run of at least half of them
+        ["a", "c", "d"],  # not a run
+        ["d", "c", "b"],  # not in the struct's order
+        ["a", "b"],  # a run, but under half of the fields: name by name
+        ["c"],  # one name: the bare value
+    ],
+)
+def test_a_struct_s_rows_are_its_values_of_the_names(names: list[str]) -> None:
+    decoder = Decoder(FieldMapping(), max_message_bytes=2000, max_model_name_length=200)
+    struct = decoder.expect("m", ["a", "b", "c", "d", "e"], ["nulls"])
+    assert struct is not None
+    raws = [
+        orjson.dumps({"model": "m", "features": {"a": i, "b": "x", "d": 0.5 * i, "c": None}})
+        for i in range(3)
+    ]
+    structs = [
+        decoder.decode(raw, InputTopic.prediction, 0, 1, T_MS, b"m").features for raw in raws
+    ]  # type: ignore[union-attr]
+    assert struct.rows(structs, names) == list(map(struct.reader(names), structs))
+    assert struct.rows(structs, names) == [
+        tuple(f.get(n) for n in names) if len(names) > 1 else f.get(names[0])
+        for f in (orjson.loads(raw)["features"] for raw in raws)
+    ]

@@ -69,13 +69,14 @@ from detector.settings import DetectionSettings, LimitSettings, ModelSettings, R
 TYPE_SAMPLE_EVERY = 16
 NUMBERS_OR_NONE = NUMBER_TYPES | {type(None)}
 
-# Feature names -> what reads their values off one map (`dict_reader`, `FeatureStruct.reader`).
-Reader = Callable[[Sequence[str]], Callable[[Any], Any]]
+# Maps and feature names -> each map's values of those names (`dict_rows`, `FeatureStruct.rows`).
+Rows = Callable[[Sequence[Any], Sequence[str]], list[Any]]
 
 
-def dict_reader(names: Sequence[str]) -> Callable[[Any], Any]:
-    """A dict's values of `names`, as `FeatureStruct.reader` gives a struct's."""
-    return itemgetter(*names)
+def dict_rows(maps: Sequence[Any], names: Sequence[str]) -> list[Any]:
+    """Each dict's values of `names`, as `FeatureStruct.rows` gives a struct's (KeyError where
+    a dict lacks one)."""
+    return list(map(itemgetter(*names), maps))
 
 
 CRITICAL_EFFECT = 0.2  # a shift of the mean PIT position (or of a rate) this large is 'critical'
@@ -452,7 +453,7 @@ class ModelMonitor:
         structs = types == {self.feature_struct}
         if structs:
             assert self.feature_struct is not None
-            columns = self._feature_columns(maps, read=self.feature_struct.reader)
+            columns = self._feature_columns(maps, read=self.feature_struct.rows)
         else:
             if types != {dict}:  # structs of other names (new monitors): back to the messages
                 maps = [features_in_order(events[i]) or {} for i in feature_rows]
@@ -583,10 +584,10 @@ class ModelMonitor:
         return SignalType.numeric
 
     def _feature_columns(
-        self, maps: Sequence[Any], strict: bool = False, read: Reader = dict_reader
+        self, maps: Sequence[Any], strict: bool = False, read: Rows = dict_rows
     ) -> list[tuple[str, SignalType, Sequence[Any] | np.ndarray]] | None:
         """(name, type, values) of every known feature over `maps` (dicts, or FeatureStructs read
-        with `read=FeatureStruct.reader`), None where absent (`strict`: no columns at all, None, if any map
+        with `read=FeatureStruct.rows`), None where absent (`strict`: no columns at all, None, if any map
         lacks a name). Numeric features come as one float array each when the whole batch
         converts at once."""
         numeric = [n for n, t in self.feature_types.items() if t is SignalType.numeric]
@@ -932,13 +933,13 @@ def _numbers_only(rows: Sequence[Any], width: int) -> bool:
 
 
 def rows_of(
-    maps: Sequence[Any], names: list[str], strict: bool = False, read: Reader = dict_reader
+    maps: Sequence[Any], names: list[str], strict: bool = False, read: Rows = dict_rows
 ) -> list[Any] | None:
     """Each map's values of `names` (a tuple, or the bare value for one name), None where absent
     (`strict`: None instead of any rows if a map lacks a name); in C when every map has every name.
-    FeatureStructs are read with `read=FeatureStruct.reader` (an absent name is None there)."""
+    FeatureStructs are read with `read=FeatureStruct.rows` (an absent name is None there)."""
     try:
-        return list(map(read(names), maps))
+        return read(maps, names)
     except KeyError:
         if strict:
             return None
