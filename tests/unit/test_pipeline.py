@@ -412,6 +412,13 @@ def test_features_decoded_as_structs_change_no_alert_and_no_state(size: int) -> 
     ]
     assert states[0] == states[1]
     assert all(m.feature_struct is not None for m in with_structs.models())
+    m = next(m for m in with_structs.models() if m.name == "m")
+    assert m.feature_struct is not None
+    named = {attribute: name for name, attribute in m.feature_struct.attributes.items()}
+    numeric = [n for n, kind in m.feature_types.items() if kind.value == "numeric"]
+    assert len(numeric) >= 2 and numeric != list(m.feature_types)[: len(numeric)]
+    # its numeric features lead the struct, one run read whole (FeatureStruct.rows)
+    assert [named[f] for f in m.feature_struct.__struct_fields__[: len(numeric)]] == numeric
     assert list(next(m for m in with_structs.models() if m.name == "n").feature_types) == [
         "y.1",
         "class",

@@ -438,8 +438,12 @@ class ModelMonitor:
 
     def feature_names(self) -> tuple[list[str], list[str]]:
         """The feature names that need no discovery (monitored or skipped), and those seen only
-        as null so far: what the decoder's FeatureStruct for this model holds."""
-        return [*self.feature_types, *sorted(self.skipped_features)], list(self.untyped_features)
+        as null so far: what the decoder's FeatureStruct for this model holds. Numeric names
+        come first, so that the struct's numeric fields are one run (`FeatureStruct.rows`)."""
+        types = self.feature_types
+        numeric = [name for name, kind in types.items() if kind is SignalType.numeric]
+        others = [name for name, kind in types.items() if kind is not SignalType.numeric]
+        return [*numeric, *others, *sorted(self.skipped_features)], list(self.untyped_features)
 
     def _observe_features(self, events: Sequence[Event], batch: BatchFeed) -> None:
         feature_rows = [i for i, e in enumerate(events) if e.features is not None]
