@@ -14,7 +14,9 @@ third of msgspec's time. Once the pipeline tells the decoder which names a model
 know (`Decoder.expect`), that model's messages (found by their key, the model name) are decoded
 with their features as a struct of exactly those names; a name outside it, or an unexpected
 value, sends the message down the usual path, so the struct only ever holds names the model
-needs no discovery for (`FeatureStruct`).
+needs no discovery for (`FeatureStruct`). Such a model's messages of one topic are parsed
+together, in one msgspec call, and their events made without a Python step per message
+(`Decoder.decode_all`), each the same as alone.
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Sequence
 from datetime import datetime
 from enum import IntEnum
-from operator import attrgetter
+from itertools import repeat
+from operator import attrgetter, itemgetter
 from typing import Annotated, Any, ClassVar, NamedTuple, final
 
 import msgspec
@@ -105,6 +108,21 @@ class FeatureStruct(msgspec.Struct, forbid_unknown_fields=True, gc=False):
         """A struct's values of `names`, as `operator.itemgetter(*names)` gives a dict's."""
         return attrgetter(*(cls.attributes[name] for name in names))
 
+    @classmethod
+    def rows(cls, structs: Sequence[Any], names: Sequence[str]) -> list[Any]:
+        """`reader(names)` of each struct; where `names` are a run of the struct's fields in
+        their order, at least half of them, the struct is read whole and the run sliced off
+        (0.11 µs a struct against 0.26 name by name, for 20 of 23 fields; 3 of 23: 0.10
+        against 0.06)."""
+        attributes = tuple(cls.attributes[name] for name in names)
+        fields = cls.__struct_fields__
+        start = fields.index(attributes[0])
+        whole = len(attributes) > 1 and 2 * len(attributes) >= len(fields)
+        if whole and fields[start : start + len(attributes)] == attributes:
+            run = itemgetter(slice(start, start + len(attributes)))
+            return list(map(run, map(msgspec.structs.astuple, structs)))
+        return list(map(cls.reader(names), structs))
+
 
 def features_in_order(event: Event) -> dict[str, Any] | None:
     """The event's features as a dict in the message's order (a FeatureStruct loses that order
@@ -121,6 +139,19 @@ def features_in_order(event: Event) -> dict[str, Any] | None:
 SOURCE_OF, TS_OF, OFFSET_OF = attrgetter("source"), attrgetter("ts_ms"), attrgetter("offset")
 RECORD_MS_OF = attrgetter("record_ms")
 ID_OF, CONFIDENCE_OF = attrgetter("id"), attrgetter("confidence")
+# The same of a wire struct (`Decoder.decode_all`), and a message's first and last byte.
+_MODEL_OF, _TS_OF, _VERSION_OF, _ID_OF = (
+    attrgetter(name) for name in ("model", "ts", "version", "id")
+)
+_FEATURES_OF, _LABEL_OF, _SCORE_OF = (
+    attrgetter("features"),
+    attrgetter("label"),
+    attrgetter("score"),
+)
+_PREDICTION_OF, _LATENCY_OF = attrgetter("prediction"), attrgetter("latency_ms")
+_FIRST, _LAST = itemgetter(0), itemgetter(-1)
+_NONE = type(None)
+_TEXT_OR_NONE, _FLOAT_OR_NONE = frozenset((str, _NONE)), frozenset((float, _NONE))
 
 _NUMBER = (int, float)
 MAX_TIMESTAMP_MS = 10**16  # epoch milliseconds beyond this are not timestamps
@@ -306,6 +337,167 @@ class Decoder:
                             if event.features is not None:
                                 event.raw = raw
                             return event
+        return self._decode_unexpected(raw, source, partition, offset, kafka_ts_ms)
+
+    def decode_all(
+        self,
+        raws: list[bytes | None],
+        source: InputTopic,
+        partitions: list[int],
+        offsets: list[int],
+        kafka_ts_ms: list[int],
+        key: bytes | None,
+    ) -> list[Event | Invalid]:
+        """`decode` of messages of one topic with one key, each the same as alone: a model whose
+        features are expected has its messages parsed in one msgspec call, and their events
+        made without a Python step per message when each is as usual (every field of the
+        type it mostly has); any other, and any batch that does not parse, message by message."""
+        expected = self._expected.get(key) if key is not None else None
+        if expected is not None and len(raws) > 1:
+            wires = self._parse_together(expected.decoder, raws)
+            if wires is not None:
+                events = self._events_together(
+                    wires, expected.model, raws, source, partitions, offsets, kafka_ts_ms
+                )
+                if events is not None:
+                    return events  # type: ignore[return-value]  # every one an Event
+                return list(
+                    map(
+                        self._expected_event,
+                        wires,
+                        repeat(expected),
+                        raws,
+                        repeat(source),
+                        partitions,
+                        offsets,
+                        kafka_ts_ms,
+                    )
+                )
+        return list(
+            map(self.decode, raws, repeat(source), partitions, offsets, kafka_ts_ms, repeat(key))
+        )
+
+    def _parse_together(
+        self, decoder: msgspec.json.Decoder[Any], raws: list[bytes | None]
+    ) -> list[Any] | None:
+        """The structs `decoder` gives each of `raws` alone, parsed in one call; None where it
+        cannot tell them apart so (any message failing, or not starting with `{` and ending
+        with `}`).
+
+        Joined by newlines, msgspec reads the messages as one stream of JSON values. As each
+        message starts with `{` and ends with `}`, a value cannot run on from one message into
+        the next (after a `}` inside an array or object comes `,` or a closing bracket, never
+        `{`; a raw newline is not allowed inside a string), so each message holds at least one
+        whole value: as many values as messages means each holds exactly its own."""
+        try:
+            if max(map(len, raws)) > self.max_message_bytes:  # type: ignore[arg-type]
+                return None
+            firsts, lasts = bytes(map(_FIRST, raws)), bytes(map(_LAST, raws))  # type: ignore[arg-type]
+        except (TypeError, IndexError):  # None, or an empty message
+            return None
+        if firsts.count(b"{") != len(raws) or lasts.count(b"}") != len(raws):
+            return None
+        try:
+            wires = decoder.decode_lines(b"\n".join(raws))  # type: ignore[arg-type]
+        except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError):
+            return None
+        return wires if len(wires) == len(raws) else None
+
+    @staticmethod
+    def _events_together(
+        wires: list[Any],
+        model: str,
+        raws: list[bytes | None],
+        source: InputTopic,
+        partitions: list[int],
+        offsets: list[int],
+        kafka_ts_ms: list[int],
+    ) -> list[Event] | None:
+        """The events of wire structs of `model`'s expected decoder, as `_expected_event` makes
+        them one by one, when every field is of its usual type: ts epoch ms, version and id
+        text, a score a number, features present on the feature topic, id and label on the
+        label topic. None otherwise."""
+        if set(map(_MODEL_OF, wires)) != {model}:
+            return None
+        times = list(map(_TS_OF, wires))
+        if set(map(type, times)) != {int} or min(times) < 0 or max(times) >= MAX_TIMESTAMP_MS:
+            return None
+        versions, ids = list(map(_VERSION_OF, wires)), list(map(_ID_OF, wires))
+        if (
+            not set(map(type, versions)) <= _TEXT_OR_NONE
+            or not set(map(type, ids)) <= _TEXT_OR_NONE
+        ):
+            return None
+        features = list(map(_FEATURES_OF, wires))
+        feature_types = set(map(type, features))
+        if _NONE not in feature_types:
+            kept: Iterable[bytes | None] = raws  # kept with every FeatureStruct
+        elif source is InputTopic.feature:
+            return None
+        elif feature_types == {_NONE}:
+            kept = repeat(None)
+        else:
+            kept = [raw if f is not None else None for raw, f in zip(raws, features)]
+        nothing = repeat(None)
+        if source is InputTopic.label:
+            labels = list(map(_LABEL_OF, wires))
+            if _NONE in set(map(type, ids)) or _NONE in set(map(type, labels)):
+                return None
+            outputs: tuple[Iterable[Any], ...] = (nothing, nothing, nothing, nothing, labels)
+        else:
+            scores = list(map(_SCORE_OF, wires))
+            if not set(map(type, scores)) <= _FLOAT_OR_NONE:
+                return None
+            confidences = [s if s is None or s >= 0.5 else 1.0 - s for s in scores]
+            outputs = (
+                map(_PREDICTION_OF, wires),
+                scores,
+                confidences,
+                map(_LATENCY_OF, wires),
+                nothing,
+            )
+        return list(
+            map(
+                Event,
+                repeat(source),
+                repeat(model),
+                partitions,
+                offsets,
+                times,
+                versions,
+                ids,
+                features,
+                *outputs,
+                kafka_ts_ms,
+                kept,
+            )
+        )
+
+    def _expected_event(
+        self,
+        wire: Any,
+        expected: _Expected,
+        raw: bytes,
+        source: InputTopic,
+        partition: int,
+        offset: int,
+        kafka_ts_ms: int,
+    ) -> Event | Invalid:
+        """The event of a message decoded by its model's expected decoder into `wire` (as
+        `decode` makes it, without a call per message where the decoder applies)."""
+        if wire.model == expected.model:
+            event = self._from_wire(wire, source, partition, offset, kafka_ts_ms)
+            if event is not None:
+                if event.features is not None:
+                    event.raw = raw
+                return event
+        return self._decode_unexpected(raw, source, partition, offset, kafka_ts_ms)
+
+    def _decode_unexpected(
+        self, raw: bytes | None, source: InputTopic, partition: int, offset: int, kafka_ts_ms: int
+    ) -> Event | Invalid:
+        """`decode` without an expected decoder, or where it did not apply."""
+        if raw and len(raw) <= self.max_message_bytes:
             try:
                 wire = self._fast.decode(raw)
             except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError):

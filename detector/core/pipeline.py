@@ -28,8 +28,8 @@ import hashlib
 from collections import Counter, OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from itertools import chain, groupby
-from operator import attrgetter, methodcaller
+from itertools import groupby
+from operator import attrgetter, itemgetter, methodcaller
 from typing import NamedTuple, Protocol
 
 from detector.core.alerts import DEPLOYED, Alert, ModelEvent
@@ -203,8 +203,15 @@ class PartitionState:
 # The service, the backtest and the benchmarks set them (gc.set_threshold) before processing.
 GC_THRESHOLDS = (100_000, 50, 100)
 PARTITION_AND_MODEL = attrgetter("partition", "model")
-KEY_OF = methodcaller("key")
+KEY_OF, VALUE_OF = methodcaller("key"), methodcaller("value")
+PARTITION_OF, OFFSET_OF = methodcaller("partition"), methodcaller("offset")
+TIMESTAMP_OF, SECOND = methodcaller("timestamp"), itemgetter(1)
 INVALID = Invalid("", "")  # a place not decoded yet
+# Messages decoded together at most (`Pipeline._decode_group`): few enough that they and their
+# structs are still in the CPU's cache when their events are made from them (`Pipeline.decode`
+# of a batch of 5,000 in one: 3.8 µs a message; in runs of 256: 2.8; one by one before: 3.1).
+DECODED_TOGETHER = 256
+DECODED_TOGETHER_LEAST = 64
 
 
 @dataclass
@@ -344,16 +351,13 @@ class Pipeline:
         """The valid events of a batch, in its order; the other messages become dead letters in
         `result`, in that order too.
 
-        The messages are decoded one key (model) after another: a model's events then lie
-        together in memory, which its monitors read many times over, long after the decoding
-        when its events are held (200,000 events of 20 models interleaved, held: 0.58-0.64 of
-        one model's events per CPU-second decoded in arrival order, 0.81 a key at a time)."""
-        decode, sources = (
-            self.decoder.decode,
-            self.sources,
-        )  # looked up once: this loop runs per message
+        The messages are decoded one key (model) and topic after another (`Decoder.decode_all`):
+        a model's events then lie together in memory, which its monitors read many times over,
+        long after the decoding when its events are held (200,000 events of 20 models
+        interleaved, held: 0.58-0.64 of one model's events per CPU-second decoded in arrival
+        order, 0.81 a key at a time)."""
         keys = list(map(KEY_OF, messages))
-        order: Iterable[int] = range(len(messages))
+        groups: Iterable[tuple[bytes | None, Sequence[int]]] = [(keys[0], range(len(messages)))]
         if len(set(keys)) > 1:
             by_key: dict[bytes | None, list[int]] = {}
             for index, key in enumerate(keys):
@@ -362,29 +366,74 @@ class Pipeline:
                     by_key[key] = [index]
                 else:
                     same.append(index)
-            order = chain.from_iterable(by_key.values())
+            groups = by_key.items()
         decoded: list[Event | Invalid] = [INVALID] * len(messages)
-        bad: list[int] = []
-        for index in order:
-            message = messages[index]
-            event = decoded[index] = decode(
-                message.value(),
-                sources[message.topic() or ""],
-                message.partition() or 0,
-                message.offset() or 0,
-                message.timestamp()[1],
-                keys[index],
-            )
-            if type(event) is Invalid:
-                bad.append(index)
-        if not bad:
+        decode, sources = self.decoder.decode, self.sources
+        for key, indexes in groups:
+            if len(indexes) < DECODED_TOGETHER_LEAST:  # a few: one by one costs less
+                for index in indexes:
+                    message = messages[index]
+                    decoded[index] = decode(
+                        message.value(),
+                        sources[message.topic() or ""],
+                        message.partition() or 0,
+                        message.offset() or 0,
+                        message.timestamp()[1],
+                        key,
+                    )
+                continue
+            for topic, part in self._by_topic(messages, indexes):
+                for index, event in zip(part, self._decode_together(messages, part, key, topic)):
+                    decoded[index] = event
+        if set(map(type, decoded)) == {Event}:
             return decoded  # type: ignore[return-value]  # every one an Event
-        for index in sorted(bad):
+        for index in [i for i, event in enumerate(decoded) if type(event) is Invalid]:
             message, why = messages[index], decoded[index]
             assert type(why) is Invalid
             result.dead_letters.append(DeadLetter.of(message, why))
             result.invalid[message.topic() or "", why.reason] += 1
         return [event for event in decoded if type(event) is not Invalid]
+
+    @staticmethod
+    def _by_topic(
+        messages: Sequence[Message], indexes: Sequence[int]
+    ) -> Iterable[tuple[str | None, Sequence[int]]]:
+        """The places `indexes` of `messages` by their topic."""
+        topics = [messages[i].topic() for i in indexes]
+        if len(set(topics)) == 1:
+            return [(topics[0], indexes)]
+        by_topic: dict[str | None, list[int]] = {}
+        for index, topic in zip(indexes, topics):
+            same = by_topic.get(topic)
+            if same is None:
+                by_topic[topic] = [index]
+            else:
+                same.append(index)
+        return by_topic.items()
+
+    def _decode_together(
+        self,
+        messages: Sequence[Message],
+        indexes: Sequence[int],
+        key: bytes | None,
+        topic: str | None,
+    ) -> list[Event | Invalid]:
+        """`Decoder.decode_all` of the messages at `indexes`, of one key and topic,
+        DECODED_TOGETHER at a time."""
+        source, decode_all = self.sources[topic or ""], self.decoder.decode_all
+        decoded: list[Event | Invalid] = []
+        for start in range(0, len(indexes), DECODED_TOGETHER):
+            part = [messages[i] for i in indexes[start : start + DECODED_TOGETHER]]
+            partitions, offsets = list(map(PARTITION_OF, part)), list(map(OFFSET_OF, part))
+            decoded += decode_all(
+                list(map(VALUE_OF, part)),
+                source,
+                partitions if None not in partitions else [p or 0 for p in partitions],
+                offsets if None not in offsets else [o or 0 for o in offsets],
+                list(map(SECOND, map(TIMESTAMP_OF, part))),
+                key,
+            )
+        return decoded
 
     def decodes_like(self, other: Pipeline) -> bool:
         """Does `other` turn every message into the same event, or dead letter, as this one?"""

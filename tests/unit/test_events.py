@@ -238,3 +238,89 @@ def test_a_model_with_a_name_msgspec_cannot_match_keeps_dicts(name: str) -> None
     raw = orjson.dumps({"model": "m", "features": {"a": 1.0}})
     event = decoder.decode(raw, InputTopic.prediction, 0, 1, T_MS, b"m")
     assert isinstance(event, Event) and event.features == {"a": 1.0} and event.raw is None
+
+
+def _decoded_alone_and_together(raws: list[bytes | None], source: InputTopic) -> None:
+    decoder = Decoder(FieldMapping(), max_message_bytes=200, max_model_name_length=200)
+    decoder.expect("m", ["a", "b"], ["nulls"])
+    partitions, offsets = [3] * len(raws), list(range(10, 10 + len(raws)))
+    times = list(range(T_MS, T_MS + len(raws)))
+    alone = list(
+        map(
+            decoder.decode,
+            raws,
+            [source] * len(raws),
+            partitions,
+            offsets,
+            times,
+            [b"m"] * len(raws),
+        )
+    )
+    together = decoder.decode_all(raws, source, partitions, offsets, times, b"m")
+    assert together == alone
+    assert [type(event.features) for event in together if type(event) is Event] == [
+        type(event.features) for event in alone if type(event) is Event
+    ]
+
+
+USUAL = [
+    b'{"model": "m", "ts": 1764064800123, "features": {"a": 1.5, "b": "x"}, "prediction": 1, "score": 0.75, "latency_ms": 3.5}',
+    b'{"model": "m", "ts": 1764064800124, "version": "v2", "id": "r-2", "features": {"a": 2, "nulls": null}, "score": 0.25}',
+    b'{"model": "m", "ts": 1764064800125, "prediction": "cat", "id": "r-3", "label": "dog"}',
+]
+
+
+@pytest.mark.parametrize("source", [InputTopic.prediction, InputTopic.feature, InputTopic.label])
+@pytest.mark.parametrize(
+    "odd",
+    [
+        [],  # every message as usual: one msgspec call, no step per message
+        [b'{"model": "m", "ts": "2025-11-25T10:00:00Z", "features": {"a": 1}}'],  # ts as text
+        [
+            b'{"model": "m", "version": 3, "id": 17, "score": {"x": 0.5, "y": 0.25}}'
+        ],  # numbers, classes
+        [b'{"model": "other", "features": {"a": 1}}'],  # keyed as m, another model
+        [b'{"model": "m", "features": {"a": 1, "new": 2}}'],  # a name outside the struct
+        [b'{"model": "m", "score": 1.5}', b'{"model": "m", "features": {"a": [1]}}'],  # invalid
+        [None, b"", b"{" + b" " * 200 + b"}"],  # empty, oversize
+        [b" ", b'  {"model": "m"}', b'{"model": "m"}\n'],  # whitespace around or alone
+        # Not one value each, though as many values as messages if simply joined: a value
+        # running into the next message, and two values in one.
+        [b'{"model": "m", "x": [', b'{"model": "m"}]}', b'{"model": "m"} {"model": "m"}'],
+        [b'{"model": "m", "x": "}', b'{"y": "}', b'{"model": "m"}{"model": "m"}'],
+        [b'{"model": "m", "x": {"k": {}', b'{"model": "m"}}', b'{"model": "m"}\n{"model": "m"}'],
+    ],
+)
+def test_messages_decoded_together_decode_as_alone(
+    odd: list[bytes | None], source: InputTopic
+) -> None:
+    _decoded_alone_and_together(USUAL + odd + USUAL, source)
+
+
+@pytest.mark.parametrize(
+    "names",
+    [
+        ["a", "b", "c", "d"],  # every field, in order: read whole
+        ["b", "c", "d"],  # a run of at least half of them
+        ["a", "c", "d"],  # not a run
+        ["d", "c", "b"],  # not in the struct's order
+        ["a", "b"],  # a run, but under half of the fields: name by name
+        ["c"],  # one name: the bare value
+    ],
+)
+def test_a_struct_s_rows_are_its_values_of_the_names(names: list[str]) -> None:
+    decoder = Decoder(FieldMapping(), max_message_bytes=2000, max_model_name_length=200)
+    struct = decoder.expect("m", ["a", "b", "c", "d", "e"], ["nulls"])
+    assert struct is not None
+    raws = [
+        orjson.dumps({"model": "m", "features": {"a": i, "b": "x", "d": 0.5 * i, "c": None}})
+        for i in range(3)
+    ]
+    structs = [
+        decoder.decode(raw, InputTopic.prediction, 0, 1, T_MS, b"m").features for raw in raws
+    ]  # type: ignore[union-attr]
+    assert struct.rows(structs, names) == list(map(struct.reader(names), structs))
+    assert struct.rows(structs, names) == [
+        tuple(f.get(n) for n in names) if len(names) > 1 else f.get(names[0])
+        for f in (orjson.loads(raw)["features"] for raw in raws)
+    ]

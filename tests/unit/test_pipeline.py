@@ -7,7 +7,8 @@ import random
 import orjson
 import pytest
 
-from detector.core.pipeline import Pipeline
+from detector.core.events import Event, Invalid
+from detector.core.pipeline import DECODED_TOGETHER_LEAST, BatchResult, Pipeline
 from detector.settings import load_settings
 from producers.simulate import Injection, Simulator
 from tests.fakes import FakeMessage, failing_observe, messages
@@ -411,7 +412,58 @@ def test_features_decoded_as_structs_change_no_alert_and_no_state(size: int) -> 
     ]
     assert states[0] == states[1]
     assert all(m.feature_struct is not None for m in with_structs.models())
+    m = next(m for m in with_structs.models() if m.name == "m")
+    assert m.feature_struct is not None
+    named = {attribute: name for name, attribute in m.feature_struct.attributes.items()}
+    numeric = [n for n, kind in m.feature_types.items() if kind.value == "numeric"]
+    assert len(numeric) >= 2 and numeric != list(m.feature_types)[: len(numeric)]
+    # its numeric features lead the struct, one run read whole (FeatureStruct.rows)
+    assert [named[f] for f in m.feature_struct.__struct_fields__[: len(numeric)]] == numeric
     assert list(next(m for m in with_structs.models() if m.name == "n").feature_types) == [
         "y.1",
         "class",
     ]
+
+
+def test_a_model_s_messages_decoded_together_give_what_each_gives_alone() -> None:
+    pipeline = Pipeline(load_settings(None))
+    pipeline.process(messages(Simulator(seed=5).events(300)))  # its features are expected now
+    assert b"fraud" in pipeline.decoder._expected
+    odd = [
+        b'{"model": "fraud", "score": 7}',
+        b'{"model": "fraud", "features": {"amount": NaN}}',
+        b"{oops",
+        b'{"model": "fraud", "ts": "2025-11-25T10:00:00Z", "id": 5}',  # valid, as text and number
+        b'{"model": "other"}',  # keyed as fraud
+        b'{"model": "fraud", "x": [',  # with the next: one value, if simply joined
+        b'{"model": "fraud"}]}',
+    ]
+    rng, batch = random.Random(2), []
+    for message in messages(Simulator(seed=5).events(600), first_offset=300):
+        offset = message.offset()
+        if offset >= 600 and rng.random() < 0.05:  # the first 256 predictions decode together
+            batch.append(FakeMessage("predictions", 0, 10_000 + offset, rng.choice(odd), b"fraud"))
+        if rng.random() < 0.2:
+            label = orjson.dumps({"model": "fraud", "id": f"fraud-{offset}", "label": 1})
+            batch.append(FakeMessage("labels", 0, offset, label, b"fraud"))
+        batch.append(message)
+    assert sum(m.topic() == "labels" for m in batch) >= DECODED_TOGETHER_LEAST
+    alone = [
+        pipeline.decoder.decode(
+            m.value(),
+            pipeline.sources[m.topic()],
+            m.partition(),
+            m.offset(),
+            m.timestamp()[1],
+            m.key(),
+        )
+        for m in batch
+    ]
+    result = BatchResult()
+    assert pipeline.decode(batch, result) == [e for e in alone if type(e) is Event]
+    assert [(d.topic, d.offset, d.reason, d.detail) for d in result.dead_letters] == [
+        (m.topic(), m.offset(), e.reason, e.detail)
+        for m, e in zip(batch, alone)
+        if type(e) is Invalid
+    ]
+    assert len(result.dead_letters) >= 5

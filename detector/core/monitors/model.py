@@ -69,13 +69,14 @@ from detector.settings import DetectionSettings, LimitSettings, ModelSettings, R
 TYPE_SAMPLE_EVERY = 16
 NUMBERS_OR_NONE = NUMBER_TYPES | {type(None)}
 
-# Feature names -> what reads their values off one map (`dict_reader`, `FeatureStruct.reader`).
-Reader = Callable[[Sequence[str]], Callable[[Any], Any]]
+# Maps and feature names -> each map's values of those names (`dict_rows`, `FeatureStruct.rows`).
+Rows = Callable[[Sequence[Any], Sequence[str]], list[Any]]
 
 
-def dict_reader(names: Sequence[str]) -> Callable[[Any], Any]:
-    """A dict's values of `names`, as `FeatureStruct.reader` gives a struct's."""
-    return itemgetter(*names)
+def dict_rows(maps: Sequence[Any], names: Sequence[str]) -> list[Any]:
+    """Each dict's values of `names`, as `FeatureStruct.rows` gives a struct's (KeyError where
+    a dict lacks one)."""
+    return list(map(itemgetter(*names), maps))
 
 
 CRITICAL_EFFECT = 0.2  # a shift of the mean PIT position (or of a rate) this large is 'critical'
@@ -437,8 +438,12 @@ class ModelMonitor:
 
     def feature_names(self) -> tuple[list[str], list[str]]:
         """The feature names that need no discovery (monitored or skipped), and those seen only
-        as null so far: what the decoder's FeatureStruct for this model holds."""
-        return [*self.feature_types, *sorted(self.skipped_features)], list(self.untyped_features)
+        as null so far: what the decoder's FeatureStruct for this model holds. Numeric names
+        come first, so that the struct's numeric fields are one run (`FeatureStruct.rows`)."""
+        types = self.feature_types
+        numeric = [name for name, kind in types.items() if kind is SignalType.numeric]
+        others = [name for name, kind in types.items() if kind is not SignalType.numeric]
+        return [*numeric, *others, *sorted(self.skipped_features)], list(self.untyped_features)
 
     def _observe_features(self, events: Sequence[Event], batch: BatchFeed) -> None:
         feature_rows = [i for i, e in enumerate(events) if e.features is not None]
@@ -452,7 +457,7 @@ class ModelMonitor:
         structs = types == {self.feature_struct}
         if structs:
             assert self.feature_struct is not None
-            columns = self._feature_columns(maps, read=self.feature_struct.reader)
+            columns = self._feature_columns(maps, read=self.feature_struct.rows)
         else:
             if types != {dict}:  # structs of other names (new monitors): back to the messages
                 maps = [features_in_order(events[i]) or {} for i in feature_rows]
@@ -583,10 +588,10 @@ class ModelMonitor:
         return SignalType.numeric
 
     def _feature_columns(
-        self, maps: Sequence[Any], strict: bool = False, read: Reader = dict_reader
+        self, maps: Sequence[Any], strict: bool = False, read: Rows = dict_rows
     ) -> list[tuple[str, SignalType, Sequence[Any] | np.ndarray]] | None:
         """(name, type, values) of every known feature over `maps` (dicts, or FeatureStructs read
-        with `read=FeatureStruct.reader`), None where absent (`strict`: no columns at all, None, if any map
+        with `read=FeatureStruct.rows`), None where absent (`strict`: no columns at all, None, if any map
         lacks a name). Numeric features come as one float array each when the whole batch
         converts at once."""
         numeric = [n for n, t in self.feature_types.items() if t is SignalType.numeric]
@@ -932,13 +937,13 @@ def _numbers_only(rows: Sequence[Any], width: int) -> bool:
 
 
 def rows_of(
-    maps: Sequence[Any], names: list[str], strict: bool = False, read: Reader = dict_reader
+    maps: Sequence[Any], names: list[str], strict: bool = False, read: Rows = dict_rows
 ) -> list[Any] | None:
     """Each map's values of `names` (a tuple, or the bare value for one name), None where absent
     (`strict`: None instead of any rows if a map lacks a name); in C when every map has every name.
-    FeatureStructs are read with `read=FeatureStruct.reader` (an absent name is None there)."""
+    FeatureStructs are read with `read=FeatureStruct.rows` (an absent name is None there)."""
     try:
-        return list(map(read(names), maps))
+        return read(maps, names)
     except KeyError:
         if strict:
             return None
