@@ -331,12 +331,9 @@ class Decoder:
                 except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError):
                     pass  # an unexpected name or value, or invalid: the usual path decides
                 else:
-                    if wire.model == expected.model:
-                        event = self._from_wire(wire, source, partition, offset, kafka_ts_ms)
-                        if event is not None:
-                            if event.features is not None:
-                                event.raw = raw
-                            return event
+                    return self._expected_event(
+                        wire, expected, raw, source, partition, offset, kafka_ts_ms
+                    )
         return self._decode_unexpected(raw, source, partition, offset, kafka_ts_ms)
 
     def decode_all(

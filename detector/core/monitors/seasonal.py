@@ -10,11 +10,13 @@ How a signal learns its season (detector.core.monitors.signal drives it):
    day), without alerting meanwhile: before a full cycle has been seen, whether a daily or
    weekly component exists cannot be known, and watching a cyclic signal against a reference
    learned in one hour is what raised an alert every evening. Faster traffic (a day does not
-   fit) is not kept blind for a week of millions of events: it learns its first day blind,
-   then watches against that day's hours (decided as at a cycle's end) while it learns one
-   week of event time from every `every`-th value (about four million values a week), and
-   switches at the week's end (`Plan.watching`, `Plan.day_ms`). Against its warm-up's
-   reference, as it watched before, every cyclic signal alarmed all week.
+   fit) is not kept blind for a day or a week of millions of events: it watches against its
+   warm-up's reference over its first day, then against that day's hours (decided as at a
+   cycle's end; the other kind of day, weekend or weekdays, learned blind until the week has
+   shown it) while it learns one week of event time from every `every`-th value (about four
+   million values a week), and switches at the week's end (`Plan.watching`, `Plan.day_ms`).
+   Against its warm-up's reference all week, as it watched before, every cyclic signal
+   alarmed all week.
 2. Over that cycle (`SeasonLearner`) the signal keeps, per hour-of-week bucket, the count and
    the fixed-point sums of t and t² (t: the value on a robust, scale-free scale, `Scaler`) or
    the count of each category (a 0/1 rate: of 0s and 1s), plus a thinned sample of t spread
@@ -85,9 +87,9 @@ class Plan:
     """What a signal's season learning covers: `hours` of event time (24 or 168) from its first
     value, ending at the first value at or after `end_ms`; every `every`-th value is learned
     from and every `stride`-th (a multiple of `every`) kept in the sample. `watching`: the
-    signal watches meanwhile (traffic too fast to stay blind for the cycle), from `day_ms` on
-    with the season of the values before it (its first day, learned blind), or from the start
-    against its warm-up's reference when `day_ms` is 0 (plans saved before first days)."""
+    signal watches meanwhile (traffic too fast to stay blind), against its warm-up's reference
+    until `day_ms`, then with the season of its first day (all week when `day_ms` is 0: plans
+    saved before first days)."""
 
     hours: int
     end_ms: int
@@ -115,7 +117,7 @@ def plan(ts_ms: np.ndarray, max_events: int) -> Plan | None:
     """The season to learn after a warm-up whose values came at event times `ts_ms`: a week if
     a week at the warm-up's rate fits in `max_events` values, else a day if a day does, both
     blind; else a week learned from every `every`-th value (about LEARNED_WHILE_WATCHING of
-    them) while watching from the end of its first day, learned blind. None (no seasonal
+    them) while watching, with its first day's season after that day. None (no seasonal
     adjustment) if `max_events` is 0 or the times do not move."""
     if max_events <= 0 or len(ts_ms) < 2:
         return None
@@ -566,8 +568,9 @@ class SeasonLearner:
         self.reference = reference
         self.index = reference.index() if reference is not None else {}
         self.seen = 0  # values offered (learned from: every plan.every-th)
-        # the signal does not watch (a plan's whole cycle, or a watching plan's first day)
-        self.blind = not plan.watching or plan.day_ms > 0
+        self.blind = not plan.watching  # the signal does not watch while it learns
+        # a watching plan's first day, judged against the warm-up's reference (then its own)
+        self.first_day = plan.watching and plan.day_ms > 0
         # columns of counts: a category's codes, 'other' last; a number's one; a rate's 0 and 1
         codes = reference.other_code + 1 if reference is not None else 2 - (scaler is not None)
         # Per hour of the week: counts (of each code) and the fixed-point sums of t and t²,
@@ -584,8 +587,8 @@ class SeasonLearner:
 
     @property
     def phase_end_ms(self) -> int:
-        """Where what is learned now ends: a watching plan's blind first day, else the cycle."""
-        return self.plan.day_ms if self.blind and self.plan.watching else self.plan.end_ms
+        """Where what is learned now ends: a watching plan's first day, else the cycle."""
+        return self.plan.day_ms if self.first_day else self.plan.end_ms
 
     def until_end(self, ts_ms: np.ndarray) -> int:
         """How many of values at ts_ms (in order) are in the phase: up to the first at its end."""
@@ -603,7 +606,7 @@ class SeasonLearner:
         signal whose weekend differs)."""
         if self.blind:
             return len(ts_ms)
-        if not self.plan.day_ms:  # (a plan saved before first days)
+        if self.first_day or not self.plan.day_ms:  # (0: a plan saved before first days)
             return 0
         first_kind = _weekend(np.array([self.plan.day_ms - DAY_HOURS * HOUR_MS // 2]))[0]
         other = _weekend(np.asarray(ts_ms, dtype=np.int64)) != first_kind
@@ -614,7 +617,7 @@ class SeasonLearner:
         the phase ends or `blind_run` starts again."""
         ts_ms = np.asarray(ts_ms, dtype=np.int64)
         end = self.until_end(ts_ms)
-        if not self.plan.day_ms or not end:
+        if self.first_day or not self.plan.day_ms or not end:
             return end
         kinds = _weekend(ts_ms[:end])
         other = np.flatnonzero(kinds != kinds[0])
@@ -752,7 +755,7 @@ class SeasonLearner:
             "scaler": None if self.scaler is None else self.scaler.to_state(),
             "reference": None if self.reference is None else self.reference.to_state(),
             "seen": self.seen,
-            "blind": self.blind,
+            "first_day": self.first_day,
             "stride": self.stride,
             "counts": self.counts,
             "sums": self.sums,
@@ -772,9 +775,8 @@ class SeasonLearner:
             None if reference is None else CategoricalReference.from_state(reference),
         )
         learner.seen = int(state["seen"])
-        learner.blind = bool(
-            state.get("blind", learner.blind)
-        )  # (saved before first days: its plan's)
+        # (a learner saved before first days has a plan without one: not in it)
+        learner.first_day = bool(state.get("first_day", learner.first_day))
         learner.stride = int(state["stride"])
         codes = learner.counts.shape[1]
         learner.counts = np.asarray(state["counts"], dtype=np.int64).reshape(-1, codes)

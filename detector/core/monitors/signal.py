@@ -186,8 +186,9 @@ class SignalMonitor:
         end = min(total, start + limit)
         drift = self.lifecycle.drift
         if drift is not None:
-            # (at least one value: values learned blind meanwhile, a fast model's first
-            # weekend, may have passed the re-baseline, due at the next value watched)
+            # (at least one value: values learned blind meanwhile, the other kind of day in a
+            # fast model's first week, may have passed the re-baseline, due at the next value
+            # watched)
             end = min(end, max(start + drift.started_at + limit - self.seen, start + 1))
         return end
 
@@ -244,7 +245,7 @@ class SignalMonitor:
         return taken
 
     def _end_season(self) -> None:
-        """The cycle (or a watching plan's blind first day) is over: if it is significant, the
+        """The cycle (or a watching plan's first day) is over: if it is significant, the
         signal is judged against its hour from now on (numbers: a pooled reference of the
         standardised values; categories: the hour's shares, under the reference the cycle was
         learned with) and its detectors and block history start again; else nothing changes
@@ -253,8 +254,8 @@ class SignalMonitor:
         learner = self.season_learner
         assert learner is not None
         ended_ms = learner.phase_end_ms
-        if learner.blind and learner.plan.watching:
-            learner.blind = False
+        if learner.first_day:
+            learner.first_day = False
         else:
             self.season_learner = None
         if self.signal_type is SignalType.rate:
