@@ -255,8 +255,9 @@ class DetectionSettings(Strict):
         le=5_000_000,
         description="a signal whose week (else day) of traffic, at its warm-up's event-time rate, fits in this many "
         "events learns its daily/weekly cycle over it before alerting, and is then judged against its usual value "
-        "for the hour; faster traffic learns its week while watching against its warm-up's reference, and "
-        "switches after it (0: no seasonal adjustment)",
+        "for the hour; faster traffic learns its week while watching: its first day against its warm-up's "
+        "reference, then against that day's hours (the other kind of day learned unwatched), and switches after "
+        "the week (0: no seasonal adjustment)",
     )
     disabled_monitors: list[str] = Field(
         default_factory=list, description="monitor names or prefixes to skip"
