@@ -44,7 +44,14 @@ class KafkaSink:
         self.on_delivery = on_delivery
         self.error: KafkaError | None = None
         # librdkafka's own connection logs are silenced (log_level 2): failures surface as SinkError.
-        defaults = {"linger.ms": 20, "message.timeout.ms": 30_000, "log_level": 2}
+        # Idempotence keeps a model's events in the order written through retries (without it,
+        # a retried first batch on a freshly created topic landed after the last one).
+        defaults = {
+            "linger.ms": 20,
+            "message.timeout.ms": 30_000,
+            "log_level": 2,
+            "enable.idempotence": True,
+        }
         self.producer = Producer({**defaults, **config, "on_delivery": self._delivered})
         try:
             self.producer.list_topics(timeout=10)
