@@ -30,7 +30,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from itertools import groupby
 from operator import attrgetter, itemgetter, methodcaller
-from typing import NamedTuple, Protocol
+from typing import NamedTuple, Protocol, TypeVar
 
 from detector.core.alerts import DEPLOYED, Alert, ModelEvent
 from detector.core.events import RECORD_MS_OF, SOURCE_OF, TS_OF, Decoder, Event, InputTopic, Invalid
@@ -212,6 +212,21 @@ INVALID = Invalid("", "")  # a place not decoded yet
 # of a batch of 5,000 in one: 3.8 µs a message; in runs of 256: 2.8; one by one before: 3.1).
 DECODED_TOGETHER = 256
 DECODED_TOGETHER_LEAST = 64
+L = TypeVar("L")  # what groups places (`_grouped`)
+
+
+def _grouped(indexes: Sequence[int], labels: Sequence[L]) -> Iterable[tuple[L, Sequence[int]]]:
+    """`indexes` grouped by their `labels` (one each), in order of first appearance."""
+    if len(set(labels)) <= 1:
+        return [(labels[0], indexes)] if len(labels) else []
+    groups: dict[L, list[int]] = {}
+    for index, label in zip(indexes, labels):
+        same = groups.get(label)
+        if same is None:
+            groups[label] = [index]
+        else:
+            same.append(index)
+    return groups.items()
 
 
 @dataclass
@@ -356,20 +371,9 @@ class Pipeline:
         long after the decoding when its events are held (200,000 events of 20 models
         interleaved, held: 0.58-0.64 of one model's events per CPU-second decoded in arrival
         order, 0.81 a key at a time)."""
-        keys = list(map(KEY_OF, messages))
-        groups: Iterable[tuple[bytes | None, Sequence[int]]] = [(keys[0], range(len(messages)))]
-        if len(set(keys)) > 1:
-            by_key: dict[bytes | None, list[int]] = {}
-            for index, key in enumerate(keys):
-                same = by_key.get(key)
-                if same is None:
-                    by_key[key] = [index]
-                else:
-                    same.append(index)
-            groups = by_key.items()
         decoded: list[Event | Invalid] = [INVALID] * len(messages)
         decode, sources = self.decoder.decode, self.sources
-        for key, indexes in groups:
+        for key, indexes in _grouped(range(len(messages)), list(map(KEY_OF, messages))):
             if len(indexes) < DECODED_TOGETHER_LEAST:  # a few: one by one costs less
                 for index in indexes:
                     message = messages[index]
@@ -382,7 +386,8 @@ class Pipeline:
                         key,
                     )
                 continue
-            for topic, part in self._by_topic(messages, indexes):
+            topics = [messages[i].topic() for i in indexes]
+            for topic, part in _grouped(indexes, topics):
                 for index, event in zip(part, self._decode_together(messages, part, key, topic)):
                     decoded[index] = event
         if set(map(type, decoded)) == {Event}:
@@ -393,23 +398,6 @@ class Pipeline:
             result.dead_letters.append(DeadLetter.of(message, why))
             result.invalid[message.topic() or "", why.reason] += 1
         return [event for event in decoded if type(event) is not Invalid]
-
-    @staticmethod
-    def _by_topic(
-        messages: Sequence[Message], indexes: Sequence[int]
-    ) -> Iterable[tuple[str | None, Sequence[int]]]:
-        """The places `indexes` of `messages` by their topic."""
-        topics = [messages[i].topic() for i in indexes]
-        if len(set(topics)) == 1:
-            return [(topics[0], indexes)]
-        by_topic: dict[str | None, list[int]] = {}
-        for index, topic in zip(indexes, topics):
-            same = by_topic.get(topic)
-            if same is None:
-                by_topic[topic] = [index]
-            else:
-                same.append(index)
-        return by_topic.items()
 
     def _decode_together(
         self,

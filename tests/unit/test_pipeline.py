@@ -30,6 +30,12 @@ def test_a_feature_shift_raises_the_right_alert() -> None:
     assert result.events["predictions", "fraud"] == 12_000
 
 
+def test_an_empty_batch_is_an_empty_result() -> None:
+    """(A poll that returned nothing: decoding by key must not look for a first message.)"""
+    result = Pipeline(load_settings(None)).process([])
+    assert not result.alerts and not result.dead_letters and not result.events
+
+
 @pytest.mark.parametrize("size", [1, 333, 5000])
 def test_published_alerts_do_not_depend_on_batching(size: int) -> None:
     simulator = Simulator(

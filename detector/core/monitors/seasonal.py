@@ -148,8 +148,8 @@ class Scaler:
     any unit (scale-free), and linear, so that a cycle of the scale (a lognormal amount, a
     latency) stays one of the scale. A heavy tail makes the bucket moments noisy, and so their
     differences not significant: such a signal keeps its unadjusted reference. `grid`: 1 when
-    every warm-up value was a whole number (a count), whose PIT is then taken over its unit
-    (`NumericSeason.pit_t`), else 0."""
+    every warm-up value was a whole number (a count), whose statistics are then taken over its
+    unit (`NumericSeason.statistics_t`), else 0."""
 
     median: float
     scale: float
@@ -179,8 +179,8 @@ class Scaler:
 
 @dataclass(frozen=True)
 class NumericSeason:
-    """Per-bucket location and scale of t; `standardise` maps a value to its bucket's z, `pit_t`
-    to its PIT statistics under the pooled reference of z (`reference_sample`)."""
+    """Per-bucket location and scale of t; `standardise` maps a value to its bucket's z,
+    `statistics` to its PIT statistics under the pooled reference of z (`reference_sample`)."""
 
     scaler: Scaler
     location: np.ndarray  # per bucket, 24 or 168
@@ -234,9 +234,9 @@ class NumericSeason:
     def statistics_t(
         self, reference: NumericReference, t: np.ndarray, ts_ms: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
-        """The PIT statistics (location u, spread `spread_of(u)`) of values already on the scaler's scale,
-        under the pooled reference: of their z, or for a count, their means over its unit's
-        cell of z. A count's z lie on a lattice whose phase moves with the hour's location and
+        """The PIT statistics (location u, spread `spread_of(u)`) of values already on the
+        scaler's scale, under the pooled reference: of their z, or for a count, their means over
+        its unit's cell of z. A count's z lie on a lattice whose phase moves with the hour's location and
         scale; at single points of the pooled reference (which mixes all phases) an hour's
         statistics moved with that phase, the spread most (a cell across the median): sessions
         of mean 2-9 left cycles of ±0.09 sd a few hours long that no hourly offset removes,
@@ -568,7 +568,6 @@ class SeasonLearner:
         self.reference = reference
         self.index = reference.index() if reference is not None else {}
         self.seen = 0  # values offered (learned from: every plan.every-th)
-        self.blind = not plan.watching  # the signal does not watch while it learns
         # a watching plan's first day, judged against the warm-up's reference (then its own)
         self.first_day = plan.watching and plan.day_ms > 0
         # columns of counts: a category's codes, 'other' last; a number's one; a rate's 0 and 1
@@ -584,6 +583,11 @@ class SeasonLearner:
         self.pending_positions: list[int] = []
         self.pending_ts: list[int] = []
         self.pending_values: list[Any] = []
+
+    @property
+    def blind(self) -> bool:
+        """The signal does not watch while it learns (slow traffic: the whole cycle)."""
+        return not self.plan.watching
 
     @property
     def phase_end_ms(self) -> int:
