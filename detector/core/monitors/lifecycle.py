@@ -120,10 +120,11 @@ class Lifecycle:
         return self.drift is None and self.deferred is None
 
     def decide(
-        self, hits: list[StatisticHit], checks: list[BlockCheck], seen: int
+        self, hits: list[StatisticHit], checks: list[BlockCheck], seen: int, held: bool = False
     ) -> list[Detected | Resolved]:
         """Walk hits and block checks of values whose first is at signal position `seen`, in
-        order (a hit first at equal indices)."""
+        order (a hit first at equal indices). `held`: an open drift stays open (its signal is
+        judged against a reference it is known to move away from and back to)."""
         steps: list[StatisticHit | BlockCheck] = [*hits, *checks]
         steps.sort(key=lambda step: (step.index, isinstance(step, BlockCheck)))
         edges: list[Detected | Resolved] = []
@@ -132,7 +133,7 @@ class Lifecycle:
             edge = (
                 self._on_hit(step, position)
                 if isinstance(step, StatisticHit)
-                else self._on_block_end(step, position)
+                else self._on_block_end(step, position, held)
             )
             if edge is not None:
                 edges.append(edge)
@@ -158,10 +159,13 @@ class Lifecycle:
             )
         return None
 
-    def _on_block_end(self, check: BlockCheck, position: int) -> Detected | Resolved | None:
+    def _on_block_end(
+        self, check: BlockCheck, position: int, held: bool
+    ) -> Detected | Resolved | None:
         if self.drift is not None:
             if (
-                check.window_full
+                not held
+                and check.window_full
                 and check.in_band
                 and position - self.drift.started_at >= self.resolve_window_events
             ):

@@ -167,7 +167,7 @@ class SignalMonitor:
                 assert times is not None
                 end = start + learner.watched_run(times[start:end])
                 if end == start:
-                    self._end_season()
+                    transitions += self._end_watched_phase(start, sources)
                     continue
             found, stop = yield from self._watch(values, start, end, sources, times)
             if learner is not None:
@@ -185,7 +185,7 @@ class SignalMonitor:
             return total
         end = min(total, start + limit)
         drift = self.lifecycle.drift
-        if drift is not None:
+        if drift is not None and not self._held:
             # (at least one value: values learned blind meanwhile, the other kind of day in a
             # fast model's first week, may have passed the re-baseline, due at the next value
             # watched)
@@ -244,13 +244,28 @@ class SignalMonitor:
             self._end_season()
         return taken
 
-    def _end_season(self) -> None:
+    def _end_watched_phase(self, start: int, sources: SourceRefs) -> list[Transition]:
+        """A watching plan's phase (its first day, or its week) ends at values[start]. A drift
+        held open over the first day (`_held`) is closed there as re-baselined: from
+        this value on the signal is judged against the day's hours or, where the day showed no
+        cycle, against a new reference learned from the next values, as any drift open too
+        long."""
+        if not self._held:
+            self._end_season()
+            return []
+        resolved = self.lifecycle.resolve(0, self.seen, "rebaselined")
+        transition = self._transition(resolved, start, sources)  # (the day's history and reference)
+        if not self._end_season():
+            self._rebaseline()
+        return [transition]
+
+    def _end_season(self) -> bool:
         """The cycle (or a watching plan's first day) is over: if it is significant, the
         signal is judged against its hour from now on (numbers: a pooled reference of the
         standardised values; categories: the hour's shares, under the reference the cycle was
         learned with) and its detectors and block history start again; else nothing changes
         (the warm-up's reference, or the first day's season, stays). After a first day the
-        learner goes on, watched, to the week's end."""
+        learner goes on, watched, to the week's end. True: the season was adopted."""
         learner = self.season_learner
         assert learner is not None
         ended_ms = learner.phase_end_ms
@@ -260,11 +275,11 @@ class SignalMonitor:
             self.season_learner = None
         if self.signal_type is SignalType.rate:
             if not self._adopt_rate_season(learner):
-                return
+                return False
         elif learner.reference is not None:
             season = learner.categorical_season()
             if season is None:
-                return
+                return False
             if learner.plan.watching:  # the signal may have re-baselined meanwhile
                 self._adopt(learner.reference, learner.other_share())
             self.season = season
@@ -273,7 +288,7 @@ class SignalMonitor:
         else:
             numeric = learner.numeric_season()
             if numeric is None:
-                return
+                return False
             self.season = numeric
             self.recentring = Recentring(
                 len(self.statistics),
@@ -291,6 +306,7 @@ class SignalMonitor:
         self.block_source = (0, -1, NAN)
         self.history = BlockHistory(self.statistics, 2 * self.config.window_blocks)
         self.below_floor = None
+        return True
 
     def _adopt_rate_season(self, learner: SeasonLearner) -> bool:
         """A rate whose share of 1s depends on the hour is judged against its hour's rate from
@@ -458,20 +474,47 @@ class SignalMonitor:
 
         transitions = self._decide(hits, ends, start, sources)
         self.seen += len(chunk)
-        limit = self.config.rebaseline_after_events
-        drift = self.lifecycle.drift
-        if drift is not None and limit and self.seen - drift.started_at >= limit:
+        if self._rebaseline_due():
             resolved = self.lifecycle.resolve(len(chunk) - 1, self.seen - 1, "rebaselined")
             transitions.append(self._transition(resolved, start, sources))
-            self.reference = None  # learn a new one from the next values
-            if self.signal_type is not SignalType.numeric:
-                self.season = None  # new categories or rate, new mix by hour: learn it again
-                self.mix = None
-            self.streams = {}
+            self._rebaseline()
         if categories is not None and codes is not None:
             categories.end()
         self.history.trim()
         return transitions, end
+
+    def _rebaseline_due(self) -> bool:
+        """Is an open drift due to re-baseline (`rebaseline_after_events` since it opened), and
+        not held instead (`_held`)?"""
+        drift = self.lifecycle.drift
+        limit = self.config.rebaseline_after_events
+        if drift is None or not limit:
+            return False
+        learner = self.season_learner
+        return self.seen - drift.started_at >= limit and not (learner and learner.first_day)
+
+    @property
+    def _held(self) -> bool:
+        """Is a drift held open, neither re-baselined nor returned, until the day's hours are
+        known (`_end_watched_phase`)? On a fast model's first day, judged against its warm-up's
+        reference, a drift that lasted until its re-baseline was due: a cyclic signal moves
+        away from that reference for hours, and each new reference learned from a few minutes
+        of it, or each return, alarmed again as the hours moved on (258 alarms on the
+        benchmark model's first day). A shorter drift resolves as always."""
+        drift, learner = self.lifecycle.drift, self.season_learner
+        limit = self.config.rebaseline_after_events
+        if drift is None or not limit or learner is None or not learner.first_day:
+            return False
+        return self.seen - drift.started_at >= limit
+
+    def _rebaseline(self) -> None:
+        """Learn a new reference from the next values (the season of a number stays; a
+        category's or a rate's mix by hour is learned again with its new categories)."""
+        self.reference = None
+        if self.signal_type is not SignalType.numeric:
+            self.season = None
+            self.mix = None
+        self.streams = {}
 
     def _confirm(self, hits: list[StatisticHit], ends: np.ndarray) -> list[StatisticHit]:
         """The detector hits (on PIT statistics) of this chunk that are large enough to alert on,
@@ -567,7 +610,7 @@ class SignalMonitor:
             return []  # the usual case: nothing to decide
         full, inside = self._in_band(ends)
         checks = [BlockCheck(int(i), bool(f), bool(n)) for i, f, n in zip(ends, full, inside)]
-        edges = self.lifecycle.decide(hits, checks, self.seen)
+        edges = self.lifecycle.decide(hits, checks, self.seen, held=self._held)
         return [self._transition(edge, start, sources) for edge in edges]
 
     def _transition(self, edge: Detected | Resolved, start: int, sources: SourceRefs) -> Transition:
