@@ -162,6 +162,26 @@ def test_a_weekend_that_starts_at_midnight_steps_there_and_a_smooth_cycle_nowher
     assert gap(np.zeros(WEEK_HOURS, dtype=bool)) > 0.3
 
 
+def test_weekdays_share_their_hours_unless_a_weekday_differs() -> None:
+    """A weekly cycle that is only the weekend's: an hour of a weekday is estimated from all
+    five weekdays, of a weekend day from both (a Monday's hours learned from one Monday left
+    fast traffic's statistics 0.05 sd off there); a Monday that differs keeps its own hours."""
+    ts = times(14)
+    days = (ts - START_MS) // DAY_MS
+    hours = hour_of_week(START_MS + np.arange(7 * DAY_HOURS) * HOUR_MS).reshape(7, DAY_HOURS)
+    weekdays, weekend_days = hours[:5], hours[5:]
+    season = numeric_learner(cyclic(ts, seed=1), ts).numeric_season()
+    assert season is not None and season.buckets == WEEK_HOURS
+    for estimate in (season.location, season.scale):
+        assert (estimate[weekdays] == estimate[weekdays[0]]).all()
+        assert (estimate[weekend_days] == estimate[weekend_days[0]]).all()
+    assert (season.location[weekend_days[0]] - season.location[weekdays[0]]).min() > 0.0
+    mondays = cyclic(ts, seed=1) + 10.0 * (days % 7 == 0)  # Mondays 1 sd higher
+    own = numeric_learner(mondays, ts).numeric_season()
+    assert own is not None
+    assert (own.location[weekdays[0]] - own.location[weekdays[1]]).min() > 0.0
+
+
 def expected_statistics(
     season: NumericSeason, reference: NumericReference, mean: np.ndarray, ts: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -265,6 +285,7 @@ def test_a_rate_that_follows_the_hour_gets_its_rate_per_hour() -> None:
     expected = 0.10 + 0.07 * np.cos(2 * np.pi * (monday + 0.5 - 18.0) / 24.0)
     # hour-of-week buckets are Thursday-based: Monday's hours are 96..119
     assert np.abs(season.shares[96:120, 1] - expected).max() < 0.05
+    assert (season.shares[96:120] == season.shares[120:144]).all()  # weekdays share their hours
     assert season.rate == pytest.approx(error_bits(ts, seed=21)[: learner.seen].mean())
 
     flat = (np.random.default_rng(22).random(len(ts)) < 0.1).astype(np.float64)
