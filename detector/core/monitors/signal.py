@@ -484,14 +484,8 @@ class SignalMonitor:
         return transitions, end
 
     def _rebaseline_due(self) -> bool:
-        """Is an open drift due to re-baseline (`rebaseline_after_events` since it opened), and
-        not held instead (`_held`)?"""
-        drift = self.lifecycle.drift
-        limit = self.config.rebaseline_after_events
-        if drift is None or not limit:
-            return False
-        learner = self.season_learner
-        return self.seen - drift.started_at >= limit and not (learner and learner.first_day)
+        """Is an open drift due to re-baseline, and not held instead (`_held`)?"""
+        return self._lasted_to_rebaseline() and not self._first_day
 
     @property
     def _held(self) -> bool:
@@ -501,11 +495,17 @@ class SignalMonitor:
         away from that reference for hours, and each new reference learned from a few minutes
         of it, or each return, alarmed again as the hours moved on (258 alarms on the
         benchmark model's first day). A shorter drift resolves as always."""
-        drift, learner = self.lifecycle.drift, self.season_learner
-        limit = self.config.rebaseline_after_events
-        if drift is None or not limit or learner is None or not learner.first_day:
-            return False
-        return self.seen - drift.started_at >= limit
+        return self._lasted_to_rebaseline() and self._first_day
+
+    def _lasted_to_rebaseline(self) -> bool:
+        """Has the open drift lasted `rebaseline_after_events` values (0: never re-baselined)?"""
+        drift, limit = self.lifecycle.drift, self.config.rebaseline_after_events
+        return drift is not None and limit > 0 and self.seen - drift.started_at >= limit
+
+    @property
+    def _first_day(self) -> bool:
+        """A watching plan's first day, judged against the warm-up's reference."""
+        return self.season_learner is not None and self.season_learner.first_day
 
     def _rebaseline(self) -> None:
         """Learn a new reference from the next values (the season of a number stays; a
