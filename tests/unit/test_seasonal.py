@@ -651,6 +651,22 @@ def test_recentring_learns_weekdays_and_weekends_apart_whatever_the_batches(
     assert restored.offsets is not None and np.array_equal(restored.offsets, whole.offsets)
 
 
+def test_recentring_keeps_the_level_of_traffic_that_crowds_into_busy_hours() -> None:
+    """Three times as many values at 18:00 as at 06:00, whose statistic peaks at 18:00: the
+    offsets of the first day, then of the week, average 0 over the values (harmonics alone
+    average 0 over the hours, and moved such a stream's level by 0.0075 for the week)."""
+    rng = np.random.default_rng(12)
+    ts = times(8)
+    ts = ts[rng.random(len(ts)) < 0.5 + 0.25 * np.cos(2 * np.pi * (hours_of_day(ts) - 18) / 24)]
+    residual = 0.03 * np.cos(2 * np.pi * (hours_of_day(ts) - 18.0) / 24.0)
+    statistic = np.clip(0.5 + residual + rng.normal(0.0, 0.29, len(ts)), 0.0, 1.0)
+    fresh = Recentring(1, START_MS + DAY_MS, START_MS + 7 * DAY_MS)
+    _, out = recentred(fresh, statistic, ts, len(ts))
+    for first, last in ((1, 7), (7, 8)):  # after the first day, after the week
+        period = (ts >= START_MS + first * DAY_MS) & (ts < START_MS + last * DAY_MS)
+        assert abs((statistic[period] - out[period]).mean()) < 0.002, first
+
+
 def test_recentring_of_fast_traffic_also_removes_an_hour_its_harmonics_miss() -> None:
     """At 18,000 values an hour, an hour whose statistic sits 0.04 off its daily harmonics is
     known to 0.002 after one day: it is recentred too (the harmonics alone leave it whole)."""

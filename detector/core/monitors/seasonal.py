@@ -509,8 +509,11 @@ class Recentring:
         standard error of about 0.01, and offsets made of noise would be a daily cycle of their
         own). After the week, per kind of day (weekdays, weekends: the shape of a weekend hour
         is not that of a weekday's), its hourly means fitted by a level and the harmonics less
-        the mean of everything learned, if significant, else the harmonics of all days; then
-        centred, so that the offsets of the values learned from average 0."""
+        the mean of everything learned, if significant, else the harmonics of all days. Either
+        way centred, so that the offsets of the values learned from average 0: harmonics average
+        0 over the hours, not over values that crowd into the busy hours, and the first day's,
+        uncentred, moved fast traffic's statistics by up to 0.01 sd for a week, then back at
+        the week's refit."""
         counts = self.counts.astype(np.float64)  # (2, 24)
         sums = self.sums / STATISTIC_POINT  # (statistics, 2, 24)
         together = counts.sum(axis=0)
@@ -518,13 +521,12 @@ class Recentring:
         for row in range(len(sums)):
             pooled = _daily_fit(sums[row].sum(axis=0), together, None)
             offsets[row] = pooled if pooled is not None else 0.0
-            if self.learning:  # the first day's
-                continue
-            level = sums[row].sum() / max(counts.sum(), 1.0)
-            for kind in range(2):
-                own = _daily_fit(sums[row, kind], counts[kind], level)
-                if own is not None:
-                    offsets[row, kind] = own
+            if not self.learning:  # the week's
+                level = sums[row].sum() / max(counts.sum(), 1.0)
+                for kind in range(2):
+                    own = _daily_fit(sums[row, kind], counts[kind], level)
+                    if own is not None:
+                        offsets[row, kind] = own
             offsets[row] -= np.sum(counts * offsets[row]) / max(counts.sum(), 1.0)
         return offsets.reshape(len(sums), 2 * DAY_HOURS)
 
