@@ -247,7 +247,8 @@ class DetectionSettings(Strict):
     rebaseline_after_events: int = Field(
         20_000,
         ge=0,
-        description="a drift still open after this many events re-learns its reference (0: never)",
+        description="a drift still open after this many events re-learns its reference (0: never); on a fast "
+        "model's first day it is held open instead until the day's hours are known",
     )
     season_max_warmup_events: int = Field(
         1_000_000,
